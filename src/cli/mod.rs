@@ -1,0 +1,406 @@
+//! The command line: clap definitions, dispatch, and the only place that prints.
+
+mod demo;
+mod output;
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::coord::Coord;
+use crate::error::{Error, Result, exit};
+use crate::model::task::{Kind, State};
+use crate::tasks::{ListFilter, NewTask, TaskEdit, Tasks};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  ok
+  1  error (bad input, missing task, not a repository, malformed document)
+  2  usage (unknown command or flag, missing argument)
+  3  refused by the state or lost to another writer (a task someone else holds,
+     `claim --next` with nothing ready, a dependency cycle, a task in the wrong state)";
+
+/// Coordinate coding agents and humans on one repository, with nothing but git.
+#[derive(Parser, Debug)]
+#[command(name = "git-coord", bin_name = "git coord", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Act as this agent (else GIT_COORD_AGENT, else the repository's git user)
+    #[arg(long, global = true, value_name = "NAME")]
+    agent: Option<String>,
+    /// Print machine-readable JSON on stdout
+    #[arg(long, global = true)]
+    json: bool,
+    /// Run as if started in DIR
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Diagnostics on stderr (-v, -vv)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Prepare the repository (idempotent)
+    Init,
+    /// Create, claim and finish tasks
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Open, unclaimed tasks whose dependencies are done, most urgent first
+    Ready {
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Tasks that wait, and what they wait on
+    Blocked,
+    /// The audit trail, from the history of refs/coord/tasks
+    Log {
+        /// Only entries about this task
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+        /// At most N entries
+        #[arg(short = 'n', long = "max-count", value_name = "N")]
+        max_count: Option<usize>,
+    },
+    /// Show every capability working in a throwaway repository
+    Demo {
+        /// Keep the throwaway repository and print where it is
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TaskCommand {
+    /// Create a task and print its id
+    New(NewArgs),
+    /// List tasks, most urgent first
+    List {
+        #[arg(long, value_parser = parse_state)]
+        state: Option<State>,
+        #[arg(long)]
+        assignee: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Show one task whole
+    Show {
+        id: String,
+        /// Also show the task's history
+        #[arg(long)]
+        history: bool,
+    },
+    /// Change a task's fields
+    Edit(EditArgs),
+    /// Add a comment to a task
+    Comment { id: String, text: String },
+    /// Claim a task, or the most urgent ready one with --next
+    Claim {
+        #[arg(required_unless_present = "next", conflicts_with = "next")]
+        id: Option<String>,
+        /// Claim the most urgent ready task
+        #[arg(long)]
+        next: bool,
+        /// With --next: only tasks of this role
+        #[arg(long, requires = "next")]
+        role: Option<String>,
+        /// Claim even though dependencies are not done
+        #[arg(long)]
+        force: bool,
+    },
+    /// Give a claimed task back
+    Release {
+        id: String,
+        /// Release a task claimed by another agent
+        #[arg(long)]
+        force: bool,
+    },
+    /// Mark a task done
+    Done {
+        id: String,
+        /// A short result summary, for whoever reads progress
+        #[arg(long)]
+        summary: Option<String>,
+        /// Finish a task claimed by another agent
+        #[arg(long)]
+        force: bool,
+    },
+    /// Return a task to open (from done, claimed or blocked)
+    Reopen {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Mark a task blocked, saying on what
+    Block {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Dependencies between tasks
+    #[command(subcommand)]
+    Dep(DepCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DepCommand {
+    /// ID waits on DEP
+    Add { id: String, dep: String },
+    /// ID no longer waits on DEP
+    Rm { id: String, dep: String },
+    /// What ID waits on, recursively
+    Tree { id: String },
+}
+
+#[derive(Args, Debug)]
+struct NewArgs {
+    title: String,
+    /// Description text
+    #[arg(short = 'd', long = "description", conflicts_with = "file")]
+    description: Option<String>,
+    /// Read the description from FILE ('-' for stdin)
+    #[arg(short = 'F', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// 0 (most urgent) to 4
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=4))]
+    priority: Option<u8>,
+    #[arg(long = "type", value_parser = parse_kind)]
+    kind: Option<Kind>,
+    #[arg(long)]
+    role: Option<String>,
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    #[arg(long = "dep", value_name = "ID")]
+    deps: Vec<String>,
+    #[arg(long, value_name = "ID")]
+    parent: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct EditArgs {
+    id: String,
+    #[arg(long)]
+    title: Option<String>,
+    #[arg(short = 'd', long = "description", conflicts_with = "file")]
+    description: Option<String>,
+    #[arg(short = 'F', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=4))]
+    priority: Option<u8>,
+    #[arg(long = "type", value_parser = parse_kind)]
+    kind: Option<Kind>,
+    #[arg(long, conflicts_with = "no_role")]
+    role: Option<String>,
+    #[arg(long)]
+    no_role: bool,
+    #[arg(long = "add-label", value_name = "L")]
+    add_labels: Vec<String>,
+    #[arg(long = "rm-label", value_name = "L")]
+    rm_labels: Vec<String>,
+    #[arg(long, value_name = "ID", conflicts_with = "no_parent")]
+    parent: Option<String>,
+    #[arg(long)]
+    no_parent: bool,
+}
+
+fn parse_state(s: &str) -> Result<State, String> {
+    State::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    Kind::parse(s).map_err(|e| e.to_string())
+}
+
+/// Parses the command line, runs it, and returns the process exit code.
+pub fn main() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    init_tracing(cli.verbose);
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => exit::OK,
+        Err(Error::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => exit::OK,
+        Err(err) => {
+            output::error(&err, json);
+            err.exit_code()
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => return,
+        1 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(io::stderr)
+        .without_time()
+        .init();
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let dir = match &cli.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir()?,
+    };
+    if let Command::Demo { keep } = cli.command {
+        return demo::run(keep);
+    }
+    let coord = Coord::open(&dir, cli.agent.clone())?;
+    let out = &mut io::stdout().lock();
+    let json = cli.json;
+    let tasks = Tasks::new(&coord);
+    match cli.command {
+        Command::Init => {
+            let created = coord.init()?;
+            output::init(out, &created, json)?;
+        }
+        Command::Task(cmd) => run_task(&tasks, cmd, out, json)?,
+        Command::Ready { role } => {
+            let (ready, problems) = tasks.ready(role.as_deref())?;
+            output::problems(&problems);
+            output::summaries(out, &ready, json)?;
+        }
+        Command::Blocked => {
+            let (waiting, problems) = tasks.blocked()?;
+            output::problems(&problems);
+            output::blocked(out, &waiting, json)?;
+        }
+        Command::Log { task, max_count } => {
+            let entries = tasks.log(task.as_deref(), max_count)?;
+            output::log(out, &entries, json)?;
+        }
+        Command::Demo { .. } => unreachable!("handled before opening a repository"),
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut impl Write, json: bool) -> Result<()> {
+    match cmd {
+        TaskCommand::New(a) => {
+            let description = read_text(a.description, a.file.as_ref())?.unwrap_or_default();
+            let task = tasks.create(NewTask {
+                title: a.title,
+                description,
+                priority: a.priority,
+                kind: a.kind,
+                role: a.role,
+                labels: a.labels,
+                deps: a.deps,
+                parent: a.parent,
+            })?;
+            output::task_id(out, &task, json)?;
+        }
+        TaskCommand::List {
+            state,
+            assignee,
+            role,
+            label,
+        } => {
+            let (list, problems) = tasks.list(&ListFilter {
+                state,
+                assignee,
+                role,
+                label,
+            })?;
+            output::problems(&problems);
+            output::summaries(out, &list, json)?;
+        }
+        TaskCommand::Show { id, history } => output::task(out, &tasks.show(&id)?, history, json)?,
+        TaskCommand::Edit(a) => {
+            let description = read_text(a.description, a.file.as_ref())?;
+            let edit = TaskEdit {
+                title: a.title,
+                description,
+                priority: a.priority,
+                kind: a.kind,
+                role: if a.no_role {
+                    Some(None)
+                } else {
+                    a.role.map(Some)
+                },
+                add_labels: a.add_labels,
+                remove_labels: a.rm_labels,
+                parent: if a.no_parent {
+                    Some(None)
+                } else {
+                    a.parent.map(Some)
+                },
+            };
+            output::changed(out, "edited", &tasks.edit(&a.id, edit)?, json)?;
+        }
+        TaskCommand::Comment { id, text } => {
+            output::changed(out, "commented on", &tasks.comment(&id, &text)?, json)?
+        }
+        TaskCommand::Claim {
+            id,
+            next,
+            role,
+            force,
+        } => {
+            let task = match (id, next) {
+                (_, true) => tasks.claim_next(role.as_deref())?,
+                (Some(id), false) => tasks.claim(&id, force)?,
+                (None, false) => unreachable!("clap requires an id or --next"),
+            };
+            output::changed(out, "claimed", &task, json)?;
+        }
+        TaskCommand::Release { id, force } => {
+            output::changed(out, "released", &tasks.release(&id, force)?, json)?
+        }
+        TaskCommand::Done { id, summary, force } => {
+            output::changed(out, "done:", &tasks.done(&id, summary, force)?, json)?
+        }
+        TaskCommand::Reopen { id, reason } => {
+            output::changed(out, "reopened", &tasks.reopen(&id, reason)?, json)?
+        }
+        TaskCommand::Block { id, reason } => {
+            output::changed(out, "blocked", &tasks.block(&id, &reason)?, json)?
+        }
+        TaskCommand::Dep(DepCommand::Add { id, dep }) => {
+            output::changed(out, "dependency added to", &tasks.dep_add(&id, &dep)?, json)?
+        }
+        TaskCommand::Dep(DepCommand::Rm { id, dep }) => output::changed(
+            out,
+            "dependency removed from",
+            &tasks.dep_rm(&id, &dep)?,
+            json,
+        )?,
+        TaskCommand::Dep(DepCommand::Tree { id }) => {
+            output::dep_tree(out, &tasks.dep_tree(&id)?, json)?
+        }
+    }
+    Ok(())
+}
+
+/// The text of `-d TEXT` or `-F FILE` (`-` reads stdin).
+fn read_text(text: Option<String>, file: Option<&PathBuf>) -> Result<Option<String>> {
+    match (text, file) {
+        (Some(t), _) => Ok(Some(t)),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut s = String::new();
+            io::stdin().read_to_string(&mut s)?;
+            Ok(Some(s))
+        }
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(Some)
+            .map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display()))),
+        (None, None) => Ok(None),
+    }
+}

@@ -1,0 +1,221 @@
+//! How results look: human text by default, stable JSON with `--json`.
+
+use std::io::{self, Write};
+
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::index::Problem;
+use crate::model::task::{Task, TaskSummary};
+use crate::tasks::{DepNode, LogEntry, Waiting};
+
+type Out<'a> = &'a mut dyn Write;
+
+pub fn error(err: &Error, json: bool) {
+    if json {
+        let value =
+            json!({ "error": err.to_string(), "hint": err.hint(), "exit_code": err.exit_code() });
+        let _ = writeln!(io::stdout(), "{value}");
+    }
+    let mut stderr = io::stderr().lock();
+    let _ = writeln!(stderr, "error: {err}");
+    if let Some(hint) = err.hint() {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
+}
+
+/// Documents that could not be loaded are named on stderr; the rest of the listing still prints.
+pub fn problems(problems: &[Problem]) {
+    let mut stderr = io::stderr().lock();
+    for p in problems {
+        let _ = writeln!(
+            stderr,
+            "warning: skipped refs/coord/tasks:{}: {}",
+            p.path, p.why
+        );
+    }
+}
+
+pub fn init(out: Out, created: &[&str], json: bool) -> io::Result<()> {
+    if json {
+        return writeln!(out, "{}", json!({ "created": created }));
+    }
+    if created.is_empty() {
+        writeln!(out, "already initialised: nothing to do")
+    } else {
+        writeln!(out, "initialised {}", created.join(", "))
+    }
+}
+
+/// The stable JSON form of a task; the summary fields are always present (null when unset).
+pub fn task_json(task: &Task) -> Value {
+    let mut value = serde_json::to_value(TaskSummary::from(task)).expect("summaries serialize");
+    let map = value.as_object_mut().expect("a summary is an object");
+    map.insert("claimed_at".into(), json!(task.claimed_at));
+    map.insert("created_by".into(), json!(task.created_by));
+    map.insert("description".into(), json!(task.description));
+    map.insert("comments".into(), json!(task.comments));
+    map.insert("history".into(), json!(task.history));
+    value
+}
+
+pub fn task_id(out: Out, task: &Task, json: bool) -> io::Result<()> {
+    if json {
+        writeln!(out, "{}", task_json(task))
+    } else {
+        writeln!(out, "{}", task.id)
+    }
+}
+
+pub fn changed(out: Out, verb: &str, task: &Task, json: bool) -> io::Result<()> {
+    if json {
+        return writeln!(out, "{}", task_json(task));
+    }
+    writeln!(out, "{verb} {} {}", task.id, task.title)
+}
+
+pub fn summaries(out: Out, tasks: &[TaskSummary], json: bool) -> io::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, tasks)?;
+        return writeln!(out);
+    }
+    for t in tasks {
+        summary_line(out, t)?;
+    }
+    Ok(())
+}
+
+fn summary_line(out: Out, t: &TaskSummary) -> io::Result<()> {
+    let mut extra = String::new();
+    if let Some(role) = &t.role {
+        extra.push_str(&format!(" @{role}"));
+    }
+    for label in &t.labels {
+        extra.push_str(&format!(" #{label}"));
+    }
+    writeln!(
+        out,
+        "{}  P{}  {:<7}  {:<12}  {}{}",
+        t.id,
+        t.priority,
+        t.state.as_str(),
+        t.assignee.as_deref().unwrap_or("-"),
+        t.title,
+        extra
+    )
+}
+
+pub fn task(out: Out, task: &Task, history: bool, json: bool) -> io::Result<()> {
+    if json {
+        let mut value = task_json(task);
+        if !history {
+            value.as_object_mut().expect("object").remove("history");
+        }
+        return writeln!(out, "{value}");
+    }
+    writeln!(out, "{}  {}", task.id, task.title)?;
+    writeln!(out, "state:    {}", task.state.as_str())?;
+    writeln!(
+        out,
+        "type:     {}   priority: P{}",
+        task.kind.as_str(),
+        task.priority
+    )?;
+    let fields = [
+        ("assignee", task.assignee.clone()),
+        ("claimed", task.claimed_at.clone()),
+        ("role", task.role.clone()),
+        (
+            "labels",
+            (!task.labels.is_empty()).then(|| task.labels.join(", ")),
+        ),
+        (
+            "deps",
+            (!task.deps.is_empty()).then(|| task.deps.join(", ")),
+        ),
+        ("parent", task.parent.clone()),
+        ("blocked", task.block_reason.clone()),
+        ("summary", task.summary.clone()),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value {
+            writeln!(out, "{:<9} {value}", format!("{name}:"))?;
+        }
+    }
+    writeln!(
+        out,
+        "created:  {} by {}   updated: {}",
+        task.created, task.created_by, task.updated
+    )?;
+    if !task.description.is_empty() {
+        writeln!(out)?;
+        for line in task.description.lines() {
+            writeln!(out, "    {line}")?;
+        }
+    }
+    if !task.comments.is_empty() {
+        writeln!(out, "\ncomments:")?;
+        for c in &task.comments {
+            writeln!(out, "  {} {}: {}", c.at, c.author, c.text)?;
+        }
+    }
+    if history {
+        writeln!(out, "\nhistory:")?;
+        for e in &task.history {
+            let note = e
+                .note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            writeln!(out, "  {} {} {}{note}", e.at, e.agent, e.op)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn blocked(out: Out, waiting: &[Waiting], json: bool) -> io::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, waiting)?;
+        return writeln!(out);
+    }
+    for w in waiting {
+        summary_line(out, &w.task)?;
+        if let Some(reason) = &w.task.block_reason {
+            writeln!(out, "    blocked: {reason}")?;
+        }
+        for dep in &w.waits_on {
+            writeln!(out, "    waits on {} ({}) {}", dep.id, dep.state, dep.title)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn dep_tree(out: Out, root: &DepNode, json: bool) -> io::Result<()> {
+    if json {
+        return writeln!(out, "{}", serde_json::to_value(root)?);
+    }
+    fn walk(out: Out, node: &DepNode, depth: usize) -> io::Result<()> {
+        let seen = if node.repeated { " (shown above)" } else { "" };
+        writeln!(
+            out,
+            "{}{} [{}] {}{seen}",
+            "  ".repeat(depth),
+            node.id,
+            node.state,
+            node.title
+        )?;
+        node.deps.iter().try_for_each(|d| walk(out, d, depth + 1))
+    }
+    walk(out, root, 0)
+}
+
+pub fn log(out: Out, entries: &[LogEntry], json: bool) -> io::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, entries)?;
+        return writeln!(out);
+    }
+    for e in entries {
+        writeln!(out, "{} {}  {}", &e.commit[..10], e.at, e.subject)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! Every error a command can end with, the exit code it maps to and the hint shown with it.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Exit codes, as documented in the README and in `--help`.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const USAGE: u8 = 2;
+    /// Lost to another writer, or refused by the state (a claim someone holds, nothing ready).
+    pub const REFUSED: u8 = 3;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not a git repository: {}", .0.display())]
+    NotARepository(PathBuf),
+    #[error("no task matches '{0}'")]
+    NoSuchTask(String),
+    #[error("'{prefix}' is ambiguous: it matches {}", .candidates.join(", "))]
+    AmbiguousId {
+        prefix: String,
+        candidates: Vec<String>,
+    },
+    #[error("invalid {what} '{value}': {why}")]
+    Invalid {
+        what: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("task {id} is claimed by {holder}")]
+    ClaimedByOther { id: String, holder: String },
+    #[error("task {id} is {state}: {why}")]
+    WrongState {
+        id: String,
+        state: String,
+        why: String,
+    },
+    #[error("no ready task{}", .role.as_ref().map(|r| format!(" for role {r}")).unwrap_or_default())]
+    NothingReady { role: Option<String> },
+    #[error("dependency cycle: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
+    #[error("gave up after {attempts} attempts: other writers kept moving {refname}")]
+    Contended { refname: String, attempts: u32 },
+    #[error("malformed document {refname}:{path}: {why}")]
+    Malformed {
+        refname: String,
+        path: String,
+        why: String,
+    },
+    #[error(
+        "{refname}:{path} has format version {found}, newer than this git-coord understands ({supported})"
+    )]
+    NewerFormat {
+        refname: String,
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error("cannot tell who is acting")]
+    NoAgent,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("git: {0}")]
+    Git(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub fn invalid(what: &'static str, value: impl Into<String>, why: impl Into<String>) -> Error {
+        Error::Invalid {
+            what,
+            value: value.into(),
+            why: why.into(),
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::ClaimedByOther { .. }
+            | Error::WrongState { .. }
+            | Error::NothingReady { .. }
+            | Error::Cycle(_)
+            | Error::Contended { .. } => exit::REFUSED,
+            _ => exit::ERROR,
+        }
+    }
+
+    /// What the user can do next, when there is something useful to say.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::NotARepository(_) => {
+                "run this inside a git repository, or `git init` one first".into()
+            }
+            Error::NoSuchTask(_) => "`git coord task list` shows the tasks and their ids".into(),
+            Error::AmbiguousId { .. } => "type more characters of the id".into(),
+            Error::ClaimedByOther { .. } => {
+                "pick another task with `git coord ready`, or ask the holder to release it".into()
+            }
+            Error::NothingReady { .. } => "`git coord blocked` shows what waits and on what".into(),
+            Error::Cycle(_) => {
+                "remove one of the dependencies in the cycle first (`git coord task dep rm`)".into()
+            }
+            Error::Contended { .. } => "try again; many agents are writing at once".into(),
+            Error::Malformed { .. } => {
+                "inspect it with `git show`; other documents are unaffected".into()
+            }
+            Error::NewerFormat { .. } => {
+                "upgrade git-coord (`cargo install --path .` in a newer checkout)".into()
+            }
+            Error::NoAgent => {
+                "pass --agent NAME, set GIT_COORD_AGENT, or `git config user.name NAME`".into()
+            }
+            _ => return None,
+        })
+    }
+}

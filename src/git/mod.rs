@@ -1,0 +1,274 @@
+//! The only place that touches gix. Everything else asks this module for refs, trees, blobs and
+//! commits, and for a compare-and-swap move of a ref.
+
+use std::path::{Path, PathBuf};
+
+use gix::bstr::{BString, ByteSlice};
+use gix::objs::tree::EntryKind;
+use gix::refs::Target;
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+
+pub use gix::ObjectId as Oid;
+
+use crate::error::{Error, Result};
+
+/// One entry of a tree: its name, its object and whether it is a subtree.
+#[derive(Debug, Clone)]
+pub struct TreeEntry {
+    pub name: String,
+    pub oid: Oid,
+    pub is_tree: bool,
+}
+
+/// A change to apply to a tree: write `Some(blob)` at a path, or remove it with `None`.
+#[derive(Debug, Clone)]
+pub struct PathEdit {
+    pub path: String,
+    pub blob: Option<Oid>,
+}
+
+/// Who wrote a commit: name, email and the time in seconds since the epoch.
+#[derive(Debug, Clone)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+    pub seconds: i64,
+}
+
+/// A commit as the audit log shows it.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    pub oid: Oid,
+    pub seconds: i64,
+    pub author: String,
+    pub message: String,
+    pub parents: Vec<Oid>,
+}
+
+/// The outcome of a compare-and-swap on a ref.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Cas {
+    Moved,
+    /// Another writer moved the ref (or holds its lock): re-read and try again.
+    Lost,
+}
+
+/// A repository opened in-process.
+pub struct Repo {
+    inner: gix::Repository,
+}
+
+impl Repo {
+    /// Finds the repository that contains `dir`, as git does (linked worktrees included).
+    pub fn discover(dir: &Path) -> Result<Repo> {
+        let inner = gix::ThreadSafeRepository::discover_with_environment_overrides(dir)
+            .map_err(|_| Error::NotARepository(dir.to_path_buf()))?
+            .to_thread_local();
+        Ok(Repo { inner })
+    }
+
+    /// Opens the repository at `git_dir` (for another thread on the same repository).
+    pub fn open(git_dir: &Path) -> Result<Repo> {
+        let inner = gix::open(git_dir).map_err(git_err)?;
+        Ok(Repo { inner })
+    }
+
+    /// Where the repository's git directory is (per worktree).
+    pub fn git_dir(&self) -> PathBuf {
+        self.inner.git_dir().to_path_buf()
+    }
+
+    /// The directory shared by every worktree (`.git` of the main worktree).
+    pub fn common_dir(&self) -> PathBuf {
+        self.inner.common_dir().to_path_buf()
+    }
+
+    /// A string from the repository's git configuration.
+    pub fn config_string(&self, key: &str) -> Option<String> {
+        self.inner
+            .config_snapshot()
+            .string(key)
+            .map(|s| s.to_str_lossy().into_owned())
+    }
+
+    /// The commit a ref points at, or None if the ref does not exist.
+    pub fn ref_tip(&self, name: &str) -> Result<Option<Oid>> {
+        let found = self.inner.try_find_reference(name).map_err(git_err)?;
+        Ok(match found {
+            Some(mut r) => Some(r.peel_to_id().map_err(git_err)?.detach()),
+            None => None,
+        })
+    }
+
+    /// The tree of a commit.
+    pub fn commit_tree(&self, commit: Oid) -> Result<Oid> {
+        let c = self.inner.find_commit(commit).map_err(git_err)?;
+        c.tree_id().map(|id| id.detach()).map_err(git_err)
+    }
+
+    /// The entries of a tree, in tree order.
+    pub fn tree_entries(&self, tree: Oid) -> Result<Vec<TreeEntry>> {
+        let t = self.inner.find_tree(tree).map_err(git_err)?;
+        let decoded = t.decode().map_err(git_err)?;
+        Ok(decoded
+            .entries
+            .iter()
+            .map(|e| TreeEntry {
+                name: e.filename.to_str_lossy().into_owned(),
+                oid: e.oid.to_owned(),
+                is_tree: e.mode.is_tree(),
+            })
+            .collect())
+    }
+
+    /// The object at `path` (slash-separated) inside `tree`, if any.
+    pub fn lookup_path(&self, tree: Oid, path: &str) -> Result<Option<Oid>> {
+        let mut current = tree;
+        for component in path.split('/') {
+            let t = self.inner.find_tree(current).map_err(git_err)?;
+            let decoded = t.decode().map_err(git_err)?;
+            match decoded.entries.iter().find(|e| e.filename == component) {
+                Some(e) => current = e.oid.to_owned(),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(current))
+    }
+
+    /// The bytes of a blob.
+    pub fn read_blob(&self, oid: Oid) -> Result<Vec<u8>> {
+        let mut blob = self.inner.find_blob(oid).map_err(git_err)?;
+        Ok(blob.take_data())
+    }
+
+    /// The size of an object without reading it whole.
+    pub fn object_size(&self, oid: Oid) -> Result<u64> {
+        let header = self.inner.find_header(oid).map_err(git_err)?;
+        Ok(header.size())
+    }
+
+    pub fn write_blob(&self, bytes: &[u8]) -> Result<Oid> {
+        Ok(self.inner.write_blob(bytes).map_err(git_err)?.detach())
+    }
+
+    /// Applies `edits` to `base` (None: the empty tree) and writes the resulting trees.
+    pub fn edit_tree(&self, base: Option<Oid>, edits: &[PathEdit]) -> Result<Oid> {
+        let base = base.unwrap_or_else(|| self.inner.empty_tree().id);
+        let mut editor = self.inner.edit_tree(base).map_err(git_err)?;
+        for edit in edits {
+            match edit.blob {
+                Some(oid) => {
+                    editor
+                        .upsert(edit.path.as_str(), EntryKind::Blob, oid)
+                        .map_err(git_err)?;
+                }
+                None => {
+                    editor.remove(edit.path.as_str()).map_err(git_err)?;
+                }
+            }
+        }
+        Ok(editor.write().map_err(git_err)?.detach())
+    }
+
+    /// Writes a commit object (the ref is not moved).
+    pub fn write_commit(
+        &self,
+        tree: Oid,
+        parents: &[Oid],
+        author: &Author,
+        message: &str,
+    ) -> Result<Oid> {
+        let sig = gix::actor::Signature {
+            name: BString::from(author.name.as_str()),
+            email: BString::from(author.email.as_str()),
+            time: gix::date::Time::new(author.seconds, 0),
+        };
+        let commit = gix::objs::Commit {
+            tree,
+            parents: parents.iter().copied().collect(),
+            author: sig.clone(),
+            committer: sig,
+            encoding: None,
+            message: BString::from(message),
+            extra_headers: Vec::new(),
+        };
+        Ok(self.inner.write_object(&commit).map_err(git_err)?.detach())
+    }
+
+    /// Moves `name` to `new` only if it still points at `expected` (None: it must not exist yet).
+    pub fn cas_ref(
+        &self,
+        name: &str,
+        expected: Option<Oid>,
+        new: Oid,
+        reason: &str,
+    ) -> Result<Cas> {
+        let edit = RefEdit {
+            change: Change::Update {
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: false,
+                    message: BString::from(reason.replace('\n', " ")),
+                },
+                expected: match expected {
+                    Some(old) => PreviousValue::MustExistAndMatch(Target::Object(old)),
+                    None => PreviousValue::MustNotExist,
+                },
+                new: Target::Object(new),
+            },
+            name: name
+                .try_into()
+                .map_err(|e| Error::Git(format!("bad ref name {name}: {e}")))?,
+            deref: false,
+        };
+        match self.inner.edit_references_as(Some(edit), None) {
+            Ok(_) => Ok(Cas::Moved),
+            Err(err) => {
+                let text = format!("{err:?}");
+                // A moved ref or a held ref lock both mean another writer got there first.
+                if self.ref_tip(name)? != expected || text.contains("ock") || text.contains("match")
+                {
+                    tracing::debug!(%name, "compare-and-swap lost: {err}");
+                    Ok(Cas::Lost)
+                } else {
+                    Err(git_err(err))
+                }
+            }
+        }
+    }
+
+    /// Commits reachable from `tip`, newest first.
+    pub fn history(&self, tip: Oid) -> Result<Vec<CommitInfo>> {
+        let walk = self
+            .inner
+            .rev_walk([tip])
+            .sorting(gix::revision::walk::Sorting::ByCommitTime(
+                Default::default(),
+            ))
+            .all()
+            .map_err(git_err)?;
+        let mut out = Vec::new();
+        for info in walk {
+            let info = info.map_err(git_err)?;
+            let commit = self.inner.find_commit(info.id).map_err(git_err)?;
+            let decoded = commit.decode().map_err(git_err)?;
+            out.push(CommitInfo {
+                oid: info.id,
+                seconds: decoded.committer().map_err(git_err)?.seconds(),
+                author: decoded
+                    .author()
+                    .map_err(git_err)?
+                    .name
+                    .to_str_lossy()
+                    .into_owned(),
+                message: decoded.message.to_str_lossy().into_owned(),
+                parents: decoded.parents().collect(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn git_err(err: impl std::fmt::Display) -> Error {
+    Error::Git(err.to_string())
+}

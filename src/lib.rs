@@ -1,0 +1,10 @@
+//! git-coord: coordination for coding agents and humans, kept in git refs under refs/coord/.
+
+pub mod cli;
+pub mod coord;
+pub mod error;
+pub mod git;
+pub mod index;
+pub mod model;
+pub mod store;
+pub mod tasks;

@@ -1,0 +1,181 @@
+//! Documents in a ref: read a snapshot, write one commit whose parent is the tip read, move the ref
+//! by compare-and-swap, and on a lost race re-read and re-apply (the operation re-checks its own
+//! preconditions against the new snapshot).
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::git::{Author, Cas, Oid, PathEdit, Repo};
+
+/// Attempts before a write gives up; each lost race waits a little longer, with jitter.
+const MAX_ATTEMPTS: u32 = 400;
+const MAX_RETRY_TIME: Duration = Duration::from_secs(30);
+
+/// The state of a ref at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub tip: Option<Oid>,
+    pub tree: Option<Oid>,
+}
+
+/// Who performs a write, as recorded in the commit and its trailers.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub agent: String,
+    /// The human behind the agent, `Name <email>` as git knows them.
+    pub human: String,
+    pub email: String,
+}
+
+/// One write: documents to put or remove, and the words of the commit.
+#[derive(Debug, Default)]
+pub struct Change {
+    pub docs: Vec<(String, Option<Vec<u8>>)>,
+    pub subject: String,
+    pub trailers: Vec<(&'static str, String)>,
+}
+
+pub struct Store<'r> {
+    pub repo: &'r Repo,
+    pub refname: &'static str,
+}
+
+impl<'r> Store<'r> {
+    pub fn new(repo: &'r Repo, refname: &'static str) -> Self {
+        Store { repo, refname }
+    }
+
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let tip = self.repo.ref_tip(self.refname)?;
+        let tree = match tip {
+            Some(tip) => Some(self.repo.commit_tree(tip)?),
+            None => None,
+        };
+        Ok(Snapshot { tip, tree })
+    }
+
+    /// The bytes of the document at `path`, if it exists in the snapshot.
+    pub fn read(&self, snap: &Snapshot, path: &str) -> Result<Option<Vec<u8>>> {
+        let Some(tree) = snap.tree else {
+            return Ok(None);
+        };
+        match self.repo.lookup_path(tree, path)? {
+            Some(oid) => Ok(Some(self.repo.read_blob(oid)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The commit every history of this ref starts from: the same in every clone, so replicas
+    /// that were initialised apart still share a merge base.
+    pub fn root_commit(&self) -> Result<Oid> {
+        let kind = self.refname.rsplit('/').next().unwrap_or(self.refname);
+        let marker = format!("format: 1\nkind: {kind}\n");
+        let blob = self.repo.write_blob(marker.as_bytes())?;
+        let tree = self.repo.edit_tree(
+            None,
+            &[PathEdit {
+                path: "coord.yaml".into(),
+                blob: Some(blob),
+            }],
+        )?;
+        let author = Author {
+            name: "git-coord".into(),
+            email: "git-coord@localhost".into(),
+            seconds: 0,
+        };
+        self.repo.write_commit(
+            tree,
+            &[],
+            &author,
+            &format!("coord: start {}\n", self.refname),
+        )
+    }
+
+    /// Creates the ref at its root commit if it does not exist yet. Returns whether it did.
+    pub fn ensure_root(&self) -> Result<bool> {
+        if self.repo.ref_tip(self.refname)?.is_some() {
+            return Ok(false);
+        }
+        let root = self.root_commit()?;
+        Ok(self.repo.cas_ref(self.refname, None, root, "coord: init")? == Cas::Moved)
+    }
+
+    /// Runs `op` against the current snapshot and commits what it returns, retrying on lost races.
+    pub fn update<T>(
+        &self,
+        actor: &Actor,
+        mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        for attempt in 1..=MAX_ATTEMPTS {
+            let mut snap = self.snapshot()?;
+            let expected = snap.tip;
+            if snap.tip.is_none() {
+                let root = self.root_commit()?;
+                snap = Snapshot {
+                    tip: Some(root),
+                    tree: Some(self.repo.commit_tree(root)?),
+                };
+            }
+            let (change, value) = op(&snap)?;
+            if change.docs.is_empty() {
+                return Ok(value); // nothing to write: the state already says what was asked
+            }
+            let new = self.write_commit(&snap, actor, &change)?;
+            match self
+                .repo
+                .cas_ref(self.refname, expected, new, &change.subject)?
+            {
+                Cas::Moved => {
+                    tracing::debug!(refname = self.refname, attempt, "wrote {}", change.subject);
+                    return Ok(value);
+                }
+                Cas::Lost if started.elapsed() < MAX_RETRY_TIME => backoff(attempt),
+                Cas::Lost => break,
+            }
+        }
+        Err(Error::Contended {
+            refname: self.refname.into(),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    fn write_commit(&self, snap: &Snapshot, actor: &Actor, change: &Change) -> Result<Oid> {
+        let mut edits = Vec::with_capacity(change.docs.len());
+        for (path, bytes) in &change.docs {
+            let blob = match bytes {
+                Some(bytes) => Some(self.repo.write_blob(bytes)?),
+                None => None,
+            };
+            edits.push(PathEdit {
+                path: path.clone(),
+                blob,
+            });
+        }
+        let tree = self.repo.edit_tree(snap.tree, &edits)?;
+        let mut message = format!(
+            "{}\n\nCoord-Agent: {}\nCoord-Human: {}\n",
+            change.subject, actor.agent, actor.human
+        );
+        for (key, value) in &change.trailers {
+            message.push_str(&format!("{key}: {value}\n"));
+        }
+        let author = Author {
+            name: actor.agent.clone(),
+            email: actor.email.clone(),
+            seconds: crate::model::time::now_seconds(),
+        };
+        self.repo
+            .write_commit(tree, snap.tip.as_slice(), &author, &message)
+    }
+}
+
+/// Waits before the next attempt: short at first, longer as the losses pile up, always jittered
+/// so racing processes spread out.
+fn backoff(attempt: u32) {
+    let mut byte = [0u8; 2];
+    let _ = getrandom::fill(&mut byte);
+    let ceiling_us = 200u64 << attempt.min(6);
+    let micros = u64::from(u16::from_le_bytes(byte)) % ceiling_us;
+    std::thread::sleep(Duration::from_micros(micros));
+}

@@ -1,0 +1,827 @@
+//! Task operations: create, claim, release, finish, dependencies, and the views built on the
+//! index (ready, blocked, list). Each write re-checks its preconditions on the snapshot it commits on.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::coord::Coord;
+use crate::error::{Error, Result};
+use crate::index::{Problem, TaskIndex};
+use crate::model::task::{
+    Comment, DEFAULT_PRIORITY, Kind, MAX_PRIORITY, State, TASK_FORMAT, Task, TaskSummary,
+};
+use crate::model::{id, name, time};
+use crate::store::{Actor, Change, Snapshot, Store};
+
+pub const TASKS_REF: &str = "refs/coord/tasks";
+const MAX_TITLE: usize = 200;
+
+#[derive(Debug, Default, Clone)]
+pub struct NewTask {
+    pub title: String,
+    pub description: String,
+    pub priority: Option<u8>,
+    pub kind: Option<Kind>,
+    pub role: Option<String>,
+    pub labels: Vec<String>,
+    pub deps: Vec<String>,
+    pub parent: Option<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct TaskEdit {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub priority: Option<u8>,
+    pub kind: Option<Kind>,
+    /// `Some(None)` clears the role.
+    pub role: Option<Option<String>>,
+    pub add_labels: Vec<String>,
+    pub remove_labels: Vec<String>,
+    /// `Some(None)` clears the parent.
+    pub parent: Option<Option<String>>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub state: Option<State>,
+    pub assignee: Option<String>,
+    pub role: Option<String>,
+    pub label: Option<String>,
+}
+
+/// A task that waits, and what it waits on.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Waiting {
+    #[serde(flatten)]
+    pub task: TaskSummary,
+    /// Dependencies not yet done, with their state.
+    pub waits_on: Vec<WaitsOn>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WaitsOn {
+    pub id: String,
+    pub title: String,
+    pub state: String,
+}
+
+/// A node of `task dep tree`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DepNode {
+    pub id: String,
+    pub title: String,
+    pub state: String,
+    /// Set when this task was already shown higher up the tree.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub repeated: bool,
+    pub deps: Vec<DepNode>,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogEntry {
+    pub commit: String,
+    pub at: String,
+    pub agent: String,
+    pub op: String,
+    pub task: Option<String>,
+    pub subject: String,
+}
+
+pub struct Tasks<'c> {
+    coord: &'c Coord,
+    store: Store<'c>,
+}
+
+impl<'c> Tasks<'c> {
+    pub fn new(coord: &'c Coord) -> Self {
+        Tasks {
+            coord,
+            store: Store::new(&coord.repo, TASKS_REF),
+        }
+    }
+
+    pub fn store(&self) -> &Store<'c> {
+        &self.store
+    }
+
+    pub fn create(&self, new: NewTask) -> Result<Task> {
+        let actor = self.coord.actor()?;
+        let title = check_title(&new.title)?;
+        let priority = check_priority(new.priority.unwrap_or(DEFAULT_PRIORITY))?;
+        if let Some(role) = &new.role {
+            name::validate("role", role)?;
+        }
+        for label in &new.labels {
+            name::validate("label", label)?;
+        }
+        let dep_prefixes = new
+            .deps
+            .iter()
+            .map(|d| id::parse_prefix(d))
+            .collect::<Result<Vec<_>>>()?;
+        let parent_prefix = new.parent.as_deref().map(id::parse_prefix).transpose()?;
+        self.store.update(&actor, |snap| {
+            let id = self.fresh_id(snap)?;
+            let mut deps = Vec::new();
+            for prefix in &dep_prefixes {
+                let dep = self.resolve(snap, prefix)?;
+                if !deps.contains(&dep) {
+                    deps.push(dep);
+                }
+            }
+            let parent = parent_prefix
+                .as_deref()
+                .map(|p| self.resolve(snap, p))
+                .transpose()?;
+            let now = time::now();
+            let mut labels = new.labels.clone();
+            labels.dedup();
+            let mut task = Task {
+                format: TASK_FORMAT,
+                id: id.clone(),
+                title: title.clone(),
+                kind: new.kind.unwrap_or_default(),
+                state: State::Open,
+                priority,
+                role: new.role.clone(),
+                labels,
+                deps,
+                parent,
+                assignee: None,
+                claimed_at: None,
+                summary: None,
+                block_reason: None,
+                created: now.clone(),
+                created_by: actor.agent.clone(),
+                updated: now.clone(),
+                description: new.description.clone(),
+                comments: Vec::new(),
+                history: Vec::new(),
+            };
+            task.push_event(&actor.agent, "new", None, &now);
+            Ok((write_change(&task, "new", &actor), task))
+        })
+    }
+
+    /// Resolves an id or unique id prefix against the current tip.
+    pub fn resolve_now(&self, input: &str) -> Result<String> {
+        let prefix = id::parse_prefix(input)?;
+        self.resolve(&self.store.snapshot()?, &prefix)
+    }
+
+    pub fn show(&self, input: &str) -> Result<Task> {
+        let snap = self.store.snapshot()?;
+        let id = self.resolve(&snap, &id::parse_prefix(input)?)?;
+        self.load(&snap, &id)
+    }
+
+    pub fn claim(&self, input: &str, force: bool) -> Result<Task> {
+        let actor = self.coord.actor()?;
+        let prefix = id::parse_prefix(input)?;
+        let mut index = TaskIndex::default();
+        self.store.update(&actor, |snap| {
+            let id = self.resolve(snap, &prefix)?;
+            let mut task = self.load(snap, &id)?;
+            if task.state == State::Claimed
+                && task.assignee.as_deref() == Some(actor.agent.as_str())
+            {
+                return Ok((Change::default(), task)); // already ours: nothing to write
+            }
+            check_claimable(&task)?;
+            if !force && !task.deps.is_empty() {
+                index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+                let by_id = index.by_id();
+                let waiting = undone_deps(&task.deps, &by_id);
+                if !waiting.is_empty() {
+                    let list = waiting
+                        .iter()
+                        .map(|w| format!("{} ({})", w.id, w.state))
+                        .collect::<Vec<_>>();
+                    return Err(Error::WrongState {
+                        id,
+                        state: "not ready".into(),
+                        why: format!(
+                            "it waits on {}; use --force to claim it anyway",
+                            list.join(", ")
+                        ),
+                    });
+                }
+            }
+            set_claimed(&mut task, &actor);
+            Ok((write_change(&task, "claim", &actor), task))
+        })
+    }
+
+    /// Claims the most urgent ready task (optionally of one role), atomically.
+    pub fn claim_next(&self, role: Option<&str>) -> Result<Task> {
+        let actor = self.coord.actor()?;
+        if let Some(role) = role {
+            name::validate("role", role)?;
+        }
+        let mut index = TaskIndex::default();
+        self.store.update(&actor, |snap| {
+            index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+            let next = ready_tasks(&index, role).first().map(|t| t.id.clone());
+            let Some(id) = next else {
+                return Err(Error::NothingReady {
+                    role: role.map(str::to_string),
+                });
+            };
+            let mut task = self.load(snap, &id)?;
+            set_claimed(&mut task, &actor);
+            Ok((write_change(&task, "claim", &actor), task))
+        })
+    }
+
+    pub fn release(&self, input: &str, force: bool) -> Result<Task> {
+        self.mutate(input, "release", |task, actor| {
+            if task.state != State::Claimed {
+                return Err(wrong_state(task, "only a claimed task can be released"));
+            }
+            check_holder(task, actor, force)?;
+            task.state = State::Open;
+            task.assignee = None;
+            task.claimed_at = None;
+            Ok(None)
+        })
+    }
+
+    pub fn done(&self, input: &str, summary: Option<String>, force: bool) -> Result<Task> {
+        self.mutate(input, "done", |task, actor| {
+            if task.state == State::Done {
+                return Err(wrong_state(task, "it is already done"));
+            }
+            check_holder(task, actor, force)?;
+            task.state = State::Done;
+            task.assignee = Some(task.assignee.clone().unwrap_or_else(|| actor.agent.clone()));
+            task.block_reason = None;
+            task.summary = summary.clone().filter(|s| !s.trim().is_empty());
+            Ok(task.summary.clone())
+        })
+    }
+
+    pub fn reopen(&self, input: &str, reason: Option<String>) -> Result<Task> {
+        self.mutate(input, "reopen", |task, _| {
+            if task.state == State::Open {
+                return Err(wrong_state(task, "it is already open"));
+            }
+            task.state = State::Open;
+            task.assignee = None;
+            task.claimed_at = None;
+            task.block_reason = None;
+            task.summary = None;
+            Ok(reason.clone())
+        })
+    }
+
+    pub fn block(&self, input: &str, reason: &str) -> Result<Task> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::invalid(
+                "reason",
+                reason,
+                "say what the task waits for",
+            ));
+        }
+        self.mutate(input, "block", |task, _| {
+            if task.state == State::Done {
+                return Err(wrong_state(
+                    task,
+                    "a done task cannot be blocked; reopen it first",
+                ));
+            }
+            task.state = State::Blocked;
+            task.block_reason = Some(reason.to_string());
+            Ok(Some(reason.to_string()))
+        })
+    }
+
+    pub fn comment(&self, input: &str, text: &str) -> Result<Task> {
+        if text.trim().is_empty() {
+            return Err(Error::invalid("comment", text, "it is empty"));
+        }
+        self.mutate(input, "comment", |task, actor| {
+            task.comments.push(Comment {
+                id: id::new_id(),
+                author: actor.agent.clone(),
+                at: time::now(),
+                text: text.to_string(),
+            });
+            Ok(None)
+        })
+    }
+
+    pub fn edit(&self, input: &str, edit: TaskEdit) -> Result<Task> {
+        let title = edit.title.as_deref().map(check_title).transpose()?;
+        if let Some(p) = edit.priority {
+            check_priority(p)?;
+        }
+        if let Some(Some(role)) = &edit.role {
+            name::validate("role", role)?;
+        }
+        for label in &edit.add_labels {
+            name::validate("label", label)?;
+        }
+        let parent_prefix = match &edit.parent {
+            Some(Some(p)) => Some(Some(id::parse_prefix(p)?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let actor = self.coord.actor()?;
+        let prefix = id::parse_prefix(input)?;
+        let mut index = TaskIndex::default();
+        self.store.update(&actor, |snap| {
+            let id = self.resolve(snap, &prefix)?;
+            let mut task = self.load(snap, &id)?;
+            let mut changed = Vec::new();
+            if let Some(title) = &title {
+                task.title = title.clone();
+                changed.push("title");
+            }
+            if let Some(d) = &edit.description {
+                task.description = d.clone();
+                changed.push("description");
+            }
+            if let Some(p) = edit.priority {
+                task.priority = p;
+                changed.push("priority");
+            }
+            if let Some(k) = edit.kind {
+                task.kind = k;
+                changed.push("type");
+            }
+            if let Some(role) = &edit.role {
+                task.role = role.clone();
+                changed.push("role");
+            }
+            for label in &edit.add_labels {
+                if !task.labels.contains(label) {
+                    task.labels.push(label.clone());
+                }
+            }
+            task.labels.retain(|l| !edit.remove_labels.contains(l));
+            if !edit.add_labels.is_empty() || !edit.remove_labels.is_empty() {
+                changed.push("labels");
+            }
+            match &parent_prefix {
+                Some(Some(p)) => {
+                    let parent = self.resolve(snap, p)?;
+                    index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+                    check_parent_chain(&index, &id, &parent)?;
+                    task.parent = Some(parent);
+                    changed.push("parent");
+                }
+                Some(None) => {
+                    task.parent = None;
+                    changed.push("parent");
+                }
+                None => {}
+            }
+            if changed.is_empty() {
+                return Err(Error::invalid(
+                    "edit",
+                    input,
+                    "nothing to change; see `git coord task edit --help`",
+                ));
+            }
+            task.push_event(&actor.agent, "edit", Some(changed.join(", ")), &time::now());
+            Ok((write_change(&task, "edit", &actor), task))
+        })
+    }
+
+    pub fn dep_add(&self, input: &str, dep_input: &str) -> Result<Task> {
+        let actor = self.coord.actor()?;
+        let (prefix, dep_prefix) = (id::parse_prefix(input)?, id::parse_prefix(dep_input)?);
+        let mut index = TaskIndex::default();
+        self.store.update(&actor, |snap| {
+            let id = self.resolve(snap, &prefix)?;
+            let dep = self.resolve(snap, &dep_prefix)?;
+            if id == dep {
+                return Err(Error::Cycle(vec![id.clone(), id]));
+            }
+            let mut task = self.load(snap, &id)?;
+            if task.deps.contains(&dep) {
+                return Ok((Change::default(), task));
+            }
+            index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+            if let Some(path) = dep_path(&index, &dep, &id) {
+                let mut cycle = vec![id.clone()];
+                cycle.extend(path);
+                return Err(Error::Cycle(cycle));
+            }
+            task.deps.push(dep.clone());
+            task.push_event(&actor.agent, "dep-add", Some(dep), &time::now());
+            Ok((write_change(&task, "dep-add", &actor), task))
+        })
+    }
+
+    pub fn dep_rm(&self, input: &str, dep_input: &str) -> Result<Task> {
+        let dep_prefix = id::parse_prefix(dep_input)?;
+        self.mutate_with(input, "dep-rm", |task, _, this, snap| {
+            let dep = this.resolve(snap, &dep_prefix).or_else(|_| {
+                task.deps
+                    .iter()
+                    .find(|d| d.starts_with(&dep_prefix))
+                    .cloned()
+                    .ok_or_else(|| Error::NoSuchTask(dep_prefix.clone()))
+            })?;
+            if !task.deps.contains(&dep) {
+                return Err(Error::invalid(
+                    "dependency",
+                    dep_input,
+                    format!("task {} does not depend on it", task.id),
+                ));
+            }
+            task.deps.retain(|d| d != &dep);
+            Ok(Some(dep))
+        })
+    }
+
+    pub fn dep_tree(&self, input: &str) -> Result<DepNode> {
+        let snap = self.store.snapshot()?;
+        let id = self.resolve(&snap, &id::parse_prefix(input)?)?;
+        let index = self.index(&snap)?;
+        let by_id = index.by_id();
+        let mut seen = HashSet::new();
+        Ok(dep_node(&id, &by_id, &mut seen))
+    }
+
+    pub fn index(&self, snap: &Snapshot) -> Result<TaskIndex> {
+        let mut index = TaskIndex::default();
+        index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+        Ok(index)
+    }
+
+    pub fn list(&self, filter: &ListFilter) -> Result<(Vec<TaskSummary>, Vec<Problem>)> {
+        let index = self.index(&self.store.snapshot()?)?;
+        let mut out: Vec<TaskSummary> = index
+            .tasks()
+            .filter(|t| filter.state.is_none_or(|s| t.state == s))
+            .filter(|t| {
+                filter
+                    .assignee
+                    .as_deref()
+                    .is_none_or(|a| t.assignee.as_deref() == Some(a))
+            })
+            .filter(|t| {
+                filter
+                    .role
+                    .as_deref()
+                    .is_none_or(|r| t.role.as_deref() == Some(r))
+            })
+            .filter(|t| {
+                filter
+                    .label
+                    .as_deref()
+                    .is_none_or(|l| t.labels.iter().any(|x| x == l))
+            })
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.urgency_key().cmp(&b.urgency_key()));
+        Ok((out, index.problems()))
+    }
+
+    pub fn ready(&self, role: Option<&str>) -> Result<(Vec<TaskSummary>, Vec<Problem>)> {
+        let index = self.index(&self.store.snapshot()?)?;
+        let ready = ready_tasks(&index, role).into_iter().cloned().collect();
+        Ok((ready, index.problems()))
+    }
+
+    pub fn blocked(&self) -> Result<(Vec<Waiting>, Vec<Problem>)> {
+        let index = self.index(&self.store.snapshot()?)?;
+        let by_id = index.by_id();
+        let mut out: Vec<Waiting> = index
+            .tasks()
+            .filter(|t| matches!(t.state, State::Open | State::Blocked))
+            .filter_map(|t| {
+                let waits_on = undone_deps(&t.deps, &by_id);
+                (t.state == State::Blocked || !waits_on.is_empty()).then(|| Waiting {
+                    task: t.clone(),
+                    waits_on,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.task.urgency_key().cmp(&b.task.urgency_key()));
+        Ok((out, index.problems()))
+    }
+
+    /// The audit trail: the history of refs/coord/tasks, newest first.
+    pub fn log(&self, task: Option<&str>, limit: Option<usize>) -> Result<Vec<LogEntry>> {
+        let Some(tip) = self.store.snapshot()?.tip else {
+            return Ok(Vec::new());
+        };
+        let wanted = task.map(|t| self.resolve_now(t)).transpose()?;
+        let mut out = Vec::new();
+        for commit in self.coord.repo.history(tip)? {
+            let trailer = |key: &str| {
+                commit
+                    .message
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+            };
+            let entry = LogEntry {
+                commit: commit.oid.to_string(),
+                at: time::from_seconds(commit.seconds),
+                agent: trailer("Coord-Agent:").unwrap_or(commit.author.clone()),
+                op: trailer("Coord-Op:").unwrap_or_default(),
+                task: trailer("Coord-Task:"),
+                subject: commit
+                    .message
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            if wanted.is_some() && entry.task != wanted {
+                continue;
+            }
+            out.push(entry);
+            if limit.is_some_and(|n| out.len() >= n) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Loads one task, changes it with `apply`, records the event and writes it.
+    fn mutate(
+        &self,
+        input: &str,
+        op: &str,
+        mut apply: impl FnMut(&mut Task, &Actor) -> Result<Option<String>>,
+    ) -> Result<Task> {
+        self.mutate_with(input, op, |task, actor, _, _| apply(task, actor))
+    }
+
+    fn mutate_with(
+        &self,
+        input: &str,
+        op: &str,
+        mut apply: impl FnMut(&mut Task, &Actor, &Self, &Snapshot) -> Result<Option<String>>,
+    ) -> Result<Task> {
+        let actor = self.coord.actor()?;
+        let prefix = id::parse_prefix(input)?;
+        self.store.update(&actor, |snap| {
+            let id = self.resolve(snap, &prefix)?;
+            let mut task = self.load(snap, &id)?;
+            let note = apply(&mut task, &actor, self, snap)?;
+            task.push_event(&actor.agent, op, note, &time::now());
+            Ok((write_change(&task, op, &actor), task))
+        })
+    }
+
+    fn load(&self, snap: &Snapshot, id: &str) -> Result<Task> {
+        let path = Task::path(id);
+        let bytes = self
+            .store
+            .read(snap, &path)?
+            .ok_or_else(|| Error::NoSuchTask(id.to_string()))?;
+        Task::from_yaml(&bytes, TASKS_REF, &path)
+    }
+
+    /// Finds the one task whose id starts with `prefix`, looking only in its shard.
+    fn resolve(&self, snap: &Snapshot, prefix: &str) -> Result<String> {
+        let Some(tree) = snap.tree else {
+            return Err(Error::NoSuchTask(prefix.into()));
+        };
+        let Some(shard) = self
+            .coord
+            .repo
+            .lookup_path(tree, &format!("tasks/{}", id::shard(prefix)))?
+        else {
+            return Err(Error::NoSuchTask(prefix.into()));
+        };
+        let mut candidates: Vec<String> = self
+            .coord
+            .repo
+            .tree_entries(shard)?
+            .into_iter()
+            .filter(|e| !e.is_tree)
+            .filter_map(|e| e.name.strip_suffix(".yaml").map(str::to_string))
+            .filter(|id| id.starts_with(prefix))
+            .collect();
+        match candidates.len() {
+            0 => Err(Error::NoSuchTask(prefix.into())),
+            1 => Ok(candidates.remove(0)),
+            _ if candidates.iter().any(|c| c == prefix) => Ok(prefix.to_string()),
+            _ => Err(Error::AmbiguousId {
+                prefix: prefix.into(),
+                candidates,
+            }),
+        }
+    }
+
+    fn fresh_id(&self, snap: &Snapshot) -> Result<String> {
+        loop {
+            let id = id::new_id();
+            if self.store.read(snap, &Task::path(&id))?.is_none() {
+                return Ok(id);
+            }
+        }
+    }
+}
+
+/// Open, unclaimed, non-epic tasks whose dependencies are all done, most urgent first.
+pub fn ready_tasks<'a>(index: &'a TaskIndex, role: Option<&str>) -> Vec<&'a TaskSummary> {
+    let candidates: Vec<&TaskSummary> = index
+        .tasks()
+        .filter(|t| t.state == State::Open && t.assignee.is_none() && t.kind != Kind::Epic)
+        .filter(|t| role.is_none_or(|r| t.role.as_deref() == Some(r)))
+        .collect();
+    let done: HashSet<&str> = if candidates.iter().any(|t| !t.deps.is_empty()) {
+        index
+            .tasks()
+            .filter(|t| t.state == State::Done)
+            .map(|t| t.id.as_str())
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    let mut ready: Vec<&TaskSummary> = candidates
+        .into_iter()
+        .filter(|t| t.deps.iter().all(|d| done.contains(d.as_str())))
+        .collect();
+    ready.sort_by(|a, b| a.urgency_key().cmp(&b.urgency_key()));
+    ready
+}
+
+fn undone_deps(deps: &[String], by_id: &HashMap<&str, &TaskSummary>) -> Vec<WaitsOn> {
+    deps.iter()
+        .filter_map(|d| match by_id.get(d.as_str()) {
+            Some(t) if t.state == State::Done => None,
+            Some(t) => Some(WaitsOn {
+                id: d.clone(),
+                title: t.title.clone(),
+                state: t.state.as_str().into(),
+            }),
+            None => Some(WaitsOn {
+                id: d.clone(),
+                title: String::new(),
+                state: "missing".into(),
+            }),
+        })
+        .collect()
+}
+
+/// A path of dependencies from `from` to `to`, if there is one (`from` first, `to` last).
+fn dep_path(index: &TaskIndex, from: &str, to: &str) -> Option<Vec<String>> {
+    let by_id = index.by_id();
+    let mut came_from: HashMap<&str, &str> = HashMap::new();
+    let mut stack = vec![from];
+    let mut seen = HashSet::from([from]);
+    while let Some(current) = stack.pop() {
+        if current == to {
+            let mut path = vec![to.to_string()];
+            let mut at = to;
+            while let Some(prev) = came_from.get(at) {
+                path.push(prev.to_string());
+                at = prev;
+            }
+            path.reverse();
+            return Some(path);
+        }
+        for dep in by_id
+            .get(current)
+            .map(|t| t.deps.as_slice())
+            .unwrap_or_default()
+        {
+            if seen.insert(dep.as_str()) {
+                came_from.insert(dep.as_str(), current);
+                stack.push(dep.as_str());
+            }
+        }
+    }
+    None
+}
+
+fn check_parent_chain(index: &TaskIndex, id: &str, parent: &str) -> Result<()> {
+    let by_id = index.by_id();
+    let mut chain = vec![id.to_string(), parent.to_string()];
+    let mut at = parent;
+    while let Some(next) = by_id.get(at).and_then(|t| t.parent.as_deref()) {
+        if next == id || chain.len() > by_id.len() + 1 {
+            chain.push(next.to_string());
+            return Err(Error::Cycle(chain));
+        }
+        chain.push(next.to_string());
+        at = next;
+    }
+    if parent == id {
+        return Err(Error::Cycle(vec![id.to_string(), id.to_string()]));
+    }
+    Ok(())
+}
+
+fn dep_node<'a>(
+    id: &'a str,
+    by_id: &HashMap<&'a str, &'a TaskSummary>,
+    seen: &mut HashSet<&'a str>,
+) -> DepNode {
+    let task = by_id.get(id);
+    let repeated = !seen.insert(id);
+    let deps = match task {
+        Some(t) if !repeated => t
+            .deps
+            .iter()
+            .map(|d| dep_node(d.as_str(), by_id, seen))
+            .collect(),
+        _ => Vec::new(),
+    };
+    DepNode {
+        id: id.to_string(),
+        title: task.map(|t| t.title.clone()).unwrap_or_default(),
+        state: task
+            .map(|t| t.state.as_str())
+            .unwrap_or("missing")
+            .to_string(),
+        repeated,
+        deps,
+    }
+}
+
+fn write_change(task: &Task, op: &str, actor: &Actor) -> Change {
+    Change {
+        docs: vec![(Task::path(&task.id), Some(task.to_yaml().into_bytes()))],
+        subject: format!("{op} {} by {}", task.id, actor.agent),
+        trailers: vec![
+            ("Coord-Op", op.to_string()),
+            ("Coord-Task", task.id.clone()),
+        ],
+    }
+}
+
+fn set_claimed(task: &mut Task, actor: &Actor) {
+    let now = time::now();
+    task.state = State::Claimed;
+    task.assignee = Some(actor.agent.clone());
+    task.claimed_at = Some(now.clone());
+    task.push_event(&actor.agent, "claim", None, &now);
+}
+
+fn check_claimable(task: &Task) -> Result<()> {
+    match task.state {
+        State::Open => Ok(()),
+        State::Claimed => Err(Error::ClaimedByOther {
+            id: task.id.clone(),
+            holder: task.assignee.clone().unwrap_or_else(|| "someone".into()),
+        }),
+        State::Done => Err(wrong_state(
+            task,
+            "reopen it first (`git coord task reopen`)",
+        )),
+        State::Blocked => Err(wrong_state(
+            task,
+            &format!(
+                "{}; reopen it when that is resolved",
+                task.block_reason.as_deref().unwrap_or("no reason given")
+            ),
+        )),
+    }
+}
+
+fn check_holder(task: &Task, actor: &Actor, force: bool) -> Result<()> {
+    match &task.assignee {
+        Some(holder) if task.state == State::Claimed && holder != &actor.agent && !force => {
+            Err(Error::ClaimedByOther {
+                id: task.id.clone(),
+                holder: holder.clone(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn wrong_state(task: &Task, why: &str) -> Error {
+    Error::WrongState {
+        id: task.id.clone(),
+        state: task.state.as_str().into(),
+        why: why.into(),
+    }
+}
+
+fn check_title(title: &str) -> Result<String> {
+    let t = title.trim();
+    if t.is_empty() {
+        return Err(Error::invalid("title", title, "it is empty"));
+    }
+    if t.contains('\n') || t.chars().count() > MAX_TITLE {
+        return Err(Error::invalid(
+            "title",
+            title,
+            format!("a title is one line of at most {MAX_TITLE} characters; put the rest in -d"),
+        ));
+    }
+    Ok(t.to_string())
+}
+
+fn check_priority(p: u8) -> Result<u8> {
+    if p > MAX_PRIORITY {
+        return Err(Error::invalid(
+            "priority",
+            p.to_string(),
+            format!("use 0 (most urgent) to {MAX_PRIORITY}"),
+        ));
+    }
+    Ok(p)
+}
