@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::git::{Oid, Repo};
@@ -14,7 +14,7 @@ use crate::model::MAX_DOCUMENT_BYTES;
 use crate::model::task::{Kind, State, Task, TaskSummary};
 use crate::store::Snapshot;
 
-const MAGIC: &[u8] = b"git-coord task index 1\n";
+const MAGIC: &[u8] = b"git-coord task index 2\n";
 
 /// A document that could not be loaded, with where it is and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,11 +23,18 @@ pub struct Problem {
     pub why: String,
 }
 
+/// One document of a shard: its file name, its blob, and what it loaded as.
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    blob: Oid,
+    doc: std::result::Result<TaskSummary, String>,
+}
+
 #[derive(Debug, Clone, Default)]
 struct Shard {
     tree: Option<Oid>,
-    tasks: Vec<TaskSummary>,
-    problems: Vec<Problem>,
+    entries: Vec<Entry>,
 }
 
 /// Every task summary of one snapshot of refs/coord/tasks.
@@ -37,7 +44,8 @@ pub struct TaskIndex {
 }
 
 impl TaskIndex {
-    /// Loads the index for `snap`, reusing cache files and shards already in memory.
+    /// Loads the index for `snap`, reusing shards already in memory, cache files, and the
+    /// unchanged documents of a shard that changed.
     pub fn refresh(&mut self, repo: &Repo, refname: &str, snap: &Snapshot) -> Result<()> {
         let shard_trees = match snap.tree {
             Some(tree) => match repo.lookup_path(tree, "tasks")? {
@@ -53,20 +61,27 @@ impl TaskIndex {
         let cache_dir = cache_dir(repo);
         let mut next = HashMap::with_capacity(shard_trees.len());
         let mut missing = Vec::new();
+        let mut older_caches: Option<HashMap<String, Oid>> = None;
         for entry in shard_trees {
-            match self.shards.remove(&entry.name) {
-                Some(shard) if shard.tree == Some(entry.oid) => {
-                    next.insert(entry.name, shard);
-                }
-                _ => match read_cache(&cache_dir, &entry.name, entry.oid) {
-                    Some(shard) => {
-                        next.insert(entry.name, shard);
-                    }
-                    None => missing.push((entry.name, entry.oid)),
-                },
+            let previous = self.shards.remove(&entry.name);
+            if let Some(shard) = previous.as_ref().filter(|s| s.tree == Some(entry.oid)) {
+                next.insert(entry.name, shard.clone());
+                continue;
             }
+            if let Some(shard) = read_cache(&cache_dir, &entry.name, entry.oid) {
+                next.insert(entry.name, shard);
+                continue;
+            }
+            // Reuse what an older version of this shard already parsed.
+            let base = previous.or_else(|| {
+                let older = older_caches.get_or_insert_with(|| list_caches(&cache_dir));
+                older
+                    .get(&entry.name)
+                    .and_then(|tree| read_cache(&cache_dir, &entry.name, *tree))
+            });
+            missing.push((entry.name, entry.oid, base.unwrap_or_default()));
         }
-        for (name, shard) in build_shards(repo, refname, &missing)? {
+        for (name, shard) in build_shards(repo, refname, missing)? {
             write_cache(&cache_dir, &name, &shard);
             next.insert(name, shard);
         }
@@ -75,15 +90,24 @@ impl TaskIndex {
     }
 
     pub fn tasks(&self) -> impl Iterator<Item = &TaskSummary> {
-        self.shards.values().flat_map(|s| s.tasks.iter())
+        self.shards
+            .values()
+            .flat_map(|s| s.entries.iter().filter_map(|e| e.doc.as_ref().ok()))
     }
 
     /// Documents that failed to load, in path order.
     pub fn problems(&self) -> Vec<Problem> {
         let mut all: Vec<Problem> = self
             .shards
-            .values()
-            .flat_map(|s| s.problems.iter().cloned())
+            .iter()
+            .flat_map(|(shard, s)| {
+                s.entries.iter().filter_map(move |e| {
+                    e.doc.as_ref().err().map(|why| Problem {
+                        path: format!("tasks/{shard}/{}", e.name),
+                        why: why.clone(),
+                    })
+                })
+            })
             .collect();
         all.sort_by(|a, b| a.path.cmp(&b.path));
         all
@@ -98,39 +122,55 @@ fn cache_dir(repo: &Repo) -> PathBuf {
     repo.common_dir().join("coord").join("cache").join("tasks")
 }
 
+/// The cache files present, shard name to the tree they were built from.
+fn list_caches(dir: &Path) -> HashMap<String, Oid> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return HashMap::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let (shard, tree) = name.split_once('.')?;
+            Some((shard.to_string(), Oid::from_hex(tree.as_bytes()).ok()?))
+        })
+        .collect()
+}
+
 /// Builds shards from their blobs, on two threads when there are many.
 fn build_shards(
     repo: &Repo,
     refname: &str,
-    missing: &[(String, Oid)],
+    missing: Vec<(String, Oid, Shard)>,
 ) -> Result<Vec<(String, Shard)>> {
     if missing.len() < 8 {
         return missing
-            .iter()
-            .map(|(name, oid)| Ok((name.clone(), build_shard(repo, refname, name, *oid)?)))
+            .into_iter()
+            .map(|(name, tree, base)| build_shard(repo, refname, name, tree, base))
             .collect();
     }
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(4);
-    let chunk = missing.len().div_ceil(threads);
+    let mut parts: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
+    for (n, item) in missing.into_iter().enumerate() {
+        parts[n % threads].push(item);
+    }
     std::thread::scope(|scope| {
-        let handles: Vec<_> = missing
-            .chunks(chunk)
+        let handles: Vec<_> = parts
+            .into_iter()
             .map(|part| {
                 let git_dir = repo.git_dir();
                 scope.spawn(move || {
                     let repo = Repo::open(&git_dir)?;
-                    part.iter()
-                        .map(|(name, oid)| {
-                            Ok((name.clone(), build_shard(&repo, refname, name, *oid)?))
-                        })
+                    part.into_iter()
+                        .map(|(name, tree, base)| build_shard(&repo, refname, name, tree, base))
                         .collect::<Result<Vec<_>>>()
                 })
             })
             .collect();
-        let mut out = Vec::with_capacity(missing.len());
+        let mut out = Vec::new();
         for handle in handles {
             out.extend(
                 handle
@@ -142,61 +182,67 @@ fn build_shards(
     })
 }
 
-fn build_shard(repo: &Repo, refname: &str, name: &str, tree: Oid) -> Result<Shard> {
+/// Builds one shard, parsing only the documents whose blob is not already in `base`.
+fn build_shard(
+    repo: &Repo,
+    refname: &str,
+    name: String,
+    tree: Oid,
+    base: Shard,
+) -> Result<(String, Shard)> {
+    let known: HashMap<Oid, Entry> = base.entries.into_iter().map(|e| (e.blob, e)).collect();
     let mut shard = Shard {
         tree: Some(tree),
-        ..Shard::default()
+        entries: Vec::new(),
     };
     for entry in repo.tree_entries(tree)? {
         if entry.is_tree {
             continue; // per-task attachments live in subtrees beside the documents
         }
+        if let Some(old) = known.get(&entry.oid).filter(|e| e.name == entry.name) {
+            shard.entries.push(old.clone());
+            continue;
+        }
         let path = format!("tasks/{name}/{}", entry.name);
         let size = repo.object_size(entry.oid)?;
-        let loaded = if size > MAX_DOCUMENT_BYTES {
+        let doc = if size > MAX_DOCUMENT_BYTES {
             Err(format!(
                 "{size} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit"
             ))
         } else {
             let bytes = repo.read_blob(entry.oid)?;
-            Task::from_yaml(&bytes, refname, &path).map_err(|e| match e {
-                Error::Malformed { why, .. } => why,
-                other => other.to_string(),
-            })
+            match Task::from_yaml(&bytes, refname, &path) {
+                Ok(task) if task.id.starts_with(&name) => Ok(TaskSummary::from(&task)),
+                Ok(task) => Err(format!("task {} is in the wrong shard", task.id)),
+                Err(Error::Malformed { why, .. }) => Err(why),
+                Err(other) => Err(other.to_string()),
+            }
         };
-        match loaded {
-            Ok(task) if task_in_shard(&task, name) => shard.tasks.push(TaskSummary::from(&task)),
-            Ok(task) => shard.problems.push(Problem {
-                path,
-                why: format!("task {} is in the wrong shard", task.id),
-            }),
-            Err(why) => shard.problems.push(Problem { path, why }),
-        }
+        shard.entries.push(Entry {
+            name: entry.name,
+            blob: entry.oid,
+            doc,
+        });
     }
-    Ok(shard)
+    Ok((name, shard))
 }
 
-fn task_in_shard(task: &Task, shard: &str) -> bool {
-    task.id.starts_with(shard)
-}
-
-fn cache_file(dir: &std::path::Path, shard: &str, tree: Oid) -> PathBuf {
+fn cache_file(dir: &Path, shard: &str, tree: Oid) -> PathBuf {
     dir.join(format!("{shard}.{tree}"))
 }
 
-fn read_cache(dir: &std::path::Path, shard: &str, tree: Oid) -> Option<Shard> {
+fn read_cache(dir: &Path, shard: &str, tree: Oid) -> Option<Shard> {
     let bytes = fs::read(cache_file(dir, shard, tree)).ok()?;
     let mut r = Reader {
         bytes: bytes.strip_prefix(MAGIC)?,
     };
-    let mut out = Shard {
-        tree: Some(tree),
-        ..Shard::default()
-    };
-    let count = r.u32()?;
+    let count = r.u32()? as usize;
+    let mut entries = Vec::with_capacity(count);
     for _ in 0..count {
-        match r.u8()? {
-            0 => out.tasks.push(TaskSummary {
+        let name = r.string()?;
+        let blob = Oid::try_from(r.take(20)?).ok()?;
+        let doc = match r.u8()? {
+            0 => Ok(TaskSummary {
                 id: r.string()?,
                 title: r.string()?,
                 kind: [
@@ -222,44 +268,50 @@ fn read_cache(dir: &std::path::Path, shard: &str, tree: Oid) -> Option<Shard> {
                 created: r.string()?,
                 updated: r.string()?,
             }),
-            1 => out.problems.push(Problem {
-                path: r.string()?,
-                why: r.string()?,
-            }),
+            1 => Err(r.string()?),
             _ => return None,
-        }
+        };
+        entries.push(Entry { name, blob, doc });
     }
-    r.bytes.is_empty().then_some(out)
+    r.bytes.is_empty().then_some(Shard {
+        tree: Some(tree),
+        entries,
+    })
 }
 
 /// Writes the cache file for one shard (atomically, by rename) and drops older files of that shard.
 /// Failing to write a cache is never an error: the next run rebuilds it.
-fn write_cache(dir: &std::path::Path, shard: &str, data: &Shard) {
+fn write_cache(dir: &Path, shard: &str, data: &Shard) {
     let Some(tree) = data.tree else { return };
-    let mut w = Vec::with_capacity(64 + data.tasks.len() * 160);
+    let mut w = Vec::with_capacity(64 + data.entries.len() * 200);
     w.extend_from_slice(MAGIC);
-    put_u32(&mut w, (data.tasks.len() + data.problems.len()) as u32);
-    for t in &data.tasks {
-        w.push(0);
-        put_str(&mut w, &t.id);
-        put_str(&mut w, &t.title);
-        w.push(t.kind as u8);
-        w.push(t.state as u8);
-        w.push(t.priority);
-        put_opt(&mut w, &t.role);
-        put_list(&mut w, &t.labels);
-        put_list(&mut w, &t.deps);
-        put_opt(&mut w, &t.parent);
-        put_opt(&mut w, &t.assignee);
-        put_opt(&mut w, &t.summary);
-        put_opt(&mut w, &t.block_reason);
-        put_str(&mut w, &t.created);
-        put_str(&mut w, &t.updated);
-    }
-    for p in &data.problems {
-        w.push(1);
-        put_str(&mut w, &p.path);
-        put_str(&mut w, &p.why);
+    put_u32(&mut w, data.entries.len() as u32);
+    for e in &data.entries {
+        put_str(&mut w, &e.name);
+        w.extend_from_slice(e.blob.as_bytes());
+        match &e.doc {
+            Ok(t) => {
+                w.push(0);
+                put_str(&mut w, &t.id);
+                put_str(&mut w, &t.title);
+                w.push(t.kind as u8);
+                w.push(t.state as u8);
+                w.push(t.priority);
+                put_opt(&mut w, &t.role);
+                put_list(&mut w, &t.labels);
+                put_list(&mut w, &t.deps);
+                put_opt(&mut w, &t.parent);
+                put_opt(&mut w, &t.assignee);
+                put_opt(&mut w, &t.summary);
+                put_opt(&mut w, &t.block_reason);
+                put_str(&mut w, &t.created);
+                put_str(&mut w, &t.updated);
+            }
+            Err(why) => {
+                w.push(1);
+                put_str(&mut w, why);
+            }
+        }
     }
     if fs::create_dir_all(dir).is_err() {
         return;

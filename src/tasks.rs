@@ -219,7 +219,9 @@ impl<'c> Tasks<'c> {
         if let Some(role) = role {
             name::validate("role", role)?;
         }
-        let mut index = TaskIndex::default();
+        // Load the index before the snapshot the write is based on, so that the race window
+        // only covers the (incremental) refresh.
+        let mut index = self.index(&self.store.snapshot()?)?;
         self.store.update(&actor, |snap| {
             index.refresh(&self.coord.repo, TASKS_REF, snap)?;
             let next = ready_tasks(&index, role).first().map(|t| t.id.clone());
@@ -513,7 +515,7 @@ impl<'c> Tasks<'c> {
         };
         let wanted = task.map(|t| self.resolve_now(t)).transpose()?;
         let mut out = Vec::new();
-        for commit in self.coord.repo.history(tip)? {
+        self.coord.repo.walk_history(tip, |commit| {
             let trailer = |key: &str| {
                 commit
                     .message
@@ -533,14 +535,11 @@ impl<'c> Tasks<'c> {
                     .unwrap_or_default()
                     .to_string(),
             };
-            if wanted.is_some() && entry.task != wanted {
-                continue;
+            if wanted.is_none() || entry.task == wanted {
+                out.push(entry);
             }
-            out.push(entry);
-            if limit.is_some_and(|n| out.len() >= n) {
-                break;
-            }
-        }
+            limit.is_none_or(|n| out.len() < n)
+        })?;
         Ok(out)
     }
 

@@ -262,7 +262,7 @@ fn run(cli: Cli) -> Result<()> {
         return demo::run(keep);
     }
     let coord = Coord::open(&dir, cli.agent.clone())?;
-    let out = &mut io::stdout().lock();
+    let out = &mut io::BufWriter::new(io::stdout().lock());
     let json = cli.json;
     let tasks = Tasks::new(&coord);
     match cli.command {

@@ -237,8 +237,8 @@ impl Repo {
         }
     }
 
-    /// Commits reachable from `tip`, newest first.
-    pub fn history(&self, tip: Oid) -> Result<Vec<CommitInfo>> {
+    /// Visits the commits reachable from `tip`, newest first, until `visit` returns false.
+    pub fn walk_history(&self, tip: Oid, mut visit: impl FnMut(CommitInfo) -> bool) -> Result<()> {
         let walk = self
             .inner
             .rev_walk([tip])
@@ -247,12 +247,11 @@ impl Repo {
             ))
             .all()
             .map_err(git_err)?;
-        let mut out = Vec::new();
         for info in walk {
             let info = info.map_err(git_err)?;
             let commit = self.inner.find_commit(info.id).map_err(git_err)?;
             let decoded = commit.decode().map_err(git_err)?;
-            out.push(CommitInfo {
+            let keep_going = visit(CommitInfo {
                 oid: info.id,
                 seconds: decoded.committer().map_err(git_err)?.seconds(),
                 author: decoded
@@ -264,9 +263,32 @@ impl Repo {
                 message: decoded.message.to_str_lossy().into_owned(),
                 parents: decoded.parents().collect(),
             });
+            if !keep_going {
+                break;
+            }
         }
-        Ok(out)
+        Ok(())
     }
+}
+
+/// Runs the git binary in `dir` with a hardened environment and returns its trimmed stdout.
+pub fn run_git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new("git")
+        .args(["-c", "core.fsmonitor=false"])
+        .args(args)
+        .current_dir(dir)
+        .env("LC_ALL", "C")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Git(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
 }
 
 fn git_err(err: impl std::fmt::Display) -> Error {

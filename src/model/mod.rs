@@ -17,5 +17,13 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T
     budget.max_events = 200_000;
     budget.max_depth = 32;
     options.budget = Some(budget);
-    serde_saphyr::from_str_with_options(text, options).map_err(|e| e.to_string())
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+        // The parser's message carries a source snippet; its first line says what and where.
+        let text = e.to_string();
+        text.lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string()
+    })
 }

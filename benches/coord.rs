@@ -1,0 +1,389 @@
+//! The benchmark: builds stores of 10k and 100k tasks and times whole `git-coord` processes
+//! against them, next to the same write done with plain git plumbing.
+//!
+//! Run: `cargo bench --bench coord` (options after `--`: `--sizes 10000,100000 --runs 15`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use git_coord::model::id::new_id;
+use git_coord::model::task::{Event, Kind, State, TASK_FORMAT, Task};
+
+const BIN: &str = env!("CARGO_BIN_EXE_git-coord");
+
+struct Bench {
+    dir: PathBuf,
+    home: PathBuf,
+}
+
+struct Store {
+    open_ids: Vec<String>,
+}
+
+fn main() {
+    let mut sizes = vec![10_000usize, 100_000];
+    let mut runs = 15usize;
+    let mut keep = false;
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--sizes" => {
+                sizes = args[i + 1]
+                    .split(',')
+                    .map(|s| s.parse().expect("a number"))
+                    .collect();
+                i += 1;
+            }
+            "--runs" => {
+                runs = args[i + 1].parse().expect("a number");
+                i += 1;
+            }
+            "--keep" => keep = true,
+            _ => {} // cargo passes --bench
+        }
+        i += 1;
+    }
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    println!("git-coord benchmark: whole-process wall time, median of {runs} runs\n");
+    for &size in &sizes {
+        let bench = Bench::new(scratch.path(), size);
+        let store = bench.build_store(size);
+        println!("== {size} tasks ==");
+        let mut open = store.open_ids.clone().into_iter();
+        report(
+            "task new",
+            &bench.time(runs, |_| {
+                vec!["task".into(), "new".into(), "A benchmark task".into()]
+            }),
+        );
+        report(
+            "task claim ID",
+            &bench.time(runs, |_| {
+                vec![
+                    "task".into(),
+                    "claim".into(),
+                    open.next().expect("enough open tasks"),
+                ]
+            }),
+        );
+        report(
+            "plain git plumbing (same write)",
+            &bench.time_plumbing(runs),
+        );
+        bench.coord(&["ready"]); // build the index once
+        report("ready (warm)", &bench.time(runs, |_| vec!["ready".into()]));
+        report(
+            "list (warm)",
+            &bench.time(runs, |_| vec!["task".into(), "list".into()]),
+        );
+        let cold = bench.time_with(runs.min(5), || bench.drop_cache(), |_| vec!["ready".into()]);
+        report("ready (cold: no index)", &cold);
+        let cold = bench.time_with(
+            runs.min(5),
+            || bench.drop_cache(),
+            |_| vec!["task".into(), "list".into()],
+        );
+        report("list (cold: no index)", &cold);
+        println!(
+            "  {:<34} {:>8.1} MiB",
+            "peak memory (any run above)",
+            bench.peak_rss_kib() as f64 / 1024.0
+        );
+        bench.concurrent_claims(8, 40);
+        println!();
+    }
+    if keep {
+        println!("stores kept in {}", scratch.keep().display());
+    }
+}
+
+fn report(what: &str, samples: &[Duration]) {
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let median = ms[ms.len() / 2];
+    println!(
+        "  {what:<34} {median:>8.2} ms   (min {:.2}, max {:.2})",
+        ms[0],
+        ms[ms.len() - 1]
+    );
+}
+
+impl Bench {
+    fn new(root: &Path, size: usize) -> Bench {
+        let dir = root.join(format!("store-{size}"));
+        let home = root.join("home");
+        std::fs::create_dir_all(&dir).expect("bench dir");
+        std::fs::create_dir_all(&home).expect("home dir");
+        let bench = Bench { dir, home };
+        bench.git(&["init", "-q"]);
+        bench.git(&["config", "user.name", "Bench"]);
+        bench.git(&["config", "user.email", "bench@example.com"]);
+        bench
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        cmd.current_dir(&self.dir)
+            .env("HOME", &self.home)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("GIT_COORD_AGENT");
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("git");
+        self.env(&mut cmd);
+        let out = cmd.args(args).output().expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
+    }
+
+    fn git_stdin(&self, args: &[&str], input: &[u8]) -> String {
+        let mut cmd = Command::new("git");
+        self.env(&mut cmd);
+        let mut child = cmd
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("git runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("git finishes");
+        assert!(out.status.success(), "git {args:?} failed");
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
+    }
+
+    fn coord(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(BIN);
+        self.env(&mut cmd);
+        let out = cmd.args(args).output().expect("git-coord runs");
+        assert!(
+            out.status.success(),
+            "git coord {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    /// Writes `size` tasks in one commit with `git fast-import`: 80% done, 10% claimed, 10% open
+    /// (a fifth of those waiting on an open task).
+    fn build_store(&self, size: usize) -> Store {
+        let started = Instant::now();
+        self.coord(&["init"]);
+        let mut stream = Vec::with_capacity(size * 400);
+        let mut open_ids: Vec<String> = Vec::new();
+        let mut paths = Vec::with_capacity(size);
+        let now = "2026-01-01T00:00:00.000Z".to_string();
+        for n in 0..size {
+            let id = new_id();
+            let (state, assignee) = match n % 10 {
+                0 => (State::Open, None),
+                1 => (State::Claimed, Some(format!("agent{}", n % 7))),
+                _ => (State::Done, Some(format!("agent{}", n % 7))),
+            };
+            let deps = if state == State::Open && n % 50 == 0 && !open_ids.is_empty() {
+                vec![open_ids[open_ids.len() - 1].clone()]
+            } else {
+                Vec::new()
+            };
+            if state == State::Open && deps.is_empty() {
+                open_ids.push(id.clone());
+            }
+            let task = Task {
+                format: TASK_FORMAT,
+                id: id.clone(),
+                title: format!("Benchmark task number {n}"),
+                kind: Kind::Task,
+                state,
+                priority: (n % 5) as u8,
+                role: Some(["dev", "review", "docs"][n % 3].to_string()),
+                labels: vec!["bench".into()],
+                deps,
+                parent: None,
+                assignee,
+                claimed_at: None,
+                summary: (state == State::Done).then(|| "finished".to_string()),
+                block_reason: None,
+                created: now.clone(),
+                created_by: "bench".into(),
+                updated: now.clone(),
+                description: "Generated by the benchmark.".into(),
+                comments: Vec::new(),
+                history: vec![Event {
+                    at: now.clone(),
+                    agent: "bench".into(),
+                    op: "new".into(),
+                    note: None,
+                }],
+            };
+            let yaml = task.to_yaml();
+            stream.extend_from_slice(
+                format!("blob\nmark :{}\ndata {}\n", n + 1, yaml.len()).as_bytes(),
+            );
+            stream.extend_from_slice(yaml.as_bytes());
+            stream.push(b'\n');
+            paths.push(Task::path(&id));
+        }
+        let message = format!("bench: {size} tasks");
+        stream.extend_from_slice(
+            format!(
+                "commit refs/coord/tasks\ncommitter Bench <bench@example.com> 0 +0000\ndata {}\n{message}\nfrom refs/coord/tasks^0\n",
+                message.len() + 1
+            )
+            .as_bytes(),
+        );
+        for (n, path) in paths.iter().enumerate() {
+            stream.extend_from_slice(format!("M 100644 :{} {path}\n", n + 1).as_bytes());
+        }
+        stream.push(b'\n');
+        self.git_stdin(&["fast-import", "--quiet"], &stream);
+        println!(
+            "(built {size} tasks in {:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
+        Store { open_ids }
+    }
+
+    fn drop_cache(&self) {
+        let _ = std::fs::remove_dir_all(self.dir.join(".git/coord/cache"));
+    }
+
+    fn time(&self, runs: usize, args: impl FnMut(usize) -> Vec<String>) -> Vec<Duration> {
+        self.time_with(runs, || {}, args)
+    }
+
+    fn time_with(
+        &self,
+        runs: usize,
+        mut before: impl FnMut(),
+        mut args: impl FnMut(usize) -> Vec<String>,
+    ) -> Vec<Duration> {
+        (0..runs)
+            .map(|n| {
+                before();
+                let args = args(n);
+                let mut cmd = Command::new(BIN);
+                self.env(&mut cmd);
+                cmd.args(&args).stdout(Stdio::null()).stderr(Stdio::null());
+                let started = Instant::now();
+                let status = cmd.status().expect("git-coord runs");
+                let elapsed = started.elapsed();
+                assert!(status.success(), "git coord {args:?} failed");
+                elapsed
+            })
+            .collect()
+    }
+
+    /// The same single write as `task new`, done with git plumbing: hash-object -w, mktree for the
+    /// shard, the tasks tree and the root, commit-tree, update-ref with the old value.
+    fn time_plumbing(&self, runs: usize) -> Vec<Duration> {
+        (0..runs)
+            .map(|n| {
+                let id = new_id();
+                let shard = &id[..2];
+                let doc = format!("format: 1\nid: {id}\ntitle: plumbing {n}\nstate: open\n");
+                let started = Instant::now();
+                let old = self.git(&["rev-parse", "refs/coord/tasks"]);
+                let blob = self.git_stdin(&["hash-object", "-w", "--stdin"], doc.as_bytes());
+                let mut shard_listing = self.git(&["ls-tree", &format!("{old}:tasks/{shard}")]);
+                shard_listing.push_str(&format!("\n100644 blob {blob}\t{id}.yaml\n"));
+                let shard_tree = self.git_stdin(&["mktree"], shard_listing.trim_start().as_bytes());
+                let tasks_listing = self.git(&["ls-tree", &format!("{old}:tasks")]);
+                let tasks_listing = replace_entry(
+                    &tasks_listing,
+                    shard,
+                    &format!("040000 tree {shard_tree}\t{shard}"),
+                );
+                let tasks_tree = self.git_stdin(&["mktree"], tasks_listing.as_bytes());
+                let root_listing = self.git(&["ls-tree", &old]);
+                let root_listing = replace_entry(
+                    &root_listing,
+                    "tasks",
+                    &format!("040000 tree {tasks_tree}\ttasks"),
+                );
+                let root_tree = self.git_stdin(&["mktree"], root_listing.as_bytes());
+                let commit = self.git(&[
+                    "commit-tree",
+                    &root_tree,
+                    "-p",
+                    &old,
+                    "-m",
+                    "new by plumbing",
+                ]);
+                self.git(&["update-ref", "refs/coord/tasks", &commit, &old]);
+                started.elapsed()
+            })
+            .collect()
+    }
+
+    /// The largest resident set of any child process so far.
+    fn peak_rss_kib(&self) -> i64 {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage fills the struct it is given; RUSAGE_CHILDREN covers waited-for children.
+        let usage = unsafe {
+            libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+            usage.assume_init()
+        };
+        usage.ru_maxrss
+    }
+
+    /// `processes` processes each claiming `each` tasks with `claim --next`, all at once.
+    fn concurrent_claims(&self, processes: usize, each: usize) {
+        let started = Instant::now();
+        let handles: Vec<_> = (0..processes)
+            .map(|p| {
+                let mut cmd = Command::new("sh");
+                self.env(&mut cmd);
+                let script = format!(
+                    "for i in $(seq {each}); do {BIN} --agent racer{p} task claim --next --json || exit 1; done"
+                );
+                cmd.args(["-c", &script]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("sh runs")
+            })
+            .collect();
+        let mut claimed = Vec::new();
+        for h in handles {
+            let out = h.wait_with_output().expect("racer finishes");
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let v: serde_json::Value = serde_json::from_str(line).expect("json");
+                claimed.push(v["id"].as_str().expect("an id").to_string());
+            }
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let total = claimed.len();
+        claimed.sort();
+        claimed.dedup();
+        let doubles = total - claimed.len();
+        println!(
+            "  {:<34} {:>8.0} claims/s   ({total} claims by {processes} processes in {elapsed:.2} s, {doubles} double claims)",
+            format!("claim --next x{processes} processes"),
+            total as f64 / elapsed
+        );
+    }
+}
+
+fn replace_entry(listing: &str, name: &str, entry: &str) -> String {
+    let mut out: Vec<String> = listing
+        .lines()
+        .filter(|l| !l.ends_with(&format!("\t{name}")))
+        .map(String::from)
+        .collect();
+    out.push(entry.to_string());
+    out.join("\n") + "\n"
+}
