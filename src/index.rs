@@ -1,7 +1,11 @@
 //! The derived task index: a cache of task summaries, one file per shard, named by the shard's
 //! tree id. Every run reads the ref tip and its shard trees, so a cache file is only ever used for
-//! the exact tree it was built from; a changed shard is rebuilt from its blobs, an unchanged one is
-//! reused. The index is never the source of truth: delete `.git/coord/cache` and nothing is lost.
+//! the exact tree it was built from; in a changed shard only the documents whose blob changed are
+//! parsed again. The index is never the source of truth: delete `.git/coord/cache` and nothing is
+//! lost.
+//!
+//! In memory a shard is one string buffer and fixed-size records of spans into it, so loading
+//! 100,000 summaries costs a few reads and no allocation per task; [`TaskRef`] reads a record.
 
 use std::collections::HashMap;
 use std::fs;
@@ -11,10 +15,16 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::git::{Oid, Repo};
 use crate::model::MAX_DOCUMENT_BYTES;
-use crate::model::task::{Kind, State, Task, TaskSummary};
+use crate::model::task::{Kind, State, TaskSummary};
 use crate::store::Snapshot;
 
-const MAGIC: &[u8] = b"git-coord task index 2\n";
+/// Memory for delta bases while building many shards at once (packed documents are read in id
+/// order, which is not pack order, so a small cache would inflate each delta chain again and again).
+const DELTA_CACHE_BYTES: usize = 32 << 20;
+
+/// Names the layout of cache files and the task format of the build that wrote them, so an
+/// upgraded git-coord never trusts what an older one made.
+const MAGIC: &[u8] = b"git-coord task index 3 (task format 1)\n";
 
 /// A document that could not be loaded, with where it is and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,18 +33,281 @@ pub struct Problem {
     pub why: String,
 }
 
-/// One document of a shard: its file name, its blob, and what it loaded as.
-#[derive(Debug, Clone)]
-struct Entry {
-    name: String,
+/// A piece of a shard's text; `start == u32::MAX` marks an absent optional field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+const ABSENT: Span = Span {
+    start: u32::MAX,
+    len: 0,
+};
+
+/// Lists (labels, deps) are stored joined by this byte; names and ids never contain it.
+const LIST_SEP: char = '\n';
+
+/// One document of a shard. For a document that failed to load, `ok` is false and `title` holds
+/// why.
+#[derive(Debug, Clone, Copy)]
+struct Rec {
+    name: Span,
     blob: Oid,
-    doc: std::result::Result<TaskSummary, String>,
+    ok: bool,
+    state: State,
+    kind: Kind,
+    priority: u8,
+    id: Span,
+    title: Span,
+    role: Span,
+    labels: Span,
+    deps: Span,
+    parent: Span,
+    assignee: Span,
+    summary: Span,
+    block_reason: Span,
+    created: Span,
+    updated: Span,
+}
+
+const SPANS_PER_REC: usize = 13;
+const REC_BYTES: usize = 20 + 4 + SPANS_PER_REC * 8;
+const STATES: [State; 4] = [State::Open, State::Claimed, State::Done, State::Blocked];
+const KINDS: [Kind; 5] = [
+    Kind::Bug,
+    Kind::Feature,
+    Kind::Task,
+    Kind::Chore,
+    Kind::Epic,
+];
+
+impl Rec {
+    fn spans(&self) -> [Span; SPANS_PER_REC] {
+        [
+            self.name,
+            self.id,
+            self.title,
+            self.role,
+            self.labels,
+            self.deps,
+            self.parent,
+            self.assignee,
+            self.summary,
+            self.block_reason,
+            self.created,
+            self.updated,
+            Span { start: 0, len: 0 },
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Default)]
 struct Shard {
     tree: Option<Oid>,
-    entries: Vec<Entry>,
+    text: String,
+    recs: Vec<Rec>,
+}
+
+impl Shard {
+    fn str(&self, span: Span) -> &str {
+        if span.start == u32::MAX {
+            return "";
+        }
+        &self.text[span.start as usize..(span.start + span.len) as usize]
+    }
+
+    fn opt(&self, span: Span) -> Option<&str> {
+        (span.start != u32::MAX).then(|| self.str(span))
+    }
+
+    fn push(&mut self, s: &str) -> Span {
+        let span = Span {
+            start: self.text.len() as u32,
+            len: s.len() as u32,
+        };
+        self.text.push_str(s);
+        span
+    }
+
+    fn push_opt(&mut self, s: Option<&str>) -> Span {
+        s.map_or(ABSENT, |s| self.push(s))
+    }
+
+    fn push_list<'s>(&mut self, items: impl Iterator<Item = &'s str>) -> Span {
+        let start = self.text.len();
+        for (n, item) in items.enumerate() {
+            if n > 0 {
+                self.text.push(LIST_SEP);
+            }
+            self.text.push_str(item);
+        }
+        Span {
+            start: start as u32,
+            len: (self.text.len() - start) as u32,
+        }
+    }
+
+    fn push_summary(&mut self, name: &str, blob: Oid, t: TaskRef<'_>) {
+        let rec = Rec {
+            name: self.push(name),
+            blob,
+            ok: true,
+            state: t.state(),
+            kind: t.kind(),
+            priority: t.priority(),
+            id: self.push(t.id()),
+            title: self.push(t.title()),
+            role: self.push_opt(t.role()),
+            labels: self.push_list(t.labels()),
+            deps: self.push_list(t.deps()),
+            parent: self.push_opt(t.parent()),
+            assignee: self.push_opt(t.assignee()),
+            summary: self.push_opt(t.summary()),
+            block_reason: self.push_opt(t.block_reason()),
+            created: self.push(t.created()),
+            updated: self.push(t.updated()),
+        };
+        self.recs.push(rec);
+    }
+
+    fn push_owned(&mut self, name: &str, blob: Oid, t: &TaskSummary) {
+        let rec = Rec {
+            name: self.push(name),
+            blob,
+            ok: true,
+            state: t.state,
+            kind: t.kind,
+            priority: t.priority,
+            id: self.push(&t.id),
+            title: self.push(&t.title),
+            role: self.push_opt(t.role.as_deref()),
+            labels: self.push_list(t.labels.iter().map(String::as_str)),
+            deps: self.push_list(t.deps.iter().map(String::as_str)),
+            parent: self.push_opt(t.parent.as_deref()),
+            assignee: self.push_opt(t.assignee.as_deref()),
+            summary: self.push_opt(t.summary.as_deref()),
+            block_reason: self.push_opt(t.block_reason.as_deref()),
+            created: self.push(&t.created),
+            updated: self.push(&t.updated),
+        };
+        self.recs.push(rec);
+    }
+
+    fn push_problem(&mut self, name: &str, blob: Oid, why: &str) {
+        let rec = Rec {
+            name: self.push(name),
+            blob,
+            ok: false,
+            state: State::Open,
+            kind: Kind::Task,
+            priority: 0,
+            id: ABSENT,
+            title: self.push(why),
+            role: ABSENT,
+            labels: ABSENT,
+            deps: ABSENT,
+            parent: ABSENT,
+            assignee: ABSENT,
+            summary: ABSENT,
+            block_reason: ABSENT,
+            created: ABSENT,
+            updated: ABSENT,
+        };
+        self.recs.push(rec);
+    }
+}
+
+/// A task of the index, read in place.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskRef<'a> {
+    shard: &'a Shard,
+    rec: &'a Rec,
+}
+
+impl<'a> TaskRef<'a> {
+    pub fn id(&self) -> &'a str {
+        self.shard.str(self.rec.id)
+    }
+    pub fn title(&self) -> &'a str {
+        self.shard.str(self.rec.title)
+    }
+    pub fn state(&self) -> State {
+        self.rec.state
+    }
+    pub fn kind(&self) -> Kind {
+        self.rec.kind
+    }
+    pub fn priority(&self) -> u8 {
+        self.rec.priority
+    }
+    pub fn role(&self) -> Option<&'a str> {
+        self.shard.opt(self.rec.role)
+    }
+    pub fn labels(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        split_list(self.shard.str(self.rec.labels))
+    }
+    pub fn deps(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        split_list(self.shard.str(self.rec.deps))
+    }
+    pub fn has_deps(&self) -> bool {
+        self.rec.deps.len > 0
+    }
+    pub fn parent(&self) -> Option<&'a str> {
+        self.shard.opt(self.rec.parent)
+    }
+    pub fn assignee(&self) -> Option<&'a str> {
+        self.shard.opt(self.rec.assignee)
+    }
+    pub fn summary(&self) -> Option<&'a str> {
+        self.shard.opt(self.rec.summary)
+    }
+    pub fn block_reason(&self) -> Option<&'a str> {
+        self.shard.opt(self.rec.block_reason)
+    }
+    pub fn created(&self) -> &'a str {
+        self.shard.str(self.rec.created)
+    }
+    pub fn updated(&self) -> &'a str {
+        self.shard.str(self.rec.updated)
+    }
+
+    /// Urgency order: lower priority number first, then older first, then id.
+    pub fn urgency_key(&self) -> (u8, &'a str, &'a str) {
+        (self.priority(), self.created(), self.id())
+    }
+
+    pub fn to_summary(&self) -> TaskSummary {
+        TaskSummary {
+            id: self.id().into(),
+            title: self.title().into(),
+            kind: self.kind(),
+            state: self.state(),
+            priority: self.priority(),
+            role: self.role().map(Into::into),
+            labels: self.labels().map(Into::into).collect(),
+            deps: self.deps().map(Into::into).collect(),
+            parent: self.parent().map(Into::into),
+            assignee: self.assignee().map(Into::into),
+            summary: self.summary().map(Into::into),
+            block_reason: self.block_reason().map(Into::into),
+            created: self.created().into(),
+            updated: self.updated().into(),
+        }
+    }
+}
+
+impl serde::Serialize for TaskRef<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        self.to_summary().serialize(serializer)
+    }
+}
+
+fn split_list(joined: &str) -> impl Iterator<Item = &str> {
+    joined.split(LIST_SEP).filter(|s| !s.is_empty())
 }
 
 /// Every task summary of one snapshot of refs/coord/tasks.
@@ -89,10 +362,27 @@ impl TaskIndex {
         Ok(())
     }
 
-    pub fn tasks(&self) -> impl Iterator<Item = &TaskSummary> {
-        self.shards
-            .values()
-            .flat_map(|s| s.entries.iter().filter_map(|e| e.doc.as_ref().ok()))
+    /// Every task that loaded, in no particular order.
+    pub fn tasks(&self) -> impl Iterator<Item = TaskRef<'_>> {
+        self.shards.values().flat_map(|shard| {
+            shard
+                .recs
+                .iter()
+                .filter(|r| r.ok)
+                .map(move |rec| TaskRef { shard, rec })
+        })
+    }
+
+    /// The task with this full id, found in its shard by binary search.
+    pub fn get(&self, id: &str) -> Option<TaskRef<'_>> {
+        let shard = self.shards.get(id.get(..crate::model::id::SHARD_LEN)?)?;
+        let name = format!("{id}.yaml");
+        let at = shard
+            .recs
+            .binary_search_by(|r| shard.str(r.name).cmp(name.as_str()))
+            .ok()?;
+        let rec = &shard.recs[at];
+        rec.ok.then_some(TaskRef { shard, rec })
     }
 
     /// Documents that failed to load, in path order.
@@ -100,21 +390,15 @@ impl TaskIndex {
         let mut all: Vec<Problem> = self
             .shards
             .iter()
-            .flat_map(|(shard, s)| {
-                s.entries.iter().filter_map(move |e| {
-                    e.doc.as_ref().err().map(|why| Problem {
-                        path: format!("tasks/{shard}/{}", e.name),
-                        why: why.clone(),
-                    })
+            .flat_map(|(name, shard)| {
+                shard.recs.iter().filter(|r| !r.ok).map(move |r| Problem {
+                    path: format!("tasks/{name}/{}", shard.str(r.name)),
+                    why: shard.str(r.title).to_string(),
                 })
             })
             .collect();
         all.sort_by(|a, b| a.path.cmp(&b.path));
         all
-    }
-
-    pub fn by_id(&self) -> HashMap<&str, &TaskSummary> {
-        self.tasks().map(|t| (t.id.as_str(), t)).collect()
     }
 }
 
@@ -163,7 +447,8 @@ fn build_shards(
             .map(|part| {
                 let git_dir = repo.git_dir();
                 scope.spawn(move || {
-                    let repo = Repo::open(&git_dir)?;
+                    let mut repo = Repo::open(&git_dir)?;
+                    repo.cache_delta_bases(DELTA_CACHE_BYTES / threads);
                     part.into_iter()
                         .map(|(name, tree, base)| build_shard(&repo, refname, name, tree, base))
                         .collect::<Result<Vec<_>>>()
@@ -190,39 +475,68 @@ fn build_shard(
     tree: Oid,
     base: Shard,
 ) -> Result<(String, Shard)> {
-    let known: HashMap<Oid, Entry> = base.entries.into_iter().map(|e| (e.blob, e)).collect();
+    let known: HashMap<Oid, &Rec> = base.recs.iter().map(|r| (r.blob, r)).collect();
     let mut shard = Shard {
         tree: Some(tree),
-        entries: Vec::new(),
+        ..Shard::default()
     };
     for entry in repo.tree_entries(tree)? {
-        if entry.is_tree {
-            continue; // per-task attachments live in subtrees beside the documents
+        if entry.is_tree || !entry.name.ends_with(".yaml") {
+            continue; // per-task attachments live beside the documents
         }
-        if let Some(old) = known.get(&entry.oid).filter(|e| e.name == entry.name) {
-            shard.entries.push(old.clone());
+        if let Some(old) = known
+            .get(&entry.oid)
+            .filter(|r| base.str(r.name) == entry.name)
+        {
+            if old.ok {
+                shard.push_summary(
+                    &entry.name,
+                    entry.oid,
+                    TaskRef {
+                        shard: &base,
+                        rec: old,
+                    },
+                );
+            } else {
+                shard.push_problem(&entry.name, entry.oid, base.str(old.title));
+            }
             continue;
         }
         let path = format!("tasks/{name}/{}", entry.name);
         let size = repo.object_size(entry.oid)?;
-        let doc = if size > MAX_DOCUMENT_BYTES {
+        let loaded = if size > MAX_DOCUMENT_BYTES {
             Err(format!(
                 "{size} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit"
             ))
         } else {
             let bytes = repo.read_blob(entry.oid)?;
-            match Task::from_yaml(&bytes, refname, &path) {
-                Ok(task) if task.id.starts_with(&name) => Ok(TaskSummary::from(&task)),
-                Ok(task) => Err(format!("task {} is in the wrong shard", task.id)),
+            match TaskSummary::from_yaml(&bytes, refname, &path) {
+                Ok(task) if !task.id.starts_with(&name) => {
+                    Err(format!("task {} is in the wrong shard", task.id))
+                }
+                Ok(task)
+                    if task
+                        .labels
+                        .iter()
+                        .chain(&task.deps)
+                        .any(|s| s.contains(LIST_SEP)) =>
+                {
+                    Err("a label or dependency contains a line break".to_string())
+                }
+                Ok(task) => Ok(task),
                 Err(Error::Malformed { why, .. }) => Err(why),
+                Err(Error::NewerFormat {
+                    found, supported, ..
+                }) => Err(format!(
+                    "format version {found} is newer than this git-coord understands ({supported})"
+                )),
                 Err(other) => Err(other.to_string()),
             }
         };
-        shard.entries.push(Entry {
-            name: entry.name,
-            blob: entry.oid,
-            doc,
-        });
+        match loaded {
+            Ok(task) => shard.push_owned(&entry.name, entry.oid, &task),
+            Err(why) => shard.push_problem(&entry.name, entry.oid, &why),
+        }
     }
     Ok((name, shard))
 }
@@ -232,50 +546,68 @@ fn cache_file(dir: &Path, shard: &str, tree: Oid) -> PathBuf {
 }
 
 fn read_cache(dir: &Path, shard: &str, tree: Oid) -> Option<Shard> {
-    let bytes = fs::read(cache_file(dir, shard, tree)).ok()?;
+    let mut bytes = fs::read(cache_file(dir, shard, tree)).ok()?;
     let mut r = Reader {
         bytes: bytes.strip_prefix(MAGIC)?,
     };
     let count = r.u32()? as usize;
-    let mut entries = Vec::with_capacity(count);
+    let text_len = r.u32()? as usize;
+    let mut recs = Vec::with_capacity(count);
     for _ in 0..count {
-        let name = r.string()?;
         let blob = Oid::try_from(r.take(20)?).ok()?;
-        let doc = match r.u8()? {
-            0 => Ok(TaskSummary {
-                id: r.string()?,
-                title: r.string()?,
-                kind: [
-                    Kind::Bug,
-                    Kind::Feature,
-                    Kind::Task,
-                    Kind::Chore,
-                    Kind::Epic,
-                ]
-                .get(r.u8()? as usize)
-                .copied()?,
-                state: [State::Open, State::Claimed, State::Done, State::Blocked]
-                    .get(r.u8()? as usize)
-                    .copied()?,
-                priority: r.u8()?,
-                role: r.opt()?,
-                labels: r.list()?,
-                deps: r.list()?,
-                parent: r.opt()?,
-                assignee: r.opt()?,
-                summary: r.opt()?,
-                block_reason: r.opt()?,
-                created: r.string()?,
-                updated: r.string()?,
-            }),
-            1 => Err(r.string()?),
-            _ => return None,
+        let flags = r.take(4)?;
+        let (ok, state, kind, priority) = (
+            flags[0] == 1,
+            *STATES.get(flags[1] as usize)?,
+            *KINDS.get(flags[2] as usize)?,
+            flags[3],
+        );
+        let mut span = || {
+            Some(Span {
+                start: r.u32()?,
+                len: r.u32()?,
+            })
         };
-        entries.push(Entry { name, blob, doc });
+        let rec = Rec {
+            name: span()?,
+            blob,
+            ok,
+            state,
+            kind,
+            priority,
+            id: span()?,
+            title: span()?,
+            role: span()?,
+            labels: span()?,
+            deps: span()?,
+            parent: span()?,
+            assignee: span()?,
+            summary: span()?,
+            block_reason: span()?,
+            created: span()?,
+            updated: span()?,
+        };
+        span()?; // reserved
+        recs.push(rec);
     }
-    r.bytes.is_empty().then_some(Shard {
+    if r.bytes.len() != text_len {
+        return None;
+    }
+    let text_start = bytes.len() - text_len;
+    let text = String::from_utf8(bytes.split_off(text_start)).ok()?;
+    let in_bounds = |s: Span| {
+        s.start == u32::MAX
+            || text
+                .get(s.start as usize..(s.start as usize + s.len as usize))
+                .is_some()
+    };
+    if !recs.iter().all(|r| r.spans().into_iter().all(in_bounds)) {
+        return None;
+    }
+    Some(Shard {
         tree: Some(tree),
-        entries,
+        text,
+        recs,
     })
 }
 
@@ -283,36 +615,19 @@ fn read_cache(dir: &Path, shard: &str, tree: Oid) -> Option<Shard> {
 /// Failing to write a cache is never an error: the next run rebuilds it.
 fn write_cache(dir: &Path, shard: &str, data: &Shard) {
     let Some(tree) = data.tree else { return };
-    let mut w = Vec::with_capacity(64 + data.entries.len() * 200);
+    let mut w = Vec::with_capacity(MAGIC.len() + 8 + data.recs.len() * REC_BYTES + data.text.len());
     w.extend_from_slice(MAGIC);
-    put_u32(&mut w, data.entries.len() as u32);
-    for e in &data.entries {
-        put_str(&mut w, &e.name);
-        w.extend_from_slice(e.blob.as_bytes());
-        match &e.doc {
-            Ok(t) => {
-                w.push(0);
-                put_str(&mut w, &t.id);
-                put_str(&mut w, &t.title);
-                w.push(t.kind as u8);
-                w.push(t.state as u8);
-                w.push(t.priority);
-                put_opt(&mut w, &t.role);
-                put_list(&mut w, &t.labels);
-                put_list(&mut w, &t.deps);
-                put_opt(&mut w, &t.parent);
-                put_opt(&mut w, &t.assignee);
-                put_opt(&mut w, &t.summary);
-                put_opt(&mut w, &t.block_reason);
-                put_str(&mut w, &t.created);
-                put_str(&mut w, &t.updated);
-            }
-            Err(why) => {
-                w.push(1);
-                put_str(&mut w, why);
-            }
+    put_u32(&mut w, data.recs.len() as u32);
+    put_u32(&mut w, data.text.len() as u32);
+    for rec in &data.recs {
+        w.extend_from_slice(rec.blob.as_bytes());
+        w.extend_from_slice(&[rec.ok as u8, rec.state as u8, rec.kind as u8, rec.priority]);
+        for span in rec.spans() {
+            put_u32(&mut w, span.start);
+            put_u32(&mut w, span.len);
         }
     }
+    w.extend_from_slice(data.text.as_bytes());
     if fs::create_dir_all(dir).is_err() {
         return;
     }
@@ -342,28 +657,6 @@ fn put_u32(w: &mut Vec<u8>, n: u32) {
     w.extend_from_slice(&n.to_le_bytes());
 }
 
-fn put_str(w: &mut Vec<u8>, s: &str) {
-    put_u32(w, s.len() as u32);
-    w.extend_from_slice(s.as_bytes());
-}
-
-fn put_opt(w: &mut Vec<u8>, s: &Option<String>) {
-    match s {
-        Some(s) => {
-            w.push(1);
-            put_str(w, s);
-        }
-        None => w.push(0),
-    }
-}
-
-fn put_list(w: &mut Vec<u8>, items: &[String]) {
-    put_u32(w, items.len() as u32);
-    for item in items {
-        put_str(w, item);
-    }
-}
-
 struct Reader<'a> {
     bytes: &'a [u8],
 }
@@ -378,30 +671,8 @@ impl Reader<'_> {
         Some(head)
     }
 
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-
     fn u32(&mut self) -> Option<u32> {
         self.take(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn string(&mut self) -> Option<String> {
-        let len = self.u32()? as usize;
-        String::from_utf8(self.take(len)?.to_vec()).ok()
-    }
-
-    fn opt(&mut self) -> Option<Option<String>> {
-        match self.u8()? {
-            0 => Some(None),
-            1 => Some(Some(self.string()?)),
-            _ => None,
-        }
-    }
-
-    fn list(&mut self) -> Option<Vec<String>> {
-        let n = self.u32()? as usize;
-        (0..n).map(|_| self.string()).collect()
     }
 }

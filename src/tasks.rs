@@ -5,10 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::coord::Coord;
 use crate::error::{Error, Result};
-use crate::index::{Problem, TaskIndex};
-use crate::model::task::{
-    Comment, DEFAULT_PRIORITY, Kind, MAX_PRIORITY, State, TASK_FORMAT, Task, TaskSummary,
-};
+use crate::index::{TaskIndex, TaskRef};
+use crate::model::task::{Comment, DEFAULT_PRIORITY, Kind, MAX_PRIORITY, State, TASK_FORMAT, Task};
 use crate::model::{id, name, time};
 use crate::store::{Actor, Change, Snapshot, Store};
 
@@ -51,9 +49,9 @@ pub struct ListFilter {
 
 /// A task that waits, and what it waits on.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Waiting {
+pub struct Waiting<'i> {
     #[serde(flatten)]
-    pub task: TaskSummary,
+    pub task: TaskRef<'i>,
     /// Dependencies not yet done, with their state.
     pub waits_on: Vec<WaitsOn>,
 }
@@ -191,8 +189,7 @@ impl<'c> Tasks<'c> {
             check_claimable(&task)?;
             if !force && !task.deps.is_empty() {
                 index.refresh(&self.coord.repo, TASKS_REF, snap)?;
-                let by_id = index.by_id();
-                let waiting = undone_deps(&task.deps, &by_id);
+                let waiting = undone_deps(task.deps.iter().map(String::as_str), &index);
                 if !waiting.is_empty() {
                     let list = waiting
                         .iter()
@@ -224,7 +221,9 @@ impl<'c> Tasks<'c> {
         let mut index = self.index(&self.store.snapshot()?)?;
         self.store.update(&actor, |snap| {
             index.refresh(&self.coord.repo, TASKS_REF, snap)?;
-            let next = ready_tasks(&index, role).first().map(|t| t.id.clone());
+            let next = ready_tasks(&index, role)
+                .first()
+                .map(|t| t.id().to_string());
             let Some(id) = next else {
                 return Err(Error::NothingReady {
                     role: role.map(str::to_string),
@@ -444,9 +443,7 @@ impl<'c> Tasks<'c> {
         let snap = self.store.snapshot()?;
         let id = self.resolve(&snap, &id::parse_prefix(input)?)?;
         let index = self.index(&snap)?;
-        let by_id = index.by_id();
-        let mut seen = HashSet::new();
-        Ok(dep_node(&id, &by_id, &mut seen))
+        Ok(dep_node(&id, &index, &mut HashSet::new()))
     }
 
     pub fn index(&self, snap: &Snapshot) -> Result<TaskIndex> {
@@ -455,57 +452,9 @@ impl<'c> Tasks<'c> {
         Ok(index)
     }
 
-    pub fn list(&self, filter: &ListFilter) -> Result<(Vec<TaskSummary>, Vec<Problem>)> {
-        let index = self.index(&self.store.snapshot()?)?;
-        let mut out: Vec<TaskSummary> = index
-            .tasks()
-            .filter(|t| filter.state.is_none_or(|s| t.state == s))
-            .filter(|t| {
-                filter
-                    .assignee
-                    .as_deref()
-                    .is_none_or(|a| t.assignee.as_deref() == Some(a))
-            })
-            .filter(|t| {
-                filter
-                    .role
-                    .as_deref()
-                    .is_none_or(|r| t.role.as_deref() == Some(r))
-            })
-            .filter(|t| {
-                filter
-                    .label
-                    .as_deref()
-                    .is_none_or(|l| t.labels.iter().any(|x| x == l))
-            })
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| a.urgency_key().cmp(&b.urgency_key()));
-        Ok((out, index.problems()))
-    }
-
-    pub fn ready(&self, role: Option<&str>) -> Result<(Vec<TaskSummary>, Vec<Problem>)> {
-        let index = self.index(&self.store.snapshot()?)?;
-        let ready = ready_tasks(&index, role).into_iter().cloned().collect();
-        Ok((ready, index.problems()))
-    }
-
-    pub fn blocked(&self) -> Result<(Vec<Waiting>, Vec<Problem>)> {
-        let index = self.index(&self.store.snapshot()?)?;
-        let by_id = index.by_id();
-        let mut out: Vec<Waiting> = index
-            .tasks()
-            .filter(|t| matches!(t.state, State::Open | State::Blocked))
-            .filter_map(|t| {
-                let waits_on = undone_deps(&t.deps, &by_id);
-                (t.state == State::Blocked || !waits_on.is_empty()).then(|| Waiting {
-                    task: t.clone(),
-                    waits_on,
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| a.task.urgency_key().cmp(&b.task.urgency_key()));
-        Ok((out, index.problems()))
+    /// The index of the current tip, for the listings below.
+    pub fn load_index(&self) -> Result<TaskIndex> {
+        self.index(&self.store.snapshot()?)
     }
 
     /// The audit trail: the history of refs/coord/tasks, newest first.
@@ -621,51 +570,79 @@ impl<'c> Tasks<'c> {
     }
 }
 
-/// Open, unclaimed, non-epic tasks whose dependencies are all done, most urgent first.
-pub fn ready_tasks<'a>(index: &'a TaskIndex, role: Option<&str>) -> Vec<&'a TaskSummary> {
-    let candidates: Vec<&TaskSummary> = index
+/// Tasks matching `filter`, most urgent first.
+pub fn list<'i>(index: &'i TaskIndex, filter: &ListFilter) -> Vec<TaskRef<'i>> {
+    let mut out: Vec<TaskRef> = index
         .tasks()
-        .filter(|t| t.state == State::Open && t.assignee.is_none() && t.kind != Kind::Epic)
-        .filter(|t| role.is_none_or(|r| t.role.as_deref() == Some(r)))
+        .filter(|t| filter.state.is_none_or(|s| t.state() == s))
+        .filter(|t| {
+            filter
+                .assignee
+                .as_deref()
+                .is_none_or(|a| t.assignee() == Some(a))
+        })
+        .filter(|t| filter.role.as_deref().is_none_or(|r| t.role() == Some(r)))
+        .filter(|t| {
+            filter
+                .label
+                .as_deref()
+                .is_none_or(|l| t.labels().any(|x| x == l))
+        })
         .collect();
-    let done: HashSet<&str> = if candidates.iter().any(|t| !t.deps.is_empty()) {
-        index
-            .tasks()
-            .filter(|t| t.state == State::Done)
-            .map(|t| t.id.as_str())
-            .collect()
-    } else {
-        HashSet::new()
-    };
-    let mut ready: Vec<&TaskSummary> = candidates
-        .into_iter()
-        .filter(|t| t.deps.iter().all(|d| done.contains(d.as_str())))
+    out.sort_unstable_by(|a, b| a.urgency_key().cmp(&b.urgency_key()));
+    out
+}
+
+/// Open, unclaimed, non-epic tasks whose dependencies are all done, most urgent first.
+pub fn ready_tasks<'i>(index: &'i TaskIndex, role: Option<&str>) -> Vec<TaskRef<'i>> {
+    let mut ready: Vec<TaskRef> = index
+        .tasks()
+        .filter(|t| t.state() == State::Open && t.assignee().is_none() && t.kind() != Kind::Epic)
+        .filter(|t| role.is_none_or(|r| t.role() == Some(r)))
+        .filter(|t| {
+            !t.has_deps()
+                || t.deps()
+                    .all(|d| index.get(d).is_some_and(|d| d.state() == State::Done))
+        })
         .collect();
-    ready.sort_by(|a, b| a.urgency_key().cmp(&b.urgency_key()));
+    ready.sort_unstable_by(|a, b| a.urgency_key().cmp(&b.urgency_key()));
     ready
 }
 
-fn undone_deps(deps: &[String], by_id: &HashMap<&str, &TaskSummary>) -> Vec<WaitsOn> {
-    deps.iter()
-        .filter_map(|d| match by_id.get(d.as_str()) {
-            Some(t) if t.state == State::Done => None,
-            Some(t) => Some(WaitsOn {
-                id: d.clone(),
-                title: t.title.clone(),
-                state: t.state.as_str().into(),
-            }),
-            None => Some(WaitsOn {
-                id: d.clone(),
-                title: String::new(),
-                state: "missing".into(),
-            }),
+/// Open or blocked tasks that wait, with what they wait on, most urgent first.
+pub fn blocked(index: &TaskIndex) -> Vec<Waiting<'_>> {
+    let mut out: Vec<Waiting> = index
+        .tasks()
+        .filter(|t| matches!(t.state(), State::Open | State::Blocked))
+        .filter_map(|t| {
+            let waits_on = undone_deps(t.deps(), index);
+            (t.state() == State::Blocked || !waits_on.is_empty())
+                .then_some(Waiting { task: t, waits_on })
         })
-        .collect()
+        .collect();
+    out.sort_by(|a, b| a.task.urgency_key().cmp(&b.task.urgency_key()));
+    out
+}
+
+fn undone_deps<'d>(deps: impl Iterator<Item = &'d str>, index: &TaskIndex) -> Vec<WaitsOn> {
+    deps.filter_map(|d| match index.get(d) {
+        Some(t) if t.state() == State::Done => None,
+        Some(t) => Some(WaitsOn {
+            id: d.into(),
+            title: t.title().into(),
+            state: t.state().as_str().into(),
+        }),
+        None => Some(WaitsOn {
+            id: d.into(),
+            title: String::new(),
+            state: "missing".into(),
+        }),
+    })
+    .collect()
 }
 
 /// A path of dependencies from `from` to `to`, if there is one (`from` first, `to` last).
 fn dep_path(index: &TaskIndex, from: &str, to: &str) -> Option<Vec<String>> {
-    let by_id = index.by_id();
     let mut came_from: HashMap<&str, &str> = HashMap::new();
     let mut stack = vec![from];
     let mut seen = HashSet::from([from]);
@@ -680,14 +657,10 @@ fn dep_path(index: &TaskIndex, from: &str, to: &str) -> Option<Vec<String>> {
             path.reverse();
             return Some(path);
         }
-        for dep in by_id
-            .get(current)
-            .map(|t| t.deps.as_slice())
-            .unwrap_or_default()
-        {
-            if seen.insert(dep.as_str()) {
-                came_from.insert(dep.as_str(), current);
-                stack.push(dep.as_str());
+        for dep in index.get(current).into_iter().flat_map(|t| t.deps()) {
+            if seen.insert(dep) {
+                came_from.insert(dep, current);
+                stack.push(dep);
             }
         }
     }
@@ -695,43 +668,34 @@ fn dep_path(index: &TaskIndex, from: &str, to: &str) -> Option<Vec<String>> {
 }
 
 fn check_parent_chain(index: &TaskIndex, id: &str, parent: &str) -> Result<()> {
-    let by_id = index.by_id();
-    let mut chain = vec![id.to_string(), parent.to_string()];
-    let mut at = parent;
-    while let Some(next) = by_id.get(at).and_then(|t| t.parent.as_deref()) {
-        if next == id || chain.len() > by_id.len() + 1 {
-            chain.push(next.to_string());
-            return Err(Error::Cycle(chain));
-        }
-        chain.push(next.to_string());
-        at = next;
-    }
     if parent == id {
         return Err(Error::Cycle(vec![id.to_string(), id.to_string()]));
+    }
+    let mut chain = vec![id.to_string(), parent.to_string()];
+    let mut seen = HashSet::from([parent]);
+    let mut at = parent;
+    while let Some(next) = index.get(at).and_then(|t| t.parent()) {
+        chain.push(next.to_string());
+        if next == id || !seen.insert(next) {
+            return Err(Error::Cycle(chain));
+        }
+        at = next;
     }
     Ok(())
 }
 
-fn dep_node<'a>(
-    id: &'a str,
-    by_id: &HashMap<&'a str, &'a TaskSummary>,
-    seen: &mut HashSet<&'a str>,
-) -> DepNode {
-    let task = by_id.get(id);
+fn dep_node<'a>(id: &'a str, index: &'a TaskIndex, seen: &mut HashSet<&'a str>) -> DepNode {
+    let task = index.get(id);
     let repeated = !seen.insert(id);
     let deps = match task {
-        Some(t) if !repeated => t
-            .deps
-            .iter()
-            .map(|d| dep_node(d.as_str(), by_id, seen))
-            .collect(),
+        Some(t) if !repeated => t.deps().map(|d| dep_node(d, index, seen)).collect(),
         _ => Vec::new(),
     };
     DepNode {
         id: id.to_string(),
-        title: task.map(|t| t.title.clone()).unwrap_or_default(),
+        title: task.map(|t| t.title().to_string()).unwrap_or_default(),
         state: task
-            .map(|t| t.state.as_str())
+            .map(|t| t.state().as_str())
             .unwrap_or("missing")
             .to_string(),
         repeated,

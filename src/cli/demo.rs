@@ -138,13 +138,14 @@ fn walk_through(dir: &Path) -> Result<()> {
     }
     show_ready(&tasks, "ready now")?;
     println!("\n$ git coord blocked");
-    for waiting in tasks.blocked()?.0 {
+    let index = tasks.load_index()?;
+    for waiting in crate::tasks::blocked(&index) {
         let on: Vec<String> = waiting
             .waits_on
             .iter()
             .map(|w| format!("{} ({})", w.title, w.state))
             .collect();
-        println!("  {}  waits on {}", waiting.task.title, on.join(", "));
+        println!("  {}  waits on {}", waiting.task.title(), on.join(", "));
     }
 
     step("Everything is plain git: a document, and the audit trail");
@@ -171,13 +172,14 @@ fn walk_through(dir: &Path) -> Result<()> {
 
 fn show_ready(tasks: &Tasks, title: &str) -> Result<()> {
     println!("\n$ git coord ready      # {title}");
-    for t in tasks.ready(None)?.0 {
+    let index = tasks.load_index()?;
+    for t in crate::tasks::ready_tasks(&index, None) {
         println!(
             "  {}  P{}  {}  @{}",
-            t.id,
-            t.priority,
-            t.title,
-            t.role.as_deref().unwrap_or("-")
+            t.id(),
+            t.priority(),
+            t.title(),
+            t.role().unwrap_or("-")
         );
     }
     Ok(())

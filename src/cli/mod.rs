@@ -272,14 +272,21 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Task(cmd) => run_task(&tasks, cmd, out, json)?,
         Command::Ready { role } => {
-            let (ready, problems) = tasks.ready(role.as_deref())?;
-            output::problems(&problems);
-            output::summaries(out, &ready, json)?;
+            if let Some(role) = &role {
+                crate::model::name::validate("role", role)?;
+            }
+            let index = tasks.load_index()?;
+            output::problems(&index.problems());
+            output::summaries(
+                out,
+                &crate::tasks::ready_tasks(&index, role.as_deref()),
+                json,
+            )?;
         }
         Command::Blocked => {
-            let (waiting, problems) = tasks.blocked()?;
-            output::problems(&problems);
-            output::blocked(out, &waiting, json)?;
+            let index = tasks.load_index()?;
+            output::problems(&index.problems());
+            output::blocked(out, &crate::tasks::blocked(&index), json)?;
         }
         Command::Log { task, max_count } => {
             let entries = tasks.log(task.as_deref(), max_count)?;
@@ -313,14 +320,15 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut impl Write, json: bool) -
             role,
             label,
         } => {
-            let (list, problems) = tasks.list(&ListFilter {
+            let index = tasks.load_index()?;
+            output::problems(&index.problems());
+            let filter = ListFilter {
                 state,
                 assignee,
                 role,
                 label,
-            })?;
-            output::problems(&problems);
-            output::summaries(out, &list, json)?;
+            };
+            output::summaries(out, &crate::tasks::list(&index, &filter), json)?;
         }
         TaskCommand::Show { id, history } => output::task(out, &tasks.show(&id)?, history, json)?,
         TaskCommand::Edit(a) => {

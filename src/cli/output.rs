@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use serde_json::{Value, json};
 
 use crate::error::Error;
-use crate::index::Problem;
+use crate::index::{Problem, TaskRef};
 use crate::model::task::{Task, TaskSummary};
 use crate::tasks::{DepNode, LogEntry, Waiting};
 
@@ -74,7 +74,7 @@ pub fn changed(out: Out, verb: &str, task: &Task, json: bool) -> io::Result<()> 
     writeln!(out, "{verb} {} {}", task.id, task.title)
 }
 
-pub fn summaries(out: Out, tasks: &[TaskSummary], json: bool) -> io::Result<()> {
+pub fn summaries(out: Out, tasks: &[TaskRef<'_>], json: bool) -> io::Result<()> {
     if json {
         serde_json::to_writer(&mut *out, tasks)?;
         return writeln!(out);
@@ -85,24 +85,23 @@ pub fn summaries(out: Out, tasks: &[TaskSummary], json: bool) -> io::Result<()> 
     Ok(())
 }
 
-fn summary_line(out: Out, t: &TaskSummary) -> io::Result<()> {
-    let mut extra = String::new();
-    if let Some(role) = &t.role {
-        extra.push_str(&format!(" @{role}"));
-    }
-    for label in &t.labels {
-        extra.push_str(&format!(" #{label}"));
-    }
-    writeln!(
+fn summary_line(out: Out, t: &TaskRef<'_>) -> io::Result<()> {
+    write!(
         out,
-        "{}  P{}  {:<7}  {:<12}  {}{}",
-        t.id,
-        t.priority,
-        t.state.as_str(),
-        t.assignee.as_deref().unwrap_or("-"),
-        t.title,
-        extra
-    )
+        "{}  P{}  {:<7}  {:<12}  {}",
+        t.id(),
+        t.priority(),
+        t.state().as_str(),
+        t.assignee().unwrap_or("-"),
+        t.title()
+    )?;
+    if let Some(role) = t.role() {
+        write!(out, " @{role}")?;
+    }
+    for label in t.labels() {
+        write!(out, " #{label}")?;
+    }
+    writeln!(out)
 }
 
 pub fn task(out: Out, task: &Task, history: bool, json: bool) -> io::Result<()> {
@@ -173,14 +172,14 @@ pub fn task(out: Out, task: &Task, history: bool, json: bool) -> io::Result<()> 
     Ok(())
 }
 
-pub fn blocked(out: Out, waiting: &[Waiting], json: bool) -> io::Result<()> {
+pub fn blocked(out: Out, waiting: &[Waiting<'_>], json: bool) -> io::Result<()> {
     if json {
         serde_json::to_writer(&mut *out, waiting)?;
         return writeln!(out);
     }
     for w in waiting {
         summary_line(out, &w.task)?;
-        if let Some(reason) = &w.task.block_reason {
+        if let Some(reason) = w.task.block_reason() {
             writeln!(out, "    blocked: {reason}")?;
         }
         for dep in &w.waits_on {

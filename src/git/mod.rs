@@ -73,6 +73,13 @@ impl Repo {
         Ok(Repo { inner })
     }
 
+    /// Caches up to `bytes` of delta bases, for reading many objects of a pack in no useful order.
+    pub fn cache_delta_bases(&mut self, bytes: usize) {
+        self.inner.objects.set_pack_cache(move || {
+            Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(bytes))
+        });
+    }
+
     /// Where the repository's git directory is (per worktree).
     pub fn git_dir(&self) -> PathBuf {
         self.inner.git_dir().to_path_buf()
@@ -224,14 +231,17 @@ impl Repo {
         match self.inner.edit_references_as(Some(edit), None) {
             Ok(_) => Ok(Cas::Moved),
             Err(err) => {
-                let text = format!("{err:?}");
-                // A moved ref or a held ref lock both mean another writer got there first.
-                if self.ref_tip(name)? != expected || text.contains("ock") || text.contains("match")
-                {
-                    tracing::debug!(%name, "compare-and-swap lost: {err}");
+                // A held ref lock or a moved ref both mean another writer got there first.
+                let lock = self.common_dir().join(format!("{name}.lock"));
+                if lock.exists() {
+                    tracing::debug!(%name, "ref lock held: {err:?}");
+                    recover_stale_lock(&lock);
+                    Ok(Cas::Lost)
+                } else if self.ref_tip(name)? != expected {
+                    tracing::debug!(%name, "compare-and-swap lost: {err:?}");
                     Ok(Cas::Lost)
                 } else {
-                    Err(git_err(err))
+                    Err(Error::Git(format!("cannot update {name}: {err:?}")))
                 }
             }
         }
@@ -269,6 +279,37 @@ impl Repo {
         }
         Ok(())
     }
+}
+
+/// A ref lock older than this was left by a killed process: git-coord holds its locks for
+/// microseconds, and git's own ref updates for milliseconds.
+const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Removes `lock` if it is stale. The lock is first renamed aside, which only one process can do;
+/// if what was renamed turns out to be fresh (a live writer's lock that replaced the stale one in
+/// between), it is put back.
+fn recover_stale_lock(lock: &Path) {
+    let is_stale = |path: &Path| {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_LOCK))
+    };
+    if !is_stale(lock) {
+        return;
+    }
+    let aside = lock.with_extension(format!("lock.stale-{}", std::process::id()));
+    if std::fs::rename(lock, &aside).is_err() {
+        return; // another process took it first
+    }
+    if is_stale(&aside) {
+        tracing::warn!(
+            "removed a stale ref lock left by a killed process: {}",
+            lock.display()
+        );
+    } else {
+        let _ = std::fs::hard_link(&aside, lock);
+    }
+    let _ = std::fs::remove_file(&aside);
 }
 
 /// Runs the git binary in `dir` with a hardened environment and returns its trimmed stdout.

@@ -17,6 +17,7 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T
     budget.max_events = 200_000;
     budget.max_depth = 32;
     options.budget = Some(budget);
+    options.with_snippet = false;
     serde_saphyr::from_str_with_options(text, options).map_err(|e| {
         // The parser's message carries a source snippet; its first line says what and where.
         let text = e.to_string();

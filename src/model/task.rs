@@ -164,40 +164,8 @@ impl Task {
 
     /// Parses and checks a task document; `path` names it in errors.
     pub fn from_yaml(bytes: &[u8], refname: &str, path: &str) -> Result<Task> {
-        let malformed = |why: String| Error::Malformed {
-            refname: refname.into(),
-            path: path.into(),
-            why,
-        };
-        if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
-            return Err(malformed(format!(
-                "{} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit",
-                bytes.len()
-            )));
-        }
-        let text = std::str::from_utf8(bytes).map_err(|_| malformed("not UTF-8".into()))?;
-        let task: Task = match parse_yaml(text) {
-            Ok(task) => task,
-            Err(why) => {
-                if let Ok(probe) = parse_yaml::<FormatProbe>(text) {
-                    check_format(probe.format, refname, path)?;
-                }
-                return Err(malformed(why));
-            }
-        };
-        check_format(task.format, refname, path)?;
-        if !id::is_full_id(&task.id) || !path.ends_with(&format!("/{}.yaml", task.id)) {
-            return Err(malformed(format!(
-                "id '{}' does not match its path",
-                task.id
-            )));
-        }
-        if task.priority > MAX_PRIORITY {
-            return Err(malformed(format!(
-                "priority {} is outside 0-{MAX_PRIORITY}",
-                task.priority
-            )));
-        }
+        let task: Task = parse_checked(bytes, refname, path)?;
+        check_fields(&task.id, task.priority, refname, path)?;
         Ok(task)
     }
 
@@ -209,6 +177,99 @@ impl Task {
             op: op.to_string(),
             note,
         });
+    }
+}
+
+/// Parses a document after checking its size and encoding, and checks its format version.
+fn parse_checked<T: serde::de::DeserializeOwned + Versioned>(
+    bytes: &[u8],
+    refname: &str,
+    path: &str,
+) -> Result<T> {
+    let malformed = |why: String| Error::Malformed {
+        refname: refname.into(),
+        path: path.into(),
+        why,
+    };
+    if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(malformed(format!(
+            "{} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit",
+            bytes.len()
+        )));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| malformed("not UTF-8".into()))?;
+    let doc: T = match parse_yaml(text) {
+        Ok(doc) => doc,
+        Err(why) => {
+            if let Ok(probe) = parse_yaml::<FormatProbe>(text) {
+                check_format(probe.format, refname, path)?;
+            }
+            return Err(malformed(why));
+        }
+    };
+    check_format(doc.format(), refname, path)?;
+    Ok(doc)
+}
+
+fn check_fields(id: &str, priority: u8, refname: &str, path: &str) -> Result<()> {
+    let malformed = |why: String| Error::Malformed {
+        refname: refname.into(),
+        path: path.into(),
+        why,
+    };
+    if !id::is_full_id(id) || !path.ends_with(&format!("/{id}.yaml")) {
+        return Err(malformed(format!("id '{id}' does not match its path")));
+    }
+    if priority > MAX_PRIORITY {
+        return Err(malformed(format!(
+            "priority {priority} is outside 0-{MAX_PRIORITY}"
+        )));
+    }
+    Ok(())
+}
+
+trait Versioned {
+    fn format(&self) -> u32;
+}
+
+impl Versioned for Task {
+    fn format(&self) -> u32 {
+        self.format
+    }
+}
+
+/// The fields a listing needs, read without building comments and history.
+#[derive(Deserialize)]
+struct SummaryDoc {
+    format: u32,
+    id: String,
+    title: String,
+    #[serde(rename = "type", default)]
+    kind: Kind,
+    state: State,
+    #[serde(default = "default_priority")]
+    priority: u8,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    labels: Vec<String>,
+    #[serde(default)]
+    deps: Vec<String>,
+    #[serde(default)]
+    parent: Option<String>,
+    #[serde(default)]
+    assignee: Option<String>,
+    #[serde(default)]
+    summary: Option<String>,
+    #[serde(default)]
+    block_reason: Option<String>,
+    created: String,
+    updated: String,
+}
+
+impl Versioned for SummaryDoc {
+    fn format(&self) -> u32 {
+        self.format
     }
 }
 
@@ -273,6 +334,28 @@ impl From<&Task> for TaskSummary {
 }
 
 impl TaskSummary {
+    /// Reads the summary fields of a task document, with the same checks as [`Task::from_yaml`].
+    pub fn from_yaml(bytes: &[u8], refname: &str, path: &str) -> Result<TaskSummary> {
+        let d: SummaryDoc = parse_checked(bytes, refname, path)?;
+        check_fields(&d.id, d.priority, refname, path)?;
+        Ok(TaskSummary {
+            id: d.id,
+            title: d.title,
+            kind: d.kind,
+            state: d.state,
+            priority: d.priority,
+            role: d.role,
+            labels: d.labels,
+            deps: d.deps,
+            parent: d.parent,
+            assignee: d.assignee,
+            summary: d.summary,
+            block_reason: d.block_reason,
+            created: d.created,
+            updated: d.updated,
+        })
+    }
+
     /// Urgency order: lower priority number first, then older first, then id.
     pub fn urgency_key(&self) -> (u8, &str, &str) {
         (self.priority, &self.created, &self.id)

@@ -107,7 +107,9 @@ impl<'r> Store<'r> {
         mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
     ) -> Result<T> {
         let started = Instant::now();
-        for attempt in 1..=MAX_ATTEMPTS {
+        let mut attempts = 0;
+        while attempts < MAX_ATTEMPTS && started.elapsed() < MAX_RETRY_TIME {
+            attempts += 1;
             let mut snap = self.snapshot()?;
             let expected = snap.tip;
             if snap.tip.is_none() {
@@ -127,16 +129,15 @@ impl<'r> Store<'r> {
                 .cas_ref(self.refname, expected, new, &change.subject)?
             {
                 Cas::Moved => {
-                    tracing::debug!(refname = self.refname, attempt, "wrote {}", change.subject);
+                    tracing::debug!(refname = self.refname, attempts, "wrote {}", change.subject);
                     return Ok(value);
                 }
-                Cas::Lost if started.elapsed() < MAX_RETRY_TIME => backoff(attempt),
-                Cas::Lost => break,
+                Cas::Lost => backoff(attempts),
             }
         }
         Err(Error::Contended {
             refname: self.refname.into(),
-            attempts: MAX_ATTEMPTS,
+            attempts,
         })
     }
 
