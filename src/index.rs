@@ -1,7 +1,7 @@
-//! The derived task index: a cache of task summaries, one file per shard, named by the shard's
-//! tree id. Every run reads the ref tip and its shard trees, so a cache file is only ever used for
-//! the exact tree it was built from; in a changed shard only the documents whose blob changed are
-//! parsed again. The index is never the source of truth: delete `.git/coord/cache` and nothing is
+//! The derived task index: task summaries per shard, each tagged with the id of the shard tree it
+//! was built from, cached in one file (`.git/coord/cache/tasks.index`). Every run reads the ref
+//! tip and its shard trees, so a cached shard is only used for the exact tree it was built from;
+//! in a changed shard only the documents whose blob changed are parsed again. The index is never the source of truth: delete `.git/coord/cache` and nothing is
 //! lost.
 //!
 //! In memory a shard is one string buffer and fixed-size records of spans into it, so loading
@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -17,10 +17,6 @@ use crate::git::{Oid, Repo};
 use crate::model::MAX_DOCUMENT_BYTES;
 use crate::model::task::{Kind, State, TaskSummary};
 use crate::store::Snapshot;
-
-/// Memory for delta bases while building many shards at once (packed documents are read in id
-/// order, which is not pack order, so a small cache would inflate each delta chain again and again).
-const DELTA_CACHE_BYTES: usize = 32 << 20;
 
 /// Names the layout of cache files and the task format of the build that wrote them, so an
 /// upgraded git-coord never trusts what an older one made.
@@ -72,7 +68,6 @@ struct Rec {
 }
 
 const SPANS_PER_REC: usize = 13;
-const REC_BYTES: usize = 20 + 4 + SPANS_PER_REC * 8;
 const STATES: [State; 4] = [State::Open, State::Claimed, State::Done, State::Blocked];
 const KINDS: [Kind; 5] = [
     Kind::Bug,
@@ -314,6 +309,8 @@ fn split_list(joined: &str) -> impl Iterator<Item = &str> {
 #[derive(Debug, Default)]
 pub struct TaskIndex {
     shards: HashMap<String, Shard>,
+    /// Whether the cache file was read (once per process; later refreshes start from memory).
+    loaded: bool,
 }
 
 impl TaskIndex {
@@ -331,34 +328,31 @@ impl TaskIndex {
             },
             None => Vec::new(),
         };
-        let cache_dir = cache_dir(repo);
+        let file = cache_file(repo);
+        let first = !self.loaded;
+        if first {
+            self.shards = read_cache(&file).unwrap_or_default();
+            self.loaded = true;
+        }
         let mut next = HashMap::with_capacity(shard_trees.len());
         let mut missing = Vec::new();
-        let mut older_caches: Option<HashMap<String, Oid>> = None;
         for entry in shard_trees {
-            let previous = self.shards.remove(&entry.name);
-            if let Some(shard) = previous.as_ref().filter(|s| s.tree == Some(entry.oid)) {
-                next.insert(entry.name, shard.clone());
-                continue;
+            match self.shards.remove(&entry.name) {
+                Some(shard) if shard.tree == Some(entry.oid) => {
+                    next.insert(entry.name, shard);
+                }
+                // A changed shard: parse only the documents its older version lacks.
+                base => missing.push((entry.name, entry.oid, base.unwrap_or_default())),
             }
-            if let Some(shard) = read_cache(&cache_dir, &entry.name, entry.oid) {
-                next.insert(entry.name, shard);
-                continue;
-            }
-            // Reuse what an older version of this shard already parsed.
-            let base = previous.or_else(|| {
-                let older = older_caches.get_or_insert_with(|| list_caches(&cache_dir));
-                older
-                    .get(&entry.name)
-                    .and_then(|tree| read_cache(&cache_dir, &entry.name, *tree))
-            });
-            missing.push((entry.name, entry.oid, base.unwrap_or_default()));
         }
-        for (name, shard) in build_shards(repo, refname, missing)? {
-            write_cache(&cache_dir, &name, &shard);
-            next.insert(name, shard);
-        }
+        let changed = !missing.is_empty() || !self.shards.is_empty();
+        next.extend(build_shards(repo, refname, missing)?);
         self.shards = next;
+        // A retry after a lost race refreshes again within moments; only the first refresh of a
+        // process saves its work for the next one.
+        if changed && first {
+            write_cache(&file, &self.shards);
+        }
         Ok(())
     }
 
@@ -402,23 +396,11 @@ impl TaskIndex {
     }
 }
 
-fn cache_dir(repo: &Repo) -> PathBuf {
-    repo.common_dir().join("coord").join("cache").join("tasks")
-}
-
-/// The cache files present, shard name to the tree they were built from.
-fn list_caches(dir: &Path) -> HashMap<String, Oid> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return HashMap::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let (shard, tree) = name.split_once('.')?;
-            Some((shard.to_string(), Oid::from_hex(tree.as_bytes()).ok()?))
-        })
-        .collect()
+fn cache_file(repo: &Repo) -> PathBuf {
+    repo.common_dir()
+        .join("coord")
+        .join("cache")
+        .join("tasks.index")
 }
 
 /// Builds shards from their blobs, on two threads when there are many.
@@ -447,8 +429,7 @@ fn build_shards(
             .map(|part| {
                 let git_dir = repo.git_dir();
                 scope.spawn(move || {
-                    let mut repo = Repo::open(&git_dir)?;
-                    repo.cache_delta_bases(DELTA_CACHE_BYTES / threads);
+                    let repo = Repo::open(&git_dir)?;
                     part.into_iter()
                         .map(|(name, tree, base)| build_shard(&repo, refname, name, tree, base))
                         .collect::<Result<Vec<_>>>()
@@ -541,26 +522,52 @@ fn build_shard(
     Ok((name, shard))
 }
 
-fn cache_file(dir: &Path, shard: &str, tree: Oid) -> PathBuf {
-    dir.join(format!("{shard}.{tree}"))
+/// Reads the cache file: every shard it holds, with the tree each was built from.
+fn read_cache(file: &Path) -> Option<HashMap<String, Shard>> {
+    let mut input = std::io::BufReader::new(fs::File::open(file).ok()?);
+    let mut magic = vec![0u8; MAGIC.len()];
+    input.read_exact(&mut magic).ok()?;
+    if magic != MAGIC {
+        return None;
+    }
+    let count = read_u32(&mut input)? as usize;
+    let mut shards = HashMap::with_capacity(count);
+    for _ in 0..count {
+        // Each shard is stored as its length and then its bytes, read into one buffer at a time.
+        let len = read_u32(&mut input)? as usize;
+        let mut bytes = vec![0u8; len];
+        input.read_exact(&mut bytes).ok()?;
+        let mut r = Reader { bytes: &bytes };
+        let (name, shard) = read_shard(&mut r)?;
+        if !r.bytes.is_empty() {
+            return None;
+        }
+        shards.insert(name, shard);
+    }
+    let mut rest = [0u8; 1];
+    matches!(input.read(&mut rest), Ok(0)).then_some(shards)
 }
 
-fn read_cache(dir: &Path, shard: &str, tree: Oid) -> Option<Shard> {
-    let mut bytes = fs::read(cache_file(dir, shard, tree)).ok()?;
-    let mut r = Reader {
-        bytes: bytes.strip_prefix(MAGIC)?,
-    };
+fn read_u32(input: &mut impl Read) -> Option<u32> {
+    let mut b = [0u8; 4];
+    input.read_exact(&mut b).ok()?;
+    Some(u32::from_le_bytes(b))
+}
+
+fn read_shard(r: &mut Reader<'_>) -> Option<(String, Shard)> {
+    let name_len = r.u32()? as usize;
+    let name = std::str::from_utf8(r.take(name_len)?).ok()?.to_string();
+    let tree = Oid::try_from(r.take(20)?).ok()?;
     let count = r.u32()? as usize;
     let text_len = r.u32()? as usize;
     let mut recs = Vec::with_capacity(count);
     for _ in 0..count {
         let blob = Oid::try_from(r.take(20)?).ok()?;
         let flags = r.take(4)?;
-        let (ok, state, kind, priority) = (
-            flags[0] == 1,
+        let (ok, priority) = (flags[0] == 1, flags[3]);
+        let (state, kind) = (
             *STATES.get(flags[1] as usize)?,
             *KINDS.get(flags[2] as usize)?,
-            flags[3],
         );
         let mut span = || {
             Some(Span {
@@ -590,67 +597,79 @@ fn read_cache(dir: &Path, shard: &str, tree: Oid) -> Option<Shard> {
         span()?; // reserved
         recs.push(rec);
     }
-    if r.bytes.len() != text_len {
-        return None;
-    }
-    let text_start = bytes.len() - text_len;
-    let text = String::from_utf8(bytes.split_off(text_start)).ok()?;
+    let text = std::str::from_utf8(r.take(text_len)?).ok()?.to_string();
     let in_bounds = |s: Span| {
         s.start == u32::MAX
             || text
-                .get(s.start as usize..(s.start as usize + s.len as usize))
+                .get(s.start as usize..s.start as usize + s.len as usize)
                 .is_some()
     };
     if !recs.iter().all(|r| r.spans().into_iter().all(in_bounds)) {
         return None;
     }
-    Some(Shard {
-        tree: Some(tree),
-        text,
-        recs,
-    })
+    Some((
+        name,
+        Shard {
+            tree: Some(tree),
+            text,
+            recs,
+        },
+    ))
 }
 
-/// Writes the cache file for one shard (atomically, by rename) and drops older files of that shard.
-/// Failing to write a cache is never an error: the next run rebuilds it.
-fn write_cache(dir: &Path, shard: &str, data: &Shard) {
-    let Some(tree) = data.tree else { return };
-    let mut w = Vec::with_capacity(MAGIC.len() + 8 + data.recs.len() * REC_BYTES + data.text.len());
-    w.extend_from_slice(MAGIC);
-    put_u32(&mut w, data.recs.len() as u32);
-    put_u32(&mut w, data.text.len() as u32);
-    for rec in &data.recs {
-        w.extend_from_slice(rec.blob.as_bytes());
-        w.extend_from_slice(&[rec.ok as u8, rec.state as u8, rec.kind as u8, rec.priority]);
-        for span in rec.spans() {
-            put_u32(&mut w, span.start);
-            put_u32(&mut w, span.len);
-        }
-    }
-    w.extend_from_slice(data.text.as_bytes());
+/// Writes the cache file (atomically, by rename). Failing to write it is never an error: the
+/// next run rebuilds what it needs.
+fn write_cache(file: &Path, shards: &HashMap<String, Shard>) {
+    let Some(dir) = file.parent() else { return };
     if fs::create_dir_all(dir).is_err() {
         return;
     }
-    let target = cache_file(dir, shard, tree);
-    let tmp = dir.join(format!("tmp-{shard}-{}-{tree}", std::process::id()));
+    let mut suffix = [0u8; 4];
+    let _ = getrandom::fill(&mut suffix);
+    let tmp = dir.join(format!(
+        "tmp-{}-{}",
+        std::process::id(),
+        u32::from_le_bytes(suffix)
+    ));
     let written = fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(&w))
-        .and_then(|_| fs::rename(&tmp, &target));
+        .and_then(|f| {
+            let mut out = std::io::BufWriter::new(f);
+            out.write_all(MAGIC)?;
+            let built: Vec<(&String, &Shard, Oid)> = shards
+                .iter()
+                .filter_map(|(name, shard)| Some((name, shard, shard.tree?)))
+                .collect();
+            out.write_all(&(built.len() as u32).to_le_bytes())?;
+            let mut w = Vec::new();
+            for (name, shard, tree) in built {
+                w.clear();
+                write_shard(&mut w, name, tree, shard);
+                out.write_all(&(w.len() as u32).to_le_bytes())?;
+                out.write_all(&w)?;
+            }
+            out.flush()
+        })
+        .and_then(|_| fs::rename(&tmp, file));
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
-        return;
     }
-    if let Ok(entries) = fs::read_dir(dir) {
-        let keep = target.file_name().map(|n| n.to_owned());
-        let prefix = format!("{shard}.");
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            if name.to_str().is_some_and(|n| n.starts_with(&prefix)) && Some(&name) != keep.as_ref()
-            {
-                let _ = fs::remove_file(entry.path());
-            }
+}
+
+fn write_shard(w: &mut Vec<u8>, name: &str, tree: Oid, shard: &Shard) {
+    put_u32(w, name.len() as u32);
+    w.extend_from_slice(name.as_bytes());
+    w.extend_from_slice(tree.as_bytes());
+    put_u32(w, shard.recs.len() as u32);
+    put_u32(w, shard.text.len() as u32);
+    for rec in &shard.recs {
+        w.extend_from_slice(rec.blob.as_bytes());
+        w.extend_from_slice(&[rec.ok as u8, rec.state as u8, rec.kind as u8, rec.priority]);
+        for span in rec.spans() {
+            put_u32(w, span.start);
+            put_u32(w, span.len);
         }
     }
+    w.extend_from_slice(shard.text.as_bytes());
 }
 
 fn put_u32(w: &mut Vec<u8>, n: u32) {

@@ -589,7 +589,7 @@ pub fn list<'i>(index: &'i TaskIndex, filter: &ListFilter) -> Vec<TaskRef<'i>> {
                 .is_none_or(|l| t.labels().any(|x| x == l))
         })
         .collect();
-    out.sort_unstable_by(|a, b| a.urgency_key().cmp(&b.urgency_key()));
+    out.sort_by_cached_key(|t| t.urgency_key());
     out
 }
 
@@ -605,7 +605,7 @@ pub fn ready_tasks<'i>(index: &'i TaskIndex, role: Option<&str>) -> Vec<TaskRef<
                     .all(|d| index.get(d).is_some_and(|d| d.state() == State::Done))
         })
         .collect();
-    ready.sort_unstable_by(|a, b| a.urgency_key().cmp(&b.urgency_key()));
+    ready.sort_by_cached_key(|t| t.urgency_key());
     ready
 }
 
@@ -620,7 +620,7 @@ pub fn blocked(index: &TaskIndex) -> Vec<Waiting<'_>> {
                 .then_some(Waiting { task: t, waits_on })
         })
         .collect();
-    out.sort_by(|a, b| a.task.urgency_key().cmp(&b.task.urgency_key()));
+    out.sort_by_cached_key(|w| w.task.urgency_key());
     out
 }
 

@@ -73,13 +73,6 @@ impl Repo {
         Ok(Repo { inner })
     }
 
-    /// Caches up to `bytes` of delta bases, for reading many objects of a pack in no useful order.
-    pub fn cache_delta_bases(&mut self, bytes: usize) {
-        self.inner.objects.set_pack_cache(move || {
-            Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(bytes))
-        });
-    }
-
     /// Where the repository's git directory is (per worktree).
     pub fn git_dir(&self) -> PathBuf {
         self.inner.git_dir().to_path_buf()

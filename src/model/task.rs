@@ -8,9 +8,12 @@ use crate::model::{MAX_DOCUMENT_BYTES, id, parse_yaml};
 /// The task document format this build writes and the newest it reads.
 pub const TASK_FORMAT: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    #[default]
     Open,
     Claimed,
     Done,
@@ -239,7 +242,7 @@ impl Versioned for Task {
 }
 
 /// The fields a listing needs, read without building comments and history.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct SummaryDoc {
     format: u32,
     id: String,
@@ -336,7 +339,16 @@ impl From<&Task> for TaskSummary {
 impl TaskSummary {
     /// Reads the summary fields of a task document, with the same checks as [`Task::from_yaml`].
     pub fn from_yaml(bytes: &[u8], refname: &str, path: &str) -> Result<TaskSummary> {
-        let d: SummaryDoc = parse_checked(bytes, refname, path)?;
+        let fast = std::str::from_utf8(bytes)
+            .ok()
+            .filter(|_| bytes.len() as u64 <= MAX_DOCUMENT_BYTES);
+        let d = match fast.and_then(canonical::read_summary) {
+            Some(d) => {
+                check_format(d.format, refname, path)?;
+                d
+            }
+            None => parse_checked::<SummaryDoc>(bytes, refname, path)?,
+        };
         check_fields(&d.id, d.priority, refname, path)?;
         Ok(TaskSummary {
             id: d.id,
@@ -359,5 +371,255 @@ impl TaskSummary {
     /// Urgency order: lower priority number first, then older first, then id.
     pub fn urgency_key(&self) -> (u8, &str, &str) {
         (self.priority, &self.created, &self.id)
+    }
+}
+
+/// A fast reader for task documents in the exact shape git-coord writes them (block style,
+/// top-level keys at column 0, plain or simple double-quoted scalars, `|`/`|-` block scalars).
+/// It reads only the summary fields and gives up (`None`) on anything else, which then goes to
+/// the full YAML parser: hand-edited or foreign documents are always parsed properly.
+mod canonical {
+    use super::{Kind, State, SummaryDoc};
+
+    pub(super) fn read_summary(text: &str) -> Option<SummaryDoc> {
+        let mut doc = SummaryDoc {
+            priority: super::DEFAULT_PRIORITY,
+            ..SummaryDoc::default()
+        };
+        let (mut has_format, mut has_state, mut has_id) = (false, false, false);
+        let mut seen: Vec<&str> = Vec::with_capacity(20);
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            let line = lines[i];
+            i += 1;
+            let (key, rest) = line.split_once(':')?;
+            if key.is_empty()
+                || !key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                || seen.contains(&key)
+            {
+                return None;
+            }
+            seen.push(key);
+            let rest = match rest.strip_prefix(' ') {
+                Some(r) => r,
+                None if rest.is_empty() => "",
+                None => return None,
+            };
+            // The lines that belong to this key: a block scalar, a sequence or a nested mapping.
+            let start = i;
+            while i < lines.len()
+                && (lines[i].starts_with("  ")
+                    || lines[i].starts_with("- ")
+                    || lines[i] == "-"
+                    || lines[i].is_empty())
+            {
+                i += 1;
+            }
+            let block = &lines[start..i];
+            match key {
+                "labels" | "deps" => {
+                    if !rest.is_empty() {
+                        return None;
+                    }
+                    let items = block
+                        .iter()
+                        .map(|l| l.strip_prefix("- ").and_then(scalar).map(str::to_string))
+                        .collect::<Option<Vec<_>>>()?;
+                    if key == "labels" {
+                        doc.labels = items
+                    } else {
+                        doc.deps = items
+                    }
+                }
+                "title" | "summary" | "block_reason" | "role" | "parent" | "assignee" | "id"
+                | "created" | "updated" | "state" | "type" | "format" | "priority" => {
+                    let value = if rest.starts_with('|') {
+                        block_scalar(rest, block)?
+                    } else if block.is_empty() {
+                        scalar(rest)?.to_string()
+                    } else {
+                        return None;
+                    };
+                    let is_null = !rest.starts_with('"') && (value == "null" || value == "~");
+                    match key {
+                        "title" if !is_null => doc.title = value,
+                        "summary" => doc.summary = (!is_null).then_some(value),
+                        "block_reason" => doc.block_reason = (!is_null).then_some(value),
+                        "role" => doc.role = (!is_null).then_some(value),
+                        "parent" => doc.parent = (!is_null).then_some(value),
+                        "assignee" => doc.assignee = (!is_null).then_some(value),
+                        "id" if !is_null => (doc.id, has_id) = (value, true),
+                        "created" if !is_null => doc.created = value,
+                        "updated" if !is_null => doc.updated = value,
+                        "state" => (doc.state, has_state) = (State::parse(&value).ok()?, true),
+                        "type" => doc.kind = Kind::parse(&value).ok()?,
+                        "format" => (doc.format, has_format) = (value.parse().ok()?, true),
+                        "priority" => doc.priority = value.parse().ok()?,
+                        _ => return None,
+                    }
+                }
+                _ => {} // description, created_by, claimed_at, comments, history: not needed here
+            }
+        }
+        let complete = has_format
+            && has_state
+            && has_id
+            && !doc.title.is_empty()
+            && !doc.created.is_empty()
+            && !doc.updated.is_empty();
+        complete.then_some(doc)
+    }
+
+    /// A plain scalar, or a double-quoted one without escapes.
+    fn scalar(s: &str) -> Option<&str> {
+        if let Some(inner) = s.strip_prefix('"') {
+            let inner = inner.strip_suffix('"')?;
+            return (!inner.contains('"') && !inner.contains('\\')).then_some(inner);
+        }
+        let first = s.bytes().next()?;
+        let special = b"&*!|>{}[]%@`'\"#,?:-<=~ \t";
+        if special.contains(&first)
+            || s.ends_with(' ')
+            || s.contains(": ")
+            || s.contains(" #")
+            || s.ends_with(':')
+        {
+            return None;
+        }
+        Some(s)
+    }
+
+    /// A literal block scalar (`|` or `|-`) indented by two spaces.
+    fn block_scalar(header: &str, lines: &[&str]) -> Option<String> {
+        let keep_newline = match header {
+            "|" => true,
+            "|-" => false,
+            _ => return None,
+        };
+        let mut body: Vec<&str> = lines
+            .iter()
+            .map(|l| l.strip_prefix("  ").or((l.is_empty()).then_some("")))
+            .collect::<Option<_>>()?;
+        while body.last().is_some_and(|l| l.is_empty()) {
+            body.pop();
+        }
+        if body.is_empty() || body[0].starts_with(' ') {
+            return None;
+        }
+        let mut out = body.join("\n");
+        if keep_newline {
+            out.push('\n');
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(title: &str, summary: Option<&str>, labels: &[&str]) -> Task {
+        Task {
+            format: TASK_FORMAT,
+            id: "0123456789ab".into(),
+            title: title.into(),
+            kind: Kind::Bug,
+            state: State::Claimed,
+            priority: 0,
+            role: Some("dev".into()),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            deps: vec!["ba9876543210".into()],
+            parent: None,
+            assignee: Some("alice".into()),
+            claimed_at: Some("2026-01-01T00:00:01.000Z".into()),
+            summary: summary.map(Into::into),
+            block_reason: None,
+            created: "2026-01-01T00:00:00.000Z".into(),
+            created_by: "olga".into(),
+            updated: "2026-01-01T00:00:02.000Z".into(),
+            description: "multi\nline: with # and - dashes\n\n  indented\n".into(),
+            comments: vec![Comment {
+                id: "c1".into(),
+                author: "bob".into(),
+                at: "x".into(),
+                text: "a\nb".into(),
+            }],
+            history: vec![Event {
+                at: "x".into(),
+                agent: "olga".into(),
+                op: "new".into(),
+                note: Some("n: 1".into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_fast_summary_reader_agrees_with_the_yaml_parser() {
+        let titles = [
+            "plain",
+            "a: colon",
+            "# hash",
+            "\"quoted\"",
+            " lead",
+            "trail ",
+            "null",
+            "123",
+            "true",
+            "ünï ✓",
+            "it's",
+            "back\\slash",
+            "- dash",
+            "x #y",
+            "[flow]",
+            "{map}",
+            "&anchor",
+            "*alias",
+            "!tag",
+            "%p",
+            "@a",
+            "`b`",
+            "~",
+            "a:b",
+            "tab\there",
+            "ends:",
+        ];
+        let summaries = [
+            None,
+            Some("one line"),
+            Some("two\nlines"),
+            Some("trailing\n"),
+            Some(""),
+            Some("  indented"),
+        ];
+        let path = "tasks/01/0123456789ab.yaml";
+        for title in titles {
+            for summary in summaries {
+                let t = task(title, summary, &["a", "b-c", "1"]);
+                let yaml = t.to_yaml();
+                let read = TaskSummary::from_yaml(yaml.as_bytes(), "refs/coord/tasks", path)
+                    .expect("reads");
+                assert_eq!(read, TaskSummary::from(&t), "document:\n{yaml}");
+            }
+        }
+        let common = task("Fix the crash", Some("done"), &["api"]).to_yaml();
+        assert!(
+            canonical::read_summary(&common).is_some(),
+            "the usual shape takes the fast path"
+        );
+    }
+
+    #[test]
+    fn the_fast_reader_gives_unusual_documents_to_the_parser() {
+        for doc in [
+            "format: 1\nid: 0123456789ab\ntitle: 'single'\nstate: open\ncreated: a\nupdated: b\n",
+            "# comment\nformat: 1\n",
+            "format: 1\nformat: 1\n",
+            "{format: 1}\n",
+            "format: 1\nid: 0123456789ab\ntitle: x\nstate: open\ncreated: a\nupdated: b\nlabels: [a, b]\n",
+            "format: 1\nid: 0123456789ab\ntitle: x\nstate: open\ncreated: a\nupdated: b\nsummary: |+\n  x\n",
+        ] {
+            assert!(canonical::read_summary(doc).is_none(), "{doc}");
+        }
     }
 }

@@ -123,6 +123,10 @@ impl<'r> Store<'r> {
             if change.docs.is_empty() {
                 return Ok(value); // nothing to write: the state already says what was asked
             }
+            if self.repo.ref_tip(self.refname)? != expected {
+                backoff(attempts); // lost already: skip writing objects nobody will reference
+                continue;
+            }
             let new = self.write_commit(&snap, actor, &change)?;
             match self
                 .repo
