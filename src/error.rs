@@ -102,7 +102,7 @@ impl Error {
             }
             Error::NothingReady { .. } => "`git coord blocked` shows what waits and on what".into(),
             Error::Cycle(_) => {
-                "remove one of the dependencies in the cycle first (`git coord task dep rm`)".into()
+                "break one link of the cycle first (`git coord task dep rm`, or `task edit --no-parent`)".into()
             }
             Error::Contended { .. } => "try again; many agents are writing at once".into(),
             Error::Malformed { .. } => {

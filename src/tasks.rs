@@ -133,8 +133,12 @@ impl<'c> Tasks<'c> {
                 .map(|p| self.resolve(snap, p))
                 .transpose()?;
             let now = time::now();
-            let mut labels = new.labels.clone();
-            labels.dedup();
+            let mut labels: Vec<String> = Vec::with_capacity(new.labels.len());
+            for label in &new.labels {
+                if !labels.contains(label) {
+                    labels.push(label.clone());
+                }
+            }
             let mut task = Task {
                 format: TASK_FORMAT,
                 id: id.clone(),
@@ -156,6 +160,7 @@ impl<'c> Tasks<'c> {
                 description: new.description.clone(),
                 comments: Vec::new(),
                 history: Vec::new(),
+                extra: Default::default(),
             };
             task.push_event(&actor.agent, "new", None, &now);
             Ok((write_change(&task, "new", &actor), task))
@@ -262,11 +267,12 @@ impl<'c> Tasks<'c> {
         })
     }
 
-    pub fn reopen(&self, input: &str, reason: Option<String>) -> Result<Task> {
-        self.mutate(input, "reopen", |task, _| {
+    pub fn reopen(&self, input: &str, reason: Option<String>, force: bool) -> Result<Task> {
+        self.mutate(input, "reopen", |task, actor| {
             if task.state == State::Open {
                 return Err(wrong_state(task, "it is already open"));
             }
+            check_holder(task, actor, force)?;
             task.state = State::Open;
             task.assignee = None;
             task.claimed_at = None;

@@ -109,7 +109,7 @@ enum TaskCommand {
         #[arg(long, requires = "next")]
         role: Option<String>,
         /// Claim even though dependencies are not done
-        #[arg(long)]
+        #[arg(long, conflicts_with = "next")]
         force: bool,
     },
     /// Give a claimed task back
@@ -134,6 +134,9 @@ enum TaskCommand {
         id: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Reopen a task claimed by another agent (their claim is dropped)
+        #[arg(long)]
+        force: bool,
     },
     /// Mark a task blocked, saying on what
     Block {
@@ -375,8 +378,8 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut impl Write, json: bool) -
         TaskCommand::Done { id, summary, force } => {
             output::changed(out, "done:", &tasks.done(&id, summary, force)?, json)?
         }
-        TaskCommand::Reopen { id, reason } => {
-            output::changed(out, "reopened", &tasks.reopen(&id, reason)?, json)?
+        TaskCommand::Reopen { id, reason, force } => {
+            output::changed(out, "reopened", &tasks.reopen(&id, reason, force)?, json)?
         }
         TaskCommand::Block { id, reason } => {
             output::changed(out, "blocked", &tasks.block(&id, &reason)?, json)?

@@ -144,6 +144,10 @@ pub struct Task {
     pub comments: Vec<Comment>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Event>,
+    /// Fields this build does not know (written by a newer git-coord of the same format),
+    /// kept as they are so a write never drops them.
+    #[serde(flatten)]
+    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 fn default_priority() -> u8 {
@@ -551,6 +555,7 @@ mod tests {
                 op: "new".into(),
                 note: Some("n: 1".into()),
             }],
+            extra: Default::default(),
         }
     }
 
@@ -621,5 +626,33 @@ mod tests {
         ] {
             assert!(canonical::read_summary(doc).is_none(), "{doc}");
         }
+    }
+}
+
+#[cfg(test)]
+mod forward_compat {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_survive_a_read_and_a_write() {
+        let doc = "format: 1\nid: 0123456789ab\ntitle: x\nstate: open\ncreated: a\ncreated_by: o\nupdated: b\nestimate: 3\nreviewers:\n- ann\n";
+        let task = Task::from_yaml(
+            doc.as_bytes(),
+            "refs/coord/tasks",
+            "tasks/01/0123456789ab.yaml",
+        )
+        .expect("parses");
+        assert_eq!(task.extra.get("estimate"), Some(&serde_json::json!(3)));
+        let again = Task::from_yaml(
+            task.to_yaml().as_bytes(),
+            "refs/coord/tasks",
+            "tasks/01/0123456789ab.yaml",
+        )
+        .expect("parses");
+        assert_eq!(again, task);
+        assert_eq!(
+            again.extra.get("reviewers"),
+            Some(&serde_json::json!(["ann"]))
+        );
     }
 }
