@@ -16,6 +16,9 @@ pub struct Coord {
 
 impl Coord {
     pub fn open(dir: &Path, agent_flag: Option<String>) -> Result<Coord> {
+        if let Some(agent) = &agent_flag {
+            name::validate("agent name", agent)?;
+        }
         Ok(Coord {
             repo: Repo::discover(dir)?,
             agent_flag,

@@ -20,7 +20,7 @@ use crate::store::Snapshot;
 
 /// Names the layout of cache files and the task format of the build that wrote them, so an
 /// upgraded git-coord never trusts what an older one made.
-const MAGIC: &[u8] = b"git-coord task index 3 (task format 1)\n";
+const MAGIC: &[u8] = b"git-coord task index 4 (task format 1)\n";
 
 /// A document that could not be loaded, with where it is and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -524,19 +524,27 @@ fn build_shard(
 
 /// Reads the cache file: every shard it holds, with the tree each was built from.
 fn read_cache(file: &Path) -> Option<HashMap<String, Shard>> {
-    let mut input = std::io::BufReader::new(fs::File::open(file).ok()?);
+    let file = fs::File::open(file).ok()?;
+    let mut left = file.metadata().ok()?.len();
+    let mut input = std::io::BufReader::new(file);
     let mut magic = vec![0u8; MAGIC.len()];
     input.read_exact(&mut magic).ok()?;
     if magic != MAGIC {
         return None;
     }
     let count = read_u32(&mut input)? as usize;
-    let mut shards = HashMap::with_capacity(count);
+    left = left.checked_sub(MAGIC.len() as u64 + 4)?;
+    let mut shards = HashMap::new();
     for _ in 0..count {
-        // Each shard is stored as its length and then its bytes, read into one buffer at a time.
-        let len = read_u32(&mut input)? as usize;
-        let mut bytes = vec![0u8; len];
+        // Each shard is stored as its length, its checksum and its bytes, read one at a time.
+        let len = read_u32(&mut input)? as u64;
+        let sum = read_u64(&mut input)?;
+        left = left.checked_sub(12)?.checked_sub(len)?; // never trust a length the file cannot hold
+        let mut bytes = vec![0u8; len as usize];
         input.read_exact(&mut bytes).ok()?;
+        if checksum(&bytes) != sum {
+            return None;
+        }
         let mut r = Reader { bytes: &bytes };
         let (name, shard) = read_shard(&mut r)?;
         if !r.bytes.is_empty() {
@@ -544,8 +552,28 @@ fn read_cache(file: &Path) -> Option<HashMap<String, Shard>> {
         }
         shards.insert(name, shard);
     }
-    let mut rest = [0u8; 1];
-    matches!(input.read(&mut rest), Ok(0)).then_some(shards)
+    (left == 0).then_some(shards)
+}
+
+fn read_u64(input: &mut impl Read) -> Option<u64> {
+    let mut b = [0u8; 8];
+    input.read_exact(&mut b).ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+/// A fast 64-bit checksum, to notice a damaged cache file (not a defence against forgery: the
+/// cache is local and never the source of truth).
+fn checksum(bytes: &[u8]) -> u64 {
+    let mut h = 0x9e37_79b9_7f4a_7c15_u64 ^ bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        h = (h ^ word).wrapping_mul(0x0100_0000_01b3).rotate_left(31);
+    }
+    for &b in chunks.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 fn read_u32(input: &mut impl Read) -> Option<u32> {
@@ -560,7 +588,7 @@ fn read_shard(r: &mut Reader<'_>) -> Option<(String, Shard)> {
     let tree = Oid::try_from(r.take(20)?).ok()?;
     let count = r.u32()? as usize;
     let text_len = r.u32()? as usize;
-    let mut recs = Vec::with_capacity(count);
+    let mut recs = Vec::with_capacity(count.min(r.bytes.len() / 64));
     for _ in 0..count {
         let blob = Oid::try_from(r.take(20)?).ok()?;
         let flags = r.take(4)?;
@@ -645,6 +673,7 @@ fn write_cache(file: &Path, shards: &HashMap<String, Shard>) {
                 w.clear();
                 write_shard(&mut w, name, tree, shard);
                 out.write_all(&(w.len() as u32).to_le_bytes())?;
+                out.write_all(&checksum(&w).to_le_bytes())?;
                 out.write_all(&w)?;
             }
             out.flush()

@@ -490,6 +490,9 @@ impl<'c> Tasks<'c> {
                     .unwrap_or_default()
                     .to_string(),
             };
+            if limit.is_some_and(|n| out.len() >= n) {
+                return false;
+            }
             if wanted.is_none() || entry.task == wanted {
                 out.push(entry);
             }

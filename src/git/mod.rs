@@ -228,7 +228,7 @@ impl Repo {
                 let lock = self.common_dir().join(format!("{name}.lock"));
                 if lock.exists() {
                     tracing::debug!(%name, "ref lock held: {err:?}");
-                    recover_stale_lock(&lock);
+                    recover_stale_lock(&lock, &self.common_dir().join("coord"));
                     Ok(Cas::Lost)
                 } else if self.ref_tip(name)? != expected {
                     tracing::debug!(%name, "compare-and-swap lost: {err:?}");
@@ -278,10 +278,10 @@ impl Repo {
 /// microseconds, and git's own ref updates for milliseconds.
 const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Removes `lock` if it is stale. The lock is first renamed aside, which only one process can do;
+/// Removes `lock` if it is stale. The lock is first renamed into `aside_dir`, which only one process can do;
 /// if what was renamed turns out to be fresh (a live writer's lock that replaced the stale one in
 /// between), it is put back.
-fn recover_stale_lock(lock: &Path) {
+fn recover_stale_lock(lock: &Path, aside_dir: &Path) {
     let is_stale = |path: &Path| {
         std::fs::metadata(path)
             .and_then(|m| m.modified())
@@ -290,7 +290,9 @@ fn recover_stale_lock(lock: &Path) {
     if !is_stale(lock) {
         return;
     }
-    let aside = lock.with_extension(format!("lock.stale-{}", std::process::id()));
+    // Set aside outside refs/, so that a kill right here leaves no broken ref behind.
+    let _ = std::fs::create_dir_all(aside_dir);
+    let aside = aside_dir.join(format!("stale-ref-lock-{}", std::process::id()));
     if std::fs::rename(lock, &aside).is_err() {
         return; // another process took it first
     }

@@ -1,0 +1,328 @@
+//! Throwaway repositories for the integration tests: a real `git`, the real `git-coord` binary, and
+//! an environment cleared of everything the user has (no ~/.gitconfig, no GIT_COORD_AGENT).
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_git-coord");
+pub const TASKS_REF: &str = "refs/coord/tasks";
+pub const USER_NAME: &str = "Ada Lovelace";
+pub const USER_EMAIL: &str = "ada@example.com";
+/// The agent name git-coord derives from USER_NAME when nothing else names one.
+pub const USER_AGENT: &str = "ada-lovelace";
+
+/// A repository in a temporary directory, with its own HOME and global git config.
+pub struct TestRepo {
+    tmp: TempDir,
+    pub path: PathBuf,
+}
+
+impl TestRepo {
+    /// A fresh repository with one empty commit on its branch and a local user, not yet
+    /// initialised for git-coord.
+    pub fn new() -> TestRepo {
+        let tmp = TempDir::new().expect("a temporary directory");
+        std::fs::write(tmp.path().join("gitconfig"), "").expect("an empty global config");
+        let repo = TestRepo {
+            path: tmp.path().join("repo"),
+            tmp,
+        };
+        std::fs::create_dir(&repo.path).expect("the repository directory");
+        repo.git_ok(&["init", "-q", "-b", "main"]);
+        repo.git_ok(&["config", "user.name", USER_NAME]);
+        repo.git_ok(&["config", "user.email", USER_EMAIL]);
+        repo.git_ok(&["commit", "-q", "--allow-empty", "-m", "start"]);
+        repo
+    }
+
+    /// A fresh repository after `git coord init`.
+    pub fn init() -> TestRepo {
+        let repo = TestRepo::new();
+        repo.coord_ok(&["init"]);
+        repo
+    }
+
+    /// The temporary directory around the repository (HOME for every command).
+    pub fn tmp(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// A command with a cleared environment: PATH, and a HOME and git config of our own.
+    pub fn command(&self, program: impl AsRef<OsStr>, dir: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.tmp())
+            .env("XDG_CONFIG_HOME", self.tmp().join("xdg"))
+            .env("GIT_CONFIG_GLOBAL", self.tmp().join("gitconfig"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CEILING_DIRECTORIES", self.tmp())
+            .env("LC_ALL", "C")
+            .current_dir(dir)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `git coord ARGS` in the repository, as the git user.
+    pub fn coord_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command(BIN, &self.path);
+        cmd.args(args);
+        cmd
+    }
+
+    pub fn coord(&self, args: &[&str]) -> Output {
+        self.coord_cmd(args).output().expect("git-coord runs")
+    }
+
+    /// `git coord --agent AGENT ARGS`.
+    pub fn coord_as(&self, agent: &str, args: &[&str]) -> Output {
+        let mut cmd = self.coord_cmd(&["--agent", agent]);
+        cmd.args(args);
+        cmd.output().expect("git-coord runs")
+    }
+
+    /// `git coord ARGS` run from another directory.
+    pub fn coord_in(&self, dir: &Path, args: &[&str]) -> Output {
+        self.command(BIN, dir)
+            .args(args)
+            .output()
+            .expect("git-coord runs")
+    }
+
+    /// `git coord ARGS` with extra environment variables.
+    pub fn coord_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        let mut cmd = self.coord_cmd(args);
+        cmd.envs(env.iter().copied());
+        cmd.output().expect("git-coord runs")
+    }
+
+    /// Runs git-coord, insists it succeeds, and returns its stdout.
+    pub fn coord_ok(&self, args: &[&str]) -> String {
+        stdout(&ok(
+            self.coord(args),
+            &format!("git coord {}", args.join(" ")),
+        ))
+    }
+
+    /// Runs `git coord --agent AGENT ARGS`, insists it succeeds, and returns its stdout.
+    pub fn coord_as_ok(&self, agent: &str, args: &[&str]) -> String {
+        let what = format!("git coord --agent {agent} {}", args.join(" "));
+        stdout(&ok(self.coord_as(agent, args), &what))
+    }
+
+    /// Runs git-coord with `--json`, insists it succeeds, and parses its stdout.
+    pub fn coord_json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        json(&self.coord_ok(&all))
+    }
+
+    /// Creates a task and returns its id.
+    pub fn new_task(&self, title: &str, extra: &[&str]) -> String {
+        let mut args = vec!["task", "new", title];
+        args.extend_from_slice(extra);
+        let id = self.coord_ok(&args).trim().to_string();
+        assert!(is_full_id(&id), "task new printed {id:?}, not an id");
+        id
+    }
+
+    /// Every task, as `task list --json` gives them; fails if the listing warns about anything.
+    pub fn list(&self) -> Vec<Value> {
+        let out = ok(self.coord(&["task", "list", "--json"]), "task list");
+        assert_eq!(stderr(&out), "", "task list warned");
+        array(json(&stdout(&out)))
+    }
+
+    /// One task, as `task show --history --json` gives it.
+    pub fn show(&self, id: &str) -> Value {
+        self.coord_json(&["task", "show", id, "--history"])
+    }
+
+    pub fn git(&self, args: &[&str]) -> Output {
+        self.git_in(&self.path, args)
+    }
+
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> Output {
+        self.command("git", dir)
+            .args(args)
+            .output()
+            .expect("git runs")
+    }
+
+    /// Runs git, insists it succeeds, and returns its stdout without the final newline.
+    pub fn git_ok(&self, args: &[&str]) -> String {
+        let out = ok(self.git(args), &format!("git {}", args.join(" ")));
+        stdout(&out).trim_end().to_string()
+    }
+
+    /// Runs git with stdin fed from `input`.
+    pub fn git_with_input(&self, args: &[&str], env: &[(&str, &Path)], input: &[u8]) -> String {
+        let mut cmd = self.command("git", &self.path);
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("git runs");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        // Write on another thread: git may start answering before it has read everything.
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let out = child.wait_with_output().expect("git finishes");
+        writer
+            .join()
+            .expect("writer thread")
+            .expect("stdin written");
+        stdout(&ok(out, &format!("git {}", args.join(" "))))
+            .trim_end()
+            .to_string()
+    }
+
+    /// The commit refs/coord/tasks points at (empty if it does not exist).
+    pub fn tip(&self) -> String {
+        let out = self.git(&["rev-parse", "-q", "--verify", TASKS_REF]);
+        stdout(&out).trim().to_string()
+    }
+
+    /// Every ref under refs/coord/, with the object it points at.
+    pub fn coord_refs(&self) -> String {
+        self.git_ok(&[
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            "refs/coord/",
+        ])
+    }
+
+    /// Puts `bytes` at `path` in refs/coord/tasks with git plumbing only, as a hand edit or a
+    /// foreign tool would, and returns the new tip.
+    pub fn put_document(&self, path: &str, bytes: &[u8]) -> String {
+        let blob = self.git_with_input(&["hash-object", "-w", "--stdin"], &[], bytes);
+        let old = self.tip();
+        assert!(
+            !old.is_empty(),
+            "put_document needs an initialised repository"
+        );
+        let index = self.tmp().join("plumbing-index");
+        let _ = std::fs::remove_file(&index);
+        let env = [("GIT_INDEX_FILE", index.as_path())];
+        let run = |args: &[&str]| {
+            let mut cmd = self.command("git", &self.path);
+            cmd.args(args).envs(env.iter().map(|(k, v)| (*k, *v)));
+            stdout(&ok(cmd.output().expect("git runs"), &args.join(" ")))
+                .trim()
+                .to_string()
+        };
+        run(&["read-tree", &old]);
+        let cacheinfo = format!("100644,{blob},{path}");
+        run(&["update-index", "--add", "--cacheinfo", &cacheinfo]);
+        let tree = run(&["write-tree"]);
+        let new = run(&["commit-tree", &tree, "-p", &old, "-m", "hand edit"]);
+        run(&["update-ref", TASKS_REF, &new, &old]);
+        let _ = std::fs::remove_file(&index);
+        new
+    }
+
+    /// `git fsck --strict` finds nothing wrong (dangling objects from lost races are fine).
+    pub fn assert_fsck_clean(&self) {
+        let out = self.git(&["fsck", "--strict", "--no-dangling", "--no-progress"]);
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "git fsck --strict is not clean (exit {:?}):\n{}{}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
+
+/// Insists a command exited 0, showing what it printed if not.
+pub fn ok(out: Output, what: &str) -> Output {
+    assert!(
+        out.status.success(),
+        "`{what}` failed with exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+/// Insists a command exited with `code` and returns its stderr.
+pub fn fails(out: &Output, code: i32) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit {code}\nstdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+    stderr(out)
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn json(text: &str) -> Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
+}
+
+pub fn array(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items,
+        other => panic!("expected a JSON array, got {other}"),
+    }
+}
+
+/// The string field `key` of a JSON object (None when null or absent).
+pub fn field<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+pub fn ids(tasks: &[Value]) -> Vec<String> {
+    tasks
+        .iter()
+        .map(|t| field(t, "id").expect("every task has an id").to_string())
+        .collect()
+}
+
+pub fn is_full_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Where a task's document lives in refs/coord/tasks.
+pub fn task_path(id: &str) -> String {
+    format!("tasks/{}/{id}.yaml", &id[..2])
+}
+
+/// A small pseudo-random number generator, seeded from the standard library's random hasher keys,
+/// so tests vary their timing without another dependency.
+pub struct Jitter(u64);
+
+impl Jitter {
+    pub fn new() -> Jitter {
+        use std::hash::{BuildHasher, RandomState};
+        Jitter(RandomState::new().hash_one(std::process::id()) | 1)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        // xorshift64
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}

@@ -1,0 +1,684 @@
+//! What survives the worst: writers killed mid-write, documents broken by hand, bad input.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{
+    Jitter, TASKS_REF, TestRepo, fails, field, ids, is_full_id, json, stderr, stdout, task_path,
+};
+
+/// A writer started in a round of the kill test: the agent it claims as (None for `task new`),
+/// and the moment it gets SIGKILL unless it has finished by then.
+struct Writer {
+    child: Child,
+    agent: Option<String>,
+    deadline: Duration,
+}
+
+#[test]
+fn writers_killed_at_random_moments_leave_a_valid_repository() {
+    const ROUNDS: usize = 40;
+    const WRITERS_PER_ROUND: usize = 3;
+    let repo = TestRepo::init();
+    let mut rng = Jitter::new();
+    let mut created = BTreeSet::new();
+    // How long one write takes on this machine (the median of a few, the first run being cold),
+    // so the kills land before, during and after a write however fast or slow the machine is.
+    let mut write_times = Vec::new();
+    for n in 0..7 {
+        let started = Instant::now();
+        created.insert(repo.new_task(&format!("seed {n}"), &[]));
+        write_times.push(started.elapsed());
+    }
+    write_times.sort();
+    let write_time = write_times[write_times.len() / 2];
+    let window = (write_time * 2).as_micros().max(1) as u64;
+    let lock = repo.path.join(".git").join(format!("{TASKS_REF}.lock"));
+    let mut claimed: Vec<(String, String)> = Vec::new();
+    let (mut killed, mut stale_locks) = (0, Vec::new());
+
+    for round in 0..ROUNDS {
+        let started = Instant::now();
+        let mut writers: Vec<Writer> = (0..WRITERS_PER_ROUND)
+            .map(|w| {
+                let (args, agent) = if rng.below(2) == 0 {
+                    let title = format!("round {round} writer {w}");
+                    (["task", "new", &title].map(String::from).to_vec(), None)
+                } else {
+                    let agent = format!("k{round}-{w}");
+                    let args = ["--agent", &agent, "task", "claim", "--next", "--json"];
+                    (args.map(String::from).to_vec(), Some(agent))
+                };
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let child = repo
+                    .coord_cmd(&args)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("git-coord starts");
+                let deadline = Duration::from_micros(rng.below(window));
+                Writer {
+                    child,
+                    agent,
+                    deadline,
+                }
+            })
+            .collect();
+        writers.sort_by_key(|w| w.deadline);
+        for mut writer in writers {
+            std::thread::sleep(writer.deadline.saturating_sub(started.elapsed()));
+            // SIGKILL; an error only means the writer had already finished.
+            let _ = writer.child.kill();
+            let out = writer
+                .child
+                .wait_with_output()
+                .expect("the writer is reaped");
+            if !out.status.success() {
+                killed += usize::from(out.status.code().is_none());
+                continue;
+            }
+            match writer.agent {
+                None => {
+                    let id = stdout(&out).trim().to_string();
+                    assert!(is_full_id(&id), "task new printed {id:?}");
+                    created.insert(id);
+                }
+                Some(agent) => {
+                    let task = json(&stdout(&out));
+                    let id = field(&task, "id").expect("a claimed id").to_string();
+                    claimed.push((id, agent));
+                }
+            }
+        }
+        // Every writer of the round is reaped, so a lock file left now belongs to a dead one.
+        // Recovering it is checked by `a_stale_ref_lock_...`; here it is cleared at once, so the
+        // later rounds do not wait for it to grow old.
+        if lock.exists() {
+            stale_locks.push(round);
+            std::fs::remove_file(&lock).expect("the stale lock is removable");
+        }
+    }
+    assert!(killed > 0, "no writer was ever killed mid-run");
+    eprintln!(
+        "{killed} writers killed; {} tasks and {} claims to find",
+        created.len(),
+        claimed.len()
+    );
+    if !stale_locks.is_empty() {
+        eprintln!("note: killed writers left {TASKS_REF}.lock after rounds {stale_locks:?}");
+    }
+
+    repo.assert_fsck_clean();
+    let listed: BTreeSet<String> = ids(&repo.list()).into_iter().collect(); // fails on a warning
+    for id in &created {
+        assert!(
+            listed.contains(id),
+            "task {id}, reported created, is missing"
+        );
+    }
+    for (id, agent) in &claimed {
+        let task = repo.show(id);
+        assert_eq!(field(&task, "state"), Some("claimed"), "{task}");
+        assert_eq!(
+            field(&task, "assignee"),
+            Some(agent.as_str()),
+            "task {id} was reported claimed by {agent}"
+        );
+    }
+    // The repository still takes writes.
+    let id = repo.new_task("after the storm", &[]);
+    let out = repo.coord_as("survivor", &["task", "claim", &id, "--json"]);
+    assert_eq!(field(&json(&stdout(&out)), "assignee"), Some("survivor"));
+}
+
+#[test]
+fn a_stale_ref_lock_left_by_a_killed_writer_is_recovered() {
+    // What a writer killed between taking the ref lock and renaming it into place leaves behind,
+    // found a minute later.
+    let repo = TestRepo::init();
+    let id = repo.new_task("before the crash", &[]);
+    let refs_dir = repo.path.join(".git/refs/coord");
+    let lock = refs_dir.join("tasks.lock");
+    let stale = std::fs::File::create(&lock).expect("a lock file");
+    let a_minute_ago = std::time::SystemTime::now() - Duration::from_secs(60);
+    stale
+        .set_modified(a_minute_ago)
+        .expect("the lock is backdated");
+    drop(stale);
+
+    let out = repo.coord_as("next", &["task", "claim", &id, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(field(&json(&stdout(&out)), "assignee"), Some("next"));
+    assert_eq!(field(&repo.show(&id), "assignee"), Some("next"));
+    let left: Vec<String> = std::fs::read_dir(&refs_dir)
+        .expect("refs/coord")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.contains("lock"))
+        .collect();
+    assert!(left.is_empty(), "lock files left behind: {left:?}");
+    repo.assert_fsck_clean();
+}
+
+#[test]
+fn a_fresh_ref_lock_is_waited_for_not_taken() {
+    // A lock just taken belongs to a live writer (git itself, say): wait for it, never steal it.
+    let repo = TestRepo::init();
+    let id = repo.new_task("wanted", &[]);
+    let tip = repo.tip();
+    let lock = repo.path.join(".git/refs/coord/tasks.lock");
+    std::fs::write(&lock, "").expect("a lock file");
+    let writer = repo
+        .coord_cmd(&["--agent", "patient", "task", "claim", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("git-coord starts");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(lock.exists(), "a live writer's lock was taken");
+    assert_eq!(repo.tip(), tip, "the ref moved under a held lock");
+    std::fs::remove_file(&lock).expect("the lock is released");
+
+    let out = writer.wait_with_output().expect("the writer finishes");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(field(&repo.show(&id), "assignee"), Some("patient"));
+}
+
+/// A valid task document, written by hand, as a newer or older git-coord might have.
+fn task_yaml(id: &str, title: &str) -> String {
+    format!(
+        "format: 1\nid: {id}\ntitle: {title}\ntype: task\nstate: open\npriority: 2\n\
+         created: \"2020-01-01T00:00:00.000Z\"\ncreated_by: someone\n\
+         updated: \"2020-01-01T00:00:00.000Z\"\n"
+    )
+}
+
+#[test]
+fn malformed_documents_are_named_and_skipped_while_good_tasks_still_list() {
+    let repo = TestRepo::init();
+    let good_a = repo.new_task("good one", &[]);
+    let good_b = repo.new_task("good two", &["--label", "fine"]);
+
+    let bad_yaml = "b0d000000001";
+    let future = "f0f000000099";
+    let huge = "e0e000000bad";
+    repo.put_document(
+        &task_path(bad_yaml),
+        format!("format: 1\nid: {bad_yaml}\ntitle: [unclosed\n  state: : open\n").as_bytes(),
+    );
+    repo.put_document(
+        &task_path(future),
+        format!(
+            "format: 99\nid: {future}\nheadline: a field this build has never heard of\n\
+             status: {{ phase: open }}\n"
+        )
+        .as_bytes(),
+    );
+    let mut big = task_yaml(huge, "too big");
+    big.push_str("description: |\n");
+    while big.len() <= 1024 * 1024 + 100 {
+        big.push_str("  a line of padding that makes this document larger than one mebibyte\n");
+    }
+    let tip = repo.put_document(&task_path(huge), big.as_bytes());
+
+    // Twice: the second run reads the cached index, which must still carry the problems.
+    for _ in 0..2 {
+        let out = repo.coord(&["task", "list", "--json"]);
+        let warnings = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "task list: {warnings}");
+        let listed = ids(&common::array(json(&stdout(&out))));
+        assert_eq!(
+            listed.iter().collect::<BTreeSet<_>>(),
+            [&good_a, &good_b].into_iter().collect::<BTreeSet<_>>()
+        );
+        for bad in [bad_yaml, future, huge] {
+            let named = format!("refs/coord/tasks:{}", task_path(bad));
+            assert!(
+                warnings.contains(&named),
+                "{named} not named in:\n{warnings}"
+            );
+        }
+        assert_eq!(
+            warnings.lines().count(),
+            3,
+            "one warning per bad document:\n{warnings}"
+        );
+        assert!(
+            warnings.contains("newer"),
+            "format 99 is not called newer:\n{warnings}"
+        );
+        assert!(
+            warnings.contains("limit"),
+            "the huge one is not called too big:\n{warnings}"
+        );
+    }
+    // The human listing skips them too, and the other views as well.
+    let human = repo.coord(&["task", "list"]);
+    assert_eq!(human.status.code(), Some(0));
+    assert_eq!(stdout(&human).lines().count(), 2, "{}", stdout(&human));
+    assert!(stderr(&human).contains(&task_path(future)));
+    for view in [
+        &["ready"][..],
+        &["blocked"],
+        &["task", "list", "--label", "fine"],
+    ] {
+        let out = repo.coord(view);
+        assert_eq!(out.status.code(), Some(0), "{view:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&task_path(bad_yaml)), "{view:?}");
+    }
+    assert_eq!(repo.tip(), tip, "listing changed the ref");
+
+    let out = repo.coord(&["task", "show", bad_yaml]);
+    let err = fails(&out, 1);
+    assert!(
+        err.contains(&format!(
+            "malformed document refs/coord/tasks:{}",
+            task_path(bad_yaml)
+        )),
+        "{err}"
+    );
+
+    let out = repo.coord(&["task", "show", future]);
+    let err = fails(&out, 1);
+    assert!(
+        err.contains(&format!("refs/coord/tasks:{}", task_path(future))),
+        "{err}"
+    );
+    assert!(err.contains("format version 99, newer than"), "{err}");
+    assert!(err.contains("upgrade git-coord"), "{err}");
+
+    let out = repo.coord(&["task", "show", huge]);
+    let err = fails(&out, 1);
+    assert!(
+        err.contains(&format!("refs/coord/tasks:{}", task_path(huge))),
+        "{err}"
+    );
+    assert!(err.contains("over the 1048576-byte limit"), "{err}");
+
+    // Writing to a bad document is refused without touching the ref; good ones still work.
+    for bad in [bad_yaml, future, huge] {
+        let out = repo.coord_as("fixer", &["task", "claim", bad]);
+        assert!(fails(&out, 1).contains(&task_path(bad)));
+    }
+    assert_eq!(repo.tip(), tip, "a refused write changed the ref");
+    let out = repo.coord_as("w1", &["task", "claim", "--next", "--json"]);
+    let claimed = json(&stdout(&out));
+    assert_eq!(
+        field(&claimed, "id"),
+        Some(good_a.as_str()),
+        "the oldest good task"
+    );
+    let out = repo.coord(&["task", "show", &good_b, "--json"]);
+    assert_eq!(field(&json(&stdout(&out)), "title"), Some("good two"));
+}
+
+#[test]
+fn a_document_in_the_wrong_shard_is_reported_not_listed() {
+    let repo = TestRepo::init();
+    let good = repo.new_task("good", &[]);
+    let stray = "abc000000001";
+    let path = "tasks/cd/abc000000001.yaml";
+    repo.put_document(path, task_yaml(stray, "misplaced").as_bytes());
+    let out = repo.coord(&["task", "list", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(ids(&common::array(json(&stdout(&out)))), vec![good]);
+    assert!(
+        stderr(&out).contains(&format!("refs/coord/tasks:{path}")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Runs a command that must be refused with `code`, checks its words and that the ref stayed put.
+fn refused(repo: &TestRepo, out: std::process::Output, code: i32, words: &[&str]) -> String {
+    let tip = repo.tip();
+    let err = fails(&out, code);
+    for w in words {
+        assert!(err.contains(w), "{w:?} missing from:\n{err}");
+    }
+    assert_eq!(repo.tip(), tip);
+    err
+}
+
+#[test]
+fn bad_names_and_ids_are_refused_and_change_nothing() {
+    let repo = TestRepo::init();
+    let id = repo.new_task("a task", &[]);
+    let tip = repo.tip();
+    let long_title = "t".repeat(201);
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--agent", "bad name", "task", "new", "x"],
+            &["invalid agent name 'bad name'"],
+        ),
+        (
+            &["--agent", "bad name", "task", "claim", &id],
+            &["invalid agent name"],
+        ),
+        (
+            &["task", "new", "x", "--role", "../x"],
+            &["invalid role '../x'"],
+        ),
+        (
+            &["task", "new", "x", "--label", "a b"],
+            &["invalid label 'a b'"],
+        ),
+        (
+            &["task", "edit", &id, "--add-label", "a b"],
+            &["invalid label 'a b'"],
+        ),
+        (
+            &["task", "claim", "--next", "--role", "../x"],
+            &["invalid role"],
+        ),
+        (&["task", "show", "zz"], &["invalid id 'zz'", "hex"]),
+        (&["task", "show", "xyz!"], &["invalid id 'xyz!'"]),
+        (&["task", "claim", "xyz!"], &["invalid id 'xyz!'"]),
+        (&["task", "new", "x", "--dep", "zz"], &["invalid id 'zz'"]),
+        (&["task", "new", "   "], &["invalid title"]),
+        (
+            &["task", "new", &long_title],
+            &["invalid title", "at most 200"],
+        ),
+        (&["task", "new", "two\nlines"], &["invalid title"]),
+        (&["task", "comment", &id, "  "], &["invalid comment"]),
+        (
+            &["task", "block", &id, "--reason", " "],
+            &["invalid reason"],
+        ),
+        (&["task", "edit", &id], &["nothing to change"]),
+    ];
+    for (args, words) in cases {
+        let out = repo.coord(args);
+        let err = fails(&out, 1);
+        for w in *words {
+            assert!(err.contains(w), "{args:?}: {w:?} missing from:\n{err}");
+        }
+        assert_eq!(repo.tip(), tip, "{args:?} changed the ref");
+    }
+    assert_eq!(repo.list().len(), 1);
+}
+
+#[test]
+fn a_missing_task_is_an_error_naming_what_was_asked() {
+    let repo = TestRepo::init();
+    repo.new_task("exists", &[]);
+    for args in [
+        &["task", "show", "0123456789ab"][..],
+        &["task", "claim", "0123456789ab"],
+        &["task", "done", "0123456789ab"],
+        &["task", "dep", "tree", "0123456789ab"],
+        &["log", "--task", "0123456789ab"],
+        &["task", "new", "x", "--dep", "0123456789ab"],
+        &["task", "new", "x", "--parent", "0123456789ab"],
+        &["task", "dep", "add", "0123456789ab", "0123"],
+    ] {
+        let out = repo.coord(args);
+        refused(
+            &repo,
+            out,
+            1,
+            &["no task matches '0123456789ab'", "task list"],
+        );
+    }
+    // --json errors are JSON on stdout too, with the same exit code.
+    let out = repo.coord(&["task", "show", "0123456789ab", "--json"]);
+    fails(&out, 1);
+    let error = json(&stdout(&out));
+    assert_eq!(
+        field(&error, "error"),
+        Some("no task matches '0123456789ab'")
+    );
+    assert_eq!(error["exit_code"], 1);
+}
+
+#[test]
+fn dependency_cycles_are_refused_and_named_in_order() {
+    let repo = TestRepo::init();
+    let a = repo.new_task("a", &[]);
+    let b = repo.new_task("b", &[]);
+    let c = repo.new_task("c", &[]);
+    repo.coord_ok(&["task", "dep", "add", &a, &b]);
+    repo.coord_ok(&["task", "dep", "add", &b, &c]);
+
+    let out = repo.coord(&["task", "dep", "add", &c, &a]);
+    let err = refused(&repo, out, 3, &["dependency cycle"]);
+    let cycle = format!("{c} -> {a} -> {b} -> {c}");
+    assert!(err.contains(&cycle), "expected {cycle} in:\n{err}");
+    assert!(err.contains("git coord task dep rm"), "no hint in:\n{err}");
+
+    let out = repo.coord(&["task", "dep", "add", &a, &a]);
+    let err = refused(&repo, out, 3, &["dependency cycle"]);
+    assert!(err.contains(&format!("{a} -> {a}")), "{err}");
+
+    // A unique prefix is resolved before the cycle check.
+    let out = repo.coord(&["task", "dep", "add", &c[..6], &a[..6]]);
+    refused(&repo, out, 3, &[&cycle]);
+
+    assert!(repo.show(&c)["deps"].as_array().expect("deps").is_empty());
+}
+
+#[test]
+fn outside_a_repository_is_an_error() {
+    let repo = TestRepo::new();
+    let elsewhere = repo.tmp().join("not-a-repo");
+    std::fs::create_dir(&elsewhere).expect("a plain directory");
+    for args in [&["task", "list"][..], &["init"], &["task", "new", "x"]] {
+        let out = repo.coord_in(&elsewhere, args);
+        let err = fails(&out, 1);
+        assert!(err.contains("not a git repository"), "{args:?}: {err}");
+        assert!(err.contains("git init"), "no hint: {err}");
+    }
+    let out = repo.coord(&[
+        "-C",
+        elsewhere.to_str().expect("utf-8 path"),
+        "task",
+        "list",
+    ]);
+    assert!(fails(&out, 1).contains("not a git repository"));
+    assert!(!elsewhere.join(".git").exists());
+    assert_eq!(repo.tip(), "", "the neighbouring repository was touched");
+}
+
+#[test]
+fn usage_errors_exit_2_and_change_nothing() {
+    let repo = TestRepo::init();
+    let id = repo.new_task("x", &[]);
+    let tip = repo.tip();
+    for args in [
+        &["task", "frobnicate"][..],
+        &["task", "new"],
+        &["task", "claim"],
+        &["task", "claim", &id, "--next"],
+        &["task", "new", "x", "--priority", "9"],
+        &["task", "list", "--state", "sleeping"],
+        &["task", "block", &id],
+        &["--no-such-flag"],
+    ] {
+        let out = repo.coord(args);
+        let err = fails(&out, 2);
+        assert!(err.starts_with("error:"), "{args:?}: {err}");
+        assert!(err.contains("--help"), "{args:?}: {err}");
+        assert_eq!(repo.tip(), tip, "{args:?} changed the ref");
+    }
+    // Help is not an error.
+    let out = repo.coord(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("Exit codes"));
+}
+
+#[test]
+fn claims_refused_by_the_state_exit_3_and_change_nothing() {
+    let repo = TestRepo::init();
+    let held = repo.new_task("held", &[]);
+    repo.coord_as_ok("alice", &["task", "claim", &held]);
+    let out = repo.coord_as("bob", &["task", "claim", &held]);
+    refused(
+        &repo,
+        out,
+        3,
+        &[&format!("task {held} is claimed by alice"), "release"],
+    );
+    let out = repo.coord_as("bob", &["task", "release", &held]);
+    refused(&repo, out, 3, &["claimed by alice"]);
+    let out = repo.coord_as("bob", &["task", "done", &held]);
+    refused(&repo, out, 3, &["claimed by alice"]);
+
+    let out = repo.coord_as("bob", &["task", "claim", "--next"]);
+    refused(&repo, out, 3, &["no ready task", "git coord blocked"]);
+    let out = repo.coord_as("bob", &["task", "claim", "--next", "--role", "qa"]);
+    refused(&repo, out, 3, &["no ready task for role qa"]);
+
+    let waits = repo.new_task("waits", &["--dep", &held]);
+    let out = repo.coord_as("bob", &["task", "claim", &waits]);
+    refused(&repo, out, 3, &["waits on", &held, "--force"]);
+    let out = repo.coord_as("bob", &["task", "claim", "--next"]);
+    refused(&repo, out, 3, &["no ready task"]);
+
+    let done = repo.new_task("done", &[]);
+    repo.coord_ok(&["task", "done", &done]);
+    let out = repo.coord_as("bob", &["task", "claim", &done]);
+    refused(&repo, out, 3, &["is done", "reopen"]);
+    let out = repo.coord(&["task", "done", &done]);
+    refused(&repo, out, 3, &["already done"]);
+    let out = repo.coord(&["task", "reopen", &waits]);
+    refused(&repo, out, 3, &["already open"]);
+
+    let blocked = repo.new_task("blocked", &[]);
+    repo.coord_ok(&["task", "block", &blocked, "--reason", "needs a key"]);
+    let out = repo.coord_as("bob", &["task", "claim", &blocked]);
+    refused(&repo, out, 3, &["is blocked", "needs a key"]);
+
+    assert_eq!(field(&repo.show(&held), "assignee"), Some("alice"));
+    // --json refusals carry the exit code too.
+    let out = repo.coord_as("bob", &["task", "claim", &held, "--json"]);
+    fails(&out, 3);
+    assert_eq!(json(&stdout(&out))["exit_code"], 3);
+    assert!(TASKS_REF.starts_with("refs/coord/"));
+}
+
+/// Every file under `.git/coord/cache`, the derived index that may be deleted at will.
+fn cache_files(repo: &TestRepo) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&repo.path.join(".git/coord/cache"), &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn a_damaged_index_cache_is_rebuilt_never_trusted() {
+    let repo = TestRepo::init();
+    let a = repo.new_task("alpha", &["--label", "x"]);
+    let b = repo.new_task("beta", &["--dep", &a]);
+    repo.coord_as_ok("alice", &["task", "claim", &a]);
+    let expected = repo.list();
+    assert_eq!(expected.len(), 2);
+    let files = cache_files(&repo);
+    assert!(
+        !files.is_empty(),
+        "listing wrote no cache under .git/coord/cache"
+    );
+    let originals: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+
+    // Damage of the kinds a crash, a full disk or a foreign tool leaves: each file in turn is
+    // emptied, cut short, padded, overwritten, or given huge counts right after its header line.
+    let after_header = |good: &[u8]| good.iter().position(|&b| b == b'\n').map_or(0, |n| n + 1);
+    type Damage = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+    let mut damages: Vec<(String, Damage)> = vec![
+        ("empty".into(), Box::new(|_: &[u8]| Vec::new()) as Damage),
+        (
+            "junk appended".into(),
+            Box::new(|g: &[u8]| [g, b"junk"].concat()),
+        ),
+        (
+            "garbage".into(),
+            Box::new(|g: &[u8]| g.iter().map(|b| b.wrapping_mul(31) ^ 0x5a).collect()),
+        ),
+    ];
+    for n in 1..8 {
+        damages.push((
+            format!("cut to {n}/8"),
+            Box::new(move |g: &[u8]| g[..g.len() * n / 8].to_vec()),
+        ));
+    }
+    for fill in [0x00u8, 0xff] {
+        damages.push((
+            format!("{fill:#04x} after the header"),
+            Box::new(move |g: &[u8]| {
+                let h = after_header(g);
+                [&g[..h], &vec![fill; g.len() - h][..]].concat()
+            }),
+        ));
+    }
+    for word in 0..3 {
+        damages.push((
+            format!("count word {word} after the header set to u32::MAX"),
+            Box::new(move |g: &[u8]| {
+                let at = (after_header(g) + 4 * word).min(g.len().saturating_sub(4));
+                let mut d = g.to_vec();
+                d[at..at + 4].copy_from_slice(&[0xff; 4]);
+                d
+            }),
+        ));
+    }
+
+    let tip = repo.tip();
+    let mut failures = Vec::new();
+    for (file, good) in files.iter().zip(&originals) {
+        for (what, damage) in &damages {
+            std::fs::write(file, damage(good)).expect("the cache file is writable");
+            let out = repo.coord(&["task", "list", "--json"]);
+            let listed = (out.status.code() == Some(0))
+                .then(|| serde_json::from_slice::<serde_json::Value>(&out.stdout).ok())
+                .flatten();
+            if out.status.code() != Some(0)
+                || !out.stderr.is_empty()
+                || listed != Some(serde_json::Value::Array(expected.clone()))
+            {
+                let first_line = stderr(&out).lines().next().unwrap_or_default().to_string();
+                failures.push(format!(
+                    "{} {what}: exit {:?}, {first_line}",
+                    file.display(),
+                    out.status.code()
+                ));
+            }
+        }
+        std::fs::write(file, good).expect("the cache file is restored");
+    }
+    assert!(
+        failures.is_empty(),
+        "task list with a damaged cache:\n{}",
+        failures.join("\n")
+    );
+    assert_eq!(repo.tip(), tip, "reading a damaged cache moved the ref");
+
+    // A cache from another repository is not mistaken for this one's.
+    let other = TestRepo::init();
+    other.new_task("from elsewhere", &[]);
+    other.list();
+    for (theirs, ours) in cache_files(&other).iter().zip(&files) {
+        std::fs::copy(theirs, ours).expect("the cache is copied");
+    }
+    assert_eq!(repo.list(), expected);
+    // And with no cache at all nothing is lost.
+    std::fs::remove_dir_all(repo.path.join(".git/coord/cache")).expect("the cache is removable");
+    assert_eq!(repo.list(), expected);
+    assert_eq!(ids(&repo.list()), vec![a, b]);
+}
