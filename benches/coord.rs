@@ -232,6 +232,7 @@ impl Bench {
                     op: "new".into(),
                     note: None,
                 }],
+                extra: Default::default(),
             };
             let yaml = task.to_yaml();
             stream.extend_from_slice(
