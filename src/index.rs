@@ -4,13 +4,16 @@
 //! in a changed shard only the documents whose blob changed are parsed again. The index is never the source of truth: delete `.git/coord/cache` and nothing is
 //! lost.
 //!
-//! In memory a shard is one string buffer and fixed-size records of spans into it, so loading
-//! 100,000 summaries costs a few reads and no allocation per task; [`TaskRef`] reads a record.
+//! In memory a shard is fixed-size records of spans into its text, read in place from the cache
+//! file's bytes, so loading 100,000 summaries costs one read and no allocation per task;
+//! [`TaskRef`] reads a record.
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::git::{Oid, Repo};
@@ -18,9 +21,14 @@ use crate::model::MAX_DOCUMENT_BYTES;
 use crate::model::task::{Kind, State, TaskSummary};
 use crate::store::Snapshot;
 
-/// Names the layout of cache files and the task format of the build that wrote them, so an
-/// upgraded git-coord never trusts what an older one made.
-const MAGIC: &[u8] = b"git-coord task index 4 (task format 1)\n";
+/// Names the layout of the cache file and the build that wrote it, so another version of
+/// git-coord never trusts what this one made (and the other way round).
+const MAGIC: &[u8] = concat!(
+    "git-coord task index 5, git-coord ",
+    env!("CARGO_PKG_VERSION"),
+    ", task format 1\n"
+)
+.as_bytes();
 
 /// A document that could not be loaded, with where it is and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,45 +37,35 @@ pub struct Problem {
     pub why: String,
 }
 
-/// A piece of a shard's text; `start == u32::MAX` marks an absent optional field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    start: u32,
-    len: u32,
-}
-
-const ABSENT: Span = Span {
-    start: u32::MAX,
-    len: 0,
-};
+/// Changed shards a reader redoes from the cache before it saves a new cache file.
+const REWRITE_AFTER_SHARDS: usize = 16;
 
 /// Lists (labels, deps) are stored joined by this byte; names and ids never contain it.
 const LIST_SEP: char = '\n';
 
-/// One document of a shard. For a document that failed to load, `ok` is false and `title` holds
-/// why.
-#[derive(Debug, Clone, Copy)]
-struct Rec {
-    name: Span,
-    blob: Oid,
-    ok: bool,
-    state: State,
-    kind: Kind,
-    priority: u8,
-    id: Span,
-    title: Span,
-    role: Span,
-    labels: Span,
-    deps: Span,
-    parent: Span,
-    assignee: Span,
-    summary: Span,
-    block_reason: Span,
-    created: Span,
-    updated: Span,
+/// The text fields of a record, in their order in the record.
+#[derive(Clone, Copy)]
+enum Field {
+    Name,
+    Id,
+    Title,
+    Role,
+    Labels,
+    Deps,
+    Parent,
+    Assignee,
+    Summary,
+    BlockReason,
+    Created,
+    Updated,
 }
 
-const SPANS_PER_REC: usize = 13;
+const FIELDS: usize = 12;
+/// One record: the blob id (20 bytes), ok/state/kind/priority (4 bytes), then for each field
+/// its start and length in the shard's text (`start == u32::MAX`: absent). For a document that
+/// failed to load, `ok` is 0 and the title field holds why.
+const REC_BYTES: usize = 24 + FIELDS * 8;
+const ABSENT: u32 = u32::MAX;
 const STATES: [State; 4] = [State::Open, State::Claimed, State::Done, State::Blocked];
 const KINDS: [Kind; 5] = [
     Kind::Bug,
@@ -77,194 +75,220 @@ const KINDS: [Kind; 5] = [
     Kind::Epic,
 ];
 
-impl Rec {
-    fn spans(&self) -> [Span; SPANS_PER_REC] {
-        [
-            self.name,
-            self.id,
-            self.title,
-            self.role,
-            self.labels,
-            self.deps,
-            self.parent,
-            self.assignee,
-            self.summary,
-            self.block_reason,
-            self.created,
-            self.updated,
-            Span { start: 0, len: 0 },
-        ]
-    }
-}
-
-#[derive(Debug, Clone, Default)]
+/// The summaries of one shard, read in place from bytes: fixed-size records and their text.
+/// Shards loaded from the cache file share its one buffer, so loading costs one read.
+#[derive(Debug, Clone)]
 struct Shard {
     tree: Option<Oid>,
-    text: String,
-    recs: Vec<Rec>,
+    buf: Arc<Bytes>,
+    recs: Range<usize>,
+    text: Range<usize>,
 }
 
 impl Shard {
-    fn str(&self, span: Span) -> &str {
-        if span.start == u32::MAX {
-            return "";
+    fn len(&self) -> usize {
+        self.recs.len() / REC_BYTES
+    }
+
+    fn rec(&self, i: usize) -> &[u8] {
+        let start = self.recs.start + i * REC_BYTES;
+        &self.buf[start..start + REC_BYTES]
+    }
+
+    fn blob(&self, i: usize) -> Oid {
+        Oid::try_from(&self.rec(i)[..20]).expect("twenty bytes make an object id")
+    }
+
+    fn ok(&self, i: usize) -> bool {
+        self.rec(i)[20] == 1
+    }
+
+    fn span(&self, i: usize, field: Field) -> (u32, u32) {
+        let at = 24 + field as usize * 8;
+        let r = &self.rec(i)[at..at + 8];
+        (
+            u32::from_le_bytes([r[0], r[1], r[2], r[3]]),
+            u32::from_le_bytes([r[4], r[5], r[6], r[7]]),
+        )
+    }
+
+    fn opt(&self, i: usize, field: Field) -> Option<&str> {
+        let (start, len) = self.span(i, field);
+        if start == ABSENT {
+            return None;
         }
-        &self.text[span.start as usize..(span.start + span.len) as usize]
+        let text = &self.buf[self.text.clone()];
+        // The cache is checksummed; a span that still does not fit reads as empty.
+        let bytes = text
+            .get(start as usize..start as usize + len as usize)
+            .unwrap_or_default();
+        Some(std::str::from_utf8(bytes).unwrap_or_default())
     }
 
-    fn opt(&self, span: Span) -> Option<&str> {
-        (span.start != u32::MAX).then(|| self.str(span))
+    fn str(&self, i: usize, field: Field) -> &str {
+        self.opt(i, field).unwrap_or_default()
     }
+}
 
-    fn push(&mut self, s: &str) -> Span {
-        let span = Span {
-            start: self.text.len() as u32,
-            len: s.len() as u32,
+/// Builds a shard record by record.
+#[derive(Default)]
+struct ShardBuilder {
+    recs: Vec<u8>,
+    text: Vec<u8>,
+}
+
+impl ShardBuilder {
+    fn text(&mut self, s: Option<&str>) -> [u8; 8] {
+        let Some(s) = s else {
+            return span_bytes(ABSENT, 0);
         };
-        self.text.push_str(s);
-        span
+        let start = self.text.len() as u32;
+        self.text.extend_from_slice(s.as_bytes());
+        span_bytes(start, s.len() as u32)
     }
 
-    fn push_opt(&mut self, s: Option<&str>) -> Span {
-        s.map_or(ABSENT, |s| self.push(s))
+    fn list<'s>(&mut self, items: impl Iterator<Item = &'s str>) -> [u8; 8] {
+        let joined = items.collect::<Vec<_>>().join(&LIST_SEP.to_string());
+        self.text(Some(&joined))
     }
 
-    fn push_list<'s>(&mut self, items: impl Iterator<Item = &'s str>) -> Span {
-        let start = self.text.len();
-        for (n, item) in items.enumerate() {
-            if n > 0 {
-                self.text.push(LIST_SEP);
-            }
-            self.text.push_str(item);
-        }
-        Span {
-            start: start as u32,
-            len: (self.text.len() - start) as u32,
+    fn record(&mut self, blob: Oid, flags: [u8; 4], fields: [[u8; 8]; FIELDS]) {
+        self.recs.extend_from_slice(blob.as_bytes());
+        self.recs.extend_from_slice(&flags);
+        for field in fields {
+            self.recs.extend_from_slice(&field);
         }
     }
 
-    fn push_summary(&mut self, name: &str, blob: Oid, t: TaskRef<'_>) {
-        let rec = Rec {
-            name: self.push(name),
+    fn push_task(&mut self, name: &str, blob: Oid, t: TaskRef<'_>) {
+        let fields = [
+            self.text(Some(name)),
+            self.text(Some(t.id())),
+            self.text(Some(t.title())),
+            self.text(t.role()),
+            self.list(t.labels()),
+            self.list(t.deps()),
+            self.text(t.parent()),
+            self.text(t.assignee()),
+            self.text(t.summary()),
+            self.text(t.block_reason()),
+            self.text(Some(t.created())),
+            self.text(Some(t.updated())),
+        ];
+        self.record(
             blob,
-            ok: true,
-            state: t.state(),
-            kind: t.kind(),
-            priority: t.priority(),
-            id: self.push(t.id()),
-            title: self.push(t.title()),
-            role: self.push_opt(t.role()),
-            labels: self.push_list(t.labels()),
-            deps: self.push_list(t.deps()),
-            parent: self.push_opt(t.parent()),
-            assignee: self.push_opt(t.assignee()),
-            summary: self.push_opt(t.summary()),
-            block_reason: self.push_opt(t.block_reason()),
-            created: self.push(t.created()),
-            updated: self.push(t.updated()),
-        };
-        self.recs.push(rec);
+            [1, t.state() as u8, t.kind() as u8, t.priority()],
+            fields,
+        );
     }
 
-    fn push_owned(&mut self, name: &str, blob: Oid, t: &TaskSummary) {
-        let rec = Rec {
-            name: self.push(name),
-            blob,
-            ok: true,
-            state: t.state,
-            kind: t.kind,
-            priority: t.priority,
-            id: self.push(&t.id),
-            title: self.push(&t.title),
-            role: self.push_opt(t.role.as_deref()),
-            labels: self.push_list(t.labels.iter().map(String::as_str)),
-            deps: self.push_list(t.deps.iter().map(String::as_str)),
-            parent: self.push_opt(t.parent.as_deref()),
-            assignee: self.push_opt(t.assignee.as_deref()),
-            summary: self.push_opt(t.summary.as_deref()),
-            block_reason: self.push_opt(t.block_reason.as_deref()),
-            created: self.push(&t.created),
-            updated: self.push(&t.updated),
-        };
-        self.recs.push(rec);
+    fn push_summary(&mut self, name: &str, blob: Oid, t: &TaskSummary) {
+        let fields = [
+            self.text(Some(name)),
+            self.text(Some(&t.id)),
+            self.text(Some(&t.title)),
+            self.text(t.role.as_deref()),
+            self.list(t.labels.iter().map(String::as_str)),
+            self.list(t.deps.iter().map(String::as_str)),
+            self.text(t.parent.as_deref()),
+            self.text(t.assignee.as_deref()),
+            self.text(t.summary.as_deref()),
+            self.text(t.block_reason.as_deref()),
+            self.text(Some(&t.created)),
+            self.text(Some(&t.updated)),
+        ];
+        self.record(blob, [1, t.state as u8, t.kind as u8, t.priority], fields);
     }
 
     fn push_problem(&mut self, name: &str, blob: Oid, why: &str) {
-        let rec = Rec {
-            name: self.push(name),
-            blob,
-            ok: false,
-            state: State::Open,
-            kind: Kind::Task,
-            priority: 0,
-            id: ABSENT,
-            title: self.push(why),
-            role: ABSENT,
-            labels: ABSENT,
-            deps: ABSENT,
-            parent: ABSENT,
-            assignee: ABSENT,
-            summary: ABSENT,
-            block_reason: ABSENT,
-            created: ABSENT,
-            updated: ABSENT,
-        };
-        self.recs.push(rec);
+        let mut fields = [span_bytes(ABSENT, 0); FIELDS];
+        fields[Field::Name as usize] = self.text(Some(name));
+        fields[Field::Title as usize] = self.text(Some(why));
+        self.record(blob, [0, 0, 0, 0], fields);
     }
+
+    fn finish(self, tree: Oid) -> Shard {
+        let recs = 0..self.recs.len();
+        let text = self.recs.len()..self.recs.len() + self.text.len();
+        let mut buf = self.recs;
+        buf.extend_from_slice(&self.text);
+        Shard {
+            tree: Some(tree),
+            buf: Arc::new(Bytes::Owned(buf)),
+            recs,
+            text,
+        }
+    }
+}
+
+fn span_bytes(start: u32, len: u32) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&start.to_le_bytes());
+    out[4..].copy_from_slice(&len.to_le_bytes());
+    out
 }
 
 /// A task of the index, read in place.
 #[derive(Debug, Clone, Copy)]
 pub struct TaskRef<'a> {
     shard: &'a Shard,
-    rec: &'a Rec,
+    i: usize,
 }
 
 impl<'a> TaskRef<'a> {
     pub fn id(&self) -> &'a str {
-        self.shard.str(self.rec.id)
+        self.shard.str(self.i, Field::Id)
     }
     pub fn title(&self) -> &'a str {
-        self.shard.str(self.rec.title)
+        self.shard.str(self.i, Field::Title)
     }
     pub fn state(&self) -> State {
-        self.rec.state
+        STATES
+            .get(self.shard.rec(self.i)[21] as usize)
+            .copied()
+            .unwrap_or_default()
     }
     pub fn kind(&self) -> Kind {
-        self.rec.kind
+        KINDS
+            .get(self.shard.rec(self.i)[22] as usize)
+            .copied()
+            .unwrap_or_default()
     }
     pub fn priority(&self) -> u8 {
-        self.rec.priority
+        self.shard.rec(self.i)[23]
     }
     pub fn role(&self) -> Option<&'a str> {
-        self.shard.opt(self.rec.role)
+        self.shard.opt(self.i, Field::Role)
     }
     pub fn labels(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        split_list(self.shard.str(self.rec.labels))
+        split_list(self.shard.str(self.i, Field::Labels))
     }
     pub fn deps(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        split_list(self.shard.str(self.rec.deps))
+        split_list(self.shard.str(self.i, Field::Deps))
     }
     pub fn has_deps(&self) -> bool {
-        self.rec.deps.len > 0
+        self.shard.span(self.i, Field::Deps).1 > 0
     }
     pub fn parent(&self) -> Option<&'a str> {
-        self.shard.opt(self.rec.parent)
+        self.shard.opt(self.i, Field::Parent)
     }
     pub fn assignee(&self) -> Option<&'a str> {
-        self.shard.opt(self.rec.assignee)
+        self.shard.opt(self.i, Field::Assignee)
+    }
+    pub fn is_assigned(&self) -> bool {
+        self.shard.span(self.i, Field::Assignee).0 != ABSENT
     }
     pub fn summary(&self) -> Option<&'a str> {
-        self.shard.opt(self.rec.summary)
+        self.shard.opt(self.i, Field::Summary)
     }
     pub fn block_reason(&self) -> Option<&'a str> {
-        self.shard.opt(self.rec.block_reason)
+        self.shard.opt(self.i, Field::BlockReason)
     }
     pub fn created(&self) -> &'a str {
-        self.shard.str(self.rec.created)
+        self.shard.str(self.i, Field::Created)
     }
     pub fn updated(&self) -> &'a str {
-        self.shard.str(self.rec.updated)
+        self.shard.str(self.i, Field::Updated)
     }
 
     /// Urgency order: lower priority number first, then older first, then id.
@@ -342,15 +366,17 @@ impl TaskIndex {
                     next.insert(entry.name, shard);
                 }
                 // A changed shard: parse only the documents its older version lacks.
-                base => missing.push((entry.name, entry.oid, base.unwrap_or_default())),
+                base => missing.push((entry.name, entry.oid, base)),
             }
         }
-        let changed = !missing.is_empty() || !self.shards.is_empty();
+        let (rebuilt, removed) = (missing.len(), !self.shards.is_empty());
+        let missing_docs = missing.iter().filter(|(_, _, base)| base.is_none()).count();
         next.extend(build_shards(repo, refname, missing)?);
         self.shards = next;
-        // A retry after a lost race refreshes again within moments; only the first refresh of a
-        // process saves its work for the next one.
-        if changed && first {
+        // Rewriting the whole file costs more than redoing a few shards from their older cached
+        // versions, so it is saved when the work was substantial, and only on the first refresh of
+        // a process (a retry after a lost race refreshes again within moments).
+        if first && (removed || missing_docs > 0 || rebuilt >= REWRITE_AFTER_SHARDS) {
             write_cache(&file, &self.shards);
         }
         Ok(())
@@ -359,11 +385,9 @@ impl TaskIndex {
     /// Every task that loaded, in no particular order.
     pub fn tasks(&self) -> impl Iterator<Item = TaskRef<'_>> {
         self.shards.values().flat_map(|shard| {
-            shard
-                .recs
-                .iter()
-                .filter(|r| r.ok)
-                .map(move |rec| TaskRef { shard, rec })
+            (0..shard.len())
+                .filter(|&i| shard.ok(i))
+                .map(move |i| TaskRef { shard, i })
         })
     }
 
@@ -371,12 +395,18 @@ impl TaskIndex {
     pub fn get(&self, id: &str) -> Option<TaskRef<'_>> {
         let shard = self.shards.get(id.get(..crate::model::id::SHARD_LEN)?)?;
         let name = format!("{id}.yaml");
-        let at = shard
-            .recs
-            .binary_search_by(|r| shard.str(r.name).cmp(name.as_str()))
-            .ok()?;
-        let rec = &shard.recs[at];
-        rec.ok.then_some(TaskRef { shard, rec })
+        let (mut lo, mut hi) = (0, shard.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match shard.str(mid, Field::Name).cmp(name.as_str()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    return shard.ok(mid).then_some(TaskRef { shard, i: mid });
+                }
+            }
+        }
+        None
     }
 
     /// Documents that failed to load, in path order.
@@ -385,10 +415,12 @@ impl TaskIndex {
             .shards
             .iter()
             .flat_map(|(name, shard)| {
-                shard.recs.iter().filter(|r| !r.ok).map(move |r| Problem {
-                    path: format!("tasks/{name}/{}", shard.str(r.name)),
-                    why: shard.str(r.title).to_string(),
-                })
+                (0..shard.len())
+                    .filter(|&i| !shard.ok(i))
+                    .map(move |i| Problem {
+                        path: format!("tasks/{name}/{}", shard.str(i, Field::Name)),
+                        why: shard.str(i, Field::Title).to_string(),
+                    })
             })
             .collect();
         all.sort_by(|a, b| a.path.cmp(&b.path));
@@ -403,11 +435,11 @@ fn cache_file(repo: &Repo) -> PathBuf {
         .join("tasks.index")
 }
 
-/// Builds shards from their blobs, on two threads when there are many.
+/// Builds shards from their blobs, on up to four threads when there are many.
 fn build_shards(
     repo: &Repo,
     refname: &str,
-    missing: Vec<(String, Oid, Shard)>,
+    missing: Vec<(String, Oid, Option<Shard>)>,
 ) -> Result<Vec<(String, Shard)>> {
     if missing.len() < 8 {
         return missing
@@ -454,32 +486,26 @@ fn build_shard(
     refname: &str,
     name: String,
     tree: Oid,
-    base: Shard,
+    base: Option<Shard>,
 ) -> Result<(String, Shard)> {
-    let known: HashMap<Oid, &Rec> = base.recs.iter().map(|r| (r.blob, r)).collect();
-    let mut shard = Shard {
-        tree: Some(tree),
-        ..Shard::default()
+    let known: HashMap<Oid, usize> = match &base {
+        Some(base) => (0..base.len()).map(|i| (base.blob(i), i)).collect(),
+        None => HashMap::new(),
     };
+    let mut shard = ShardBuilder::default();
     for entry in repo.tree_entries(tree)? {
         if entry.is_tree || !entry.name.ends_with(".yaml") {
             continue; // per-task attachments live beside the documents
         }
-        if let Some(old) = known
-            .get(&entry.oid)
-            .filter(|r| base.str(r.name) == entry.name)
-        {
-            if old.ok {
-                shard.push_summary(
-                    &entry.name,
-                    entry.oid,
-                    TaskRef {
-                        shard: &base,
-                        rec: old,
-                    },
-                );
+        let reusable = base
+            .as_ref()
+            .zip(known.get(&entry.oid))
+            .filter(|(b, i)| b.str(**i, Field::Name) == entry.name);
+        if let Some((base, &i)) = reusable {
+            if base.ok(i) {
+                shard.push_task(&entry.name, entry.oid, TaskRef { shard: base, i });
             } else {
-                shard.push_problem(&entry.name, entry.oid, base.str(old.title));
+                shard.push_problem(&entry.name, entry.oid, base.str(i, Field::Title));
             }
             continue;
         }
@@ -515,134 +541,134 @@ fn build_shard(
             }
         };
         match loaded {
-            Ok(task) => shard.push_owned(&entry.name, entry.oid, &task),
+            Ok(task) => shard.push_summary(&entry.name, entry.oid, &task),
             Err(why) => shard.push_problem(&entry.name, entry.oid, &why),
         }
     }
-    Ok((name, shard))
+    Ok((name, shard.finish(tree)))
 }
 
-/// Reads the cache file: every shard it holds, with the tree each was built from.
+/// Reads the cache file: every shard it holds, with the tree each was built from. The shards
+/// share the file's one buffer.
 fn read_cache(file: &Path) -> Option<HashMap<String, Shard>> {
-    let file = fs::File::open(file).ok()?;
-    let mut left = file.metadata().ok()?.len();
-    let mut input = std::io::BufReader::new(file);
-    let mut magic = vec![0u8; MAGIC.len()];
-    input.read_exact(&mut magic).ok()?;
-    if magic != MAGIC {
+    let buf = Arc::new(Bytes::map(&fs::File::open(file).ok()?)?);
+    let mut r = Reader { bytes: &buf, at: 0 };
+    if r.take(MAGIC.len())? != MAGIC {
         return None;
     }
-    let count = read_u32(&mut input)? as usize;
-    left = left.checked_sub(MAGIC.len() as u64 + 4)?;
+    let count = r.u32()? as usize;
     let mut shards = HashMap::new();
     for _ in 0..count {
-        // Each shard is stored as its length, its checksum and its bytes, read one at a time.
-        let len = read_u32(&mut input)? as u64;
-        let sum = read_u64(&mut input)?;
-        left = left.checked_sub(12)?.checked_sub(len)?; // never trust a length the file cannot hold
-        let mut bytes = vec![0u8; len as usize];
-        input.read_exact(&mut bytes).ok()?;
-        if checksum(&bytes) != sum {
+        let len = r.u32()? as usize;
+        let sum = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
+        let end = r.at.checked_add(len)?;
+        if checksum(buf.get(r.at..end)?) != sum {
             return None;
         }
-        let mut r = Reader { bytes: &bytes };
-        let (name, shard) = read_shard(&mut r)?;
-        if !r.bytes.is_empty() {
+        let name_len = r.u32()? as usize;
+        let name = std::str::from_utf8(r.take(name_len)?).ok()?.to_string();
+        let tree = Oid::try_from(r.take(20)?).ok()?;
+        let recs = r.u32()? as usize;
+        let text_len = r.u32()? as usize;
+        let recs_start = r.at;
+        r.take(recs.checked_mul(REC_BYTES)?)?;
+        let text_start = r.at;
+        r.take(text_len)?;
+        if r.at != end {
             return None;
         }
+        let shard = Shard {
+            tree: Some(tree),
+            buf: Arc::clone(&buf),
+            recs: recs_start..text_start,
+            text: text_start..end,
+        };
         shards.insert(name, shard);
     }
-    (left == 0).then_some(shards)
-}
-
-fn read_u64(input: &mut impl Read) -> Option<u64> {
-    let mut b = [0u8; 8];
-    input.read_exact(&mut b).ok()?;
-    Some(u64::from_le_bytes(b))
+    (r.at == buf.len()).then_some(shards)
 }
 
 /// A fast 64-bit checksum, to notice a damaged cache file (not a defence against forgery: the
-/// cache is local and never the source of truth).
+/// cache is local and never the source of truth). Four independent lanes keep the CPU busy.
 fn checksum(bytes: &[u8]) -> u64 {
-    let mut h = 0x9e37_79b9_7f4a_7c15_u64 ^ bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        h = (h ^ word).wrapping_mul(0x0100_0000_01b3).rotate_left(31);
+    const K: u64 = 0x0100_0000_01b3;
+    let mut lanes = [0x9e37_79b9_7f4a_7c15_u64 ^ bytes.len() as u64, 1, 2, 3];
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        for (lane, word) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+            let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            *lane = (*lane ^ word).wrapping_mul(K).rotate_left(31);
+        }
     }
-    for &b in chunks.remainder() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    let mut h = lanes
+        .iter()
+        .fold(0u64, |h, lane| (h ^ lane).wrapping_mul(K).rotate_left(27));
+    for &b in blocks.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(K);
     }
     h
 }
 
-fn read_u32(input: &mut impl Read) -> Option<u32> {
-    let mut b = [0u8; 4];
-    input.read_exact(&mut b).ok()?;
-    Some(u32::from_le_bytes(b))
+/// The bytes of a shard: built in memory, or the cache file mapped read-only. The cache file is
+/// only ever replaced by rename, never written in place, so a mapping stays valid.
+enum Bytes {
+    Owned(Vec<u8>),
+    Mapped { ptr: *mut libc::c_void, len: usize },
 }
 
-fn read_shard(r: &mut Reader<'_>) -> Option<(String, Shard)> {
-    let name_len = r.u32()? as usize;
-    let name = std::str::from_utf8(r.take(name_len)?).ok()?.to_string();
-    let tree = Oid::try_from(r.take(20)?).ok()?;
-    let count = r.u32()? as usize;
-    let text_len = r.u32()? as usize;
-    let mut recs = Vec::with_capacity(count.min(r.bytes.len() / 64));
-    for _ in 0..count {
-        let blob = Oid::try_from(r.take(20)?).ok()?;
-        let flags = r.take(4)?;
-        let (ok, priority) = (flags[0] == 1, flags[3]);
-        let (state, kind) = (
-            *STATES.get(flags[1] as usize)?,
-            *KINDS.get(flags[2] as usize)?,
-        );
-        let mut span = || {
-            Some(Span {
-                start: r.u32()?,
-                len: r.u32()?,
-            })
+// SAFETY: the mapping is read-only and private to this process; it is only read through `&[u8]`.
+unsafe impl Send for Bytes {}
+// SAFETY: as above; shared reads of immutable memory.
+unsafe impl Sync for Bytes {}
+
+impl Bytes {
+    fn map(file: &fs::File) -> Option<Bytes> {
+        use std::os::fd::AsRawFd;
+        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+        if len == 0 {
+            return Some(Bytes::Owned(Vec::new()));
+        }
+        // SAFETY: a read-only private mapping of a file we opened; the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
         };
-        let rec = Rec {
-            name: span()?,
-            blob,
-            ok,
-            state,
-            kind,
-            priority,
-            id: span()?,
-            title: span()?,
-            role: span()?,
-            labels: span()?,
-            deps: span()?,
-            parent: span()?,
-            assignee: span()?,
-            summary: span()?,
-            block_reason: span()?,
-            created: span()?,
-            updated: span()?,
-        };
-        span()?; // reserved
-        recs.push(rec);
+        (ptr != libc::MAP_FAILED).then_some(Bytes::Mapped { ptr, len })
     }
-    let text = std::str::from_utf8(r.take(text_len)?).ok()?.to_string();
-    let in_bounds = |s: Span| {
-        s.start == u32::MAX
-            || text
-                .get(s.start as usize..s.start as usize + s.len as usize)
-                .is_some()
-    };
-    if !recs.iter().all(|r| r.spans().into_iter().all(in_bounds)) {
-        return None;
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            // SAFETY: `ptr` maps `len` readable bytes until `drop` unmaps them.
+            Bytes::Mapped { ptr, len } => unsafe {
+                std::slice::from_raw_parts(*ptr as *const u8, *len)
+            },
+        }
     }
-    Some((
-        name,
-        Shard {
-            tree: Some(tree),
-            text,
-            recs,
-        },
-    ))
+}
+
+impl Drop for Bytes {
+    fn drop(&mut self) {
+        if let Bytes::Mapped { ptr, len } = *self {
+            // SAFETY: unmapping exactly what `map` mapped, once.
+            unsafe { libc::munmap(ptr, len) };
+        }
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.len())
+    }
 }
 
 /// Writes the cache file (atomically, by rename). Failing to write it is never an error: the
@@ -671,7 +697,13 @@ fn write_cache(file: &Path, shards: &HashMap<String, Shard>) {
             let mut w = Vec::new();
             for (name, shard, tree) in built {
                 w.clear();
-                write_shard(&mut w, name, tree, shard);
+                put_u32(&mut w, name.len() as u32);
+                w.extend_from_slice(name.as_bytes());
+                w.extend_from_slice(tree.as_bytes());
+                put_u32(&mut w, shard.len() as u32);
+                put_u32(&mut w, shard.text.len() as u32);
+                w.extend_from_slice(&shard.buf[shard.recs.clone()]);
+                w.extend_from_slice(&shard.buf[shard.text.clone()]);
                 out.write_all(&(w.len() as u32).to_le_bytes())?;
                 out.write_all(&checksum(&w).to_le_bytes())?;
                 out.write_all(&w)?;
@@ -684,39 +716,21 @@ fn write_cache(file: &Path, shards: &HashMap<String, Shard>) {
     }
 }
 
-fn write_shard(w: &mut Vec<u8>, name: &str, tree: Oid, shard: &Shard) {
-    put_u32(w, name.len() as u32);
-    w.extend_from_slice(name.as_bytes());
-    w.extend_from_slice(tree.as_bytes());
-    put_u32(w, shard.recs.len() as u32);
-    put_u32(w, shard.text.len() as u32);
-    for rec in &shard.recs {
-        w.extend_from_slice(rec.blob.as_bytes());
-        w.extend_from_slice(&[rec.ok as u8, rec.state as u8, rec.kind as u8, rec.priority]);
-        for span in rec.spans() {
-            put_u32(w, span.start);
-            put_u32(w, span.len);
-        }
-    }
-    w.extend_from_slice(shard.text.as_bytes());
-}
-
 fn put_u32(w: &mut Vec<u8>, n: u32) {
     w.extend_from_slice(&n.to_le_bytes());
 }
 
 struct Reader<'a> {
     bytes: &'a [u8],
+    at: usize,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if self.bytes.len() < n {
-            return None;
-        }
-        let (head, tail) = self.bytes.split_at(n);
-        self.bytes = tail;
-        Some(head)
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let out = self.bytes.get(self.at..end)?;
+        self.at = end;
+        Some(out)
     }
 
     fn u32(&mut self) -> Option<u32> {

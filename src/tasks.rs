@@ -226,15 +226,26 @@ impl<'c> Tasks<'c> {
         let mut index = self.index(&self.store.snapshot()?)?;
         self.store.update(&actor, |snap| {
             index.refresh(&self.coord.repo, TASKS_REF, snap)?;
-            let next = ready_tasks(&index, role)
-                .first()
-                .map(|t| t.id().to_string());
-            let Some(id) = next else {
+            // A document the index could summarise may still fail to load whole (damage in a part
+            // listings do not read); skip it rather than let it block every claim.
+            let mut loaded = None;
+            for candidate in ready_tasks(&index, role) {
+                match self.load(snap, candidate.id()) {
+                    Ok(task) => {
+                        loaded = Some(task);
+                        break;
+                    }
+                    Err(e @ (Error::Malformed { .. } | Error::NewerFormat { .. })) => {
+                        tracing::warn!("skipping task {}: {e}", candidate.id());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let Some(mut task) = loaded else {
                 return Err(Error::NothingReady {
                     role: role.map(str::to_string),
                 });
             };
-            let mut task = self.load(snap, &id)?;
             set_claimed(&mut task, &actor);
             Ok((write_change(&task, "claim", &actor), task))
         })
@@ -606,7 +617,7 @@ pub fn list<'i>(index: &'i TaskIndex, filter: &ListFilter) -> Vec<TaskRef<'i>> {
 pub fn ready_tasks<'i>(index: &'i TaskIndex, role: Option<&str>) -> Vec<TaskRef<'i>> {
     let mut ready: Vec<TaskRef> = index
         .tasks()
-        .filter(|t| t.state() == State::Open && t.assignee().is_none() && t.kind() != Kind::Epic)
+        .filter(|t| t.state() == State::Open && !t.is_assigned() && t.kind() != Kind::Epic)
         .filter(|t| role.is_none_or(|r| t.role() == Some(r)))
         .filter(|t| {
             !t.has_deps()

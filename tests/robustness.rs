@@ -682,3 +682,25 @@ fn a_damaged_index_cache_is_rebuilt_never_trusted() {
     assert_eq!(repo.list(), expected);
     assert_eq!(ids(&repo.list()), vec![a, b]);
 }
+
+#[test]
+fn claim_next_skips_a_task_whose_document_is_damaged_where_listings_do_not_look() {
+    let repo = TestRepo::init();
+    let good = repo.new_task("good and later", &["--priority", "3"]);
+    // Oldest and most urgent, and its summary fields read fine; its history is not YAML.
+    let damaged = "d0d000000001";
+    let mut doc = task_yaml(damaged, "damaged history");
+    doc = doc.replace("priority: 2", "priority: 0");
+    doc.push_str("history:\n- at: [unclosed\n  agent: x\n");
+    repo.put_document(&task_path(damaged), doc.as_bytes());
+
+    let out = repo.coord_as("worker", &["task", "claim", "--next", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "claim --next: {}", stderr(&out));
+    assert_eq!(field(&json(&stdout(&out)), "id"), Some(good.as_str()));
+    let show = repo.coord(&["task", "show", damaged]);
+    let why = fails(&show, 1);
+    assert!(
+        why.contains(&format!("refs/coord/tasks:{}", task_path(damaged))),
+        "{why}"
+    );
+}

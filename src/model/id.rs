@@ -2,8 +2,8 @@
 
 use crate::error::{Error, Result};
 
-/// Hex characters in a full id: 48 random bits, so a million ids collide with odds near 1 in 500,000,
-/// and a collision is detected and retried at creation.
+/// Hex characters in a full id: 48 random bits. Among a million ids the odds that some two are
+/// equal are about 1 in 560, so creation checks the store and draws again on a collision.
 pub const ID_LEN: usize = 12;
 /// The shortest prefix accepted when naming an entity.
 pub const MIN_PREFIX: usize = 4;
