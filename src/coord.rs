@@ -9,6 +9,16 @@ use crate::store::Actor;
 
 pub const AGENT_ENV: &str = "GIT_COORD_AGENT";
 
+/// Where the acting agent's name came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentitySource {
+    Flag,
+    Environment,
+    Worktree,
+    GitUser,
+}
+
 pub struct Coord {
     pub repo: Repo,
     agent_flag: Option<String>,
@@ -25,23 +35,33 @@ impl Coord {
         })
     }
 
-    /// The acting agent: `--agent`, else GIT_COORD_AGENT, else the repository's git user.
+    /// The acting agent: `--agent`, else GIT_COORD_AGENT, else the agent whose worktree this is,
+    /// else the repository's git user.
     pub fn actor(&self) -> Result<Actor> {
+        self.identity().map(|(actor, _)| actor)
+    }
+
+    /// The acting agent and where its name came from.
+    pub fn identity(&self) -> Result<(Actor, IdentitySource)> {
         let user_name = self
             .repo
             .config_string("user.name")
             .filter(|s| !s.trim().is_empty());
         let email = self.repo.config_string("user.email").unwrap_or_default();
         let from_env = std::env::var(AGENT_ENV).ok().filter(|s| !s.is_empty());
-        let agent = match (self.agent_flag.clone(), from_env) {
-            (Some(agent), _) | (None, Some(agent)) => {
-                name::validate("agent name", &agent)?;
-                agent
-            }
-            (None, None) => user_name
+        let (agent, source) = if let Some(agent) = self.agent_flag.clone() {
+            (agent, IdentitySource::Flag)
+        } else if let Some(agent) = from_env {
+            name::validate("agent name", &agent)?;
+            (agent, IdentitySource::Environment)
+        } else if let Some(agent) = crate::agents::worktree_agent(&self.repo) {
+            (agent, IdentitySource::Worktree)
+        } else {
+            let agent = user_name
                 .as_deref()
                 .and_then(name::agent_from_user_name)
-                .ok_or(Error::NoAgent)?,
+                .ok_or(Error::NoAgent)?;
+            (agent, IdentitySource::GitUser)
         };
         let human = match (&user_name, email.is_empty()) {
             (Some(n), false) => format!("{n} <{email}>"),
@@ -54,11 +74,14 @@ impl Coord {
         } else {
             email
         };
-        Ok(Actor {
-            agent,
-            human,
-            email,
-        })
+        Ok((
+            Actor {
+                agent,
+                human,
+                email,
+            },
+            source,
+        ))
     }
 }
 

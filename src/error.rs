@@ -63,6 +63,8 @@ pub enum Error {
     NoAgent,
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
     #[error("git: {0}")]
     Git(String),
     #[error("{0}")]

@@ -1,6 +1,8 @@
 //! git-coord: coordination for coding agents and humans, kept in git refs under refs/coord/.
 
+pub mod agents;
 pub mod cli;
+pub mod config;
 pub mod coord;
 pub mod error;
 pub mod git;

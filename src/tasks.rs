@@ -183,6 +183,13 @@ impl<'c> Tasks<'c> {
         let actor = self.coord.actor()?;
         let prefix = id::parse_prefix(input)?;
         let mut index = TaskIndex::default();
+        let mut stale_agents = None;
+        let mut stale = || -> Result<HashSet<String>> {
+            if stale_agents.is_none() {
+                stale_agents = Some(crate::agents::Agents::new(self.coord)?.stale()?);
+            }
+            Ok(stale_agents.clone().unwrap_or_default())
+        };
         self.store.update(&actor, |snap| {
             let id = self.resolve(snap, &prefix)?;
             let mut task = self.load(snap, &id)?;
@@ -191,7 +198,13 @@ impl<'c> Tasks<'c> {
             {
                 return Ok((Change::default(), task)); // already ours: nothing to write
             }
-            check_claimable(&task)?;
+            let takeover = match (task.state, task.assignee.clone()) {
+                (State::Claimed, Some(holder)) if stale()?.contains(&holder) => Some(holder),
+                _ => {
+                    check_claimable(&task)?;
+                    None
+                }
+            };
             if !force && !task.deps.is_empty() {
                 index.refresh(&self.coord.repo, TASKS_REF, snap)?;
                 let waiting = undone_deps(task.deps.iter().map(String::as_str), &index);
@@ -210,7 +223,7 @@ impl<'c> Tasks<'c> {
                     });
                 }
             }
-            set_claimed(&mut task, &actor);
+            set_claimed(&mut task, &actor, takeover);
             Ok((write_change(&task, "claim", &actor), task))
         })
     }
@@ -224,12 +237,13 @@ impl<'c> Tasks<'c> {
         // Load the index before the snapshot the write is based on, so that the race window
         // only covers the (incremental) refresh.
         let mut index = self.index(&self.store.snapshot()?)?;
+        let stale = crate::agents::Agents::new(self.coord)?.stale()?;
         self.store.update(&actor, |snap| {
             index.refresh(&self.coord.repo, TASKS_REF, snap)?;
             // A document the index could summarise may still fail to load whole (damage in a part
             // listings do not read); skip it rather than let it block every claim.
             let mut loaded = None;
-            for candidate in ready_tasks(&index, role) {
+            for candidate in claimable_tasks(&index, role, &stale) {
                 match self.load(snap, candidate.id()) {
                     Ok(task) => {
                         loaded = Some(task);
@@ -246,7 +260,11 @@ impl<'c> Tasks<'c> {
                     role: role.map(str::to_string),
                 });
             };
-            set_claimed(&mut task, &actor);
+            let takeover = task
+                .assignee
+                .clone()
+                .filter(|_| task.state == State::Claimed);
+            set_claimed(&mut task, &actor, takeover);
             Ok((write_change(&task, "claim", &actor), task))
         })
     }
@@ -615,9 +633,24 @@ pub fn list<'i>(index: &'i TaskIndex, filter: &ListFilter) -> Vec<TaskRef<'i>> {
 
 /// Open, unclaimed, non-epic tasks whose dependencies are all done, most urgent first.
 pub fn ready_tasks<'i>(index: &'i TaskIndex, role: Option<&str>) -> Vec<TaskRef<'i>> {
+    claimable_tasks(index, role, &HashSet::new())
+}
+
+/// What `claim --next` may take: the ready tasks, and the tasks held by a stale agent whose
+/// dependencies are done, most urgent first.
+pub fn claimable_tasks<'i>(
+    index: &'i TaskIndex,
+    role: Option<&str>,
+    stale: &HashSet<String>,
+) -> Vec<TaskRef<'i>> {
     let mut ready: Vec<TaskRef> = index
         .tasks()
-        .filter(|t| t.state() == State::Open && !t.is_assigned() && t.kind() != Kind::Epic)
+        .filter(|t| t.kind() != Kind::Epic)
+        .filter(|t| match t.state() {
+            State::Open => !t.is_assigned(),
+            State::Claimed => t.assignee().is_some_and(|a| stale.contains(a)),
+            _ => false,
+        })
         .filter(|t| role.is_none_or(|r| t.role() == Some(r)))
         .filter(|t| {
             !t.has_deps()
@@ -734,12 +767,13 @@ fn write_change(task: &Task, op: &str, actor: &Actor) -> Change {
     }
 }
 
-fn set_claimed(task: &mut Task, actor: &Actor) {
+fn set_claimed(task: &mut Task, actor: &Actor, takeover_from: Option<String>) {
     let now = time::now();
     task.state = State::Claimed;
     task.assignee = Some(actor.agent.clone());
     task.claimed_at = Some(now.clone());
-    task.push_event(&actor.agent, "claim", None, &now);
+    let note = takeover_from.map(|holder| format!("taken over from {holder}, who is stale"));
+    task.push_event(&actor.agent, "claim", note, &now);
 }
 
 fn check_claimable(task: &Task) -> Result<()> {

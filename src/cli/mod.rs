@@ -1,5 +1,6 @@
 //! The command line: clap definitions, dispatch, and the only place that prints.
 
+mod agent;
 mod demo;
 mod output;
 
@@ -55,6 +56,13 @@ enum Command {
     },
     /// Tasks that wait, and what they wait on
     Blocked,
+    /// Agents: their branches, worktrees and registrations
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
+    /// Who acts here, as what, where, for which project
+    Whoami,
+    /// The roles of this project (.coord.yaml, or the defaults)
+    Roles,
     /// The audit trail, from the history of refs/coord/tasks
     Log {
         /// Only entries about this task
@@ -265,6 +273,10 @@ fn run(cli: Cli) -> Result<()> {
         return demo::run(keep);
     }
     let coord = Coord::open(&dir, cli.agent.clone())?;
+    // Every command an agent runs counts as its heartbeat (a local file, never a commit).
+    if let Ok(actor) = coord.actor() {
+        crate::agents::touch_presence(&coord.repo, &actor.agent, false);
+    }
     let out = &mut io::BufWriter::new(io::stdout().lock());
     let json = cli.json;
     let tasks = Tasks::new(&coord);
@@ -295,6 +307,9 @@ fn run(cli: Cli) -> Result<()> {
             let entries = tasks.log(task.as_deref(), max_count)?;
             output::log(out, &entries, json)?;
         }
+        Command::Agent(cmd) => agent::run(&coord, cmd, out, json)?,
+        Command::Whoami => agent::whoami(&coord, out, json)?,
+        Command::Roles => agent::roles(&coord, out, json)?,
         Command::Demo { .. } => unreachable!("handled before opening a repository"),
     }
     out.flush()?;

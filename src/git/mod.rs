@@ -330,3 +330,37 @@ pub fn run_git(dir: &Path, args: &[&str]) -> Result<String> {
 fn git_err(err: impl std::fmt::Display) -> Error {
     Error::Git(err.to_string())
 }
+
+/// Runs the git binary like [`run_git`], but returns None when git exits non-zero: for questions
+/// whose answer is a failure ("does this resolve?", "is this an ancestor?").
+pub fn probe_git(dir: &Path, args: &[&str]) -> Result<Option<String>> {
+    let out = std::process::Command::new("git")
+        .args(["-c", "core.fsmonitor=false"])
+        .args(args)
+        .current_dir(dir)
+        .env("LC_ALL", "C")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
+    Ok(out
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_string()))
+}
+
+impl Repo {
+    /// The working tree of this worktree, if it has one.
+    pub fn workdir(&self) -> Option<PathBuf> {
+        self.inner.workdir().map(Path::to_path_buf)
+    }
+
+    /// The working tree of the main worktree (the one whose `.git` is the common directory).
+    pub fn main_workdir(&self) -> Option<PathBuf> {
+        let common = self.common_dir();
+        let common = common.canonicalize().unwrap_or(common);
+        match common.file_name() {
+            Some(name) if name == ".git" => common.parent().map(Path::to_path_buf),
+            _ => None,
+        }
+    }
+}

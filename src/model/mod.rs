@@ -1,5 +1,6 @@
 //! The documents git-coord keeps in refs/coord/*: their types, validation and encoding.
 
+pub mod agent;
 pub mod id;
 pub mod name;
 pub mod task;

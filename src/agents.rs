@@ -1,0 +1,466 @@
+//! Agents: each one a branch, a worktree and a registration in refs/coord/agents. A worktree
+//! knows its agent (a file in its own git directory), so every command run there acts as that
+//! agent. Presence is local and kept out of history: a file per agent whose modification time is
+//! the last heartbeat.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::config::Config;
+use crate::coord::Coord;
+use crate::error::{Error, Result};
+use crate::git::{Repo, probe_git, run_git};
+use crate::model::agent::{AGENT_FORMAT, Agent, AgentStatus};
+use crate::model::{name, time};
+use crate::store::{Change, Store};
+
+pub const AGENTS_REF: &str = "refs/coord/agents";
+/// The file in a worktree's own git directory that names the agent living there.
+const IDENTITY_FILE: &str = "coord-agent";
+
+/// What `agent spawn` is asked to do.
+#[derive(Debug, Clone)]
+pub struct Spawn {
+    pub name: String,
+    pub role: String,
+    pub base: Option<String>,
+    pub path: Option<PathBuf>,
+}
+
+/// An agent with its presence as this clone knows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AgentView {
+    #[serde(flatten)]
+    pub agent: Agent,
+    /// The last heartbeat seen on this machine, if any.
+    pub last_seen: Option<String>,
+    pub stale: bool,
+}
+
+pub struct Agents<'c> {
+    coord: &'c Coord,
+    store: Store<'c>,
+    config: Config,
+}
+
+impl<'c> Agents<'c> {
+    pub fn new(coord: &'c Coord) -> Result<Self> {
+        let config = Config::load(coord.repo.workdir().as_deref())?;
+        Ok(Agents {
+            coord,
+            store: Store::new(&coord.repo, AGENTS_REF),
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Creates the agent's branch, its worktree and its registration; on any failure nothing of
+    /// it is left behind.
+    pub fn spawn(&self, req: &Spawn) -> Result<Agent> {
+        name::validate("agent name", &req.name)?;
+        let role = self.config.role(&req.role)?.clone();
+        let actor = self.coord.actor()?;
+        if let Some(existing) = self
+            .get(&req.name)?
+            .filter(|a| a.status == AgentStatus::Active)
+        {
+            return Err(Error::invalid(
+                "agent name",
+                &req.name,
+                format!(
+                    "agent {} already exists (role {}); pick another name or retire it",
+                    existing.name, existing.role
+                ),
+            ));
+        }
+        let top = self.main_workdir()?;
+        let branch = format!("agent/{}", req.name);
+        if probe_git(
+            &top,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{branch}"),
+            ],
+        )?
+        .is_some()
+        {
+            return Err(Error::invalid(
+                "agent name",
+                &req.name,
+                format!(
+                    "branch {branch} already exists; delete it (`git branch -D {branch}`) or pick another name"
+                ),
+            ));
+        }
+        let base_ref = match &req.base {
+            Some(base) => base.clone(),
+            None => self.integration_branch()?,
+        };
+        let base = probe_git(
+            &top,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{base_ref}^{{commit}}"),
+            ],
+        )?
+        .ok_or_else(|| {
+            Error::invalid(
+                "base",
+                &base_ref,
+                "it does not resolve to a commit in this repository",
+            )
+        })?;
+        let path = match &req.path {
+            Some(path) if path.is_absolute() => path.clone(),
+            Some(path) => std::env::current_dir()?.join(path),
+            None => self.default_worktree(&top, &req.name),
+        };
+        if path.exists() {
+            return Err(Error::invalid(
+                "worktree path",
+                path.display().to_string(),
+                "it already exists; pass --path to put the worktree elsewhere",
+            ));
+        }
+        let path_text = path.display().to_string();
+        if let Err(e) = run_git(
+            &top,
+            &[
+                "worktree", "add", "--quiet", "-b", &branch, &path_text, &base,
+            ],
+        ) {
+            self.undo_spawn(&top, &branch, &path);
+            return Err(e);
+        }
+        let registered = self.identify(&path, &req.name).and_then(|_| {
+            let agent = Agent {
+                format: AGENT_FORMAT,
+                name: req.name.clone(),
+                role: role.name.clone(),
+                branch: Some(branch.clone()),
+                worktree: Some(
+                    path.canonicalize()
+                        .unwrap_or(path.clone())
+                        .display()
+                        .to_string(),
+                ),
+                base: Some(base.clone()),
+                human: actor.human.clone(),
+                capabilities: role.capabilities.clone(),
+                status: AgentStatus::Active,
+                created: time::now(),
+                created_by: actor.agent.clone(),
+                retired: None,
+                extra: Default::default(),
+            };
+            self.store.update(&actor, |snap| {
+                let existing = self.read(snap, &agent.name)?;
+                if existing.is_some_and(|a| a.status == AgentStatus::Active) {
+                    return Err(Error::invalid(
+                        "agent name",
+                        &agent.name,
+                        "another process registered it meanwhile",
+                    ));
+                }
+                Ok((write_change(&agent, "spawn", &actor.agent), agent.clone()))
+            })
+        });
+        match registered {
+            Ok(agent) => {
+                touch_presence(&self.coord.repo, &agent.name, true);
+                Ok(agent)
+            }
+            Err(e) => {
+                self.undo_spawn(&top, &branch, &path);
+                Err(e)
+            }
+        }
+    }
+
+    fn undo_spawn(&self, top: &Path, branch: &str, path: &Path) {
+        if path.exists() {
+            let _ = run_git(
+                top,
+                &["worktree", "remove", "--force", &path.display().to_string()],
+            );
+        }
+        let _ = run_git(top, &["worktree", "prune"]);
+        if probe_git(
+            top,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{branch}"),
+            ],
+        )
+        .ok()
+        .flatten()
+        .is_some()
+        {
+            let _ = run_git(top, &["branch", "-D", branch]);
+        }
+    }
+
+    /// Writes the identity file into the worktree's own git directory.
+    fn identify(&self, worktree: &Path, name: &str) -> Result<()> {
+        let git_dir = run_git(worktree, &["rev-parse", "--absolute-git-dir"])?;
+        std::fs::write(Path::new(&git_dir).join(IDENTITY_FILE), format!("{name}\n"))?;
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Result<Option<Agent>> {
+        self.read(&self.store.snapshot()?, name)
+    }
+
+    fn read(&self, snap: &crate::store::Snapshot, name: &str) -> Result<Option<Agent>> {
+        let path = Agent::path(name);
+        match self.store.read(snap, &path)? {
+            Some(bytes) => Agent::from_yaml(&bytes, AGENTS_REF, &path).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every registered agent (retired ones too with `all`), by name. A malformed document is
+    /// skipped and returned as a warning.
+    pub fn list(&self, all: bool) -> Result<(Vec<AgentView>, Vec<String>)> {
+        let snap = self.store.snapshot()?;
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        let Some(tree) = snap.tree else {
+            return Ok((out, problems));
+        };
+        let Some(dir) = self.coord.repo.lookup_path(tree, "agents")? else {
+            return Ok((out, problems));
+        };
+        for entry in self.coord.repo.tree_entries(dir)? {
+            let Some(name) = entry.name.strip_suffix(".yaml") else {
+                continue;
+            };
+            match self.read(&snap, name) {
+                Ok(Some(agent)) if all || agent.status == AgentStatus::Active => {
+                    out.push(self.view(agent))
+                }
+                Ok(_) => {}
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        Ok((out, problems))
+    }
+
+    pub fn show(&self, name: &str) -> Result<AgentView> {
+        name::validate("agent name", name)?;
+        let agent = self.get(name)?.ok_or_else(|| no_such_agent(name))?;
+        Ok(self.view(agent))
+    }
+
+    fn view(&self, agent: Agent) -> AgentView {
+        let seen = last_seen(&self.coord.repo, &agent.name);
+        let stale = agent.status == AgentStatus::Retired
+            || seen.is_some_and(|t| t.elapsed().is_ok_and(|age| age > self.config.stale_after));
+        AgentView {
+            last_seen: seen.map(system_time_text),
+            stale,
+            agent,
+        }
+    }
+
+    /// Agents whose claims and leases may be taken over: retired ones, and those silent for
+    /// longer than the configured timeout.
+    pub fn stale(&self) -> Result<HashSet<String>> {
+        Ok(self
+            .list(true)?
+            .0
+            .into_iter()
+            .filter(|v| v.stale)
+            .map(|v| v.agent.name)
+            .collect())
+    }
+
+    /// Records that `name` is alive now.
+    pub fn heartbeat(&self, name: &str) -> Result<AgentView> {
+        let view = self.show(name)?;
+        if view.agent.status == AgentStatus::Retired {
+            return Err(Error::invalid("agent", name, "it is retired"));
+        }
+        touch_presence(&self.coord.repo, name, true);
+        self.show(name)
+    }
+
+    /// Removes the agent's worktree and marks it retired. Refuses uncommitted changes and commits
+    /// not merged into the integration branch unless `force`; keeps the branch unless
+    /// `delete_branch`.
+    pub fn retire(&self, name: &str, force: bool, delete_branch: bool) -> Result<Agent> {
+        let agent = self.show(name)?.agent;
+        if agent.status == AgentStatus::Retired {
+            return Err(Error::invalid("agent", name, "it is already retired"));
+        }
+        let actor = self.coord.actor()?;
+        let top = self.main_workdir()?;
+        let worktree = agent
+            .worktree
+            .as_deref()
+            .map(PathBuf::from)
+            .filter(|p| p.exists());
+        if let Some(path) = &worktree {
+            let dirty = run_git(path, &["status", "--porcelain"])?;
+            if !dirty.is_empty() && !force {
+                let first: Vec<&str> = dirty.lines().take(5).collect();
+                return Err(Error::Other(format!(
+                    "cannot retire {name}: its worktree has uncommitted changes ({}); commit them, or pass --force to drop them",
+                    first.join(", ")
+                )));
+            }
+        }
+        if let Some(branch) = &agent.branch {
+            let integration = self.integration_branch()?;
+            let unmerged = probe_git(
+                &top,
+                &["rev-list", "--count", &format!("{integration}..{branch}")],
+            )?
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+            if unmerged > 0 && !force {
+                return Err(Error::Other(format!(
+                    "cannot retire {name}: {branch} has {unmerged} commit(s) not merged into {integration}; merge them, or pass --force (the branch is kept)"
+                )));
+            }
+        }
+        if let Some(path) = &worktree {
+            let path = path.display().to_string();
+            let mut args = vec!["worktree", "remove"];
+            if force {
+                args.push("--force");
+            }
+            args.push(&path);
+            run_git(&top, &args)?;
+        }
+        if delete_branch && let Some(branch) = &agent.branch {
+            run_git(&top, &["branch", if force { "-D" } else { "-d" }, branch])?;
+        }
+        let retired = self.store.update(&actor, |snap| {
+            let mut current = self.read(snap, name)?.ok_or_else(|| no_such_agent(name))?;
+            current.status = AgentStatus::Retired;
+            current.retired = Some(time::now());
+            Ok((write_change(&current, "retire", &actor.agent), current))
+        })?;
+        let _ = std::fs::remove_file(presence_file(&self.coord.repo, name));
+        Ok(retired)
+    }
+
+    /// The branch agents start from: the configured one, else the remote's default branch, else
+    /// the branch checked out in the main worktree.
+    pub fn integration_branch(&self) -> Result<String> {
+        if let Some(branch) = &self.config.integration_branch {
+            return Ok(branch.clone());
+        }
+        let top = self.main_workdir()?;
+        if let Some(remote_head) = probe_git(
+            &top,
+            &[
+                "symbolic-ref",
+                "--quiet",
+                "--short",
+                "refs/remotes/origin/HEAD",
+            ],
+        )? {
+            return Ok(remote_head.trim_start_matches("origin/").to_string());
+        }
+        if let Some(head) = probe_git(&top, &["symbolic-ref", "--quiet", "--short", "HEAD"])? {
+            return Ok(head);
+        }
+        Ok("main".to_string())
+    }
+
+    fn main_workdir(&self) -> Result<PathBuf> {
+        self.coord.repo.main_workdir().ok_or_else(|| {
+            Error::Other(
+                "this repository has no main worktree (a bare repository); agents need one".into(),
+            )
+        })
+    }
+
+    fn default_worktree(&self, top: &Path, name: &str) -> PathBuf {
+        let repo = top
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "repo".into());
+        let dir = self.config.worktrees.replace("{repo}", &repo);
+        top.parent().unwrap_or(top).join(dir).join(name)
+    }
+}
+
+/// The agent the current worktree belongs to, if it is an agent's worktree.
+pub fn worktree_agent(repo: &Repo) -> Option<String> {
+    let text = std::fs::read_to_string(repo.git_dir().join(IDENTITY_FILE)).ok()?;
+    let name = text.trim().to_string();
+    name::validate("agent name", &name).ok().map(|_| name)
+}
+
+fn presence_file(repo: &Repo, name: &str) -> PathBuf {
+    repo.common_dir().join("coord").join("presence").join(name)
+}
+
+/// Marks `name` as seen now. Without `create`, only agents that already have a presence file
+/// (registered on this machine) are touched, so plain users leave nothing behind.
+pub fn touch_presence(repo: &Repo, name: &str, create: bool) {
+    let file = presence_file(repo, name);
+    let now = SystemTime::now();
+    let opened = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .or_else(|e| {
+            if create && e.kind() == std::io::ErrorKind::NotFound {
+                if let Some(dir) = file.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::File::create(&file)
+            } else {
+                Err(e)
+            }
+        });
+    if let Ok(f) = opened {
+        let _ = f.set_modified(now);
+    }
+}
+
+fn last_seen(repo: &Repo, name: &str) -> Option<SystemTime> {
+    std::fs::metadata(presence_file(repo, name))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+fn system_time_text(t: SystemTime) -> String {
+    let seconds = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    time::from_seconds(seconds)
+}
+
+fn no_such_agent(name: &str) -> Error {
+    Error::invalid(
+        "agent",
+        name,
+        "no such agent; `git coord agent list` shows them",
+    )
+}
+
+fn write_change(agent: &Agent, op: &str, by: &str) -> Change {
+    Change {
+        docs: vec![(Agent::path(&agent.name), Some(agent.to_yaml().into_bytes()))],
+        subject: format!("{op} agent {} by {by}", agent.name),
+        trailers: vec![
+            ("Coord-Op", format!("agent-{op}")),
+            ("Coord-Target", agent.name.clone()),
+        ],
+    }
+}

@@ -1,0 +1,249 @@
+//! `git coord agent ...`, `whoami` and `roles`: clap definitions and output.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::agents::{AgentView, Agents, Spawn};
+use crate::config::normalize_remote_url;
+use crate::coord::Coord;
+use crate::error::Result;
+use crate::model::agent::{Agent, AgentStatus};
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Create an agent: its branch agent/NAME, its worktree and its registration
+    Spawn {
+        name: String,
+        /// The agent's role (see `git coord roles`)
+        #[arg(long)]
+        role: String,
+        /// Start the branch here instead of the integration branch
+        #[arg(long, value_name = "REF")]
+        base: Option<String>,
+        /// Put the worktree here (default: ../<repo>.agents/NAME beside the main worktree)
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+    },
+    /// List agents with role, branch and presence
+    List {
+        /// Retired agents too
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one agent
+    Show { name: String },
+    /// Record that the acting agent is alive (every command an agent runs does this too)
+    Heartbeat,
+    /// Remove an agent's worktree and mark it retired (the branch is kept)
+    Retire {
+        name: String,
+        /// Drop uncommitted changes and unmerged commits' worktree anyway
+        #[arg(long)]
+        force: bool,
+        /// Delete the branch too
+        #[arg(long)]
+        delete_branch: bool,
+    },
+}
+
+pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) -> Result<()> {
+    let agents = Agents::new(coord)?;
+    match cmd {
+        AgentCommand::Spawn {
+            name,
+            role,
+            base,
+            path,
+        } => {
+            let agent = agents.spawn(&Spawn {
+                name,
+                role,
+                base,
+                path,
+            })?;
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&agent)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "spawned {} ({}) on branch {} in {}",
+                    agent.name,
+                    agent.role,
+                    agent.branch.as_deref().unwrap_or("-"),
+                    agent.worktree.as_deref().unwrap_or("-")
+                )?;
+                writeln!(
+                    out,
+                    "commands run in that worktree act as {} with no flag",
+                    agent.name
+                )?;
+            }
+        }
+        AgentCommand::List { all } => {
+            let (list, problems) = agents.list(all)?;
+            for p in problems {
+                eprintln!("warning: skipped {p}");
+            }
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&list)?)?;
+            } else {
+                for view in &list {
+                    line(out, view)?;
+                }
+            }
+        }
+        AgentCommand::Show { name } => show(out, &agents.show(&name)?, json)?,
+        AgentCommand::Heartbeat => {
+            let me = coord.actor()?.agent;
+            show(out, &agents.heartbeat(&me)?, json)?;
+        }
+        AgentCommand::Retire {
+            name,
+            force,
+            delete_branch,
+        } => {
+            let agent = agents.retire(&name, force, delete_branch)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&agent)?)?;
+            } else {
+                let kept = if delete_branch { "deleted" } else { "kept" };
+                writeln!(
+                    out,
+                    "retired {}: worktree removed, branch {} {kept}",
+                    agent.name,
+                    agent.branch.as_deref().unwrap_or("-")
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn status(view: &AgentView) -> &'static str {
+    match (view.agent.status, view.stale) {
+        (AgentStatus::Retired, _) => "retired",
+        (AgentStatus::Active, true) => "stale",
+        (AgentStatus::Active, false) => "active",
+    }
+}
+
+fn line(out: &mut dyn Write, view: &AgentView) -> Result<()> {
+    let a = &view.agent;
+    writeln!(
+        out,
+        "{:<16} {:<10} {:<8} {:<24} seen {}",
+        a.name,
+        a.role,
+        status(view),
+        a.branch.as_deref().unwrap_or("-"),
+        view.last_seen.as_deref().unwrap_or("never here")
+    )?;
+    Ok(())
+}
+
+fn show(out: &mut dyn Write, view: &AgentView, json: bool) -> Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_value(view)?)?;
+        return Ok(());
+    }
+    let a: &Agent = &view.agent;
+    writeln!(out, "{}  ({})", a.name, status(view))?;
+    writeln!(out, "role:      {}", a.role)?;
+    writeln!(out, "human:     {}", a.human)?;
+    writeln!(out, "branch:    {}", a.branch.as_deref().unwrap_or("-"))?;
+    writeln!(out, "worktree:  {}", a.worktree.as_deref().unwrap_or("-"))?;
+    if !a.capabilities.is_empty() {
+        writeln!(out, "can:       {}", a.capabilities.join(", "))?;
+    }
+    writeln!(out, "created:   {} by {}", a.created, a.created_by)?;
+    writeln!(
+        out,
+        "seen:      {}",
+        view.last_seen.as_deref().unwrap_or("never on this machine")
+    )?;
+    if let Some(retired) = &a.retired {
+        writeln!(out, "retired:   {retired}")?;
+    }
+    Ok(())
+}
+
+/// `git coord whoami`: who acts here, as what, where, for which project.
+pub fn whoami(coord: &Coord, out: &mut dyn Write, json: bool) -> Result<()> {
+    let (actor, source) = coord.identity()?;
+    let agents = Agents::new(coord)?;
+    let registered = agents.get(&actor.agent)?;
+    let remote = coord.repo.config_string("remote.origin.url");
+    let project = crate::config::project_id(remote.as_deref(), &coord.repo.common_dir());
+    let worktree = coord.repo.workdir().map(|p| p.display().to_string());
+    let stale = agents.stale()?.contains(&actor.agent);
+    if json {
+        let value = json!({
+            "agent": actor.agent,
+            "source": source,
+            "human": actor.human,
+            "registered": registered.is_some(),
+            "role": registered.as_ref().map(|a| a.role.clone()),
+            "branch": registered.as_ref().and_then(|a| a.branch.clone()),
+            "status": registered.as_ref().map(|a| a.status),
+            "stale": stale,
+            "worktree": worktree,
+            "project": project,
+            "remote": remote.as_deref().and_then(normalize_remote_url),
+        });
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    let how = match source {
+        crate::coord::IdentitySource::Flag => "from --agent",
+        crate::coord::IdentitySource::Environment => "from GIT_COORD_AGENT",
+        crate::coord::IdentitySource::Worktree => "this worktree's agent",
+        crate::coord::IdentitySource::GitUser => "from git user.name",
+    };
+    writeln!(out, "{} ({how}), for {}", actor.agent, actor.human)?;
+    match &registered {
+        Some(a) => writeln!(
+            out,
+            "role {} on branch {}{}",
+            a.role,
+            a.branch.as_deref().unwrap_or("-"),
+            if a.status == AgentStatus::Retired {
+                " (retired)"
+            } else {
+                ""
+            }
+        )?,
+        None => writeln!(
+            out,
+            "not a registered agent (`git coord agent spawn` makes one)"
+        )?,
+    }
+    writeln!(
+        out,
+        "worktree {}",
+        worktree.as_deref().unwrap_or("(none: bare repository)")
+    )?;
+    writeln!(out, "project {project}")?;
+    Ok(())
+}
+
+/// `git coord roles`: the roles of this project, from .coord.yaml or the defaults.
+pub fn roles(coord: &Coord, out: &mut dyn Write, json: bool) -> Result<()> {
+    let agents = Agents::new(coord)?;
+    let roles = &agents.config().roles;
+    if json {
+        writeln!(out, "{}", serde_json::to_value(roles)?)?;
+        return Ok(());
+    }
+    for role in roles {
+        let caps = if role.capabilities.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", role.capabilities.join(", "))
+        };
+        writeln!(out, "{:<12} {}{caps}", role.name, role.description)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! The project's configuration: `.coord.yaml`, a file committed at the top of the repository
+//! (read from the working tree of the worktree a command runs in). Everything has a default, so
+//! the file is optional.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::model::{name, parse_yaml};
+
+pub const CONFIG_FILE: &str = ".coord.yaml";
+
+/// A role agents can have, with what it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct Role {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    integration_branch: Option<String>,
+    #[serde(default)]
+    stale_after: Option<String>,
+    #[serde(default)]
+    worktrees: Option<String>,
+    #[serde(default)]
+    roles: Option<Vec<Role>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The branch agents start from and merge back into; None: the repository's default branch.
+    pub integration_branch: Option<String>,
+    /// An agent silent for longer than this shows as stale, and its claims can be taken over.
+    pub stale_after: Duration,
+    /// Where agent worktrees go, relative to the main worktree's parent; `{repo}` is replaced by
+    /// the main worktree's directory name.
+    pub worktrees: String,
+    pub roles: Vec<Role>,
+}
+
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+pub const DEFAULT_WORKTREES: &str = "{repo}.agents";
+
+fn default_roles() -> Vec<Role> {
+    let role = |name: &str, description: &str, caps: &[&str]| Role {
+        name: name.into(),
+        description: description.into(),
+        capabilities: caps.iter().map(|c| c.to_string()).collect(),
+    };
+    vec![
+        role(
+            "organiser",
+            "splits goals into tasks, hands them out, merges finished work",
+            &["plan", "merge"],
+        ),
+        role(
+            "planner",
+            "writes plans and designs for a task",
+            &["plan", "write-docs"],
+        ),
+        role(
+            "dev",
+            "implements tasks on its own branch",
+            &["code", "test"],
+        ),
+        role(
+            "reviewer",
+            "reviews plans and code, sends work back",
+            &["review"],
+        ),
+        role("docs", "writes and updates documentation", &["write-docs"]),
+        role(
+            "tester",
+            "writes and runs tests, reports failures",
+            &["test"],
+        ),
+    ]
+}
+
+impl Config {
+    /// Reads `.coord.yaml` from `workdir` if it exists; a malformed file is an error that names it.
+    pub fn load(workdir: Option<&Path>) -> Result<Config> {
+        let file = match workdir.map(|w| w.join(CONFIG_FILE)) {
+            Some(path) if path.exists() => {
+                let text = std::fs::read_to_string(&path)?;
+                parse_yaml::<ConfigFile>(&text)
+                    .map_err(|why| Error::Other(format!("{}: {why}", path.display())))?
+            }
+            _ => ConfigFile::default(),
+        };
+        let stale_after = match &file.stale_after {
+            Some(text) => parse_duration(text)?,
+            None => DEFAULT_STALE_AFTER,
+        };
+        let roles = file.roles.unwrap_or_else(default_roles);
+        for role in &roles {
+            name::validate("role", &role.name)?;
+        }
+        Ok(Config {
+            integration_branch: file.integration_branch,
+            stale_after,
+            worktrees: file.worktrees.unwrap_or_else(|| DEFAULT_WORKTREES.into()),
+            roles,
+        })
+    }
+
+    pub fn role(&self, name: &str) -> Result<&Role> {
+        self.roles.iter().find(|r| r.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.roles.iter().map(|r| r.name.as_str()).collect();
+            Error::invalid(
+                "role",
+                name,
+                format!(
+                    "known roles are {}; add it to {CONFIG_FILE} to use it",
+                    known.join(", ")
+                ),
+            )
+        })
+    }
+}
+
+/// Parses `90s`, `30m`, `2h`, `1d` (a number and a unit).
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let bad = || {
+        Error::invalid(
+            "duration",
+            text,
+            "use a number and a unit: 90s, 30m, 2h or 1d",
+        )
+    };
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60).ok_or_else(bad)?,
+        "h" => n.checked_mul(3600).ok_or_else(bad)?,
+        "d" => n.checked_mul(86_400).ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    if seconds == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+/// The project's identity: its normalized remote URL, so every clone of one remote is one project
+/// (`git@github.com:a/b.git`, `ssh://git@github.com/a/b`, `https://github.com/a/b.git` all give
+/// `github.com/a/b`).
+pub fn project_id(remote_url: Option<&str>, common_dir: &Path) -> String {
+    match remote_url.and_then(normalize_remote_url) {
+        Some(id) => id,
+        None => {
+            let dir = common_dir
+                .canonicalize()
+                .unwrap_or_else(|_| common_dir.to_path_buf());
+            let top = if dir.file_name().is_some_and(|n| n == ".git") {
+                dir.parent().unwrap_or(&dir)
+            } else {
+                &dir
+            };
+            format!("local:{}", top.display())
+        }
+    }
+}
+
+pub fn normalize_remote_url(url: &str) -> Option<String> {
+    let url = url.trim();
+    if url.is_empty() {
+        return None;
+    }
+    let (host, path) = if let Some((scheme, rest)) = url.split_once("://") {
+        if scheme == "file" {
+            return Some(format!(
+                "file:{}",
+                rest.trim_end_matches('/').trim_end_matches(".git")
+            ));
+        }
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = match host.rsplit_once(':') {
+            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => host,
+        };
+        (host.to_string(), path.to_string())
+    } else if let Some((authority, path)) = url.split_once(':').filter(|(a, _)| !a.contains('/')) {
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        (host.to_string(), path.to_string())
+    } else {
+        // A local path: the same directory is the same project.
+        let path = Path::new(url);
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        return Some(format!(
+            "file:{}",
+            path.display().to_string().trim_end_matches(".git")
+        ));
+    };
+    let path = path
+        .trim_matches('/')
+        .trim_end_matches(".git")
+        .trim_end_matches('/');
+    Some(format!("{}/{}", host.to_ascii_lowercase(), path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_of_one_remote_give_one_project() {
+        let want = Some("github.com/acme/widget".to_string());
+        for url in [
+            "git@github.com:acme/widget.git",
+            "git@github.com:acme/widget",
+            "ssh://git@github.com/acme/widget.git",
+            "ssh://git@github.com:22/acme/widget",
+            "https://github.com/acme/widget.git",
+            "https://user@GitHub.com/acme/widget/",
+        ] {
+            assert_eq!(normalize_remote_url(url), want, "{url}");
+        }
+        assert_ne!(normalize_remote_url("https://github.com/acme/other"), want);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
+        for bad in ["", "m", "5", "5x", "0m", "-1m"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

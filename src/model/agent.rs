@@ -1,0 +1,84 @@
+//! An agent: one YAML document at `agents/<name>.yaml` in refs/coord/agents.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{MAX_DOCUMENT_BYTES, parse_yaml};
+
+pub const AGENT_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentStatus {
+    Active,
+    Retired,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    pub format: u32,
+    pub name: String,
+    pub role: String,
+    /// The agent's own branch (`agent/<name>`); None for an agent registered without a worktree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// Absolute path of the agent's worktree on the machine that spawned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<String>,
+    /// The commit the branch started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// The human behind the agent, `Name <email>`.
+    pub human: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    pub status: AgentStatus,
+    pub created: String,
+    pub created_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<String>,
+    /// Fields of a newer build of the same format, kept as they are.
+    #[serde(flatten)]
+    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Agent {
+    pub fn path(name: &str) -> String {
+        format!("agents/{name}.yaml")
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).expect("an agent always serializes")
+    }
+
+    pub fn from_yaml(bytes: &[u8], refname: &str, path: &str) -> Result<Agent> {
+        let malformed = |why: String| Error::Malformed {
+            refname: refname.into(),
+            path: path.into(),
+            why,
+        };
+        if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
+            return Err(malformed(format!(
+                "{} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit",
+                bytes.len()
+            )));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| malformed("not UTF-8".into()))?;
+        let agent: Agent = parse_yaml(text).map_err(malformed)?;
+        if agent.format > AGENT_FORMAT {
+            return Err(Error::NewerFormat {
+                refname: refname.into(),
+                path: path.into(),
+                found: agent.format,
+                supported: AGENT_FORMAT,
+            });
+        }
+        if path != Agent::path(&agent.name) {
+            return Err(malformed(format!(
+                "name '{}' does not match its path",
+                agent.name
+            )));
+        }
+        Ok(agent)
+    }
+}
