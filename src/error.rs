@@ -59,6 +59,8 @@ pub enum Error {
         found: u32,
         supported: u32,
     },
+    #[error("{what} refused: {count} path(s) are leased exclusively to other agents")]
+    GuardRefused { what: &'static str, count: usize },
     #[error("cannot tell who is acting")]
     NoAgent,
     #[error("{0}")]
@@ -86,7 +88,8 @@ impl Error {
             | Error::WrongState { .. }
             | Error::NothingReady { .. }
             | Error::Cycle(_)
-            | Error::Contended { .. } => exit::REFUSED,
+            | Error::Contended { .. }
+            | Error::GuardRefused { .. } => exit::REFUSED,
             _ => exit::ERROR,
         }
     }
@@ -113,6 +116,9 @@ impl Error {
             Error::NewerFormat { .. } => {
                 "upgrade git-coord (`cargo install --path .` in a newer checkout)".into()
             }
+            Error::GuardRefused { what, .. } => format!(
+                "ask the holder to release the lease or wait for it to expire; `git {what} --no-verify` bypasses the guard, GIT_COORD_GUARD=warn only warns"
+            ),
             Error::NoAgent => {
                 "pass --agent NAME, set GIT_COORD_AGENT, or `git config user.name NAME`".into()
             }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::agents::{Agents, Spawn};
 use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::git::run_git;
@@ -10,10 +11,14 @@ use crate::tasks::{NewTask, Tasks};
 
 pub fn run(keep: bool) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("git-coord-demo-{}", new_id()));
-    std::fs::create_dir_all(&dir)?;
-    let result = walk_through(&dir);
+    let project = dir.join("project");
+    std::fs::create_dir_all(&project)?;
+    let result = walk_through(&project);
     if keep || result.is_err() {
-        println!("\nThe demo repository is kept at {}", dir.display());
+        println!(
+            "\nThe demo repository is kept at {} (agents' worktrees beside it)",
+            project.display()
+        );
     } else {
         let _ = std::fs::remove_dir_all(&dir);
         println!(
@@ -27,8 +32,14 @@ fn step(title: &str) {
     println!("\n== {title}");
 }
 
-fn as_agent(dir: &Path, agent: &str) -> Result<Coord> {
-    Coord::open(dir, Some(agent.to_string()))
+fn refused(command: &str, outcome: Result<impl Sized>, what: &str) -> Result<()> {
+    match outcome {
+        Err(e) => {
+            println!("$ {command}\n  error: {e} (exit {})", e.exit_code());
+            Ok(())
+        }
+        Ok(_) => Err(Error::Other(format!("the demo expected a refusal: {what}"))),
+    }
 }
 
 fn walk_through(dir: &Path) -> Result<()> {
@@ -36,15 +47,51 @@ fn walk_through(dir: &Path) -> Result<()> {
     run_git(dir, &["init", "-q", "-b", "main"])?;
     run_git(dir, &["config", "user.name", "Demo Human"])?;
     run_git(dir, &["config", "user.email", "human@example.com"])?;
-    println!("$ git init {}", dir.display());
-    let olga = as_agent(dir, "olga")?;
+    std::fs::create_dir_all(dir.join("src"))?;
+    std::fs::write(dir.join("src/login.rs"), "pub fn login() {}\n")?;
+    std::fs::write(dir.join("README.md"), "# A project\n")?;
+    run_git(dir, &["add", "."])?;
+    run_git(dir, &["commit", "-q", "-m", "A first commit"])?;
+    println!("$ git init {}  (and a first commit)", dir.display());
+    let olga = Coord::open(dir, Some("olga".into()))?;
     println!("$ git coord init\n  created {}", olga.init()?.join(", "));
     println!(
         "$ git coord init   (again)\n  created {} refs: init is idempotent",
         olga.init()?.len()
     );
 
-    step("olga, the organiser, splits a goal into tasks with dependencies");
+    step("olga, the organiser, spawns two workers, each in its own worktree and branch");
+    let agents = Agents::new(&olga)?;
+    let mut homes = Vec::new();
+    for name in ["alice", "bob"] {
+        let agent = agents.spawn(&Spawn {
+            name: name.into(),
+            role: "dev".into(),
+            base: None,
+            path: None,
+        })?;
+        let home = PathBuf::from(agent.worktree.clone().unwrap_or_default());
+        println!(
+            "$ git coord agent spawn {name} --role dev\n  branch {} in {}",
+            agent.branch.unwrap_or_default(),
+            home.display()
+        );
+        homes.push(home);
+    }
+    println!("$ git worktree list");
+    for line in run_git(dir, &["worktree", "list"])?.lines() {
+        println!("  {line}");
+    }
+    let alice_home = homes[0].clone();
+    let bob_home = homes[1].clone();
+    let alice = Coord::open(&alice_home, None)?;
+    println!(
+        "$ cd {} && git coord whoami\n  {} (this worktree's agent, no flag needed)",
+        alice_home.display(),
+        alice.actor()?.agent
+    );
+
+    step("olga splits a goal into tasks with dependencies");
     let tasks = Tasks::new(&olga);
     let new = |title: &str, priority: u8, role: &str, deps: Vec<String>| {
         let task = tasks.create(NewTask {
@@ -67,19 +114,18 @@ fn walk_through(dir: &Path) -> Result<()> {
     let docs = new("Document the login API", 3, "docs", vec![implement.clone()])?;
     show_ready(
         &tasks,
-        "ready: open, unclaimed, dependencies done, most urgent first",
+        "open, unclaimed, dependencies done, most urgent first",
     )?;
 
-    step("alice and bob, two workers, each run `task claim --next` at the same moment");
+    step("alice and bob each run `task claim --next` in their worktrees at the same moment");
     let claims: Vec<Result<(String, String)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ["alice", "bob"]
-            .into_iter()
-            .map(|agent| {
-                let dir: PathBuf = dir.to_path_buf();
+        let handles: Vec<_> = homes
+            .iter()
+            .map(|home| {
                 scope.spawn(move || {
-                    let coord = as_agent(&dir, agent)?;
+                    let coord = Coord::open(home, None)?;
                     let task = Tasks::new(&coord).claim_next(Some("dev"))?;
-                    Ok((agent.to_string(), format!("{} {}", task.id, task.title)))
+                    Ok((coord.actor()?.agent, format!("{} {}", task.id, task.title)))
                 })
             })
             .collect();
@@ -97,42 +143,39 @@ fn walk_through(dir: &Path) -> Result<()> {
     );
 
     step("bob tries to take the task alice holds");
-    let bob = as_agent(dir, "bob")?;
+    let bob = Coord::open(&bob_home, None)?;
     let holder = Tasks::new(&bob).show(&crash)?.assignee.unwrap_or_default();
     let taken_by_other = if holder == "bob" { &design } else { &crash };
-    match Tasks::new(&bob).claim(taken_by_other, false) {
-        Err(e) => println!(
-            "$ git coord --agent bob task claim {taken_by_other}\n  error: {e} (exit {})",
-            e.exit_code()
-        ),
-        Ok(_) => {
-            return Err(Error::Other(
-                "a task held by another agent was claimed twice".into(),
-            ));
-        }
-    }
+    refused(
+        &format!("git coord task claim {taken_by_other}     # in bob's worktree"),
+        Tasks::new(&bob).claim(taken_by_other, false),
+        "a task held by another agent was claimed twice",
+    )?;
 
     step("A dependency cycle is refused, and names the cycle");
-    match tasks.dep_add(&design, &docs) {
-        Err(e) => println!(
-            "$ git coord task dep add {design} {docs}\n  error: {e} (exit {})",
-            e.exit_code()
-        ),
-        Ok(_) => return Err(Error::Other("a dependency cycle was accepted".into())),
-    }
+    refused(
+        &format!("git coord task dep add {design} {docs}"),
+        tasks.dep_add(&design, &docs),
+        "a cycle was accepted",
+    )?;
 
     step("The workers finish; finished work unblocks what waited on it");
     for id in [&crash, &design] {
         let task = tasks.show(id)?;
-        let agent = task.assignee.clone().unwrap_or_else(|| "alice".into());
-        let worker = as_agent(dir, &agent)?;
+        let agent = task.assignee.clone().unwrap_or_default();
+        let home = if agent == "alice" {
+            &alice_home
+        } else {
+            &bob_home
+        };
+        let worker = Coord::open(home, None)?;
         let done = Tasks::new(&worker).done(
             id,
             Some(format!("{} finished by {agent}", task.title)),
             false,
         )?;
         println!(
-            "$ git coord --agent {agent} task done {id} --summary ...\n  done: {}",
+            "$ git coord task done {id} --summary ...     # in {agent}'s worktree\n  done: {}",
             done.title
         );
     }

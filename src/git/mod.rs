@@ -364,3 +364,56 @@ impl Repo {
         }
     }
 }
+
+/// The directory git runs hooks from, as seen from `dir` (core.hooksPath respected).
+pub fn hooks_dir(dir: &Path) -> Result<PathBuf> {
+    let path = PathBuf::from(run_git(dir, &["rev-parse", "--git-path", "hooks"])?);
+    Ok(if path.is_absolute() {
+        path
+    } else {
+        dir.join(path)
+    })
+}
+
+/// The paths a commit made now would touch: staged additions, changes and deletions (renames as
+/// their two paths).
+pub fn staged_paths(dir: &Path) -> Result<Vec<String>> {
+    let out = run_git(
+        dir,
+        &["diff", "--cached", "--name-only", "--no-renames", "-z"],
+    )?;
+    Ok(out
+        .split('\0')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// The paths changed by the commits reachable from `tip` and not from `exclude` (an object id,
+/// or `--remotes=NAME`).
+pub fn paths_changed(dir: &Path, tip: &str, exclude: &[&str]) -> Result<Vec<String>> {
+    let mut args = vec![
+        "log",
+        "--format=",
+        "--name-only",
+        "--no-renames",
+        "-z",
+        tip,
+        "--not",
+    ];
+    args.extend_from_slice(exclude);
+    let out = run_git(dir, &args)?;
+    let mut paths: Vec<String> = out
+        .split(['\0', '\n'])
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
+/// Whether `oid` names an object in this repository.
+pub fn has_object(dir: &Path, oid: &str) -> Result<bool> {
+    Ok(probe_git(dir, &["cat-file", "-e", &format!("{oid}^{{commit}}")])?.is_some())
+}
