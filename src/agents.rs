@@ -120,7 +120,7 @@ impl<'c> Agents<'c> {
         })?;
         let path = match &req.path {
             Some(path) if path.is_absolute() => path.clone(),
-            Some(path) => std::env::current_dir()?.join(path),
+            Some(path) => self.coord.start_dir.join(path),
             None => self.default_worktree(&top, &req.name),
         };
         if path.exists() {
@@ -131,13 +131,13 @@ impl<'c> Agents<'c> {
             ));
         }
         let path_text = path.display().to_string();
-        if let Err(e) = run_git(
-            &top,
-            &[
-                "worktree", "add", "--quiet", "-b", &branch, &path_text, &base,
-            ],
-        ) {
-            self.undo_spawn(&top, &branch, &path);
+        // The branch first, on its own: creating it fails if it exists, so whatever this
+        // process undoes later is its own (another process may be spawning the same name).
+        run_git(&top, &["branch", "--no-track", &branch, &base])?;
+        if let Err(e) = run_git(&top, &["worktree", "add", "--quiet", &path_text, &branch]) {
+            let _ = run_git(&top, &["worktree", "prune"]);
+            let _ = run_git(&top, &["branch", "-D", &branch]);
+            remove_empty_parent(&path);
             return Err(e);
         }
         let registered = self.identify(&path, &req.name).and_then(|_| {
@@ -185,29 +185,15 @@ impl<'c> Agents<'c> {
         }
     }
 
+    /// Removes what this process's successful `git worktree add` made: the worktree and the branch.
     fn undo_spawn(&self, top: &Path, branch: &str, path: &Path) {
-        if path.exists() {
-            let _ = run_git(
-                top,
-                &["worktree", "remove", "--force", &path.display().to_string()],
-            );
-        }
-        let _ = run_git(top, &["worktree", "prune"]);
-        if probe_git(
+        let _ = run_git(
             top,
-            &[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                &format!("refs/heads/{branch}"),
-            ],
-        )
-        .ok()
-        .flatten()
-        .is_some()
-        {
-            let _ = run_git(top, &["branch", "-D", branch]);
-        }
+            &["worktree", "remove", "--force", &path.display().to_string()],
+        );
+        let _ = run_git(top, &["worktree", "prune"]);
+        let _ = run_git(top, &["branch", "-D", branch]);
+        remove_empty_parent(path);
     }
 
     /// Writes the identity file into the worktree's own git directory.
@@ -305,11 +291,33 @@ impl<'c> Agents<'c> {
         }
         let actor = self.coord.actor()?;
         let top = self.main_workdir()?;
+        // The document is data: only ever touch the agent's own branch, and a worktree whose
+        // identity file names this agent.
+        let own_branch = format!("agent/{name}");
+        if agent.branch.as_deref().is_some_and(|b| b != own_branch) {
+            return Err(Error::Other(format!(
+                "cannot retire {name}: its document names branch {}, not {own_branch}; fix refs/coord/agents:{} first",
+                agent.branch.as_deref().unwrap_or_default(),
+                Agent::path(name)
+            )));
+        }
         let worktree = agent
             .worktree
             .as_deref()
             .map(PathBuf::from)
             .filter(|p| p.exists());
+        if let Some(path) = &worktree {
+            let owner = run_git(path, &["rev-parse", "--absolute-git-dir"])
+                .ok()
+                .and_then(|dir| std::fs::read_to_string(Path::new(&dir).join(IDENTITY_FILE)).ok());
+            if owner.as_deref().map(str::trim) != Some(name) {
+                return Err(Error::Other(format!(
+                    "cannot retire {name}: {} is not its worktree (its identity file names {})",
+                    path.display(),
+                    owner.as_deref().map(str::trim).unwrap_or("no agent")
+                )));
+            }
+        }
         if let Some(path) = &worktree {
             let dirty = run_git(path, &["status", "--porcelain"])?;
             if !dirty.is_empty() && !force {
@@ -343,6 +351,7 @@ impl<'c> Agents<'c> {
             args.push(&path);
             run_git(&top, &args)?;
         }
+        let _ = run_git(&top, &["worktree", "prune"]); // a worktree deleted by hand
         if delete_branch && let Some(branch) = &agent.branch {
             run_git(&top, &["branch", if force { "-D" } else { "-d" }, branch])?;
         }
@@ -403,6 +412,13 @@ pub fn worktree_agent(repo: &Repo) -> Option<String> {
     let text = std::fs::read_to_string(repo.git_dir().join(IDENTITY_FILE)).ok()?;
     let name = text.trim().to_string();
     name::validate("agent name", &name).ok().map(|_| name)
+}
+
+/// Removes the directory that held `path` if nothing else is in it (the `<repo>.agents` folder).
+fn remove_empty_parent(path: &Path) {
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::remove_dir(parent); // fails, harmlessly, unless empty
+    }
 }
 
 fn presence_file(repo: &Repo, name: &str) -> PathBuf {

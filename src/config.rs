@@ -14,6 +14,7 @@ pub const CONFIG_FILE: &str = ".coord.yaml";
 
 /// A role agents can have, with what it is for.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Role {
     pub name: String,
     #[serde(default)]
@@ -89,21 +90,42 @@ fn default_roles() -> Vec<Role> {
 impl Config {
     /// Reads `.coord.yaml` from `workdir` if it exists; a malformed file is an error that names it.
     pub fn load(workdir: Option<&Path>) -> Result<Config> {
-        let file = match workdir.map(|w| w.join(CONFIG_FILE)) {
-            Some(path) if path.exists() => {
-                let text = std::fs::read_to_string(&path)?;
+        let path = workdir.map(|w| w.join(CONFIG_FILE)).filter(|p| p.exists());
+        let in_file = |e: Error| match &path {
+            Some(path) => Error::Other(format!("{}: {e}", path.display())),
+            None => e,
+        };
+        let file = match &path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)?;
                 parse_yaml::<ConfigFile>(&text)
                     .map_err(|why| Error::Other(format!("{}: {why}", path.display())))?
             }
-            _ => ConfigFile::default(),
+            None => ConfigFile::default(),
         };
         let stale_after = match &file.stale_after {
-            Some(text) => parse_duration(text)?,
+            Some(text) => parse_duration(text).map_err(in_file)?,
             None => DEFAULT_STALE_AFTER,
         };
         let roles = file.roles.unwrap_or_else(default_roles);
+        if roles.is_empty() {
+            return Err(in_file(Error::invalid(
+                "roles",
+                "[]",
+                "list at least one role",
+            )));
+        }
         for role in &roles {
-            name::validate("role", &role.name)?;
+            name::validate("role", &role.name).map_err(in_file)?;
+        }
+        if let Some(branch) = &file.integration_branch {
+            if branch.trim().is_empty() || branch.starts_with('-') || branch.contains("..") {
+                return Err(in_file(Error::invalid(
+                    "integration_branch",
+                    branch,
+                    "not a branch name",
+                )));
+            }
         }
         Ok(Config {
             integration_branch: file.integration_branch,

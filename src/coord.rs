@@ -21,6 +21,9 @@ pub enum IdentitySource {
 
 pub struct Coord {
     pub repo: Repo,
+    /// The directory the command runs in (`-C DIR`, else the current one): relative paths given
+    /// on the command line are relative to it.
+    pub start_dir: std::path::PathBuf,
     agent_flag: Option<String>,
 }
 
@@ -29,8 +32,14 @@ impl Coord {
         if let Some(agent) = &agent_flag {
             name::validate("agent name", agent)?;
         }
+        let start_dir = if dir.is_absolute() {
+            dir.to_path_buf()
+        } else {
+            std::env::current_dir()?.join(dir)
+        };
         Ok(Coord {
             repo: Repo::discover(dir)?,
+            start_dir,
             agent_flag,
         })
     }

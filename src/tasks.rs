@@ -99,6 +99,11 @@ impl<'c> Tasks<'c> {
         }
     }
 
+    /// The directory relative paths on the command line are relative to.
+    pub fn start_dir(&self) -> std::path::PathBuf {
+        self.coord.start_dir.clone()
+    }
+
     pub fn store(&self) -> &Store<'c> {
         &self.store
     }

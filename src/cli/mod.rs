@@ -319,7 +319,8 @@ fn run(cli: Cli) -> Result<()> {
 fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut impl Write, json: bool) -> Result<()> {
     match cmd {
         TaskCommand::New(a) => {
-            let description = read_text(a.description, a.file.as_ref())?.unwrap_or_default();
+            let description =
+                read_text(a.description, a.file.as_ref(), &tasks.start_dir())?.unwrap_or_default();
             let task = tasks.create(NewTask {
                 title: a.title,
                 description,
@@ -350,7 +351,7 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut impl Write, json: bool) -
         }
         TaskCommand::Show { id, history } => output::task(out, &tasks.show(&id)?, history, json)?,
         TaskCommand::Edit(a) => {
-            let description = read_text(a.description, a.file.as_ref())?;
+            let description = read_text(a.description, a.file.as_ref(), &tasks.start_dir())?;
             let edit = TaskEdit {
                 title: a.title,
                 description,
@@ -416,7 +417,11 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut impl Write, json: bool) -
 }
 
 /// The text of `-d TEXT` or `-F FILE` (`-` reads stdin).
-fn read_text(text: Option<String>, file: Option<&PathBuf>) -> Result<Option<String>> {
+fn read_text(
+    text: Option<String>,
+    file: Option<&PathBuf>,
+    start_dir: &std::path::Path,
+) -> Result<Option<String>> {
     match (text, file) {
         (Some(t), _) => Ok(Some(t)),
         (None, Some(path)) if path.as_os_str() == "-" => {
@@ -424,7 +429,7 @@ fn read_text(text: Option<String>, file: Option<&PathBuf>) -> Result<Option<Stri
             io::stdin().read_to_string(&mut s)?;
             Ok(Some(s))
         }
-        (None, Some(path)) => std::fs::read_to_string(path)
+        (None, Some(path)) => std::fs::read_to_string(start_dir.join(path))
             .map(Some)
             .map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display()))),
         (None, None) => Ok(None),
