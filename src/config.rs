@@ -118,14 +118,14 @@ impl Config {
         for role in &roles {
             name::validate("role", &role.name).map_err(in_file)?;
         }
-        if let Some(branch) = &file.integration_branch {
-            if branch.trim().is_empty() || branch.starts_with('-') || branch.contains("..") {
-                return Err(in_file(Error::invalid(
-                    "integration_branch",
-                    branch,
-                    "not a branch name",
-                )));
-            }
+        if let Some(branch) = &file.integration_branch
+            && (branch.trim().is_empty() || branch.starts_with('-') || branch.contains(".."))
+        {
+            return Err(in_file(Error::invalid(
+                "integration_branch",
+                branch,
+                "not a branch name",
+            )));
         }
         Ok(Config {
             integration_branch: file.integration_branch,
