@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use git_coord::model::id::new_id;
+use git_coord::model::lease::{LEASE_FORMAT, Lease, Mode};
 use git_coord::model::task::{Event, Kind, State, TASK_FORMAT, Task};
 
 const BIN: &str = env!("CARGO_BIN_EXE_git-coord");
@@ -93,6 +94,9 @@ fn main() {
             bench.peak_rss_kib() as f64 / 1024.0
         );
         bench.concurrent_claims(8, 40);
+        if size == sizes[0] {
+            bench.leases(runs);
+        }
         println!();
     }
     if keep {
@@ -376,6 +380,117 @@ impl Bench {
             format!("claim --next x{processes} processes"),
             total as f64 / elapsed
         );
+    }
+}
+
+impl Bench {
+    /// Lease writes and checks: `lease acquire` with no other holder, then 1,000 leases of other
+    /// agents written in one commit with fast-import, `lease acquire` beside them, and
+    /// `lease check` of 1,000 paths against them.
+    fn leases(&self, runs: usize) {
+        report(
+            "lease acquire",
+            &self.time(runs, |n| {
+                let path = format!("bench/own-{n}/**");
+                ["lease", "acquire", &path, "--ttl", "1h"]
+                    .map(String::from)
+                    .to_vec()
+            }),
+        );
+        self.build_leases(1000);
+        report(
+            "lease acquire (1,000 leases held)",
+            &self.time(runs, |n| {
+                let path = format!("bench/more-{n}/**");
+                ["lease", "acquire", &path, "--ttl", "1h"]
+                    .map(String::from)
+                    .to_vec()
+            }),
+        );
+        // One path in four falls under some lease.
+        let mut args: Vec<String> = vec!["lease".into(), "check".into()];
+        args.extend((0..1000).map(|n| match n % 4 {
+            0 => format!("area{n}/deep/file.rs"),
+            1 => format!("src/free{n}/lib.rs"),
+            2 => format!("docs/other{n}.md"),
+            _ => format!("tests/case{n}.rs"),
+        }));
+        let samples = self.time_exit(runs, &args, 3);
+        report("lease check 1,000 paths (1,000 leases)", &samples);
+    }
+
+    /// Writes `count` exclusive leases held by ten other agents, in one commit.
+    fn build_leases(&self, count: usize) {
+        let started = Instant::now();
+        let mut stream = Vec::new();
+        let mut paths = Vec::with_capacity(count);
+        for n in 0..count {
+            let pattern = match n % 4 {
+                0 => format!("area{n}/**"),
+                1 => format!("/src/mod{n}/*.rs"),
+                2 => format!("docs/page{n}.md"),
+                _ => format!("build{n}/"),
+            };
+            let lease = Lease {
+                format: LEASE_FORMAT,
+                id: new_id(),
+                agent: format!("holder{}", n % 10),
+                human: "Bench <bench@example.com>".into(),
+                patterns: vec![pattern],
+                mode: Mode::Exclusive,
+                task: None,
+                reason: None,
+                acquired: "2026-01-01T00:00:00.000Z".into(),
+                expires: "2099-01-01T00:00:00.000Z".into(),
+                released: None,
+                extra: Default::default(),
+            };
+            let yaml = lease.to_yaml();
+            stream.extend_from_slice(
+                format!("blob\nmark :{}\ndata {}\n", n + 1, yaml.len()).as_bytes(),
+            );
+            stream.extend_from_slice(yaml.as_bytes());
+            stream.push(b'\n');
+            paths.push(Lease::path(&lease.id));
+        }
+        let message = format!("bench: {count} leases");
+        stream.extend_from_slice(
+            format!(
+                "commit refs/coord/leases\ncommitter Bench <bench@example.com> 0 +0000\ndata {}\n{message}\nfrom refs/coord/leases^0\n",
+                message.len() + 1
+            )
+            .as_bytes(),
+        );
+        for (n, path) in paths.iter().enumerate() {
+            stream.extend_from_slice(format!("M 100644 :{} {path}\n", n + 1).as_bytes());
+        }
+        stream.push(b'\n');
+        self.git_stdin(&["fast-import", "--quiet"], &stream);
+        println!(
+            "  (built {count} leases in {:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+
+    /// Times `git-coord ARGS`, which must exit with `code` every time.
+    fn time_exit(&self, runs: usize, args: &[String], code: i32) -> Vec<Duration> {
+        (0..runs)
+            .map(|_| {
+                let mut cmd = Command::new(BIN);
+                self.env(&mut cmd);
+                cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+                let started = Instant::now();
+                let status = cmd.status().expect("git-coord runs");
+                let elapsed = started.elapsed();
+                assert_eq!(
+                    status.code(),
+                    Some(code),
+                    "git coord {} ...",
+                    args[..2].join(" ")
+                );
+                elapsed
+            })
+            .collect()
     }
 }
 

@@ -63,6 +63,14 @@ pub enum Error {
     GuardRefused { what: &'static str, count: usize },
     #[error("cannot tell who is acting")]
     NoAgent,
+    #[error("{}", describe_lease_conflicts(.0))]
+    LeaseConflict(Vec<crate::model::lease::LeaseConflict>),
+    #[error("no lease matches '{0}'")]
+    NoSuchLease(String),
+    #[error("lease {id} is held by {holder}")]
+    LeaseHeldByOther { id: String, holder: String },
+    #[error("lease {id} was released at {at}")]
+    LeaseReleased { id: String, at: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -89,7 +97,10 @@ impl Error {
             | Error::NothingReady { .. }
             | Error::Cycle(_)
             | Error::Contended { .. }
-            | Error::GuardRefused { .. } => exit::REFUSED,
+            | Error::GuardRefused { .. }
+            | Error::LeaseConflict(_)
+            | Error::LeaseHeldByOther { .. }
+            | Error::LeaseReleased { .. } => exit::REFUSED,
             _ => exit::ERROR,
         }
     }
@@ -122,7 +133,41 @@ impl Error {
             Error::NoAgent => {
                 "pass --agent NAME, set GIT_COORD_AGENT, or `git config user.name NAME`".into()
             }
+            Error::LeaseConflict(_) => {
+                "wait for the lease to expire, ask its holder to release it, or work on other paths; `git coord lease list` shows every lease".into()
+            }
+            Error::NoSuchLease(_) => {
+                "`git coord lease list --all` shows the leases and their ids".into()
+            }
+            Error::LeaseHeldByOther { .. } => {
+                "only the holder renews or releases a lease; `lease release --force` releases another agent's".into()
+            }
+            Error::LeaseReleased { .. } => {
+                "acquire a new lease with `git coord lease acquire`".into()
+            }
             _ => return None,
         })
     }
+}
+
+/// "PATH is leased by HOLDER until T (MODE lease ID, pattern 'P')", and how many more.
+fn describe_lease_conflicts(conflicts: &[crate::model::lease::LeaseConflict]) -> String {
+    let Some(first) = conflicts.first() else {
+        return "the paths are leased by another agent".into();
+    };
+    let mut text = format!(
+        "{} is leased by {} until {} ({} lease {}, pattern '{}')",
+        first.path,
+        first.holder,
+        first.expires,
+        first.mode.as_str(),
+        first.lease_id,
+        first.pattern
+    );
+    match conflicts.len() {
+        1 => {}
+        2 => text.push_str(", and 1 more conflict"),
+        n => text.push_str(&format!(", and {} more conflicts", n - 1)),
+    }
+    text
 }

@@ -287,7 +287,15 @@ impl<'c> Tasks<'c> {
         })
     }
 
+    /// Marks a task done, then releases the leases taken for it (a second write, on
+    /// refs/coord/leases: killed in between, the leases simply run to their expiry).
     pub fn done(&self, input: &str, summary: Option<String>, force: bool) -> Result<Task> {
+        let task = self.finish(input, summary, force)?;
+        crate::leases::Leases::new(self.coord).release_for_task(&task.id)?;
+        Ok(task)
+    }
+
+    fn finish(&self, input: &str, summary: Option<String>, force: bool) -> Result<Task> {
         self.mutate(input, "done", |task, actor| {
             if task.state == State::Done {
                 return Err(wrong_state(task, "it is already done"));

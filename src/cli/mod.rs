@@ -2,6 +2,8 @@
 
 mod agent;
 mod demo;
+mod hooks;
+mod lease;
 mod output;
 
 use std::io::{self, Read, Write};
@@ -20,7 +22,8 @@ Exit codes:
   1  error (bad input, missing task, not a repository, malformed document)
   2  usage (unknown command or flag, missing argument)
   3  refused by the state or lost to another writer (a task someone else holds,
-     `claim --next` with nothing ready, a dependency cycle, a task in the wrong state)";
+     `claim --next` with nothing ready, a dependency cycle, a task in the wrong state,
+     a path leased to another agent, a commit or push the lease guard refused)";
 
 /// Coordinate coding agents and humans on one repository, with nothing but git.
 #[derive(Parser, Debug)]
@@ -61,6 +64,19 @@ enum Command {
     Agent(agent::AgentCommand),
     /// Who acts here, as what, where, for which project
     Whoami,
+    /// Reserve paths for this agent: acquire, renew, release, list, check
+    #[command(subcommand)]
+    Lease(lease::LeaseCommand),
+    /// Install or remove the git hooks that guard leased paths
+    #[command(subcommand)]
+    Hooks(hooks::HooksCommand),
+    /// Run one hook (what the installed shims call): pre-commit, pre-push
+    Hook {
+        name: String,
+        /// What git passed to the hook
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// The roles of this project (.coord.yaml, or the defaults)
     Roles,
     /// The audit trail, from the history of refs/coord/tasks
@@ -309,6 +325,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Agent(cmd) => agent::run(&coord, cmd, out, json)?,
         Command::Whoami => agent::whoami(&coord, out, json)?,
+        Command::Lease(cmd) => lease::run(&coord, cmd, out, json)?,
+        Command::Hooks(cmd) => hooks::run(&coord, cmd, out, json)?,
+        Command::Hook { name, args } => hooks::run_hook(&coord, &name, &args, json)?,
         Command::Roles => agent::roles(&coord, out, json)?,
         Command::Demo { .. } => unreachable!("handled before opening a repository"),
     }

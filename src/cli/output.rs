@@ -13,8 +13,11 @@ type Out<'a> = &'a mut dyn Write;
 
 pub fn error(err: &Error, json: bool) {
     if json {
-        let value =
+        let mut value =
             json!({ "error": err.to_string(), "hint": err.hint(), "exit_code": err.exit_code() });
+        if let Error::LeaseConflict(conflicts) = err {
+            value["conflicts"] = json!(conflicts);
+        }
         let _ = writeln!(io::stdout(), "{value}");
     }
     let mut stderr = io::stderr().lock();

@@ -240,6 +240,44 @@ impl Repo {
         }
     }
 
+    /// Every path that exists for this worktree: the files of HEAD's tree, and the working tree's
+    /// tracked and untracked files that are not ignored (`git ls-files --cached --others
+    /// --exclude-standard`). Sorted, without repeats. A bare repository has only HEAD's files.
+    pub fn existing_paths(&self) -> Result<Vec<String>> {
+        let head = self.inner.head_tree_id_or_empty().map_err(git_err)?;
+        let tree = self.inner.find_tree(head).map_err(git_err)?;
+        let mut paths: Vec<String> = tree
+            .traverse()
+            .breadthfirst
+            .files()
+            .map_err(git_err)?
+            .into_iter()
+            .filter(|e| !e.mode.is_tree())
+            .map(|e| e.filepath.to_str_lossy().into_owned())
+            .collect();
+        if let Some(workdir) = self.inner.workdir() {
+            let listed = run_git(
+                workdir,
+                &[
+                    "ls-files",
+                    "-z",
+                    "--cached",
+                    "--others",
+                    "--exclude-standard",
+                ],
+            )?;
+            paths.extend(
+                listed
+                    .split('\0')
+                    .filter(|p| !p.is_empty())
+                    .map(String::from),
+            );
+        }
+        paths.sort_unstable();
+        paths.dedup();
+        Ok(paths)
+    }
+
     /// Visits the commits reachable from `tip`, newest first, until `visit` returns false.
     pub fn walk_history(&self, tip: Oid, mut visit: impl FnMut(CommitInfo) -> bool) -> Result<()> {
         let walk = self

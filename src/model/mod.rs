@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod id;
+pub mod lease;
 pub mod name;
 pub mod task;
 pub mod time;

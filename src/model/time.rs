@@ -17,3 +17,8 @@ pub fn from_seconds(seconds: i64) -> String {
         .map(format_timestamp)
         .unwrap_or_default()
 }
+
+/// Reads a timestamp as written by [`format_timestamp`] (any RFC 3339 UTC form is accepted).
+pub fn parse(text: &str) -> Option<jiff::Timestamp> {
+    text.parse().ok()
+}

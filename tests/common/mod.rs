@@ -326,3 +326,58 @@ impl Jitter {
         self.0 % n
     }
 }
+
+pub const LEASES_REF: &str = "refs/coord/leases";
+
+impl TestRepo {
+    /// The commit `refname` points at (empty if it does not exist).
+    pub fn ref_tip(&self, refname: &str) -> String {
+        let out = self.git(&["rev-parse", "-q", "--verify", refname]);
+        stdout(&out).trim().to_string()
+    }
+
+    /// Writes a file of the working tree (creating its directories), without adding it.
+    pub fn write_file(&self, path: &str, text: &str) {
+        let full = self.path.join(path);
+        if let Some(dir) = full.parent() {
+            std::fs::create_dir_all(dir).expect("the file's directory");
+        }
+        std::fs::write(full, text).expect("the file is written");
+    }
+
+    /// Leases as `lease list --json` gives them (`--all` with `all`).
+    pub fn leases(&self, all: bool) -> Vec<Value> {
+        let args: &[&str] = if all {
+            &["lease", "list", "--all", "--json"]
+        } else {
+            &["lease", "list", "--json"]
+        };
+        array(json(&stdout(&ok(self.coord(args), "lease list"))))
+    }
+
+    /// Puts `bytes` at `path` in `refname` with git plumbing only (like `put_document`, for any
+    /// ref), and returns the new tip.
+    pub fn put_document_in(&self, refname: &str, path: &str, bytes: &[u8]) -> String {
+        let blob = self.git_with_input(&["hash-object", "-w", "--stdin"], &[], bytes);
+        let old = self.ref_tip(refname);
+        assert!(!old.is_empty(), "put_document_in needs {refname} to exist");
+        let index = self.tmp().join("plumbing-index");
+        let _ = std::fs::remove_file(&index);
+        let env = [("GIT_INDEX_FILE", index.as_path())];
+        let run = |args: &[&str]| {
+            let mut cmd = self.command("git", &self.path);
+            cmd.args(args).envs(env.iter().map(|(k, v)| (*k, *v)));
+            stdout(&ok(cmd.output().expect("git runs"), &args.join(" ")))
+                .trim()
+                .to_string()
+        };
+        run(&["read-tree", &old]);
+        let cacheinfo = format!("100644,{blob},{path}");
+        run(&["update-index", "--add", "--cacheinfo", &cacheinfo]);
+        let tree = run(&["write-tree"]);
+        let new = run(&["commit-tree", &tree, "-p", &old, "-m", "hand edit"]);
+        run(&["update-ref", refname, &new, &old]);
+        let _ = std::fs::remove_file(&index);
+        new
+    }
+}

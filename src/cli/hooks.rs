@@ -1,0 +1,92 @@
+//! `git coord hooks install|uninstall` and `git coord hook NAME`: clap definitions and output.
+
+use std::io::{Read, Write};
+
+use clap::Subcommand;
+
+use crate::coord::Coord;
+use crate::error::{Error, Result};
+use crate::hooks::{self, GuardReport};
+
+#[derive(Subcommand, Debug)]
+pub enum HooksCommand {
+    /// Install the pre-commit and pre-push lease guards (chained with the hooks already there)
+    Install,
+    /// Remove them and put back the hooks they chained
+    Uninstall,
+}
+
+pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) -> Result<()> {
+    let changes = match cmd {
+        HooksCommand::Install => hooks::install(coord)?,
+        HooksCommand::Uninstall => hooks::uninstall(coord)?,
+    };
+    if json {
+        writeln!(out, "{}", serde_json::to_value(&changes)?)?;
+        return Ok(());
+    }
+    for c in &changes {
+        let what = match c.action {
+            "installed" => "installed".to_string(),
+            "chained" => format!(
+                "installed; the hook that was there now runs after it ({}.coord-chained)",
+                c.hook
+            ),
+            "restored" => "removed; the earlier hook is back".to_string(),
+            "removed" => "removed".to_string(),
+            _ => "unchanged".to_string(),
+        };
+        writeln!(out, "{}: {what} ({})", c.hook, c.path)?;
+    }
+    Ok(())
+}
+
+/// `git coord hook NAME [ARGS...]`: what the installed shims run.
+pub fn run_hook(coord: &Coord, name: &str, args: &[String], json: bool) -> Result<()> {
+    let report = match name {
+        "pre-commit" => hooks::pre_commit(coord)?,
+        "pre-push" => {
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input)?;
+            hooks::pre_push(coord, args.first().map(String::as_str), &input)?
+        }
+        other => {
+            return Err(Error::invalid(
+                "hook",
+                other,
+                "git-coord provides pre-commit and pre-push",
+            ));
+        }
+    };
+    report_guard(name, &report, json)
+}
+
+fn report_guard(name: &str, report: &GuardReport, json: bool) -> Result<()> {
+    if report.conflicts.is_empty() {
+        return Ok(());
+    }
+    let mut err = std::io::stderr().lock();
+    if json {
+        writeln!(err, "{}", serde_json::to_value(&report.conflicts)?)?;
+    }
+    let label = if report.warn_only {
+        "warning"
+    } else {
+        "refused"
+    };
+    for c in &report.conflicts {
+        writeln!(
+            err,
+            "{label}: {} is leased exclusively to {} (lease {}, pattern {}) until {}",
+            c.path, c.holder, c.lease_id, c.pattern, c.expires
+        )?;
+    }
+    if report.warn_only {
+        return Ok(());
+    }
+    let what = if name == "pre-push" { "push" } else { "commit" };
+    Err(Error::GuardRefused {
+        what,
+        count: report.conflicts.len(),
+    })
+}
