@@ -159,6 +159,44 @@ fn walk_through(dir: &Path) -> Result<()> {
         "a cycle was accepted",
     )?;
 
+    step("alice leases the file she is changing; the pre-commit hook stops bob's commit to it");
+    let installed = crate::hooks::install(&olga)?;
+    println!(
+        "$ git coord hooks install\n  {}",
+        installed
+            .iter()
+            .map(|c| format!("{} {}", c.hook, c.action))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let alice_task = if holder == "alice" { &crash } else { &design };
+    let lease = crate::leases::Leases::new(&alice).acquire(
+        &["src/login.rs".to_string()],
+        std::time::Duration::from_secs(30 * 60),
+        false,
+        Some(alice_task),
+        Some("reworking login"),
+    )?;
+    println!(
+        "$ git coord lease acquire src/login.rs --task {alice_task} --reason 'reworking login'     # in alice's worktree\n  lease {} until {}",
+        lease.id, lease.expires
+    );
+    std::fs::write(
+        bob_home.join("src/login.rs"),
+        "pub fn login() { /* bob */ }\n",
+    )?;
+    run_git(&bob_home, &["add", "src/login.rs"])?;
+    let refused_commit = commit_with_hooks(&bob_home, "bob touches login")?;
+    println!("$ git commit -m 'bob touches login'     # in bob's worktree");
+    for line in refused_commit.stderr.lines() {
+        println!("  {line}");
+    }
+    if refused_commit.success {
+        return Err(Error::Other(
+            "the demo expected the pre-commit hook to refuse bob's commit".into(),
+        ));
+    }
+
     step("The workers finish; finished work unblocks what waited on it");
     for id in [&crash, &design] {
         let task = tasks.show(id)?;
@@ -179,6 +217,15 @@ fn walk_through(dir: &Path) -> Result<()> {
             done.title
         );
     }
+    println!("  (alice's task is done, so the lease she took for it is released)");
+    let retried = commit_with_hooks(&bob_home, "bob touches login")?;
+    if !retried.success {
+        return Err(Error::Other(format!(
+            "bob's commit was refused after the lease ended: {}",
+            retried.stderr
+        )));
+    }
+    println!("$ git commit -m 'bob touches login'     # in bob's worktree, again\n  committed");
     show_ready(&tasks, "ready now")?;
     println!("\n$ git coord blocked");
     let index = tasks.load_index()?;
@@ -211,6 +258,17 @@ fn walk_through(dir: &Path) -> Result<()> {
         }
     );
     Ok(())
+}
+
+/// `git commit` with this very binary first on PATH, so the installed hooks run it.
+fn commit_with_hooks(dir: &Path, message: &str) -> Result<crate::git::GitOutput> {
+    let exe = std::env::current_exe()?;
+    let mut dirs: Vec<PathBuf> = exe.parent().map(Path::to_path_buf).into_iter().collect();
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let path = std::env::join_paths(dirs).map_err(|e| Error::Other(e.to_string()))?;
+    crate::git::run_git_with_env(dir, &["commit", "-q", "-m", message], &[("PATH", path)])
 }
 
 fn show_ready(tasks: &Tasks, title: &str) -> Result<()> {

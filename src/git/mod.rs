@@ -365,6 +365,37 @@ pub fn run_git(dir: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
 }
 
+/// What a git process said, for commands whose failure is an answer to show (a hook refusing).
+#[derive(Debug)]
+pub struct GitOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the git binary in `dir` with extra environment variables and returns what it said,
+/// success or not.
+pub fn run_git_with_env(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, std::ffi::OsString)],
+) -> Result<GitOutput> {
+    let out = std::process::Command::new("git")
+        .args(["-c", "core.fsmonitor=false"])
+        .args(args)
+        .current_dir(dir)
+        .env("LC_ALL", "C")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
+    Ok(GitOutput {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim_end().to_string(),
+    })
+}
+
 fn git_err(err: impl std::fmt::Display) -> Error {
     Error::Git(err.to_string())
 }

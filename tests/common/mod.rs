@@ -19,6 +19,17 @@ pub const USER_EMAIL: &str = "ada@example.com";
 /// The agent name git-coord derives from USER_NAME when nothing else names one.
 pub const USER_AGENT: &str = "ada-lovelace";
 
+/// PATH with the directory of the binary under test first, so that `git coord` (and the hook
+/// shims that call it) run this build.
+pub fn path_with_binary() -> std::ffi::OsString {
+    let bin_dir = Path::new(BIN).parent().expect("the binary's directory");
+    let mut dirs = vec![bin_dir.to_path_buf()];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).expect("a PATH")
+}
+
 /// A repository in a temporary directory, with its own HOME and global git config.
 pub struct TestRepo {
     tmp: TempDir,
@@ -59,7 +70,7 @@ impl TestRepo {
     pub fn command(&self, program: impl AsRef<OsStr>, dir: &Path) -> Command {
         let mut cmd = Command::new(program);
         cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PATH", path_with_binary())
             .env("HOME", self.tmp())
             .env("XDG_CONFIG_HOME", self.tmp().join("xdg"))
             .env("GIT_CONFIG_GLOBAL", self.tmp().join("gitconfig"))

@@ -1,0 +1,293 @@
+//! The installed git hooks: the lease guards in pre-commit and pre-push, chaining with hooks that
+//! were there before, core.hooksPath, and uninstalling.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use common::{TestRepo, fails, json, ok, stderr};
+
+fn spawn(repo: &TestRepo, name: &str) -> PathBuf {
+    let agent = json(&repo.coord_ok(&["agent", "spawn", name, "--role", "dev", "--json"]));
+    PathBuf::from(agent["worktree"].as_str().expect("a worktree"))
+}
+
+fn write(dir: &Path, path: &str, text: &str) {
+    let path = dir.join(path);
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("the directory");
+    std::fs::write(path, text).expect("the file is written");
+}
+
+fn write_hook(path: &Path, body: &str) {
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("the hooks directory");
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("the hook is written");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// `git commit -m MESSAGE` in `dir` after staging `path` (and extra git flags).
+fn commit(repo: &TestRepo, dir: &Path, path: &str, flags: &[&str]) -> std::process::Output {
+    ok(repo.git_in(dir, &["add", path]), "git add");
+    let mut args = vec!["commit", "-q", "-m", "change"];
+    args.extend_from_slice(flags);
+    repo.git_in(dir, &args)
+}
+
+fn head(repo: &TestRepo, dir: &Path) -> String {
+    common::stdout(&ok(repo.git_in(dir, &["rev-parse", "HEAD"]), "rev-parse"))
+        .trim()
+        .to_string()
+}
+
+fn actions(changes: &Value) -> Vec<(String, String)> {
+    changes
+        .as_array()
+        .expect("an array of changes")
+        .iter()
+        .map(|c| {
+            (
+                c["hook"].as_str().expect("hook").to_string(),
+                c["action"].as_str().expect("action").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pair(hook: &str, action: &str) -> (String, String) {
+    (hook.to_string(), action.to_string())
+}
+
+#[test]
+fn a_commit_touching_another_agents_lease_is_refused_until_it_is_released() {
+    let repo = TestRepo::init();
+    write(&repo.path, "src/login.rs", "fn login() {}\n");
+    ok(repo.git(&["add", "."]), "add");
+    ok(repo.git(&["commit", "-q", "-m", "login"]), "commit");
+    let a = spawn(&repo, "a");
+    let b = spawn(&repo, "b");
+    repo.coord_ok(&["hooks", "install"]);
+
+    let lease = json(&common::stdout(&ok(
+        repo.coord_in(&a, &["lease", "acquire", "src/login.rs", "--json"]),
+        "a leases src/login.rs",
+    )));
+    let lease_id = lease["id"].as_str().expect("a lease id").to_string();
+
+    // b, in its own worktree, with no flag: refused, naming a, the lease and its expiry.
+    write(&b, "src/login.rs", "fn login() { todo!() }\n");
+    let before = head(&repo, &b);
+    let out = commit(&repo, &b, "src/login.rs", &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "the commit went through: {err}");
+    assert!(err.contains("src/login.rs"), "{err}");
+    assert!(err.contains("leased exclusively to a"), "{err}");
+    assert!(err.contains(&lease_id), "{err}");
+    assert!(
+        err.contains(lease["expires"].as_str().expect("expiry")),
+        "{err}"
+    );
+    assert_eq!(head(&repo, &b), before, "no commit was made");
+
+    // a's own commit to the path is its business.
+    write(&a, "src/login.rs", "fn login() { /* a */ }\n");
+    ok(
+        commit(&repo, &a, "src/login.rs", &[]),
+        "a commits its own path",
+    );
+
+    // Other paths are free for b.
+    write(&b, "src/other.rs", "fn other() {}\n");
+    ok(repo.git_in(&b, &["reset", "-q", "src/login.rs"]), "unstage");
+    ok(
+        commit(&repo, &b, "src/other.rs", &[]),
+        "b commits a free path",
+    );
+
+    // Warn mode lets it through and still says so; --no-verify bypasses as usual.
+    let mut cmd = repo.command("git", &b);
+    ok(
+        cmd.args(["add", "src/login.rs"]).output().expect("git"),
+        "add",
+    );
+    let warned = repo
+        .command("git", &b)
+        .args(["commit", "-q", "-m", "warned"])
+        .env("GIT_COORD_GUARD", "warn")
+        .output()
+        .expect("git runs");
+    let warned = ok(warned, "a warned commit");
+    assert!(stderr(&warned).contains("warning"), "{}", stderr(&warned));
+    write(&b, "src/login.rs", "fn login() { 2 }\n");
+    ok(
+        commit(&repo, &b, "src/login.rs", &["--no-verify"]),
+        "--no-verify",
+    );
+
+    // After a releases, b commits freely.
+    write(&b, "src/login.rs", "fn login() { 3 }\n");
+    let refused = commit(&repo, &b, "src/login.rs", &[]);
+    assert!(!refused.status.success(), "refused while a holds the lease");
+    ok(
+        repo.coord_in(&a, &["lease", "release", &lease_id]),
+        "a releases",
+    );
+    ok(
+        commit(&repo, &b, "src/login.rs", &[]),
+        "b commits after the release",
+    );
+}
+
+#[test]
+fn install_chains_the_hook_that_was_there_and_uninstall_restores_it() {
+    let repo = TestRepo::init();
+    let hooks = repo.path.join(".git/hooks");
+    let marker = repo.tmp().join("old-hook-ran");
+    let old = format!("echo ran >> '{}'", marker.display());
+    write_hook(&hooks.join("pre-commit"), &old);
+    let original = std::fs::read_to_string(hooks.join("pre-commit")).expect("the old hook");
+
+    let first = json(&repo.coord_ok(&["hooks", "install", "--json"]));
+    assert_eq!(
+        actions(&first),
+        [pair("pre-commit", "chained"), pair("pre-push", "installed")]
+    );
+    let second = json(&repo.coord_ok(&["hooks", "install", "--json"]));
+    assert_eq!(
+        actions(&second),
+        [
+            pair("pre-commit", "unchanged"),
+            pair("pre-push", "unchanged")
+        ],
+        "installing twice changes nothing"
+    );
+
+    write(&repo.path, "a.txt", "a\n");
+    ok(commit(&repo, &repo.path, "a.txt", &[]), "a commit");
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("the old hook ran"),
+        "ran\n"
+    );
+
+    // The old hook's verdict still counts.
+    write_hook(&hooks.join("pre-commit.coord-chained"), "exit 7");
+    write(&repo.path, "b.txt", "b\n");
+    assert!(!commit(&repo, &repo.path, "b.txt", &[]).status.success());
+    write_hook(&hooks.join("pre-commit.coord-chained"), &old);
+
+    let removed = json(&repo.coord_ok(&["hooks", "uninstall", "--json"]));
+    assert_eq!(
+        actions(&removed),
+        [pair("pre-commit", "restored"), pair("pre-push", "removed")]
+    );
+    assert_eq!(
+        std::fs::read_to_string(hooks.join("pre-commit")).expect("the old hook is back"),
+        original
+    );
+    assert!(!hooks.join("pre-push").exists());
+    assert!(!hooks.join("pre-commit.coord-chained").exists());
+}
+
+#[test]
+fn install_respects_core_hooks_path() {
+    let repo = TestRepo::init();
+    ok(
+        repo.git(&["config", "core.hooksPath", "custom-hooks"]),
+        "config",
+    );
+    let changes = json(&repo.coord_ok(&["hooks", "install", "--json"]));
+    let path = changes[0]["path"].as_str().expect("a path");
+    assert!(
+        path.ends_with("custom-hooks/pre-commit"),
+        "installed at {path}"
+    );
+    assert!(repo.path.join("custom-hooks/pre-commit").exists());
+    assert!(!repo.path.join(".git/hooks/pre-commit").exists());
+
+    // The guard runs from there.
+    write(&repo.path, "x.txt", "x\n");
+    ok(repo.git(&["add", "x.txt"]), "add");
+    ok(repo.git(&["commit", "-q", "-m", "x"]), "commit");
+    repo.coord_as_ok("other", &["lease", "acquire", "x.txt"]);
+    write(&repo.path, "x.txt", "y\n");
+    let out = commit(&repo, &repo.path, "x.txt", &[]);
+    assert!(
+        stderr(&out).contains("leased exclusively to other"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn pre_push_refuses_commits_that_touch_another_agents_lease() {
+    let repo = TestRepo::init();
+    let remote = repo.tmp().join("remote.git");
+    ok(
+        repo.command("git", repo.tmp())
+            .args(["init", "-q", "--bare"])
+            .arg(&remote)
+            .output()
+            .expect("git"),
+        "a bare remote",
+    );
+    ok(
+        repo.git(&["remote", "add", "origin", remote.to_str().expect("utf-8")]),
+        "remote add",
+    );
+    ok(repo.git(&["push", "-q", "origin", "main"]), "first push");
+    repo.coord_ok(&["hooks", "install"]);
+
+    // Committed before the lease existed, pushed after: pre-push still catches it.
+    write(&repo.path, "api/v1.rs", "v1\n");
+    ok(commit(&repo, &repo.path, "api/v1.rs", &[]), "commit");
+    repo.coord_as_ok("carol", &["lease", "acquire", "api/**"]);
+    let out = repo.git(&["push", "-q", "origin", "main"]);
+    assert!(!out.status.success(), "the push went through");
+    let err = stderr(&out);
+    assert!(err.contains("api/v1.rs"), "{err}");
+    assert!(err.contains("carol"), "{err}");
+    let remote_main = repo
+        .command("git", repo.tmp())
+        .args([
+            "--git-dir",
+            remote.to_str().expect("utf-8"),
+            "rev-parse",
+            "main",
+        ])
+        .output()
+        .expect("git");
+    assert_ne!(
+        common::stdout(&remote_main).trim(),
+        head(&repo, &repo.path),
+        "nothing was pushed"
+    );
+
+    repo.coord_as_ok("carol", &["lease", "release", "--all"]);
+    ok(
+        repo.git(&["push", "-q", "origin", "main"]),
+        "the push after the release",
+    );
+}
+
+#[test]
+fn in_a_repository_git_coord_does_not_manage_the_hooks_do_nothing() {
+    let repo = TestRepo::new();
+    repo.coord_ok(&["hooks", "install"]);
+    write(&repo.path, "free.txt", "free\n");
+    let out = commit(&repo, &repo.path, "free.txt", &[]);
+    ok(out, "a commit where git-coord was never initialised");
+    assert!(
+        repo.git(&["rev-parse", "--verify", "-q", "refs/coord/leases"])
+            .stdout
+            .is_empty(),
+        "the hook created no coordination state"
+    );
+}
+
+#[test]
+fn an_unknown_hook_is_an_error_and_changes_nothing() {
+    let repo = TestRepo::init();
+    let err = fails(&repo.coord(&["hook", "post-checkout"]), 1);
+    assert!(err.contains("pre-commit"), "{err}");
+}
