@@ -34,6 +34,9 @@ struct ConfigFile {
     worktrees: Option<String>,
     #[serde(default)]
     roles: Option<Vec<Role>>,
+    /// `5M`, `512K`, `1G` or a number of bytes.
+    #[serde(default)]
+    max_attachment_bytes: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +49,38 @@ pub struct Config {
     /// the main worktree's directory name.
     pub worktrees: String,
     pub roles: Vec<Role>,
+    /// The largest attachment a message may carry.
+    pub max_attachment_bytes: u64,
+}
+
+pub const DEFAULT_MAX_ATTACHMENT_BYTES: u64 = 5 * 1024 * 1024;
+
+/// Reads a size: a number of bytes, or a number with K, M or G (binary units).
+pub fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => t.split_at(at),
+        None => (t, ""),
+    };
+    let scale: u64 = match unit.trim().trim_end_matches(['B', 'b', 'i']) {
+        "" => 1,
+        "K" | "k" => 1024,
+        "M" | "m" => 1024 * 1024,
+        "G" | "g" => 1024 * 1024 * 1024,
+        _ => 0,
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .filter(|_| scale > 0)
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| {
+            Error::invalid(
+                "size",
+                text,
+                "write a number of bytes, or one with K, M or G (5M)",
+            )
+        })
 }
 
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(30 * 60);
@@ -127,7 +162,12 @@ impl Config {
                 "not a branch name",
             )));
         }
+        let max_attachment_bytes = match &file.max_attachment_bytes {
+            Some(text) => parse_size(text).map_err(in_file)?,
+            None => DEFAULT_MAX_ATTACHMENT_BYTES,
+        };
         Ok(Config {
+            max_attachment_bytes,
             integration_branch: file.integration_branch,
             stale_after,
             worktrees: file.worktrees.unwrap_or_else(|| DEFAULT_WORKTREES.into()),

@@ -1,14 +1,18 @@
 //! git-coord: coordination for coding agents and humans, kept in git refs under refs/coord/.
 
 pub mod agents;
+pub mod artifacts;
+pub mod brief;
 pub mod cli;
 pub mod config;
 pub mod coord;
 pub mod error;
 pub mod git;
 pub mod hooks;
+pub mod inbox_cache;
 pub mod index;
 pub mod leases;
+pub mod messages;
 pub mod model;
 pub mod store;
 pub mod tasks;

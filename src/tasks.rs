@@ -99,6 +99,10 @@ impl<'c> Tasks<'c> {
         }
     }
 
+    pub fn coord(&self) -> &'c Coord {
+        self.coord
+    }
+
     /// The directory relative paths on the command line are relative to.
     pub fn start_dir(&self) -> std::path::PathBuf {
         self.coord.start_dir.clone()

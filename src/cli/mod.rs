@@ -4,6 +4,7 @@ mod agent;
 mod demo;
 mod hooks;
 mod lease;
+mod messages;
 mod output;
 
 use std::io::{self, Read, Write};
@@ -70,6 +71,49 @@ enum Command {
     /// Install or remove the git hooks that guard leased paths
     #[command(subcommand)]
     Hooks(hooks::HooksCommand),
+    /// Send a message to an agent, a role, everyone, or a task's thread
+    Send(messages::SendArgs),
+    /// Your messages: unread first, with counts
+    Inbox(messages::InboxArgs),
+    /// Show one message whole and mark it read
+    Read {
+        id: String,
+        /// Save its attachments into DIR (never outside it)
+        #[arg(long, value_name = "DIR")]
+        save_attachments: Option<PathBuf>,
+    },
+    /// Acknowledge a message (marks it read too)
+    Ack { id: String },
+    /// Reply to a message: to its sender, in its thread
+    Reply {
+        id: String,
+        #[arg(required_unless_present = "file")]
+        text: Option<String>,
+        /// Read the text from FILE ('-' for stdin)
+        #[arg(
+            short = 'F',
+            long = "file",
+            value_name = "FILE",
+            conflicts_with = "text"
+        )]
+        file: Option<PathBuf>,
+        #[arg(long = "attach", value_name = "FILE")]
+        attach: Vec<PathBuf>,
+    },
+    /// A whole conversation, oldest first
+    Thread { id: String },
+    /// Plans, reviews, notes and reports kept with tasks
+    #[command(subcommand)]
+    Artifact(messages::ArtifactCommand),
+    /// What this agent needs to know now, in a few lines
+    Brief {
+        /// The organiser's overview instead: counts, progress, stale agents, blocked work, results
+        #[arg(long, alias = "organizer")]
+        organiser: bool,
+        /// Fit in N characters (default 4000)
+        #[arg(long, value_name = "N")]
+        max_chars: Option<usize>,
+    },
     /// Run one hook (what the installed shims call): pre-commit, pre-push
     Hook {
         name: String,
@@ -328,6 +372,25 @@ fn run(cli: Cli) -> Result<()> {
         Command::Lease(cmd) => lease::run(&coord, cmd, out, json)?,
         Command::Hooks(cmd) => hooks::run(&coord, cmd, out, json)?,
         Command::Hook { name, args } => hooks::run_hook(&coord, &name, &args, json)?,
+        Command::Send(a) => messages::send(&coord, a, out, json)?,
+        Command::Inbox(a) => messages::inbox(&coord, a, out, json)?,
+        Command::Read {
+            id,
+            save_attachments,
+        } => messages::read(&coord, &id, save_attachments, out, json)?,
+        Command::Ack { id } => messages::ack(&coord, &id, out, json)?,
+        Command::Reply {
+            id,
+            text,
+            file,
+            attach,
+        } => messages::reply(&coord, &id, text, file, &attach, out, json)?,
+        Command::Thread { id } => messages::thread(&coord, &id, out, json)?,
+        Command::Artifact(cmd) => messages::artifact(&coord, cmd, out, json)?,
+        Command::Brief {
+            organiser,
+            max_chars,
+        } => messages::brief(&coord, organiser, max_chars, out, json)?,
         Command::Roles => agent::roles(&coord, out, json)?,
         Command::Demo { .. } => unreachable!("handled before opening a repository"),
     }
@@ -368,7 +431,28 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut impl Write, json: bool) -
             };
             output::summaries(out, &crate::tasks::list(&index, &filter), json)?;
         }
-        TaskCommand::Show { id, history } => output::task(out, &tasks.show(&id)?, history, json)?,
+        TaskCommand::Show { id, history } => {
+            let task = tasks.show(&id)?;
+            let coord = tasks.coord();
+            let thread = crate::messages::Messages::new(coord).task_thread(&task.id)?;
+            let (artifacts, _) = crate::artifacts::Artifacts::new(coord).list(Some(&task.id))?;
+            if json {
+                let mut value = output::task_value(&task, history);
+                value["messages"] = serde_json::Value::Array(
+                    thread
+                        .iter()
+                        .map(|m| messages::message_json(m, None))
+                        .collect(),
+                );
+                value["artifacts"] = serde_json::Value::Array(
+                    artifacts.iter().map(messages::artifact_json).collect(),
+                );
+                writeln!(out, "{value}")?;
+            } else {
+                output::task(out, &task, history, false)?;
+                messages::task_extras(out, &thread, &artifacts)?;
+            }
+        }
         TaskCommand::Edit(a) => {
             let description = read_text(a.description, a.file.as_ref(), &tasks.start_dir())?;
             let edit = TaskEdit {

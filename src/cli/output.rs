@@ -107,13 +107,18 @@ fn summary_line(out: Out, t: &TaskRef<'_>) -> io::Result<()> {
     writeln!(out)
 }
 
+/// The JSON of `task show`: the task, without its history unless asked.
+pub fn task_value(task: &Task, history: bool) -> serde_json::Value {
+    let mut value = task_json(task);
+    if !history {
+        value.as_object_mut().expect("object").remove("history");
+    }
+    value
+}
+
 pub fn task(out: Out, task: &Task, history: bool, json: bool) -> io::Result<()> {
     if json {
-        let mut value = task_json(task);
-        if !history {
-            value.as_object_mut().expect("object").remove("history");
-        }
-        return writeln!(out, "{value}");
+        return writeln!(out, "{}", task_value(task, history));
     }
     writeln!(out, "{}  {}", task.id, task.title)?;
     writeln!(out, "state:    {}", task.state.as_str())?;

@@ -392,3 +392,28 @@ impl TestRepo {
         new
     }
 }
+
+impl TestRepo {
+    /// Adds `files` (path, bytes) to `refname` in one commit with `git fast-import`, as a large
+    /// store (or a remote) would have them. The ref must exist.
+    pub fn import_documents(&self, refname: &str, files: &[(String, Vec<u8>)]) {
+        let mut stream = Vec::new();
+        let message = format!("import {} documents", files.len());
+        stream.extend_from_slice(
+            format!(
+                "commit {refname}\ncommitter Test <test@example.com> 0 +0000\ndata {}\n{message}\nfrom {refname}^0\n",
+                message.len()
+            )
+            .as_bytes(),
+        );
+        for (path, bytes) in files {
+            stream.extend_from_slice(
+                format!("M 100644 inline {path}\ndata {}\n", bytes.len()).as_bytes(),
+            );
+            stream.extend_from_slice(bytes);
+            stream.push(b'\n');
+        }
+        stream.extend_from_slice(b"done\n");
+        self.git_with_input(&["fast-import", "--quiet", "--done"], &[], &stream);
+    }
+}

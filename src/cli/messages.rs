@@ -1,0 +1,527 @@
+//! `send`, `inbox`, `read`, `ack`, `reply`, `thread`, `artifact` and `brief`: clap definitions
+//! and output.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::artifacts::{Artifacts, NewArtifact};
+use crate::brief;
+use crate::coord::Coord;
+use crate::error::{Error, Result};
+use crate::messages::{Inbox, InboxFilter, Messages, Opened, Outgoing};
+use crate::model::artifact::{Artifact, ArtifactKind};
+use crate::model::message::{Importance, Message};
+
+type Out<'a> = &'a mut dyn Write;
+
+#[derive(Args, Debug)]
+pub struct SendArgs {
+    /// NAME (an agent), @ROLE (every agent of the role), @all, or #TASK (the task's thread and its assignee)
+    #[arg(long, value_name = "TARGET")]
+    to: String,
+    /// One line (default: the start of the text)
+    #[arg(long)]
+    subject: Option<String>,
+    /// Continue this thread
+    #[arg(long, value_name = "ID")]
+    thread: Option<String>,
+    /// The task this is about (the message joins the task's thread)
+    #[arg(long, value_name = "ID")]
+    task: Option<String>,
+    #[arg(long, value_parser = parse_importance, default_value = "normal")]
+    importance: Importance,
+    /// Read the text from FILE ('-' for stdin)
+    #[arg(
+        short = 'F',
+        long = "file",
+        value_name = "FILE",
+        conflicts_with = "text"
+    )]
+    file: Option<PathBuf>,
+    /// Attach a file (a log, a repro case, a diff); repeat for more
+    #[arg(long = "attach", value_name = "FILE")]
+    attach: Vec<PathBuf>,
+    /// The message
+    #[arg(required_unless_present = "file")]
+    text: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InboxArgs {
+    /// Read messages too
+    #[arg(long)]
+    all: bool,
+    /// Only messages from this agent
+    #[arg(long, value_name = "AGENT")]
+    from: Option<String>,
+    /// Only messages of this thread
+    #[arg(long, value_name = "ID")]
+    thread: Option<String>,
+    /// Only messages whose subject or text contains WORD (any case)
+    #[arg(long, value_name = "WORD")]
+    grep: Option<String>,
+    /// Show at most N messages (0: all)
+    #[arg(short = 'n', long = "limit", value_name = "N", default_value_t = 50)]
+    limit: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ArtifactCommand {
+    /// Store FILE as an artifact of a task, with a summary for whoever reads progress
+    Put {
+        #[arg(long, value_name = "ID")]
+        task: String,
+        #[arg(long, value_parser = parse_kind)]
+        kind: ArtifactKind,
+        #[arg(long)]
+        summary: String,
+        /// The file ('-' for stdin)
+        file: PathBuf,
+    },
+    /// Artifacts by summary, of one task or of all
+    List {
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+    },
+    /// One artifact with its full content
+    Show { id: String },
+}
+
+fn parse_importance(s: &str) -> Result<Importance, String> {
+    Importance::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_kind(s: &str) -> Result<ArtifactKind, String> {
+    ArtifactKind::parse(s).map_err(|e| e.to_string())
+}
+
+/// Reads a file named on the command line, relative to `start_dir`; `-` is stdin.
+fn read_file(start_dir: &Path, path: &Path) -> Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        io::stdin().read_to_end(&mut bytes)?;
+        return Ok(bytes);
+    }
+    std::fs::read(start_dir.join(path))
+        .map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display())))
+}
+
+fn read_attachments(start_dir: &Path, files: &[PathBuf]) -> Result<Vec<(String, Vec<u8>)>> {
+    files
+        .iter()
+        .map(|f| {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok((name, read_file(start_dir, f)?))
+        })
+        .collect()
+}
+
+fn text_of(start_dir: &Path, text: Option<String>, file: Option<&PathBuf>) -> Result<String> {
+    match (text, file) {
+        (Some(t), _) => Ok(t),
+        (None, Some(f)) => String::from_utf8(read_file(start_dir, f)?).map_err(|_| {
+            Error::invalid(
+                "message",
+                f.display().to_string(),
+                "it is not UTF-8 text; send it with --attach",
+            )
+        }),
+        (None, None) => Ok(String::new()),
+    }
+}
+
+pub fn send(coord: &Coord, a: SendArgs, out: Out, json: bool) -> Result<()> {
+    let body = text_of(&coord.start_dir, a.text, a.file.as_ref())?;
+    let attachments = read_attachments(&coord.start_dir, &a.attach)?;
+    let msg = Messages::new(coord).send(Outgoing {
+        target: a.to,
+        subject: a.subject,
+        thread: a.thread,
+        task: a.task,
+        importance: a.importance,
+        body,
+        attachments,
+    })?;
+    sent(out, "sent", &msg, json)
+}
+
+pub fn reply(
+    coord: &Coord,
+    msg: &str,
+    text: Option<String>,
+    file: Option<PathBuf>,
+    attach: &[PathBuf],
+    out: Out,
+    json: bool,
+) -> Result<()> {
+    let body = text_of(&coord.start_dir, text, file.as_ref())?;
+    let attachments = read_attachments(&coord.start_dir, attach)?;
+    let msg = Messages::new(coord).reply(msg, body, attachments)?;
+    sent(out, "replied", &msg, json)
+}
+
+fn sent(out: Out, verb: &str, msg: &Message, json: bool) -> Result<()> {
+    if json {
+        writeln!(out, "{}", message_json(msg, None))?;
+    } else {
+        let to = if msg.to.is_empty() {
+            "the thread only (no one else to deliver to)".to_string()
+        } else {
+            msg.to.join(", ")
+        };
+        writeln!(out, "{verb} {} to {to} (thread {})", msg.id, msg.thread)?;
+    }
+    Ok(())
+}
+
+pub fn inbox(coord: &Coord, a: InboxArgs, out: Out, json: bool) -> Result<()> {
+    let agent = coord.actor()?.agent;
+    let inbox = Messages::new(coord).inbox(
+        &agent,
+        &InboxFilter {
+            all: a.all,
+            from: a.from,
+            thread: a.thread,
+            grep: a.grep,
+            limit: (a.limit > 0).then_some(a.limit),
+        },
+    )?;
+    warn_problems(&inbox);
+    if json {
+        writeln!(out, "{}", serde_json::to_value(&inbox)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{}: {} unread, {} read",
+        inbox.agent, inbox.unread, inbox.read
+    )?;
+    for item in &inbox.messages {
+        let m = &item.message;
+        let flag = match (item.read, item.acked) {
+            (false, _) => "*",
+            (true, true) => "a",
+            (true, false) => " ",
+        };
+        let importance = match m.importance {
+            Importance::High => "!",
+            Importance::Low => "-",
+            Importance::Normal => " ",
+        };
+        let clip = if m.attachments > 0 {
+            format!(" [{} att]", m.attachments)
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "{flag}{importance} {}  {}  {:<12} {}{clip}",
+            m.id,
+            &m.created[..m.created.len().min(16)],
+            m.from,
+            m.subject
+        )?;
+    }
+    if inbox.matched > inbox.messages.len() {
+        writeln!(
+            out,
+            "({} more not shown: -n 0 shows all)",
+            inbox.matched - inbox.messages.len()
+        )?;
+    }
+    Ok(())
+}
+
+fn warn_problems(inbox: &Inbox) {
+    let mut err = io::stderr().lock();
+    for p in &inbox.problems {
+        let _ = writeln!(
+            err,
+            "warning: skipped {}:{}: {}",
+            crate::messages::INBOX_REF,
+            p.path,
+            p.why
+        );
+    }
+}
+
+pub fn read(coord: &Coord, id: &str, save: Option<PathBuf>, out: Out, json: bool) -> Result<()> {
+    let messages = Messages::new(coord);
+    let opened = messages.read(id)?;
+    let saved = match save {
+        Some(dir) => messages.save_attachments(&opened.message, &coord.start_dir.join(dir))?,
+        None => Vec::new(),
+    };
+    if json {
+        let mut value = message_json(&opened.message, Some(&opened));
+        value["saved"] = json!(
+            saved
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+        );
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    show_message(out, &opened.message)?;
+    for path in &saved {
+        writeln!(out, "saved {}", path.display())?;
+    }
+    Ok(())
+}
+
+pub fn ack(coord: &Coord, id: &str, out: Out, json: bool) -> Result<()> {
+    let opened = Messages::new(coord).ack(id)?;
+    if json {
+        writeln!(out, "{}", message_json(&opened.message, Some(&opened)))?;
+    } else {
+        writeln!(
+            out,
+            "acknowledged {} from {}: {}",
+            opened.message.id, opened.message.from, opened.message.subject
+        )?;
+    }
+    Ok(())
+}
+
+pub fn thread(coord: &Coord, id: &str, out: Out, json: bool) -> Result<()> {
+    let messages = Messages::new(coord).thread(id)?;
+    if json {
+        let values: Vec<Value> = messages.iter().map(|m| message_json(m, None)).collect();
+        writeln!(out, "{}", Value::Array(values))?;
+        return Ok(());
+    }
+    for (n, m) in messages.iter().enumerate() {
+        if n > 0 {
+            writeln!(out)?;
+        }
+        show_message(out, m)?;
+    }
+    Ok(())
+}
+
+fn show_message(out: Out, m: &Message) -> io::Result<()> {
+    writeln!(out, "message {}  {}", m.id, m.importance.as_str())?;
+    let from = match &m.from_project {
+        Some(p) => format!("{}:{} ({})", p, m.from, m.human),
+        None => format!("{} ({})", m.from, m.human),
+    };
+    writeln!(out, "from:     {from}")?;
+    writeln!(
+        out,
+        "to:       {} (as {})",
+        if m.to.is_empty() {
+            "-".into()
+        } else {
+            m.to.join(", ")
+        },
+        m.target
+    )?;
+    writeln!(out, "date:     {}", m.created)?;
+    writeln!(out, "thread:   {}", m.thread)?;
+    if let Some(task) = &m.task {
+        writeln!(out, "task:     {task}")?;
+    }
+    if let Some(r) = &m.reply_to {
+        writeln!(out, "reply to: {r}")?;
+    }
+    writeln!(out, "subject:  {}\n", m.subject)?;
+    for line in m.body.lines() {
+        writeln!(out, "    {line}")?;
+    }
+    for (n, a) in m.attachments.iter().enumerate() {
+        writeln!(out, "attachment {n}: {} ({} bytes)", a.name, a.size)?;
+    }
+    Ok(())
+}
+
+/// The stable JSON form of a message (and of the reader's marks when given).
+pub fn message_json(m: &Message, opened: Option<&Opened>) -> Value {
+    let mut value = json!({
+        "id": m.id,
+        "from": m.from,
+        "human": m.human,
+        "from_project": m.from_project,
+        "target": m.target,
+        "to": m.to,
+        "subject": m.subject,
+        "thread": m.thread,
+        "reply_to": m.reply_to,
+        "task": m.task,
+        "importance": m.importance.as_str(),
+        "created": m.created,
+        "body": m.body,
+        "attachments": m.attachments,
+    });
+    if let Some(o) = opened {
+        value["read"] = json!(o.mark.as_ref().map(|m| m.read.clone()));
+        value["acked"] = json!(o.mark.as_ref().and_then(|m| m.acked.clone()));
+    }
+    value
+}
+
+pub fn artifact(coord: &Coord, cmd: ArtifactCommand, out: Out, json: bool) -> Result<()> {
+    let artifacts = Artifacts::new(coord);
+    match cmd {
+        ArtifactCommand::Put {
+            task,
+            kind,
+            summary,
+            file,
+        } => {
+            let content = read_file(&coord.start_dir, &file)?;
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "stdin".into());
+            let a = artifacts.put(NewArtifact {
+                task,
+                kind,
+                summary,
+                name,
+                content,
+            })?;
+            if json {
+                writeln!(out, "{}", artifact_json(&a))?;
+            } else {
+                writeln!(
+                    out,
+                    "stored {} {} for task {} ({} bytes)",
+                    a.kind.as_str(),
+                    a.id,
+                    a.task,
+                    a.size
+                )?;
+            }
+        }
+        ArtifactCommand::List { task } => {
+            let (list, problems) = artifacts.list(task.as_deref())?;
+            for p in problems {
+                eprintln!("warning: skipped {p}");
+            }
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    Value::Array(list.iter().map(artifact_json).collect())
+                )?;
+            } else {
+                for a in &list {
+                    artifact_line(out, a)?;
+                }
+            }
+        }
+        ArtifactCommand::Show { id } => {
+            let (a, content) = artifacts.show(&id)?;
+            if json {
+                let mut value = artifact_json(&a);
+                value["content"] = json!(String::from_utf8_lossy(&content));
+                writeln!(out, "{value}")?;
+            } else {
+                writeln!(
+                    out,
+                    "artifact {}  {}  task {}  by {} at {}",
+                    a.id,
+                    a.kind.as_str(),
+                    a.task,
+                    a.created_by,
+                    a.created
+                )?;
+                writeln!(
+                    out,
+                    "summary: {}\nfile:    {} ({} bytes)\n",
+                    a.summary, a.name, a.size
+                )?;
+                out.write_all(&content)?;
+                if !content.ends_with(b"\n") {
+                    writeln!(out)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn artifact_line(out: Out, a: &Artifact) -> io::Result<()> {
+    writeln!(
+        out,
+        "{}  {:<6}  task {}  {} ({} bytes): {}",
+        a.id,
+        a.kind.as_str(),
+        a.task,
+        a.name,
+        a.size,
+        a.summary
+    )
+}
+
+pub fn artifact_json(a: &Artifact) -> Value {
+    json!({
+        "id": a.id,
+        "task": a.task,
+        "kind": a.kind.as_str(),
+        "summary": a.summary,
+        "name": a.name,
+        "size": a.size,
+        "created": a.created,
+        "created_by": a.created_by,
+    })
+}
+
+/// What `task show` adds after the task: its thread and its artifacts.
+pub fn task_extras(out: Out, messages: &[Message], artifacts: &[Artifact]) -> io::Result<()> {
+    if !messages.is_empty() {
+        writeln!(out, "\nthread ({} messages):", messages.len())?;
+        for m in messages {
+            writeln!(
+                out,
+                "  {} {} {} -> {}: {}",
+                m.created,
+                m.id,
+                m.from,
+                if m.to.is_empty() {
+                    "-".into()
+                } else {
+                    m.to.join(",")
+                },
+                m.subject
+            )?;
+        }
+    }
+    if !artifacts.is_empty() {
+        writeln!(out, "\nartifacts:")?;
+        for a in artifacts {
+            write!(out, "  ")?;
+            artifact_line(out, a)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn brief(
+    coord: &Coord,
+    organiser: bool,
+    max_chars: Option<usize>,
+    out: Out,
+    json: bool,
+) -> Result<()> {
+    let agent = coord.actor()?.agent;
+    let max = max_chars.unwrap_or(brief::DEFAULT_MAX_CHARS);
+    let b = if organiser {
+        brief::organiser_brief(coord, &agent, max)?
+    } else {
+        brief::agent_brief(coord, &agent, max)?
+    };
+    if json {
+        writeln!(out, "{}", serde_json::to_value(&b)?)?;
+    } else {
+        write!(out, "{}", b.text)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! Messages and read marks: immutable message documents in refs/coord/inbox, the places one
+//! message is filed under (the same blob in each), attachments, and per-agent marks.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{id, name, parse_document, time};
+
+/// The message and mark format this build writes and the newest it reads.
+pub const MESSAGE_FORMAT: u32 = 1;
+pub const MAX_SUBJECT: usize = 200;
+/// The body of a message, in bytes (the document limit leaves room for the rest).
+pub const MAX_BODY: usize = 256 * 1024;
+pub const MAX_RECIPIENTS: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Importance {
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+impl Importance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Importance::Low => "low",
+            Importance::Normal => "normal",
+            Importance::High => "high",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Importance> {
+        Ok(match s {
+            "low" => Importance::Low,
+            "normal" => Importance::Normal,
+            "high" => Importance::High,
+            _ => return Err(Error::invalid("importance", s, "use low, normal or high")),
+        })
+    }
+}
+
+/// An attachment as the message records it; its bytes are the blob at
+/// [`Message::attachment_path`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The name it was sent under. Only a hint: saving never trusts it as a path.
+    pub name: String,
+    pub size: u64,
+}
+
+/// One message. Never rewritten once sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub format: u32,
+    pub id: String,
+    pub from: String,
+    /// The human behind the sender, `Name <email>`.
+    pub human: String,
+    /// The project the sender works in, when it is not this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_project: Option<String>,
+    /// The target as given: `bob`, `@dev`, `@all`, `#3f9a2c0b1d4e`.
+    pub target: String,
+    /// The agents it was delivered to.
+    #[serde(default)]
+    pub to: Vec<String>,
+    pub subject: String,
+    /// The conversation: the first message's id, or the task's id for a task's thread.
+    pub thread: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    #[serde(default)]
+    pub importance: Importance,
+    pub created: String,
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// Fields of a newer build of the same format, kept as they are.
+    #[serde(flatten)]
+    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Message {
+    /// Where the message lives: every message is here once.
+    pub fn path(id: &str) -> String {
+        format!("messages/{}/{id}.yaml", id::shard(id))
+    }
+
+    /// The same document filed in a recipient's box.
+    pub fn box_path(agent: &str, id: &str) -> String {
+        format!("boxes/{agent}/{}/{id}.yaml", id::shard(id))
+    }
+
+    /// The same document filed under its thread.
+    pub fn thread_path(thread: &str, id: &str) -> String {
+        format!("threads/{}/{thread}/{id}.yaml", id::shard(thread))
+    }
+
+    /// The bytes of attachment `n` (0-based).
+    pub fn attachment_path(id: &str, n: usize) -> String {
+        format!("attachments/{}/{id}/{n}", id::shard(id))
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).expect("a message always serializes")
+    }
+
+    /// The first non-empty line of the body, for listings and briefs.
+    pub fn first_line(&self) -> &str {
+        first_line(&self.body)
+    }
+
+    /// Parses and checks a message document; `path` names it in errors.
+    pub fn from_yaml(bytes: &[u8], refname: &str, path: &str) -> Result<Message> {
+        let msg: Message =
+            parse_document(bytes, refname, path, MESSAGE_FORMAT, |m: &Message| m.format)?;
+        let malformed = |why: String| Error::Malformed {
+            refname: refname.into(),
+            path: path.into(),
+            why,
+        };
+        if !id::is_full_id(&msg.id) || !path.ends_with(&format!("/{}.yaml", msg.id)) {
+            return Err(malformed(format!(
+                "id '{}' does not match its path",
+                msg.id
+            )));
+        }
+        name::validate("agent name", &msg.from).map_err(|e| malformed(e.to_string()))?;
+        for to in &msg.to {
+            name::validate("agent name", to).map_err(|e| malformed(e.to_string()))?;
+        }
+        if !id::is_full_id(&msg.thread) {
+            return Err(malformed("thread is not a full id".into()));
+        }
+        for (field, value) in [("reply_to", &msg.reply_to), ("task", &msg.task)] {
+            if value.as_deref().is_some_and(|v| !id::is_full_id(v)) {
+                return Err(malformed(format!("{field} is not a full id")));
+            }
+        }
+        if time::parse(&msg.created).is_none() {
+            return Err(malformed("created is not a timestamp".into()));
+        }
+        if msg.subject.contains('\n') {
+            return Err(malformed("the subject has a line break".into()));
+        }
+        Ok(msg)
+    }
+}
+
+pub fn first_line(text: &str) -> &str {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+}
+
+/// What one agent did with one message, at `marks/<agent>/<shard>/<id>.yaml`. Only the agent
+/// writes its own marks; a mark never changes the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub format: u32,
+    pub read: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked: Option<String>,
+}
+
+impl Mark {
+    pub fn path(agent: &str, id: &str) -> String {
+        format!("marks/{agent}/{}/{id}.yaml", id::shard(id))
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).expect("a mark always serializes")
+    }
+
+    pub fn from_yaml(bytes: &[u8], refname: &str, path: &str) -> Result<Mark> {
+        parse_document(bytes, refname, path, MESSAGE_FORMAT, |m: &Mark| m.format)
+    }
+}
+
+/// Someone who has sent a message here, at `people/<name>.yaml`: a name that `send --to` accepts
+/// even when no agent of that name is registered (an organiser, a human).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub format: u32,
+    pub name: String,
+    pub human: String,
+    pub first_seen: String,
+}
+
+impl Person {
+    pub fn path(name: &str) -> String {
+        format!("people/{name}.yaml")
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).expect("a person always serializes")
+    }
+}
+
+/// A name under which an attachment may be saved in a directory: the last component of the
+/// recorded name, never empty, never `.` or `..`, never hidden, without control characters.
+pub fn safe_file_name(recorded: &str, n: usize) -> String {
+    let last = recorded
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>();
+    let trimmed = last.trim().trim_start_matches('.');
+    if trimmed.is_empty() || trimmed.len() > 200 {
+        format!("attachment-{n}")
+    } else {
+        trimmed.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachment_names_never_leave_the_directory() {
+        assert_eq!(safe_file_name("../../etc/x", 0), "x");
+        assert_eq!(safe_file_name("/abs/path", 1), "path");
+        assert_eq!(safe_file_name("..", 2), "attachment-2");
+        assert_eq!(safe_file_name("a\\..\\b.log", 3), "b.log");
+        assert_eq!(safe_file_name(".hidden", 4), "hidden");
+        assert_eq!(safe_file_name("dir/", 5), "attachment-5");
+        assert_eq!(safe_file_name("ok\n.txt", 6), "ok.txt");
+    }
+}

@@ -1,0 +1,490 @@
+//! Messages as agents use them: send to an agent, a role, everyone or a task; the inbox with
+//! read and acknowledged marks per agent; replies and threads; attachments saved safely;
+//! artifacts; and the brief.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use common::{TestRepo, array, fails, field, json, ok, stdout};
+
+const INBOX_REF: &str = "refs/coord/inbox";
+
+fn spawn(repo: &TestRepo, name: &str, role: &str) -> PathBuf {
+    let agent = repo.coord_json(&["agent", "spawn", name, "--role", role]);
+    PathBuf::from(agent["worktree"].as_str().expect("a worktree"))
+}
+
+/// `git coord ARGS --json` in `dir` with no flag naming the agent; must succeed.
+fn at_json(repo: &TestRepo, dir: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    json(&stdout(&ok(repo.coord_in(dir, &all), &args.join(" "))))
+}
+
+fn send(repo: &TestRepo, agent: &str, args: &[&str]) -> Value {
+    let mut all = vec!["send"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    json(&repo.coord_as_ok(agent, &all))
+}
+
+fn inbox(repo: &TestRepo, agent: &str, args: &[&str]) -> Value {
+    let mut all = vec!["inbox", "--json"];
+    all.extend_from_slice(args);
+    json(&repo.coord_as_ok(agent, &all))
+}
+
+fn ids_of(inbox: &Value) -> Vec<String> {
+    array(inbox["messages"].clone())
+        .iter()
+        .map(|m| field(m, "id").expect("an id").to_string())
+        .collect()
+}
+
+fn id(v: &Value) -> String {
+    field(v, "id").expect("an id").to_string()
+}
+
+#[test]
+fn sixteen_senders_at_once_each_land_exactly_once() {
+    let repo = TestRepo::init();
+    spawn(&repo, "target", "dev");
+    let children: Vec<_> = (0..16)
+        .map(|n| {
+            repo.command(common::BIN, &repo.path)
+                .args(["--agent", &format!("sender{n}"), "send", "--to", "target"])
+                .arg(format!("message number {n}"))
+                .args(["--subject", &format!("n{n}"), "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("git-coord starts")
+        })
+        .collect();
+    let mut sent = Vec::new();
+    for child in children {
+        let out = ok(child.wait_with_output().expect("finishes"), "a send");
+        sent.push(id(&json(&stdout(&out))));
+    }
+    let got = inbox(&repo, "target", &["-n", "0"]);
+    assert_eq!(got["unread"], 16);
+    let mut received = ids_of(&got);
+    received.sort();
+    sent.sort();
+    assert_eq!(received, sent, "every message exactly once");
+    let mut subjects: Vec<String> = array(got["messages"].clone())
+        .iter()
+        .map(|m| field(m, "subject").expect("subject").to_string())
+        .collect();
+    subjects.sort();
+    let mut expected: Vec<String> = (0..16).map(|n| format!("n{n}")).collect();
+    expected.sort();
+    assert_eq!(subjects, expected);
+    assert_eq!(
+        repo.git_ok(&["rev-list", "--count", INBOX_REF]),
+        "17",
+        "the root commit and one commit per message"
+    );
+    repo.assert_fsck_clean();
+}
+
+#[test]
+fn marks_are_per_agent_and_ack_and_reply_work_in_a_worktree_with_no_flags() {
+    let repo = TestRepo::init();
+    let alice = spawn(&repo, "alice", "dev");
+    let bob = spawn(&repo, "bob", "dev");
+    let to_both = send(&repo, "olga", &["--to", "@dev", "Standup at ten"]);
+    assert_eq!(to_both["to"], serde_json::json!(["alice", "bob"]));
+    let m = id(&to_both);
+
+    // alice reads it; bob's copy stays unread.
+    let read = at_json(&repo, &alice, &["read", &m]);
+    assert!(read["read"].is_string());
+    assert!(read["acked"].is_null());
+    assert_eq!(at_json(&repo, &alice, &["inbox"])["unread"], 0);
+    assert_eq!(at_json(&repo, &bob, &["inbox"])["unread"], 1);
+    let doc_before = repo.git_ok(&[
+        "rev-parse",
+        &format!("{INBOX_REF}:messages/{}/{m}.yaml", &m[..2]),
+    ]);
+
+    // bob acknowledges and replies from his worktree, no flags.
+    let acked = at_json(&repo, &bob, &["ack", &m[..6]]);
+    assert!(acked["acked"].is_string());
+    let reply = at_json(&repo, &bob, &["reply", &m, "I will be there"]);
+    assert_eq!(reply["from"], "bob");
+    assert_eq!(reply["to"], serde_json::json!(["olga"]));
+    assert_eq!(reply["thread"], to_both["thread"]);
+    assert_eq!(reply["reply_to"], serde_json::Value::String(m.clone()));
+    assert_eq!(reply["subject"], "Re: Standup at ten");
+
+    // The message itself never changed; olga can now be written to by name.
+    let doc_after = repo.git_ok(&[
+        "rev-parse",
+        &format!("{INBOX_REF}:messages/{}/{m}.yaml", &m[..2]),
+    ]);
+    assert_eq!(doc_before, doc_after);
+    let olga = inbox(&repo, "olga", &[]);
+    assert_eq!(ids_of(&olga), [id(&reply)]);
+    let all = at_json(&repo, &bob, &["inbox", "--all"]);
+    let item = &array(all["messages"].clone())[0];
+    assert_eq!(
+        (item["read"].clone(), item["acked"].clone()),
+        (true.into(), true.into())
+    );
+    let alice_all = at_json(&repo, &alice, &["inbox", "--all"]);
+    assert_eq!(array(alice_all["messages"].clone())[0]["acked"], false);
+
+    // Threads keep order.
+    let third = json(&repo.coord_as_ok("olga", &["reply", &id(&reply), "Good", "--json"]));
+    let fourth = at_json(&repo, &bob, &["reply", &id(&third), "See you"]);
+    let thread = array(json(&repo.coord_ok(&["thread", &m, "--json"])));
+    let order: Vec<String> = thread.iter().map(id).collect();
+    assert_eq!(order, [m.clone(), id(&reply), id(&third), id(&fourth)]);
+    let by_thread = inbox(&repo, "olga", &["--all", "--thread", &m]);
+    assert_eq!(by_thread["matched"], 2);
+    let from_bob = inbox(
+        &repo,
+        "olga",
+        &["--all", "--from", "bob", "--grep", "SEE YOU"],
+    );
+    assert_eq!(ids_of(&from_bob), [id(&fourth)]);
+}
+
+#[test]
+fn a_task_target_reaches_the_assignee_and_joins_the_tasks_thread() {
+    let repo = TestRepo::init();
+    spawn(&repo, "alice", "dev");
+    let task = repo.new_task("Fix login", &[]);
+    repo.coord_as_ok("alice", &["task", "claim", &task]);
+    let msg = send(
+        &repo,
+        "bob",
+        &[
+            "--to",
+            &format!("#{}", &task[..5]),
+            "It crashes",
+            "--importance",
+            "high",
+        ],
+    );
+    assert_eq!(msg["to"], serde_json::json!(["alice"]));
+    assert_eq!(msg["task"], serde_json::Value::String(task.clone()));
+    assert_eq!(msg["thread"], serde_json::Value::String(task.clone()));
+    let about = send(
+        &repo,
+        "alice",
+        &["--to", "bob", "--task", &task, "Found it"],
+    );
+    assert_eq!(about["thread"], serde_json::Value::String(task.clone()));
+
+    let shown = repo.show(&task);
+    let thread: Vec<String> = array(shown["messages"].clone()).iter().map(id).collect();
+    assert_eq!(thread, [id(&msg), id(&about)]);
+    let text = repo.coord_ok(&["task", "show", &task]);
+    assert!(
+        text.contains("It crashes") && text.contains("Found it"),
+        "{text}"
+    );
+}
+
+#[test]
+fn attachments_come_back_byte_for_byte_and_never_leave_the_directory() {
+    let repo = TestRepo::init();
+    spawn(&repo, "alice", "dev");
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    std::fs::write(repo.path.join("repro.bin"), &bytes).expect("written");
+    let msg = send(
+        &repo,
+        "bob",
+        &["--to", "alice", "see attached", "--attach", "repro.bin"],
+    );
+    let out = repo.tmp().join("saved");
+    let read = json(&repo.coord_as_ok(
+        "alice",
+        &[
+            "read",
+            &id(&msg),
+            "--save-attachments",
+            out.to_str().expect("utf-8"),
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        read["saved"],
+        serde_json::json!([out.join("repro.bin").display().to_string()])
+    );
+    assert_eq!(std::fs::read(out.join("repro.bin")).expect("saved"), bytes);
+    // Saving again never overwrites.
+    repo.coord_as_ok(
+        "alice",
+        &[
+            "read",
+            &id(&msg),
+            "--save-attachments",
+            out.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(out.join("repro.bin.1")).expect("a second copy"),
+        bytes
+    );
+
+    // A message from elsewhere whose recorded names try to escape.
+    let hostile = "0123456789ab";
+    let doc = format!(
+        "format: 1\nid: {hostile}\nfrom: mallory\nhuman: M <m@x>\ntarget: alice\nto:\n- alice\nsubject: hi\nthread: {hostile}\nimportance: normal\ncreated: \"2026-01-01T00:00:00Z\"\nbody: look\nattachments:\n- name: ../../etc/x\n  size: 4\n- name: /abs/path\n  size: 4\n- name: ..\n  size: 4\n"
+    );
+    repo.import_documents(
+        INBOX_REF,
+        &[
+            (
+                format!("messages/01/{hostile}.yaml"),
+                doc.clone().into_bytes(),
+            ),
+            (format!("boxes/alice/01/{hostile}.yaml"), doc.into_bytes()),
+            (format!("attachments/01/{hostile}/0"), b"one\n".to_vec()),
+            (format!("attachments/01/{hostile}/1"), b"two\n".to_vec()),
+            (format!("attachments/01/{hostile}/2"), b"thr\n".to_vec()),
+        ],
+    );
+    let jail = repo.tmp().join("jail").join("inner");
+    repo.coord_as_ok(
+        "alice",
+        &[
+            "read",
+            hostile,
+            "--save-attachments",
+            jail.to_str().expect("utf-8"),
+        ],
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&jail)
+        .expect("the directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["attachment-2", "path", "x"]);
+    assert_eq!(std::fs::read(jail.join("x")).expect("x"), b"one\n");
+    assert!(!repo.tmp().join("etc").exists());
+    assert!(!repo.tmp().join("jail").join("x").exists());
+    assert!(!Path::new("/abs/path").exists());
+}
+
+#[test]
+fn bad_targets_empty_messages_and_oversized_attachments_write_nothing() {
+    let repo = TestRepo::init();
+    spawn(&repo, "alice", "dev");
+    repo.write_file(".coord.yaml", "max_attachment_bytes: 1K\n");
+    repo.write_file("big.log", &"x".repeat(2000));
+    let before = repo.ref_tip(INBOX_REF);
+    let cases: [(&[&str], &str); 7] = [
+        (&["send", "--to", "nobody", "hi"], "no such agent"),
+        (&["send", "--to", "@nosuchrole", "hi"], "nosuchrole"),
+        (&["send", "--to", "@tester", "hi"], "no registered agent"),
+        (&["send", "--to", "alice", "   "], "empty"),
+        (
+            &["send", "--to", "alice", "hi", "--attach", "big.log"],
+            "over the limit of 1024 bytes",
+        ),
+        (
+            &["send", "--to", "alice", "hi", "--attach", "missing.log"],
+            "cannot read missing.log",
+        ),
+        (&["send", "--to", "#abcdef", "hi"], "no task matches"),
+    ];
+    for (args, says) in cases {
+        let err = fails(&repo.coord(args), 1);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    fails(&repo.coord(&["read", "abcd"]), 1);
+    fails(&repo.coord(&["send", "hi"]), 2);
+    assert_eq!(repo.ref_tip(INBOX_REF), before, "nothing was written");
+}
+
+#[test]
+fn a_malformed_message_is_named_and_skipped() {
+    let repo = TestRepo::init();
+    spawn(&repo, "alice", "dev");
+    let good = send(&repo, "bob", &["--to", "alice", "fine"]);
+    repo.import_documents(
+        INBOX_REF,
+        &[(
+            "boxes/alice/ff/ffffffffffff.yaml".into(),
+            b"format: [\n".to_vec(),
+        )],
+    );
+    let out = ok(repo.coord_as("alice", &["inbox", "--json"]), "inbox");
+    assert_eq!(ids_of(&json(&stdout(&out))), [id(&good)]);
+    let err = common::stderr(&out);
+    assert!(err.contains("boxes/alice/ff/ffffffffffff.yaml"), "{err}");
+}
+
+#[test]
+fn artifacts_are_kept_with_their_task_and_shown_only_when_asked() {
+    let repo = TestRepo::init();
+    let task = repo.new_task("Design the API", &[]);
+    repo.write_file("plan.md", "# Plan\n\n1. do it\n");
+    let put = json(&repo.coord_ok(&[
+        "artifact",
+        "put",
+        "--task",
+        &task,
+        "--kind",
+        "plan",
+        "--summary",
+        "three steps",
+        "plan.md",
+        "--json",
+    ]));
+    assert_eq!(put["kind"], "plan");
+    let listed = array(json(
+        &repo.coord_ok(&["artifact", "list", "--task", &task, "--json"]),
+    ));
+    assert_eq!(listed.len(), 1);
+    assert!(
+        listed[0].get("content").is_none(),
+        "listings carry summaries only"
+    );
+    let shown = json(&repo.coord_ok(&["artifact", "show", &id(&put), "--json"]));
+    assert_eq!(shown["content"], "# Plan\n\n1. do it\n");
+    let task_json = repo.show(&task);
+    assert_eq!(
+        array(task_json["artifacts"].clone())[0]["summary"],
+        "three steps"
+    );
+    assert_eq!(array(repo.coord_json(&["artifact", "list"])).len(), 1);
+    // The task still lists, and its history notes the artifact.
+    assert_eq!(repo.list().len(), 1);
+    let history = repo.coord_json(&["task", "show", &task, "--history"]);
+    assert_eq!(
+        array(history["history"].clone()).last().expect("an event")["op"],
+        "artifact"
+    );
+    let err = fails(
+        &repo.coord(&[
+            "artifact",
+            "put",
+            "--task",
+            &task,
+            "--kind",
+            "essay",
+            "--summary",
+            "x",
+            "plan.md",
+        ]),
+        2,
+    );
+    assert!(err.contains("essay"), "{err}");
+    fails(
+        &repo.coord(&[
+            "artifact",
+            "put",
+            "--task",
+            "abcdef",
+            "--kind",
+            "plan",
+            "--summary",
+            "x",
+            "plan.md",
+        ]),
+        1,
+    );
+}
+
+/// A task document as git-coord writes it.
+fn task_doc(id: &str, title: &str, priority: u8) -> Vec<u8> {
+    format!(
+        "format: 1\nid: {id}\ntitle: {title}\ntype: task\nstate: open\npriority: {priority}\nrole: dev\ncreated: \"2026-01-01T00:00:00Z\"\ncreated_by: olga\nupdated: \"2026-01-01T00:00:00Z\"\ndescription: |-\n  Context for {title}.\n\n  Acceptance criteria:\n  - it works\n"
+    )
+    .into_bytes()
+}
+
+fn message_doc(id: &str, to: &str, subject: &str, importance: &str, minute: u32) -> Vec<u8> {
+    format!(
+        "format: 1\nid: {id}\nfrom: olga\nhuman: O <o@x>\ntarget: {to}\nto:\n- {to}\nsubject: {subject}\nthread: {id}\nimportance: {importance}\ncreated: \"2026-01-01T{:02}:{:02}:00Z\"\nbody: |-\n  {subject}\n  more text\n",
+        minute / 60,
+        minute % 60
+    )
+    .into_bytes()
+}
+
+#[test]
+fn the_brief_fits_its_limit_and_names_what_matters_most() {
+    let repo = TestRepo::init();
+    let alice = spawn(&repo, "alice", "dev");
+    let mut tasks = Vec::new();
+    for n in 0..1000u32 {
+        let id = format!("{:012x}", 0x1000_0000_0000u64 + u64::from(n) * 7919);
+        tasks.push((
+            format!("tasks/{}/{id}.yaml", &id[..2]),
+            task_doc(&id, &format!("Task number {n}"), (n % 5) as u8),
+        ));
+    }
+    repo.import_documents(common::TASKS_REF, &tasks);
+    let mut messages = Vec::new();
+    for n in 0..500u32 {
+        let id = format!("{:012x}", 0x2000_0000_0000u64 + u64::from(n) * 104_729);
+        let importance = if n % 10 == 0 { "high" } else { "normal" };
+        let doc = message_doc(&id, "alice", &format!("Old note {n}"), importance, n);
+        messages.push((format!("messages/{}/{id}.yaml", &id[..2]), doc.clone()));
+        messages.push((format!("boxes/alice/{}/{id}.yaml", &id[..2]), doc));
+    }
+    repo.import_documents(INBOX_REF, &messages);
+    let claimed = json(&stdout(&ok(
+        repo.coord_in(&alice, &["task", "claim", "--next", "--json"]),
+        "claim",
+    )));
+    let urgent = send(
+        &repo,
+        "olga",
+        &[
+            "--to",
+            "alice",
+            "--importance",
+            "high",
+            "--subject",
+            "Stop the release",
+            "The build is broken",
+        ],
+    );
+
+    for max in [4000usize, 1500, 600] {
+        let brief = at_json(&repo, &alice, &["brief", "--max-chars", &max.to_string()]);
+        let text = brief["text"].as_str().expect("text");
+        assert!(
+            text.chars().count() <= max,
+            "{max}: {} chars\n{text}",
+            text.chars().count()
+        );
+        assert!(
+            text.contains(&id(&claimed)),
+            "{max}: the claimed task\n{text}"
+        );
+        assert!(
+            text.contains("Stop the release"),
+            "{max}: the newest high message\n{text}"
+        );
+        assert!(text.contains(&id(&urgent)));
+        assert!(
+            !array(brief["omitted"].clone()).is_empty(),
+            "{max}: says what it left out"
+        );
+        assert!(
+            text.contains("git coord inbox"),
+            "{max}: says how to see the rest\n{text}"
+        );
+    }
+    let text = stdout(&ok(repo.coord_in(&alice, &["brief"]), "brief"));
+    assert!(text.starts_with("You are alice, role dev"), "{text}");
+    assert!(text.contains("it works"), "acceptance criteria:\n{text}");
+
+    let organiser = json(&repo.coord_as_ok("olga", &["brief", "--organiser", "--json"]));
+    let text = organiser["text"].as_str().expect("text");
+    assert!(text.chars().count() <= 4000);
+    assert!(text.contains("999 open, 1 claimed"), "{text}");
+    assert!(!text.contains("Acceptance"), "never task bodies:\n{text}");
+}
