@@ -197,6 +197,65 @@ fn walk_through(dir: &Path) -> Result<()> {
         ));
     }
 
+    step("bob finds a bug and tells alice on her task's thread, with the repro attached");
+    let repro = bob_home.join("repro.sh");
+    std::fs::write(&repro, "#!/bin/sh\nlogin '' # crashes\n")?;
+    let bob_messages = crate::messages::Messages::new(&bob);
+    let sent = bob_messages.send(crate::messages::Outgoing {
+        target: format!("#{alice_task}"),
+        subject: Some("login crashes on an empty password".into()),
+        importance: crate::model::message::Importance::High,
+        body: "Found while testing my branch. repro.sh reproduces it.".into(),
+        attachments: vec![("repro.sh".into(), std::fs::read(&repro)?)],
+        ..Default::default()
+    })?;
+    std::fs::remove_file(&repro)?;
+    println!(
+        "$ git coord send --to '#{alice_task}' --importance high --attach repro.sh 'Found while testing...'     # bob\n  sent {} to {}",
+        sent.id,
+        sent.to.join(", ")
+    );
+    println!("$ git coord brief     # in alice's worktree");
+    let brief = crate::brief::agent_brief(&alice, "alice", 1200)?;
+    for line in brief.text.lines() {
+        println!("  {line}");
+    }
+    let alice_messages = crate::messages::Messages::new(&alice);
+    let opened = alice_messages.read(&sent.id)?;
+    let saved = alice_messages.save_attachments(&opened.message, &alice_home.join("from-bob"))?;
+    println!(
+        "$ git coord read {} --save-attachments from-bob\n  {}: {}",
+        sent.id,
+        opened.message.subject,
+        saved
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    std::fs::remove_dir_all(alice_home.join("from-bob"))?;
+    alice_messages.ack(&sent.id)?;
+    let reply = alice_messages.reply(
+        &sent.id,
+        "Thanks, fixing it in this task.".into(),
+        Vec::new(),
+    )?;
+    println!(
+        "$ git coord ack {0} && git coord reply {0} 'Thanks, fixing it in this task.'\n  acknowledged; reply {1} is in bob's inbox, thread {2}",
+        sent.id, reply.id, reply.thread
+    );
+    let plan = crate::artifacts::Artifacts::new(&alice).put(crate::artifacts::NewArtifact {
+        task: alice_task.clone(),
+        kind: crate::model::artifact::ArtifactKind::Report,
+        summary: "empty password reproduced and fixed; regression test added".into(),
+        name: "report.md".into(),
+        content: b"# Report\n\nThe crash came from an unchecked empty string.\n".to_vec(),
+    })?;
+    println!(
+        "$ git coord artifact put --task {alice_task} --kind report --summary '...' report.md\n  stored {}",
+        plan.id
+    );
+
     step("The workers finish; finished work unblocks what waited on it");
     for id in [&crash, &design] {
         let task = tasks.show(id)?;
@@ -236,6 +295,15 @@ fn walk_through(dir: &Path) -> Result<()> {
             .map(|w| format!("{} ({})", w.title, w.state))
             .collect();
         println!("  {}  waits on {}", waiting.task.title(), on.join(", "));
+    }
+
+    step("olga reads the organiser's brief: counts, progress and summaries, never task bodies");
+    println!("$ git coord brief --organiser");
+    for line in crate::brief::organiser_brief(&olga, "olga", 1500)?
+        .text
+        .lines()
+    {
+        println!("  {line}");
     }
 
     step("Everything is plain git: a document, and the audit trail");
