@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use git_coord::model::id::new_id;
 use git_coord::model::lease::{LEASE_FORMAT, Lease, Mode};
+use git_coord::model::message::{Importance, MESSAGE_FORMAT, Mark, Message};
 use git_coord::model::task::{Event, Kind, State, TASK_FORMAT, Task};
 
 const BIN: &str = env!("CARGO_BIN_EXE_git-coord");
@@ -97,6 +98,7 @@ fn main() {
         if size == sizes[0] {
             bench.leases(runs);
         }
+        bench.messages(size, runs);
         println!();
     }
     if keep {
@@ -191,9 +193,8 @@ impl Bench {
     fn build_store(&self, size: usize) -> Store {
         let started = Instant::now();
         self.coord(&["init"]);
-        let mut stream = Vec::with_capacity(size * 400);
+        let mut files = Vec::with_capacity(size);
         let mut open_ids: Vec<String> = Vec::new();
-        let mut paths = Vec::with_capacity(size);
         let now = "2026-01-01T00:00:00.000Z".to_string();
         for n in 0..size {
             let id = new_id();
@@ -238,27 +239,9 @@ impl Bench {
                 }],
                 extra: Default::default(),
             };
-            let yaml = task.to_yaml();
-            stream.extend_from_slice(
-                format!("blob\nmark :{}\ndata {}\n", n + 1, yaml.len()).as_bytes(),
-            );
-            stream.extend_from_slice(yaml.as_bytes());
-            stream.push(b'\n');
-            paths.push(Task::path(&id));
+            files.push((Task::path(&id), task.to_yaml().into_bytes()));
         }
-        let message = format!("bench: {size} tasks");
-        stream.extend_from_slice(
-            format!(
-                "commit refs/coord/tasks\ncommitter Bench <bench@example.com> 0 +0000\ndata {}\n{message}\nfrom refs/coord/tasks^0\n",
-                message.len() + 1
-            )
-            .as_bytes(),
-        );
-        for (n, path) in paths.iter().enumerate() {
-            stream.extend_from_slice(format!("M 100644 :{} {path}\n", n + 1).as_bytes());
-        }
-        stream.push(b'\n');
-        self.git_stdin(&["fast-import", "--quiet"], &stream);
+        self.import("refs/coord/tasks", &files);
         println!(
             "(built {size} tasks in {:.1} s)",
             started.elapsed().as_secs_f64()
@@ -422,8 +405,7 @@ impl Bench {
     /// Writes `count` exclusive leases held by ten other agents, in one commit.
     fn build_leases(&self, count: usize) {
         let started = Instant::now();
-        let mut stream = Vec::new();
-        let mut paths = Vec::with_capacity(count);
+        let mut files = Vec::with_capacity(count);
         for n in 0..count {
             let pattern = match n % 4 {
                 0 => format!("area{n}/**"),
@@ -445,31 +427,112 @@ impl Bench {
                 released: None,
                 extra: Default::default(),
             };
-            let yaml = lease.to_yaml();
-            stream.extend_from_slice(
-                format!("blob\nmark :{}\ndata {}\n", n + 1, yaml.len()).as_bytes(),
-            );
-            stream.extend_from_slice(yaml.as_bytes());
-            stream.push(b'\n');
-            paths.push(Lease::path(&lease.id));
+            files.push((Lease::path(&lease.id), lease.to_yaml().into_bytes()));
         }
-        let message = format!("bench: {count} leases");
-        stream.extend_from_slice(
-            format!(
-                "commit refs/coord/leases\ncommitter Bench <bench@example.com> 0 +0000\ndata {}\n{message}\nfrom refs/coord/leases^0\n",
-                message.len() + 1
-            )
-            .as_bytes(),
-        );
-        for (n, path) in paths.iter().enumerate() {
-            stream.extend_from_slice(format!("M 100644 :{} {path}\n", n + 1).as_bytes());
-        }
-        stream.push(b'\n');
-        self.git_stdin(&["fast-import", "--quiet"], &stream);
+        self.import("refs/coord/leases", &files);
         println!(
             "  (built {count} leases in {:.1} s)",
             started.elapsed().as_secs_f64()
         );
+    }
+
+    /// Adds `files` (path, bytes) to `refname` in one commit with `git fast-import`.
+    fn import(&self, refname: &str, files: &[(String, Vec<u8>)]) {
+        let mut stream = Vec::with_capacity(files.iter().map(|(_, b)| b.len() + 64).sum());
+        for (n, (_, bytes)) in files.iter().enumerate() {
+            stream.extend_from_slice(
+                format!("blob\nmark :{}\ndata {}\n", n + 1, bytes.len()).as_bytes(),
+            );
+            stream.extend_from_slice(bytes);
+            stream.push(b'\n');
+        }
+        let message = format!("bench: {} documents", files.len());
+        stream.extend_from_slice(
+            format!(
+                "commit {refname}\ncommitter Bench <bench@example.com> 0 +0000\ndata {}\n{message}\nfrom {refname}^0\n",
+                message.len() + 1
+            )
+            .as_bytes(),
+        );
+        for (n, (path, _)) in files.iter().enumerate() {
+            stream.extend_from_slice(format!("M 100644 :{} {path}\n", n + 1).as_bytes());
+        }
+        stream.push(b'\n');
+        self.git_stdin(&["fast-import", "--quiet"], &stream);
+    }
+
+    /// Messages: `send` (one write) with `size` messages in the store, and the inbox of an agent
+    /// whose box holds a fifth of them (half of those read), warm and cold.
+    fn messages(&self, size: usize, runs: usize) {
+        let started = Instant::now();
+        let mut files = Vec::with_capacity(size * 2);
+        for n in 0..size {
+            let id = new_id();
+            let to = if n % 5 == 0 {
+                "reader".to_string()
+            } else {
+                format!("agent{}", n % 7)
+            };
+            let msg = Message {
+                format: MESSAGE_FORMAT,
+                id: id.clone(),
+                from: format!("agent{}", n % 11),
+                human: "Bench <bench@example.com>".into(),
+                from_project: None,
+                target: to.clone(),
+                to: vec![to.clone()],
+                subject: format!("Benchmark message {n}"),
+                thread: id.clone(),
+                reply_to: None,
+                task: None,
+                importance: if n % 13 == 0 {
+                    Importance::High
+                } else {
+                    Importance::Normal
+                },
+                created: format!("2026-01-01T00:{:02}:{:02}.000Z", (n / 60) % 60, n % 60),
+                body: format!("Message number {n}.\nSecond line."),
+                attachments: Vec::new(),
+                extra: Default::default(),
+            };
+            let yaml = msg.to_yaml().into_bytes();
+            files.push((Message::box_path(&to, &id), yaml.clone()));
+            files.push((Message::thread_path(&id, &id), yaml.clone()));
+            files.push((Message::path(&id), yaml));
+            if n % 10 == 0 {
+                let mark = Mark {
+                    format: MESSAGE_FORMAT,
+                    read: "2026-01-02T00:00:00.000Z".into(),
+                    acked: None,
+                };
+                files.push((Mark::path("reader", &id), mark.to_yaml().into_bytes()));
+            }
+        }
+        files.push((
+            "people/reader.yaml".into(),
+            b"format: 1\nname: reader\nhuman: Bench <bench@example.com>\nfirst_seen: \"2026-01-01T00:00:00Z\"\n".to_vec(),
+        ));
+        self.import("refs/coord/inbox", &files);
+        println!(
+            "  (built {size} messages in {:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
+        report(
+            "send",
+            &self.time(runs, |n| {
+                ["send", "--to", "reader", &format!("bench note {n}")]
+                    .map(String::from)
+                    .to_vec()
+            }),
+        );
+        let inbox = |_| ["--agent", "reader", "inbox"].map(String::from).to_vec();
+        self.time(1, inbox); // build the cache once
+        report(
+            &format!("inbox ({} in the box, warm)", size / 5),
+            &self.time(runs, inbox),
+        );
+        let cold = self.time_with(runs.min(5), || self.drop_cache(), inbox);
+        report(&format!("inbox ({} in the box, cold)", size / 5), &cold);
     }
 
     /// Times `git-coord ARGS`, which must exit with `code` every time.
