@@ -237,6 +237,7 @@ impl Bench {
                     op: "new".into(),
                     note: None,
                 }],
+                conflicts: Vec::new(),
                 extra: Default::default(),
             };
             files.push((Task::path(&id), task.to_yaml().into_bytes()));
@@ -425,6 +426,7 @@ impl Bench {
                 acquired: "2026-01-01T00:00:00.000Z".into(),
                 expires: "2099-01-01T00:00:00.000Z".into(),
                 released: None,
+                revoked_by: None,
                 extra: Default::default(),
             };
             files.push((Lease::path(&lease.id), lease.to_yaml().into_bytes()));

@@ -25,6 +25,8 @@ pub struct Coord {
     /// on the command line are relative to it.
     pub start_dir: std::path::PathBuf,
     agent_flag: Option<String>,
+    /// `--offline`: claims and leases are not confirmed at the remote.
+    pub offline: bool,
 }
 
 impl Coord {
@@ -41,7 +43,20 @@ impl Coord {
             repo: Repo::discover(dir)?,
             start_dir,
             agent_flag,
+            offline: false,
         })
+    }
+
+    /// The remote claims and leases are confirmed at: the coordination remote, unless
+    /// `--offline` or there is none.
+    pub fn confirm_remote(&self) -> Result<Option<crate::sync::Remote>> {
+        if self.offline {
+            return Ok(None);
+        }
+        match crate::sync::default_remote(&self.repo) {
+            Some(name) => crate::sync::resolve_remote(&self.repo, Some(&name)).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The acting agent: `--agent`, else GIT_COORD_AGENT, else the agent whose worktree this is,

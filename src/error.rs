@@ -61,6 +61,12 @@ pub enum Error {
     },
     #[error("{what} refused: {count} path(s) are leased exclusively to other agents")]
     GuardRefused { what: &'static str, count: usize },
+    #[error("cannot {what} {remote}: {why}")]
+    Remote {
+        remote: String,
+        what: String,
+        why: String,
+    },
     #[error("cannot tell who is acting")]
     NoAgent,
     #[error("{}", describe_lease_conflicts(.0))]
@@ -130,6 +136,9 @@ impl Error {
             Error::GuardRefused { what, .. } => format!(
                 "ask the holder to release the lease or wait for it to expire; `git {what} --no-verify` bypasses the guard, GIT_COORD_GUARD=warn only warns"
             ),
+            Error::Remote { .. } => {
+                "check the remote's URL and your access (`git remote -v`, `git fetch`); local state is as it was, and a later `git coord sync` picks up where this stopped; `--offline` works locally".into()
+            }
             Error::NoAgent => {
                 "pass --agent NAME, set GIT_COORD_AGENT, or `git config user.name NAME`".into()
             }

@@ -138,9 +138,12 @@ pub fn pre_push(coord: &Coord, remote: Option<&str>, input: &str) -> Result<Guar
     let mut paths = Vec::new();
     for line in input.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let [_, local, _, remote_oid] = fields[..] else {
+        let [local_ref, local, _, remote_oid] = fields[..] else {
             continue;
         };
+        if local_ref.starts_with("refs/coord/") {
+            continue; // coordination state, not work: no lease covers it
+        }
         if local.bytes().all(|b| b == b'0') {
             continue; // a deletion pushes no commits
         }
@@ -173,6 +176,23 @@ fn check(coord: &Coord, paths: &[String]) -> Result<GuardReport> {
         conflicts,
         warn_only,
     })
+}
+
+/// Set to `0` to keep the pre-push hook from syncing refs/coord/* with the remote.
+pub const PUSH_ENV: &str = "GIT_COORD_PUSH";
+
+/// After the pre-push guard: share the coordination state with the remote the branches go to,
+/// so agents that only ever `git push` still share it. Returns the remote synced with, if any.
+pub fn share_on_push(coord: &Coord, remote: Option<&str>) -> Result<Option<String>> {
+    if !managed(coord)? || std::env::var(PUSH_ENV).is_ok_and(|v| v == "0") {
+        return Ok(None);
+    }
+    let Some(remote) = remote else {
+        return Ok(None);
+    };
+    let remote = crate::sync::resolve_remote(&coord.repo, Some(remote))?;
+    crate::sync::sync(coord, &remote)?;
+    Ok(Some(remote.name))
 }
 
 /// A repository git-coord manages has refs/coord/leases; elsewhere the hooks do nothing.

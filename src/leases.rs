@@ -81,7 +81,8 @@ impl<'c> Leases<'c> {
             Mode::Exclusive
         };
         let mut existing = None;
-        self.store.update(&actor, |snap| {
+        let store = self.store.confirming(self.coord.confirm_remote()?);
+        store.update(&actor, |snap| {
             let now = Timestamp::now();
             let loaded = self.load_all(snap)?;
             let wanted = Wanted {
@@ -108,6 +109,7 @@ impl<'c> Leases<'c> {
                 acquired: time::format_timestamp(now),
                 expires: expiry(now, ttl)?,
                 released: None,
+                revoked_by: None,
                 extra: Default::default(),
             };
             let mut change = write_change("acquire", &[&lease], &actor);

@@ -135,7 +135,29 @@ impl<'c> Messages<'c> {
     /// the message, its filings and its attachments in one commit.
     pub fn send(&self, out: Outgoing) -> Result<Message> {
         let actor = self.coord.actor()?;
+        let projects = crate::projects::Projects::new(self.coord);
+        let target = out.target.trim().to_string();
+        if let Some((project, rest)) = target.split_once(':') {
+            return projects.send(project, rest, out, None);
+        }
+        if !target.starts_with(['@', '#'])
+            && name::validate("agent name", &target).is_ok()
+            && !self.is_local_name(&target)?
+            && projects.get(&target).is_ok()
+        {
+            return projects.send(&target, "", out, None);
+        }
         self.send_as(&actor, out, None)
+    }
+
+    /// Whether `name` is a registered agent here or someone who has sent a message here.
+    fn is_local_name(&self, name: &str) -> Result<bool> {
+        let (active, _) = Agents::new(self.coord)?.list(false)?;
+        Ok(active.iter().any(|v| v.agent.name == name)
+            || self
+                .store
+                .read(&self.store.snapshot()?, &Person::path(name))?
+                .is_some())
     }
 
     fn send_as(&self, actor: &Actor, out: Outgoing, reply_to: Option<&Message>) -> Result<Message> {
@@ -256,6 +278,48 @@ impl<'c> Messages<'c> {
         })
     }
 
+    /// Files a message from git-coord itself (a sync telling an agent it lost a claim or a
+    /// lease), under an id derived from `key`, unless it is already there.
+    pub fn deliver_notice(
+        &self,
+        key: &str,
+        to: &str,
+        subject: &str,
+        body: &str,
+        task: Option<&str>,
+        at: &str,
+    ) -> Result<()> {
+        let actor = self.coord.actor()?;
+        let id = self.repo().write_blob(key.as_bytes())?.to_string()[..id::ID_LEN].to_string();
+        let msg = Message {
+            format: MESSAGE_FORMAT,
+            id: id.clone(),
+            from: "git-coord".into(),
+            human: "git-coord sync".into(),
+            from_project: None,
+            target: to.into(),
+            to: vec![to.into()],
+            subject: clip(subject, MAX_SUBJECT),
+            thread: task.map_or_else(|| id.clone(), str::to_string),
+            reply_to: None,
+            task: task.map(str::to_string),
+            importance: Importance::High,
+            created: at.into(),
+            body: body.into(),
+            attachments: Vec::new(),
+            extra: Default::default(),
+        };
+        self.store.update(&actor, |snap| {
+            if self.store.read(snap, &Message::path(&id))?.is_some() {
+                return Ok((Change::default(), ()));
+            }
+            let mut change = filing(&msg);
+            change.subject = format!("notify {id} to {to}");
+            change.trailers = vec![("Coord-Op", "notify".into()), ("Coord-Message", id.clone())];
+            Ok((change, ()))
+        })
+    }
+
     /// The agents a target reaches, and the task when the target is one (`#ID`).
     fn recipients(&self, target: &str, sender: &str) -> Result<(Vec<String>, Option<String>)> {
         let target = target.trim();
@@ -303,22 +367,10 @@ impl<'c> Messages<'c> {
             }
             return Ok((to, None));
         }
-        if target.contains(':') {
-            return Err(Error::invalid(
-                "target",
-                target,
-                "PROJECT:AGENT targets need the project recorded with `git coord project add NAME URL`",
-            ));
-        }
         name::validate("agent name", target).map_err(|_| {
             Error::invalid("target", target, "give an agent name, @ROLE, @all or #TASK")
         })?;
-        let known = active.iter().any(|v| v.agent.name == target)
-            || self
-                .store
-                .read(&self.store.snapshot()?, &Person::path(target))?
-                .is_some();
-        if !known {
+        if !self.is_local_name(target)? {
             return Err(Error::invalid(
                 "target",
                 target,
@@ -328,7 +380,10 @@ impl<'c> Messages<'c> {
         Ok((vec![target.to_string()], None))
     }
 
-    fn check_attachments(&self, given: &[(String, Vec<u8>)]) -> Result<Vec<(String, Vec<u8>)>> {
+    pub(crate) fn check_attachments(
+        &self,
+        given: &[(String, Vec<u8>)],
+    ) -> Result<Vec<(String, Vec<u8>)>> {
         if given.len() > MAX_ATTACHMENTS {
             return Err(Error::invalid(
                 "attachments",
@@ -436,6 +491,11 @@ impl<'c> Messages<'c> {
         let actor = self.coord.actor()?;
         let prefix = id::parse_prefix(input)?;
         let original = self.load(&self.store.snapshot()?, &prefix)?;
+        let projects = crate::projects::Projects::new(self.coord);
+        let foreign = original
+            .from_project
+            .as_ref()
+            .filter(|p| **p != projects.own_id());
         let subject = if original.subject.starts_with("Re: ") {
             original.subject.clone()
         } else {
@@ -450,6 +510,18 @@ impl<'c> Messages<'c> {
             body,
             attachments,
         };
+        if let Some(project_id) = foreign {
+            let project = projects.by_id(project_id)?.ok_or_else(|| {
+                Error::invalid(
+                    "reply",
+                    &original.id,
+                    format!("it came from project {project_id}, which is not recorded here: `git coord project add NAME URL` first"),
+                )
+            })?;
+            let sent = projects.send(&project.name, &original.from, out, Some(&original))?;
+            self.mark(&original.id, false, "read")?;
+            return Ok(sent);
+        }
         self.send_as(&actor, out, Some(&original))
     }
 
@@ -789,7 +861,7 @@ impl<'c> Messages<'c> {
 }
 
 /// The documents that file one message: itself, one copy per recipient, one under its thread.
-fn filing(msg: &Message) -> Change {
+pub(crate) fn filing(msg: &Message) -> Change {
     let bytes = msg.to_yaml().into_bytes();
     let mut docs = vec![(Message::path(&msg.id), Some(bytes.clone()))];
     let mut seen = HashSet::new();
@@ -805,7 +877,7 @@ fn filing(msg: &Message) -> Change {
     }
 }
 
-fn check_subject(subject: &str) -> Result<String> {
+pub(crate) fn check_subject(subject: &str) -> Result<String> {
     let s = subject.trim();
     if s.is_empty() || s.contains('\n') || s.chars().count() > MAX_SUBJECT {
         return Err(Error::invalid(

@@ -169,6 +169,7 @@ impl<'c> Tasks<'c> {
                 description: new.description.clone(),
                 comments: Vec::new(),
                 history: Vec::new(),
+                conflicts: Vec::new(),
                 extra: Default::default(),
             };
             task.push_event(&actor.agent, "new", None, &now);
@@ -199,7 +200,8 @@ impl<'c> Tasks<'c> {
             }
             Ok(stale_agents.clone().unwrap_or_default())
         };
-        self.store.update(&actor, |snap| {
+        let store = self.store.confirming(self.coord.confirm_remote()?);
+        store.update(&actor, |snap| {
             let id = self.resolve(snap, &prefix)?;
             let mut task = self.load(snap, &id)?;
             if task.state == State::Claimed
@@ -247,7 +249,8 @@ impl<'c> Tasks<'c> {
         // only covers the (incremental) refresh.
         let mut index = self.index(&self.store.snapshot()?)?;
         let stale = crate::agents::Agents::new(self.coord)?.stale()?;
-        self.store.update(&actor, |snap| {
+        let store = self.store.confirming(self.coord.confirm_remote()?);
+        store.update(&actor, |snap| {
             index.refresh(&self.coord.repo, TASKS_REF, snap)?;
             // A document the index could summarise may still fail to load whole (damage in a part
             // listings do not read); skip it rather than let it block every claim.

@@ -48,7 +48,20 @@ pub fn run_hook(coord: &Coord, name: &str, args: &[String], json: bool) -> Resul
         "pre-push" => {
             let mut input = String::new();
             std::io::stdin().read_to_string(&mut input)?;
-            hooks::pre_push(coord, args.first().map(String::as_str), &input)?
+            let report = hooks::pre_push(coord, args.first().map(String::as_str), &input)?;
+            report_guard(name, &report, json)?;
+            // The push goes ahead: share refs/coord/* with the same remote. A failure here must
+            // not stop the user's push; it is reported, and `git coord sync` settles it later.
+            let mut err = std::io::stderr().lock();
+            match hooks::share_on_push(coord, args.first().map(String::as_str)) {
+                Ok(Some(remote)) => writeln!(err, "git-coord: refs/coord/* synced with {remote}")?,
+                Ok(None) => {}
+                Err(e) => writeln!(
+                    err,
+                    "warning: git-coord could not sync refs/coord/* with the remote: {e}; run `git coord sync` later"
+                )?,
+            }
+            return Ok(());
         }
         other => {
             return Err(Error::invalid(

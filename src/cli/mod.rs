@@ -6,6 +6,7 @@ mod hooks;
 mod lease;
 mod messages;
 mod output;
+mod sync;
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -36,6 +37,9 @@ pub struct Cli {
     /// Print machine-readable JSON on stdout
     #[arg(long, global = true)]
     json: bool,
+    /// Keep claims and leases local instead of confirming them at the remote (sync settles them)
+    #[arg(long, global = true)]
+    offline: bool,
     /// Run as if started in DIR
     #[arg(short = 'C', global = true, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -114,6 +118,15 @@ enum Command {
         #[arg(long, value_name = "N")]
         max_chars: Option<usize>,
     },
+    /// Fetch refs/coord/* from a remote, merge them, push the result (default: the coordination remote)
+    Sync { remote: Option<String> },
+    /// Fetch and merge refs/coord/* from a remote, without pushing
+    Fetch { remote: Option<String> },
+    /// Push refs/coord/* to a remote (refused when it has state this clone has not merged)
+    Push { remote: Option<String> },
+    /// Related projects, for messages across projects
+    #[command(subcommand)]
+    Project(sync::ProjectCommand),
     /// Run one hook (what the installed shims call): pre-commit, pre-push
     Hook {
         name: String,
@@ -332,7 +345,8 @@ fn run(cli: Cli) -> Result<()> {
     if let Command::Demo { keep } = cli.command {
         return demo::run(keep);
     }
-    let coord = Coord::open(&dir, cli.agent.clone())?;
+    let mut coord = Coord::open(&dir, cli.agent.clone())?;
+    coord.offline = cli.offline;
     // Every command an agent runs counts as its heartbeat (a local file, never a commit).
     if let Ok(actor) = coord.actor() {
         crate::agents::touch_presence(&coord.repo, &actor.agent, false);
@@ -373,6 +387,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Hooks(cmd) => hooks::run(&coord, cmd, out, json)?,
         Command::Hook { name, args } => hooks::run_hook(&coord, &name, &args, json)?,
         Command::Send(a) => messages::send(&coord, a, out, json)?,
+        Command::Sync { remote } => sync::sync(&coord, remote.as_deref(), out, json)?,
+        Command::Fetch { remote } => sync::fetch(&coord, remote.as_deref(), out, json)?,
+        Command::Push { remote } => sync::push(&coord, remote.as_deref(), out, json)?,
+        Command::Project(cmd) => sync::project(&coord, cmd, out, json)?,
         Command::Inbox(a) => messages::inbox(&coord, a, out, json)?,
         Command::Read {
             id,

@@ -59,6 +59,7 @@ pub fn task_json(task: &Task) -> Value {
     map.insert("description".into(), json!(task.description));
     map.insert("comments".into(), json!(task.comments));
     map.insert("history".into(), json!(task.history));
+    map.insert("conflicts".into(), json!(task.conflicts));
     value
 }
 
@@ -158,6 +159,12 @@ pub fn task(out: Out, task: &Task, history: bool, json: bool) -> io::Result<()> 
         writeln!(out)?;
         for line in task.description.lines() {
             writeln!(out, "    {line}")?;
+        }
+    }
+    if !task.conflicts.is_empty() {
+        writeln!(out, "\nconflicts settled by sync (kept / set aside):")?;
+        for c in &task.conflicts {
+            writeln!(out, "  {} {}: {} / {}", c.at, c.field, c.kept, c.dropped)?;
         }
     }
     if !task.comments.is_empty() {

@@ -486,3 +486,109 @@ pub fn paths_changed(dir: &Path, tip: &str, exclude: &[&str]) -> Result<Vec<Stri
 pub fn has_object(dir: &Path, oid: &str) -> Result<bool> {
     Ok(probe_git(dir, &["cat-file", "-e", &format!("{oid}^{{commit}}")])?.is_some())
 }
+
+/// A change to one entry of a tree: `Some((oid, is_tree))` to put, None to remove.
+#[derive(Debug, Clone)]
+pub struct EntryEdit {
+    pub path: String,
+    pub entry: Option<(Oid, bool)>,
+}
+
+impl Repo {
+    /// Applies `edits` (blobs and whole subtrees) to `base` and writes the resulting trees.
+    pub fn edit_entries(&self, base: Oid, edits: &[EntryEdit]) -> Result<Oid> {
+        let mut editor = self.inner.edit_tree(base).map_err(git_err)?;
+        for edit in edits {
+            match edit.entry {
+                Some((oid, is_tree)) => {
+                    let kind = if is_tree {
+                        EntryKind::Tree
+                    } else {
+                        EntryKind::Blob
+                    };
+                    editor
+                        .upsert(edit.path.as_str(), kind, oid)
+                        .map_err(git_err)?;
+                }
+                None => {
+                    editor.remove(edit.path.as_str()).map_err(git_err)?;
+                }
+            }
+        }
+        Ok(editor.write().map_err(git_err)?.detach())
+    }
+
+    /// Runs the git binary on this repository (`--git-dir`), for what gix does not do here:
+    /// merge bases, fetch and push. Returns what it said, success or not.
+    pub fn git(&self, args: &[&str]) -> Result<GitOutput> {
+        let git_dir = self.git_dir();
+        let git_dir = git_dir.to_str().ok_or_else(|| {
+            Error::Git(format!(
+                "the git directory is not UTF-8: {}",
+                git_dir.display()
+            ))
+        })?;
+        let mut all = vec!["--git-dir", git_dir];
+        all.extend_from_slice(args);
+        let dir = self.workdir().unwrap_or_else(|| self.git_dir());
+        run_git_with_env(&dir, &all, &[("GIT_TERMINAL_PROMPT", "0".into())])
+    }
+
+    /// Like [`Repo::git`], but a failure is an error carrying git's words.
+    pub fn git_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.git(args)?;
+        if !out.success {
+            return Err(Error::Git(format!(
+                "git {} failed: {}",
+                args.join(" "),
+                out.stderr.trim()
+            )));
+        }
+        Ok(out.stdout)
+    }
+
+    /// Whether `ancestor` is reachable from `descendant` (or is it).
+    pub fn is_ancestor(&self, ancestor: Oid, descendant: Oid) -> Result<bool> {
+        if ancestor == descendant {
+            return Ok(true);
+        }
+        let (a, d) = (ancestor.to_string(), descendant.to_string());
+        Ok(self.git(&["merge-base", "--is-ancestor", &a, &d])?.success)
+    }
+
+    /// The best common ancestor of two commits, if they share history.
+    pub fn merge_base(&self, a: Oid, b: Oid) -> Result<Option<Oid>> {
+        let out = self.git(&["merge-base", &a.to_string(), &b.to_string()])?;
+        if !out.success {
+            return Ok(None);
+        }
+        Oid::from_hex(out.stdout.trim().as_bytes())
+            .map(Some)
+            .map_err(|e| Error::Git(format!("merge-base printed {}: {e}", out.stdout)))
+    }
+
+    /// Every ref under `prefix`, with the commit it points at.
+    pub fn refs_under(&self, prefix: &str) -> Result<Vec<(String, Oid)>> {
+        let platform = self.inner.references().map_err(git_err)?;
+        let mut out = Vec::new();
+        for r in platform.prefixed(prefix).map_err(git_err)? {
+            let mut r = r.map_err(git_err)?;
+            let name = r.name().as_bstr().to_str_lossy().into_owned();
+            let id = r.peel_to_id().map_err(git_err)?.detach();
+            out.push((name, id));
+        }
+        Ok(out)
+    }
+
+    /// Deletes a ref (for staging refs of a sync), whatever it points at.
+    pub fn delete_ref(&self, name: &str) -> Result<()> {
+        self.git_ok(&["update-ref", "-d", name]).map(|_| ())
+    }
+
+    /// Points `name` at `oid` whatever it pointed at (only for refs git-coord owns outright: the
+    /// staging refs of a sync, never refs/coord/*).
+    pub fn set_ref(&self, name: &str, oid: Oid) -> Result<()> {
+        self.git_ok(&["update-ref", name, &oid.to_string()])
+            .map(|_| ())
+    }
+}

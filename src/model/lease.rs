@@ -79,6 +79,10 @@ pub struct Lease {
     /// Set when the lease was released: the document stays as a tombstone for a while.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released: Option<String>,
+    /// Set when a sync found this lease overlapping another agent's, taken earlier on another
+    /// replica: the id of the lease that won. `released` is then set too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_by: Option<String>,
     /// Fields of a newer build of the same format, kept as they are.
     #[serde(flatten)]
     pub extra: std::collections::BTreeMap<String, serde_json::Value>,
@@ -692,6 +696,7 @@ mod tests {
             acquired: "2026-01-01T00:00:00.000Z".into(),
             expires: "2026-01-01T00:30:00.000Z".into(),
             released: None,
+            revoked_by: None,
             extra: Default::default(),
         };
         let path = Lease::path(&lease.id);

@@ -109,6 +109,18 @@ pub struct Event {
     pub note: Option<String>,
 }
 
+/// A field that two replicas changed differently: what a sync kept and what it set aside.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Conflict {
+    pub field: String,
+    /// The value kept, as JSON.
+    pub kept: String,
+    /// The value set aside, as JSON.
+    pub dropped: String,
+    /// The later of the two sides' `updated`.
+    pub at: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub format: u32,
@@ -144,6 +156,9 @@ pub struct Task {
     pub comments: Vec<Comment>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Event>,
+    /// Fields changed differently on two replicas, as a sync settled them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<Conflict>,
     /// Fields this build does not know (written by a newer git-coord of the same format),
     /// kept as they are so a write never drops them.
     #[serde(flatten)]
@@ -555,6 +570,7 @@ mod tests {
                 op: "new".into(),
                 note: Some("n: 1".into()),
             }],
+            conflicts: Vec::new(),
             extra: Default::default(),
         }
     }

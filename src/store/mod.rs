@@ -38,11 +38,26 @@ pub struct Change {
 pub struct Store<'r> {
     pub repo: &'r Repo,
     pub refname: &'static str,
+    /// When set, a write reports success only once this remote accepted it (online claims).
+    confirm: Option<crate::sync::Remote>,
 }
 
 impl<'r> Store<'r> {
     pub fn new(repo: &'r Repo, refname: &'static str) -> Self {
-        Store { repo, refname }
+        Store {
+            repo,
+            refname,
+            confirm: None,
+        }
+    }
+
+    /// The same store, whose writes are confirmed at `remote` (none: local writes).
+    pub fn confirming(&self, remote: Option<crate::sync::Remote>) -> Store<'r> {
+        Store {
+            repo: self.repo,
+            refname: self.refname,
+            confirm: remote,
+        }
     }
 
     pub fn snapshot(&self) -> Result<Snapshot> {
@@ -106,6 +121,9 @@ impl<'r> Store<'r> {
         actor: &Actor,
         mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
     ) -> Result<T> {
+        if let Some(remote) = &self.confirm {
+            return crate::sync::confirmed_update(self, remote, actor, op);
+        }
         let started = Instant::now();
         let mut attempts = 0;
         while attempts < MAX_ATTEMPTS && started.elapsed() < MAX_RETRY_TIME {
@@ -145,39 +163,44 @@ impl<'r> Store<'r> {
         })
     }
 
-    fn write_commit(&self, snap: &Snapshot, actor: &Actor, change: &Change) -> Result<Oid> {
-        let mut edits = Vec::with_capacity(change.docs.len());
-        for (path, bytes) in &change.docs {
-            let blob = match bytes {
-                Some(bytes) => Some(self.repo.write_blob(bytes)?),
-                None => None,
-            };
-            edits.push(PathEdit {
-                path: path.clone(),
-                blob,
-            });
-        }
-        let tree = self.repo.edit_tree(snap.tree, &edits)?;
-        let mut message = format!(
-            "{}\n\nCoord-Agent: {}\nCoord-Human: {}\n",
-            change.subject, actor.agent, actor.human
-        );
-        for (key, value) in &change.trailers {
-            message.push_str(&format!("{key}: {value}\n"));
-        }
-        let author = Author {
-            name: actor.agent.clone(),
-            email: actor.email.clone(),
-            seconds: crate::model::time::now_seconds(),
-        };
-        self.repo
-            .write_commit(tree, snap.tip.as_slice(), &author, &message)
+    /// Writes the commit of `change` on top of `snap` (the ref is not moved).
+    pub fn write_commit(&self, snap: &Snapshot, actor: &Actor, change: &Change) -> Result<Oid> {
+        build_commit(self.repo, snap, actor, change)
     }
+}
+
+/// Writes the commit of `change` on top of `snap`, in any ref's history (the ref is not moved).
+pub fn build_commit(repo: &Repo, snap: &Snapshot, actor: &Actor, change: &Change) -> Result<Oid> {
+    let mut edits = Vec::with_capacity(change.docs.len());
+    for (path, bytes) in &change.docs {
+        let blob = match bytes {
+            Some(bytes) => Some(repo.write_blob(bytes)?),
+            None => None,
+        };
+        edits.push(PathEdit {
+            path: path.clone(),
+            blob,
+        });
+    }
+    let tree = repo.edit_tree(snap.tree, &edits)?;
+    let mut message = format!(
+        "{}\n\nCoord-Agent: {}\nCoord-Human: {}\n",
+        change.subject, actor.agent, actor.human
+    );
+    for (key, value) in &change.trailers {
+        message.push_str(&format!("{key}: {value}\n"));
+    }
+    let author = Author {
+        name: actor.agent.clone(),
+        email: actor.email.clone(),
+        seconds: crate::model::time::now_seconds(),
+    };
+    repo.write_commit(tree, snap.tip.as_slice(), &author, &message)
 }
 
 /// Waits before the next attempt: short at first, longer as the losses pile up, always jittered
 /// so racing processes spread out.
-fn backoff(attempt: u32) {
+pub fn backoff(attempt: u32) {
     let mut byte = [0u8; 2];
     let _ = getrandom::fill(&mut byte);
     let ceiling_us = 200u64 << attempt.min(6);

@@ -1,0 +1,125 @@
+//! `sync`, `fetch`, `push` and `project`: clap definitions and output.
+
+use std::io::Write;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::coord::Coord;
+use crate::error::Result;
+use crate::projects::Projects;
+use crate::sync::{self as core, RefReport, resolve_remote};
+
+type Out<'a> = &'a mut dyn Write;
+
+#[derive(Subcommand, Debug)]
+pub enum ProjectCommand {
+    /// Record a related project: messages can then go to NAME:AGENT, NAME:@ROLE or NAME
+    Add { name: String, url: String },
+    /// The related projects recorded here
+    List,
+    /// Forget a related project
+    Rm { name: String },
+}
+
+pub fn sync(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
+    let remote = resolve_remote(&coord.repo, remote)?;
+    let report = core::sync(coord, &remote)?;
+    if json {
+        writeln!(out, "{}", serde_json::to_value(&report)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "synced with {} ({} round{})",
+        report.remote,
+        report.tries,
+        if report.tries == 1 { "" } else { "s" }
+    )?;
+    refs(out, &report.refs)?;
+    if report.notices > 0 {
+        writeln!(
+            out,
+            "  {} conflict(s) settled; the agents who lost were told in their inbox",
+            report.notices
+        )?;
+    }
+    let mut err = std::io::stderr().lock();
+    for path in &report.malformed {
+        writeln!(
+            err,
+            "warning: {path} could not be read on either side; kept as found"
+        )?;
+    }
+    Ok(())
+}
+
+pub fn fetch(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
+    let remote = resolve_remote(&coord.repo, remote)?;
+    let refs_done = core::fetch_and_merge(coord, &remote)?;
+    if json {
+        writeln!(
+            out,
+            "{}",
+            json!({ "remote": remote.name, "refs": refs_done })
+        )?;
+        return Ok(());
+    }
+    writeln!(out, "fetched from {}", remote.name)?;
+    refs(out, &refs_done)
+}
+
+pub fn push(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
+    let remote = resolve_remote(&coord.repo, remote)?;
+    let refs_done = core::push_only(coord, &remote)?;
+    if json {
+        writeln!(
+            out,
+            "{}",
+            json!({ "remote": remote.name, "refs": refs_done })
+        )?;
+        return Ok(());
+    }
+    writeln!(out, "pushed to {}", remote.name)?;
+    refs(out, &refs_done)
+}
+
+fn refs(out: Out, refs: &[RefReport]) -> Result<()> {
+    for r in refs {
+        writeln!(out, "  {:<24} {}", r.refname, r.action)?;
+    }
+    Ok(())
+}
+
+pub fn project(coord: &Coord, cmd: ProjectCommand, out: Out, json: bool) -> Result<()> {
+    let projects = Projects::new(coord);
+    match cmd {
+        ProjectCommand::Add { name, url } => {
+            let p = projects.add(&name, &url)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&p)?)?;
+            } else {
+                writeln!(out, "recorded project {} at {} ({})", p.name, p.url, p.id)?;
+            }
+        }
+        ProjectCommand::List => {
+            let list = projects.list()?;
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&list)?)?;
+            } else {
+                for p in &list {
+                    writeln!(out, "{:<16} {}  ({})", p.name, p.url, p.id)?;
+                }
+            }
+        }
+        ProjectCommand::Rm { name } => {
+            projects.remove(&name)?;
+            if json {
+                writeln!(out, "{}", json!({ "removed": name }))?;
+            } else {
+                writeln!(out, "forgot project {name}")?;
+            }
+        }
+    }
+    Ok(())
+}
