@@ -50,7 +50,11 @@ impl Coord {
     /// The remote claims and leases are confirmed at: the coordination remote, unless
     /// `--offline` or there is none.
     pub fn confirm_remote(&self) -> Result<Option<crate::sync::Remote>> {
-        if self.offline {
+        let configured_offline = self
+            .repo
+            .config_string("coord.online")
+            .is_some_and(|v| matches!(v.trim(), "false" | "no" | "off" | "0"));
+        if self.offline || configured_offline {
             return Ok(None);
         }
         match crate::sync::default_remote(&self.repo) {

@@ -179,7 +179,21 @@ pub fn push(repo: &Repo, remote: &str, updates: &[(String, Oid)]) -> Result<Push
         return Ok(Pushed::Accepted);
     }
     let refused: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with('!')).collect();
-    let hard = refused.iter().any(|l| l.contains("[remote rejected]"));
+    // A remote that refuses on purpose (a hook, permissions) is an error; one that lost a race
+    // for its own ref lock is a rejection like any other: fetch, merge, try again.
+    let raced = |l: &&&str| {
+        [
+            "failed to update ref",
+            "failed to lock",
+            "cannot lock ref",
+            "incorrect old value",
+        ]
+        .iter()
+        .any(|why| l.contains(why))
+    };
+    let hard = refused
+        .iter()
+        .any(|l| l.contains("[remote rejected]") && !raced(&l));
     if !refused.is_empty() && !hard {
         return Ok(Pushed::Rejected);
     }
