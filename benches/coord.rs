@@ -97,6 +97,7 @@ fn main() {
         bench.concurrent_claims(8, 40);
         if size == sizes[0] {
             bench.leases(runs);
+            bench.sync(scratch.path(), runs);
         }
         bench.messages(size, runs);
         println!();
@@ -535,6 +536,89 @@ impl Bench {
         );
         let cold = self.time_with(runs.min(5), || self.drop_cache(), inbox);
         report(&format!("inbox ({} in the box, cold)", size / 5), &cold);
+    }
+
+    /// Sync through a local bare remote: 1,000 new operations from one clone reaching another
+    /// that made 100 of its own (a merge), and a sync with nothing new next to a plain
+    /// `git fetch` of the same refs.
+    fn sync(&self, root: &Path, runs: usize) {
+        let remote = root.join("sync-remote.git");
+        let other = root.join("sync-other");
+        let run = |dir: &Path, program: &str, args: &[&str]| {
+            let mut cmd = Command::new(program);
+            self.env(&mut cmd);
+            let out = cmd.current_dir(dir).args(args).output().expect("runs");
+            assert!(
+                out.status.success(),
+                "{program} {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(
+            root,
+            "git",
+            &["init", "-q", "--bare", remote.to_str().expect("utf-8")],
+        );
+        self.git(&["remote", "add", "origin", remote.to_str().expect("utf-8")]);
+        let started = Instant::now();
+        self.coord(&["sync"]);
+        report("sync: first push of the whole store", &[started.elapsed()]);
+        run(
+            root,
+            "git",
+            &[
+                "clone",
+                "-q",
+                remote.to_str().expect("utf-8"),
+                other.to_str().expect("utf-8"),
+            ],
+        );
+        run(&other, "git", &["config", "user.name", "Other"]);
+        run(
+            &other,
+            "git",
+            &["config", "user.email", "other@example.com"],
+        );
+        let started = Instant::now();
+        run(&other, BIN, &["sync"]);
+        report("sync: first fetch of the whole store", &[started.elapsed()]);
+        for n in 0..1000 {
+            self.coord(&["task", "new", &format!("made on the first clone {n}")]);
+        }
+        for n in 0..100 {
+            run(
+                &other,
+                BIN,
+                &["task", "new", &format!("made on the second clone {n}")],
+            );
+        }
+        let started = Instant::now();
+        self.coord(&["sync"]);
+        report("sync: push 1,000 new operations", &[started.elapsed()]);
+        let started = Instant::now();
+        run(&other, BIN, &["sync"]);
+        report("sync: 1,000 in, 100 out (a merge)", &[started.elapsed()]);
+        let mut quiet = Vec::new();
+        let mut fetches = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            run(&other, BIN, &["sync"]);
+            quiet.push(started.elapsed());
+            let started = Instant::now();
+            run(
+                &other,
+                "git",
+                &[
+                    "fetch",
+                    "-q",
+                    "origin",
+                    "+refs/coord/*:refs/coord-sync/origin/*",
+                ],
+            );
+            fetches.push(started.elapsed());
+        }
+        report("sync with nothing new", &quiet);
+        report("plain git fetch of refs/coord/*", &fetches);
     }
 
     /// Times `git-coord ARGS`, which must exit with `code` every time.
