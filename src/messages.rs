@@ -384,6 +384,9 @@ impl<'c> Messages<'c> {
         &self,
         given: &[(String, Vec<u8>)],
     ) -> Result<Vec<(String, Vec<u8>)>> {
+        if given.is_empty() {
+            return Ok(Vec::new());
+        }
         if given.len() > MAX_ATTACHMENTS {
             return Err(Error::invalid(
                 "attachments",

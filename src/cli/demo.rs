@@ -306,6 +306,8 @@ fn walk_through(dir: &Path) -> Result<()> {
         println!("  {line}");
     }
 
+    across_machines(dir)?;
+
     step("Everything is plain git: a document, and the audit trail");
     let path = crate::model::task::Task::path(&design);
     println!("$ git show refs/coord/tasks:{path}");
@@ -325,6 +327,165 @@ fn walk_through(dir: &Path) -> Result<()> {
             fsck.as_str()
         }
     );
+    Ok(())
+}
+
+/// A bare remote, a second machine, claims raced online and offline, and mail to another project.
+fn across_machines(dir: &Path) -> Result<()> {
+    use crate::sync::{resolve_remote, sync};
+    let root = dir.parent().unwrap_or(dir);
+    let remote = root.join("remote.git");
+    let remote_url = remote.display().to_string();
+    step("Across machines: a bare remote is the only server, and the arbiter");
+    run_git(root, &["init", "-q", "--bare", &remote_url])?;
+    run_git(dir, &["remote", "add", "origin", &remote_url])?;
+    run_git(dir, &["push", "-q", "origin", "main"])?;
+    let erin = Coord::open(dir, Some("erin".into()))?;
+    let origin = resolve_remote(&erin.repo, None)?;
+    let report = sync(&erin, &origin)?;
+    println!(
+        "$ git remote add origin {remote_url} && git coord sync\n  pushed {} refs",
+        report
+            .refs
+            .iter()
+            .filter(|r| r.action.contains("pushed"))
+            .count()
+    );
+    let laptop = root.join("laptop");
+    run_git(
+        root,
+        &["clone", "-q", &remote_url, &laptop.display().to_string()],
+    )?;
+    run_git(&laptop, &["config", "user.name", "Dana"])?;
+    run_git(&laptop, &["config", "user.email", "dana@example.com"])?;
+    let dana = Coord::open(&laptop, Some("dana".into()))?;
+    sync(&dana, &resolve_remote(&dana.repo, None)?)?;
+    println!(
+        "$ git clone {remote_url} laptop && cd laptop && git coord sync     # a second machine"
+    );
+
+    let contested = Tasks::new(&erin).create(NewTask {
+        title: "Write the release notes".into(),
+        ..NewTask::default()
+    })?;
+    sync(&erin, &origin)?;
+    sync(&dana, &resolve_remote(&dana.repo, None)?)?;
+    println!(
+        "$ git coord task new 'Write the release notes' && git coord sync  ->  {}",
+        contested.id
+    );
+    println!(
+        "$ git coord task claim {}     # erin and dana, on two machines, at the same instant",
+        contested.id
+    );
+    let outcomes: Vec<(String, Result<crate::model::task::Task>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = [(dir.to_path_buf(), "erin"), (laptop.clone(), "dana")]
+            .into_iter()
+            .map(|(home, agent)| {
+                let id = contested.id.clone();
+                scope.spawn(move || {
+                    let outcome = Coord::open(&home, Some(agent.into()))
+                        .and_then(|c| Tasks::new(&c).claim(&id, false));
+                    (agent.to_string(), outcome)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("the claim thread finishes"))
+            .collect()
+    });
+    for (agent, outcome) in &outcomes {
+        match outcome {
+            Ok(_) => println!("  {agent}: claimed (the remote accepted it)"),
+            Err(e) => println!("  {agent}: error: {e} (exit {})", e.exit_code()),
+        }
+    }
+    if outcomes.iter().filter(|(_, o)| o.is_ok()).count() != 1 {
+        return Err(Error::Other(
+            "the demo expected exactly one online claim to win".into(),
+        ));
+    }
+
+    step(
+        "Offline, both claim another task; sync settles it: the earlier claim wins, the loser is told",
+    );
+    let offline_task = Tasks::new(&erin).create(NewTask {
+        title: "Update the changelog".into(),
+        ..NewTask::default()
+    })?;
+    sync(&erin, &origin)?;
+    sync(&dana, &resolve_remote(&dana.repo, None)?)?;
+    let mut dana_offline = Coord::open(&laptop, Some("dana".into()))?;
+    dana_offline.offline = true;
+    Tasks::new(&dana_offline).claim(&offline_task.id, false)?;
+    let mut erin_offline = Coord::open(dir, Some("erin".into()))?;
+    erin_offline.offline = true;
+    Tasks::new(&erin_offline).claim(&offline_task.id, false)?;
+    println!(
+        "$ git coord --offline task claim {0}     # dana on the laptop, then erin, neither connected",
+        offline_task.id
+    );
+    sync(&dana, &resolve_remote(&dana.repo, None)?)?;
+    let settled = sync(&erin, &origin)?;
+    println!(
+        "$ git coord sync     # on both machines\n  {} conflict settled; {} holds the task",
+        settled.notices,
+        Tasks::new(&erin)
+            .show(&offline_task.id)?
+            .assignee
+            .unwrap_or_default()
+    );
+    let told = crate::messages::Messages::new(&erin).inbox("erin", &Default::default())?;
+    if let Some(notice) = told.messages.first() {
+        println!(
+            "$ git coord inbox     # erin\n  from {}: {}",
+            notice.message.from, notice.message.subject
+        );
+    }
+
+    step("Another project's inbox, through its remote");
+    let lib = root.join("lib");
+    let lib_remote = root.join("lib.git");
+    let lib_url = lib_remote.display().to_string();
+    std::fs::create_dir_all(&lib)?;
+    run_git(&lib, &["init", "-q", "-b", "main"])?;
+    run_git(&lib, &["config", "user.name", "Lib Maintainer"])?;
+    run_git(&lib, &["config", "user.email", "lib@example.com"])?;
+    run_git(&lib, &["commit", "-q", "--allow-empty", "-m", "lib"])?;
+    run_git(root, &["init", "-q", "--bare", &lib_url])?;
+    run_git(&lib, &["remote", "add", "origin", &lib_url])?;
+    let lib_coord = Coord::open(&lib, Some("lena".into()))?;
+    lib_coord.init()?;
+    crate::agents::Agents::new(&lib_coord)?.spawn(&crate::agents::Spawn {
+        name: "lena".into(),
+        role: "dev".into(),
+        base: None,
+        path: None,
+    })?;
+    let lib_origin = resolve_remote(&lib_coord.repo, None)?;
+    sync(&lib_coord, &lib_origin)?;
+    crate::projects::Projects::new(&erin).add("lib", &lib_url)?;
+    let sent = crate::messages::Messages::new(&erin).send(crate::messages::Outgoing {
+        target: "lib:lena".into(),
+        subject: Some("parse() panics on empty input".into()),
+        body: "Seen from the app; repro attached.".into(),
+        attachments: vec![("repro.txt".into(), b"parse(\"\")\n".to_vec())],
+        ..Default::default()
+    })?;
+    println!(
+        "$ git coord project add lib {lib_url}\n$ git coord send --to lib:lena --attach repro.txt 'Seen from the app; repro attached.'\n  sent {} into lib's inbox",
+        sent.id
+    );
+    sync(&lib_coord, &lib_origin)?;
+    let lena_inbox =
+        crate::messages::Messages::new(&lib_coord).inbox("lena", &Default::default())?;
+    if let Some(m) = lena_inbox.messages.first() {
+        println!(
+            "$ git coord sync && git coord inbox     # in lib, as lena\n  from {}: {}",
+            m.message.from, m.message.subject
+        );
+    }
     Ok(())
 }
 
