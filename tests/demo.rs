@@ -1,0 +1,38 @@
+//! `git coord demo` runs whole on a clean machine and shows every capability working.
+
+mod common;
+
+use common::{BIN, TestRepo, ok, stdout};
+
+#[test]
+fn the_demo_runs_start_to_end_and_cleans_up() {
+    let repo = TestRepo::new();
+    let scratch = repo.tmp().join("scratch");
+    std::fs::create_dir_all(&scratch).expect("a scratch directory");
+    let out = repo
+        .command(BIN, repo.tmp())
+        .arg("demo")
+        .env("TMPDIR", &scratch)
+        .output()
+        .expect("the demo runs");
+    let text = stdout(&ok(out, "git coord demo"));
+    for shown in [
+        "claimed",                            // two agents claim at once
+        "dependency cycle",                   // a refused cycle
+        "leased exclusively to alice",        // the lease guard stops bob's commit
+        "committed",                          // and lets it through after the release
+        "login crashes on an empty password", // the handoff on a task's thread
+        "Organiser brief",                    // the organiser's view
+        "claimed (the remote accepted it)",   // the online claim race
+        "You lost the claim",                 // the offline race settled by sync
+        "from erin: parse() panics",          // mail into another project
+        "clean",                              // git fsck
+    ] {
+        assert!(
+            text.contains(shown),
+            "the demo did not show {shown:?}:\n{text}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(&scratch).expect("scratch").collect();
+    assert!(left.is_empty(), "the demo left {left:?} behind");
+}
