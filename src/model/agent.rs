@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{MAX_DOCUMENT_BYTES, parse_yaml};
+use crate::model::parse_document;
 
 pub const AGENT_FORMAT: u32 = 1;
 
@@ -52,27 +52,13 @@ impl Agent {
     }
 
     pub fn from_yaml(bytes: &[u8], refname: &str, path: &str) -> Result<Agent> {
+        let agent: Agent =
+            parse_document(bytes, refname, path, AGENT_FORMAT, |a: &Agent| a.format)?;
         let malformed = |why: String| Error::Malformed {
             refname: refname.into(),
             path: path.into(),
             why,
         };
-        if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
-            return Err(malformed(format!(
-                "{} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit",
-                bytes.len()
-            )));
-        }
-        let text = std::str::from_utf8(bytes).map_err(|_| malformed("not UTF-8".into()))?;
-        let agent: Agent = parse_yaml(text).map_err(malformed)?;
-        if agent.format > AGENT_FORMAT {
-            return Err(Error::NewerFormat {
-                refname: refname.into(),
-                path: path.into(),
-                found: agent.format,
-                supported: AGENT_FORMAT,
-            });
-        }
         if path != Agent::path(&agent.name) {
             return Err(malformed(format!(
                 "name '{}' does not match its path",

@@ -7,7 +7,7 @@ use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{MAX_DOCUMENT_BYTES, id, name, parse_yaml, time};
+use crate::model::{id, name, parse_document, time};
 
 /// The lease document format this build writes and the newest it reads.
 pub const LEASE_FORMAT: u32 = 1;
@@ -115,43 +115,13 @@ impl Lease {
 
     /// Parses and checks a lease document; `path` names it in errors.
     pub fn from_yaml(bytes: &[u8], refname: &str, path: &str) -> Result<Lease> {
+        let lease: Lease =
+            parse_document(bytes, refname, path, LEASE_FORMAT, |l: &Lease| l.format)?;
         let malformed = |why: String| Error::Malformed {
             refname: refname.into(),
             path: path.into(),
             why,
         };
-        if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
-            return Err(malformed(format!(
-                "{} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit",
-                bytes.len()
-            )));
-        }
-        let text = std::str::from_utf8(bytes).map_err(|_| malformed("not UTF-8".into()))?;
-        let newer = |found: u32| Error::NewerFormat {
-            refname: refname.into(),
-            path: path.into(),
-            found,
-            supported: LEASE_FORMAT,
-        };
-        let lease: Lease = match parse_yaml(text) {
-            Ok(lease) => lease,
-            Err(why) => {
-                #[derive(Deserialize)]
-                struct FormatProbe {
-                    format: u32,
-                }
-                match parse_yaml::<FormatProbe>(text) {
-                    Ok(probe) if probe.format > LEASE_FORMAT => return Err(newer(probe.format)),
-                    _ => return Err(malformed(why)),
-                }
-            }
-        };
-        if lease.format > LEASE_FORMAT {
-            return Err(newer(lease.format));
-        }
-        if lease.format == 0 {
-            return Err(malformed("format version 0".into()));
-        }
         if !id::is_full_id(&lease.id) || path != Lease::path(&lease.id) {
             return Err(malformed(format!(
                 "id '{}' does not match its path",

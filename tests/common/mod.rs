@@ -215,30 +215,7 @@ impl TestRepo {
     /// Puts `bytes` at `path` in refs/coord/tasks with git plumbing only, as a hand edit or a
     /// foreign tool would, and returns the new tip.
     pub fn put_document(&self, path: &str, bytes: &[u8]) -> String {
-        let blob = self.git_with_input(&["hash-object", "-w", "--stdin"], &[], bytes);
-        let old = self.tip();
-        assert!(
-            !old.is_empty(),
-            "put_document needs an initialised repository"
-        );
-        let index = self.tmp().join("plumbing-index");
-        let _ = std::fs::remove_file(&index);
-        let env = [("GIT_INDEX_FILE", index.as_path())];
-        let run = |args: &[&str]| {
-            let mut cmd = self.command("git", &self.path);
-            cmd.args(args).envs(env.iter().map(|(k, v)| (*k, *v)));
-            stdout(&ok(cmd.output().expect("git runs"), &args.join(" ")))
-                .trim()
-                .to_string()
-        };
-        run(&["read-tree", &old]);
-        let cacheinfo = format!("100644,{blob},{path}");
-        run(&["update-index", "--add", "--cacheinfo", &cacheinfo]);
-        let tree = run(&["write-tree"]);
-        let new = run(&["commit-tree", &tree, "-p", &old, "-m", "hand edit"]);
-        run(&["update-ref", TASKS_REF, &new, &old]);
-        let _ = std::fs::remove_file(&index);
-        new
+        self.put_document_in(TASKS_REF, path, bytes)
     }
 
     /// `git fsck --strict` finds nothing wrong (dangling objects from lost races are fine).
