@@ -21,6 +21,9 @@ pub struct Role {
     pub description: String,
     #[serde(default)]
     pub capabilities: Vec<String>,
+    /// What `agent spawn --launch` starts in the agent's worktree (an agent CLI with its flags).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -37,6 +40,12 @@ struct ConfigFile {
     /// `5M`, `512K`, `1G` or a number of bytes.
     #[serde(default)]
     max_attachment_bytes: Option<String>,
+    /// Commands a checkpoint runs on the merged result (tests, lint).
+    #[serde(default)]
+    gates: Option<Vec<String>>,
+    /// How long the stop hook keeps an agent going with no progress before letting it stop.
+    #[serde(default)]
+    stop_idle: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,7 +60,12 @@ pub struct Config {
     pub roles: Vec<Role>,
     /// The largest attachment a message may carry.
     pub max_attachment_bytes: u64,
+    /// The gate commands of a checkpoint, run with `sh -c` in a throwaway worktree.
+    pub gates: Vec<String>,
+    pub stop_idle: Duration,
 }
+
+pub const DEFAULT_STOP_IDLE: Duration = Duration::from_secs(10 * 60);
 
 pub const DEFAULT_MAX_ATTACHMENT_BYTES: u64 = 5 * 1024 * 1024;
 
@@ -91,6 +105,7 @@ fn default_roles() -> Vec<Role> {
         name: name.into(),
         description: description.into(),
         capabilities: caps.iter().map(|c| c.to_string()).collect(),
+        command: None,
     };
     vec![
         role(
@@ -166,7 +181,13 @@ impl Config {
             Some(text) => parse_size(text).map_err(in_file)?,
             None => DEFAULT_MAX_ATTACHMENT_BYTES,
         };
+        let stop_idle = match &file.stop_idle {
+            Some(text) => parse_duration(text).map_err(in_file)?,
+            None => DEFAULT_STOP_IDLE,
+        };
         Ok(Config {
+            gates: file.gates.unwrap_or_default(),
+            stop_idle,
             max_attachment_bytes,
             integration_branch: file.integration_branch,
             stale_after,

@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod artifacts;
 pub mod brief;
+pub mod checkpoints;
 pub mod cli;
 pub mod config;
 pub mod coord;

@@ -281,6 +281,19 @@ impl<'c> Tasks<'c> {
         })
     }
 
+    /// Hands an open task to `agent` (as if it had claimed it), on the organiser's behalf: a
+    /// checkpoint gives a conflict to the agent whose branch it is in.
+    pub fn assign(&self, input: &str, agent: &str) -> Result<Task> {
+        name::validate("agent name", agent)?;
+        self.mutate(input, "assign", |task, _| {
+            check_claimable(task)?;
+            task.state = State::Claimed;
+            task.assignee = Some(agent.to_string());
+            task.claimed_at = Some(time::now());
+            Ok(Some(format!("to {agent}")))
+        })
+    }
+
     pub fn release(&self, input: &str, force: bool) -> Result<Task> {
         self.mutate(input, "release", |task, actor| {
             if task.state != State::Claimed {

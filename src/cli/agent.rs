@@ -37,6 +37,8 @@ pub enum AgentCommand {
     Show { name: String },
     /// Record that the acting agent is alive (every command an agent runs does this too)
     Heartbeat,
+    /// Bring an agent's branch up to the integration branch (when its worktree has no changes)
+    Refresh { name: String },
     /// Remove an agent's worktree and mark it retired (the branch is kept)
     Retire {
         name: String,
@@ -99,6 +101,14 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
         AgentCommand::Heartbeat => {
             let me = coord.actor()?.agent;
             show(out, &agents.heartbeat(&me)?, json)?;
+        }
+        AgentCommand::Refresh { name } => {
+            let what = crate::checkpoints::Checkpoints::new(coord).refresh(&name)?;
+            if json {
+                writeln!(out, "{}", json!({ "agent": name, "refreshed": what }))?;
+            } else {
+                writeln!(out, "{name}: {what}")?;
+            }
         }
         AgentCommand::Retire {
             name,

@@ -1,6 +1,7 @@
 //! The command line: clap definitions, dispatch, and the only place that prints.
 
 mod agent;
+mod checkpoint;
 mod demo;
 mod hooks;
 mod lease;
@@ -124,6 +125,8 @@ enum Command {
     Fetch { remote: Option<String> },
     /// Push refs/coord/* to a remote (refused when it has state this clone has not merged)
     Push { remote: Option<String> },
+    /// Merge agent branches into the integration branch behind gates; list, show, roll back
+    Checkpoint(checkpoint::CheckpointArgs),
     /// Related projects, for messages across projects
     #[command(subcommand)]
     Project(sync::ProjectCommand),
@@ -391,6 +394,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Fetch { remote } => sync::fetch(&coord, remote.as_deref(), out, json)?,
         Command::Push { remote } => sync::push(&coord, remote.as_deref(), out, json)?,
         Command::Project(cmd) => sync::project(&coord, cmd, out, json)?,
+        Command::Checkpoint(a) => checkpoint::run(&coord, a, out, json)?,
         Command::Inbox(a) => messages::inbox(&coord, a, out, json)?,
         Command::Read {
             id,

@@ -592,3 +592,138 @@ impl Repo {
             .map(|_| ())
     }
 }
+
+/// The result of merging two commits in memory (`git merge-tree --write-tree`).
+#[derive(Debug)]
+pub enum TreeMerge {
+    Clean(Oid),
+    /// The paths both sides changed in ways git cannot reconcile.
+    Conflicted(Vec<String>),
+}
+
+/// A worktree of the repository, as `git worktree list` shows it.
+#[derive(Debug, Clone)]
+pub struct Worktree {
+    pub path: PathBuf,
+    /// The branch checked out there (`refs/heads/...`), if any.
+    pub branch: Option<String>,
+}
+
+fn parse_oid(text: &str) -> Result<Oid> {
+    Oid::from_hex(text.trim().as_bytes())
+        .map_err(|e| Error::Git(format!("expected an object id, got '{}': {e}", text.trim())))
+}
+
+impl Repo {
+    /// The commit `rev` names, if it names one.
+    pub fn resolve_commit(&self, rev: &str) -> Result<Option<Oid>> {
+        let out = self.git(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ])?;
+        if !out.success {
+            return Ok(None);
+        }
+        parse_oid(&out.stdout).map(Some)
+    }
+
+    /// Merges `theirs` into `ours` in memory; no worktree or index is touched.
+    pub fn merge_commits(&self, ours: Oid, theirs: Oid) -> Result<TreeMerge> {
+        let out = self.git(&[
+            "merge-tree",
+            "--write-tree",
+            "--name-only",
+            "--no-messages",
+            &ours.to_string(),
+            &theirs.to_string(),
+        ])?;
+        let mut lines = out.stdout.lines();
+        let first = lines.next().unwrap_or_default();
+        if out.success {
+            return Ok(TreeMerge::Clean(parse_oid(first)?));
+        }
+        if parse_oid(first).is_err() {
+            return Err(Error::Git(format!(
+                "git merge-tree failed: {}",
+                out.stderr.trim()
+            )));
+        }
+        let mut paths: Vec<String> = lines
+            .take_while(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        paths.dedup();
+        Ok(TreeMerge::Conflicted(paths))
+    }
+
+    /// Writes a commit with the given tree and parents, as the repository's user.
+    pub fn commit_tree_as_user(&self, tree: Oid, parents: &[Oid], message: &str) -> Result<Oid> {
+        let tree = tree.to_string();
+        let parents: Vec<String> = parents.iter().map(Oid::to_string).collect();
+        let mut args = vec!["commit-tree", tree.as_str(), "-m", message];
+        for p in &parents {
+            args.push("-p");
+            args.push(p);
+        }
+        parse_oid(&self.git_ok(&args)?)
+    }
+
+    /// Moves branch `name` to `new` only if it still points at `old`.
+    pub fn move_branch(&self, name: &str, new: Oid, old: Oid, reason: &str) -> Result<Cas> {
+        let refname = format!("refs/heads/{name}");
+        let out = self.git(&[
+            "update-ref",
+            "-m",
+            reason,
+            &refname,
+            &new.to_string(),
+            &old.to_string(),
+        ])?;
+        if out.success {
+            return Ok(Cas::Moved);
+        }
+        if self.resolve_commit(&refname)? != Some(old) {
+            return Ok(Cas::Lost);
+        }
+        Err(Error::Git(format!(
+            "cannot move {name}: {}",
+            out.stderr.trim()
+        )))
+    }
+
+    /// Every worktree, with the branch checked out in it.
+    pub fn worktrees(&self) -> Result<Vec<Worktree>> {
+        let out = self.git_ok(&["worktree", "list", "--porcelain"])?;
+        let mut list = Vec::new();
+        let mut current: Option<Worktree> = None;
+        for line in out.lines() {
+            if let Some(path) = line.strip_prefix("worktree ") {
+                list.extend(current.take());
+                current = Some(Worktree {
+                    path: PathBuf::from(path),
+                    branch: None,
+                });
+            } else if let Some(branch) = line.strip_prefix("branch ")
+                && let Some(w) = current.as_mut()
+            {
+                w.branch = Some(branch.to_string());
+            }
+        }
+        list.extend(current);
+        Ok(list)
+    }
+
+    /// The unified diff of `path` between two commits.
+    pub fn diff_path(&self, from: Oid, to: Oid, path: &str) -> Result<String> {
+        self.git_ok(&[
+            "diff",
+            "--no-color",
+            &from.to_string(),
+            &to.to_string(),
+            "--",
+            path,
+        ])
+    }
+}

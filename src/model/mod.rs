@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod artifact;
+pub mod checkpoint;
 pub mod id;
 pub mod lease;
 pub mod message;

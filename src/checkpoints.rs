@@ -1,0 +1,676 @@
+//! Checkpoints: merge agent branches into the integration branch in memory, run the gate commands
+//! on the result in a throwaway worktree, move the branch only if every gate passed and it did not
+//! move meanwhile, and record what happened in refs/coord/checkpoints. Also rollback to an
+//! earlier checkpoint (a new commit: nothing is lost) and bringing agent branches up to date.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::agents::Agents;
+use crate::coord::Coord;
+use crate::error::{Error, Result};
+use crate::git::{Cas, Oid, TreeMerge, probe_git, run_git};
+use crate::messages::{Messages, Outgoing, clip};
+use crate::model::checkpoint::{
+    CHECKPOINT_FORMAT, Checkpoint, ConflictedBranch, GateResult, MergedBranch, Outcome,
+};
+use crate::model::message::Importance;
+use crate::model::task::{Kind, State};
+use crate::model::time;
+use crate::store::{Change, Snapshot, Store};
+use crate::tasks::{NewTask, Tasks};
+
+pub const CHECKPOINTS_REF: &str = "refs/coord/checkpoints";
+/// Lines of a gate's output kept in the record.
+const OUTPUT_TAIL_LINES: usize = 20;
+/// The label of the tasks a workflow puts where a stage ends with a checkpoint.
+pub const CHECKPOINT_LABEL: &str = "checkpoint";
+
+/// What to merge and how to check it.
+#[derive(Debug, Default, Clone)]
+pub struct Request {
+    pub into: Option<String>,
+    /// Agent names; empty with no tasks: every active agent with a branch.
+    pub agents: Vec<String>,
+    /// Task ids: the branches of their assignees.
+    pub tasks: Vec<String>,
+    /// Gate commands; None: those of `.coord.yaml`.
+    pub gates: Option<Vec<String>>,
+    pub dry_run: bool,
+    pub refresh: bool,
+}
+
+/// The two sides of one conflicting path, as diffs from their merge base.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConflictDiff {
+    pub agent: String,
+    pub path: String,
+    pub integration: String,
+    pub branch: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub checkpoint: Checkpoint,
+    /// False for a dry run: nothing was recorded, run or moved.
+    pub recorded: bool,
+    pub diffs: Vec<ConflictDiff>,
+    /// What `--refresh` did to each merged agent's branch.
+    pub refreshed: Vec<(String, String)>,
+}
+
+pub struct Checkpoints<'c> {
+    coord: &'c Coord,
+    store: Store<'c>,
+}
+
+impl<'c> Checkpoints<'c> {
+    pub fn new(coord: &'c Coord) -> Self {
+        Checkpoints {
+            coord,
+            store: Store::new(&coord.repo, CHECKPOINTS_REF),
+        }
+    }
+
+    /// Runs a checkpoint. `progress` hears each step as it happens (for stderr).
+    pub fn run(&self, req: &Request, progress: &mut dyn FnMut(&str)) -> Result<Report> {
+        let repo = &self.coord.repo;
+        let actor = self.coord.actor()?;
+        let agents = Agents::new(self.coord)?;
+        let into = match &req.into {
+            Some(b) => b.clone(),
+            None => agents.integration_branch()?,
+        };
+        let before = repo
+            .resolve_commit(&format!("refs/heads/{into}"))?
+            .ok_or_else(|| {
+                Error::invalid(
+                    "branch",
+                    &into,
+                    "no such branch to merge into (--into BRANCH)",
+                )
+            })?;
+        let candidates = self.branches(&agents, req)?;
+        let mut current = before;
+        let mut merged = Vec::new();
+        let mut conflicts = Vec::new();
+        let mut diffs = Vec::new();
+        for (agent, branch, commit) in candidates {
+            if repo.is_ancestor(commit, current)? {
+                continue; // already in
+            }
+            match repo.merge_commits(current, commit)? {
+                TreeMerge::Clean(tree) => {
+                    let message = format!("checkpoint: merge {branch} into {into}");
+                    current = repo.commit_tree_as_user(tree, &[current, commit], &message)?;
+                    progress(&format!("merged {branch}"));
+                    merged.push(MergedBranch {
+                        agent,
+                        branch,
+                        commit: commit.to_string(),
+                    });
+                }
+                TreeMerge::Conflicted(paths) => {
+                    progress(&format!(
+                        "left out {branch}: conflicts in {}",
+                        paths.join(", ")
+                    ));
+                    let base = repo.merge_base(current, commit)?;
+                    for path in &paths {
+                        let side = |to: Oid| -> String {
+                            base.and_then(|b| repo.diff_path(b, to, path).ok())
+                                .unwrap_or_default()
+                        };
+                        diffs.push(ConflictDiff {
+                            agent: agent.clone(),
+                            path: path.clone(),
+                            integration: side(current),
+                            branch: side(commit),
+                        });
+                    }
+                    conflicts.push(ConflictedBranch {
+                        agent,
+                        branch,
+                        commit: commit.to_string(),
+                        paths,
+                        resolve_task: None,
+                    });
+                }
+            }
+        }
+        let tasks = self.covered(req, &merged)?;
+        let mut checkpoint = Checkpoint {
+            format: CHECKPOINT_FORMAT,
+            seq: 0,
+            into: into.clone(),
+            outcome: if merged.is_empty() {
+                Outcome::NothingToMerge
+            } else {
+                Outcome::Moved
+            },
+            before: before.to_string(),
+            after: (!merged.is_empty()).then(|| current.to_string()),
+            merged,
+            conflicts,
+            tasks,
+            gates: Vec::new(),
+            rollback_of: None,
+            at: time::now(),
+            by: actor.agent.clone(),
+            extra: Default::default(),
+        };
+        if req.dry_run {
+            return Ok(Report {
+                checkpoint,
+                recorded: false,
+                diffs,
+                refreshed: Vec::new(),
+            });
+        }
+        if !checkpoint.merged.is_empty() {
+            let gates = match &req.gates {
+                Some(g) => g.clone(),
+                None => agents.config().gates.clone(),
+            };
+            checkpoint.gates = self.run_gates(current, &gates, progress)?;
+            if checkpoint.gates.iter().any(|g| !g.passed) {
+                checkpoint.outcome = Outcome::GatesFailed;
+            } else {
+                checkpoint.outcome = self.move_branch(&into, current, before)?;
+                if checkpoint.outcome == Outcome::Moved {
+                    progress(&format!("{into} moved to {}", &current.to_string()[..12]));
+                }
+            }
+        }
+        for conflict in &mut checkpoint.conflicts {
+            let task = self.open_resolve_task(conflict, &into, &diffs)?;
+            conflict.resolve_task = Some(task);
+        }
+        checkpoint = self.record(checkpoint)?;
+        if matches!(checkpoint.outcome, Outcome::Moved | Outcome::NothingToMerge) {
+            self.finish_checkpoint_tasks(&checkpoint)?;
+        }
+        let mut refreshed = Vec::new();
+        if req.refresh && checkpoint.outcome == Outcome::Moved {
+            for m in &checkpoint.merged {
+                refreshed.push((m.agent.clone(), self.refresh(&m.agent)?));
+            }
+        }
+        Ok(Report {
+            checkpoint,
+            recorded: true,
+            diffs,
+            refreshed,
+        })
+    }
+
+    /// (agent, branch, commit) of each branch a request covers, by agent name.
+    fn branches(&self, agents: &Agents, req: &Request) -> Result<Vec<(String, String, Oid)>> {
+        let mut names: Vec<String> = req.agents.clone();
+        if !req.tasks.is_empty() {
+            let tasks = Tasks::new(self.coord);
+            for t in &req.tasks {
+                let task = tasks.show(t)?;
+                match task.assignee {
+                    Some(a) => names.push(a),
+                    None => {
+                        return Err(Error::invalid(
+                            "task",
+                            t,
+                            "no agent worked on it, so it has no branch to merge",
+                        ));
+                    }
+                }
+            }
+        }
+        if names.is_empty() {
+            names = agents
+                .list(false)?
+                .0
+                .into_iter()
+                .filter(|v| v.agent.branch.is_some())
+                .map(|v| v.agent.name)
+                .collect();
+        }
+        names.sort();
+        names.dedup();
+        let mut out = Vec::new();
+        for name in names {
+            let agent = agents.show(&name)?.agent;
+            let Some(branch) = agent.branch else {
+                if req.agents.contains(&name) {
+                    return Err(Error::invalid("agent", &name, "it has no branch"));
+                }
+                continue;
+            };
+            let Some(commit) = self
+                .coord
+                .repo
+                .resolve_commit(&format!("refs/heads/{branch}"))?
+            else {
+                continue; // its branch is gone (retired with --delete-branch)
+            };
+            out.push((name, branch, commit));
+        }
+        Ok(out)
+    }
+
+    /// The tasks a checkpoint covers: the ones asked for, else the done tasks of the agents merged.
+    fn covered(&self, req: &Request, merged: &[MergedBranch]) -> Result<Vec<String>> {
+        let tasks = Tasks::new(self.coord);
+        if !req.tasks.is_empty() {
+            return req.tasks.iter().map(|t| tasks.resolve_now(t)).collect();
+        }
+        let index = tasks.load_index()?;
+        let mut out: Vec<String> = index
+            .tasks()
+            .filter(|t| t.state() == State::Done)
+            .filter(|t| {
+                merged
+                    .iter()
+                    .any(|m| Some(m.agent.as_str()) == t.assignee())
+            })
+            .map(|t| t.id().to_string())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Runs each gate with `sh -c` in a throwaway worktree of `commit`; stops at the first failure.
+    fn run_gates(
+        &self,
+        commit: Oid,
+        gates: &[String],
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Vec<GateResult>> {
+        if gates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let repo = &self.coord.repo;
+        let dir = repo.common_dir().join("coord").join("gates").join(format!(
+            "{}-{}",
+            &commit.to_string()[..12],
+            std::process::id()
+        ));
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let path = dir.display().to_string();
+        repo.git_ok(&[
+            "worktree",
+            "add",
+            "--detach",
+            "--quiet",
+            &path,
+            &commit.to_string(),
+        ])?;
+        let results = run_each(&dir, gates, progress);
+        let _ = repo.git(&["worktree", "remove", "--force", &path]);
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = repo.git(&["worktree", "prune"]);
+        results
+    }
+
+    /// Moves the integration branch from `before` to `after`: a fast-forward in the worktree that
+    /// has it checked out (refused when that worktree has uncommitted changes), else a
+    /// compare-and-swap of the ref.
+    fn move_branch(&self, into: &str, after: Oid, before: Oid) -> Result<Outcome> {
+        let repo = &self.coord.repo;
+        let refname = format!("refs/heads/{into}");
+        let checked_out = repo
+            .worktrees()?
+            .into_iter()
+            .find(|w| w.branch.as_deref() == Some(refname.as_str()));
+        let Some(worktree) = checked_out else {
+            return Ok(
+                match repo.move_branch(into, after, before, "git-coord checkpoint")? {
+                    Cas::Moved => Outcome::Moved,
+                    Cas::Lost => Outcome::BranchMoved,
+                },
+            );
+        };
+        let dirty = run_git(
+            &worktree.path,
+            &["status", "--porcelain", "--untracked-files=no"],
+        )?;
+        if !dirty.is_empty() {
+            return Err(Error::Other(format!(
+                "{into} is checked out in {} with uncommitted changes: commit or stash them there, then run the checkpoint again (nothing was moved)",
+                worktree.path.display()
+            )));
+        }
+        if repo.resolve_commit(&refname)? != Some(before) {
+            return Ok(Outcome::BranchMoved);
+        }
+        match probe_git(
+            &worktree.path,
+            &["merge", "--ff-only", "--quiet", &after.to_string()],
+        )? {
+            Some(_) => Ok(Outcome::Moved),
+            None => Ok(Outcome::BranchMoved),
+        }
+    }
+
+    /// Writes the checkpoint under the next number.
+    fn record(&self, checkpoint: Checkpoint) -> Result<Checkpoint> {
+        let actor = self.coord.actor()?;
+        self.store.update(&actor, |snap| {
+            let mut c = checkpoint.clone();
+            c.seq = self.last_seq(snap)? + 1;
+            let change = Change {
+                docs: vec![(Checkpoint::path(c.seq), Some(c.to_yaml().into_bytes()))],
+                subject: format!(
+                    "checkpoint {} {} into {} by {}",
+                    c.seq,
+                    c.outcome.as_str(),
+                    c.into,
+                    actor.agent
+                ),
+                trailers: std::iter::once(("Coord-Op", "checkpoint".to_string()))
+                    .chain(c.tasks.iter().map(|t| ("Coord-Task", t.clone())))
+                    .collect(),
+            };
+            Ok((change, c))
+        })
+    }
+
+    fn last_seq(&self, snap: &Snapshot) -> Result<u64> {
+        let repo = &self.coord.repo;
+        let Some(tree) = snap.tree else { return Ok(0) };
+        let Some(dir) = repo.lookup_path(tree, "checkpoints")? else {
+            return Ok(0);
+        };
+        Ok(repo
+            .tree_entries(dir)?
+            .iter()
+            .filter_map(|e| e.name.strip_suffix(".yaml")?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// Every checkpoint, oldest first, and the documents that do not load.
+    pub fn list(&self) -> Result<(Vec<Checkpoint>, Vec<String>)> {
+        let repo = &self.coord.repo;
+        let snap = self.store.snapshot()?;
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        let Some(tree) = snap.tree else {
+            return Ok((out, problems));
+        };
+        let Some(dir) = repo.lookup_path(tree, "checkpoints")? else {
+            return Ok((out, problems));
+        };
+        for e in repo.tree_entries(dir)? {
+            let path = format!("checkpoints/{}", e.name);
+            match Checkpoint::from_yaml(&repo.read_blob(e.oid)?, CHECKPOINTS_REF, &path) {
+                Ok(c) => out.push(c),
+                Err(err) => problems.push(err.to_string()),
+            }
+        }
+        out.sort_by_key(|c| c.seq);
+        Ok((out, problems))
+    }
+
+    pub fn show(&self, seq: u64) -> Result<Checkpoint> {
+        let path = Checkpoint::path(seq);
+        let bytes = self
+            .store
+            .read(&self.store.snapshot()?, &path)?
+            .ok_or_else(|| {
+                Error::invalid(
+                    "checkpoint",
+                    seq.to_string(),
+                    "no such checkpoint; `git coord checkpoint list` shows them",
+                )
+            })?;
+        Checkpoint::from_yaml(&bytes, CHECKPOINTS_REF, &path)
+    }
+
+    /// Returns the integration branch to checkpoint `seq`'s content with a new commit on top of
+    /// the branch (its tree is that checkpoint's result), so every commit stays reachable.
+    pub fn rollback(&self, seq: u64) -> Result<Checkpoint> {
+        let target = self.show(seq)?;
+        let repo = &self.coord.repo;
+        let Some(after) = target
+            .after
+            .as_deref()
+            .filter(|_| matches!(target.outcome, Outcome::Moved | Outcome::RolledBack))
+        else {
+            return Err(Error::invalid(
+                "checkpoint",
+                seq.to_string(),
+                "it did not move the branch; roll back to one whose outcome is moved",
+            ));
+        };
+        let after = Oid::from_hex(after.as_bytes())
+            .map_err(|e| Error::Other(format!("checkpoint {seq}: {e}")))?;
+        let into = target.into.clone();
+        let before = repo
+            .resolve_commit(&format!("refs/heads/{into}"))?
+            .ok_or_else(|| {
+                Error::invalid("branch", &into, "the integration branch no longer exists")
+            })?;
+        let tree = repo.commit_tree(after)?;
+        if repo.commit_tree(before)? == tree {
+            return Err(Error::invalid(
+                "checkpoint",
+                seq.to_string(),
+                format!("{into} already holds its content"),
+            ));
+        }
+        let message = format!(
+            "checkpoint: roll {into} back to checkpoint {seq}\n\nThe content of {after}; every later commit stays in the history."
+        );
+        let commit = repo.commit_tree_as_user(tree, &[before], &message)?;
+        let outcome = self.move_branch(&into, commit, before)?;
+        if outcome != Outcome::Moved {
+            return Err(Error::Other(format!(
+                "{into} moved meanwhile: nothing was changed; run the rollback again"
+            )));
+        }
+        let actor = self.coord.actor()?;
+        self.record(Checkpoint {
+            format: CHECKPOINT_FORMAT,
+            seq: 0,
+            into,
+            outcome: Outcome::RolledBack,
+            before: before.to_string(),
+            after: Some(commit.to_string()),
+            merged: Vec::new(),
+            conflicts: Vec::new(),
+            tasks: Vec::new(),
+            gates: Vec::new(),
+            rollback_of: Some(seq),
+            at: time::now(),
+            by: actor.agent,
+            extra: Default::default(),
+        })
+    }
+
+    /// A task for the agent whose branch conflicts, with the paths and both sides' diffs, and a
+    /// message on its thread. An open one for the same branch is reused.
+    fn open_resolve_task(
+        &self,
+        conflict: &ConflictedBranch,
+        into: &str,
+        diffs: &[ConflictDiff],
+    ) -> Result<String> {
+        let tasks = Tasks::new(self.coord);
+        let title = format!("Resolve conflicts merging {} into {into}", conflict.branch);
+        let index = tasks.load_index()?;
+        if let Some(existing) = index
+            .tasks()
+            .find(|t| t.title() == title && t.state() != State::Done)
+        {
+            return Ok(existing.id().to_string());
+        }
+        let mut description = format!(
+            "A checkpoint could not merge {} ({}) into {into}: both changed the same lines.\n\nConflicting paths:\n",
+            conflict.branch,
+            &conflict.commit[..12]
+        );
+        for p in &conflict.paths {
+            description.push_str(&format!("- {p}\n"));
+        }
+        description.push_str(&format!(
+            "\nSteps: in your worktree, `git merge {into}`, resolve, commit; then `git coord task done ID`.\n\nAcceptance criteria:\n- {into} merges into {} without conflicts\n",
+            conflict.branch
+        ));
+        for d in diffs.iter().filter(|d| d.agent == conflict.agent) {
+            description.push_str(&format!(
+                "\n{} on {into}:\n{}\n{} on {}:\n{}\n",
+                d.path,
+                clip(&d.integration, 2000),
+                d.path,
+                conflict.branch,
+                clip(&d.branch, 2000)
+            ));
+        }
+        let role = Agents::new(self.coord)?
+            .show(&conflict.agent)
+            .ok()
+            .map(|v| v.agent.role);
+        let task = tasks.create(NewTask {
+            title,
+            description,
+            priority: Some(1),
+            kind: Some(Kind::Bug),
+            role,
+            labels: vec!["merge-conflict".into()],
+            ..NewTask::default()
+        })?;
+        tasks.assign(&task.id, &conflict.agent)?;
+        Messages::new(self.coord).send(Outgoing {
+            target: format!("#{}", task.id),
+            subject: Some(format!("Your branch {} conflicts with {into}", conflict.branch)),
+            importance: Importance::High,
+            body: format!(
+                "The checkpoint left {} out: conflicts in {}. Task {} is yours: merge {into} into your branch, resolve, commit, then `git coord task done {}`.",
+                conflict.branch,
+                conflict.paths.join(", "),
+                task.id,
+                task.id
+            ),
+            ..Outgoing::default()
+        })?;
+        Ok(task.id)
+    }
+
+    /// Marks done the workflow tasks that wait for a checkpoint whose stage is now done.
+    fn finish_checkpoint_tasks(&self, checkpoint: &Checkpoint) -> Result<()> {
+        let tasks = Tasks::new(self.coord);
+        let index = tasks.load_index()?;
+        let due: Vec<String> = crate::tasks::ready_tasks(&index, None)
+            .iter()
+            .filter(|t| t.labels().any(|l| l == CHECKPOINT_LABEL))
+            .map(|t| t.id().to_string())
+            .collect();
+        for id in due {
+            let summary = format!(
+                "checkpoint {}: {} ({} merged)",
+                checkpoint.seq,
+                checkpoint.outcome.as_str(),
+                checkpoint.merged.len()
+            );
+            tasks.done(&id, Some(summary), true)?;
+        }
+        Ok(())
+    }
+
+    /// Brings an agent's branch up to the integration branch when its worktree has no local
+    /// changes: a fast-forward when it can, else a merge (abandoned on conflicts). Says what it did.
+    pub fn refresh(&self, agent: &str) -> Result<String> {
+        let agents = Agents::new(self.coord)?;
+        let a = agents.show(agent)?.agent;
+        let into = agents.integration_branch()?;
+        let Some(worktree) = a.worktree.map(PathBuf::from).filter(|w| w.exists()) else {
+            return Ok("no worktree on this machine: left as it is".into());
+        };
+        let dirty = run_git(&worktree, &["status", "--porcelain"])?;
+        if !dirty.is_empty() {
+            return Ok("uncommitted changes in its worktree: left as it is".into());
+        }
+        let repo = &self.coord.repo;
+        let (Some(target), Some(head)) = (
+            repo.resolve_commit(&format!("refs/heads/{into}"))?,
+            repo.resolve_commit(&format!(
+                "refs/heads/{}",
+                a.branch.clone().unwrap_or_default()
+            ))?,
+        ) else {
+            return Ok("no branch: left as it is".into());
+        };
+        if repo.is_ancestor(target, head)? {
+            return Ok(format!("already contains {into}"));
+        }
+        let short = &target.to_string()[..12];
+        if repo.is_ancestor(head, target)? {
+            run_git(
+                &worktree,
+                &["merge", "--ff-only", "--quiet", &target.to_string()],
+            )?;
+            return Ok(format!("fast-forwarded to {into} ({short})"));
+        }
+        let message = format!("Merge {into} into {}", a.branch.unwrap_or_default());
+        if probe_git(
+            &worktree,
+            &[
+                "merge",
+                "--no-edit",
+                "--quiet",
+                "-m",
+                &message,
+                &target.to_string(),
+            ],
+        )?
+        .is_some()
+        {
+            return Ok(format!("merged {into} ({short})"));
+        }
+        let _ = probe_git(&worktree, &["merge", "--abort"]);
+        Ok(format!(
+            "merging {into} conflicts: left as it was; merge it by hand"
+        ))
+    }
+}
+
+fn run_each(
+    dir: &Path,
+    gates: &[String],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<GateResult>> {
+    let mut results = Vec::new();
+    for (n, gate) in gates.iter().enumerate() {
+        progress(&format!("gate {}/{}: {gate}", n + 1, gates.len()));
+        let started = Instant::now();
+        let out = std::process::Command::new("sh")
+            .args(["-c", gate])
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| Error::Other(format!("cannot run gate '{gate}': {e}")))?;
+        let seconds = started.elapsed().as_secs_f64();
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(OUTPUT_TAIL_LINES)..].join("\n");
+        let passed = out.status.success();
+        progress(&format!(
+            "gate {}/{}: {} in {seconds:.1}s",
+            n + 1,
+            gates.len(),
+            if passed { "passed" } else { "FAILED" }
+        ));
+        results.push(GateResult {
+            command: gate.clone(),
+            passed,
+            exit_code: out.status.code(),
+            seconds: (seconds * 10.0).round() / 10.0,
+            output_tail: tail,
+        });
+        if !passed {
+            break;
+        }
+    }
+    Ok(results)
+}

@@ -1,0 +1,224 @@
+//! `git coord checkpoint ...`: clap definitions and output.
+
+use std::io::Write;
+
+use clap::{Args, Subcommand};
+
+use crate::checkpoints::{Checkpoints, Report, Request};
+use crate::coord::Coord;
+use crate::error::{Error, Result};
+use crate::model::checkpoint::{Checkpoint, Outcome};
+
+type Out<'a> = &'a mut dyn Write;
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct CheckpointArgs {
+    #[command(subcommand)]
+    command: Option<CheckpointCommand>,
+    /// The branch to merge into (default: the integration branch)
+    #[arg(long, value_name = "BRANCH")]
+    into: Option<String>,
+    /// Only these agents' branches (comma-separated)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "A,B",
+        conflicts_with = "tasks"
+    )]
+    agents: Vec<String>,
+    /// The branches of these tasks' assignees (comma-separated ids)
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    tasks: Vec<String>,
+    /// A gate command, run with `sh -c` on the merged result (repeat; default: `gates` of .coord.yaml)
+    #[arg(long = "gate", value_name = "CMD")]
+    gates: Vec<String>,
+    /// Merge in memory and report; run no gate, move nothing, record nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Afterwards bring the merged agents' branches up to the new integration tip
+    #[arg(long)]
+    refresh: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CheckpointCommand {
+    /// Every checkpoint, oldest first
+    List,
+    /// One checkpoint whole
+    Show { seq: u64 },
+    /// Give the integration branch checkpoint SEQ's content again (a new commit; nothing is lost)
+    Rollback { seq: u64 },
+}
+
+pub fn run(coord: &Coord, a: CheckpointArgs, out: Out, json: bool) -> Result<()> {
+    let checkpoints = Checkpoints::new(coord);
+    match a.command {
+        Some(CheckpointCommand::List) => {
+            let (list, problems) = checkpoints.list()?;
+            for p in problems {
+                eprintln!("warning: skipped {p}");
+            }
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&list)?)?;
+            } else {
+                for c in &list {
+                    line(out, c)?;
+                }
+            }
+            Ok(())
+        }
+        Some(CheckpointCommand::Show { seq }) => {
+            let c = checkpoints.show(seq)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&c)?)?;
+            } else {
+                whole(out, &c)?;
+            }
+            Ok(())
+        }
+        Some(CheckpointCommand::Rollback { seq }) => {
+            let c = checkpoints.rollback(seq)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&c)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{} now holds checkpoint {seq}'s content (commit {}); recorded as checkpoint {}",
+                    c.into,
+                    short(c.after.as_deref().unwrap_or_default()),
+                    c.seq
+                )?;
+            }
+            Ok(())
+        }
+        None => {
+            let req = Request {
+                into: a.into,
+                agents: a.agents,
+                tasks: a.tasks,
+                gates: (!a.gates.is_empty()).then_some(a.gates),
+                dry_run: a.dry_run,
+                refresh: a.refresh,
+            };
+            let mut err = std::io::stderr();
+            let report = checkpoints.run(&req, &mut |step| {
+                let _ = writeln!(err, "checkpoint: {step}");
+            })?;
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&report)?)?;
+            } else {
+                summary(out, &report)?;
+            }
+            match report.checkpoint.outcome {
+                Outcome::GatesFailed => Err(Error::Other(format!(
+                    "a gate failed: {} was not moved (checkpoint {})",
+                    report.checkpoint.into, report.checkpoint.seq
+                ))),
+                Outcome::BranchMoved => Err(Error::Contended {
+                    refname: format!("refs/heads/{}", report.checkpoint.into),
+                    attempts: 1,
+                }),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+fn short(oid: &str) -> &str {
+    &oid[..oid.len().min(12)]
+}
+
+fn line(out: Out, c: &Checkpoint) -> std::io::Result<()> {
+    let what = match c.rollback_of {
+        Some(n) => format!("rollback to {n}"),
+        None => format!("{} merged, {} left out", c.merged.len(), c.conflicts.len()),
+    };
+    writeln!(
+        out,
+        "{:>4}  {}  {:<16}  {} -> {}  {what}  by {}",
+        c.seq,
+        c.at,
+        c.outcome.as_str(),
+        short(&c.before),
+        short(c.after.as_deref().unwrap_or("-")),
+        c.by
+    )
+}
+
+fn whole(out: Out, c: &Checkpoint) -> std::io::Result<()> {
+    writeln!(out, "checkpoint {}  {}", c.seq, c.outcome.as_str())?;
+    writeln!(out, "into:    {}", c.into)?;
+    writeln!(out, "before:  {}", c.before)?;
+    if let Some(after) = &c.after {
+        writeln!(out, "after:   {after}")?;
+    }
+    writeln!(out, "at:      {} by {}", c.at, c.by)?;
+    if let Some(n) = c.rollback_of {
+        writeln!(out, "rollback of checkpoint {n}")?;
+    }
+    for m in &c.merged {
+        writeln!(
+            out,
+            "merged:  {} ({}) of {}",
+            m.branch,
+            short(&m.commit),
+            m.agent
+        )?;
+    }
+    for x in &c.conflicts {
+        writeln!(
+            out,
+            "left out: {} ({}): conflicts in {}{}",
+            x.branch,
+            short(&x.commit),
+            x.paths.join(", "),
+            x.resolve_task
+                .as_deref()
+                .map(|t| format!("; task {t}"))
+                .unwrap_or_default()
+        )?;
+    }
+    if !c.tasks.is_empty() {
+        writeln!(out, "tasks:   {}", c.tasks.join(", "))?;
+    }
+    for g in &c.gates {
+        writeln!(
+            out,
+            "gate:    {} {} ({:.1}s)",
+            if g.passed { "passed" } else { "FAILED" },
+            g.command,
+            g.seconds
+        )?;
+        if !g.passed {
+            for l in g.output_tail.lines() {
+                writeln!(out, "    {l}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn summary(out: Out, r: &Report) -> std::io::Result<()> {
+    let c = &r.checkpoint;
+    if !r.recorded {
+        writeln!(out, "dry run: nothing was run, moved or recorded")?;
+    }
+    whole(out, c)?;
+    for d in &r.diffs {
+        writeln!(
+            out,
+            "\n{} ({}), on {}:\n{}",
+            d.path, d.agent, c.into, d.integration
+        )?;
+        writeln!(
+            out,
+            "{} ({}), on the agent's branch:\n{}",
+            d.path, d.agent, d.branch
+        )?;
+    }
+    for (agent, what) in &r.refreshed {
+        writeln!(out, "refreshed {agent}: {what}")?;
+    }
+    Ok(())
+}

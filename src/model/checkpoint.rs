@@ -1,0 +1,124 @@
+//! A checkpoint: one YAML document at `checkpoints/<seq>.yaml` in refs/coord/checkpoints, saying
+//! which agent branches were merged into the integration branch, which were left out and why,
+//! which gates ran with what result, and where the branch went.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::parse_document;
+
+pub const CHECKPOINT_FORMAT: u32 = 1;
+
+/// What became of a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Every gate passed and the integration branch moved.
+    Moved,
+    /// A gate failed: the integration branch did not move.
+    GatesFailed,
+    /// Nothing to merge: every branch was already in.
+    NothingToMerge,
+    /// The integration branch moved meanwhile: nothing was changed; run it again.
+    BranchMoved,
+    /// A rollback: the branch now holds an earlier checkpoint's content.
+    RolledBack,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Moved => "moved",
+            Outcome::GatesFailed => "gates-failed",
+            Outcome::NothingToMerge => "nothing-to-merge",
+            Outcome::BranchMoved => "branch-moved",
+            Outcome::RolledBack => "rolled-back",
+        }
+    }
+}
+
+/// A branch merged by a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergedBranch {
+    pub agent: String,
+    pub branch: String,
+    pub commit: String,
+}
+
+/// A branch left out because it conflicts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictedBranch {
+    pub agent: String,
+    pub branch: String,
+    pub commit: String,
+    pub paths: Vec<String>,
+    /// The task opened for the agent to resolve it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_task: Option<String>,
+}
+
+/// One gate command and how it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateResult {
+    pub command: String,
+    pub passed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub seconds: f64,
+    /// The last lines it printed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output_tail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub format: u32,
+    pub seq: u64,
+    pub into: String,
+    pub outcome: Outcome,
+    /// The integration branch's commit before.
+    pub before: String,
+    /// The merged result (the branch's commit after, when it moved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<MergedBranch>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<ConflictedBranch>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateResult>,
+    /// For a rollback: the checkpoint whose content was restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<u64>,
+    pub at: String,
+    pub by: String,
+    #[serde(flatten)]
+    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Checkpoint {
+    pub fn path(seq: u64) -> String {
+        format!("checkpoints/{seq:06}.yaml")
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).expect("a checkpoint always serializes")
+    }
+
+    pub fn from_yaml(bytes: &[u8], refname: &str, path: &str) -> Result<Checkpoint> {
+        let c: Checkpoint =
+            parse_document(bytes, refname, path, CHECKPOINT_FORMAT, |c: &Checkpoint| {
+                c.format
+            })?;
+        if path != Checkpoint::path(c.seq) {
+            return Err(Error::Malformed {
+                refname: refname.into(),
+                path: path.into(),
+                why: format!("seq {} does not match its path", c.seq),
+            });
+        }
+        Ok(c)
+    }
+}

@@ -1,0 +1,258 @@
+//! Checkpoints: agent branches merged back behind gates, conflicts left out with a task and a
+//! message, the record, rollback without losing commits, and refreshing agent branches.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use common::{TestRepo, array, json, ok, stdout};
+
+fn spawn(repo: &TestRepo, name: &str) -> PathBuf {
+    let agent = repo.coord_json(&["agent", "spawn", name, "--role", "dev"]);
+    PathBuf::from(agent["worktree"].as_str().expect("a worktree"))
+}
+
+fn commit_in(repo: &TestRepo, dir: &Path, path: &str, text: &str) -> String {
+    std::fs::write(dir.join(path), text).expect("written");
+    ok(repo.git_in(dir, &["add", path]), "add");
+    ok(
+        repo.git_in(dir, &["commit", "-q", "-m", &format!("change {path}")]),
+        "commit",
+    );
+    stdout(&ok(repo.git_in(dir, &["rev-parse", "HEAD"]), "rev-parse"))
+        .trim()
+        .to_string()
+}
+
+fn main_tip(repo: &TestRepo) -> String {
+    repo.git_ok(&["rev-parse", "main"])
+}
+
+fn checkpoint(repo: &TestRepo, args: &[&str]) -> (Option<i32>, Value) {
+    let mut all = vec!["checkpoint"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = repo.coord(&all);
+    let text = stdout(&out);
+    let first = text.lines().next().unwrap_or("{}");
+    (out.status.code(), json(first))
+}
+
+fn setup() -> (TestRepo, PathBuf, PathBuf) {
+    let repo = TestRepo::init();
+    repo.write_file("shared.txt", "base\n");
+    ok(repo.git(&["add", "shared.txt"]), "add");
+    ok(repo.git(&["commit", "-q", "-m", "base"]), "commit");
+    let a = spawn(&repo, "a");
+    let b = spawn(&repo, "b");
+    (repo, a, b)
+}
+
+#[test]
+fn two_branches_merge_behind_a_passing_gate_and_nothing_moves_when_a_gate_fails() {
+    let (repo, a, b) = setup();
+    let a_commit = commit_in(&repo, &a, "a.txt", "a\n");
+    let b_commit = commit_in(&repo, &b, "b.txt", "b\n");
+    let before = main_tip(&repo);
+
+    // A failing gate: nothing moves, and the failure is recorded.
+    let (code, report) = checkpoint(
+        &repo,
+        &[
+            "--gate",
+            "test -f a.txt",
+            "--gate",
+            "echo broken >&2; exit 4",
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(report["checkpoint"]["outcome"], "gates-failed");
+    assert_eq!(main_tip(&repo), before, "main did not move");
+    let gates = array(report["checkpoint"]["gates"].clone());
+    assert_eq!(
+        (gates[0]["passed"].clone(), gates[1]["passed"].clone()),
+        (true.into(), false.into())
+    );
+    assert_eq!(gates[1]["exit_code"], 4);
+    assert!(
+        gates[1]["output_tail"]
+            .as_str()
+            .expect("tail")
+            .contains("broken")
+    );
+
+    // A passing gate: main moves to a merge holding both, in the main worktree too.
+    let (code, report) = checkpoint(&repo, &["--gate", "test -f a.txt && test -f b.txt"]);
+    assert_eq!(code, Some(0), "{report}");
+    let c = &report["checkpoint"];
+    assert_eq!(c["outcome"], "moved");
+    let after = main_tip(&repo);
+    assert_eq!(c["after"], after.as_str());
+    for commit in [&a_commit, &b_commit, &before] {
+        ok(
+            repo.git(&["merge-base", "--is-ancestor", commit, "main"]),
+            "both branches are in main",
+        );
+    }
+    assert!(repo.path.join("a.txt").exists() && repo.path.join("b.txt").exists());
+    assert!(
+        repo.git_ok(&["status", "--porcelain"]).is_empty(),
+        "the main worktree is clean"
+    );
+
+    // Recorded, listed and shown.
+    let list = array(repo.coord_json(&["checkpoint", "list"]));
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[1]["seq"], 2);
+    let merged: Vec<String> = array(list[1]["merged"].clone())
+        .iter()
+        .map(|m| m["agent"].as_str().expect("agent").to_string())
+        .collect();
+    assert_eq!(merged, ["a", "b"]);
+    let shown = repo.coord_ok(&["checkpoint", "show", "2"]);
+    assert!(
+        shown.contains("merged:  agent/a") && shown.contains("gate:    passed"),
+        "{shown}"
+    );
+    let doc = repo.git_ok(&["show", "refs/coord/checkpoints:checkpoints/000002.yaml"]);
+    assert!(doc.contains("outcome: moved"), "{doc}");
+}
+
+#[test]
+fn a_conflicting_branch_is_left_out_with_a_task_and_a_message_while_the_other_goes_in() {
+    let (repo, a, b) = setup();
+    commit_in(&repo, &a, "shared.txt", "from a\n");
+    commit_in(&repo, &b, "shared.txt", "from b\n");
+    let c_dir = spawn(&repo, "c");
+    commit_in(&repo, &c_dir, "c.txt", "c\n");
+    let (code, report) = checkpoint(&repo, &[]);
+    assert_eq!(code, Some(0), "{report}");
+    let c = &report["checkpoint"];
+    let merged: Vec<String> = array(c["merged"].clone())
+        .iter()
+        .map(|m| m["agent"].as_str().expect("a").to_string())
+        .collect();
+    assert_eq!(merged, ["a", "c"]);
+    let left = &array(c["conflicts"].clone())[0];
+    assert_eq!(left["agent"], "b");
+    assert_eq!(left["paths"], serde_json::json!(["shared.txt"]));
+    let diffs = array(report["diffs"].clone());
+    assert!(
+        diffs[0]["branch"]
+            .as_str()
+            .expect("diff")
+            .contains("+from b")
+    );
+    assert!(
+        diffs[0]["integration"]
+            .as_str()
+            .expect("diff")
+            .contains("+from a")
+    );
+    let task_id = left["resolve_task"]
+        .as_str()
+        .expect("a resolve task")
+        .to_string();
+    let task = repo.show(&task_id);
+    assert_eq!(task["assignee"], "b");
+    assert_eq!(task["state"], "claimed");
+    assert!(
+        task["description"]
+            .as_str()
+            .expect("text")
+            .contains("shared.txt")
+    );
+    let inbox = json(&repo.coord_as_ok("b", &["inbox", "--json"]));
+    let msg = &array(inbox["messages"].clone())[0];
+    assert_eq!(msg["task"], task_id.as_str());
+    assert_eq!(
+        std::fs::read_to_string(repo.path.join("shared.txt")).expect("file"),
+        "from a\n"
+    );
+    // Asking again reuses the open task.
+    let (_, again) = checkpoint(&repo, &[]);
+    assert_eq!(
+        array(again["checkpoint"]["conflicts"].clone())[0]["resolve_task"],
+        task_id.as_str()
+    );
+}
+
+#[test]
+fn rollback_restores_an_earlier_checkpoint_without_losing_a_commit() {
+    let (repo, a, b) = setup();
+    commit_in(&repo, &a, "a.txt", "a\n");
+    let (_, first) = checkpoint(&repo, &["--agents", "a"]);
+    let first_after = first["checkpoint"]["after"]
+        .as_str()
+        .expect("after")
+        .to_string();
+    let b_commit = commit_in(&repo, &b, "b.txt", "b\n");
+    let (_, second) = checkpoint(&repo, &["--agents", "b"]);
+    let second_after = second["checkpoint"]["after"]
+        .as_str()
+        .expect("after")
+        .to_string();
+    assert!(repo.path.join("b.txt").exists());
+
+    let rolled = json(&repo.coord_ok(&["checkpoint", "rollback", "1", "--json"]));
+    assert_eq!(rolled["outcome"], "rolled-back");
+    assert_eq!(rolled["rollback_of"], 1);
+    assert_eq!(
+        repo.git_ok(&["rev-parse", "main^{tree}"]),
+        repo.git_ok(&["rev-parse", &format!("{first_after}^{{tree}}")])
+    );
+    assert!(!repo.path.join("b.txt").exists(), "the worktree follows");
+    for commit in [&second_after, &b_commit, &first_after] {
+        ok(
+            repo.git(&["merge-base", "--is-ancestor", commit, "main"]),
+            "no commit is lost",
+        );
+    }
+    let err = common::fails(&repo.coord(&["checkpoint", "rollback", "1"]), 1);
+    assert!(err.contains("already holds"), "{err}");
+    common::fails(&repo.coord(&["checkpoint", "rollback", "99"]), 1);
+}
+
+#[test]
+fn refresh_brings_clean_agent_branches_up_to_the_integration_branch() {
+    let (repo, a, b) = setup();
+    commit_in(&repo, &a, "a.txt", "a\n");
+    let (_, report) = checkpoint(&repo, &["--agents", "a", "--refresh"]);
+    assert_eq!(report["checkpoint"]["outcome"], "moved");
+    // b has no changes: fast-forwarded. With uncommitted changes: left alone.
+    let out = repo.coord_ok(&["agent", "refresh", "b"]);
+    assert!(out.contains("fast-forwarded"), "{out}");
+    assert!(b.join("a.txt").exists());
+    std::fs::write(b.join("dirty.txt"), "x").expect("written");
+    commit_in(&repo, &a, "a2.txt", "a2\n");
+    checkpoint(&repo, &["--agents", "a"]);
+    let out = repo.coord_ok(&["agent", "refresh", "b"]);
+    assert!(out.contains("uncommitted changes"), "{out}");
+    assert!(!b.join("a2.txt").exists());
+}
+
+#[test]
+fn bad_checkpoint_requests_change_nothing() {
+    let (repo, a, _) = setup();
+    commit_in(&repo, &a, "a.txt", "a\n");
+    let before = main_tip(&repo);
+    let tip = repo.ref_tip("refs/coord/checkpoints");
+    let err = common::fails(&repo.coord(&["checkpoint", "--into", "nope"]), 1);
+    assert!(err.contains("no such branch"), "{err}");
+    common::fails(&repo.coord(&["checkpoint", "--agents", "ghost"]), 1);
+    // The main worktree has uncommitted changes to a tracked file: refused, nothing moved.
+    std::fs::write(repo.path.join("shared.txt"), "dirty\n").expect("written");
+    let err = common::fails(&repo.coord(&["checkpoint"]), 1);
+    assert!(err.contains("uncommitted changes"), "{err}");
+    assert_eq!(main_tip(&repo), before);
+    assert_eq!(repo.ref_tip("refs/coord/checkpoints"), tip);
+    // A dry run merges in memory only.
+    std::fs::write(repo.path.join("shared.txt"), "base\n").expect("written");
+    let (code, dry) = checkpoint(&repo, &["--dry-run", "--gate", "false"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(dry["recorded"], false);
+    assert_eq!(main_tip(&repo), before);
+    assert_eq!(repo.ref_tip("refs/coord/checkpoints"), tip);
+}
