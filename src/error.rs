@@ -67,6 +67,8 @@ pub enum Error {
         what: String,
         why: String,
     },
+    #[error("the team is {state} ({reason}): no new claims")]
+    TeamStopped { state: String, reason: String },
     #[error("cannot tell who is acting")]
     NoAgent,
     #[error("{}", describe_lease_conflicts(.0))]
@@ -104,6 +106,7 @@ impl Error {
             | Error::Cycle(_)
             | Error::Contended { .. }
             | Error::GuardRefused { .. }
+            | Error::TeamStopped { .. }
             | Error::LeaseConflict(_)
             | Error::LeaseHeldByOther { .. }
             | Error::LeaseReleased { .. } => exit::REFUSED,
@@ -139,6 +142,7 @@ impl Error {
             Error::Remote { .. } => {
                 "check the remote's URL and your access (`git remote -v`, `git fetch`); local state is as it was, and a later `git coord sync` picks up where this stopped; `--offline` works locally".into()
             }
+            Error::TeamStopped { .. } => "`git coord resume` lets the team claim again".into(),
             Error::NoAgent => {
                 "pass --agent NAME, set GIT_COORD_AGENT, or `git config user.name NAME`".into()
             }

@@ -112,6 +112,107 @@ fn write_shim(path: &Path, shim: &str) -> Result<()> {
     Ok(())
 }
 
+/// The stop hook entry git-coord adds to `.claude/settings.json` (templates/claude-settings.json).
+const CLAUDE_SETTINGS: &str = include_str!("../templates/claude-settings.json");
+const STOP_COMMAND: &str = "git coord hook stop";
+
+/// Merges the Stop hook into `.claude/settings.json` of this worktree, creating it if missing and
+/// keeping everything already there. Installing twice changes nothing.
+pub fn install_claude(coord: &Coord) -> Result<HookChange> {
+    let path = workdir(coord)?.join(".claude").join("settings.json");
+    let mut settings = read_settings(&path)?;
+    let ours: serde_json::Value =
+        serde_json::from_str(CLAUDE_SETTINGS).expect("the template is JSON");
+    let entry = ours["hooks"]["Stop"][0].clone();
+    let Some(root) = settings.as_object_mut() else {
+        return Err(not_an_object(&path));
+    };
+    let hooks = root.entry("hooks").or_insert_with(|| serde_json::json!({}));
+    let Some(hooks) = hooks.as_object_mut() else {
+        return Err(not_an_object(&path));
+    };
+    let stop = hooks.entry("Stop").or_insert_with(|| serde_json::json!([]));
+    let Some(stop) = stop.as_array_mut() else {
+        return Err(not_an_object(&path));
+    };
+    let action = if stop.iter().any(has_stop_command) {
+        "unchanged"
+    } else {
+        stop.push(entry);
+        write_settings(&path, &settings)?;
+        "installed"
+    };
+    Ok(HookChange {
+        hook: "claude Stop".into(),
+        path: path.display().to_string(),
+        action,
+    })
+}
+
+/// Removes the Stop hook entry git-coord added, keeping everything else.
+pub fn uninstall_claude(coord: &Coord) -> Result<HookChange> {
+    let path = workdir(coord)?.join(".claude").join("settings.json");
+    let mut action = "unchanged";
+    if path.exists() {
+        let mut settings = read_settings(&path)?;
+        if let Some(stop) = settings
+            .get_mut("hooks")
+            .and_then(|h| h.get_mut("Stop"))
+            .and_then(|s| s.as_array_mut())
+        {
+            let before = stop.len();
+            stop.retain(|e| !has_stop_command(e));
+            if stop.len() != before {
+                write_settings(&path, &settings)?;
+                action = "removed";
+            }
+        }
+    }
+    Ok(HookChange {
+        hook: "claude Stop".into(),
+        path: path.display().to_string(),
+        action,
+    })
+}
+
+fn has_stop_command(entry: &serde_json::Value) -> bool {
+    entry["hooks"]
+        .as_array()
+        .is_some_and(|hooks| hooks.iter().any(|h| h["command"] == STOP_COMMAND))
+}
+
+fn read_settings(path: &Path) -> Result<serde_json::Value> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            Error::Other(format!(
+                "{} is not valid JSON ({e}): fix it, then run this again (nothing was changed)",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::json!({})),
+        Err(e) => Err(Error::Other(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+fn write_settings(path: &Path, settings: &serde_json::Value) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut text = serde_json::to_string_pretty(settings)?;
+    text.push('\n');
+    let tmp = path.with_extension("json.git-coord-tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn not_an_object(path: &Path) -> Error {
+    Error::Other(format!(
+        "{}: `hooks` and `hooks.Stop` must be an object and an array; fix it, then run this again (nothing was changed)",
+        path.display()
+    ))
+}
+
 /// What a guard found: the conflicts, and whether it only warns.
 #[derive(Debug)]
 pub struct GuardReport {

@@ -200,6 +200,7 @@ impl<'c> Tasks<'c> {
             }
             Ok(stale_agents.clone().unwrap_or_default())
         };
+        crate::team::check_claims_allowed(self.coord)?;
         let store = self.store.confirming(self.coord.confirm_remote()?);
         store.update(&actor, |snap| {
             let id = self.resolve(snap, &prefix)?;
@@ -249,6 +250,7 @@ impl<'c> Tasks<'c> {
         // only covers the (incremental) refresh.
         let mut index = self.index(&self.store.snapshot()?)?;
         let stale = crate::agents::Agents::new(self.coord)?.stale()?;
+        crate::team::check_claims_allowed(self.coord)?;
         let store = self.store.confirming(self.coord.confirm_remote()?);
         store.update(&actor, |snap| {
             index.refresh(&self.coord.repo, TASKS_REF, snap)?;
@@ -312,6 +314,7 @@ impl<'c> Tasks<'c> {
     pub fn done(&self, input: &str, summary: Option<String>, force: bool) -> Result<Task> {
         let task = self.finish(input, summary, force)?;
         crate::leases::Leases::new(self.coord).release_for_task(&task.id)?;
+        crate::workflows::request_checkpoint(self.coord, &task);
         Ok(task)
     }
 
@@ -329,7 +332,23 @@ impl<'c> Tasks<'c> {
         })
     }
 
+    /// Returns a task to open. A workflow stage goes back to whoever did it (claimed for them
+    /// again, and told why): that is how a review sends work back.
     pub fn reopen(&self, input: &str, reason: Option<String>, force: bool) -> Result<Task> {
+        let previous = self.show(input)?.assignee;
+        let task = self.reopen_only(input, reason.clone(), force)?;
+        match crate::workflows::route_back(
+            self.coord,
+            &task,
+            previous.as_deref(),
+            reason.as_deref(),
+        )? {
+            Some(routed) => Ok(routed),
+            None => Ok(task),
+        }
+    }
+
+    fn reopen_only(&self, input: &str, reason: Option<String>, force: bool) -> Result<Task> {
         self.mutate(input, "reopen", |task, actor| {
             if task.state == State::Open {
                 return Err(wrong_state(task, "it is already open"));

@@ -26,7 +26,14 @@ pub enum AgentCommand {
         /// Put the worktree here (default: ../<repo>.agents/NAME beside the main worktree)
         #[arg(long, value_name = "DIR")]
         path: Option<PathBuf>,
+        /// Start the role's command (from .coord.yaml) in the new worktree, detached
+        #[arg(long)]
+        launch: bool,
     },
+    /// Start the agent's role command in its worktree, detached, output in .git/coord/logs/NAME.log
+    Launch { name: String },
+    /// End the process `--launch` started for the agent
+    Stop { name: String },
     /// List agents with role, branch and presence
     List {
         /// Retired agents too
@@ -59,16 +66,38 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
             role,
             base,
             path,
+            launch,
         } => {
+            if launch && agents.config().role(&role)?.command.is_none() {
+                return Err(crate::error::Error::invalid(
+                    "role",
+                    &role,
+                    "it has no command to launch: give it one in .coord.yaml (nothing was spawned)",
+                ));
+            }
             let agent = agents.spawn(&Spawn {
                 name,
                 role,
                 base,
                 path,
             })?;
-            if json {
-                writeln!(out, "{}", serde_json::to_value(&agent)?)?;
+            let launched = if launch {
+                Some(crate::launch::launch(coord, &agent.name)?)
             } else {
+                None
+            };
+            if json {
+                let mut value = serde_json::to_value(&agent)?;
+                value["launched"] = serde_json::to_value(&launched)?;
+                writeln!(out, "{value}")?;
+            } else {
+                if let Some(l) = &launched {
+                    writeln!(
+                        out,
+                        "launched '{}' as pid {}, output in {}",
+                        l.command, l.pid, l.log
+                    )?;
+                }
                 writeln!(
                     out,
                     "spawned {} ({}) on branch {} in {}",
@@ -101,6 +130,26 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
         AgentCommand::Heartbeat => {
             let me = coord.actor()?.agent;
             show(out, &agents.heartbeat(&me)?, json)?;
+        }
+        AgentCommand::Launch { name } => {
+            let l = crate::launch::launch(coord, &name)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&l)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "launched '{}' for {name} as pid {}, output in {}",
+                    l.command, l.pid, l.log
+                )?;
+            }
+        }
+        AgentCommand::Stop { name } => {
+            let pid = crate::launch::stop(coord, &name)?;
+            if json {
+                writeln!(out, "{}", json!({ "agent": name, "stopped": pid }))?;
+            } else {
+                writeln!(out, "stopped {name} (pid {pid})")?;
+            }
         }
         AgentCommand::Refresh { name } => {
             let what = crate::checkpoints::Checkpoints::new(coord).refresh(&name)?;

@@ -11,15 +11,35 @@ use crate::hooks::{self, GuardReport};
 #[derive(Subcommand, Debug)]
 pub enum HooksCommand {
     /// Install the pre-commit and pre-push lease guards (chained with the hooks already there)
-    Install,
+    Install {
+        /// Also merge the stop hook into .claude/settings.json (Claude Code)
+        #[arg(long)]
+        claude: bool,
+    },
     /// Remove them and put back the hooks they chained
-    Uninstall,
+    Uninstall {
+        /// Also remove the stop hook from .claude/settings.json
+        #[arg(long)]
+        claude: bool,
+    },
 }
 
 pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) -> Result<()> {
     let changes = match cmd {
-        HooksCommand::Install => hooks::install(coord)?,
-        HooksCommand::Uninstall => hooks::uninstall(coord)?,
+        HooksCommand::Install { claude } => {
+            let mut changes = hooks::install(coord)?;
+            if claude {
+                changes.push(hooks::install_claude(coord)?);
+            }
+            changes
+        }
+        HooksCommand::Uninstall { claude } => {
+            let mut changes = hooks::uninstall(coord)?;
+            if claude {
+                changes.push(hooks::uninstall_claude(coord)?);
+            }
+            changes
+        }
     };
     if json {
         writeln!(out, "{}", serde_json::to_value(&changes)?)?;
@@ -37,6 +57,80 @@ pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) ->
             _ => "unchanged".to_string(),
         };
         writeln!(out, "{}: {what} ({})", c.hook, c.path)?;
+    }
+    Ok(())
+}
+
+/// `git coord hook stop`: the agent CLI's stop hook. Reads its JSON on stdin; prints
+/// `{"decision":"block","reason":...}` to keep the agent going, nothing to let it stop.
+pub fn run_stop_hook() -> Result<()> {
+    let mut input = String::new();
+    let decision = match std::io::stdin()
+        .take(2 * 1024 * 1024)
+        .read_to_string(&mut input)
+    {
+        Ok(_) => crate::stop::decide(&input),
+        Err(e) => crate::stop::Decision::Allow {
+            why: format!("cannot read the hook input ({e}); letting the agent stop"),
+        },
+    };
+    match decision {
+        crate::stop::Decision::Block { reason } => {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({ "decision": "block", "reason": reason })
+            )?;
+        }
+        crate::stop::Decision::Allow { why } => {
+            if !why.is_empty() {
+                eprintln!("git-coord: {why}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `pause`, `resume` and `cancel`.
+pub fn team(
+    coord: &Coord,
+    what: &str,
+    reason: Option<String>,
+    workflow: Option<String>,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<()> {
+    use crate::team::TeamState;
+    let text = match (what, workflow) {
+        ("pause", _) => {
+            let t = crate::team::set(coord, TeamState::Paused, reason)?;
+            format!(
+                "team paused by {}: no new claims; stop hooks let workers stop",
+                t.by
+            )
+        }
+        ("resume", _) => {
+            crate::team::set(coord, TeamState::Running, None)?;
+            "team running: claims are open again".to_string()
+        }
+        (_, Some(epic)) => {
+            let n = crate::workflows::cancel(coord, &epic, reason.as_deref())?;
+            format!("workflow {epic} cancelled: {n} claim(s) released, its agents told")
+        }
+        _ => {
+            let n = crate::workflows::cancel_all(coord, reason.as_deref())?;
+            format!("team cancelled: {n} claim(s) released, every agent told")
+        }
+    };
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "done": what, "message": text })
+        )?;
+    } else {
+        writeln!(out, "{text}")?;
     }
     Ok(())
 }

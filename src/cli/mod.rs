@@ -8,6 +8,7 @@ mod lease;
 mod messages;
 mod output;
 mod sync;
+mod workflow;
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -130,7 +131,25 @@ enum Command {
     /// Related projects, for messages across projects
     #[command(subcommand)]
     Project(sync::ProjectCommand),
-    /// Run one hook (what the installed shims call): pre-commit, pre-push
+    /// Workflows: an epic and its stages from a template
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCommand),
+    /// Pause the team: no new claims, and stop hooks let workers stop
+    Pause {
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Let a paused or cancelled team claim again
+    Resume,
+    /// Cancel the team's work (or one workflow's): every claim and lease released, every agent told
+    Cancel {
+        /// Only this workflow (its epic's id)
+        #[arg(long, value_name = "ID")]
+        workflow: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Run one hook (what the installed shims and agent CLIs call): pre-commit, pre-push, stop
     Hook {
         name: String,
         /// What git passed to the hook
@@ -348,6 +367,12 @@ fn run(cli: Cli) -> Result<()> {
     if let Command::Demo { keep } = cli.command {
         return demo::run(keep);
     }
+    if let Command::Hook { name, .. } = &cli.command
+        && name == "stop"
+    {
+        // The stop hook must answer even where no repository can be opened.
+        return hooks::run_stop_hook();
+    }
     let mut coord = Coord::open(&dir, cli.agent.clone())?;
     coord.offline = cli.offline;
     // Every command an agent runs counts as its heartbeat (a local file, never a commit).
@@ -395,6 +420,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Push { remote } => sync::push(&coord, remote.as_deref(), out, json)?,
         Command::Project(cmd) => sync::project(&coord, cmd, out, json)?,
         Command::Checkpoint(a) => checkpoint::run(&coord, a, out, json)?,
+        Command::Pause { reason } => hooks::team(&coord, "pause", reason, None, out, json)?,
+        Command::Workflow(cmd) => workflow::run(&coord, cmd, out, json)?,
+        Command::Resume => hooks::team(&coord, "resume", None, None, out, json)?,
+        Command::Cancel { workflow, reason } => {
+            hooks::team(&coord, "cancel", reason, workflow, out, json)?
+        }
         Command::Inbox(a) => messages::inbox(&coord, a, out, json)?,
         Command::Read {
             id,

@@ -1,0 +1,110 @@
+//! `git coord workflow ...`: clap definitions and output.
+
+use std::io::Write;
+
+use clap::Subcommand;
+
+use crate::coord::Coord;
+use crate::error::{Error, Result};
+use crate::workflows;
+
+#[derive(Subcommand, Debug)]
+pub enum WorkflowCommand {
+    /// Create an epic and its stage tasks from a template (feature, bugfix, or .coord/workflows/NAME.yaml)
+    Start {
+        template: String,
+        title: String,
+        /// A template variable, as {K} in its texts (repeat)
+        #[arg(long = "var", value_name = "K=V")]
+        vars: Vec<String>,
+    },
+    /// Stages, progress and what waits, of one workflow or all
+    Status { id: Option<String> },
+}
+
+pub fn run(coord: &Coord, cmd: WorkflowCommand, out: &mut dyn Write, json: bool) -> Result<()> {
+    match cmd {
+        WorkflowCommand::Start {
+            template,
+            title,
+            vars,
+        } => {
+            let vars = vars
+                .iter()
+                .map(|v| {
+                    v.split_once('=')
+                        .filter(|(k, _)| !k.is_empty())
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| Error::invalid("--var", v, "write it as K=V"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let (epic, stages) = workflows::start(coord, &template, &title, &vars)?;
+            if json {
+                let ids: Vec<&str> = stages.iter().map(|t| t.id.as_str()).collect();
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "id": epic.id, "title": epic.title, "tasks": ids })
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "started {template} workflow {}: {}",
+                    epic.id, epic.title
+                )?;
+                for t in &stages {
+                    writeln!(
+                        out,
+                        "  {}  {:<10} {}",
+                        t.id,
+                        t.role.as_deref().unwrap_or("-"),
+                        t.title
+                    )?;
+                }
+            }
+        }
+        WorkflowCommand::Status { id } => {
+            let list = workflows::status(coord, id.as_deref())?;
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&list)?)?;
+                return Ok(());
+            }
+            for w in &list {
+                writeln!(
+                    out,
+                    "{}  {} ({}): {}/{} done, {}",
+                    w.id,
+                    w.title,
+                    w.template,
+                    w.done,
+                    w.total,
+                    match &w.current {
+                        Some(stage) => format!("at {stage}"),
+                        None => "finished".into(),
+                    }
+                )?;
+                for s in &w.stages {
+                    let mark = match s.state.as_str() {
+                        "done" => "x",
+                        "claimed" => ">",
+                        "blocked" => "!",
+                        _ => " ",
+                    };
+                    writeln!(
+                        out,
+                        "  [{mark}] {:<12} {}  {:<8} {:<10} {}",
+                        s.stage,
+                        s.id,
+                        s.state,
+                        s.assignee
+                            .as_deref()
+                            .or(s.role.as_deref().map(|_| "-"))
+                            .unwrap_or("-"),
+                        s.title
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The team's state: running, paused or cancelled, in `team.yaml` of refs/coord/agents. Paused
+//! and cancelled teams take no new claims, and their stop hooks let workers stop.
+
+use serde::{Deserialize, Serialize};
+
+use crate::agents::AGENTS_REF;
+use crate::coord::Coord;
+use crate::error::{Error, Result};
+use crate::model::{parse_document, time};
+use crate::store::{Change, Store};
+
+const TEAM_PATH: &str = "team.yaml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TeamState {
+    #[default]
+    Running,
+    Paused,
+    Cancelled,
+}
+
+impl TeamState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TeamState::Running => "running",
+            TeamState::Paused => "paused",
+            TeamState::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Team {
+    pub format: u32,
+    pub state: TeamState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub at: String,
+    #[serde(default)]
+    pub by: String,
+}
+
+/// The team's state now (running when never set, or when the document cannot be read).
+pub fn get(coord: &Coord) -> Result<Team> {
+    let store = Store::new(&coord.repo, AGENTS_REF);
+    read(&store, &store.snapshot()?)
+}
+
+fn read(store: &Store, snap: &crate::store::Snapshot) -> Result<Team> {
+    let Some(bytes) = store.read(snap, TEAM_PATH)? else {
+        return Ok(Team::default());
+    };
+    match parse_document(&bytes, AGENTS_REF, TEAM_PATH, 1, |t: &Team| t.format) {
+        Ok(team) => Ok(team),
+        Err(e) => {
+            tracing::warn!("ignoring {AGENTS_REF}:{TEAM_PATH}: {e}");
+            Ok(Team::default())
+        }
+    }
+}
+
+/// Sets the team's state; setting the state it has writes nothing.
+pub fn set(coord: &Coord, state: TeamState, reason: Option<String>) -> Result<Team> {
+    let actor = coord.actor()?;
+    let store = Store::new(&coord.repo, AGENTS_REF);
+    store.update(&actor, |snap| {
+        let current = read(&store, snap)?;
+        if current.state == state && (reason.is_none() || current.reason == reason) {
+            return Ok((Change::default(), current));
+        }
+        let team = Team {
+            format: 1,
+            state,
+            reason: reason.clone(),
+            at: time::now(),
+            by: actor.agent.clone(),
+        };
+        let yaml = serde_saphyr::to_string(&team).expect("a team state serializes");
+        let change = Change {
+            docs: vec![(TEAM_PATH.to_string(), Some(yaml.into_bytes()))],
+            subject: format!("team {} by {}", state.as_str(), actor.agent),
+            trailers: vec![("Coord-Op", format!("team-{}", state.as_str()))],
+        };
+        Ok((change, team))
+    })
+}
+
+/// Refuses new claims while the team is paused or cancelled.
+pub fn check_claims_allowed(coord: &Coord) -> Result<()> {
+    let team = get(coord)?;
+    if team.state == TeamState::Running {
+        return Ok(());
+    }
+    Err(Error::TeamStopped {
+        state: team.state.as_str().to_string(),
+        reason: team.reason.unwrap_or_else(|| "no reason given".into()),
+    })
+}

@@ -1,0 +1,413 @@
+//! Running the team: workflows from templates driven to the end by simulated agents with
+//! checkpoints at stage boundaries, the stop hook, pause, resume and cancel, and launching agents.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use common::{TestRepo, array, fails, json, ok, stdout};
+
+fn spawn(repo: &TestRepo, name: &str, role: &str) -> PathBuf {
+    let agent = repo.coord_json(&["agent", "spawn", name, "--role", role]);
+    PathBuf::from(agent["worktree"].as_str().expect("a worktree"))
+}
+
+fn at(repo: &TestRepo, dir: &Path, args: &[&str]) -> String {
+    stdout(&ok(repo.coord_in(dir, args), &args.join(" ")))
+}
+
+fn at_json(repo: &TestRepo, dir: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    json(&at(repo, dir, &all))
+}
+
+/// Runs `git coord hook stop` with `input` on stdin; returns (stdout, stderr).
+fn stop_hook(repo: &TestRepo, input: &str) -> (String, String) {
+    let mut child = repo
+        .command(common::BIN, repo.tmp())
+        .args(["hook", "stop"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the hook runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("input written");
+    let out = child.wait_with_output().expect("the hook finishes");
+    assert_eq!(out.status.code(), Some(0), "the stop hook always exits 0");
+    (stdout(&out), common::stderr(&out))
+}
+
+fn stop_input(dir: &Path) -> String {
+    serde_json::json!({
+        "session_id": "s1",
+        "transcript_path": "/tmp/t.jsonl",
+        "cwd": dir.display().to_string(),
+        "hook_event_name": "Stop",
+        "stop_hook_active": false
+    })
+    .to_string()
+}
+
+#[test]
+fn a_feature_workflow_runs_stage_by_stage_to_the_end_with_its_checkpoints() {
+    let repo = TestRepo::init();
+    let olga = spawn(&repo, "olga", "organiser");
+    let homes: Vec<(&str, PathBuf)> = [
+        ("planner", "pia"),
+        ("reviewer", "rex"),
+        ("dev", "dev1"),
+        ("docs", "dot"),
+        ("tester", "tess"),
+    ]
+    .into_iter()
+    .map(|(role, name)| (role, spawn(&repo, name, role)))
+    .collect();
+    let started = at_json(
+        &repo,
+        &olga,
+        &[
+            "workflow",
+            "start",
+            "feature",
+            "Add login",
+            "--var",
+            "area=auth",
+        ],
+    );
+    let epic = started["id"].as_str().expect("an epic").to_string();
+    let tasks = array(started["tasks"].clone());
+    assert_eq!(tasks.len(), 8, "six stages and two checkpoints");
+    let status = &array(at_json(&repo, &olga, &["workflow", "status", &epic]))[0];
+    let stages: Vec<String> = array(status["stages"].clone())
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "plan",
+            "plan-review",
+            "implement",
+            "checkpoint",
+            "code-review",
+            "document",
+            "test",
+            "checkpoint"
+        ]
+    );
+    // Nothing but the first stage is ready.
+    let ready = array(repo.coord_json(&["ready"]));
+    assert_eq!(ready.len(), 1);
+    assert_eq!(ready[0]["role"], "planner");
+
+    let mut checkpoints = 0;
+    let mut sent_back = false;
+    for _ in 0..20 {
+        let status = &array(at_json(&repo, &olga, &["workflow", "status", &epic]))[0];
+        if status["current"].is_null() {
+            break;
+        }
+        let next = array(status["stages"].clone())
+            .into_iter()
+            .find(|s| s["state"] != "done")
+            .expect("a stage not done");
+        if next["checkpoint"] == true {
+            // The stage before asked for it; the organiser runs it.
+            let inbox = at_json(&repo, &olga, &["inbox"]);
+            assert!(
+                array(inbox["messages"].clone()).iter().any(|m| m["subject"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("Checkpoint requested")),
+                "{inbox}"
+            );
+            let before = repo.git_ok(&["rev-parse", "main"]);
+            let report = at_json(&repo, &olga, &["checkpoint", "--gate", "true"]);
+            assert_eq!(report["checkpoint"]["outcome"], "moved", "{report}");
+            assert_ne!(repo.git_ok(&["rev-parse", "main"]), before);
+            assert_eq!(repo.show(next["id"].as_str().expect("id"))["state"], "done");
+            checkpoints += 1;
+            continue;
+        }
+        let role = next["role"].as_str().expect("a role");
+        let home = &homes
+            .iter()
+            .find(|(r, _)| *r == role)
+            .expect("an agent of the role")
+            .1;
+        let claimed = at_json(&repo, home, &["task", "claim", "--next", "--role", role]);
+        assert_eq!(claimed["id"], next["id"]);
+        if matches!(role, "dev" | "tester") {
+            let file = format!("{role}.txt");
+            std::fs::write(home.join(&file), format!("work of {role}\n")).expect("written");
+            ok(repo.git_in(home, &["add", &file]), "add");
+            ok(
+                repo.git_in(home, &["commit", "-q", "-m", &format!("{role} work")]),
+                "commit",
+            );
+        }
+        if role == "reviewer" && !sent_back {
+            // The plan review sends the plan back once: it returns to its planner.
+            let plan = array(status["stages"].clone())[0]["id"]
+                .as_str()
+                .expect("plan")
+                .to_string();
+            at(
+                &repo,
+                home,
+                &["task", "reopen", &plan, "--reason", "say which tests"],
+            );
+            let back = repo.show(&plan);
+            assert_eq!(
+                (back["state"].clone(), back["assignee"].clone()),
+                ("claimed".into(), "pia".into())
+            );
+            let planner = &homes[0].1;
+            let inbox = at_json(&repo, planner, &["inbox"]);
+            assert!(array(inbox["messages"].clone()).iter().any(|m| {
+                m["subject"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("Sent back")
+            }));
+            at(
+                &repo,
+                planner,
+                &["task", "done", &plan, "--summary", "plan with tests"],
+            );
+            sent_back = true;
+        }
+        at(
+            &repo,
+            home,
+            &[
+                "task",
+                "done",
+                next["id"].as_str().expect("id"),
+                "--summary",
+                &format!("{role} finished"),
+            ],
+        );
+    }
+    assert!(sent_back);
+    assert_eq!(checkpoints, 2);
+    let status = &array(at_json(&repo, &olga, &["workflow", "status", &epic]))[0];
+    assert_eq!(status["state"], "done", "{status}");
+    assert_eq!(status["done"], status["total"]);
+    for file in ["dev.txt", "tester.txt"] {
+        assert!(repo.path.join(file).exists(), "{file} reached main");
+    }
+    assert_eq!(array(repo.coord_json(&["checkpoint", "list"])).len(), 2);
+}
+
+#[test]
+fn bad_workflow_requests_are_refused() {
+    let repo = TestRepo::init();
+    let err = fails(&repo.coord(&["workflow", "start", "nosuch", "X"]), 1);
+    assert!(err.contains("feature and bugfix"), "{err}");
+    fails(
+        &repo.coord(&["workflow", "start", "feature", "X", "--var", "novalue"]),
+        1,
+    );
+    repo.write_file(".coord/workflows/broken.yaml", "name: broken\nstages: [\n");
+    let err = fails(&repo.coord(&["workflow", "start", "broken", "X"]), 1);
+    assert!(err.contains("broken.yaml"), "{err}");
+    assert!(repo.list().is_empty(), "nothing was created");
+    let started = repo.coord_json(&["workflow", "start", "bugfix", "Crash on save"]);
+    assert_eq!(array(started["tasks"].clone()).len(), 5);
+}
+
+#[test]
+fn the_stop_hook_keeps_a_worker_going_and_lets_it_stop_when_it_should() {
+    let repo = TestRepo::init();
+    let home = spawn(&repo, "wendy", "dev");
+    let task = repo.new_task("Wire the parser", &["--role", "dev"]);
+
+    // Ready work for its role: blocked, with the command to claim it.
+    let (out, _) = stop_hook(&repo, &stop_input(&home));
+    let decision = json(&out);
+    assert_eq!(decision["decision"], "block");
+    assert!(
+        decision["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("git coord task claim --next"),
+        "{decision}"
+    );
+
+    // A claimed task: blocked, naming the task and how to finish it.
+    at(&repo, &home, &["task", "claim", &task]);
+    let (out, _) = stop_hook(&repo, &stop_input(&home));
+    let reason = json(&out)["reason"].as_str().expect("reason").to_string();
+    assert!(
+        reason.contains(&task) && reason.contains("git coord task done"),
+        "{reason}"
+    );
+
+    // Paused: it may stop, and is told why.
+    repo.coord_ok(&["pause", "--reason", "lunch"]);
+    let (out, err) = stop_hook(&repo, &stop_input(&home));
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("paused") && err.contains("lunch"), "{err}");
+    let refused = fails(&repo.coord_as("x", &["task", "claim", "--next"]), 3);
+    assert!(refused.contains("paused"), "{refused}");
+    repo.coord_ok(&["resume"]);
+
+    // Idle past the limit with no progress: it may stop.
+    std::fs::write(home.join(".coord.yaml"), "stop_idle: 1s\n").expect("config");
+    let (out, _) = stop_hook(&repo, &stop_input(&home));
+    assert!(!out.is_empty(), "still blocked at first");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (out, err) = stop_hook(&repo, &stop_input(&home));
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("no progress"), "{err}");
+
+    // Nothing left: it may stop, silently.
+    std::fs::remove_file(home.join(".coord.yaml")).expect("config removed");
+    at(&repo, &home, &["task", "done", &task]);
+    let (out, err) = stop_hook(&repo, &stop_input(&home));
+    assert!(out.is_empty() && err.is_empty(), "{out} {err}");
+
+    // Malformed input never blocks.
+    for input in ["", "not json", "[1,2]", "{\"cwd\": 7}"] {
+        let (out, err) = stop_hook(&repo, input);
+        assert!(out.is_empty(), "{input}: {out}");
+        assert!(err.contains("letting the agent stop"), "{input}: {err}");
+    }
+    // Outside any repository: nothing to say.
+    let (out, _) = stop_hook(&repo, &stop_input(repo.tmp()));
+    assert!(out.is_empty());
+}
+
+#[test]
+fn hooks_install_claude_merges_the_stop_hook_into_settings() {
+    let repo = TestRepo::init();
+    let settings = repo.path.join(".claude/settings.json");
+    std::fs::create_dir_all(settings.parent().expect("dir")).expect("dir");
+    std::fs::write(&settings, r#"{"permissions": {"allow": ["Bash(ls)"]}, "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "echo mine"}]}], "PreToolUse": []}}"#).expect("settings");
+    repo.coord_ok(&["hooks", "install", "--claude"]);
+    repo.coord_ok(&["hooks", "install", "--claude"]);
+    let merged: Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings).expect("read")).expect("json");
+    assert_eq!(merged["permissions"]["allow"][0], "Bash(ls)");
+    assert!(merged["hooks"]["PreToolUse"].is_array());
+    let stop = array(merged["hooks"]["Stop"].clone());
+    assert_eq!(stop.len(), 2, "ours added once, theirs kept: {stop:?}");
+    assert_eq!(stop[0]["hooks"][0]["command"], "echo mine");
+    assert_eq!(stop[1]["hooks"][0]["command"], "git coord hook stop");
+    repo.coord_ok(&["hooks", "uninstall", "--claude"]);
+    let after: Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings).expect("read")).expect("json");
+    assert_eq!(array(after["hooks"]["Stop"].clone()).len(), 1);
+    // A settings file that is not JSON is never overwritten.
+    std::fs::write(&settings, "{ not json").expect("settings");
+    let err = fails(&repo.coord(&["hooks", "install", "--claude"]), 1);
+    assert!(err.contains("not valid JSON"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&settings).expect("read"),
+        "{ not json"
+    );
+}
+
+#[test]
+fn cancel_releases_every_claim_and_lease_and_tells_every_agent() {
+    let repo = TestRepo::init();
+    let a = spawn(&repo, "ann", "dev");
+    let b = spawn(&repo, "bo", "dev");
+    let started = repo.coord_json(&["workflow", "start", "bugfix", "Crash"]);
+    let first = array(started["tasks"].clone())[0]
+        .as_str()
+        .expect("id")
+        .to_string();
+    repo.coord_ok(&["task", "edit", &first, "--role", "dev"]);
+    at(&repo, &a, &["task", "claim", &first]);
+    at(&repo, &a, &["lease", "acquire", "src/**", "--task", &first]);
+    let other = repo.new_task("Unrelated", &[]);
+    at(&repo, &b, &["task", "claim", &other]);
+    repo.coord_ok(&[
+        "cancel",
+        "--workflow",
+        started["id"].as_str().expect("epic"),
+        "--reason",
+        "wrong bug",
+    ]);
+    assert_eq!(repo.show(&first)["state"], "blocked");
+    assert_eq!(
+        repo.show(&other)["state"],
+        "claimed",
+        "outside the workflow: untouched"
+    );
+    assert!(repo.leases(false).is_empty());
+    let inbox = at_json(&repo, &b, &["inbox"]);
+    assert!(
+        array(inbox["messages"].clone())[0]["subject"]
+            .as_str()
+            .expect("s")
+            .contains("cancelled")
+    );
+
+    repo.coord_ok(&["cancel", "--reason", "stop everything"]);
+    assert_eq!(repo.show(&other)["state"], "open");
+    let err = fails(&repo.coord_in(&b, &["task", "claim", &other]), 3);
+    assert!(err.contains("cancelled"), "{err}");
+    repo.coord_ok(&["resume"]);
+    at(&repo, &b, &["task", "claim", &other]);
+}
+
+#[test]
+fn a_launched_agent_runs_its_role_command_in_its_worktree_until_stopped() {
+    let repo = TestRepo::init();
+    repo.write_file(
+        ".coord.yaml",
+        "roles:\n  - name: dev\n    command: \"echo started as $GIT_COORD_AGENT in $(pwd); exec sleep 60\"\n  - name: docs\n",
+    );
+    let err = fails(
+        &repo.coord(&["agent", "spawn", "nocmd", "--role", "docs", "--launch"]),
+        1,
+    );
+    assert!(err.contains("no command"), "{err}");
+    assert!(
+        repo.coord_json(&["agent", "list"])
+            .as_array()
+            .expect("list")
+            .is_empty(),
+        "nothing was spawned"
+    );
+    let spawned = repo.coord_json(&["agent", "spawn", "runner", "--role", "dev", "--launch"]);
+    let log = PathBuf::from(spawned["launched"]["log"].as_str().expect("a log"));
+    let pid = spawned["launched"]["pid"].as_u64().expect("a pid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("started")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("started as runner in"), "{text}");
+    assert!(text.contains("runner"), "{text}");
+    fails(&repo.coord(&["agent", "launch", "runner"]), 1);
+    repo.coord_ok(&["agent", "stop", "runner"]);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(" Z "),
+        "the process is gone"
+    );
+    fails(&repo.coord(&["agent", "stop", "runner"]), 1);
+}
