@@ -23,6 +23,8 @@ fn the_demo_runs_start_to_end_and_cleans_up() {
         "committed",                          // and lets it through after the release
         "login crashes on an empty password", // the handoff on a task's thread
         "Organiser brief",                    // the organiser's view
+        "checkpoint 2: moved",                // a feature workflow's checkpoints
+        "8/8 done, finished",                 // the workflow run to its end
         "claimed (the remote accepted it)",   // the online claim race
         "You lost the claim",                 // the offline race settled by sync
         "from erin: parse() panics",          // mail into another project

@@ -306,6 +306,7 @@ fn walk_through(dir: &Path) -> Result<()> {
         println!("  {line}");
     }
 
+    feature_workflow(dir)?;
     across_machines(dir)?;
 
     step("Everything is plain git: a document, and the audit trail");
@@ -327,6 +328,144 @@ fn walk_through(dir: &Path) -> Result<()> {
             fsck.as_str()
         }
     );
+    Ok(())
+}
+
+/// A feature workflow from its template, run stage by stage by simulated agents, with the
+/// checkpoints that merge their branches behind a gate; the stop hook along the way.
+fn feature_workflow(dir: &Path) -> Result<()> {
+    step("A feature workflow, stage by stage, with checkpoints merging the agents' branches");
+    let olga = Coord::open(dir, Some("olga".into()))?;
+    let agents = Agents::new(&olga)?;
+    let crew = [
+        ("planner", "pia"),
+        ("reviewer", "rex"),
+        ("docs", "dot"),
+        ("tester", "tess"),
+        ("dev", "alice"),
+    ];
+    for (role, name) in crew {
+        if agents.get(name)?.is_none() {
+            agents.spawn(&Spawn {
+                name: name.into(),
+                role: role.into(),
+                base: None,
+                path: None,
+            })?;
+            println!("$ git coord agent spawn {name} --role {role}");
+        }
+    }
+    let (epic, stages) = crate::workflows::start(&olga, "feature", "Remember me on login", &[])?;
+    println!(
+        "$ git coord workflow start feature 'Remember me on login'  ->  epic {}",
+        epic.id
+    );
+    for t in &stages {
+        println!(
+            "  {}  {:<10} {}",
+            t.id,
+            t.role.as_deref().unwrap_or("-"),
+            t.title
+        );
+    }
+    let main_log = || run_git(dir, &["log", "--oneline", "--first-parent", "-3", "main"]);
+    println!("$ git log --oneline --first-parent -3 main     # before");
+    for line in main_log()?.lines() {
+        println!("  {line}");
+    }
+    let home = |name: &str| -> Result<PathBuf> {
+        Ok(PathBuf::from(
+            agents.show(name)?.agent.worktree.unwrap_or_default(),
+        ))
+    };
+    for task in &stages {
+        let role = task.role.clone().unwrap_or_default();
+        if task
+            .labels
+            .iter()
+            .any(|l| l == crate::checkpoints::CHECKPOINT_LABEL)
+        {
+            let report = crate::checkpoints::Checkpoints::new(&olga).run(
+                &crate::checkpoints::Request {
+                    gates: Some(vec!["test -f src/login.rs".into()]),
+                    refresh: true,
+                    ..Default::default()
+                },
+                &mut |_| {},
+            )?;
+            let c = &report.checkpoint;
+            println!(
+                "$ git coord checkpoint --gate 'test -f src/login.rs' --refresh     # olga, asked by the stage before\n  checkpoint {}: {}, merged {}, gate {}",
+                c.seq,
+                c.outcome.as_str(),
+                c.merged
+                    .iter()
+                    .map(|m| m.branch.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if c.gates.iter().all(|g| g.passed) {
+                    "passed"
+                } else {
+                    "FAILED"
+                }
+            );
+            continue;
+        }
+        let name = crew
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, n)| *n)
+            .unwrap_or("alice");
+        let worker = Coord::open(&home(name)?, None)?;
+        if name == "alice" {
+            let reason = match crate::stop::decide(&format!(
+                "{{\"cwd\": {:?}}}",
+                home(name)?.display().to_string()
+            )) {
+                crate::stop::Decision::Block { reason } => reason,
+                crate::stop::Decision::Allow { .. } => String::new(),
+            };
+            if let Some(first) = reason.lines().next() {
+                println!("  (alice's stop hook, before she takes it: {first})");
+            }
+        }
+        let claimed = Tasks::new(&worker).claim(&task.id, false)?;
+        if matches!(role.as_str(), "dev" | "tester") {
+            let file = format!("{role}-remember-me.txt");
+            std::fs::write(
+                home(name)?.join(&file),
+                format!("{role} work on remember-me\n"),
+            )?;
+            run_git(&home(name)?, &["add", &file])?;
+            run_git(
+                &home(name)?,
+                &["commit", "-q", "-m", &format!("{role}: remember me")],
+            )?;
+        }
+        Tasks::new(&worker).done(&claimed.id, Some(format!("{role} stage finished")), false)?;
+        println!(
+            "  {name:<5} ({role}) claimed and finished {}",
+            claimed.title
+        );
+    }
+    println!("$ git log --oneline --first-parent -3 main     # after");
+    for line in main_log()?.lines() {
+        println!("  {line}");
+    }
+    let status = crate::workflows::status(&olga, Some(&epic.id))?;
+    if let Some(w) = status.first() {
+        println!(
+            "$ git coord workflow status {}\n  {}/{} done, {}",
+            epic.id,
+            w.done,
+            w.total,
+            if w.current.is_none() {
+                "finished"
+            } else {
+                "not finished"
+            }
+        );
+    }
     Ok(())
 }
 
