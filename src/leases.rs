@@ -81,7 +81,7 @@ impl<'c> Leases<'c> {
             Mode::Exclusive
         };
         let mut existing = None;
-        let store = self.store.confirming(self.coord.confirm_remote()?);
+        let store = self.store.confirming(self.coord)?;
         store.update(&actor, |snap| {
             let now = Timestamp::now();
             let loaded = self.load_all(snap)?;

@@ -433,6 +433,7 @@ fn tell(coord: &Coord, notices: &[Notice]) -> Result<usize> {
 /// push the new commit, and only once the remote accepted it, move the local ref. A rejected
 /// push means someone else wrote first: start over, re-checking the operation's preconditions.
 pub fn confirmed_update<T>(
+    coord: &Coord,
     store: &Store,
     remote: &Remote,
     actor: &Actor,
@@ -443,7 +444,8 @@ pub fn confirmed_update<T>(
     for attempt in 1..=MAX_TRIES * 4 {
         fetch(repo, remote, &[refname])?;
         let staged = repo.ref_tip(&remote.staged(refname))?;
-        merge_into_local(repo, refname, staged, &remote.name)?;
+        let (_, found, _) = merge_into_local(repo, refname, staged, &remote.name)?;
+        tell(coord, &found)?;
         let mut snap = store.snapshot()?;
         if snap.tip.is_none() {
             store.ensure_root()?;
@@ -464,7 +466,8 @@ pub fn confirmed_update<T>(
                 repo.set_ref(&remote.staged(refname), new)?;
                 if repo.cas_ref(refname, snap.tip, new, &change.subject)? == Cas::Lost {
                     // Another local writer moved the ref meanwhile: merge ours in.
-                    merge_into_local(repo, refname, Some(new), &remote.name)?;
+                    let (_, found, _) = merge_into_local(repo, refname, Some(new), &remote.name)?;
+                    tell(coord, &found)?;
                 }
                 return Ok(value);
             }

@@ -201,7 +201,7 @@ impl<'c> Tasks<'c> {
             Ok(stale_agents.clone().unwrap_or_default())
         };
         crate::team::check_claims_allowed(self.coord)?;
-        let store = self.store.confirming(self.coord.confirm_remote()?);
+        let store = self.store.confirming(self.coord)?;
         store.update(&actor, |snap| {
             let id = self.resolve(snap, &prefix)?;
             let mut task = self.load(snap, &id)?;
@@ -251,7 +251,7 @@ impl<'c> Tasks<'c> {
         let mut index = self.index(&self.store.snapshot()?)?;
         let stale = crate::agents::Agents::new(self.coord)?.stale()?;
         crate::team::check_claims_allowed(self.coord)?;
-        let store = self.store.confirming(self.coord.confirm_remote()?);
+        let store = self.store.confirming(self.coord)?;
         store.update(&actor, |snap| {
             index.refresh(&self.coord.repo, TASKS_REF, snap)?;
             // A document the index could summarise may still fail to load whole (damage in a part

@@ -39,7 +39,7 @@ pub struct Store<'r> {
     pub repo: &'r Repo,
     pub refname: &'static str,
     /// When set, a write reports success only once this remote accepted it (online claims).
-    confirm: Option<crate::sync::Remote>,
+    confirm: Option<(crate::sync::Remote, &'r crate::coord::Coord)>,
 }
 
 impl<'r> Store<'r> {
@@ -51,13 +51,15 @@ impl<'r> Store<'r> {
         }
     }
 
-    /// The same store, whose writes are confirmed at `remote` (none: local writes).
-    pub fn confirming(&self, remote: Option<crate::sync::Remote>) -> Store<'r> {
-        Store {
+    /// The same store, whose writes are confirmed at the coordination remote of `coord` (none,
+    /// or `--offline`: local writes).
+    pub fn confirming(&self, coord: &'r crate::coord::Coord) -> crate::error::Result<Store<'r>> {
+        let remote = coord.confirm_remote()?;
+        Ok(Store {
             repo: self.repo,
             refname: self.refname,
-            confirm: remote,
-        }
+            confirm: remote.map(|r| (r, coord)),
+        })
     }
 
     pub fn snapshot(&self) -> Result<Snapshot> {
@@ -121,8 +123,8 @@ impl<'r> Store<'r> {
         actor: &Actor,
         mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
     ) -> Result<T> {
-        if let Some(remote) = &self.confirm {
-            return crate::sync::confirmed_update(self, remote, actor, op);
+        if let Some((remote, coord)) = &self.confirm {
+            return crate::sync::confirmed_update(coord, self, remote, actor, op);
         }
         let started = Instant::now();
         let mut attempts = 0;
