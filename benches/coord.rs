@@ -18,6 +18,24 @@ const BIN: &str = env!("CARGO_BIN_EXE_git-coord");
 struct Bench {
     dir: PathBuf,
     home: PathBuf,
+    /// The largest resident set of any git-coord process timed so far, in KiB.
+    peak_kib: std::cell::Cell<i64>,
+}
+
+/// Runs `cmd` to its end and returns its exit code and its own peak resident set in KiB (not
+/// that of other children, such as the `git fast-import` that built the store).
+#[allow(clippy::zombie_processes)] // reaped by the wait4 below, which also gives its rusage
+fn run_measured(cmd: &mut Command) -> (Option<i32>, i64) {
+    let child = cmd.spawn().expect("git-coord runs");
+    let mut status = 0;
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: wait4 waits for this child only and fills `usage` with its resource use.
+    let usage = unsafe {
+        libc::wait4(child.id() as i32, &mut status, 0, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (code, usage.ru_maxrss)
 }
 
 struct Store {
@@ -91,7 +109,7 @@ fn main() {
         report("list (cold: no index)", &cold);
         println!(
             "  {:<34} {:>8.1} MiB",
-            "peak memory (any run above)",
+            "peak memory (any git-coord above)",
             bench.peak_rss_kib() as f64 / 1024.0
         );
         bench.concurrent_claims(8, 40);
@@ -124,7 +142,11 @@ impl Bench {
         let home = root.join("home");
         std::fs::create_dir_all(&dir).expect("bench dir");
         std::fs::create_dir_all(&home).expect("home dir");
-        let bench = Bench { dir, home };
+        let bench = Bench {
+            dir,
+            home,
+            peak_kib: std::cell::Cell::new(0),
+        };
         bench.git(&["init", "-q"]);
         bench.git(&["config", "user.name", "Bench"]);
         bench.git(&["config", "user.email", "bench@example.com"]);
@@ -273,9 +295,10 @@ impl Bench {
                 self.env(&mut cmd);
                 cmd.args(&args).stdout(Stdio::null()).stderr(Stdio::null());
                 let started = Instant::now();
-                let status = cmd.status().expect("git-coord runs");
+                let (code, kib) = run_measured(&mut cmd);
                 let elapsed = started.elapsed();
-                assert!(status.success(), "git coord {args:?} failed");
+                assert_eq!(code, Some(0), "git coord {args:?} failed");
+                self.peak_kib.set(self.peak_kib.get().max(kib));
                 elapsed
             })
             .collect()
@@ -325,13 +348,7 @@ impl Bench {
 
     /// The largest resident set of any child process so far.
     fn peak_rss_kib(&self) -> i64 {
-        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-        // SAFETY: getrusage fills the struct it is given; RUSAGE_CHILDREN covers waited-for children.
-        let usage = unsafe {
-            libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
-            usage.assume_init()
-        };
-        usage.ru_maxrss
+        self.peak_kib.get()
     }
 
     /// `processes` processes each claiming `each` tasks with `claim --next`, all at once.
@@ -629,14 +646,10 @@ impl Bench {
                 self.env(&mut cmd);
                 cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
                 let started = Instant::now();
-                let status = cmd.status().expect("git-coord runs");
+                let (status, kib) = run_measured(&mut cmd);
                 let elapsed = started.elapsed();
-                assert_eq!(
-                    status.code(),
-                    Some(code),
-                    "git coord {} ...",
-                    args[..2].join(" ")
-                );
+                self.peak_kib.set(self.peak_kib.get().max(kib));
+                assert_eq!(status, Some(code), "git coord {} ...", args[..2].join(" "));
                 elapsed
             })
             .collect()

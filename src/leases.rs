@@ -373,10 +373,23 @@ impl<'c> Leases<'c> {
         let Some(dir) = repo.lookup_path(tree, "leases")? else {
             return Ok(loaded);
         };
+        // Parsed leases are cached by file name and blob id: most writes change one lease, and
+        // reading a thousand blobs and YAML documents is most of the cost of a lease command.
+        let cache_file = repo.common_dir().join("coord/cache/leases.jsonl");
+        let cached = read_lease_cache(&cache_file);
+        let mut fresh = Vec::new();
+        let mut missed = false;
         for entry in repo.tree_entries(dir)? {
             if entry.is_tree || !entry.name.ends_with(".yaml") {
                 continue;
             }
+            let key = format!("{} {}", entry.name, entry.oid);
+            if let Some(lease) = cached.get(&key) {
+                fresh.push((key, lease.clone()));
+                loaded.leases.push(lease.clone());
+                continue;
+            }
+            missed = true;
             let path = format!("leases/{}", entry.name);
             let size = repo.object_size(entry.oid)?;
             let result = if size > MAX_DOCUMENT_BYTES {
@@ -389,13 +402,19 @@ impl<'c> Leases<'c> {
                 Lease::from_yaml(&repo.read_blob(entry.oid)?, LEASES_REF, &path)
             };
             match result {
-                Ok(lease) => loaded.leases.push(lease),
+                Ok(lease) => {
+                    fresh.push((key, lease.clone()));
+                    loaded.leases.push(lease);
+                }
                 Err(e @ (Error::Malformed { .. } | Error::NewerFormat { .. })) => {
                     tracing::warn!("skipping lease {path}: {e}");
                     loaded.broken.push((path, e));
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if missed || fresh.len() != cached.len() {
+            write_lease_cache(&cache_file, &fresh);
         }
         Ok(loaded)
     }
@@ -466,6 +485,63 @@ impl<'c> Leases<'c> {
             ));
         }
         Ok(())
+    }
+}
+
+/// Names this cache's layout and the build that wrote it.
+const LEASE_CACHE_MAGIC: &str = concat!(
+    "git-coord lease cache 1, git-coord ",
+    env!("CARGO_PKG_VERSION")
+);
+
+/// The parsed leases of the last run, by `<file name> <blob id>`; empty when missing, from another
+/// build, or damaged. Derived data only: deleting it loses nothing.
+fn read_lease_cache(file: &Path) -> std::collections::HashMap<String, Lease> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return out;
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some(LEASE_CACHE_MAGIC) {
+        return out;
+    }
+    for line in lines {
+        let mut parts = line.splitn(3, ' ');
+        let (Some(name), Some(oid), Some(json)) = (parts.next(), parts.next(), parts.next()) else {
+            return std::collections::HashMap::new();
+        };
+        match serde_json::from_str::<Lease>(json) {
+            Ok(lease) => {
+                out.insert(format!("{name} {oid}"), lease);
+            }
+            Err(_) => return std::collections::HashMap::new(),
+        }
+    }
+    out
+}
+
+fn write_lease_cache(file: &Path, leases: &[(String, Lease)]) {
+    let mut text = String::with_capacity(leases.len() * 300);
+    text.push_str(LEASE_CACHE_MAGIC);
+    text.push('\n');
+    for (key, lease) in leases {
+        let Ok(json) = serde_json::to_string(lease) else {
+            return;
+        };
+        text.push_str(key);
+        text.push(' ');
+        text.push_str(&json);
+        text.push('\n');
+    }
+    let Some(dir) = file.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = dir.join(format!(".leases-{}", std::process::id()));
+    if std::fs::write(&tmp, text).is_ok() {
+        let _ = std::fs::rename(&tmp, file);
+    } else {
+        let _ = std::fs::remove_file(&tmp);
     }
 }
 
