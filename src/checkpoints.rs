@@ -342,13 +342,26 @@ impl<'c> Checkpoints<'c> {
         if repo.resolve_commit(&refname)? != Some(before) {
             return Ok(Outcome::BranchMoved);
         }
-        match probe_git(
+        let merged = crate::git::run_git_with_env(
             &worktree.path,
             &["merge", "--ff-only", "--quiet", &after.to_string()],
-        )? {
-            Some(_) => Ok(Outcome::Moved),
-            None => Ok(Outcome::BranchMoved),
+            &[],
+        )?;
+        if merged.success {
+            return Ok(Outcome::Moved);
         }
+        if repo.resolve_commit(&refname)? != Some(before) {
+            return Ok(Outcome::BranchMoved);
+        }
+        Err(Error::Other(format!(
+            "cannot fast-forward {into} in {}: {} (nothing was moved)",
+            worktree.path.display(),
+            merged
+                .stderr
+                .lines()
+                .next()
+                .unwrap_or("git merge --ff-only failed")
+        )))
     }
 
     /// Writes the checkpoint under the next number.
@@ -558,13 +571,37 @@ impl<'c> Checkpoints<'c> {
 
     /// Marks done the workflow tasks that wait for a checkpoint whose stage is now done.
     fn finish_checkpoint_tasks(&self, checkpoint: &Checkpoint) -> Result<()> {
+        let repo = &self.coord.repo;
         let tasks = Tasks::new(self.coord);
+        let agents = Agents::new(self.coord)?;
         let index = tasks.load_index()?;
-        let due: Vec<String> = crate::tasks::ready_tasks(&index, None)
-            .iter()
-            .filter(|t| t.labels().any(|l| l == CHECKPOINT_LABEL))
-            .map(|t| t.id().to_string())
-            .collect();
+        let Some(integrated) = repo.resolve_commit(&format!("refs/heads/{}", checkpoint.into))?
+        else {
+            return Ok(());
+        };
+        let mut due = Vec::new();
+        for t in crate::tasks::ready_tasks(&index, None) {
+            if !t.labels().any(|l| l == CHECKPOINT_LABEL) {
+                continue;
+            }
+            // Due only when the work of the stage it follows is in the integration branch: the
+            // branch of whoever did that stage is merged (or the stage left no branch).
+            let mut in_branch = true;
+            for stage in t.deps().filter_map(|d| index.get(d)) {
+                let Some(agent) = stage.assignee() else {
+                    continue;
+                };
+                let Some(branch) = agents.get(agent)?.and_then(|a| a.branch) else {
+                    continue;
+                };
+                if let Some(tip) = repo.resolve_commit(&format!("refs/heads/{branch}"))? {
+                    in_branch &= repo.is_ancestor(tip, integrated)?;
+                }
+            }
+            if in_branch {
+                due.push(t.id().to_string());
+            }
+        }
         for id in due {
             let summary = format!(
                 "checkpoint {}: {} ({} merged)",

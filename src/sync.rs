@@ -125,8 +125,7 @@ pub fn fetch(repo: &Repo, remote: &Remote, refs: &[&str]) -> Result<()> {
                 for r in refs {
                     fetch(repo, remote, &[r])?;
                 }
-            } else if let Some(stale) = repo.ref_tip(&remote.staged(refs[0]))? {
-                let _ = stale;
+            } else if repo.ref_tip(&remote.staged(refs[0]))?.is_some() {
                 repo.delete_ref(&remote.staged(refs[0]))?;
             }
             return Ok(());
