@@ -7,6 +7,7 @@ mod hooks;
 mod lease;
 mod messages;
 mod output;
+mod status;
 mod sync;
 mod workflow;
 
@@ -131,6 +132,17 @@ enum Command {
     /// Related projects, for messages across projects
     #[command(subcommand)]
     Project(sync::ProjectCommand),
+    /// The team in a screenful: tasks, agents, leases, workflows, the last checkpoint
+    Status,
+    /// The dependency graph for other tools
+    Graph {
+        /// dot (Graphviz) or mermaid
+        #[arg(long, default_value = "dot")]
+        format: String,
+        /// Leave done tasks out
+        #[arg(long)]
+        no_done: bool,
+    },
     /// Workflows: an epic and its stages from a template
     #[command(subcommand)]
     Workflow(workflow::WorkflowCommand),
@@ -422,6 +434,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Checkpoint(a) => checkpoint::run(&coord, a, out, json)?,
         Command::Pause { reason } => hooks::team(&coord, "pause", reason, None, out, json)?,
         Command::Workflow(cmd) => workflow::run(&coord, cmd, out, json)?,
+        Command::Status => status::status(&coord, out, json)?,
+        Command::Graph { format, no_done } => status::graph(&coord, &format, no_done, out)?,
         Command::Resume => hooks::team(&coord, "resume", None, None, out, json)?,
         Command::Cancel { workflow, reason } => {
             hooks::team(&coord, "cancel", reason, workflow, out, json)?

@@ -1,0 +1,247 @@
+//! `git coord status` (the team in a screenful, in colour on a terminal) and `git coord graph`
+//! (the dependency graph as DOT or Mermaid, for other tools).
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+
+use serde_json::json;
+
+use crate::agents::Agents;
+use crate::checkpoints::Checkpoints;
+use crate::coord::Coord;
+use crate::error::{Error, Result};
+use crate::leases::Leases;
+use crate::messages::{InboxFilter, Messages, clip};
+use crate::model::task::State;
+use crate::tasks::Tasks;
+
+type Out<'a> = &'a mut dyn Write;
+
+/// ANSI colours, or nothing when the output is not a terminal (or NO_COLOR is set).
+struct Paint(bool);
+
+impl Paint {
+    fn detect() -> Paint {
+        Paint(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+    }
+
+    fn with(&self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn bold(&self, t: &str) -> String {
+        self.with("1", t)
+    }
+
+    fn state(&self, s: State) -> String {
+        let code = match s {
+            State::Open => "36",
+            State::Claimed => "33",
+            State::Done => "32",
+            State::Blocked => "31",
+        };
+        self.with(code, s.as_str())
+    }
+}
+
+pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
+    let me = coord.actor()?.agent;
+    let team = crate::team::get(coord)?;
+    let tasks = Tasks::new(coord);
+    let index = tasks.load_index()?;
+    let mut counts: BTreeMap<State, usize> = BTreeMap::new();
+    for t in index.tasks() {
+        *counts.entry(t.state()).or_default() += 1;
+    }
+    let ready = crate::tasks::ready_tasks(&index, None).len();
+    let (agents, _) = Agents::new(coord)?.list(false)?;
+    let (leases, _) = Leases::new(coord).list(false)?;
+    let inbox = Messages::new(coord).inbox(
+        &me,
+        &InboxFilter {
+            limit: Some(0),
+            ..InboxFilter::default()
+        },
+    )?;
+    let (checkpoints, _) = Checkpoints::new(coord).list()?;
+    let last = checkpoints.last();
+    let workflows = crate::workflows::status(coord, None)?;
+    let count = |s: State| counts.get(&s).copied().unwrap_or(0);
+    if json {
+        let agent_rows: Vec<_> = agents
+            .iter()
+            .map(|v| {
+                let holds: Vec<&str> = index
+                    .tasks()
+                    .filter(|t| t.assignee() == Some(v.agent.name.as_str()) && t.state() == State::Claimed)
+                    .map(|t| t.id())
+                    .collect();
+                json!({ "name": v.agent.name, "role": v.agent.role, "stale": v.stale, "last_seen": v.last_seen, "claimed": holds })
+            })
+            .collect();
+        let value = json!({
+            "agent": me,
+            "team": team.state.as_str(),
+            "tasks": { "open": count(State::Open), "claimed": count(State::Claimed), "blocked": count(State::Blocked), "done": count(State::Done), "ready": ready },
+            "agents": agent_rows,
+            "leases": leases.len(),
+            "unread": inbox.unread,
+            "last_checkpoint": last.map(|c| json!({ "seq": c.seq, "outcome": c.outcome.as_str(), "at": c.at })),
+            "workflows": workflows.iter().map(|w| json!({ "id": w.id, "title": w.title, "done": w.done, "total": w.total, "current": w.current })).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    let p = Paint::detect();
+    writeln!(
+        out,
+        "{} as {me}: team {}, {} unread for you",
+        p.bold("git coord"),
+        match team.state {
+            crate::team::TeamState::Running => p.with("32", "running"),
+            other => p.with("31", other.as_str()),
+        },
+        inbox.unread
+    )?;
+    writeln!(
+        out,
+        "tasks: {} {}, {} {}, {} {}, {} {}; {ready} ready",
+        count(State::Open),
+        p.state(State::Open),
+        count(State::Claimed),
+        p.state(State::Claimed),
+        count(State::Blocked),
+        p.state(State::Blocked),
+        count(State::Done),
+        p.state(State::Done)
+    )?;
+    writeln!(out, "{}", p.bold(&format!("agents ({}):", agents.len())))?;
+    for v in &agents {
+        let holds: Vec<String> = index
+            .tasks()
+            .filter(|t| t.assignee() == Some(v.agent.name.as_str()) && t.state() == State::Claimed)
+            .map(|t| format!("{} {}", t.id(), clip(t.title(), 40)))
+            .collect();
+        writeln!(
+            out,
+            "  {:<12} {:<10} {}  {}",
+            v.agent.name,
+            v.agent.role,
+            if v.stale {
+                p.with("31", "stale")
+            } else {
+                p.with("32", "live ")
+            },
+            if holds.is_empty() {
+                "-".to_string()
+            } else {
+                holds.join("; ")
+            }
+        )?;
+    }
+    writeln!(out, "leases: {} active", leases.len())?;
+    for w in &workflows {
+        writeln!(
+            out,
+            "workflow {} {}: {}/{} done{}",
+            w.id,
+            clip(&w.title, 50),
+            w.done,
+            w.total,
+            w.current
+                .as_deref()
+                .map(|c| format!(", at {c}"))
+                .unwrap_or_default()
+        )?;
+    }
+    match last {
+        Some(c) => writeln!(
+            out,
+            "last checkpoint: {} {} at {} ({} merged)",
+            c.seq,
+            c.outcome.as_str(),
+            c.at,
+            c.merged.len()
+        )?,
+        None => writeln!(out, "last checkpoint: none")?,
+    }
+    Ok(())
+}
+
+pub fn graph(coord: &Coord, format: &str, no_done: bool, out: Out) -> Result<()> {
+    let tasks = Tasks::new(coord);
+    let index = tasks.load_index()?;
+    let mut nodes: Vec<_> = index
+        .tasks()
+        .filter(|t| !(no_done && t.state() == State::Done))
+        .collect();
+    nodes.sort_by(|a, b| a.id().cmp(b.id()));
+    let shown = |id: &str| nodes.iter().any(|t| t.id() == id);
+    match format {
+        "dot" => {
+            writeln!(out, "digraph tasks {{")?;
+            writeln!(out, "  rankdir=LR;")?;
+            writeln!(out, "  node [shape=box, style=\"rounded,filled\"];")?;
+            for t in &nodes {
+                let fill = match t.state() {
+                    State::Open => "#e0f2fe",
+                    State::Claimed => "#fef3c7",
+                    State::Done => "#dcfce7",
+                    State::Blocked => "#fee2e2",
+                };
+                writeln!(
+                    out,
+                    "  \"{}\" [label=\"{}\\n{} ({})\", fillcolor=\"{fill}\"];",
+                    t.id(),
+                    dot_escape(&clip(t.title(), 60)),
+                    t.state().as_str(),
+                    t.assignee().unwrap_or("-")
+                )?;
+            }
+            for t in &nodes {
+                for d in t.deps().filter(|d| shown(d)) {
+                    writeln!(out, "  \"{d}\" -> \"{}\";", t.id())?;
+                }
+            }
+            writeln!(out, "}}")?;
+        }
+        "mermaid" => {
+            writeln!(out, "graph LR")?;
+            for t in &nodes {
+                writeln!(
+                    out,
+                    "  t{}[\"{} ({})\"]:::{}",
+                    t.id(),
+                    mermaid_escape(&clip(t.title(), 60)),
+                    t.state().as_str(),
+                    t.state().as_str()
+                )?;
+            }
+            for t in &nodes {
+                for d in t.deps().filter(|d| shown(d)) {
+                    writeln!(out, "  t{d} --> t{}", t.id())?;
+                }
+            }
+            writeln!(out, "  classDef open fill:#e0f2fe;")?;
+            writeln!(out, "  classDef claimed fill:#fef3c7;")?;
+            writeln!(out, "  classDef done fill:#dcfce7;")?;
+            writeln!(out, "  classDef blocked fill:#fee2e2;")?;
+        }
+        other => {
+            return Err(Error::invalid("format", other, "use dot or mermaid"));
+        }
+    }
+    Ok(())
+}
+
+fn dot_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn mermaid_escape(s: &str) -> String {
+    s.replace('"', "#quot;").replace(['[', ']', '<', '>'], " ")
+}
