@@ -18,6 +18,7 @@ pub mod merge;
 pub mod messages;
 pub mod model;
 pub mod projects;
+pub mod serve;
 pub mod stop;
 pub mod store;
 pub mod sync;

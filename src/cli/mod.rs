@@ -134,6 +134,18 @@ enum Command {
     Project(sync::ProjectCommand),
     /// The team in a screenful: tasks, agents, leases, workflows, the last checkpoint
     Status,
+    /// A read-only web dashboard of the team, live as refs/coord/* change
+    Serve {
+        /// The port (0: any free one); the address is printed on stdout
+        #[arg(long, default_value_t = 7420)]
+        port: u16,
+        /// The address to listen on; anything but loopback needs --token
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// A secret every request must carry (?token=SECRET or Authorization: Bearer SECRET)
+        #[arg(long)]
+        token: Option<String>,
+    },
     /// The dependency graph for other tools
     Graph {
         /// dot (Graphviz) or mermaid
@@ -435,6 +447,36 @@ fn run(cli: Cli) -> Result<()> {
         Command::Pause { reason } => hooks::team(&coord, "pause", reason, None, out, json)?,
         Command::Workflow(cmd) => workflow::run(&coord, cmd, out, json)?,
         Command::Status => status::status(&coord, out, json)?,
+        Command::Serve { port, bind, token } => {
+            let opts = crate::serve::Options {
+                dir: coord.start_dir.clone(),
+                bind,
+                port,
+                token,
+            };
+            let listener = crate::serve::bind(&opts)?;
+            let addr = listener.local_addr()?;
+            let shown = if addr.is_ipv6() {
+                format!("[{}]", addr.ip())
+            } else {
+                addr.ip().to_string()
+            };
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "url": format!("http://{shown}:{}/", addr.port()) })
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "serving the dashboard on http://{shown}:{}/ (ctrl-c stops it)",
+                    addr.port()
+                )?;
+            }
+            out.flush()?;
+            crate::serve::run(listener, opts)?;
+        }
         Command::Graph { format, no_done } => status::graph(&coord, &format, no_done, out)?,
         Command::Resume => hooks::team(&coord, "resume", None, None, out, json)?,
         Command::Cancel { workflow, reason } => {

@@ -1,0 +1,340 @@
+//! `git coord serve`: the JSON endpoints, the guards of a read-only local server, and the page in
+//! a real headless Chromium (driven over the DevTools protocol on a pipe): it shows a task made
+//! from the command line and follows its claim without a reload.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use common::{TestRepo, fails};
+
+/// A running `git coord serve --port 0`, stopped on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(repo: &TestRepo, extra: &[&str]) -> Server {
+        let mut child = repo
+            .command(common::BIN, &repo.path)
+            .args(["serve", "--port", "0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the address line");
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("an address")
+            .trim_end_matches('/')
+            .to_string();
+        Server { child, base }
+    }
+
+    fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port")
+    }
+
+    /// A raw HTTP exchange: (status line, body).
+    fn request(&self, method: &str, path: &str, host: &str) -> (String, String) {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port())).expect("connect");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("a response");
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        (
+            head.lines().next().unwrap_or_default().to_string(),
+            body.to_string(),
+        )
+    }
+
+    fn get_json(&self, path: &str) -> Value {
+        let (status, body) = self.request("GET", path, &format!("127.0.0.1:{}", self.port()));
+        assert!(status.contains("200"), "{path}: {status} {body}");
+        serde_json::from_str(&body).expect("json")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn every_view_has_a_json_endpoint_and_the_server_is_read_only_and_local() {
+    let repo = TestRepo::init();
+    repo.coord_ok(&["agent", "spawn", "al", "--role", "dev"]);
+    let a = repo.new_task("Shown on the board", &[]);
+    let b = repo.new_task("Waits", &["--dep", &a]);
+    repo.coord_as_ok("al", &["lease", "acquire", "src/**"]);
+    repo.coord_as_ok("olga", &["send", "--to", "al", "hello there"]);
+    let server = Server::start(&repo, &[]);
+    let tasks = server.get_json("/api/tasks");
+    assert_eq!(tasks.as_array().expect("tasks").len(), 2);
+    let graph = server.get_json("/api/graph");
+    assert_eq!(graph["edges"], json!([[a, b]]));
+    assert_eq!(server.get_json("/api/agents")[0]["name"], "al");
+    assert_eq!(
+        server.get_json("/api/leases")[0]["patterns"],
+        json!(["src/**"])
+    );
+    assert_eq!(
+        server.get_json("/api/threads")[0]["messages"][0]["subject"],
+        "hello there"
+    );
+    assert!(
+        server
+            .get_json("/api/checkpoints")
+            .as_array()
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(server.get_json("/api/status")["tasks"]["open"], 2);
+    let host = format!("127.0.0.1:{}", server.port());
+    assert!(
+        server
+            .request("POST", "/api/tasks", &host)
+            .0
+            .contains("405")
+    );
+    assert!(
+        server
+            .request("GET", "/api/tasks", "evil.example:80")
+            .0
+            .contains("403")
+    );
+    assert!(
+        server
+            .request("GET", "/api/nothing", &host)
+            .0
+            .contains("404")
+    );
+    let (status, page) = server.request("GET", "/", &host);
+    assert!(
+        status.contains("200") && page.contains("EventSource"),
+        "{status}"
+    );
+
+    // Beyond loopback only with a token, and then every request needs it.
+    let err = fails(
+        &repo.coord(&["serve", "--port", "0", "--bind", "0.0.0.0"]),
+        1,
+    );
+    assert!(err.contains("--token"), "{err}");
+    let guarded = Server::start(&repo, &["--token", "s3cret"]);
+    let ghost = format!("127.0.0.1:{}", guarded.port());
+    assert!(
+        guarded
+            .request("GET", "/api/tasks", &ghost)
+            .0
+            .contains("401")
+    );
+    assert!(
+        guarded
+            .request("GET", "/api/tasks?token=s3cret", &ghost)
+            .0
+            .contains("200")
+    );
+}
+
+/// Chromium driven over `--remote-debugging-pipe`: commands on fd 3, answers on fd 4, each a JSON
+/// text ended by a NUL byte.
+struct Browser {
+    child: Child,
+    to: std::fs::File,
+    from: BufReader<std::fs::File>,
+    next: u64,
+    session: Option<String>,
+}
+
+fn chromium() -> String {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if found {
+            return name.to_string();
+        }
+    }
+    panic!("this test needs Chromium: `apt-get install chromium` (.ci/run installs it)");
+}
+
+impl Browser {
+    fn start(profile: &std::path::Path) -> Browser {
+        let mut fds = [0; 2];
+        let mut back = [0; 2];
+        // SAFETY: pipe() fills two fresh descriptors each.
+        unsafe {
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            assert_eq!(libc::pipe(back.as_mut_ptr()), 0);
+        }
+        let (cmd_read, cmd_write, ans_read, ans_write) = (fds[0], fds[1], back[0], back[1]);
+        let mut command = std::process::Command::new(chromium());
+        command
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                "--remote-debugging-pipe",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: only dup2 between fork and exec, to put the pipe ends where Chromium reads them.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(cmd_read, 3) < 0 || libc::dup2(ans_write, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("chromium starts");
+        // SAFETY: these descriptors are ours alone from here on.
+        let (to, from) = unsafe {
+            drop(OwnedFd::from_raw_fd(cmd_read));
+            drop(OwnedFd::from_raw_fd(ans_write));
+            (
+                std::fs::File::from_raw_fd(cmd_write),
+                std::fs::File::from_raw_fd(ans_read),
+            )
+        };
+        Browser {
+            child,
+            to,
+            from: BufReader::new(from),
+            next: 0,
+            session: None,
+        }
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next += 1;
+        let mut msg = json!({ "id": self.next, "method": method, "params": params });
+        if let Some(s) = &self.session {
+            msg["sessionId"] = json!(s);
+        }
+        self.to.write_all(msg.to_string().as_bytes()).expect("send");
+        self.to.write_all(b"\0").expect("send");
+        loop {
+            let mut buf = Vec::new();
+            self.from.read_until(0, &mut buf).expect("an answer");
+            assert!(!buf.is_empty(), "chromium closed the pipe");
+            buf.pop();
+            let v: Value = serde_json::from_slice(&buf).expect("json from chromium");
+            if v["id"] == json!(self.next) {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    fn eval(&mut self, expression: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({ "expression": expression, "returnByValue": true }),
+        );
+        r["result"]["value"].clone()
+    }
+
+    /// Evaluates `expression` until it is true, for up to a minute.
+    fn wait_for(&mut self, expression: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.eval(expression) != json!(true) {
+            assert!(Instant::now() < deadline, "never true: {expression}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_page_shows_a_new_task_and_follows_its_claim_without_a_reload() {
+    let repo = TestRepo::init();
+    repo.coord_ok(&["agent", "spawn", "al", "--role", "dev"]);
+    let server = Server::start(&repo, &[]);
+    let profile = repo.tmp().join("chromium-profile");
+    let mut browser = Browser::start(&profile);
+    let target = browser.call(
+        "Target.createTarget",
+        json!({ "url": format!("{}/", server.base) }),
+    );
+    let attached = browser.call(
+        "Target.attachToTarget",
+        json!({ "targetId": target["targetId"], "flatten": true }),
+    );
+    browser.session = Some(
+        attached["sessionId"]
+            .as_str()
+            .expect("a session")
+            .to_string(),
+    );
+    browser.wait_for("!!(window.coord && window.coord.renders > 0)");
+
+    // A task made from the command line appears in the open column, and in the graph.
+    let id = repo.new_task("Made on the command line", &[]);
+    browser.eval("window.__sameLoad = 42; true");
+    let card = format!("document.querySelector('.card.open[data-task=\"{id}\"]') !== null");
+    browser.wait_for(&card);
+    browser.wait_for(&format!(
+        "document.querySelector('#graph svg [data-node=\"{id}\"]') !== null"
+    ));
+
+    // Claimed from the command line: the card moves to the claimed column, same page load.
+    repo.coord_as_ok("al", &["task", "claim", &id]);
+    browser.wait_for(&format!(
+        "document.querySelector('.card.claimed[data-task=\"{id}\"]') !== null"
+    ));
+    assert_eq!(
+        browser.eval("window.__sameLoad"),
+        json!(42),
+        "the page was not reloaded"
+    );
+    assert!(
+        browser
+            .eval("window.coord.updates")
+            .as_u64()
+            .expect("a count")
+            >= 2
+    );
+    let text = browser.eval("document.getElementById('agents').innerText");
+    assert!(text.as_str().expect("text").contains(&id), "{text}");
+}
