@@ -175,6 +175,54 @@ pub fn uninstall_claude(coord: &Coord) -> Result<HookChange> {
     })
 }
 
+/// Registers `git coord mcp` as the `git-coord` server in `.mcp.json` of this worktree (where
+/// Claude Code reads project MCP servers), keeping every other server there.
+pub fn install_mcp(coord: &Coord) -> Result<HookChange> {
+    let path = workdir(coord)?.join(".mcp.json");
+    let mut config = read_settings(&path)?;
+    let ours = serde_json::json!({ "command": "git", "args": ["coord", "mcp"] });
+    let servers = config
+        .as_object_mut()
+        .ok_or_else(|| not_an_object(&path))?
+        .entry("mcpServers")
+        .or_insert_with(|| serde_json::json!({}));
+    let servers = servers
+        .as_object_mut()
+        .ok_or_else(|| not_an_object(&path))?;
+    let action = if servers.get("git-coord") == Some(&ours) {
+        "unchanged"
+    } else {
+        servers.insert("git-coord".into(), ours);
+        write_settings(&path, &config)?;
+        "installed"
+    };
+    Ok(HookChange {
+        hook: "mcp server".into(),
+        path: path.display().to_string(),
+        action,
+    })
+}
+
+/// Removes the `git-coord` server from `.mcp.json`, keeping the others.
+pub fn uninstall_mcp(coord: &Coord) -> Result<HookChange> {
+    let path = workdir(coord)?.join(".mcp.json");
+    let mut action = "unchanged";
+    if path.exists() {
+        let mut config = read_settings(&path)?;
+        if let Some(servers) = config.get_mut("mcpServers").and_then(|s| s.as_object_mut())
+            && servers.remove("git-coord").is_some()
+        {
+            write_settings(&path, &config)?;
+            action = "removed";
+        }
+    }
+    Ok(HookChange {
+        hook: "mcp server".into(),
+        path: path.display().to_string(),
+        action,
+    })
+}
+
 fn has_stop_command(entry: &serde_json::Value) -> bool {
     entry["hooks"]
         .as_array()

@@ -14,6 +14,7 @@ pub mod inbox_cache;
 pub mod index;
 pub mod launch;
 pub mod leases;
+pub mod mcp;
 pub mod merge;
 pub mod messages;
 pub mod model;

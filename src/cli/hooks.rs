@@ -15,28 +15,40 @@ pub enum HooksCommand {
         /// Also merge the stop hook into .claude/settings.json (Claude Code)
         #[arg(long)]
         claude: bool,
+        /// Also register `git coord mcp` in .mcp.json (project MCP servers)
+        #[arg(long)]
+        mcp: bool,
     },
     /// Remove them and put back the hooks they chained
     Uninstall {
         /// Also remove the stop hook from .claude/settings.json
         #[arg(long)]
         claude: bool,
+        /// Also remove `git coord mcp` from .mcp.json
+        #[arg(long)]
+        mcp: bool,
     },
 }
 
 pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) -> Result<()> {
     let changes = match cmd {
-        HooksCommand::Install { claude } => {
+        HooksCommand::Install { claude, mcp } => {
             let mut changes = hooks::install(coord)?;
             if claude {
                 changes.push(hooks::install_claude(coord)?);
             }
+            if mcp {
+                changes.push(hooks::install_mcp(coord)?);
+            }
             changes
         }
-        HooksCommand::Uninstall { claude } => {
+        HooksCommand::Uninstall { claude, mcp } => {
             let mut changes = hooks::uninstall(coord)?;
             if claude {
                 changes.push(hooks::uninstall_claude(coord)?);
+            }
+            if mcp {
+                changes.push(hooks::uninstall_mcp(coord)?);
             }
             changes
         }

@@ -134,6 +134,8 @@ enum Command {
     Project(sync::ProjectCommand),
     /// The team in a screenful: tasks, agents, leases, workflows, the last checkpoint
     Status,
+    /// Serve the agent's operations over the Model Context Protocol (stdio)
+    Mcp,
     /// A read-only web dashboard of the team, live as refs/coord/* change
     Serve {
         /// The port (0: any free one); the address is printed on stdout
@@ -403,6 +405,10 @@ fn run(cli: Cli) -> Result<()> {
     if let Ok(actor) = coord.actor() {
         crate::agents::touch_presence(&coord.repo, &actor.agent, false);
     }
+    if let Command::Mcp = cli.command {
+        // The server writes stdout from its own threads: it must not be locked here.
+        return crate::mcp::serve(coord.start_dir.clone());
+    }
     let out = &mut io::BufWriter::new(io::stdout().lock());
     let json = cli.json;
     let tasks = Tasks::new(&coord);
@@ -447,6 +453,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Pause { reason } => hooks::team(&coord, "pause", reason, None, out, json)?,
         Command::Workflow(cmd) => workflow::run(&coord, cmd, out, json)?,
         Command::Status => status::status(&coord, out, json)?,
+        Command::Mcp => unreachable!("handled before stdout is locked"),
         Command::Serve { port, bind, token } => {
             let opts = crate::serve::Options {
                 dir: coord.start_dir.clone(),

@@ -1,0 +1,429 @@
+//! `git coord mcp`: the operations an agent needs, as a Model Context Protocol server over stdio
+//! (the official Rust SDK, rmcp). It acts as the agent whose worktree it runs in; every call
+//! opens the repository afresh, so it always sees the current state. Errors come back as tool
+//! errors with the CLI's words, never as a crashed server.
+
+use std::path::PathBuf;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::coord::Coord;
+use crate::error::{Error, Result};
+use crate::leases::Leases;
+use crate::messages::{InboxFilter, Messages, Outgoing};
+use crate::model::message::Importance;
+use crate::tasks::{NewTask, Tasks};
+
+/// What a tool answers: compact JSON text, or the CLI's error message and hint.
+type Answer = std::result::Result<String, String>;
+
+#[derive(Debug, Clone)]
+pub struct CoordServer {
+    dir: PathBuf,
+    tool_router: ToolRouter<Self>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct IdArg {
+    /// A task or message id, or a unique prefix of at least 4 characters
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct BriefArg {
+    /// At most this many characters (default 4000)
+    pub max_chars: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ReadyArg {
+    /// Only tasks of this role
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct NewTaskArg {
+    /// One line
+    pub title: String,
+    /// Objective, context files, steps, acceptance criteria
+    pub description: Option<String>,
+    /// 0 (most urgent) to 4; default 2
+    pub priority: Option<u8>,
+    /// The role that should do it
+    pub role: Option<String>,
+    /// Ids of tasks it waits on
+    #[serde(default)]
+    pub deps: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ClaimArg {
+    /// The task to claim; leave it out to claim the most urgent ready task
+    pub id: Option<String>,
+    /// With no id: only tasks of this role
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct DoneArg {
+    pub id: String,
+    /// One line on what came of it, for whoever reads progress
+    pub summary: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct CommentArg {
+    pub id: String,
+    pub text: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct SendArg {
+    /// An agent name, @ROLE, @all, #TASK, or PROJECT:AGENT
+    pub to: String,
+    pub text: String,
+    pub subject: Option<String>,
+    /// The task it is about (it joins the task's thread)
+    pub task: Option<String>,
+    /// low, normal (default) or high
+    pub importance: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct InboxArg {
+    /// Read messages too
+    #[serde(default)]
+    pub all: bool,
+    /// At most this many (default 20)
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ReplyArg {
+    /// The message answered
+    pub id: String,
+    pub text: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct LeaseArg {
+    /// Gitignore-style paths or globs, relative to the repository root
+    pub globs: Vec<String>,
+    /// How long: 90s, 30m, 2h, 1d (default 30m)
+    pub ttl: Option<String>,
+    /// Let other agents hold shared leases on the same paths
+    #[serde(default)]
+    pub shared: bool,
+    /// The task it is for (released when the task is done)
+    pub task: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ReleaseArg {
+    /// A lease id; leave it out to release all of yours
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct CheckArg {
+    /// Paths relative to the repository root
+    pub paths: Vec<String>,
+}
+
+fn failed(e: Error) -> String {
+    match e.hint() {
+        Some(hint) => format!("error: {e}\nhint: {hint}"),
+        None => format!("error: {e}"),
+    }
+}
+
+fn task_json(t: &crate::model::task::Task) -> Value {
+    json!({
+        "id": t.id, "title": t.title, "state": t.state.as_str(), "assignee": t.assignee,
+        "priority": t.priority, "role": t.role, "deps": t.deps, "summary": t.summary,
+    })
+}
+
+#[tool_router]
+impl CoordServer {
+    pub fn new(dir: PathBuf) -> Self {
+        CoordServer {
+            dir,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Runs `f` on a freshly opened repository; any error becomes a tool error.
+    fn with(&self, f: impl FnOnce(&Coord) -> Result<Value>) -> Answer {
+        let coord = Coord::open(&self.dir, None).map_err(failed)?;
+        if let Ok(actor) = coord.actor() {
+            crate::agents::touch_presence(&coord.repo, &actor.agent, false);
+        }
+        f(&coord).map(|v| v.to_string()).map_err(failed)
+    }
+
+    #[tool(
+        description = "What you need to know now: your claimed tasks with acceptance criteria, your next ready task, unread messages, leases, blockers. Start here."
+    )]
+    fn brief(&self, Parameters(a): Parameters<BriefArg>) -> Answer {
+        self.with(|c| {
+            let me = c.actor()?.agent;
+            let b = crate::brief::agent_brief(
+                c,
+                &me,
+                a.max_chars.unwrap_or(crate::brief::DEFAULT_MAX_CHARS),
+            )?;
+            Ok(json!({ "text": b.text, "omitted": b.omitted }))
+        })
+    }
+
+    #[tool(description = "Who you act as, with which role, in which worktree.")]
+    fn whoami(&self) -> Answer {
+        self.with(|c| {
+            let (actor, source) = c.identity()?;
+            let agent = crate::agents::Agents::new(c)?.get(&actor.agent)?;
+            Ok(json!({
+                "agent": actor.agent, "human": actor.human, "source": source,
+                "role": agent.as_ref().map(|a| a.role.clone()),
+                "branch": agent.and_then(|a| a.branch),
+                "worktree": c.repo.workdir(),
+            }))
+        })
+    }
+
+    #[tool(description = "Counts of tasks by state, the team's state, your unread messages.")]
+    fn status(&self) -> Answer {
+        self.with(|c| {
+            let me = c.actor()?.agent;
+            let mut v = crate::serve::api(c, "status")?.unwrap_or(Value::Null);
+            v["unread"] = json!(
+                Messages::new(c)
+                    .inbox(
+                        &me,
+                        &InboxFilter {
+                            limit: Some(0),
+                            ..Default::default()
+                        }
+                    )?
+                    .unread
+            );
+            if let Some(o) = v.as_object_mut() {
+                o.remove("tips");
+            }
+            Ok(v)
+        })
+    }
+
+    #[tool(
+        description = "Open, unclaimed tasks whose dependencies are done, most urgent first (at most 20)."
+    )]
+    fn ready(&self, Parameters(a): Parameters<ReadyArg>) -> Answer {
+        self.with(|c| {
+            let index = Tasks::new(c).load_index()?;
+            let ready = crate::tasks::ready_tasks(&index, a.role.as_deref());
+            Ok(json!(ready.iter().take(20).map(|t| json!({ "id": t.id(), "title": t.title(), "priority": t.priority(), "role": t.role() })).collect::<Vec<_>>()))
+        })
+    }
+
+    #[tool(
+        description = "One task whole: description, comments, its thread's messages (subjects), artifacts (summaries)."
+    )]
+    fn task_show(&self, Parameters(a): Parameters<IdArg>) -> Answer {
+        self.with(|c| {
+            let t = Tasks::new(c).show(&a.id)?;
+            let thread = Messages::new(c).task_thread(&t.id)?;
+            let (artifacts, _) = crate::artifacts::Artifacts::new(c).list(Some(&t.id))?;
+            let mut v = task_json(&t);
+            v["description"] = json!(t.description);
+            v["comments"] = json!(t.comments);
+            v["messages"] = json!(
+                thread
+                    .iter()
+                    .map(|m| json!({ "id": m.id, "from": m.from, "subject": m.subject }))
+                    .collect::<Vec<_>>()
+            );
+            v["artifacts"] = json!(
+                artifacts
+                    .iter()
+                    .map(|x| json!({ "id": x.id, "kind": x.kind.as_str(), "summary": x.summary }))
+                    .collect::<Vec<_>>()
+            );
+            Ok(v)
+        })
+    }
+
+    #[tool(description = "Create a task; returns its id.")]
+    fn task_new(&self, Parameters(a): Parameters<NewTaskArg>) -> Answer {
+        self.with(|c| {
+            let t = Tasks::new(c).create(NewTask {
+                title: a.title,
+                description: a.description.unwrap_or_default(),
+                priority: a.priority,
+                role: a.role,
+                deps: a.deps,
+                ..NewTask::default()
+            })?;
+            Ok(task_json(&t))
+        })
+    }
+
+    #[tool(
+        description = "Claim a task by id, or with no id the most urgent ready task (optionally of a role). Atomic: two agents never hold one task."
+    )]
+    fn task_claim(&self, Parameters(a): Parameters<ClaimArg>) -> Answer {
+        self.with(|c| {
+            let tasks = Tasks::new(c);
+            let t = match &a.id {
+                Some(id) => tasks.claim(id, false)?,
+                None => tasks.claim_next(a.role.as_deref())?,
+            };
+            Ok(task_json(&t))
+        })
+    }
+
+    #[tool(description = "Mark a task done with a one-line summary; its leases are released.")]
+    fn task_done(&self, Parameters(a): Parameters<DoneArg>) -> Answer {
+        self.with(|c| Ok(task_json(&Tasks::new(c).done(&a.id, a.summary, false)?)))
+    }
+
+    #[tool(description = "Add a comment to a task.")]
+    fn task_comment(&self, Parameters(a): Parameters<CommentArg>) -> Answer {
+        self.with(|c| Ok(task_json(&Tasks::new(c).comment(&a.id, &a.text)?)))
+    }
+
+    #[tool(
+        description = "Send a message to an agent, @ROLE, @all, #TASK (its thread and assignee) or PROJECT:AGENT."
+    )]
+    fn send(&self, Parameters(a): Parameters<SendArg>) -> Answer {
+        self.with(|c| {
+            let importance = match &a.importance {
+                Some(i) => Importance::parse(i)?,
+                None => Importance::Normal,
+            };
+            let m = Messages::new(c).send(Outgoing {
+                target: a.to,
+                subject: a.subject,
+                task: a.task,
+                importance,
+                body: a.text,
+                ..Outgoing::default()
+            })?;
+            Ok(json!({ "id": m.id, "to": m.to, "thread": m.thread }))
+        })
+    }
+
+    #[tool(
+        description = "Your messages, unread first, with counts; subjects and first lines only."
+    )]
+    fn inbox(&self, Parameters(a): Parameters<InboxArg>) -> Answer {
+        self.with(|c| {
+            let me = c.actor()?.agent;
+            let inbox = Messages::new(c).inbox(
+                &me,
+                &InboxFilter {
+                    all: a.all,
+                    limit: Some(a.limit.unwrap_or(20)),
+                    ..Default::default()
+                },
+            )?;
+            Ok(serde_json::to_value(&inbox)?)
+        })
+    }
+
+    #[tool(description = "Read one message whole (and mark it read).")]
+    fn read(&self, Parameters(a): Parameters<IdArg>) -> Answer {
+        self.with(|c| {
+            let o = Messages::new(c).read(&a.id)?;
+            let m = o.message;
+            Ok(json!({ "id": m.id, "from": m.from, "subject": m.subject, "thread": m.thread, "task": m.task, "created": m.created, "body": m.body, "attachments": m.attachments }))
+        })
+    }
+
+    #[tool(description = "Acknowledge a message.")]
+    fn ack(&self, Parameters(a): Parameters<IdArg>) -> Answer {
+        self.with(|c| {
+            let o = Messages::new(c).ack(&a.id)?;
+            Ok(json!({ "id": o.message.id, "acked": o.mark.and_then(|m| m.acked) }))
+        })
+    }
+
+    #[tool(description = "Reply to a message: to its sender, in its thread.")]
+    fn reply(&self, Parameters(a): Parameters<ReplyArg>) -> Answer {
+        self.with(|c| {
+            let m = Messages::new(c).reply(&a.id, a.text, Vec::new())?;
+            Ok(json!({ "id": m.id, "to": m.to, "thread": m.thread }))
+        })
+    }
+
+    #[tool(
+        description = "Reserve paths (gitignore-style globs) before editing them. Refused, naming the holder, when another agent holds an overlapping exclusive lease."
+    )]
+    fn lease_acquire(&self, Parameters(a): Parameters<LeaseArg>) -> Answer {
+        self.with(|c| {
+            let ttl = match &a.ttl {
+                Some(t) => crate::model::lease::parse_ttl(t)?,
+                None => crate::model::lease::DEFAULT_TTL,
+            };
+            let l = Leases::new(c).acquire(&a.globs, ttl, a.shared, a.task.as_deref(), None)?;
+            Ok(json!({ "id": l.id, "patterns": l.patterns, "mode": l.mode.as_str(), "expires": l.expires }))
+        })
+    }
+
+    #[tool(description = "Release one of your leases, or all of them with no id.")]
+    fn lease_release(&self, Parameters(a): Parameters<ReleaseArg>) -> Answer {
+        self.with(|c| {
+            let leases = Leases::new(c);
+            let released = match &a.id {
+                Some(id) => vec![leases.release(id, false)?],
+                None => leases.release_all()?,
+            };
+            Ok(json!({ "released": released.iter().map(|l| l.id.clone()).collect::<Vec<_>>() }))
+        })
+    }
+
+    #[tool(
+        description = "Whether you may touch these paths: the other agents' exclusive leases covering them, if any."
+    )]
+    fn lease_check(&self, Parameters(a): Parameters<CheckArg>) -> Answer {
+        self.with(|c| {
+            let me = c.actor()?.agent;
+            let conflicts = Leases::new(c).check(&me, &a.paths)?;
+            Ok(json!({ "ok": conflicts.is_empty(), "conflicts": conflicts }))
+        })
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for CoordServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("git-coord", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+            "git-coord: tasks, messages and leases shared through git. Call brief first; claim a task before working on it; lease paths before editing; task_done with a summary when finished.",
+        )
+    }
+}
+
+/// Serves over stdin and stdout until the client closes them.
+pub fn serve(dir: PathBuf) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start the MCP server: {e}")))?;
+    runtime.block_on(async move {
+        let service = CoordServer::new(dir)
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| Error::Other(format!("MCP initialisation failed: {e}")))?;
+        service
+            .waiting()
+            .await
+            .map_err(|e| Error::Other(format!("MCP server stopped: {e}")))?;
+        Ok(())
+    })
+}

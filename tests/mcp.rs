@@ -1,0 +1,125 @@
+//! `git coord mcp` driven by an independent client: the official Python MCP SDK (installed by
+//! .ci/run) initialises, lists the tools, calls several, and the state changes in git.
+
+mod common;
+
+use serde_json::Value;
+
+use common::{TestRepo, array, json, ok, stdout};
+
+#[test]
+fn an_independent_mcp_client_works_as_the_agent_of_the_worktree() {
+    let repo = TestRepo::init();
+    let mia = repo.coord_json(&["agent", "spawn", "mia", "--role", "dev"]);
+    repo.coord_ok(&["agent", "spawn", "ned", "--role", "dev"]);
+    let worktree = mia["worktree"].as_str().expect("a worktree").to_string();
+    let task = repo.new_task("Wire the MCP tools", &["--role", "dev"]);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_client.py");
+    let out = repo
+        .command("python3", repo.tmp())
+        .arg(&script)
+        .args([common::BIN, &worktree, &task])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the MCP client failed (it needs `pip install mcp`, which .ci/run does):\n{}",
+        common::stderr(&out)
+    );
+    let seen: Value = json(&stdout(&out));
+    for tool in [
+        "brief",
+        "ready",
+        "task_show",
+        "task_new",
+        "task_claim",
+        "task_done",
+        "task_comment",
+        "send",
+        "inbox",
+        "read",
+        "ack",
+        "reply",
+        "lease_acquire",
+        "lease_release",
+        "lease_check",
+        "whoami",
+        "status",
+    ] {
+        assert!(
+            array(seen["tools"].clone()).iter().any(|t| t == tool),
+            "no tool {tool}: {}",
+            seen["tools"]
+        );
+    }
+    assert!(
+        seen["claim_schema"]["properties"]["id"].is_object(),
+        "{}",
+        seen["claim_schema"]
+    );
+    assert_eq!(
+        seen["whoami"]["agent"], "mia",
+        "the worktree's agent, with no flag"
+    );
+    assert_eq!(seen["claimed"]["assignee"], "mia");
+    assert_eq!(seen["lease"]["patterns"][0], "src/**");
+    assert_eq!(seen["sent"]["to"], serde_json::json!(["ned"]));
+    assert_eq!(seen["missing"]["is_error"], true);
+    assert!(
+        seen["missing"]["text"]
+            .as_str()
+            .expect("text")
+            .contains("no task matches"),
+        "{}",
+        seen["missing"]
+    );
+    assert_eq!(seen["bad"]["is_error"], true);
+    assert!(
+        seen["brief"]["text"]
+            .as_str()
+            .expect("text")
+            .contains(&task)
+    );
+    assert_eq!(seen["done"]["state"], "done");
+
+    // The state changed in git, as the CLI sees it.
+    let shown = repo.show(&task);
+    assert_eq!(
+        (shown["state"].clone(), shown["summary"].clone()),
+        ("done".into(), "done over MCP".into())
+    );
+    assert!(
+        repo.leases(false).is_empty(),
+        "task_done released the lease"
+    );
+    let inbox = json(&repo.coord_as_ok("ned", &["inbox", "--json"]));
+    assert_eq!(array(inbox["messages"].clone())[0]["from"], "mia");
+    let log = repo.git_ok(&["log", "--format=%s", "-3", "refs/coord/tasks"]);
+    assert!(log.contains(&format!("done {task} by mia")), "{log}");
+}
+
+#[test]
+fn hooks_install_mcp_registers_the_server_in_mcp_json() {
+    let repo = TestRepo::init();
+    let path = repo.path.join(".mcp.json");
+    std::fs::write(
+        &path,
+        r#"{"mcpServers": {"other": {"command": "other-server"}}}"#,
+    )
+    .expect("written");
+    repo.coord_ok(&["hooks", "install", "--mcp"]);
+    repo.coord_ok(&["hooks", "install", "--mcp"]);
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    assert_eq!(v["mcpServers"]["other"]["command"], "other-server");
+    assert_eq!(v["mcpServers"]["git-coord"]["command"], "git");
+    assert_eq!(
+        v["mcpServers"]["git-coord"]["args"],
+        serde_json::json!(["coord", "mcp"])
+    );
+    ok(repo.coord(&["hooks", "uninstall", "--mcp"]), "uninstall");
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    assert!(v["mcpServers"].get("git-coord").is_none());
+    assert_eq!(v["mcpServers"]["other"]["command"], "other-server");
+}
