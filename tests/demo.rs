@@ -25,6 +25,8 @@ fn the_demo_runs_start_to_end_and_cleans_up() {
         "Organiser brief",                    // the organiser's view
         "checkpoint 2: moved",                // a feature workflow's checkpoints
         "8/8 done, finished",                 // the workflow run to its end
+        "whoami -> alice (dev)",              // the MCP server in alice's worktree
+        "GET http://127.0.0.1:",              // the dashboard's JSON
         "claimed (the remote accepted it)",   // the online claim race
         "You lost the claim",                 // the offline race settled by sync
         "from erin: parse() panics",          // mail into another project

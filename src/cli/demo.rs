@@ -307,6 +307,7 @@ fn walk_through(dir: &Path) -> Result<()> {
     }
 
     feature_workflow(dir)?;
+    interfaces(dir)?;
     across_machines(dir)?;
 
     step("Everything is plain git: a document, and the audit trail");
@@ -466,6 +467,116 @@ fn feature_workflow(dir: &Path) -> Result<()> {
             }
         );
     }
+    Ok(())
+}
+
+/// The same state through the other doors: the terminal overview, the graph for other tools, the
+/// dashboard's JSON, and the MCP server an agent CLI would start in its worktree.
+fn interfaces(dir: &Path) -> Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    step("The same state for people and for agent CLIs: status, graph, dashboard, MCP");
+    let olga = Coord::open(dir, Some("olga".into()))?;
+    let exe = std::env::current_exe()?;
+    let run = |args: &[&str], cwd: &Path| -> Result<String> {
+        let out = std::process::Command::new(&exe)
+            .args(args)
+            .current_dir(cwd)
+            .env("GIT_COORD_AGENT", "olga")
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    println!("$ git coord status");
+    for line in run(&["status"], dir)?.lines().take(4) {
+        println!("  {line}");
+    }
+    let mermaid = run(&["graph", "--format", "mermaid", "--no-done"], dir)?;
+    println!(
+        "$ git coord graph --format mermaid --no-done\n  {} lines, first: {}",
+        mermaid.lines().count(),
+        mermaid.lines().nth(1).unwrap_or("").trim()
+    );
+
+    // The dashboard, on a free port, asked for its status view.
+    let opts = crate::serve::Options {
+        dir: dir.to_path_buf(),
+        bind: std::net::IpAddr::from([127, 0, 0, 1]),
+        port: 0,
+        token: None,
+    };
+    let listener = crate::serve::bind(&opts)?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || crate::serve::run(listener, opts));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        stream,
+        "GET /api/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let status: serde_json::Value = serde_json::from_str(body)?;
+    println!(
+        "$ git coord serve     # then GET http://127.0.0.1:{port}/api/status\n  tasks {}",
+        status["tasks"]
+    );
+
+    // The MCP server, as alice's agent CLI would start it in her worktree.
+    let alice_home = PathBuf::from(
+        crate::agents::Agents::new(&olga)?
+            .show("alice")?
+            .agent
+            .worktree
+            .unwrap_or_default(),
+    );
+    let mut server = std::process::Command::new(&exe)
+        .arg("mcp")
+        .current_dir(&alice_home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut to = server
+        .stdin
+        .take()
+        .ok_or_else(|| Error::Other("no stdin".into()))?;
+    let mut from = BufReader::new(
+        server
+            .stdout
+            .take()
+            .ok_or_else(|| Error::Other("no stdout".into()))?,
+    );
+    // One JSON-RPC message a line; a request's answer is the next line (a notification has none).
+    let mut ask = |msg: serde_json::Value| -> Result<serde_json::Value> {
+        writeln!(to, "{msg}")?;
+        if msg.get("id").is_none() {
+            return Ok(serde_json::Value::Null);
+        }
+        let mut line = String::new();
+        from.read_line(&mut line)?;
+        Ok(serde_json::from_str(&line)?)
+    };
+    ask(
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "demo", "version": "1"}}}),
+    )?;
+    ask(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
+    let tools = ask(serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))?;
+    let who = ask(
+        serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "whoami", "arguments": {}}}),
+    )?;
+    drop(ask);
+    drop(to);
+    let _ = server.wait();
+    let count = tools["result"]["tools"].as_array().map_or(0, Vec::len);
+    let text = who["result"]["content"][0]["text"].as_str().unwrap_or("{}");
+    let me: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    println!(
+        "$ git coord mcp     # started by an agent CLI in alice's worktree\n  {count} tools; whoami -> {} ({})",
+        me["agent"].as_str().unwrap_or("?"),
+        me["role"].as_str().unwrap_or("-")
+    );
     Ok(())
 }
 
