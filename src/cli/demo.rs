@@ -566,8 +566,7 @@ fn interfaces(dir: &Path) -> Result<()> {
         serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
         "params": {"name": "whoami", "arguments": {}}}),
     )?;
-    drop(ask);
-    drop(to);
+    drop(to); // the client is done: the server sees end of input and exits
     let _ = server.wait();
     let count = tools["result"]["tools"].as_array().map_or(0, Vec::len);
     let text = who["result"]["content"][0]["text"].as_str().unwrap_or("{}");
