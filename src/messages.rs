@@ -161,27 +161,7 @@ impl<'c> Messages<'c> {
     }
 
     fn send_as(&self, actor: &Actor, out: Outgoing, reply_to: Option<&Message>) -> Result<Message> {
-        let body = out.body.trim_end().to_string();
-        if body.trim().is_empty() {
-            return Err(Error::invalid(
-                "message",
-                "",
-                "it is empty; give the text as an argument or with -F FILE",
-            ));
-        }
-        if body.len() > MAX_BODY {
-            return Err(Error::invalid(
-                "message",
-                format!("{} bytes", body.len()),
-                format!(
-                    "a message body is at most {MAX_BODY} bytes; attach long text with --attach"
-                ),
-            ));
-        }
-        let subject = match &out.subject {
-            Some(s) => check_subject(s)?,
-            None => clip(first_line(&body), 80),
-        };
+        let (body, subject) = check_text(&out)?;
         let attachments = self.check_attachments(&out.attachments)?;
         let tasks = Tasks::new(self.coord);
         let mut task = out
@@ -223,13 +203,7 @@ impl<'c> Messages<'c> {
             importance: out.importance,
             created,
             body,
-            attachments: attachments
-                .iter()
-                .map(|(name, bytes)| Attachment {
-                    name: name.clone(),
-                    size: bytes.len() as u64,
-                })
-                .collect(),
+            attachments: attachment_records(&attachments),
             extra: Default::default(),
         };
         let size = draft.to_yaml().len() as u64;
@@ -247,11 +221,7 @@ impl<'c> Messages<'c> {
                 msg.thread = msg.id.clone();
             }
             let mut change = filing(&msg);
-            for (n, (_, bytes)) in attachments.iter().enumerate() {
-                change
-                    .docs
-                    .push((Message::attachment_path(&msg.id, n), Some(bytes.clone())));
-            }
+            add_attachments(&mut change, &msg.id, &attachments);
             let me = Person::path(&actor.agent);
             if self.store.read(snap, &me)?.is_none() {
                 let person = Person {
@@ -877,6 +847,51 @@ pub(crate) fn filing(msg: &Message) -> Change {
     Change {
         docs,
         ..Change::default()
+    }
+}
+
+/// The text and subject of a message to send, checked: not empty, not too long, a one-line
+/// subject (by default the start of the text).
+pub(crate) fn check_text(out: &Outgoing) -> Result<(String, String)> {
+    let body = out.body.trim_end().to_string();
+    if body.trim().is_empty() {
+        return Err(Error::invalid(
+            "message",
+            "",
+            "it is empty; give the text as an argument or with -F FILE",
+        ));
+    }
+    if body.len() > MAX_BODY {
+        return Err(Error::invalid(
+            "message",
+            format!("{} bytes", body.len()),
+            format!("a message body is at most {MAX_BODY} bytes; attach long text with --attach"),
+        ));
+    }
+    let subject = match &out.subject {
+        Some(s) => check_subject(s)?,
+        None => clip(first_line(&body), 80),
+    };
+    Ok((body, subject))
+}
+
+/// What a message records of its attachments.
+pub(crate) fn attachment_records(attachments: &[(String, Vec<u8>)]) -> Vec<Attachment> {
+    attachments
+        .iter()
+        .map(|(name, bytes)| Attachment {
+            name: name.clone(),
+            size: bytes.len() as u64,
+        })
+        .collect()
+}
+
+/// Adds the bytes of each attachment of message `id` to a change.
+pub(crate) fn add_attachments(change: &mut Change, id: &str, attachments: &[(String, Vec<u8>)]) {
+    for (n, (_, bytes)) in attachments.iter().enumerate() {
+        change
+            .docs
+            .push((Message::attachment_path(id, n), Some(bytes.clone())));
     }
 }
 

@@ -6,9 +6,11 @@
 use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::git::Oid;
-use crate::messages::{Messages, Outgoing, check_subject, clip, filing};
+use crate::messages::{
+    Messages, Outgoing, add_attachments, attachment_records, check_text, filing,
+};
 use crate::model::agent::{Agent, AgentStatus};
-use crate::model::message::{Attachment, MESSAGE_FORMAT, Message, first_line};
+use crate::model::message::{MESSAGE_FORMAT, Message};
 use crate::model::{id, name, time};
 use crate::store::{Change, Snapshot, backoff, build_commit};
 use crate::sync::{MAX_TRIES, Pushed, Remote, fetch, push};
@@ -130,18 +132,7 @@ impl<'c> Projects<'c> {
     ) -> Result<Message> {
         let p = self.get(project)?;
         let actor = self.coord.actor()?;
-        let body = out.body.trim_end().to_string();
-        if body.trim().is_empty() {
-            return Err(Error::invalid(
-                "message",
-                "",
-                "it is empty; give the text as an argument or with -F FILE",
-            ));
-        }
-        let subject = match &out.subject {
-            Some(s) => check_subject(s)?,
-            None => clip(first_line(&body), 80),
-        };
+        let (body, subject) = check_text(&out)?;
         let attachments = Messages::new(self.coord).check_attachments(&out.attachments)?;
         let remote = Remote {
             name: p.url.clone(),
@@ -192,21 +183,11 @@ impl<'c> Projects<'c> {
                 importance: out.importance,
                 created: time::now(),
                 body: body.clone(),
-                attachments: attachments
-                    .iter()
-                    .map(|(n, b)| Attachment {
-                        name: n.clone(),
-                        size: b.len() as u64,
-                    })
-                    .collect(),
+                attachments: attachment_records(&attachments),
                 extra: Default::default(),
             };
             let mut change: Change = filing(&msg);
-            for (n, (_, bytes)) in attachments.iter().enumerate() {
-                change
-                    .docs
-                    .push((Message::attachment_path(&id, n), Some(bytes.clone())));
-            }
+            add_attachments(&mut change, &id, &attachments);
             change.subject = format!(
                 "send {id} by {} of {} to {}",
                 actor.agent,

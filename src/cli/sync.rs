@@ -56,32 +56,35 @@ pub fn sync(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result
 
 pub fn fetch(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
     let remote = resolve_remote(&coord.repo, remote)?;
-    let refs_done = core::fetch_and_merge(coord, &remote)?;
-    if json {
-        writeln!(
-            out,
-            "{}",
-            json!({ "remote": remote.name, "refs": refs_done })
-        )?;
-        return Ok(());
-    }
-    writeln!(out, "fetched from {}", remote.name)?;
-    refs(out, &refs_done)
+    let done = core::fetch_and_merge(coord, &remote)?;
+    report(
+        out,
+        json,
+        &format!("fetched from {}", remote.name),
+        &remote.name,
+        &done,
+    )
 }
 
 pub fn push(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
     let remote = resolve_remote(&coord.repo, remote)?;
-    let refs_done = core::push_only(coord, &remote)?;
+    let done = core::push_only(coord, &remote)?;
+    report(
+        out,
+        json,
+        &format!("pushed to {}", remote.name),
+        &remote.name,
+        &done,
+    )
+}
+
+fn report(out: Out, json: bool, headline: &str, remote: &str, done: &[RefReport]) -> Result<()> {
     if json {
-        writeln!(
-            out,
-            "{}",
-            json!({ "remote": remote.name, "refs": refs_done })
-        )?;
+        writeln!(out, "{}", json!({ "remote": remote, "refs": done }))?;
         return Ok(());
     }
-    writeln!(out, "pushed to {}", remote.name)?;
-    refs(out, &refs_done)
+    writeln!(out, "{headline}")?;
+    refs(out, done)
 }
 
 fn refs(out: Out, refs: &[RefReport]) -> Result<()> {
