@@ -24,11 +24,13 @@ use crate::tasks::{ListFilter, NewTask, TaskEdit, Tasks};
 const EXIT_CODES: &str = "\
 Exit codes:
   0  ok
-  1  error (bad input, missing task, not a repository, malformed document)
+  1  error (bad input, missing task, not a repository, malformed document,
+     a remote that cannot be reached or refuses, a failed checkpoint gate)
   2  usage (unknown command or flag, missing argument)
   3  refused by the state or lost to another writer (a task someone else holds,
      `claim --next` with nothing ready, a dependency cycle, a task in the wrong state,
-     a path leased to another agent, a commit or push the lease guard refused)";
+     a path leased to another agent, a commit or push the lease guard refused,
+     a paused or cancelled team, a remote or branch that kept moving)";
 
 /// Coordinate coding agents and humans on one repository, with nothing but git.
 #[derive(Parser, Debug)]
