@@ -90,22 +90,33 @@ pub fn summaries(out: Out, tasks: &[TaskRef<'_>], json: bool) -> io::Result<()> 
 }
 
 fn summary_line(out: Out, t: &TaskRef<'_>) -> io::Result<()> {
-    write!(
-        out,
-        "{}  P{}  {:<7}  {:<12}  {}",
-        t.id(),
-        t.priority(),
-        t.state().as_str(),
-        t.assignee().unwrap_or("-"),
-        t.title()
-    )?;
+    // Built by hand rather than with write!: listings print up to a hundred thousand of these.
+    let mut line = String::with_capacity(96);
+    let pad = |line: &mut String, text: &str, width: usize| {
+        line.push_str(text);
+        for _ in text.chars().count()..width {
+            line.push(' ');
+        }
+    };
+    line.push_str(t.id());
+    line.push_str("  P");
+    line.push(char::from(b'0' + t.priority().min(9)));
+    line.push_str("  ");
+    pad(&mut line, t.state().as_str(), 7);
+    line.push_str("  ");
+    pad(&mut line, t.assignee().unwrap_or("-"), 12);
+    line.push_str("  ");
+    line.push_str(t.title());
     if let Some(role) = t.role() {
-        write!(out, " @{role}")?;
+        line.push_str(" @");
+        line.push_str(role);
     }
     for label in t.labels() {
-        write!(out, " #{label}")?;
+        line.push_str(" #");
+        line.push_str(label);
     }
-    writeln!(out)
+    line.push('\n');
+    out.write_all(line.as_bytes())
 }
 
 /// The JSON of `task show`: the task, without its history unless asked.
