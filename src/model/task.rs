@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{MAX_DOCUMENT_BYTES, id, parse_yaml};
+use crate::model::{MAX_DOCUMENT_BYTES, id};
 
 /// The task document format this build writes and the newest it reads.
 pub const TASK_FORMAT: u32 = 1;
@@ -169,11 +169,6 @@ fn default_priority() -> u8 {
     DEFAULT_PRIORITY
 }
 
-#[derive(Deserialize)]
-struct FormatProbe {
-    format: u32,
-}
-
 impl Task {
     /// Where the document lives in the ref's tree.
     pub fn path(id: &str) -> String {
@@ -202,35 +197,14 @@ impl Task {
     }
 }
 
-/// Parses a document after checking its size and encoding, and checks its format version.
+/// Parses a task document (whole, or only what listings need), with the checks every versioned
+/// document gets.
 fn parse_checked<T: serde::de::DeserializeOwned + Versioned>(
     bytes: &[u8],
     refname: &str,
     path: &str,
 ) -> Result<T> {
-    let malformed = |why: String| Error::Malformed {
-        refname: refname.into(),
-        path: path.into(),
-        why,
-    };
-    if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
-        return Err(malformed(format!(
-            "{} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit",
-            bytes.len()
-        )));
-    }
-    let text = std::str::from_utf8(bytes).map_err(|_| malformed("not UTF-8".into()))?;
-    let doc: T = match parse_yaml(text) {
-        Ok(doc) => doc,
-        Err(why) => {
-            if let Ok(probe) = parse_yaml::<FormatProbe>(text) {
-                check_format(probe.format, refname, path)?;
-            }
-            return Err(malformed(why));
-        }
-    };
-    check_format(doc.format(), refname, path)?;
-    Ok(doc)
+    crate::model::parse_document(bytes, refname, path, TASK_FORMAT, |d: &T| d.format())
 }
 
 fn check_fields(id: &str, priority: u8, refname: &str, path: &str) -> Result<()> {
