@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 
 use crate::coord::Coord;
 use crate::error::{Error, Result};
-use crate::index::Problem;
 use crate::leases::{LeaseView, Leases};
 use crate::model::lease::{DEFAULT_TTL, Lease, Status, parse_ttl};
 
@@ -125,7 +124,7 @@ pub fn run(coord: &Coord, cmd: LeaseCommand, out: &mut impl Write, json: bool) -
         }
         LeaseCommand::List { all } => {
             let (views, problems) = leases.list(all)?;
-            warn_skipped(&problems);
+            super::output::problems(crate::leases::LEASES_REF, &problems);
             if json {
                 let values: Vec<Value> = views
                     .iter()
@@ -219,17 +218,4 @@ fn list_line(out: &mut impl Write, view: &LeaseView, all: bool) -> io::Result<()
         write!(out, "  ({reason})")?;
     }
     writeln!(out)
-}
-
-fn warn_skipped(problems: &[Problem]) {
-    let mut stderr = io::stderr().lock();
-    for p in problems {
-        let _ = writeln!(
-            stderr,
-            "warning: skipped {}:{}: {}",
-            crate::leases::LEASES_REF,
-            p.path,
-            p.why
-        );
-    }
 }

@@ -11,7 +11,7 @@ use crate::artifacts::{Artifacts, NewArtifact};
 use crate::brief;
 use crate::coord::Coord;
 use crate::error::{Error, Result};
-use crate::messages::{Inbox, InboxFilter, Messages, Opened, Outgoing};
+use crate::messages::{InboxFilter, Messages, Opened, Outgoing};
 use crate::model::artifact::{Artifact, ArtifactKind};
 use crate::model::message::{Importance, Message};
 
@@ -192,7 +192,7 @@ pub fn inbox(coord: &Coord, a: InboxArgs, out: Out, json: bool) -> Result<()> {
             limit: (a.limit > 0).then_some(a.limit),
         },
     )?;
-    warn_problems(&inbox);
+    super::output::problems(crate::messages::INBOX_REF, &inbox.problems);
     if json {
         writeln!(out, "{}", serde_json::to_value(&inbox)?)?;
         return Ok(());
@@ -236,19 +236,6 @@ pub fn inbox(coord: &Coord, a: InboxArgs, out: Out, json: bool) -> Result<()> {
         )?;
     }
     Ok(())
-}
-
-fn warn_problems(inbox: &Inbox) {
-    let mut err = io::stderr().lock();
-    for p in &inbox.problems {
-        let _ = writeln!(
-            err,
-            "warning: skipped {}:{}: {}",
-            crate::messages::INBOX_REF,
-            p.path,
-            p.why
-        );
-    }
 }
 
 pub fn read(coord: &Coord, id: &str, save: Option<PathBuf>, out: Out, json: bool) -> Result<()> {

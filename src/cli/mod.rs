@@ -425,7 +425,7 @@ fn run(cli: Cli) -> Result<()> {
                 crate::model::name::validate("role", role)?;
             }
             let index = tasks.load_index()?;
-            output::problems(&index.problems());
+            output::problems(crate::tasks::TASKS_REF, &index.problems());
             output::summaries(
                 out,
                 &crate::tasks::ready_tasks(&index, role.as_deref()),
@@ -434,7 +434,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Blocked => {
             let index = tasks.load_index()?;
-            output::problems(&index.problems());
+            output::problems(crate::tasks::TASKS_REF, &index.problems());
             output::blocked(out, &crate::tasks::blocked(&index), json)?;
         }
         Command::Log { task, max_count } => {
@@ -540,7 +540,7 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut impl Write, json: bool) -
             label,
         } => {
             let index = tasks.load_index()?;
-            output::problems(&index.problems());
+            output::problems(crate::tasks::TASKS_REF, &index.problems());
             let filter = ListFilter {
                 state,
                 assignee,

@@ -28,14 +28,11 @@ pub fn error(err: &Error, json: bool) {
 }
 
 /// Documents that could not be loaded are named on stderr; the rest of the listing still prints.
-pub fn problems(problems: &[Problem]) {
+/// Warns, on stderr, about each document of `refname` that could not be loaded.
+pub fn problems(refname: &str, problems: &[Problem]) {
     let mut stderr = io::stderr().lock();
     for p in problems {
-        let _ = writeln!(
-            stderr,
-            "warning: skipped refs/coord/tasks:{}: {}",
-            p.path, p.why
-        );
+        let _ = writeln!(stderr, "warning: skipped {refname}:{}: {}", p.path, p.why);
     }
 }
 
