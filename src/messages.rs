@@ -26,6 +26,9 @@ pub const INBOX_REF: &str = "refs/coord/inbox";
 /// How many attachments one message may carry.
 pub const MAX_ATTACHMENTS: usize = 20;
 
+/// Attachments as given: each file's name and bytes.
+pub type Files = Vec<(String, Vec<u8>)>;
+
 /// A message to send, as the command line gives it.
 #[derive(Debug, Default, Clone)]
 pub struct Outgoing {
@@ -36,8 +39,7 @@ pub struct Outgoing {
     pub task: Option<String>,
     pub importance: Importance,
     pub body: String,
-    /// (name, bytes) of each attachment.
-    pub attachments: Vec<(String, Vec<u8>)>,
+    pub attachments: Files,
 }
 
 /// What a listing shows of a message: everything but the body and the attachments' bytes.

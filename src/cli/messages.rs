@@ -1,7 +1,7 @@
 //! `send`, `inbox`, `read`, `ack`, `reply`, `thread`, `artifact` and `brief`: clap definitions
 //! and output.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::artifacts::{Artifacts, NewArtifact};
 use crate::brief;
 use crate::coord::Coord;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::messages::{InboxFilter, Messages, Opened, Outgoing};
 use crate::model::artifact::{Artifact, ArtifactKind};
 use crate::model::message::{Importance, Message};
@@ -33,6 +33,16 @@ pub struct SendArgs {
     task: Option<String>,
     #[arg(long, value_parser = parse_importance, default_value = "normal")]
     importance: Importance,
+    #[command(flatten)]
+    text: MessageText,
+}
+
+/// The text of a message and what it carries: TEXT, or `-F FILE`, and `--attach FILE`s.
+#[derive(Args, Debug)]
+pub struct MessageText {
+    /// The message
+    #[arg(required_unless_present = "file")]
+    text: Option<String>,
     /// Read the text from FILE ('-' for stdin)
     #[arg(
         short = 'F',
@@ -44,9 +54,25 @@ pub struct SendArgs {
     /// Attach a file (a log, a repro case, a diff); repeat for more
     #[arg(long = "attach", value_name = "FILE")]
     attach: Vec<PathBuf>,
-    /// The message
-    #[arg(required_unless_present = "file")]
-    text: Option<String>,
+}
+
+impl MessageText {
+    /// The text and the attachments' (name, bytes), read relative to `start_dir`.
+    fn read(self, start_dir: &Path) -> Result<(String, crate::messages::Files)> {
+        let body = super::read_text(self.text, self.file.as_ref(), start_dir)?.unwrap_or_default();
+        let attachments = self
+            .attach
+            .iter()
+            .map(|f| {
+                let name = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Ok((name, super::read_file(start_dir, f)?))
+            })
+            .collect::<Result<_>>()?;
+        Ok((body, attachments))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -98,47 +124,8 @@ fn parse_kind(s: &str) -> Result<ArtifactKind, String> {
     ArtifactKind::parse(s).map_err(|e| e.to_string())
 }
 
-/// Reads a file named on the command line, relative to `start_dir`; `-` is stdin.
-fn read_file(start_dir: &Path, path: &Path) -> Result<Vec<u8>> {
-    if path.as_os_str() == "-" {
-        let mut bytes = Vec::new();
-        io::stdin().read_to_end(&mut bytes)?;
-        return Ok(bytes);
-    }
-    std::fs::read(start_dir.join(path))
-        .map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display())))
-}
-
-fn read_attachments(start_dir: &Path, files: &[PathBuf]) -> Result<Vec<(String, Vec<u8>)>> {
-    files
-        .iter()
-        .map(|f| {
-            let name = f
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            Ok((name, read_file(start_dir, f)?))
-        })
-        .collect()
-}
-
-fn text_of(start_dir: &Path, text: Option<String>, file: Option<&PathBuf>) -> Result<String> {
-    match (text, file) {
-        (Some(t), _) => Ok(t),
-        (None, Some(f)) => String::from_utf8(read_file(start_dir, f)?).map_err(|_| {
-            Error::invalid(
-                "message",
-                f.display().to_string(),
-                "it is not UTF-8 text; send it with --attach",
-            )
-        }),
-        (None, None) => Ok(String::new()),
-    }
-}
-
 pub fn send(coord: &Coord, a: SendArgs, out: Out, json: bool) -> Result<()> {
-    let body = text_of(&coord.start_dir, a.text, a.file.as_ref())?;
-    let attachments = read_attachments(&coord.start_dir, &a.attach)?;
+    let (body, attachments) = a.text.read(&coord.start_dir)?;
     let msg = Messages::new(coord).send(Outgoing {
         target: a.to,
         subject: a.subject,
@@ -151,17 +138,8 @@ pub fn send(coord: &Coord, a: SendArgs, out: Out, json: bool) -> Result<()> {
     sent(out, "sent", &msg, json)
 }
 
-pub fn reply(
-    coord: &Coord,
-    msg: &str,
-    text: Option<String>,
-    file: Option<PathBuf>,
-    attach: &[PathBuf],
-    out: Out,
-    json: bool,
-) -> Result<()> {
-    let body = text_of(&coord.start_dir, text, file.as_ref())?;
-    let attachments = read_attachments(&coord.start_dir, attach)?;
+pub fn reply(coord: &Coord, msg: &str, text: MessageText, out: Out, json: bool) -> Result<()> {
+    let (body, attachments) = text.read(&coord.start_dir)?;
     let msg = Messages::new(coord).reply(msg, body, attachments)?;
     sent(out, "replied", &msg, json)
 }
@@ -362,7 +340,7 @@ pub fn artifact(coord: &Coord, cmd: ArtifactCommand, out: Out, json: bool) -> Re
             summary,
             file,
         } => {
-            let content = read_file(&coord.start_dir, &file)?;
+            let content = super::read_file(&coord.start_dir, &file)?;
             let name = file
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

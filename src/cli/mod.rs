@@ -96,18 +96,8 @@ enum Command {
     /// Reply to a message: to its sender, in its thread
     Reply {
         id: String,
-        #[arg(required_unless_present = "file")]
-        text: Option<String>,
-        /// Read the text from FILE ('-' for stdin)
-        #[arg(
-            short = 'F',
-            long = "file",
-            value_name = "FILE",
-            conflicts_with = "text"
-        )]
-        file: Option<PathBuf>,
-        #[arg(long = "attach", value_name = "FILE")]
-        attach: Vec<PathBuf>,
+        #[command(flatten)]
+        text: messages::MessageText,
     },
     /// A whole conversation, oldest first
     Thread { id: String },
@@ -497,12 +487,7 @@ fn run(cli: Cli) -> Result<()> {
             save_attachments,
         } => messages::read(&coord, &id, save_attachments, out, json)?,
         Command::Ack { id } => messages::ack(&coord, &id, out, json)?,
-        Command::Reply {
-            id,
-            text,
-            file,
-            attach,
-        } => messages::reply(&coord, &id, text, file, &attach, out, json)?,
+        Command::Reply { id, text } => messages::reply(&coord, &id, text, out, json)?,
         Command::Thread { id } => messages::thread(&coord, &id, out, json)?,
         Command::Artifact(cmd) => messages::artifact(&coord, cmd, out, json)?,
         Command::Brief {
@@ -637,7 +622,7 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut impl Write, json: bool) -
     Ok(())
 }
 
-/// The text of `-d TEXT` or `-F FILE` (`-` reads stdin).
+/// The text of `-d TEXT` or `-F FILE` (`-` reads stdin), if either was given.
 fn read_text(
     text: Option<String>,
     file: Option<&PathBuf>,
@@ -645,14 +630,25 @@ fn read_text(
 ) -> Result<Option<String>> {
     match (text, file) {
         (Some(t), _) => Ok(Some(t)),
-        (None, Some(path)) if path.as_os_str() == "-" => {
-            let mut s = String::new();
-            io::stdin().read_to_string(&mut s)?;
-            Ok(Some(s))
-        }
-        (None, Some(path)) => std::fs::read_to_string(start_dir.join(path))
+        (None, Some(path)) => String::from_utf8(read_file(start_dir, path)?)
             .map(Some)
-            .map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display()))),
+            .map_err(|_| {
+                Error::Other(format!(
+                    "cannot read {}: it is not UTF-8 text",
+                    path.display()
+                ))
+            }),
         (None, None) => Ok(None),
     }
+}
+
+/// The bytes of a file named on the command line, relative to `start_dir`; `-` is stdin.
+fn read_file(start_dir: &std::path::Path, path: &std::path::Path) -> Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        io::stdin().read_to_end(&mut bytes)?;
+        return Ok(bytes);
+    }
+    std::fs::read(start_dir.join(path))
+        .map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display())))
 }
