@@ -142,13 +142,6 @@ impl<'c> Messages<'c> {
         if let Some((project, rest)) = target.split_once(':') {
             return projects.send(project, rest, out, None);
         }
-        if !target.starts_with(['@', '#'])
-            && name::validate("agent name", &target).is_ok()
-            && !self.is_local_name(&target)?
-            && projects.get(&target).is_ok()
-        {
-            return projects.send(&target, "", out, None);
-        }
         self.send_as(&actor, out, None)
     }
 
@@ -174,7 +167,21 @@ impl<'c> Messages<'c> {
         let (to, thread_default) = match reply_to {
             Some(original) => (vec![original.from.clone()], Some(original.thread.clone())),
             None => {
-                let (to, task_target) = self.recipients(&out.target, &actor.agent)?;
+                let (to, task_target) = match self.recipients(&out.target, &actor.agent) {
+                    Ok(found) => found,
+                    // A name that is no one here may be a related project (all its agents).
+                    Err(unknown @ Error::Invalid { what: "target", .. }) => {
+                        let target = out.target.trim().to_string();
+                        let projects = crate::projects::Projects::new(self.coord);
+                        if name::validate("agent name", &target).is_ok()
+                            && projects.get(&target).is_ok()
+                        {
+                            return projects.send(&target, "", out, None);
+                        }
+                        return Err(unknown);
+                    }
+                    Err(e) => return Err(e),
+                };
                 if task_target.is_some() {
                     task = task_target;
                 }

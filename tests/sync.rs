@@ -600,6 +600,20 @@ fn messages_cross_projects_and_replies_come_back() {
         ],
     );
     assert_eq!(sent["to"], serde_json::json!(["bob"]));
+    // A bare project name reaches every agent there.
+    let everyone = a.json(
+        0,
+        &[
+            "--agent",
+            "alice",
+            "send",
+            "--to",
+            "lib",
+            "release on friday",
+        ],
+    );
+    assert_eq!(everyone["to"], serde_json::json!(["bob"]));
+    assert!(everyone["from_project"].is_string(), "{everyone}");
     let err = fails(
         &a.run(0, &["--agent", "alice", "send", "--to", "lib:nobody", "hi"]),
         1,
@@ -612,7 +626,7 @@ fn messages_cross_projects_and_replies_come_back() {
     assert!(err.contains("project add"), "{err}");
 
     b.ok(0, &["sync"]);
-    let inbox = b.json(0, &["--agent", "bob", "inbox"]);
+    let inbox = b.json(0, &["--agent", "bob", "inbox", "--grep", "parse"]);
     let got = &array(inbox["messages"].clone())[0];
     assert_eq!(got["subject"], "bug in parse");
     let read = b.json(0, &["--agent", "bob", "read", &id(got)]);
