@@ -4,6 +4,22 @@ use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A path another agent's lease forbids to this agent, or where a requested lease overlaps one.
+/// Defined here, at the bottom of the house, because a refused lease carries it in its error.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LeaseConflict {
+    /// The path checked, or the path (or pattern read as a path) both leases cover.
+    pub path: String,
+    pub lease_id: String,
+    /// The agent holding the lease.
+    pub holder: String,
+    /// The holder's pattern that covers `path`.
+    pub pattern: String,
+    pub expires: String,
+    /// The mode of the holder's lease: `exclusive` or `shared`.
+    pub mode: &'static str,
+}
+
 /// Exit codes, as documented in the README and in `--help`.
 pub mod exit {
     pub const OK: u8 = 0;
@@ -72,7 +88,7 @@ pub enum Error {
     #[error("cannot tell who is acting")]
     NoAgent,
     #[error("{}", describe_lease_conflicts(.0))]
-    LeaseConflict(Vec<crate::model::lease::LeaseConflict>),
+    LeaseConflict(Vec<LeaseConflict>),
     #[error("no lease matches '{0}'")]
     NoSuchLease(String),
     #[error("lease {id} is held by {holder}")]
@@ -164,18 +180,13 @@ impl Error {
 }
 
 /// "PATH is leased by HOLDER until T (MODE lease ID, pattern 'P')", and how many more.
-fn describe_lease_conflicts(conflicts: &[crate::model::lease::LeaseConflict]) -> String {
+fn describe_lease_conflicts(conflicts: &[LeaseConflict]) -> String {
     let Some(first) = conflicts.first() else {
         return "the paths are leased by another agent".into();
     };
     let mut text = format!(
         "{} is leased by {} until {} ({} lease {}, pattern '{}')",
-        first.path,
-        first.holder,
-        first.expires,
-        first.mode.as_str(),
-        first.lease_id,
-        first.pattern
+        first.path, first.holder, first.expires, first.mode, first.lease_id, first.pattern
     );
     match conflicts.len() {
         1 => {}

@@ -599,7 +599,7 @@ fn conflict(path: &str, lease: &Lease, pattern: &Pattern) -> LeaseConflict {
         holder: lease.agent.clone(),
         pattern: pattern.text.clone(),
         expires: lease.expires.clone(),
-        mode: lease.mode,
+        mode: lease.mode.as_str(),
     }
 }
 

@@ -146,12 +146,7 @@ pub fn run(coord: &Coord, cmd: LeaseCommand, out: &mut impl Write, json: bool) -
                         writeln!(
                             out,
                             "{}: leased by {} until {} ({} lease {}, pattern '{}')",
-                            c.path,
-                            c.holder,
-                            c.expires,
-                            c.mode.as_str(),
-                            c.lease_id,
-                            c.pattern
+                            c.path, c.holder, c.expires, c.mode, c.lease_id, c.pattern
                         )?;
                     }
                 }

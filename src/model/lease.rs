@@ -88,20 +88,7 @@ pub struct Lease {
     pub extra: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
-/// A path another agent's lease forbids to this agent, or where a requested lease overlaps one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LeaseConflict {
-    /// The path checked, or the path (or pattern read as a path) both leases cover.
-    pub path: String,
-    pub lease_id: String,
-    /// The agent holding the lease.
-    pub holder: String,
-    /// The holder's pattern that covers `path`.
-    pub pattern: String,
-    pub expires: String,
-    /// The mode of the holder's lease.
-    pub mode: Mode,
-}
+pub use crate::error::LeaseConflict;
 
 impl Lease {
     /// Where the document lives in the ref's tree.
