@@ -9,7 +9,8 @@
 use crate::coord::{COORD_REFS, Coord};
 use crate::error::{Error, Result};
 use crate::git::{Author, Cas, Oid, Repo};
-use crate::merge::{Notice, merge_trees};
+use crate::merge::merge_trees;
+use crate::model::merge::Notice;
 use crate::store::{Actor, Change, Snapshot, Store, backoff};
 
 /// Rounds of fetch, merge and push before a sync gives up on a remote that keeps moving.

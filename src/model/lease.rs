@@ -7,6 +7,7 @@ use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::merge::Notice;
 use crate::model::{id, name, parse_document, time};
 
 /// The lease document format this build writes and the newest it reads.
@@ -507,6 +508,87 @@ impl PatternSet {
     pub fn is_match(&self, path: &str, is_dir: bool) -> bool {
         !self.matches(path, is_dir).is_empty()
     }
+}
+
+/// One lease changed on both sides: released if either released (the earlier time), the later
+/// expiry, other fields three ways.
+pub fn merge_lease(path: &str, base: Option<&[u8]>, ours: &[u8], theirs: &[u8]) -> Option<Vec<u8>> {
+    let parse = |b: &[u8]| Lease::from_yaml(b, "", path).ok();
+    let (o, t) = match (parse(ours), parse(theirs)) {
+        (Some(o), Some(t)) => (o, t),
+        (Some(_), None) => return Some(ours.to_vec()),
+        (None, Some(_)) => return Some(theirs.to_vec()),
+        (None, None) => return None,
+    };
+    let merged_fields = crate::model::merge::merge_fields(base, ours, theirs)?;
+    let mut lease = Lease::from_yaml(&merged_fields, "", path).ok()?;
+    lease.expires = o.expires.clone().max(t.expires.clone());
+    lease.released = match (&o.released, &t.released) {
+        (Some(a), Some(b)) => Some(a.clone().min(b.clone())),
+        (a, b) => a.clone().or(b.clone()),
+    };
+    lease.revoked_by = o.revoked_by.clone().max(t.revoked_by.clone());
+    Some(lease.to_yaml().into_bytes())
+}
+
+/// Two leases granted apart on two replicas, both new since they forked. When they may not
+/// coexist (two agents, a mode that excludes, lifetimes and patterns that meet), the earlier one
+/// holds and the other is revoked: returns the revoked lease and the notice its agent is owed.
+pub fn settle_overlap(x: &Lease, y: &Lease) -> Option<(Lease, Notice)> {
+    if x.agent == y.agent
+        || x.mode.compatible(y.mode)
+        || x.revoked_by.is_some()
+        || y.revoked_by.is_some()
+        || !lifetimes_meet(x, y)
+        || !patterns_overlap(x, y)
+    {
+        return None;
+    }
+    let (winner, loser) = if (&x.acquired, &x.id) <= (&y.acquired, &y.id) {
+        (x, y)
+    } else {
+        (y, x)
+    };
+    let at = loser.acquired.clone().max(winner.acquired.clone());
+    let mut lost = loser.clone();
+    lost.released = Some(match &lost.released {
+        Some(r) => r.clone().min(at.clone()),
+        None => at.clone(),
+    });
+    lost.revoked_by = Some(winner.id.clone());
+    let notice = Notice::LeaseRevoked {
+        lease: lost.id.clone(),
+        loser: lost.agent.clone(),
+        patterns: lost.patterns.clone(),
+        winner: winner.agent.clone(),
+        winner_lease: winner.id.clone(),
+        at,
+    };
+    Some((lost, notice))
+}
+
+fn lifetimes_meet(a: &Lease, b: &Lease) -> bool {
+    let end = |l: &Lease| match &l.released {
+        Some(r) => r.clone().min(l.expires.clone()),
+        None => l.expires.clone(),
+    };
+    a.acquired < end(b) && b.acquired < end(a)
+}
+
+/// Whether two leases' patterns meet: a pattern of one, read as a path, is covered by the other.
+/// (Paths that exist differ between replicas, so a merge looks at patterns only.)
+fn patterns_overlap(a: &Lease, b: &Lease) -> bool {
+    let (Ok(pa), Ok(pb)) = (a.parsed_patterns(), b.parsed_patterns()) else {
+        return false;
+    };
+    let (Ok(sa), Ok(sb)) = (PatternSet::new(&pa), PatternSet::new(&pb)) else {
+        return false;
+    };
+    let meets = |ps: &[Pattern], set: &PatternSet| {
+        ps.iter()
+            .any(|p| set.is_match(&p.path, true) || set.is_match(&p.path, false))
+    };
+    meets(&pa, &sb) || meets(&pb, &sa)
 }
 
 #[cfg(test)]

@@ -180,6 +180,24 @@ impl Mark {
     pub fn from_yaml(bytes: &[u8], refname: &str, path: &str) -> Result<Mark> {
         parse_document(bytes, refname, path, MESSAGE_FORMAT, |m: &Mark| m.format)
     }
+
+    /// Two versions of one read mark: the earliest read, the earliest acknowledgement.
+    pub fn merge(path: &str, ours: &[u8], theirs: &[u8]) -> Option<Vec<u8>> {
+        let (o, t) = (
+            Mark::from_yaml(ours, "", path).ok()?,
+            Mark::from_yaml(theirs, "", path).ok()?,
+        );
+        let acked = match (o.acked, t.acked) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mark = Mark {
+            format: o.format.max(t.format),
+            read: o.read.min(t.read),
+            acked,
+        };
+        Some(mark.to_yaml().into_bytes())
+    }
 }
 
 /// Someone who has sent a message here, at `people/<name>.yaml`: a name that `send --to` accepts

@@ -5,6 +5,7 @@ pub mod artifact;
 pub mod checkpoint;
 pub mod id;
 pub mod lease;
+pub mod merge;
 pub mod message;
 pub mod name;
 pub mod task;

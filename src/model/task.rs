@@ -1,8 +1,12 @@
 //! A task: one YAML document at `tasks/<shard>/<id>.yaml` in refs/coord/tasks.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::model::merge::{Notice, json_text, max_value, merge_set, three_way, union_by};
 use crate::model::{MAX_DOCUMENT_BYTES, id};
 
 /// The task document format this build writes and the newest it reads.
@@ -644,5 +648,281 @@ mod forward_compat {
             again.extra.get("reviewers"),
             Some(&serde_json::json!(["ann"]))
         );
+    }
+}
+
+/// The fields that move together when a task changes hands or finishes.
+const CLAIM_FIELDS: [&str; 5] = ["state", "assignee", "claimed_at", "summary", "block_reason"];
+
+/// Merges two versions of a task that forked at `base`. Fields changed on one side are taken;
+/// comments and history are unions; labels and dependencies merge as sets; the claim fields
+/// move as one (done beats everything, then the earliest claim); anything else changed on both
+/// sides goes to the side updated last (then a stable tie-break) and is recorded as a conflict.
+pub fn merge_task(base: Option<&Task>, ours: &Task, theirs: &Task) -> (Task, Option<Notice>) {
+    let to_map = |t: &Task| -> Map<String, Value> {
+        match serde_json::to_value(t) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    };
+    let (o, t) = (to_map(ours), to_map(theirs));
+    let b = base.map(to_map).unwrap_or_default();
+    let mut out = Map::new();
+    let mut conflicts: BTreeSet<Conflict> = ours
+        .conflicts
+        .iter()
+        .chain(&theirs.conflicts)
+        .cloned()
+        .collect();
+    let later_is_ours = (&ours.updated, serde_json::to_string(&o).unwrap_or_default())
+        >= (
+            &theirs.updated,
+            serde_json::to_string(&t).unwrap_or_default(),
+        );
+    let at = ours.updated.clone().max(theirs.updated.clone());
+    let keys: BTreeSet<&String> = o.keys().chain(t.keys()).collect();
+    for key in keys {
+        if CLAIM_FIELDS.contains(&key.as_str()) || key == "conflicts" {
+            continue;
+        }
+        let (bv, ov, tv) = (b.get(key), o.get(key), t.get(key));
+        let value = match key.as_str() {
+            "comments" => union_by(
+                ov,
+                tv,
+                |c| c.get("id").map(Value::to_string).unwrap_or_default(),
+                |c| {
+                    (
+                        c.get("at").map(Value::to_string).unwrap_or_default(),
+                        c.get("id").map(Value::to_string).unwrap_or_default(),
+                    )
+                },
+            ),
+            "history" => union_by(ov, tv, Value::to_string, |e| {
+                (
+                    e.get("at").map(Value::to_string).unwrap_or_default(),
+                    e.to_string(),
+                )
+            }),
+            "labels" | "deps" => merge_set(bv, ov, tv),
+            "updated" | "format" => max_value(ov, tv),
+            _ => match three_way(bv, ov, tv) {
+                Some(v) => v,
+                None => {
+                    let (kept, dropped) = if later_is_ours { (ov, tv) } else { (tv, ov) };
+                    conflicts.insert(Conflict {
+                        field: key.clone(),
+                        kept: json_text(kept),
+                        dropped: json_text(dropped),
+                        at: at.clone(),
+                    });
+                    kept.cloned()
+                }
+            },
+        };
+        if let Some(v) = value {
+            out.insert(key.clone(), v);
+        }
+    }
+    // The claim fields, as one.
+    let group = |m: &Map<String, Value>| -> Vec<Option<Value>> {
+        CLAIM_FIELDS.iter().map(|k| m.get(*k).cloned()).collect()
+    };
+    let (bg, og, tg) = (group(&b), group(&o), group(&t));
+    let mut notice = None;
+    let chosen = if og == tg || tg == bg {
+        og
+    } else if og == bg {
+        tg
+    } else {
+        let (winner, loser, race) = settle_claims(ours, theirs);
+        if race {
+            notice = Some(Notice::LostClaim {
+                task: ours.id.clone(),
+                title: winner.title.clone(),
+                loser: loser.assignee.clone().unwrap_or_default(),
+                loser_claimed_at: loser.claimed_at.clone().unwrap_or_default(),
+                winner: winner.assignee.clone().unwrap_or_default(),
+                winner_claimed_at: winner.claimed_at.clone().unwrap_or_default(),
+            });
+        } else {
+            conflicts.insert(Conflict {
+                field: "state".into(),
+                kept: json_text(Some(&Value::Array(
+                    group(&to_map(winner))
+                        .into_iter()
+                        .map(|v| v.unwrap_or(Value::Null))
+                        .collect(),
+                ))),
+                dropped: json_text(Some(&Value::Array(
+                    group(&to_map(loser))
+                        .into_iter()
+                        .map(|v| v.unwrap_or(Value::Null))
+                        .collect(),
+                ))),
+                at: at.clone(),
+            });
+        }
+        group(&to_map(winner))
+    };
+    for (key, value) in CLAIM_FIELDS.iter().zip(chosen) {
+        if let Some(v) = value {
+            out.insert(key.to_string(), v);
+        }
+    }
+    let mut merged: Task = match serde_json::from_value(Value::Object(out)) {
+        Ok(task) => task,
+        Err(_) => {
+            // Cannot happen for two valid tasks; stay deterministic anyway.
+            return (
+                if later_is_ours {
+                    ours.clone()
+                } else {
+                    theirs.clone()
+                },
+                None,
+            );
+        }
+    };
+    merged.conflicts = conflicts.into_iter().collect();
+    (merged, notice)
+}
+
+/// Which of two different claim states wins, and whether it was a race between two claims.
+fn settle_claims<'t>(a: &'t Task, b: &'t Task) -> (&'t Task, &'t Task, bool) {
+    let rank = |t: &Task| match t.state {
+        State::Done => 3,
+        State::Claimed => 2,
+        State::Blocked => 1,
+        State::Open => 0,
+    };
+    let race = a.state == State::Claimed && b.state == State::Claimed && a.assignee != b.assignee;
+    let key = |t: &'t Task| {
+        (
+            std::cmp::Reverse(rank(t)),
+            // Among claims, the earliest wins; a missing time sorts last.
+            t.claimed_at.clone().unwrap_or_else(|| "~".into()),
+            t.assignee.clone().unwrap_or_default(),
+            t.summary.clone(),
+            t.block_reason.clone(),
+        )
+    };
+    if key(a) <= key(b) {
+        (a, b, race)
+    } else {
+        (b, a, race)
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    fn task(
+        state: State,
+        assignee: Option<&str>,
+        claimed_at: Option<&str>,
+        title: &str,
+        updated: &str,
+    ) -> Task {
+        Task {
+            format: 1,
+            id: "0123456789ab".into(),
+            title: title.into(),
+            kind: Kind::Task,
+            state,
+            priority: 2,
+            role: None,
+            labels: vec!["a".into()],
+            deps: Vec::new(),
+            parent: None,
+            assignee: assignee.map(String::from),
+            claimed_at: claimed_at.map(String::from),
+            summary: None,
+            block_reason: None,
+            created: "2026-01-01T00:00:00Z".into(),
+            created_by: "olga".into(),
+            updated: updated.into(),
+            description: String::new(),
+            comments: Vec::new(),
+            history: Vec::new(),
+            conflicts: Vec::new(),
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_claim_race_goes_to_the_earliest_claim_whichever_side_merges() {
+        let base = task(State::Open, None, None, "t", "2026-01-01T00:00:00Z");
+        let a = task(
+            State::Claimed,
+            Some("alice"),
+            Some("2026-01-01T00:00:02Z"),
+            "t",
+            "2026-01-01T00:00:02Z",
+        );
+        let b = task(
+            State::Claimed,
+            Some("bob"),
+            Some("2026-01-01T00:00:01Z"),
+            "t",
+            "2026-01-01T00:00:01Z",
+        );
+        let (ab, na) = merge_task(Some(&base), &a, &b);
+        let (ba, nb) = merge_task(Some(&base), &b, &a);
+        assert_eq!(ab, ba);
+        assert_eq!(ab.assignee.as_deref(), Some("bob"));
+        assert_eq!(na, nb);
+        assert!(matches!(na, Some(Notice::LostClaim { ref loser, .. }) if loser == "alice"));
+    }
+
+    #[test]
+    fn done_is_never_lost_and_fields_changed_on_one_side_are_taken() {
+        let base = task(State::Open, None, None, "t", "2026-01-01T00:00:00Z");
+        let mut done = task(
+            State::Done,
+            Some("alice"),
+            None,
+            "t",
+            "2026-01-01T00:00:05Z",
+        );
+        done.summary = Some("finished".into());
+        let mut edited = task(
+            State::Claimed,
+            Some("bob"),
+            Some("2026-01-01T00:00:01Z"),
+            "new title",
+            "2026-01-01T00:00:09Z",
+        );
+        edited.labels = vec!["a".into(), "b".into()];
+        edited.comments = vec![Comment {
+            id: "c1".into(),
+            at: "2026-01-01T00:00:03Z".into(),
+            author: "bob".into(),
+            text: "hi".into(),
+        }];
+        let (m1, _) = merge_task(Some(&base), &done, &edited);
+        let (m2, _) = merge_task(Some(&base), &edited, &done);
+        assert_eq!(m1, m2);
+        assert_eq!(m1.state, State::Done);
+        assert_eq!(m1.summary.as_deref(), Some("finished"));
+        assert_eq!(m1.title, "new title");
+        assert_eq!(m1.labels, ["a", "b"]);
+        assert_eq!(m1.comments.len(), 1);
+        assert_eq!(m1.conflicts.len(), 1, "the state conflict is recorded");
+    }
+
+    #[test]
+    fn both_sides_editing_one_field_keeps_the_later_and_records_the_other() {
+        let base = task(State::Open, None, None, "t", "2026-01-01T00:00:00Z");
+        let a = task(State::Open, None, None, "from a", "2026-01-01T00:00:02Z");
+        let b = task(State::Open, None, None, "from b", "2026-01-01T00:00:03Z");
+        let (m, _) = merge_task(Some(&base), &a, &b);
+        assert_eq!(m, merge_task(Some(&base), &b, &a).0);
+        assert_eq!(m.title, "from b");
+        assert_eq!(m.conflicts[0].field, "title");
+        assert_eq!(m.conflicts[0].dropped, "\"from a\"");
+        // Merging the result again with either side changes nothing.
+        assert_eq!(merge_task(Some(&a), &m, &a).0, m);
     }
 }

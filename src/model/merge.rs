@@ -1,0 +1,193 @@
+//! What the three-way merge of two replicas decides, document by document (SEMANTICS.md, "Sync"):
+//! which rule applies to which document, the rules every document shares (one side's change is
+//! taken, unions, sets), and whom a decision must be told to. The rules of a task, a lease and a
+//! read mark live with those documents. Every rule is symmetric: the result does not depend on
+//! which side is "ours".
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value};
+
+use crate::model::lease::merge_lease;
+use crate::model::message::Mark;
+use crate::model::task::{Task, merge_task};
+
+/// Someone a merge decided against, to be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Two replicas claimed one task for different agents; the earlier claim won.
+    LostClaim {
+        task: String,
+        title: String,
+        loser: String,
+        loser_claimed_at: String,
+        winner: String,
+        winner_claimed_at: String,
+    },
+    /// Two replicas granted overlapping leases; the earlier one won, this one was revoked.
+    LeaseRevoked {
+        lease: String,
+        loser: String,
+        patterns: Vec<String>,
+        winner: String,
+        winner_lease: String,
+        at: String,
+    },
+}
+
+/// How one document changed on both sides merges.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DocMerge {
+    /// The merged bytes, and whom the decision must be told to.
+    Merged(Vec<u8>, Option<Notice>),
+    /// A document with a rule that could not be read on either side.
+    Unreadable,
+    /// Messages, attachments, artifacts, people: immutable, so both sides are equal in practice.
+    Immutable,
+}
+
+/// Merges the document at `path` of the ref of `kind` (`tasks`, `inbox`, ...), changed on both
+/// sides since `base`.
+pub fn merge_document(
+    kind: &str,
+    path: &str,
+    base: Option<&[u8]>,
+    ours: &[u8],
+    theirs: &[u8],
+) -> DocMerge {
+    let merged = match kind {
+        "tasks" if path.starts_with("tasks/") && path.matches('/').count() == 2 => {
+            return merge_task_doc(path, base, ours, theirs);
+        }
+        "inbox" if path.starts_with("marks/") => Mark::merge(path, ours, theirs),
+        "leases" if path.starts_with("leases/") => merge_lease(path, base, ours, theirs),
+        "agents" => merge_fields(base, ours, theirs),
+        _ => return DocMerge::Immutable,
+    };
+    match merged {
+        Some(bytes) => DocMerge::Merged(bytes, None),
+        None => DocMerge::Unreadable,
+    }
+}
+
+fn merge_task_doc(path: &str, base: Option<&[u8]>, ours: &[u8], theirs: &[u8]) -> DocMerge {
+    let parse = |b: &[u8]| Task::from_yaml(b, "refs/coord/tasks", path).ok();
+    let (o, t) = match (parse(ours), parse(theirs)) {
+        (Some(o), Some(t)) => (o, t),
+        // A document that loads beats one that does not.
+        (Some(_), None) => return DocMerge::Merged(ours.to_vec(), None),
+        (None, Some(_)) => return DocMerge::Merged(theirs.to_vec(), None),
+        (None, None) => return DocMerge::Unreadable,
+    };
+    let b = base.and_then(parse);
+    let (merged, notice) = merge_task(b.as_ref(), &o, &t);
+    DocMerge::Merged(merged.to_yaml().into_bytes(), notice)
+}
+
+pub(crate) fn json_text(v: Option<&Value>) -> String {
+    v.map(Value::to_string).unwrap_or_else(|| "null".into())
+}
+
+/// The three-way rule: one side's change is taken; None when both changed differently.
+pub(crate) fn three_way(
+    base: Option<&Value>,
+    ours: Option<&Value>,
+    theirs: Option<&Value>,
+) -> Option<Option<Value>> {
+    if ours == theirs || theirs == base {
+        Some(ours.cloned())
+    } else if ours == base {
+        Some(theirs.cloned())
+    } else {
+        None
+    }
+}
+
+pub(crate) fn max_value(a: Option<&Value>, b: Option<&Value>) -> Option<Value> {
+    let text = |v: Option<&Value>| v.map(Value::to_string);
+    if text(a) >= text(b) {
+        a.cloned()
+    } else {
+        b.cloned()
+    }
+}
+
+/// Union of two arrays, keyed by `key`, sorted by `order`.
+pub(crate) fn union_by<K: Ord, O: Ord>(
+    a: Option<&Value>,
+    b: Option<&Value>,
+    key: impl Fn(&Value) -> K,
+    order: impl Fn(&Value) -> O,
+) -> Option<Value> {
+    let mut seen: BTreeMap<K, Value> = BTreeMap::new();
+    for v in [a, b]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_array)
+        .flatten()
+    {
+        let k = key(v);
+        match seen.get(&k) {
+            // Two versions under one key: keep the larger, so either order gives the same.
+            Some(old) if json_text(Some(old)) >= json_text(Some(v)) => {}
+            _ => {
+                seen.insert(k, v.clone());
+            }
+        }
+    }
+    let mut items: Vec<Value> = seen.into_values().collect();
+    items.sort_by_key(|v| order(v));
+    (!items.is_empty()).then_some(Value::Array(items))
+}
+
+/// A set merged three ways: what either side added, minus what either side removed.
+pub(crate) fn merge_set(
+    base: Option<&Value>,
+    ours: Option<&Value>,
+    theirs: Option<&Value>,
+) -> Option<Value> {
+    let set = |v: Option<&Value>| -> BTreeSet<String> {
+        v.and_then(Value::as_array)
+            .map(|a| a.iter().map(Value::to_string).collect())
+            .unwrap_or_default()
+    };
+    let (b, o, t) = (set(base), set(ours), set(theirs));
+    let mut out: BTreeSet<String> = b
+        .iter()
+        .filter(|x| o.contains(*x) && t.contains(*x))
+        .cloned()
+        .collect();
+    out.extend(o.difference(&b).cloned());
+    out.extend(t.difference(&b).cloned());
+    let items: Vec<Value> = out
+        .iter()
+        .filter_map(|s| serde_json::from_str(s).ok())
+        .collect();
+    (!items.is_empty()).then_some(Value::Array(items))
+}
+
+/// Any YAML mapping merged field by field: one side's change is taken; both changed: the larger
+/// value (a stable choice).
+pub(crate) fn merge_fields(base: Option<&[u8]>, ours: &[u8], theirs: &[u8]) -> Option<Vec<u8>> {
+    let parse = |b: &[u8]| -> Option<Map<String, Value>> {
+        let text = std::str::from_utf8(b).ok()?;
+        match crate::model::parse_yaml::<Value>(text).ok()? {
+            Value::Object(m) => Some(m),
+            _ => None,
+        }
+    };
+    let (o, t) = (parse(ours)?, parse(theirs)?);
+    let b = base.and_then(parse).unwrap_or_default();
+    let mut out = Map::new();
+    let keys: BTreeSet<&String> = o.keys().chain(t.keys()).collect();
+    for key in keys {
+        let (bv, ov, tv) = (b.get(key), o.get(key), t.get(key));
+        let v = three_way(bv, ov, tv).unwrap_or_else(|| max_value(ov, tv));
+        if let Some(v) = v {
+            out.insert(key.clone(), v);
+        }
+    }
+    serde_saphyr::to_string(&Value::Object(out))
+        .ok()
+        .map(String::into_bytes)
+}
