@@ -10,11 +10,11 @@ use jiff::Timestamp;
 
 use crate::coord::Coord;
 use crate::error::{Error, Result};
-use crate::index::Problem;
 use crate::model::lease::{
     LEASE_FORMAT, Lease, MAX_PATTERNS, MAX_REASON, MAX_TTL, Mode, Pattern, PatternSet, Status,
 };
 use crate::model::{MAX_DOCUMENT_BYTES, id, time};
+use crate::store::Problem;
 use crate::store::{Actor, Change, Snapshot, Store};
 use crate::tasks::Tasks;
 

@@ -10,8 +10,6 @@ pub mod coord;
 pub mod error;
 pub mod git;
 pub mod hooks;
-pub mod inbox_cache;
-pub mod index;
 pub mod launch;
 pub mod leases;
 pub mod mcp;

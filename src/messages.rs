@@ -13,12 +13,13 @@ use crate::agents::Agents;
 use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::git::{Oid, Repo};
-use crate::index::Problem;
 use crate::model::message::{
     Attachment, Importance, MAX_BODY, MAX_RECIPIENTS, MAX_SUBJECT, MESSAGE_FORMAT, Mark, Message,
     Person, first_line, safe_file_name,
 };
+pub use crate::model::message::{MessageSummary, clip};
 use crate::model::{MAX_DOCUMENT_BYTES, id, name, time};
+use crate::store::Problem;
 use crate::store::{Actor, Change, Snapshot, Store};
 use crate::tasks::Tasks;
 
@@ -40,36 +41,6 @@ pub struct Outgoing {
     pub importance: Importance,
     pub body: String,
     pub attachments: Files,
-}
-
-/// What a listing shows of a message: everything but the body and the attachments' bytes.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct MessageSummary {
-    pub id: String,
-    pub created: String,
-    pub from: String,
-    pub importance: Importance,
-    pub thread: String,
-    pub task: Option<String>,
-    pub attachments: usize,
-    pub subject: String,
-    pub first_line: String,
-}
-
-impl MessageSummary {
-    fn of(msg: &Message) -> MessageSummary {
-        MessageSummary {
-            id: msg.id.clone(),
-            created: msg.created.clone(),
-            from: msg.from.clone(),
-            importance: msg.importance,
-            thread: msg.thread.clone(),
-            task: msg.task.clone(),
-            attachments: msg.attachments.len(),
-            subject: msg.subject.clone(),
-            first_line: clip(msg.first_line(), 160),
-        }
-    }
 }
 
 /// One line of an inbox.
@@ -781,14 +752,14 @@ impl<'c> Messages<'c> {
             .common_dir()
             .join("coord/cache/inbox")
             .join(format!("{agent}.tsv"));
-        let cached = crate::inbox_cache::read(&cache_file);
+        let cached = crate::store::inbox_cache::read(&cache_file);
         let mut by_blob: HashMap<Oid, &MessageSummary> = HashMap::new();
         for shard in cached.values() {
             for (oid, s) in &shard.1 {
                 by_blob.insert(*oid, s);
             }
         }
-        let mut fresh = crate::inbox_cache::Shards::new();
+        let mut fresh = crate::store::inbox_cache::Shards::new();
         let mut changed = false;
         for shard in self.repo().tree_entries(boxtree)? {
             if !shard.is_tree {
@@ -817,7 +788,7 @@ impl<'c> Messages<'c> {
             fresh.insert(shard.name.clone(), (shard.oid, records));
         }
         if changed || fresh.len() != cached.len() {
-            crate::inbox_cache::write(&cache_file, &fresh);
+            crate::store::inbox_cache::write(&cache_file, &fresh);
         }
         let summaries = fresh
             .into_values()
@@ -914,16 +885,6 @@ pub(crate) fn check_subject(subject: &str) -> Result<String> {
         ));
     }
     Ok(s.to_string())
-}
-
-/// At most `max` characters of `text`, with an ellipsis when cut.
-pub fn clip(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
-    s.push('…');
-    s
 }
 
 fn no_such_message(prefix: &str) -> Error {

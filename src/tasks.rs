@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use crate::coord::Coord;
 use crate::error::{Error, Result};
-use crate::index::{TaskIndex, TaskRef};
 use crate::model::task::{Comment, DEFAULT_PRIORITY, Kind, MAX_PRIORITY, State, TASK_FORMAT, Task};
 use crate::model::{id, name, time};
+use crate::store::index::{TaskIndex, TaskRef};
 use crate::store::{Actor, Change, Snapshot, Store};
 
 pub const TASKS_REF: &str = "refs/coord/tasks";

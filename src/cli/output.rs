@@ -5,8 +5,9 @@ use std::io::{self, Write};
 use serde_json::{Value, json};
 
 use crate::error::Error;
-use crate::index::{Problem, TaskRef};
 use crate::model::task::{Task, TaskSummary};
+use crate::store::Problem;
+use crate::store::index::TaskRef;
 use crate::tasks::{DepNode, LogEntry, Waiting};
 
 type Out<'a> = &'a mut dyn Write;

@@ -158,6 +158,46 @@ pub fn first_line(text: &str) -> &str {
         .unwrap_or("")
 }
 
+/// What a listing shows of a message: everything but the body and the attachments' bytes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MessageSummary {
+    pub id: String,
+    pub created: String,
+    pub from: String,
+    pub importance: Importance,
+    pub thread: String,
+    pub task: Option<String>,
+    pub attachments: usize,
+    pub subject: String,
+    pub first_line: String,
+}
+
+impl MessageSummary {
+    pub fn of(msg: &Message) -> MessageSummary {
+        MessageSummary {
+            id: msg.id.clone(),
+            created: msg.created.clone(),
+            from: msg.from.clone(),
+            importance: msg.importance,
+            thread: msg.thread.clone(),
+            task: msg.task.clone(),
+            attachments: msg.attachments.len(),
+            subject: msg.subject.clone(),
+            first_line: clip(msg.first_line(), 160),
+        }
+    }
+}
+
+/// At most `max` characters of `text`, with an ellipsis when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
+    s.push('…');
+    s
+}
+
 /// What one agent did with one message, at `marks/<agent>/<shard>/<id>.yaml`. Only the agent
 /// writes its own marks; a mark never changes the message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,10 @@
 //! by compare-and-swap, and on a lost race re-read and re-apply (the operation re-checks its own
 //! preconditions against the new snapshot).
 
+pub mod inbox_cache;
+pub mod index;
+pub mod mapped;
+
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -10,6 +14,13 @@ use crate::git::{Author, Cas, Oid, PathEdit, Repo};
 /// Attempts before a write gives up; each lost race waits a little longer, with jitter.
 const MAX_ATTEMPTS: u32 = 400;
 const MAX_RETRY_TIME: Duration = Duration::from_secs(30);
+
+/// A document that could not be loaded, with where it is and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub why: String,
+}
 
 /// The state of a ref at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::git::Oid;
-use crate::messages::MessageSummary;
 use crate::model::message::Importance;
+use crate::model::message::MessageSummary;
 
 const MAGIC: &str = concat!(
     "git-coord inbox cache 1, git-coord ",

@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::git::{Oid, Repo};
 use crate::model::MAX_DOCUMENT_BYTES;
 use crate::model::task::{Kind, State, TaskSummary};
-use crate::store::Snapshot;
+use crate::store::mapped::Bytes;
+use crate::store::{Problem, Snapshot};
 
 /// Names the layout of the cache file and the build that wrote it, so another version of
 /// git-coord never trusts what this one made (and the other way round).
@@ -29,13 +30,6 @@ const MAGIC: &[u8] = concat!(
     ", task format 1\n"
 )
 .as_bytes();
-
-/// A document that could not be loaded, with where it is and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub path: String,
-    pub why: String,
-}
 
 /// Changed shards a reader redoes from the cache before it saves a new cache file.
 const REWRITE_AFTER_SHARDS: usize = 16;
@@ -607,68 +601,6 @@ fn checksum(bytes: &[u8]) -> u64 {
         h = (h ^ u64::from(b)).wrapping_mul(K);
     }
     h
-}
-
-/// The bytes of a shard: built in memory, or the cache file mapped read-only. The cache file is
-/// only ever replaced by rename, never written in place, so a mapping stays valid.
-enum Bytes {
-    Owned(Vec<u8>),
-    Mapped { ptr: *mut libc::c_void, len: usize },
-}
-
-// SAFETY: the mapping is read-only and private to this process; it is only read through `&[u8]`.
-unsafe impl Send for Bytes {}
-// SAFETY: as above; shared reads of immutable memory.
-unsafe impl Sync for Bytes {}
-
-impl Bytes {
-    fn map(file: &fs::File) -> Option<Bytes> {
-        use std::os::fd::AsRawFd;
-        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
-        if len == 0 {
-            return Some(Bytes::Owned(Vec::new()));
-        }
-        // SAFETY: a read-only private mapping of a file we opened; the result is checked.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        (ptr != libc::MAP_FAILED).then_some(Bytes::Mapped { ptr, len })
-    }
-}
-
-impl std::ops::Deref for Bytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Bytes::Owned(v) => v,
-            // SAFETY: `ptr` maps `len` readable bytes until `drop` unmaps them.
-            Bytes::Mapped { ptr, len } => unsafe {
-                std::slice::from_raw_parts(*ptr as *const u8, *len)
-            },
-        }
-    }
-}
-
-impl Drop for Bytes {
-    fn drop(&mut self) {
-        if let Bytes::Mapped { ptr, len } = *self {
-            // SAFETY: unmapping exactly what `map` mapped, once.
-            unsafe { libc::munmap(ptr, len) };
-        }
-    }
-}
-
-impl std::fmt::Debug for Bytes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} bytes", self.len())
-    }
 }
 
 /// Writes the cache file (atomically, by rename). Failing to write it is never an error: the

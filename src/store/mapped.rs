@@ -1,0 +1,65 @@
+//! A cache file mapped read-only, so that a reader pays only for the pages it touches.
+
+use std::fs;
+
+/// Bytes built in memory, or a cache file mapped read-only. The cache file is
+/// only ever replaced by rename, never written in place, so a mapping stays valid.
+pub enum Bytes {
+    Owned(Vec<u8>),
+    Mapped { ptr: *mut libc::c_void, len: usize },
+}
+
+// SAFETY: the mapping is read-only and private to this process; it is only read through `&[u8]`.
+unsafe impl Send for Bytes {}
+// SAFETY: as above; shared reads of immutable memory.
+unsafe impl Sync for Bytes {}
+
+impl Bytes {
+    pub fn map(file: &fs::File) -> Option<Bytes> {
+        use std::os::fd::AsRawFd;
+        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+        if len == 0 {
+            return Some(Bytes::Owned(Vec::new()));
+        }
+        // SAFETY: a read-only private mapping of a file we opened; the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        (ptr != libc::MAP_FAILED).then_some(Bytes::Mapped { ptr, len })
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            // SAFETY: `ptr` maps `len` readable bytes until `drop` unmaps them.
+            Bytes::Mapped { ptr, len } => unsafe {
+                std::slice::from_raw_parts(*ptr as *const u8, *len)
+            },
+        }
+    }
+}
+
+impl Drop for Bytes {
+    fn drop(&mut self) {
+        if let Bytes::Mapped { ptr, len } = *self {
+            // SAFETY: unmapping exactly what `map` mapped, once.
+            unsafe { libc::munmap(ptr, len) };
+        }
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.len())
+    }
+}
