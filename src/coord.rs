@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::model::name;
-use crate::store::Actor;
+use crate::store::{Actor, COORD_REFS};
 
 pub const AGENT_ENV: &str = "GIT_COORD_AGENT";
 
@@ -49,7 +49,7 @@ impl Coord {
 
     /// The remote claims and leases are confirmed at: the coordination remote, unless
     /// `--offline` or there is none.
-    pub fn confirm_remote(&self) -> Result<Option<crate::sync::Remote>> {
+    pub fn confirm_remote(&self) -> Result<Option<crate::remote::Remote>> {
         let configured_offline = self
             .repo
             .config_string("coord.online")
@@ -57,8 +57,8 @@ impl Coord {
         if self.offline || configured_offline {
             return Ok(None);
         }
-        match crate::sync::default_remote(&self.repo) {
-            Some(name) => crate::sync::resolve_remote(&self.repo, Some(&name)).map(Some),
+        match crate::remote::default_remote(&self.repo) {
+            Some(name) => crate::remote::resolve_remote(&self.repo, Some(&name)).map(Some),
             None => Ok(None),
         }
     }
@@ -112,15 +112,6 @@ impl Coord {
         ))
     }
 }
-
-/// Every ref git-coord keeps, one per kind of document.
-pub const COORD_REFS: [&str; 5] = [
-    "refs/coord/tasks",
-    "refs/coord/inbox",
-    "refs/coord/leases",
-    "refs/coord/agents",
-    "refs/coord/checkpoints",
-];
 
 impl Coord {
     /// Creates each coordination ref at its root commit and the cache directory. Idempotent:

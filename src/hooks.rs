@@ -339,8 +339,8 @@ pub fn share_on_push(coord: &Coord, remote: Option<&str>) -> Result<Option<Strin
     let Some(remote) = remote else {
         return Ok(None);
     };
-    let remote = crate::sync::resolve_remote(&coord.repo, Some(remote))?;
-    crate::sync::sync(coord, &remote)?;
+    let remote = crate::remote::resolve_remote(&coord.repo, Some(remote))?;
+    crate::remote::sync(&coord.repo, &remote, &crate::online::Notices::new(coord))?;
     Ok(Some(remote.name))
 }
 

@@ -81,8 +81,7 @@ impl<'c> Leases<'c> {
             Mode::Exclusive
         };
         let mut existing = None;
-        let store = self.store.confirming(self.coord)?;
-        store.update(&actor, |snap| {
+        crate::online::update(self.coord, &self.store, &actor, |snap| {
             let now = Timestamp::now();
             let loaded = self.load_all(snap)?;
             let wanted = Wanted {

@@ -12,8 +12,8 @@ use crate::messages::{
 use crate::model::agent::{Agent, AgentStatus};
 use crate::model::message::{MESSAGE_FORMAT, Message};
 use crate::model::{id, name, time};
+use crate::remote::{MAX_TRIES, Pushed, Remote, fetch, push};
 use crate::store::{Change, Snapshot, backoff, build_commit};
-use crate::sync::{MAX_TRIES, Pushed, Remote, fetch, push};
 
 const INBOX: &str = "refs/coord/inbox";
 const AGENTS: &str = "refs/coord/agents";

@@ -201,8 +201,7 @@ impl<'c> Tasks<'c> {
             Ok(stale_agents.clone().unwrap_or_default())
         };
         crate::team::check_claims_allowed(self.coord)?;
-        let store = self.store.confirming(self.coord)?;
-        store.update(&actor, |snap| {
+        crate::online::update(self.coord, &self.store, &actor, |snap| {
             let id = self.resolve(snap, &prefix)?;
             let mut task = self.load(snap, &id)?;
             if task.state == State::Claimed
@@ -251,8 +250,7 @@ impl<'c> Tasks<'c> {
         let mut index = self.index(&self.store.snapshot()?)?;
         let stale = crate::agents::Agents::new(self.coord)?.stale()?;
         crate::team::check_claims_allowed(self.coord)?;
-        let store = self.store.confirming(self.coord)?;
-        store.update(&actor, |snap| {
+        crate::online::update(self.coord, &self.store, &actor, |snap| {
             index.refresh(&self.coord.repo, TASKS_REF, snap)?;
             // A document the index could summarise may still fail to load whole (damage in a part
             // listings do not read); skip it rather than let it block every claim.

@@ -581,7 +581,10 @@ fn interfaces(dir: &Path) -> Result<()> {
 
 /// A bare remote, a second machine, claims raced online and offline, and mail to another project.
 fn across_machines(dir: &Path) -> Result<()> {
-    use crate::sync::{resolve_remote, sync};
+    use crate::remote::resolve_remote;
+    let sync = |coord: &Coord, remote: &crate::remote::Remote| {
+        crate::remote::sync(&coord.repo, remote, &crate::online::Notices::new(coord))
+    };
     let root = dir.parent().unwrap_or(dir);
     let remote = root.join("remote.git");
     let remote_url = remote.display().to_string();

@@ -7,8 +7,9 @@ use serde_json::json;
 
 use crate::coord::Coord;
 use crate::error::Result;
+use crate::online::Notices;
 use crate::projects::Projects;
-use crate::sync::{self as core, RefReport, resolve_remote};
+use crate::remote::{self as core, RefReport, resolve_remote};
 
 type Out<'a> = &'a mut dyn Write;
 
@@ -24,7 +25,7 @@ pub enum ProjectCommand {
 
 pub fn sync(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
     let remote = resolve_remote(&coord.repo, remote)?;
-    let report = core::sync(coord, &remote)?;
+    let report = core::sync(&coord.repo, &remote, &Notices::new(coord))?;
     if json {
         writeln!(out, "{}", serde_json::to_value(&report)?)?;
         return Ok(());
@@ -56,7 +57,7 @@ pub fn sync(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result
 
 pub fn fetch(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
     let remote = resolve_remote(&coord.repo, remote)?;
-    let done = core::fetch_and_merge(coord, &remote)?;
+    let done = core::fetch_and_merge(&coord.repo, &remote, &Notices::new(coord))?;
     report(
         out,
         json,
@@ -68,7 +69,7 @@ pub fn fetch(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Resul
 
 pub fn push(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
     let remote = resolve_remote(&coord.repo, remote)?;
-    let done = core::push_only(coord, &remote)?;
+    let done = core::push_only(&coord.repo, &remote)?;
     report(
         out,
         json,

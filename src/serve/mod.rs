@@ -11,11 +11,12 @@ use serde_json::{Value, json};
 
 use crate::agents::Agents;
 use crate::checkpoints::Checkpoints;
-use crate::coord::{COORD_REFS, Coord};
+use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::leases::Leases;
 use crate::messages::Messages;
 use crate::model::task::State;
+use crate::store::COORD_REFS;
 use crate::tasks::Tasks;
 
 const PAGE: &str = include_str!("dashboard.html");

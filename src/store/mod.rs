@@ -15,6 +15,15 @@ use crate::git::{Author, Cas, Oid, PathEdit, Repo};
 const MAX_ATTEMPTS: u32 = 400;
 const MAX_RETRY_TIME: Duration = Duration::from_secs(30);
 
+/// Every ref git-coord keeps, one per kind of document.
+pub const COORD_REFS: [&str; 5] = [
+    "refs/coord/tasks",
+    "refs/coord/inbox",
+    "refs/coord/leases",
+    "refs/coord/agents",
+    "refs/coord/checkpoints",
+];
+
 /// A document that could not be loaded, with where it is and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -49,28 +58,11 @@ pub struct Change {
 pub struct Store<'r> {
     pub repo: &'r Repo,
     pub refname: &'static str,
-    /// When set, a write reports success only once this remote accepted it (online claims).
-    confirm: Option<(crate::sync::Remote, &'r crate::coord::Coord)>,
 }
 
 impl<'r> Store<'r> {
     pub fn new(repo: &'r Repo, refname: &'static str) -> Self {
-        Store {
-            repo,
-            refname,
-            confirm: None,
-        }
-    }
-
-    /// The same store, whose writes are confirmed at the coordination remote of `coord` (none,
-    /// or `--offline`: local writes).
-    pub fn confirming(&self, coord: &'r crate::coord::Coord) -> crate::error::Result<Store<'r>> {
-        let remote = coord.confirm_remote()?;
-        Ok(Store {
-            repo: self.repo,
-            refname: self.refname,
-            confirm: remote.map(|r| (r, coord)),
-        })
+        Store { repo, refname }
     }
 
     pub fn snapshot(&self) -> Result<Snapshot> {
@@ -134,9 +126,6 @@ impl<'r> Store<'r> {
         actor: &Actor,
         mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
     ) -> Result<T> {
-        if let Some((remote, coord)) = &self.confirm {
-            return crate::sync::confirmed_update(coord, self, remote, actor, op);
-        }
         let started = Instant::now();
         let mut attempts = 0;
         while attempts < MAX_ATTEMPTS && started.elapsed() < MAX_RETRY_TIME {

@@ -1,0 +1,84 @@
+//! Writes confirmed at the remote (online claims and leases) as the operations use them, and the
+//! notices the merges on the way owe: one inbox message per lost claim or revoked lease.
+
+use crate::coord::Coord;
+use crate::error::Result;
+use crate::messages::Messages;
+use crate::model::merge::Notice;
+use crate::remote::{Courier, confirmed_update};
+use crate::store::{Actor, Change, Snapshot, Store};
+
+/// Delivers merge notices to the inbox. Their ids derive from what happened, so replicas that
+/// settle the same conflict write the same message once.
+pub struct Notices<'c> {
+    messages: Messages<'c>,
+}
+
+impl<'c> Notices<'c> {
+    pub fn new(coord: &'c Coord) -> Self {
+        Notices {
+            messages: Messages::new(coord),
+        }
+    }
+}
+
+impl Courier for Notices<'_> {
+    fn deliver(&self, notices: &[Notice]) -> Result<usize> {
+        for notice in notices {
+            let (key, to, subject, body, task, at) = match notice {
+                Notice::LostClaim {
+                    task,
+                    title,
+                    loser,
+                    loser_claimed_at,
+                    winner,
+                    winner_claimed_at,
+                } => (
+                    format!("lost-claim:{task}:{loser}:{loser_claimed_at}"),
+                    loser.clone(),
+                    format!("You lost the claim on task {task}"),
+                    format!(
+                        "Task {task} ({title}) was claimed on two machines: by you at {loser_claimed_at} and by {winner} at {winner_claimed_at}. The earlier claim holds, so the task is {winner}'s. Pick another with `git coord task claim --next`."
+                    ),
+                    Some(task.clone()),
+                    loser_claimed_at.clone().max(winner_claimed_at.clone()),
+                ),
+                Notice::LeaseRevoked {
+                    lease,
+                    loser,
+                    patterns,
+                    winner,
+                    winner_lease,
+                    at,
+                } => (
+                    format!("lease-revoked:{lease}"),
+                    loser.clone(),
+                    format!("Your lease {lease} was revoked"),
+                    format!(
+                        "Your lease {lease} on {} overlapped lease {winner_lease} of {winner}, taken earlier on another machine. The earlier lease holds; yours is revoked. `git coord lease check PATH` tells what you may touch.",
+                        patterns.join(", ")
+                    ),
+                    None,
+                    at.clone(),
+                ),
+            };
+            self.messages
+                .deliver_notice(&key, &to, &subject, &body, task.as_deref(), &at)?;
+        }
+        Ok(notices.len())
+    }
+}
+
+/// Runs `op` as a write to `store`: confirmed at the coordination remote when there is one (and
+/// not `--offline`), else a local compare-and-swap.
+pub fn update<T>(
+    coord: &Coord,
+    store: &Store,
+    actor: &Actor,
+    op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
+) -> Result<T> {
+    match coord.confirm_remote()? {
+        Some(remote) => confirmed_update(store, &remote, &Notices::new(coord), actor, op),
+        None => store.update(actor, op),
+    }
+}

@@ -1,0 +1,60 @@
+//! Writes confirmed at the remote (online claims and leases): a wrapper around a store write that
+//! reports success only once the remote accepted the new commit.
+
+use crate::error::{Error, Result};
+use crate::git::Cas;
+use crate::remote::Courier;
+use crate::remote::sync::merge_into_local;
+use crate::remote::transport::{MAX_TRIES, Pushed, Remote, fetch, push};
+use crate::store::{Actor, Change, Snapshot, Store, backoff};
+
+/// A write confirmed at `remote`: fetch and merge the ref, apply the operation on the result,
+/// push the new commit, and only once the remote accepted it, move the local ref. A rejected
+/// push means someone else wrote first: start over, re-checking the operation's preconditions.
+pub fn confirmed_update<T>(
+    store: &Store,
+    remote: &Remote,
+    courier: &dyn Courier,
+    actor: &Actor,
+    mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
+) -> Result<T> {
+    let repo = store.repo;
+    let refname = store.refname;
+    for attempt in 1..=MAX_TRIES * 4 {
+        fetch(repo, remote, &[refname])?;
+        let staged = repo.ref_tip(&remote.staged(refname))?;
+        let (_, found, _) = merge_into_local(repo, refname, staged, &remote.name)?;
+        courier.deliver(&found)?;
+        let mut snap = store.snapshot()?;
+        if snap.tip.is_none() {
+            store.ensure_root()?;
+            snap = store.snapshot()?;
+        }
+        let (change, value) = op(&snap)?;
+        let unpushed = snap.tip.is_some() && snap.tip != staged;
+        if change.docs.is_empty() && !unpushed {
+            return Ok(value);
+        }
+        let new = if change.docs.is_empty() {
+            snap.tip.expect("a tip")
+        } else {
+            store.write_commit(&snap, actor, &change)?
+        };
+        match push(repo, &remote.name, &[(refname.to_string(), new)])? {
+            Pushed::Accepted => {
+                repo.set_ref(&remote.staged(refname), new)?;
+                if repo.cas_ref(refname, snap.tip, new, &change.subject)? == Cas::Lost {
+                    // Another local writer moved the ref meanwhile: merge ours in.
+                    let (_, found, _) = merge_into_local(repo, refname, Some(new), &remote.name)?;
+                    courier.deliver(&found)?;
+                }
+                return Ok(value);
+            }
+            Pushed::Rejected => backoff(attempt),
+        }
+    }
+    Err(Error::Contended {
+        refname: format!("{refname} at {}", remote.name),
+        attempts: MAX_TRIES * 4,
+    })
+}

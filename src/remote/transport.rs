@@ -1,0 +1,185 @@
+//! The wire: which remote, fetch into its staging namespace, push fast-forward only. Transport is
+//! the user's own `git` binary, so ssh-agent, credential helpers, `insteadOf` and GIT_SSH_COMMAND
+//! work as they do for `git push`.
+
+use crate::error::{Error, Result};
+use crate::git::{Oid, Repo};
+
+/// Rounds of fetch, merge and push before a sync gives up on a remote that keeps moving.
+pub const MAX_TRIES: u32 = 10;
+/// Where fetched coordination refs wait: outside refs/coord/, so nothing ever pushes them.
+const STAGING: &str = "refs/coord-sync";
+
+/// A remote to sync with: what the user named, and where its refs are staged.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// A configured remote's name, or a URL.
+    pub name: String,
+    /// `refs/coord-sync/<slug>/`: the staging namespace of this remote.
+    pub staging: String,
+}
+
+impl Remote {
+    /// Where `refname` of this remote is staged.
+    pub fn staged(&self, refname: &str) -> String {
+        format!("{}{}", self.staging, kind(refname))
+    }
+}
+
+fn kind(refname: &str) -> &str {
+    refname.rsplit('/').next().unwrap_or(refname)
+}
+
+/// The coordination remote: `coord.remote` in git's configuration, else `origin` if it exists.
+pub fn default_remote(repo: &Repo) -> Option<String> {
+    repo.config_string("coord.remote")
+        .filter(|r| !r.trim().is_empty())
+        .or_else(|| {
+            repo.config_string("remote.origin.url")
+                .map(|_| "origin".to_string())
+        })
+}
+
+/// The remote `given` names (or the default one), checked.
+pub fn resolve_remote(repo: &Repo, given: Option<&str>) -> Result<Remote> {
+    let name = match given {
+        Some(g) => g.trim().to_string(),
+        None => default_remote(repo).ok_or_else(|| {
+            Error::Other(
+                "no remote to sync with: add one (`git remote add origin URL`), set `git config coord.remote NAME`, or name it: `git coord sync REMOTE`".into(),
+            )
+        })?,
+    };
+    if name.is_empty() || name.starts_with('-') {
+        return Err(Error::invalid(
+            "remote",
+            &name,
+            "give a remote's name or URL",
+        ));
+    }
+    let configured = repo.config_string(&format!("remote.{name}.url")).is_some();
+    let slug = if configured && crate::model::name::validate("remote", &name).is_ok() {
+        name.clone()
+    } else {
+        let looks_like_url = name.contains(':') || name.contains('/');
+        if !looks_like_url {
+            return Err(Error::invalid(
+                "remote",
+                &name,
+                "no such remote: `git remote -v` lists them",
+            ));
+        }
+        let oid = repo.write_blob(name.as_bytes())?;
+        format!("url-{}", &oid.to_string()[..12])
+    };
+    Ok(Remote {
+        name,
+        staging: format!("{STAGING}/{slug}/"),
+    })
+}
+
+/// Fetches every coordination ref of `remote` into its staging namespace. Local refs are not
+/// touched.
+pub fn fetch(repo: &Repo, remote: &Remote, refs: &[&str]) -> Result<()> {
+    let specs: Vec<String> = refs
+        .iter()
+        .map(|r| format!("+{r}:{}", remote.staged(r)))
+        .collect();
+    let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
+    if refs.len() > 1 {
+        args.push("--prune");
+    }
+    args.push(&remote.name);
+    args.extend(specs.iter().map(String::as_str));
+    let out = repo.git(&args)?;
+    if !out.success {
+        // A ref the remote lacks is not an error: it has no coordination state of that kind.
+        if out.stderr.contains("couldn't find remote ref") {
+            if refs.len() > 1 {
+                for r in refs {
+                    fetch(repo, remote, &[r])?;
+                }
+            } else if repo.ref_tip(&remote.staged(refs[0]))?.is_some() {
+                repo.delete_ref(&remote.staged(refs[0]))?;
+            }
+            return Ok(());
+        }
+        return Err(remote_error(remote, "fetch from", &out.stderr));
+    }
+    Ok(())
+}
+
+fn remote_error(remote: &Remote, what: &str, stderr: &str) -> Error {
+    let why = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Error::Remote {
+        remote: remote.name.clone(),
+        what: what.to_string(),
+        why,
+    }
+}
+
+/// The outcome of a push.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed {
+    Accepted,
+    /// Someone else moved a ref first: fetch, merge, push again.
+    Rejected,
+}
+
+/// Pushes `updates` (ref, commit) fast-forward only, all or none. The caller owns the retry.
+pub fn push(repo: &Repo, remote: &str, updates: &[(String, Oid)]) -> Result<Pushed> {
+    if updates.is_empty() {
+        return Ok(Pushed::Accepted);
+    }
+    let specs: Vec<String> = updates
+        .iter()
+        .map(|(r, oid)| format!("{oid}:{r}"))
+        .collect();
+    // --no-verify: the user's pre-push hook guards branches, and ours would recurse.
+    let mut args = vec!["push", "--porcelain", "--no-verify"];
+    if updates.len() > 1 {
+        args.push("--atomic");
+    }
+    args.push(remote);
+    args.extend(specs.iter().map(String::as_str));
+    let out = repo.git(&args)?;
+    if out.success {
+        return Ok(Pushed::Accepted);
+    }
+    let refused: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with('!')).collect();
+    // A remote that refuses on purpose (a hook, permissions) is an error; one that lost a race
+    // for its own ref lock is a rejection like any other: fetch, merge, try again.
+    let raced = |l: &&&str| {
+        [
+            "failed to update ref",
+            "failed to lock",
+            "cannot lock ref",
+            "incorrect old value",
+        ]
+        .iter()
+        .any(|why| l.contains(why))
+    };
+    let hard = refused
+        .iter()
+        .any(|l| l.contains("[remote rejected]") && !raced(&l));
+    if !refused.is_empty() && !hard {
+        return Ok(Pushed::Rejected);
+    }
+    let mut why = refused.join("; ");
+    if why.is_empty() {
+        why = out.stderr.clone();
+    }
+    Err(remote_error(
+        &Remote {
+            name: remote.to_string(),
+            staging: String::new(),
+        },
+        "push to",
+        &why,
+    ))
+}
