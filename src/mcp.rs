@@ -12,12 +12,12 @@ use rmcp::{ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router}
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::coord::Coord;
 use crate::error::{Error, Result};
-use crate::leases::Leases;
-use crate::messages::{InboxFilter, Messages, Outgoing};
 use crate::model::message::Importance;
-use crate::tasks::{NewTask, Tasks};
+use crate::ops::context::Coord;
+use crate::ops::leases::Leases;
+use crate::ops::messages::{InboxFilter, Messages, Outgoing};
+use crate::ops::tasks::{NewTask, Tasks};
 
 /// What a tool answers: compact JSON text, or the CLI's error message and hint.
 type Answer = std::result::Result<String, String>;
@@ -162,7 +162,7 @@ impl CoordServer {
     fn with(&self, f: impl FnOnce(&Coord) -> Result<Value>) -> Answer {
         let coord = Coord::open(&self.dir, None).map_err(failed)?;
         if let Ok(actor) = coord.actor() {
-            crate::agents::touch_presence(&coord.repo, &actor.agent, false);
+            crate::ops::agents::touch_presence(&coord.repo, &actor.agent, false);
         }
         f(&coord).map(|v| v.to_string()).map_err(failed)
     }
@@ -173,10 +173,11 @@ impl CoordServer {
     fn brief(&self, Parameters(a): Parameters<BriefArg>) -> Answer {
         self.with(|c| {
             let me = c.actor()?.agent;
-            let b = crate::brief::agent_brief(
+            let b = crate::views::brief::agent_brief(
                 c,
                 &me,
-                a.max_chars.unwrap_or(crate::brief::DEFAULT_MAX_CHARS),
+                a.max_chars
+                    .unwrap_or(crate::views::brief::DEFAULT_MAX_CHARS),
             )?;
             Ok(json!({ "text": b.text, "omitted": b.omitted }))
         })
@@ -186,7 +187,7 @@ impl CoordServer {
     fn whoami(&self) -> Answer {
         self.with(|c| {
             let (actor, source) = c.identity()?;
-            let agent = crate::agents::Agents::new(c)?.get(&actor.agent)?;
+            let agent = crate::ops::agents::Agents::new(c)?.get(&actor.agent)?;
             Ok(json!({
                 "agent": actor.agent, "human": actor.human, "source": source,
                 "role": agent.as_ref().map(|a| a.role.clone()),
@@ -225,7 +226,7 @@ impl CoordServer {
     fn ready(&self, Parameters(a): Parameters<ReadyArg>) -> Answer {
         self.with(|c| {
             let index = Tasks::new(c).load_index()?;
-            let ready = crate::tasks::ready_tasks(&index, a.role.as_deref());
+            let ready = crate::ops::tasks::ready_tasks(&index, a.role.as_deref());
             Ok(json!(ready.iter().take(20).map(|t| json!({ "id": t.id(), "title": t.title(), "priority": t.priority(), "role": t.role() })).collect::<Vec<_>>()))
         })
     }
@@ -237,7 +238,7 @@ impl CoordServer {
         self.with(|c| {
             let t = Tasks::new(c).show(&a.id)?;
             let thread = Messages::new(c).task_thread(&t.id)?;
-            let (artifacts, _) = crate::artifacts::Artifacts::new(c).list(Some(&t.id))?;
+            let (artifacts, _) = crate::ops::artifacts::Artifacts::new(c).list(Some(&t.id))?;
             let mut v = task_json(&t);
             v["description"] = json!(t.description);
             v["comments"] = json!(t.comments);

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::agents::{AgentView, Agents, Spawn};
-use crate::config::normalize_remote_url;
-use crate::coord::Coord;
 use crate::error::Result;
 use crate::model::agent::{Agent, AgentStatus};
+use crate::ops::agents::{AgentView, Agents, Spawn};
+use crate::ops::config::normalize_remote_url;
+use crate::ops::context::Coord;
 
 #[derive(Subcommand, Debug)]
 pub enum AgentCommand {
@@ -82,7 +82,7 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
                 path,
             })?;
             let launched = if launch {
-                Some(crate::launch::launch(coord, &agent.name)?)
+                Some(crate::ops::launch::launch(coord, &agent.name)?)
             } else {
                 None
             };
@@ -132,7 +132,7 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
             show(out, &agents.heartbeat(&me)?, json)?;
         }
         AgentCommand::Launch { name } => {
-            let l = crate::launch::launch(coord, &name)?;
+            let l = crate::ops::launch::launch(coord, &name)?;
             if json {
                 writeln!(out, "{}", serde_json::to_value(&l)?)?;
             } else {
@@ -144,7 +144,7 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
             }
         }
         AgentCommand::Stop { name } => {
-            let pid = crate::launch::stop(coord, &name)?;
+            let pid = crate::ops::launch::stop(coord, &name)?;
             if json {
                 writeln!(out, "{}", json!({ "agent": name, "stopped": pid }))?;
             } else {
@@ -152,7 +152,7 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
             }
         }
         AgentCommand::Refresh { name } => {
-            let what = crate::checkpoints::Checkpoints::new(coord).refresh(&name)?;
+            let what = crate::ops::checkpoints::Checkpoints::new(coord).refresh(&name)?;
             if json {
                 writeln!(out, "{}", json!({ "agent": name, "refreshed": what }))?;
             } else {
@@ -235,7 +235,7 @@ pub fn whoami(coord: &Coord, out: &mut dyn Write, json: bool) -> Result<()> {
     let agents = Agents::new(coord)?;
     let registered = agents.get(&actor.agent)?;
     let remote = coord.repo.config_string("remote.origin.url");
-    let project = crate::config::project_id(remote.as_deref(), &coord.repo.common_dir());
+    let project = crate::ops::config::project_id(remote.as_deref(), &coord.repo.common_dir());
     let worktree = coord.repo.workdir().map(|p| p.display().to_string());
     let stale = agents.stale()?.contains(&actor.agent);
     if json {
@@ -256,10 +256,10 @@ pub fn whoami(coord: &Coord, out: &mut dyn Write, json: bool) -> Result<()> {
         return Ok(());
     }
     let how = match source {
-        crate::coord::IdentitySource::Flag => "from --agent",
-        crate::coord::IdentitySource::Environment => "from GIT_COORD_AGENT",
-        crate::coord::IdentitySource::Worktree => "this worktree's agent",
-        crate::coord::IdentitySource::GitUser => "from git user.name",
+        crate::ops::context::IdentitySource::Flag => "from --agent",
+        crate::ops::context::IdentitySource::Environment => "from GIT_COORD_AGENT",
+        crate::ops::context::IdentitySource::Worktree => "this worktree's agent",
+        crate::ops::context::IdentitySource::GitUser => "from git user.name",
     };
     writeln!(out, "{} ({how}), for {}", actor.agent, actor.human)?;
     match &registered {

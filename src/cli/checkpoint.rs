@@ -4,10 +4,10 @@ use std::io::Write;
 
 use clap::{Args, Subcommand};
 
-use crate::checkpoints::{Checkpoints, Report, Request};
-use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::model::checkpoint::{Checkpoint, Outcome};
+use crate::ops::checkpoints::{Checkpoints, Report, Request};
+use crate::ops::context::Coord;
 
 type Out<'a> = &'a mut dyn Write;
 

@@ -2,12 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::agents::{Agents, Spawn};
-use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::git::run_git;
 use crate::model::id::new_id;
-use crate::tasks::{NewTask, Tasks};
+use crate::ops::agents::{Agents, Spawn};
+use crate::ops::context::Coord;
+use crate::ops::tasks::{NewTask, Tasks};
 
 pub fn run(keep: bool) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("git-coord-demo-{}", new_id()));
@@ -160,7 +160,7 @@ fn walk_through(dir: &Path) -> Result<()> {
     )?;
 
     step("alice leases the file she is changing; the pre-commit hook stops bob's commit to it");
-    let installed = crate::hooks::install(&olga)?;
+    let installed = crate::ops::hooks::install(&olga)?;
     println!(
         "$ git coord hooks install\n  {}",
         installed
@@ -170,7 +170,7 @@ fn walk_through(dir: &Path) -> Result<()> {
             .join(", ")
     );
     let alice_task = if holder == "alice" { &crash } else { &design };
-    let lease = crate::leases::Leases::new(&alice).acquire(
+    let lease = crate::ops::leases::Leases::new(&alice).acquire(
         &["src/login.rs".to_string()],
         std::time::Duration::from_secs(30 * 60),
         false,
@@ -200,8 +200,8 @@ fn walk_through(dir: &Path) -> Result<()> {
     step("bob finds a bug and tells alice on her task's thread, with the repro attached");
     let repro = bob_home.join("repro.sh");
     std::fs::write(&repro, "#!/bin/sh\nlogin '' # crashes\n")?;
-    let bob_messages = crate::messages::Messages::new(&bob);
-    let sent = bob_messages.send(crate::messages::Outgoing {
+    let bob_messages = crate::ops::messages::Messages::new(&bob);
+    let sent = bob_messages.send(crate::ops::messages::Outgoing {
         target: format!("#{alice_task}"),
         subject: Some("login crashes on an empty password".into()),
         importance: crate::model::message::Importance::High,
@@ -216,11 +216,11 @@ fn walk_through(dir: &Path) -> Result<()> {
         sent.to.join(", ")
     );
     println!("$ git coord brief     # in alice's worktree");
-    let brief = crate::brief::agent_brief(&alice, "alice", 1200)?;
+    let brief = crate::views::brief::agent_brief(&alice, "alice", 1200)?;
     for line in brief.text.lines() {
         println!("  {line}");
     }
-    let alice_messages = crate::messages::Messages::new(&alice);
+    let alice_messages = crate::ops::messages::Messages::new(&alice);
     let opened = alice_messages.read(&sent.id)?;
     let saved = alice_messages.save_attachments(&opened.message, &alice_home.join("from-bob"))?;
     println!(
@@ -244,13 +244,14 @@ fn walk_through(dir: &Path) -> Result<()> {
         "$ git coord ack {0} && git coord reply {0} 'Thanks, fixing it in this task.'\n  acknowledged; reply {1} is in bob's inbox, thread {2}",
         sent.id, reply.id, reply.thread
     );
-    let plan = crate::artifacts::Artifacts::new(&alice).put(crate::artifacts::NewArtifact {
-        task: alice_task.clone(),
-        kind: crate::model::artifact::ArtifactKind::Report,
-        summary: "empty password reproduced and fixed; regression test added".into(),
-        name: "report.md".into(),
-        content: b"# Report\n\nThe crash came from an unchecked empty string.\n".to_vec(),
-    })?;
+    let plan =
+        crate::ops::artifacts::Artifacts::new(&alice).put(crate::ops::artifacts::NewArtifact {
+            task: alice_task.clone(),
+            kind: crate::model::artifact::ArtifactKind::Report,
+            summary: "empty password reproduced and fixed; regression test added".into(),
+            name: "report.md".into(),
+            content: b"# Report\n\nThe crash came from an unchecked empty string.\n".to_vec(),
+        })?;
     println!(
         "$ git coord artifact put --task {alice_task} --kind report --summary '...' report.md\n  stored {}",
         plan.id
@@ -288,7 +289,7 @@ fn walk_through(dir: &Path) -> Result<()> {
     show_ready(&tasks, "ready now")?;
     println!("\n$ git coord blocked");
     let index = tasks.load_index()?;
-    for waiting in crate::tasks::blocked(&index) {
+    for waiting in crate::ops::tasks::blocked(&index) {
         let on: Vec<String> = waiting
             .waits_on
             .iter()
@@ -299,7 +300,7 @@ fn walk_through(dir: &Path) -> Result<()> {
 
     step("olga reads the organiser's brief: counts, progress and summaries, never task bodies");
     println!("$ git coord brief --organiser");
-    for line in crate::brief::organiser_brief(&olga, "olga", 1500)?
+    for line in crate::views::brief::organiser_brief(&olga, "olga", 1500)?
         .text
         .lines()
     {
@@ -356,7 +357,8 @@ fn feature_workflow(dir: &Path) -> Result<()> {
             println!("$ git coord agent spawn {name} --role {role}");
         }
     }
-    let (epic, stages) = crate::workflows::start(&olga, "feature", "Remember me on login", &[])?;
+    let (epic, stages) =
+        crate::ops::workflows::start(&olga, "feature", "Remember me on login", &[])?;
     println!(
         "$ git coord workflow start feature 'Remember me on login'  ->  epic {}",
         epic.id
@@ -384,10 +386,10 @@ fn feature_workflow(dir: &Path) -> Result<()> {
         if task
             .labels
             .iter()
-            .any(|l| l == crate::checkpoints::CHECKPOINT_LABEL)
+            .any(|l| l == crate::ops::checkpoints::CHECKPOINT_LABEL)
         {
-            let report = crate::checkpoints::Checkpoints::new(&olga).run(
-                &crate::checkpoints::Request {
+            let report = crate::ops::checkpoints::Checkpoints::new(&olga).run(
+                &crate::ops::checkpoints::Request {
                     gates: Some(vec!["test -f src/login.rs".into()]),
                     refresh: true,
                     ..Default::default()
@@ -419,12 +421,12 @@ fn feature_workflow(dir: &Path) -> Result<()> {
             .unwrap_or("alice");
         let worker = Coord::open(&home(name)?, None)?;
         if name == "alice" {
-            let reason = match crate::stop::decide(&format!(
+            let reason = match crate::views::stop::decide(&format!(
                 "{{\"cwd\": {:?}}}",
                 home(name)?.display().to_string()
             )) {
-                crate::stop::Decision::Block { reason } => reason,
-                crate::stop::Decision::Allow { .. } => String::new(),
+                crate::views::stop::Decision::Block { reason } => reason,
+                crate::views::stop::Decision::Allow { .. } => String::new(),
             };
             if let Some(first) = reason.lines().next() {
                 println!("  (alice's stop hook, before she takes it: {first})");
@@ -453,7 +455,7 @@ fn feature_workflow(dir: &Path) -> Result<()> {
     for line in main_log()?.lines() {
         println!("  {line}");
     }
-    let status = crate::workflows::status(&olga, Some(&epic.id))?;
+    let status = crate::ops::workflows::status(&olga, Some(&epic.id))?;
     if let Some(w) = status.first() {
         println!(
             "$ git coord workflow status {}\n  {}/{} done, {}",
@@ -523,7 +525,7 @@ fn interfaces(dir: &Path) -> Result<()> {
 
     // The MCP server, as alice's agent CLI would start it in her worktree.
     let alice_home = PathBuf::from(
-        crate::agents::Agents::new(&olga)?
+        crate::ops::agents::Agents::new(&olga)?
             .show("alice")?
             .agent
             .worktree
@@ -583,7 +585,11 @@ fn interfaces(dir: &Path) -> Result<()> {
 fn across_machines(dir: &Path) -> Result<()> {
     use crate::remote::resolve_remote;
     let sync = |coord: &Coord, remote: &crate::remote::Remote| {
-        crate::remote::sync(&coord.repo, remote, &crate::online::Notices::new(coord))
+        crate::remote::sync(
+            &coord.repo,
+            remote,
+            &crate::ops::online::Notices::new(coord),
+        )
     };
     let root = dir.parent().unwrap_or(dir);
     let remote = root.join("remote.git");
@@ -688,7 +694,7 @@ fn across_machines(dir: &Path) -> Result<()> {
             .assignee
             .unwrap_or_default()
     );
-    let told = crate::messages::Messages::new(&erin).inbox("erin", &Default::default())?;
+    let told = crate::ops::messages::Messages::new(&erin).inbox("erin", &Default::default())?;
     if let Some(notice) = told.messages.first() {
         println!(
             "$ git coord inbox     # erin\n  from {}: {}",
@@ -709,7 +715,7 @@ fn across_machines(dir: &Path) -> Result<()> {
     run_git(&lib, &["remote", "add", "origin", &lib_url])?;
     let lib_coord = Coord::open(&lib, Some("lena".into()))?;
     lib_coord.init()?;
-    crate::agents::Agents::new(&lib_coord)?.spawn(&crate::agents::Spawn {
+    crate::ops::agents::Agents::new(&lib_coord)?.spawn(&crate::ops::agents::Spawn {
         name: "lena".into(),
         role: "dev".into(),
         base: None,
@@ -717,8 +723,8 @@ fn across_machines(dir: &Path) -> Result<()> {
     })?;
     let lib_origin = resolve_remote(&lib_coord.repo, None)?;
     sync(&lib_coord, &lib_origin)?;
-    crate::projects::Projects::new(&erin).add("lib", &lib_url)?;
-    let sent = crate::messages::Messages::new(&erin).send(crate::messages::Outgoing {
+    crate::ops::projects::Projects::new(&erin).add("lib", &lib_url)?;
+    let sent = crate::ops::messages::Messages::new(&erin).send(crate::ops::messages::Outgoing {
         target: "lib:lena".into(),
         subject: Some("parse() panics on empty input".into()),
         body: "Seen from the app; repro attached.".into(),
@@ -731,7 +737,7 @@ fn across_machines(dir: &Path) -> Result<()> {
     );
     sync(&lib_coord, &lib_origin)?;
     let lena_inbox =
-        crate::messages::Messages::new(&lib_coord).inbox("lena", &Default::default())?;
+        crate::ops::messages::Messages::new(&lib_coord).inbox("lena", &Default::default())?;
     if let Some(m) = lena_inbox.messages.first() {
         println!(
             "$ git coord sync && git coord inbox     # in lib, as lena\n  from {}: {}",
@@ -755,7 +761,7 @@ fn commit_with_hooks(dir: &Path, message: &str) -> Result<crate::git::GitOutput>
 fn show_ready(tasks: &Tasks, title: &str) -> Result<()> {
     println!("\n$ git coord ready      # {title}");
     let index = tasks.load_index()?;
-    for t in crate::tasks::ready_tasks(&index, None) {
+    for t in crate::ops::tasks::ready_tasks(&index, None) {
         println!(
             "  {}  P{}  {}  @{}",
             t.id(),

@@ -4,9 +4,9 @@ use std::io::{Read, Write};
 
 use clap::Subcommand;
 
-use crate::coord::Coord;
 use crate::error::{Error, Result};
-use crate::hooks::{self, GuardReport};
+use crate::ops::context::Coord;
+use crate::ops::hooks::{self, GuardReport};
 
 #[derive(Subcommand, Debug)]
 pub enum HooksCommand {
@@ -81,13 +81,13 @@ pub fn run_stop_hook() -> Result<()> {
         .take(2 * 1024 * 1024)
         .read_to_string(&mut input)
     {
-        Ok(_) => crate::stop::decide(&input),
-        Err(e) => crate::stop::Decision::Allow {
+        Ok(_) => crate::views::stop::decide(&input),
+        Err(e) => crate::views::stop::Decision::Allow {
             why: format!("cannot read the hook input ({e}); letting the agent stop"),
         },
     };
     match decision {
-        crate::stop::Decision::Block { reason } => {
+        crate::views::stop::Decision::Block { reason } => {
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,
@@ -95,7 +95,7 @@ pub fn run_stop_hook() -> Result<()> {
                 serde_json::json!({ "decision": "block", "reason": reason })
             )?;
         }
-        crate::stop::Decision::Allow { why } => {
+        crate::views::stop::Decision::Allow { why } => {
             if !why.is_empty() {
                 eprintln!("git-coord: {why}");
             }
@@ -113,25 +113,25 @@ pub fn team(
     out: &mut dyn Write,
     json: bool,
 ) -> Result<()> {
-    use crate::team::TeamState;
+    use crate::ops::team::TeamState;
     let text = match (what, workflow) {
         ("pause", _) => {
-            let t = crate::team::set(coord, TeamState::Paused, reason)?;
+            let t = crate::ops::team::set(coord, TeamState::Paused, reason)?;
             format!(
                 "team paused by {}: no new claims; stop hooks let workers stop",
                 t.by
             )
         }
         ("resume", _) => {
-            crate::team::set(coord, TeamState::Running, None)?;
+            crate::ops::team::set(coord, TeamState::Running, None)?;
             "team running: claims are open again".to_string()
         }
         (_, Some(epic)) => {
-            let n = crate::workflows::cancel(coord, &epic, reason.as_deref())?;
+            let n = crate::ops::workflows::cancel(coord, &epic, reason.as_deref())?;
             format!("workflow {epic} cancelled: {n} claim(s) released, its agents told")
         }
         _ => {
-            let n = crate::workflows::cancel_all(coord, reason.as_deref())?;
+            let n = crate::ops::workflows::cancel_all(coord, reason.as_deref())?;
             format!("team cancelled: {n} claim(s) released, every agent told")
         }
     };

@@ -5,10 +5,10 @@ use std::io::{self, Write};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use crate::coord::Coord;
 use crate::error::{Error, Result};
-use crate::leases::{LeaseView, Leases};
 use crate::model::lease::{DEFAULT_TTL, Lease, Status, parse_ttl};
+use crate::ops::context::Coord;
+use crate::ops::leases::{LeaseView, Leases};
 
 #[derive(Subcommand, Debug)]
 pub enum LeaseCommand {
@@ -124,7 +124,7 @@ pub fn run(coord: &Coord, cmd: LeaseCommand, out: &mut impl Write, json: bool) -
         }
         LeaseCommand::List { all } => {
             let (views, problems) = leases.list(all)?;
-            super::output::problems(crate::leases::LEASES_REF, &problems);
+            super::output::problems(crate::ops::leases::LEASES_REF, &problems);
             if json {
                 let values: Vec<Value> = views
                     .iter()

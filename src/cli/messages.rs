@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::artifacts::{Artifacts, NewArtifact};
-use crate::brief;
-use crate::coord::Coord;
 use crate::error::Result;
-use crate::messages::{InboxFilter, Messages, Opened, Outgoing};
 use crate::model::artifact::{Artifact, ArtifactKind};
 use crate::model::message::{Importance, Message};
+use crate::ops::artifacts::{Artifacts, NewArtifact};
+use crate::ops::context::Coord;
+use crate::ops::messages::{InboxFilter, Messages, Opened, Outgoing};
+use crate::views::brief;
 
 type Out<'a> = &'a mut dyn Write;
 
@@ -58,7 +58,7 @@ pub struct MessageText {
 
 impl MessageText {
     /// The text and the attachments' (name, bytes), read relative to `start_dir`.
-    fn read(self, start_dir: &Path) -> Result<(String, crate::messages::Files)> {
+    fn read(self, start_dir: &Path) -> Result<(String, crate::ops::messages::Files)> {
         let body = super::read_text(self.text, self.file.as_ref(), start_dir)?.unwrap_or_default();
         let attachments = self
             .attach
@@ -170,7 +170,7 @@ pub fn inbox(coord: &Coord, a: InboxArgs, out: Out, json: bool) -> Result<()> {
             limit: (a.limit > 0).then_some(a.limit),
         },
     )?;
-    super::output::problems(crate::messages::INBOX_REF, &inbox.problems);
+    super::output::problems(crate::ops::messages::INBOX_REF, &inbox.problems);
     if json {
         writeln!(out, "{}", serde_json::to_value(&inbox)?)?;
         return Ok(());

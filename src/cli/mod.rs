@@ -16,10 +16,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::coord::Coord;
 use crate::error::{Error, Result, exit};
 use crate::model::task::{Kind, State};
-use crate::tasks::{ListFilter, NewTask, TaskEdit, Tasks};
+use crate::ops::context::Coord;
+use crate::ops::tasks::{ListFilter, NewTask, TaskEdit, Tasks};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -395,7 +395,7 @@ fn run(cli: Cli) -> Result<()> {
     coord.offline = cli.offline;
     // Every command an agent runs counts as its heartbeat (a local file, never a commit).
     if let Ok(actor) = coord.actor() {
-        crate::agents::touch_presence(&coord.repo, &actor.agent, false);
+        crate::ops::agents::touch_presence(&coord.repo, &actor.agent, false);
     }
     if let Command::Mcp = cli.command {
         // The server writes stdout from its own threads: it must not be locked here.
@@ -415,17 +415,17 @@ fn run(cli: Cli) -> Result<()> {
                 crate::model::name::validate("role", role)?;
             }
             let index = tasks.load_index()?;
-            output::problems(crate::tasks::TASKS_REF, &index.problems());
+            output::problems(crate::ops::tasks::TASKS_REF, &index.problems());
             output::summaries(
                 out,
-                &crate::tasks::ready_tasks(&index, role.as_deref()),
+                &crate::ops::tasks::ready_tasks(&index, role.as_deref()),
                 json,
             )?;
         }
         Command::Blocked => {
             let index = tasks.load_index()?;
-            output::problems(crate::tasks::TASKS_REF, &index.problems());
-            output::blocked(out, &crate::tasks::blocked(&index), json)?;
+            output::problems(crate::ops::tasks::TASKS_REF, &index.problems());
+            output::blocked(out, &crate::ops::tasks::blocked(&index), json)?;
         }
         Command::Log { task, max_count } => {
             let entries = tasks.log(task.as_deref(), max_count)?;
@@ -525,20 +525,21 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut impl Write, json: bool) -
             label,
         } => {
             let index = tasks.load_index()?;
-            output::problems(crate::tasks::TASKS_REF, &index.problems());
+            output::problems(crate::ops::tasks::TASKS_REF, &index.problems());
             let filter = ListFilter {
                 state,
                 assignee,
                 role,
                 label,
             };
-            output::summaries(out, &crate::tasks::list(&index, &filter), json)?;
+            output::summaries(out, &crate::ops::tasks::list(&index, &filter), json)?;
         }
         TaskCommand::Show { id, history } => {
             let task = tasks.show(&id)?;
             let coord = tasks.coord();
-            let thread = crate::messages::Messages::new(coord).task_thread(&task.id)?;
-            let (artifacts, _) = crate::artifacts::Artifacts::new(coord).list(Some(&task.id))?;
+            let thread = crate::ops::messages::Messages::new(coord).task_thread(&task.id)?;
+            let (artifacts, _) =
+                crate::ops::artifacts::Artifacts::new(coord).list(Some(&task.id))?;
             if json {
                 let mut value = output::task_value(&task, history);
                 value["messages"] = serde_json::Value::Array(

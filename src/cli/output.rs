@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::model::task::{Task, TaskSummary};
+use crate::ops::tasks::{DepNode, LogEntry, Waiting};
 use crate::store::Problem;
 use crate::store::index::TaskRef;
-use crate::tasks::{DepNode, LogEntry, Waiting};
 
 type Out<'a> = &'a mut dyn Write;
 

@@ -6,14 +6,14 @@ use std::io::{IsTerminal, Write};
 
 use serde_json::json;
 
-use crate::agents::Agents;
-use crate::checkpoints::Checkpoints;
-use crate::coord::Coord;
 use crate::error::{Error, Result};
-use crate::leases::Leases;
-use crate::messages::{InboxFilter, Messages, clip};
 use crate::model::task::State;
-use crate::tasks::Tasks;
+use crate::ops::agents::Agents;
+use crate::ops::checkpoints::Checkpoints;
+use crate::ops::context::Coord;
+use crate::ops::leases::Leases;
+use crate::ops::messages::{InboxFilter, Messages, clip};
+use crate::ops::tasks::Tasks;
 
 type Out<'a> = &'a mut dyn Write;
 
@@ -50,14 +50,14 @@ impl Paint {
 
 pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
     let me = coord.actor()?.agent;
-    let team = crate::team::get(coord)?;
+    let team = crate::ops::team::get(coord)?;
     let tasks = Tasks::new(coord);
     let index = tasks.load_index()?;
     let mut counts: BTreeMap<State, usize> = BTreeMap::new();
     for t in index.tasks() {
         *counts.entry(t.state()).or_default() += 1;
     }
-    let ready = crate::tasks::ready_tasks(&index, None).len();
+    let ready = crate::ops::tasks::ready_tasks(&index, None).len();
     let (agents, _) = Agents::new(coord)?.list(false)?;
     let (leases, _) = Leases::new(coord).list(false)?;
     let inbox = Messages::new(coord).inbox(
@@ -69,7 +69,7 @@ pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
     )?;
     let (checkpoints, _) = Checkpoints::new(coord).list()?;
     let last = checkpoints.last();
-    let workflows = crate::workflows::status(coord, None)?;
+    let workflows = crate::ops::workflows::status(coord, None)?;
     let count = |s: State| counts.get(&s).copied().unwrap_or(0);
     if json {
         let agent_rows: Vec<_> = agents
@@ -102,7 +102,7 @@ pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
         "{} as {me}: team {}, {} unread for you",
         p.bold("git coord"),
         match team.state {
-            crate::team::TeamState::Running => p.with("32", "running"),
+            crate::ops::team::TeamState::Running => p.with("32", "running"),
             other => p.with("31", other.as_str()),
         },
         inbox.unread

@@ -5,10 +5,10 @@ use std::io::Write;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::coord::Coord;
 use crate::error::Result;
-use crate::online::Notices;
-use crate::projects::Projects;
+use crate::ops::context::Coord;
+use crate::ops::online::Notices;
+use crate::ops::projects::Projects;
 use crate::remote::{self as core, RefReport, resolve_remote};
 
 type Out<'a> = &'a mut dyn Write;

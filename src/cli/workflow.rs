@@ -4,9 +4,9 @@ use std::io::Write;
 
 use clap::Subcommand;
 
-use crate::coord::Coord;
 use crate::error::{Error, Result};
-use crate::workflows;
+use crate::ops::context::Coord;
+use crate::ops::workflows;
 
 #[derive(Subcommand, Debug)]
 pub enum WorkflowCommand {

@@ -9,15 +9,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::agents::Agents;
-use crate::checkpoints::Checkpoints;
-use crate::coord::Coord;
 use crate::error::{Error, Result};
-use crate::leases::Leases;
-use crate::messages::Messages;
 use crate::model::task::State;
+use crate::ops::agents::Agents;
+use crate::ops::checkpoints::Checkpoints;
+use crate::ops::context::Coord;
+use crate::ops::leases::Leases;
+use crate::ops::messages::Messages;
+use crate::ops::tasks::Tasks;
 use crate::store::COORD_REFS;
-use crate::tasks::Tasks;
 
 const PAGE: &str = include_str!("dashboard.html");
 /// How often the event stream looks at the refs.
@@ -298,7 +298,7 @@ pub fn api(coord: &Coord, endpoint: &str) -> Result<Option<Value>> {
                 );
             }
             json!({
-                "team": crate::team::get(coord)?.state.as_str(),
+                "team": crate::ops::team::get(coord)?.state.as_str(),
                 "tasks": counts,
                 "tips": tips(coord),
             })

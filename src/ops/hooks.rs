@@ -3,15 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::git;
-use crate::leases::{LeaseConflict, Leases};
+use crate::ops::context::Coord;
+use crate::ops::leases::{LeaseConflict, Leases};
 
 /// The hooks git-coord installs, with their shims (the files in hooks/).
 const SHIMS: [(&str, &str); 2] = [
-    ("pre-commit", include_str!("../hooks/pre-commit")),
-    ("pre-push", include_str!("../hooks/pre-push")),
+    ("pre-commit", include_str!("../../hooks/pre-commit")),
+    ("pre-push", include_str!("../../hooks/pre-push")),
 ];
 /// Marks a hook file as a git-coord shim.
 const MARKER: &str = "# git-coord hook shim";
@@ -113,7 +113,7 @@ fn write_shim(path: &Path, shim: &str) -> Result<()> {
 }
 
 /// The stop hook entry git-coord adds to `.claude/settings.json` (templates/claude-settings.json).
-const CLAUDE_SETTINGS: &str = include_str!("../templates/claude-settings.json");
+const CLAUDE_SETTINGS: &str = include_str!("../../templates/claude-settings.json");
 const STOP_COMMAND: &str = "git coord hook stop";
 
 /// Merges the Stop hook into `.claude/settings.json` of this worktree, creating it if missing and
@@ -340,13 +340,20 @@ pub fn share_on_push(coord: &Coord, remote: Option<&str>) -> Result<Option<Strin
         return Ok(None);
     };
     let remote = crate::remote::resolve_remote(&coord.repo, Some(remote))?;
-    crate::remote::sync(&coord.repo, &remote, &crate::online::Notices::new(coord))?;
+    crate::remote::sync(
+        &coord.repo,
+        &remote,
+        &crate::ops::online::Notices::new(coord),
+    )?;
     Ok(Some(remote.name))
 }
 
 /// A repository git-coord manages has refs/coord/leases; elsewhere the hooks do nothing.
 fn managed(coord: &Coord) -> Result<bool> {
-    Ok(coord.repo.ref_tip(crate::leases::LEASES_REF)?.is_some())
+    Ok(coord
+        .repo
+        .ref_tip(crate::ops::leases::LEASES_REF)?
+        .is_some())
 }
 
 fn quiet() -> GuardReport {

@@ -6,19 +6,19 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::agents::Agents;
-use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::git::{Cas, Oid, TreeMerge, probe_git, run_git};
-use crate::messages::{Messages, Outgoing, clip};
 use crate::model::checkpoint::{
     CHECKPOINT_FORMAT, Checkpoint, ConflictedBranch, GateResult, MergedBranch, Outcome,
 };
 use crate::model::message::Importance;
 use crate::model::task::{Kind, State};
 use crate::model::time;
+use crate::ops::agents::Agents;
+use crate::ops::context::Coord;
+use crate::ops::messages::{Messages, Outgoing, clip};
+use crate::ops::tasks::{NewTask, Tasks};
 use crate::store::{Change, Snapshot, Store};
-use crate::tasks::{NewTask, Tasks};
 
 pub const CHECKPOINTS_REF: &str = "refs/coord/checkpoints";
 /// Lines of a gate's output kept in the record.
@@ -580,7 +580,7 @@ impl<'c> Checkpoints<'c> {
             return Ok(());
         };
         let mut due = Vec::new();
-        for t in crate::tasks::ready_tasks(&index, None) {
+        for t in crate::ops::tasks::ready_tasks(&index, None) {
             if !t.labels().any(|l| l == CHECKPOINT_LABEL) {
                 continue;
             }

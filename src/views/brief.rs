@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::agents::Agents;
-use crate::coord::Coord;
 use crate::error::Result;
-use crate::leases::Leases;
-use crate::messages::{InboxFilter, Messages, clip};
 use crate::model::agent::AgentStatus;
 use crate::model::task::{Kind, State};
-use crate::tasks::Tasks;
+use crate::ops::agents::Agents;
+use crate::ops::context::Coord;
+use crate::ops::leases::Leases;
+use crate::ops::messages::{InboxFilter, Messages, clip};
+use crate::ops::tasks::Tasks;
 
 pub const DEFAULT_MAX_CHARS: usize = 4000;
 /// The smallest budget that still holds who the agent is and the notes on what was left out.
@@ -99,7 +99,7 @@ pub fn agent_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<Brief
     });
 
     // The next ready task for its role.
-    let ready = crate::tasks::ready_tasks(&index, role.as_deref());
+    let ready = crate::ops::tasks::ready_tasks(&index, role.as_deref());
     sections.push(Section {
         heading: format!(
             "Next ready{}:",
@@ -314,7 +314,7 @@ pub fn organiser_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<B
     });
 
     // Blocked work.
-    let waiting = crate::tasks::blocked(&index);
+    let waiting = crate::ops::tasks::blocked(&index);
     sections.push(Section {
         heading: format!("Blocked or waiting ({}):", waiting.len()),
         items: waiting

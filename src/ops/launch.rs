@@ -7,9 +7,9 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::agents::Agents;
-use crate::coord::{AGENT_ENV, Coord};
 use crate::error::{Error, Result};
+use crate::ops::agents::Agents;
+use crate::ops::context::{AGENT_ENV, Coord};
 
 /// A launched agent: its process and where its output goes.
 #[derive(Debug, Clone, serde::Serialize)]

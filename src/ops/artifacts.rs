@@ -1,15 +1,15 @@
 //! Artifacts of tasks: put one (its content stored beside the task in refs/coord/tasks, the task's
 //! history noting it), list them by summary, show one whole.
 
-use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::model::artifact::{
     ARTIFACT_FORMAT, Artifact, ArtifactKind, MAX_ARTIFACT_BYTES, MAX_ARTIFACT_SUMMARY,
 };
 use crate::model::task::Task;
 use crate::model::{id, time};
+use crate::ops::context::Coord;
+use crate::ops::tasks::{TASKS_REF, Tasks};
 use crate::store::{Change, Snapshot, Store};
-use crate::tasks::{TASKS_REF, Tasks};
 
 pub struct NewArtifact {
     pub task: String,

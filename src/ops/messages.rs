@@ -9,8 +9,6 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::agents::Agents;
-use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::git::{Oid, Repo};
 use crate::model::message::{
@@ -19,9 +17,11 @@ use crate::model::message::{
 };
 pub use crate::model::message::{MessageSummary, clip};
 use crate::model::{MAX_DOCUMENT_BYTES, id, name, time};
+use crate::ops::agents::Agents;
+use crate::ops::context::Coord;
+use crate::ops::tasks::Tasks;
 use crate::store::Problem;
 use crate::store::{Actor, Change, Snapshot, Store};
-use crate::tasks::Tasks;
 
 pub const INBOX_REF: &str = "refs/coord/inbox";
 /// How many attachments one message may carry.
@@ -108,7 +108,7 @@ impl<'c> Messages<'c> {
     /// the message, its filings and its attachments in one commit.
     pub fn send(&self, out: Outgoing) -> Result<Message> {
         let actor = self.coord.actor()?;
-        let projects = crate::projects::Projects::new(self.coord);
+        let projects = crate::ops::projects::Projects::new(self.coord);
         let target = out.target.trim().to_string();
         if let Some((project, rest)) = target.split_once(':') {
             return projects.send(project, rest, out, None);
@@ -143,7 +143,7 @@ impl<'c> Messages<'c> {
                     // A name that is no one here may be a related project (all its agents).
                     Err(unknown @ Error::Invalid { what: "target", .. }) => {
                         let target = out.target.trim().to_string();
-                        let projects = crate::projects::Projects::new(self.coord);
+                        let projects = crate::ops::projects::Projects::new(self.coord);
                         if name::validate("agent name", &target).is_ok()
                             && projects.get(&target).is_ok()
                         {
@@ -444,7 +444,7 @@ impl<'c> Messages<'c> {
         let actor = self.coord.actor()?;
         let prefix = id::parse_prefix(input)?;
         let original = self.load(&self.store.snapshot()?, &prefix)?;
-        let projects = crate::projects::Projects::new(self.coord);
+        let projects = crate::ops::projects::Projects::new(self.coord);
         let foreign = original
             .from_project
             .as_ref()

@@ -3,10 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::model::task::{Comment, DEFAULT_PRIORITY, Kind, MAX_PRIORITY, State, TASK_FORMAT, Task};
 use crate::model::{id, name, time};
+use crate::ops::context::Coord;
 use crate::store::index::{TaskIndex, TaskRef};
 use crate::store::{Actor, Change, Snapshot, Store};
 
@@ -196,12 +196,12 @@ impl<'c> Tasks<'c> {
         let mut stale_agents = None;
         let mut stale = || -> Result<HashSet<String>> {
             if stale_agents.is_none() {
-                stale_agents = Some(crate::agents::Agents::new(self.coord)?.stale()?);
+                stale_agents = Some(crate::ops::agents::Agents::new(self.coord)?.stale()?);
             }
             Ok(stale_agents.clone().unwrap_or_default())
         };
-        crate::team::check_claims_allowed(self.coord)?;
-        crate::online::update(self.coord, &self.store, &actor, |snap| {
+        crate::ops::team::check_claims_allowed(self.coord)?;
+        crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
             let id = self.resolve(snap, &prefix)?;
             let mut task = self.load(snap, &id)?;
             if task.state == State::Claimed
@@ -248,9 +248,9 @@ impl<'c> Tasks<'c> {
         // Load the index before the snapshot the write is based on, so that the race window
         // only covers the (incremental) refresh.
         let mut index = self.index(&self.store.snapshot()?)?;
-        let stale = crate::agents::Agents::new(self.coord)?.stale()?;
-        crate::team::check_claims_allowed(self.coord)?;
-        crate::online::update(self.coord, &self.store, &actor, |snap| {
+        let stale = crate::ops::agents::Agents::new(self.coord)?.stale()?;
+        crate::ops::team::check_claims_allowed(self.coord)?;
+        crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
             index.refresh(&self.coord.repo, TASKS_REF, snap)?;
             // A document the index could summarise may still fail to load whole (damage in a part
             // listings do not read); skip it rather than let it block every claim.
@@ -311,8 +311,8 @@ impl<'c> Tasks<'c> {
     /// refs/coord/leases: killed in between, the leases simply run to their expiry).
     pub fn done(&self, input: &str, summary: Option<String>, force: bool) -> Result<Task> {
         let task = self.finish(input, summary, force)?;
-        crate::leases::Leases::new(self.coord).release_for_task(&task.id)?;
-        crate::workflows::request_checkpoint(self.coord, &task);
+        crate::ops::leases::Leases::new(self.coord).release_for_task(&task.id)?;
+        crate::ops::workflows::request_checkpoint(self.coord, &task);
         Ok(task)
     }
 
@@ -335,7 +335,7 @@ impl<'c> Tasks<'c> {
     pub fn reopen(&self, input: &str, reason: Option<String>, force: bool) -> Result<Task> {
         let previous = self.show(input)?.assignee;
         let task = self.reopen_only(input, reason.clone(), force)?;
-        match crate::workflows::route_back(
+        match crate::ops::workflows::route_back(
             self.coord,
             &task,
             previous.as_deref(),

@@ -7,17 +7,15 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::config::Config;
-use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::git::{Repo, probe_git, run_git};
 use crate::model::agent::{AGENT_FORMAT, Agent, AgentStatus};
 use crate::model::{name, time};
+use crate::ops::config::Config;
+use crate::ops::context::{Coord, IDENTITY_FILE};
 use crate::store::{Change, Store};
 
 pub const AGENTS_REF: &str = "refs/coord/agents";
-/// The file in a worktree's own git directory that names the agent living there.
-const IDENTITY_FILE: &str = "coord-agent";
 
 /// What `agent spawn` is asked to do.
 #[derive(Debug, Clone)]
@@ -405,13 +403,6 @@ impl<'c> Agents<'c> {
         let dir = self.config.worktrees.replace("{repo}", &repo);
         top.parent().unwrap_or(top).join(dir).join(name)
     }
-}
-
-/// The agent the current worktree belongs to, if it is an agent's worktree.
-pub fn worktree_agent(repo: &Repo) -> Option<String> {
-    let text = std::fs::read_to_string(repo.git_dir().join(IDENTITY_FILE)).ok()?;
-    let name = text.trim().to_string();
-    name::validate("agent name", &name).ok().map(|_| name)
 }
 
 /// Removes the directory that held `path` if nothing else is in it (the `<repo>.agents` folder).

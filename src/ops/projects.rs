@@ -3,15 +3,15 @@
 //! remote, decides where git-coord pushes), and a message to `NAME:AGENT`, `NAME:@ROLE` or `NAME`
 //! is written straight into that project's refs/coord/inbox through its URL.
 
-use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::git::Oid;
-use crate::messages::{
-    Messages, Outgoing, add_attachments, attachment_records, check_text, filing,
-};
 use crate::model::agent::{Agent, AgentStatus};
 use crate::model::message::{MESSAGE_FORMAT, Message};
 use crate::model::{id, name, time};
+use crate::ops::context::Coord;
+use crate::ops::messages::{
+    Messages, Outgoing, add_attachments, attachment_records, check_text, filing,
+};
 use crate::remote::{MAX_TRIES, Pushed, Remote, fetch, push};
 use crate::store::{Change, Snapshot, backoff, build_commit};
 
@@ -38,7 +38,7 @@ impl<'c> Projects<'c> {
     pub fn add(&self, project: &str, url: &str) -> Result<Project> {
         name::validate("project name", project)?;
         let url = url.trim();
-        let id = crate::config::normalize_remote_url(url)
+        let id = crate::ops::config::normalize_remote_url(url)
             .filter(|_| !url.starts_with('-'))
             .ok_or_else(|| Error::invalid("url", url, "give the project's git URL or path"))?;
         self.coord.repo.git_ok(&[
@@ -72,7 +72,7 @@ impl<'c> Projects<'c> {
             else {
                 continue;
             };
-            if let Some(id) = crate::config::normalize_remote_url(url) {
+            if let Some(id) = crate::ops::config::normalize_remote_url(url) {
                 list.push(Project {
                     name: project.into(),
                     url: url.into(),
@@ -113,7 +113,7 @@ impl<'c> Projects<'c> {
     /// This project's identity, as other projects record it.
     pub fn own_id(&self) -> String {
         let url = self.coord.repo.config_string("remote.origin.url");
-        crate::config::project_id(url.as_deref(), &self.coord.repo.common_dir())
+        crate::ops::config::project_id(url.as_deref(), &self.coord.repo.common_dir())
     }
 
     /// The recorded project whose identity is `id`.

@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::model::lease::{
     LEASE_FORMAT, Lease, MAX_PATTERNS, MAX_REASON, MAX_TTL, Mode, Pattern, PatternSet, Status,
 };
 use crate::model::{MAX_DOCUMENT_BYTES, id, time};
+use crate::ops::context::Coord;
+use crate::ops::tasks::Tasks;
 use crate::store::Problem;
 use crate::store::{Actor, Change, Snapshot, Store};
-use crate::tasks::Tasks;
 
 pub use crate::model::lease::LeaseConflict;
 
@@ -81,7 +81,7 @@ impl<'c> Leases<'c> {
             Mode::Exclusive
         };
         let mut existing = None;
-        crate::online::update(self.coord, &self.store, &actor, |snap| {
+        crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
             let now = Timestamp::now();
             let loaded = self.load_all(snap)?;
             let wanted = Wanted {

@@ -9,12 +9,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::agents::Agents;
-use crate::coord::Coord;
-use crate::messages::{InboxFilter, Messages, clip};
 use crate::model::task::State;
-use crate::tasks::{TASKS_REF, Tasks};
-use crate::team::TeamState;
+use crate::ops::agents::Agents;
+use crate::ops::context::Coord;
+use crate::ops::messages::{InboxFilter, Messages, clip};
+use crate::ops::tasks::{TASKS_REF, Tasks};
+use crate::ops::team::TeamState;
 
 /// The most of the hook's input read (a transcript path and a few fields are all it needs).
 const MAX_INPUT: usize = 1024 * 1024;
@@ -70,7 +70,7 @@ fn decide_in(cwd: &Path) -> crate::error::Result<Decision> {
     if coord.repo.ref_tip(TASKS_REF)?.is_none() {
         return Ok(allow("")); // git-coord is not used here
     }
-    let team = crate::team::get(&coord)?;
+    let team = crate::ops::team::get(&coord)?;
     if team.state != TeamState::Running {
         return Ok(allow(format!(
             "the team is {}{}",
@@ -116,7 +116,7 @@ fn decide_in(cwd: &Path) -> crate::error::Result<Decision> {
     }
     let is_worker = role.as_deref().is_some_and(|r| r != "organiser");
     if claimed.is_empty() && is_worker {
-        let ready = crate::tasks::ready_tasks(&index, role.as_deref());
+        let ready = crate::ops::tasks::ready_tasks(&index, role.as_deref());
         if let Some(next) = ready.first() {
             lines.push(format!(
                 "Ready work for role {}: {} {}. Claim it: `git coord task claim --next --role {}`, then `git coord brief`.",
@@ -152,7 +152,7 @@ fn stalled(coord: &Coord, agent: &str) -> crate::error::Result<u64> {
     let tips = format!(
         "{} {}",
         tip_text(coord, TASKS_REF)?,
-        tip_text(coord, crate::messages::INBOX_REF)?
+        tip_text(coord, crate::ops::messages::INBOX_REF)?
     );
     let file = progress_file(coord, agent);
     let now = SystemTime::now()

@@ -7,6 +7,9 @@ use crate::git::Repo;
 use crate::model::name;
 use crate::store::{Actor, COORD_REFS};
 
+/// The file in a worktree's own git directory that names the agent living there.
+pub const IDENTITY_FILE: &str = "coord-agent";
+
 pub const AGENT_ENV: &str = "GIT_COORD_AGENT";
 
 /// Where the acting agent's name came from.
@@ -82,7 +85,7 @@ impl Coord {
         } else if let Some(agent) = from_env {
             name::validate("agent name", &agent)?;
             (agent, IdentitySource::Environment)
-        } else if let Some(agent) = crate::agents::worktree_agent(&self.repo) {
+        } else if let Some(agent) = worktree_agent(&self.repo) {
             (agent, IdentitySource::Worktree)
         } else {
             let agent = user_name
@@ -126,4 +129,11 @@ impl Coord {
         std::fs::create_dir_all(self.repo.common_dir().join("coord").join("cache"))?;
         Ok(created)
     }
+}
+
+/// The agent the current worktree belongs to, if it is an agent's worktree.
+pub fn worktree_agent(repo: &Repo) -> Option<String> {
+    let text = std::fs::read_to_string(repo.git_dir().join(IDENTITY_FILE)).ok()?;
+    let name = text.trim().to_string();
+    name::validate("agent name", &name).ok().map(|_| name)
 }

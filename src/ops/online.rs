@@ -1,10 +1,10 @@
 //! Writes confirmed at the remote (online claims and leases) as the operations use them, and the
 //! notices the merges on the way owe: one inbox message per lost claim or revoked lease.
 
-use crate::coord::Coord;
 use crate::error::Result;
-use crate::messages::Messages;
 use crate::model::merge::Notice;
+use crate::ops::context::Coord;
+use crate::ops::messages::Messages;
 use crate::remote::{Courier, confirmed_update};
 use crate::store::{Actor, Change, Snapshot, Store};
 

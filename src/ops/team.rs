@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::agents::AGENTS_REF;
-use crate::coord::Coord;
 use crate::error::{Error, Result};
 use crate::model::{parse_document, time};
+use crate::ops::agents::AGENTS_REF;
+use crate::ops::context::Coord;
 use crate::store::{Change, Store};
 
 const TEAM_PATH: &str = "team.yaml";

@@ -11,16 +11,16 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::agents::Agents;
-use crate::checkpoints::CHECKPOINT_LABEL;
-use crate::coord::Coord;
 use crate::error::{Error, Result};
-use crate::leases::Leases;
-use crate::messages::{Messages, Outgoing};
 use crate::model::message::Importance;
 use crate::model::task::{Kind, State, Task};
 use crate::model::{name, parse_yaml};
-use crate::tasks::{NewTask, Tasks};
+use crate::ops::agents::Agents;
+use crate::ops::checkpoints::CHECKPOINT_LABEL;
+use crate::ops::context::Coord;
+use crate::ops::leases::Leases;
+use crate::ops::messages::{Messages, Outgoing};
+use crate::ops::tasks::{NewTask, Tasks};
 
 /// Labels that mark what a workflow created.
 pub const WORKFLOW_LABEL: &str = "workflow";
@@ -29,9 +29,12 @@ pub const STAGE_LABEL: &str = "workflow-stage";
 const BUILT_IN: [(&str, &str); 2] = [
     (
         "feature",
-        include_str!("../templates/workflows/feature.yaml"),
+        include_str!("../../templates/workflows/feature.yaml"),
     ),
-    ("bugfix", include_str!("../templates/workflows/bugfix.yaml")),
+    (
+        "bugfix",
+        include_str!("../../templates/workflows/bugfix.yaml"),
+    ),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -409,9 +412,9 @@ pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> 
 
 /// Cancels the whole team: no new claims, every claim and lease released, every agent told.
 pub fn cancel_all(coord: &Coord, reason: Option<&str>) -> Result<usize> {
-    crate::team::set(
+    crate::ops::team::set(
         coord,
-        crate::team::TeamState::Cancelled,
+        crate::ops::team::TeamState::Cancelled,
         reason.map(str::to_string),
     )?;
     let tasks = Tasks::new(coord);

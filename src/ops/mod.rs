@@ -1,0 +1,18 @@
+//! The operations: what a command does to the coordination state, one module per kind of work.
+//! `context` (who acts, where, online or not) and `config` sit at the bottom of this layer; the
+//! others build on them and on store/ and remote/ below.
+
+pub mod agents;
+pub mod artifacts;
+pub mod checkpoints;
+pub mod config;
+pub mod context;
+pub mod hooks;
+pub mod launch;
+pub mod leases;
+pub mod messages;
+pub mod online;
+pub mod projects;
+pub mod tasks;
+pub mod team;
+pub mod workflows;
