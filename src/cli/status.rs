@@ -1,19 +1,16 @@
 //! `git coord status` (the team in a screenful, in colour on a terminal) and `git coord graph`
 //! (the dependency graph as DOT or Mermaid, for other tools).
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
 use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::model::task::State;
-use crate::ops::agents::Agents;
-use crate::ops::checkpoints::Checkpoints;
 use crate::ops::context::Coord;
-use crate::ops::leases::Leases;
-use crate::ops::messages::{InboxFilter, Messages, clip};
+use crate::ops::messages::clip;
 use crate::ops::tasks::Tasks;
+use crate::views::status::TeamStatus;
 
 type Out<'a> = &'a mut dyn Write;
 
@@ -49,49 +46,30 @@ impl Paint {
 }
 
 pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
-    let me = coord.actor()?.agent;
-    let team = crate::ops::team::get(coord)?;
-    let tasks = Tasks::new(coord);
-    let index = tasks.load_index()?;
-    let mut counts: BTreeMap<State, usize> = BTreeMap::new();
-    for t in index.tasks() {
-        *counts.entry(t.state()).or_default() += 1;
-    }
-    let ready = crate::ops::tasks::ready_tasks(&index, None).len();
-    let (agents, _) = Agents::new(coord)?.list(false)?;
-    let (leases, _) = Leases::new(coord).list(false)?;
-    let inbox = Messages::new(coord).inbox(
-        &me,
-        &InboxFilter {
-            limit: Some(0),
-            ..InboxFilter::default()
-        },
-    )?;
-    let (checkpoints, _) = Checkpoints::new(coord).list()?;
-    let last = checkpoints.last();
-    let workflows = crate::ops::workflows::status(coord, None)?;
-    let count = |s: State| counts.get(&s).copied().unwrap_or(0);
+    let st = TeamStatus::gather(coord)?;
+    let me = &st.me;
+    let count = |s: State| st.count(s);
+    let ready = st.ready;
+    let last = st.last_checkpoint.as_ref();
     if json {
-        let agent_rows: Vec<_> = agents
+        let agent_rows: Vec<_> = st
+            .agents
             .iter()
-            .map(|v| {
-                let holds: Vec<&str> = index
-                    .tasks()
-                    .filter(|t| t.assignee() == Some(v.agent.name.as_str()) && t.state() == State::Claimed)
-                    .map(|t| t.id())
-                    .collect();
+            .map(|r| {
+                let v = &r.view;
+                let holds: Vec<&str> = r.claimed.iter().map(|(id, _)| id.as_str()).collect();
                 json!({ "name": v.agent.name, "role": v.agent.role, "stale": v.stale, "last_seen": v.last_seen, "claimed": holds })
             })
             .collect();
         let value = json!({
             "agent": me,
-            "team": team.state.as_str(),
+            "team": st.team.state.as_str(),
             "tasks": { "open": count(State::Open), "claimed": count(State::Claimed), "blocked": count(State::Blocked), "done": count(State::Done), "ready": ready },
             "agents": agent_rows,
-            "leases": leases.len(),
-            "unread": inbox.unread,
+            "leases": st.active_leases,
+            "unread": st.unread,
             "last_checkpoint": last.map(|c| json!({ "seq": c.seq, "outcome": c.outcome.as_str(), "at": c.at })),
-            "workflows": workflows.iter().map(|w| json!({ "id": w.id, "title": w.title, "done": w.done, "total": w.total, "current": w.current })).collect::<Vec<_>>(),
+            "workflows": st.workflows.iter().map(|w| json!({ "id": w.id, "title": w.title, "done": w.done, "total": w.total, "current": w.current })).collect::<Vec<_>>(),
         });
         writeln!(out, "{value}")?;
         return Ok(());
@@ -101,11 +79,11 @@ pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
         out,
         "{} as {me}: team {}, {} unread for you",
         p.bold("git coord"),
-        match team.state {
+        match st.team.state {
             crate::ops::team::TeamState::Running => p.with("32", "running"),
             other => p.with("31", other.as_str()),
         },
-        inbox.unread
+        st.unread
     )?;
     writeln!(
         out,
@@ -119,12 +97,13 @@ pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
         count(State::Done),
         p.state(State::Done)
     )?;
-    writeln!(out, "{}", p.bold(&format!("agents ({}):", agents.len())))?;
-    for v in &agents {
-        let holds: Vec<String> = index
-            .tasks()
-            .filter(|t| t.assignee() == Some(v.agent.name.as_str()) && t.state() == State::Claimed)
-            .map(|t| format!("{} {}", t.id(), clip(t.title(), 40)))
+    writeln!(out, "{}", p.bold(&format!("agents ({}):", st.agents.len())))?;
+    for r in &st.agents {
+        let v = &r.view;
+        let holds: Vec<String> = r
+            .claimed
+            .iter()
+            .map(|(id, title)| format!("{id} {}", clip(title, 40)))
             .collect();
         writeln!(
             out,
@@ -143,8 +122,8 @@ pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
             }
         )?;
     }
-    writeln!(out, "leases: {} active", leases.len())?;
-    for w in &workflows {
+    writeln!(out, "leases: {} active", st.active_leases)?;
+    for w in &st.workflows {
         writeln!(
             out,
             "workflow {} {}: {}/{} done{}",

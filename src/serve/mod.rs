@@ -18,6 +18,7 @@ use crate::ops::leases::Leases;
 use crate::ops::messages::Messages;
 use crate::ops::tasks::Tasks;
 use crate::store::COORD_REFS;
+use crate::views::status::agent_rows;
 
 const PAGE: &str = include_str!("dashboard.html");
 /// How often the event stream looks at the refs.
@@ -231,20 +232,13 @@ pub fn api(coord: &Coord, endpoint: &str) -> Result<Option<Value>> {
             json!({ "nodes": nodes, "edges": edges })
         }
         "agents" => {
-            let agents = Agents::new(coord)?;
-            let index = tasks.load_index()?;
-            let (views, _) = agents.list(true)?;
-            let rows: Vec<Value> = views
+            let (views, _) = Agents::new(coord)?.list(true)?;
+            let rows = agent_rows(&tasks.load_index()?, views);
+            let rows: Vec<Value> = rows
                 .iter()
-                .map(|v| {
-                    let claimed: Vec<&str> = index
-                        .tasks()
-                        .filter(|t| {
-                            t.assignee() == Some(v.agent.name.as_str())
-                                && t.state() == State::Claimed
-                        })
-                        .map(|t| t.id())
-                        .collect();
+                .map(|r| {
+                    let v = &r.view;
+                    let claimed: Vec<&str> = r.claimed.iter().map(|(id, _)| id.as_str()).collect();
                     json!({
                         "name": v.agent.name, "role": v.agent.role, "status": v.agent.status,
                         "branch": v.agent.branch, "human": v.agent.human, "stale": v.stale,

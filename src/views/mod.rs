@@ -1,5 +1,6 @@
 //! Views and decisions: read-only answers built from the operations (what an agent needs to know
-//! now, whether it may stop).
+//! now, the team at a glance, whether an agent may stop).
 
 pub mod brief;
+pub mod status;
 pub mod stop;
