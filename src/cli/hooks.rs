@@ -18,6 +18,10 @@ pub enum HooksCommand {
         /// Also register `git coord mcp` in .mcp.json (project MCP servers)
         #[arg(long)]
         mcp: bool,
+        /// Also merge the stop hook into .codex/hooks.json and `git coord mcp` into
+        /// .codex/config.toml (Codex CLI)
+        #[arg(long)]
+        codex: bool,
     },
     /// Remove them and put back the hooks they chained
     Uninstall {
@@ -27,12 +31,15 @@ pub enum HooksCommand {
         /// Also remove `git coord mcp` from .mcp.json
         #[arg(long)]
         mcp: bool,
+        /// Also remove what `install --codex` added to .codex/
+        #[arg(long)]
+        codex: bool,
     },
 }
 
 pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) -> Result<()> {
     let changes = match cmd {
-        HooksCommand::Install { claude, mcp } => {
+        HooksCommand::Install { claude, mcp, codex } => {
             let mut changes = hooks::install(coord)?;
             if claude {
                 changes.push(hooks::install_claude(coord)?);
@@ -40,15 +47,21 @@ pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) ->
             if mcp {
                 changes.push(hooks::install_mcp(coord)?);
             }
+            if codex {
+                changes.extend(hooks::install_codex(coord)?);
+            }
             changes
         }
-        HooksCommand::Uninstall { claude, mcp } => {
+        HooksCommand::Uninstall { claude, mcp, codex } => {
             let mut changes = hooks::uninstall(coord)?;
             if claude {
                 changes.push(hooks::uninstall_claude(coord)?);
             }
             if mcp {
                 changes.push(hooks::uninstall_mcp(coord)?);
+            }
+            if codex {
+                changes.extend(hooks::uninstall_codex(coord)?);
             }
             changes
         }

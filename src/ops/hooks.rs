@@ -120,56 +120,90 @@ const STOP_COMMAND: &str = "git coord hook stop";
 /// keeping everything already there. Installing twice changes nothing.
 pub fn install_claude(coord: &Coord) -> Result<HookChange> {
     let path = workdir(coord)?.join(".claude").join("settings.json");
-    let mut settings = read_settings(&path)?;
+    install_stop_entry(&path, "Stop", "claude Stop")
+}
+
+/// Removes the Stop hook entry git-coord added, keeping everything else. What it leaves empty
+/// (the list, `hooks`, the file, `.claude/`) goes too.
+pub fn uninstall_claude(coord: &Coord) -> Result<HookChange> {
+    let path = workdir(coord)?.join(".claude").join("settings.json");
+    uninstall_stop_entry(&path, "Stop", "claude Stop")
+}
+
+/// Codex CLI: the Stop hook in `.codex/hooks.json` (Claude Code's shape) and `git coord mcp` as
+/// the `git-coord` MCP server in `.codex/config.toml`, each merged with what is there.
+pub fn install_codex(coord: &Coord) -> Result<Vec<HookChange>> {
+    let dir = workdir(coord)?.join(".codex");
+    Ok(vec![
+        install_stop_entry(&dir.join("hooks.json"), "Stop", "codex Stop")?,
+        install_toml_block(&dir.join("config.toml"))?,
+    ])
+}
+
+/// Removes what `install_codex` added, and the files and folder it leaves empty.
+pub fn uninstall_codex(coord: &Coord) -> Result<Vec<HookChange>> {
+    let dir = workdir(coord)?.join(".codex");
+    Ok(vec![
+        uninstall_stop_entry(&dir.join("hooks.json"), "Stop", "codex Stop")?,
+        uninstall_toml_block(&dir.join("config.toml"))?,
+    ])
+}
+
+fn install_stop_entry(path: &Path, event: &str, hook: &str) -> Result<HookChange> {
+    let mut settings = read_settings(path)?;
     let ours: serde_json::Value =
         serde_json::from_str(CLAUDE_SETTINGS).expect("the template is JSON");
     let entry = ours["hooks"]["Stop"][0].clone();
     let Some(root) = settings.as_object_mut() else {
-        return Err(not_an_object(&path));
+        return Err(not_an_object(path));
     };
     let hooks = root.entry("hooks").or_insert_with(|| serde_json::json!({}));
     let Some(hooks) = hooks.as_object_mut() else {
-        return Err(not_an_object(&path));
+        return Err(not_an_object(path));
     };
-    let stop = hooks.entry("Stop").or_insert_with(|| serde_json::json!([]));
+    let stop = hooks.entry(event).or_insert_with(|| serde_json::json!([]));
     let Some(stop) = stop.as_array_mut() else {
-        return Err(not_an_object(&path));
+        return Err(not_an_object(path));
     };
     let action = if stop.iter().any(has_stop_command) {
         "unchanged"
     } else {
         stop.push(entry);
-        write_settings(&path, &settings)?;
+        write_settings(path, &settings)?;
         "installed"
     };
     Ok(HookChange {
-        hook: "claude Stop".into(),
+        hook: hook.into(),
         path: path.display().to_string(),
         action,
     })
 }
 
-/// Removes the Stop hook entry git-coord added, keeping everything else.
-pub fn uninstall_claude(coord: &Coord) -> Result<HookChange> {
-    let path = workdir(coord)?.join(".claude").join("settings.json");
+fn uninstall_stop_entry(path: &Path, event: &str, hook: &str) -> Result<HookChange> {
     let mut action = "unchanged";
     if path.exists() {
-        let mut settings = read_settings(&path)?;
-        if let Some(stop) = settings
-            .get_mut("hooks")
-            .and_then(|h| h.get_mut("Stop"))
-            .and_then(|s| s.as_array_mut())
+        let mut settings = read_settings(path)?;
+        if let Some(hooks) = settings.get_mut("hooks").and_then(|h| h.as_object_mut())
+            && let Some(stop) = hooks.get_mut(event).and_then(|s| s.as_array_mut())
         {
             let before = stop.len();
             stop.retain(|e| !has_stop_command(e));
             if stop.len() != before {
-                write_settings(&path, &settings)?;
+                if stop.is_empty() {
+                    hooks.remove(event);
+                }
+                if hooks.is_empty()
+                    && let Some(root) = settings.as_object_mut()
+                {
+                    root.remove("hooks");
+                }
+                write_or_remove(path, &settings)?;
                 action = "removed";
             }
         }
     }
     Ok(HookChange {
-        hook: "claude Stop".into(),
+        hook: hook.into(),
         path: path.display().to_string(),
         action,
     })
@@ -203,7 +237,8 @@ pub fn install_mcp(coord: &Coord) -> Result<HookChange> {
     })
 }
 
-/// Removes the `git-coord` server from `.mcp.json`, keeping the others.
+/// Removes the `git-coord` server from `.mcp.json`, keeping the others; a file left with no
+/// server at all is removed.
 pub fn uninstall_mcp(coord: &Coord) -> Result<HookChange> {
     let path = workdir(coord)?.join(".mcp.json");
     let mut action = "unchanged";
@@ -212,7 +247,12 @@ pub fn uninstall_mcp(coord: &Coord) -> Result<HookChange> {
         if let Some(servers) = config.get_mut("mcpServers").and_then(|s| s.as_object_mut())
             && servers.remove("git-coord").is_some()
         {
-            write_settings(&path, &config)?;
+            if servers.is_empty()
+                && let Some(root) = config.as_object_mut()
+            {
+                root.remove("mcpServers");
+            }
+            write_or_remove(&path, &config)?;
             action = "removed";
         }
     }
@@ -221,6 +261,88 @@ pub fn uninstall_mcp(coord: &Coord) -> Result<HookChange> {
         path: path.display().to_string(),
         action,
     })
+}
+
+/// The block git-coord appends to `.codex/config.toml`, between these marker lines. A table
+/// appended at the end of a TOML file never changes the meaning of what is above it.
+const TOML_BEGIN: &str = "# >>> git-coord: `git coord hooks uninstall --codex` removes this block";
+const TOML_END: &str = "# <<< git-coord";
+const TOML_BLOCK: &str =
+    "[mcp_servers.git-coord]\ncommand = \"git\"\nargs = [\"coord\", \"mcp\"]\n";
+
+fn install_toml_block(path: &Path) -> Result<HookChange> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::Other(format!("cannot read {}: {e}", path.display()))),
+    };
+    let change = |action| HookChange {
+        hook: "codex mcp server".into(),
+        path: path.display().to_string(),
+        action,
+    };
+    if text.lines().any(|l| l.trim_end() == TOML_BEGIN) {
+        return Ok(change("unchanged"));
+    }
+    if text.lines().any(|l| {
+        let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+        l.starts_with("[mcp_servers.git-coord]") || l.starts_with("[mcp_servers.\"git-coord\"]")
+    }) {
+        return Err(Error::Other(format!(
+            "{} already defines an MCP server named git-coord: remove that table (git-coord adds its own), then run this again (nothing was changed)",
+            path.display()
+        )));
+    }
+    let mut out = text;
+    if !out.is_empty() {
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!("{TOML_BEGIN}\n{TOML_BLOCK}{TOML_END}\n"));
+    write_text(path, &out)?;
+    Ok(change("installed"))
+}
+
+fn uninstall_toml_block(path: &Path) -> Result<HookChange> {
+    let mut change = HookChange {
+        hook: "codex mcp server".into(),
+        path: path.display().to_string(),
+        action: "unchanged",
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(change);
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(begin) = lines.iter().position(|l| l.trim_end() == TOML_BEGIN) else {
+        return Ok(change);
+    };
+    let end = lines[begin..]
+        .iter()
+        .position(|l| l.trim_end() == TOML_END)
+        .map(|i| begin + i)
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "{}: the git-coord block has no end line `{TOML_END}`; remove the block by hand (nothing was changed)",
+                path.display()
+            ))
+        })?;
+    // The blank line install put before the block goes with it.
+    let from = if begin > 0 && lines[begin - 1].trim().is_empty() {
+        begin - 1
+    } else {
+        begin
+    };
+    let mut kept: Vec<&str> = lines[..from].to_vec();
+    kept.extend_from_slice(&lines[end + 1..]);
+    if kept.iter().all(|l| l.trim().is_empty()) {
+        remove_file_and_dir(path)?;
+    } else {
+        write_text(path, &(kept.join("\n") + "\n"))?;
+    }
+    change.action = "removed";
+    Ok(change)
 }
 
 fn has_stop_command(entry: &serde_json::Value) -> bool {
@@ -243,12 +365,36 @@ fn read_settings(path: &Path) -> Result<serde_json::Value> {
 }
 
 fn write_settings(path: &Path, settings: &serde_json::Value) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(settings)?;
+    text.push('\n');
+    write_text(path, &text)
+}
+
+/// Writes a settings file, or removes it (and its folder, if that is left empty) when nothing
+/// is left in it: uninstalling what git-coord alone put there leaves no empty file behind.
+fn write_or_remove(path: &Path, settings: &serde_json::Value) -> Result<()> {
+    if settings.as_object().is_some_and(|o| o.is_empty()) {
+        remove_file_and_dir(path)
+    } else {
+        write_settings(path, settings)
+    }
+}
+
+fn remove_file_and_dir(path: &Path) -> Result<()> {
+    std::fs::remove_file(path)?;
+    if let Some(dir) = path.parent() {
+        // Only an empty folder goes; the worktree root is never empty.
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(())
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut text = serde_json::to_string_pretty(settings)?;
-    text.push('\n');
-    let tmp = path.with_extension("json.git-coord-tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".git-coord-tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)?;
     Ok(())

@@ -1,0 +1,357 @@
+//! The real agent CLIs, Claude Code and Codex CLI (pinned in tests/clients/package.json, installed
+//! by tests/setup.sh), driven against a scripted model server (tests/model_server.py) on
+//! loopback. Each session runs in an agent's worktree made by `git coord agent spawn`, with the
+//! hooks and MCP server registered by `git coord hooks install`; the clients run with HOME in a
+//! temporary folder and, where the machine allows it, in a network namespace with loopback only.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+/// The folder the pinned CLIs are installed into.
+fn clients_bin() -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node_modules/.bin");
+    for name in ["claude", "codex"] {
+        assert!(
+            bin.join(name).exists(),
+            "the agent CLIs these tests drive are not installed ({} is missing): run tests/setup.sh, which installs the pinned versions with npm (it needs the npm registry)",
+            bin.join(name).display()
+        );
+    }
+    bin
+}
+
+/// Whether `unshare -n` works here (root, or user namespaces): then the clients see loopback only.
+fn can_isolate_network() -> bool {
+    Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Client {
+    Claude,
+    Codex,
+}
+
+/// A team with two ready tasks for role dev, an agent alice spawned for them, and the hooks of
+/// both clients installed and committed on the integration branch.
+struct Team {
+    repo: TestRepo,
+    alice: PathBuf,
+    tasks: [String; 2],
+}
+
+fn team() -> Team {
+    let repo = TestRepo::init();
+    // A stuck agent is let stop after this long without progress (docs/SEMANTICS.md).
+    repo.write_file(".coord.yaml", "stop_idle: 2s\n");
+    let first = repo.new_task("First job", &["--role", "dev"]);
+    let second = repo.new_task("Second job", &["--role", "dev"]);
+    let installed = repo.coord_ok(&["hooks", "install", "--claude", "--mcp", "--codex"]);
+    for file in [
+        ".claude/settings.json",
+        ".mcp.json",
+        ".codex/hooks.json",
+        ".codex/config.toml",
+    ] {
+        assert!(installed.contains(file), "{installed}");
+    }
+    repo.git_ok(&["add", "-A"]);
+    repo.git_ok(&["commit", "-q", "-m", "git-coord hooks for the agent CLIs"]);
+    let spawned = repo.coord_json(&["agent", "spawn", "alice", "--role", "dev"]);
+    let alice = PathBuf::from(
+        spawned["worktree"]
+            .as_str()
+            .expect("spawn names the worktree"),
+    );
+    assert!(alice.join(".codex/hooks.json").exists());
+    Team {
+        repo,
+        alice,
+        tasks: [first, second],
+    }
+}
+
+/// What one session left behind.
+struct Session {
+    requests: Vec<Value>,
+    output: String,
+}
+
+impl Session {
+    /// The requests that asked the model for a turn of the agent (not side requests).
+    fn turns(&self) -> Vec<&Value> {
+        self.requests
+            .iter()
+            .filter(|r| {
+                let path = r["path"].as_str().unwrap_or_default();
+                let body = &r["body"];
+                (path.starts_with("/v1/responses")
+                    || (path.starts_with("/v1/messages") && !path.contains("count_tokens")))
+                    && body["tools"].as_array().is_some_and(|t| !t.is_empty())
+            })
+            .collect()
+    }
+
+    /// Whether any turn's request carries `needle` (in its messages, tools or instructions).
+    fn sent(&self, needle: &str) -> bool {
+        self.turns()
+            .iter()
+            .any(|r| r["body"].to_string().contains(needle))
+    }
+}
+
+/// Runs one session of `client` in alice's worktree against the scripted model in `mode`.
+fn run(team: &Team, client: Client, mode: &str) -> Session {
+    let bin = clients_bin();
+    let tmp = team.repo.tmp();
+    let home = tmp.join(format!("home-{mode}"));
+    std::fs::create_dir_all(&home).unwrap();
+    let log = tmp.join(format!("requests-{mode}.jsonl"));
+    let port_file = tmp.join(format!("port-{mode}"));
+    let out_file = tmp.join(format!("client-{mode}.out"));
+    let mut path = vec![bin.clone()];
+    path.extend(std::env::split_paths(&path_with_binary()));
+    let path = std::env::join_paths(path).unwrap();
+    // Codex runs the model's commands in a login shell, which takes PATH from /etc/profile: a
+    // user's ~/.profile puts the tools back, as it would on their machine.
+    std::fs::write(
+        home.join(".profile"),
+        format!("export PATH='{}'\n", path.to_string_lossy()),
+    )
+    .unwrap();
+    let prompt = "Work on this team's tasks. Start: `git coord task claim --next --role dev`";
+    let (setup, client_line) = match client {
+        Client::Claude => (
+            "",
+            "claude -p \"$PROMPT\" --output-format stream-json --verbose --dangerously-skip-permissions",
+        ),
+        Client::Codex => (
+            // The model provider: the scripted server, over the Responses API.
+            "mkdir -p \"$HOME/.codex\"\n\
+             printf 'model = \"scripted\"\\nmodel_provider = \"scripted\"\\n[model_providers.scripted]\\nname = \"scripted\"\\nbase_url = \"http://127.0.0.1:%s/v1\"\\nwire_api = \"responses\"\\nenv_key = \"SCRIPTED_MODEL_KEY\"\\n' \"$PORT\" > \"$HOME/.codex/config.toml\"\n",
+            "codex exec --json --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox --trust --dangerously-bypass-hook-trust \"$PROMPT\"",
+        ),
+    };
+    // The server and the client share the namespace; the client is bounded so that a broken
+    // client fails the test rather than hanging it.
+    let script = format!(
+        "set -u\n\
+         if [ \"$ISOLATED\" = 1 ]; then ip link set lo up || exit 90; fi\n\
+         python3 \"$SERVER\" --mode \"$MODE\" --log \"$LOG\" --port-file \"$PORT_FILE\" &\n\
+         server=$!\n\
+         while [ ! -s \"$PORT_FILE\" ]; do kill -0 $server 2>/dev/null || exit 91; sleep 0.1; done\n\
+         PORT=$(cat \"$PORT_FILE\")\n\
+         export ANTHROPIC_BASE_URL=\"http://127.0.0.1:$PORT\"\n\
+         {setup}\
+         timeout -k 10 900 {client_line} > \"$OUT\" 2>&1 < /dev/null\n\
+         rc=$?\n\
+         kill $server\n\
+         exit $rc\n"
+    );
+    let isolated = can_isolate_network();
+    let mut cmd = if isolated {
+        let mut c = team.repo.command("unshare", &team.alice);
+        c.args(["-n", "bash", "-c", &script]);
+        c
+    } else {
+        eprintln!("note: `unshare -n` is not available here; the clients talk to 127.0.0.1 only");
+        let mut c = team.repo.command("bash", &team.alice);
+        c.args(["-c", &script]);
+        c
+    };
+    cmd.env("PATH", &path)
+        .env("HOME", &home)
+        .env("ISOLATED", if isolated { "1" } else { "0" })
+        .env(
+            "SERVER",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/model_server.py"),
+        )
+        .env("MODE", mode)
+        .env("LOG", &log)
+        .env("PORT_FILE", &port_file)
+        .env("OUT", &out_file)
+        .env("PROMPT", prompt)
+        .env("ANTHROPIC_API_KEY", "scripted-model-key")
+        .env("SCRIPTED_MODEL_KEY", "scripted-model-key")
+        .env("IS_SANDBOX", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_TELEMETRY", "1");
+    let status = cmd.status().expect("bash runs");
+    let output = std::fs::read_to_string(&out_file).unwrap_or_default();
+    assert!(
+        status.success(),
+        "the client's session failed ({status}); its output:\n{output}"
+    );
+    let requests = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(json)
+        .collect();
+    let session = Session { requests, output };
+    assert!(
+        !session.turns().is_empty(),
+        "the client never asked the scripted model for a turn; its output:\n{}",
+        session.output
+    );
+    session
+}
+
+/// Both tasks are done by alice, in git: the task documents and the audit log say so.
+fn assert_both_done(team: &Team) {
+    for id in &team.tasks {
+        let task = team.repo.show(id);
+        assert_eq!(task["state"], "done", "{task}");
+        assert_eq!(task["assignee"], "alice", "{task}");
+        assert_eq!(task["summary"], "finished by the scripted model", "{task}");
+    }
+    let log = team
+        .repo
+        .git_ok(&["log", "--format=%s", "refs/coord/tasks"]);
+    for id in &team.tasks {
+        assert!(log.contains(&format!("claim {id} by alice")), "{log}");
+        assert!(log.contains(&format!("done {id} by alice")), "{log}");
+    }
+}
+
+/// The stop hook's reasons reached the model as the next turn: after the first task was done,
+/// the model was told of the second; while it held each, it was told how to finish it.
+fn assert_reasons_reached_the_model(team: &Team, session: &Session) {
+    let [first, second] = &team.tasks;
+    assert!(
+        session.sent(&format!("You hold task {first}: First job")),
+        "the stop hook's reason for the first task never reached the model"
+    );
+    assert!(
+        session.sent(&format!(
+            "Ready work for role dev: {second} Second job. Claim it"
+        )),
+        "the stop hook's reason naming the second task never reached the model"
+    );
+    assert!(session.sent(&format!("You hold task {second}: Second job")));
+}
+
+/// The last turn the model was asked for answered the result of finishing the second task: the
+/// hook then let the session end, and the client asked for nothing more.
+fn assert_ended_when_nothing_was_left(team: &Team, session: &Session) {
+    let turns = session.turns();
+    let body = &turns.last().unwrap()["body"];
+    let last = body["messages"]
+        .as_array()
+        .or_else(|| body["input"].as_array())
+        .and_then(|items| items.last())
+        .expect("the last turn has a conversation");
+    let text = last.to_string();
+    assert!(
+        text.contains("tool_result") || text.contains("function_call_output"),
+        "the last turn should answer a tool's result: {text}"
+    );
+    assert!(
+        text.contains(&team.tasks[1]) && text.contains("done"),
+        "the last tool result should be the second task done: {text}"
+    );
+}
+
+#[test]
+fn claude_code_works_through_the_shell_tool_until_nothing_is_left() {
+    let team = team();
+    let session = run(&team, Client::Claude, "shell");
+    assert_both_done(&team);
+    assert_reasons_reached_the_model(&team, &session);
+    // Claude Code says where the reason came from.
+    assert!(session.sent("Stop hook"));
+    // The work went through the shell tool: its results are the CLI's own words.
+    assert!(session.sent(&format!("claimed {} First job", team.tasks[0])));
+    assert_ended_when_nothing_was_left(&team, &session);
+}
+
+#[test]
+fn claude_code_works_through_the_mcp_tools() {
+    let team = team();
+    let session = run(&team, Client::Claude, "mcp");
+    assert_both_done(&team);
+    assert_reasons_reached_the_model(&team, &session);
+    // The client offered git-coord's tools to the model (Claude Code 2.1 lists MCP tools by name
+    // and loads their schemas on demand).
+    for tool in ["mcp__git-coord__task_claim", "mcp__git-coord__task_done"] {
+        assert!(session.sent(tool), "{tool} was never offered to the model");
+    }
+    // ...and the calls went through them: their results are the MCP server's JSON.
+    assert!(session.sent("\"tool_use_id\""));
+    assert!(!session.sent(&format!("claimed {} First job", team.tasks[0])));
+    assert_ended_when_nothing_was_left(&team, &session);
+}
+
+#[test]
+fn codex_works_through_the_shell_tool_until_nothing_is_left() {
+    let team = team();
+    let session = run(&team, Client::Codex, "shell");
+    assert_both_done(&team);
+    assert_reasons_reached_the_model(&team, &session);
+    assert!(session.sent(&format!("claimed {} First job", team.tasks[0])));
+    assert!(session.sent("\"exec_command\""));
+    assert_ended_when_nothing_was_left(&team, &session);
+}
+
+#[test]
+fn codex_works_through_the_mcp_tools() {
+    let team = team();
+    let session = run(&team, Client::Codex, "mcp");
+    assert_both_done(&team);
+    assert_reasons_reached_the_model(&team, &session);
+    // Codex offers an MCP server's tools as one namespace.
+    let offered = session.turns()[0]["body"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "mcp__git_coord")
+        .cloned()
+        .expect("the git-coord MCP tools are offered to the model");
+    let names: Vec<&str> = offered["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"task_claim") && names.contains(&"task_done"));
+    assert!(!session.sent(&format!("claimed {} First job", team.tasks[0])));
+    assert_ended_when_nothing_was_left(&team, &session);
+}
+
+/// A model that never does anything: the stop hook keeps telling it what to do, then git-coord
+/// lets it stop (`stop_idle`), so the session ends by itself and the work stays open for others.
+fn stuck(client: Client) {
+    let team = team();
+    let session = run(&team, client, "stuck");
+    assert!(
+        session.sent(&format!(
+            "Ready work for role dev: {} First job",
+            team.tasks[0]
+        )),
+        "the stop hook's reason never reached the model"
+    );
+    for id in &team.tasks {
+        let task = team.repo.show(id);
+        assert_eq!(task["state"], "open", "{task}");
+    }
+    // The model only ever answered with text: no tool ran.
+    assert!(!session.sent("tool_result") && !session.sent("function_call_output"));
+}
+
+#[test]
+fn claude_code_with_a_stuck_model_ends() {
+    stuck(Client::Claude);
+}
+
+#[test]
+fn codex_with_a_stuck_model_ends_within_the_bound_git_coord_sets() {
+    // Codex has no limit of its own on repeated stop-hook blocks: only git-coord's ends this.
+    stuck(Client::Codex);
+}
