@@ -291,3 +291,86 @@ fn an_unknown_hook_is_an_error_and_changes_nothing() {
     let err = fails(&repo.coord(&["hook", "post-checkout"]), 1);
     assert!(err.contains("pre-commit"), "{err}");
 }
+
+#[test]
+fn install_codex_merges_with_the_files_there_and_uninstall_restores_them() {
+    let repo = TestRepo::init();
+    let hooks_json = "{\n  \"hooks\": {\n    \"Stop\": [\n      {\n        \"hooks\": [\n          {\n            \"type\": \"command\",\n            \"command\": \"echo mine\"\n          }\n        ]\n      }\n    ]\n  }\n}\n";
+    let config = "model = \"gpt-5\"\n\n[mcp_servers.other]\ncommand = \"other-server\"\n";
+    write(&repo.path, ".codex/hooks.json", hooks_json);
+    write(&repo.path, ".codex/config.toml", config);
+    let out = repo.coord_ok(&["hooks", "install", "--codex"]);
+    assert!(out.contains("codex Stop: installed"), "{out}");
+    assert!(out.contains("codex mcp server: installed"), "{out}");
+    let again = repo.coord_ok(&["hooks", "install", "--codex"]);
+    assert!(again.contains("codex Stop: unchanged"), "{again}");
+    assert!(again.contains("codex mcp server: unchanged"), "{again}");
+
+    let merged: Value =
+        json(&std::fs::read_to_string(repo.path.join(".codex/hooks.json")).unwrap());
+    let stop = merged["hooks"]["Stop"]
+        .as_array()
+        .expect("a Stop list")
+        .clone();
+    assert_eq!(stop.len(), 2, "theirs kept, ours added once: {stop:?}");
+    assert_eq!(stop[0]["hooks"][0]["command"], "echo mine");
+    assert_eq!(stop[1]["hooks"][0]["command"], "git coord hook stop");
+    let toml = std::fs::read_to_string(repo.path.join(".codex/config.toml")).unwrap();
+    assert!(toml.starts_with(config), "{toml}");
+    assert!(
+        toml.contains("[mcp_servers.git-coord]\ncommand = \"git\"\nargs = [\"coord\", \"mcp\"]\n"),
+        "{toml}"
+    );
+    assert_eq!(toml.matches("[mcp_servers.git-coord]").count(), 1, "{toml}");
+
+    let out = repo.coord_ok(&["hooks", "uninstall", "--codex"]);
+    assert!(out.contains("codex Stop: removed"), "{out}");
+    assert_eq!(
+        json(&std::fs::read_to_string(repo.path.join(".codex/hooks.json")).unwrap()),
+        json(hooks_json)
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.path.join(".codex/config.toml")).unwrap(),
+        config,
+        "uninstall gives back the config byte for byte"
+    );
+}
+
+#[test]
+fn install_codex_refuses_a_git_coord_server_it_did_not_write() {
+    let repo = TestRepo::init();
+    let config = "[mcp_servers.git-coord]\ncommand = \"/opt/git-coord\"\n";
+    write(&repo.path, ".codex/config.toml", config);
+    let err = fails(&repo.coord(&["hooks", "install", "--codex"]), 1);
+    assert!(
+        err.contains("already defines an MCP server named git-coord"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.path.join(".codex/config.toml")).unwrap(),
+        config
+    );
+}
+
+#[test]
+fn uninstall_leaves_no_empty_file_behind() {
+    let repo = TestRepo::init();
+    repo.coord_ok(&["hooks", "install", "--claude", "--mcp", "--codex"]);
+    for file in [
+        ".claude/settings.json",
+        ".mcp.json",
+        ".codex/hooks.json",
+        ".codex/config.toml",
+    ] {
+        assert!(repo.path.join(file).exists(), "{file} was written");
+    }
+    repo.coord_ok(&["hooks", "uninstall", "--claude", "--mcp", "--codex"]);
+    for path in [".claude", ".mcp.json", ".codex"] {
+        assert!(
+            !repo.path.join(path).exists(),
+            "{path} was created by install alone and should be gone"
+        );
+    }
+    let status = repo.git_ok(&["status", "--porcelain"]);
+    assert_eq!(status, "", "the worktree is as it was");
+}
