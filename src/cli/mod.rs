@@ -5,6 +5,7 @@ mod checkpoint;
 mod demo;
 mod hooks;
 mod lease;
+mod manual;
 mod messages;
 mod output;
 mod status;
@@ -185,6 +186,17 @@ enum Command {
         #[arg(short = 'n', long = "max-count", value_name = "N")]
         max_count: Option<usize>,
     },
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (git-coord.1, git-coord-task-claim.1, ...) into DIR/man1
+    Man {
+        /// Default: PREFIX/share/man for a binary in PREFIX/bin, where `man` looks
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Show every capability working in a throwaway repository
     Demo {
         /// Keep the throwaway repository and print where it is
@@ -341,6 +353,7 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
 
 /// Parses the command line, runs it, and returns the process exit code.
 pub fn main() -> u8 {
+    manual::ensure_installed();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -364,6 +377,34 @@ pub fn main() -> u8 {
     }
 }
 
+/// `git coord man [--dir DIR]`.
+fn man(dir: Option<PathBuf>, json: bool) -> Result<()> {
+    let dir = match dir.or_else(manual::default_dir) {
+        Some(dir) => dir,
+        None => {
+            return Err(Error::Other(
+                "this binary is not in a folder named bin, so the manual has no default place: name one with `git coord man --dir DIR`".into(),
+            ));
+        }
+    };
+    let pages = manual::write_pages(&dir)?;
+    let out = &mut io::stdout().lock();
+    if json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "dir": dir.display().to_string(), "pages": pages })
+        )?;
+    } else {
+        writeln!(
+            out,
+            "wrote {pages} manual pages into {}/man1",
+            dir.display()
+        )?;
+    }
+    Ok(())
+}
+
 fn init_tracing(verbose: u8) {
     let level = match verbose {
         0 => return,
@@ -382,8 +423,13 @@ fn run(cli: Cli) -> Result<()> {
         Some(dir) => dir.clone(),
         None => std::env::current_dir()?,
     };
-    if let Command::Demo { keep } = cli.command {
-        return demo::run(keep);
+    match &cli.command {
+        Command::Demo { keep } => return demo::run(*keep),
+        Command::Completions { shell } => {
+            return Ok(manual::completions(*shell, &mut io::stdout().lock())?);
+        }
+        Command::Man { dir } => return man(dir.clone(), cli.json),
+        _ => {}
     }
     if let Command::Hook { name, .. } = &cli.command
         && name == "stop"
@@ -495,7 +541,9 @@ fn run(cli: Cli) -> Result<()> {
             max_chars,
         } => messages::brief(&coord, organiser, max_chars, out, json)?,
         Command::Roles => agent::roles(&coord, out, json)?,
-        Command::Demo { .. } => unreachable!("handled before opening a repository"),
+        Command::Demo { .. } | Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("handled before opening a repository")
+        }
     }
     out.flush()?;
     Ok(())
