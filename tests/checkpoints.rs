@@ -256,3 +256,46 @@ fn bad_checkpoint_requests_change_nothing() {
     assert_eq!(main_tip(&repo), before);
     assert_eq!(repo.ref_tip("refs/coord/checkpoints"), tip);
 }
+
+#[test]
+fn rollback_undo_takes_the_branch_back_to_before_the_first_checkpoint() {
+    let (repo, a, _b) = setup();
+    let base_tree = repo.git_ok(&["rev-parse", "main^{tree}"]);
+    let a_commit = commit_in(&repo, &a, "a.txt", "a\n");
+    checkpoint(&repo, &["--agents", "a"]);
+    assert!(repo.path.join("a.txt").exists());
+    // `rollback 1` means the state after checkpoint 1, which main already has: the error says how
+    // to undo it instead, and nothing changes.
+    let tip = main_tip(&repo);
+    let err = common::fails(&repo.coord(&["checkpoint", "rollback", "1"]), 1);
+    assert!(err.contains("already holds the state after it"), "{err}");
+    assert!(
+        err.contains("git coord checkpoint rollback --undo 1"),
+        "{err}"
+    );
+    assert_eq!(main_tip(&repo), tip);
+
+    let said = repo.coord_ok(&["checkpoint", "rollback", "--undo", "1"]);
+    assert!(
+        said.starts_with("main is back to the state before checkpoint 1"),
+        "{said}"
+    );
+    assert_eq!(repo.git_ok(&["rev-parse", "main^{tree}"]), base_tree);
+    assert!(!repo.path.join("a.txt").exists(), "the worktree follows");
+    ok(
+        repo.git(&["merge-base", "--is-ancestor", &a_commit, "main"]),
+        "the undone work stays in the history",
+    );
+    let record = repo.coord_json(&["checkpoint", "show", "2"]);
+    assert_eq!(record["outcome"], "rolled-back");
+    assert_eq!(record["rollback_of"], 1);
+    assert_eq!(record["undo"], true);
+    let subject = repo.git_ok(&["log", "-1", "--format=%s", "main"]);
+    assert_eq!(subject, "checkpoint: undo checkpoint 1 on main");
+    // Undoing it again: main already has that content.
+    let err = common::fails(&repo.coord(&["checkpoint", "rollback", "--undo", "1"]), 1);
+    assert!(
+        err.contains("already holds the content from before it"),
+        "{err}"
+    );
+}

@@ -47,8 +47,14 @@ pub enum CheckpointCommand {
     List,
     /// One checkpoint whole
     Show { seq: u64 },
-    /// Give the integration branch checkpoint SEQ's content again (a new commit; nothing is lost)
-    Rollback { seq: u64 },
+    /// Put the integration branch back to the state after checkpoint SEQ, or with --undo to the
+    /// state before it (a new commit either way; nothing is lost)
+    Rollback {
+        seq: u64,
+        /// Undo checkpoint SEQ: go back to the state before it (and before every later one)
+        #[arg(long)]
+        undo: bool,
+    },
 }
 
 pub fn run(coord: &Coord, a: CheckpointArgs, out: Out, json: bool) -> Result<()> {
@@ -77,14 +83,15 @@ pub fn run(coord: &Coord, a: CheckpointArgs, out: Out, json: bool) -> Result<()>
             }
             Ok(())
         }
-        Some(CheckpointCommand::Rollback { seq }) => {
-            let c = checkpoints.rollback(seq)?;
+        Some(CheckpointCommand::Rollback { seq, undo }) => {
+            let c = checkpoints.rollback(seq, undo)?;
             if json {
                 writeln!(out, "{}", serde_json::to_value(&c)?)?;
             } else {
+                let state = if undo { "before" } else { "after" };
                 writeln!(
                     out,
-                    "{} now holds checkpoint {seq}'s content (commit {}); recorded as checkpoint {}",
+                    "{} is back to the state {state} checkpoint {seq} (commit {}); recorded as checkpoint {}",
                     c.into,
                     short(c.after.as_deref().unwrap_or_default()),
                     c.seq

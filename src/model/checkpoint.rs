@@ -92,6 +92,9 @@ pub struct Checkpoint {
     /// For a rollback: the checkpoint whose content was restored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<u64>,
+    /// For a rollback: true when it restored the content from before `rollback_of` (undoing it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undo: bool,
     pub at: String,
     pub by: String,
     #[serde(flatten)]

@@ -155,6 +155,7 @@ impl<'c> Checkpoints<'c> {
             tasks,
             gates: Vec::new(),
             rollback_of: None,
+            undo: false,
             at: time::now(),
             by: actor.agent.clone(),
             extra: Default::default(),
@@ -441,18 +442,22 @@ impl<'c> Checkpoints<'c> {
 
     /// Returns the integration branch to checkpoint `seq`'s content with a new commit on top of
     /// the branch (its tree is that checkpoint's result), so every commit stays reachable.
-    pub fn rollback(&self, seq: u64) -> Result<Checkpoint> {
+    /// Puts checkpoint `seq`'s content back on its branch as a new commit: the state after it,
+    /// or with `undo` the state before it (undoing it and everything after).
+    pub fn rollback(&self, seq: u64, undo: bool) -> Result<Checkpoint> {
         let target = self.show(seq)?;
         let repo = &self.coord.repo;
-        let Some(after) = target
-            .after
-            .as_deref()
-            .filter(|_| matches!(target.outcome, Outcome::Moved | Outcome::RolledBack))
-        else {
+        let moved = matches!(target.outcome, Outcome::Moved | Outcome::RolledBack);
+        let point = if undo {
+            Some(target.before.as_str()).filter(|_| moved)
+        } else {
+            target.after.as_deref().filter(|_| moved)
+        };
+        let Some(after) = point else {
             return Err(Error::invalid(
                 "checkpoint",
                 seq.to_string(),
-                "it did not move the branch; roll back to one whose outcome is moved",
+                "it did not move the branch, so there is nothing of it to go back to or undo; `git coord checkpoint list` shows those whose outcome is moved",
             ));
         };
         let after = Oid::from_hex(after.as_bytes())
@@ -465,15 +470,24 @@ impl<'c> Checkpoints<'c> {
             })?;
         let tree = repo.commit_tree(after)?;
         if repo.commit_tree(before)? == tree {
-            return Err(Error::invalid(
-                "checkpoint",
-                seq.to_string(),
-                format!("{into} already holds its content"),
-            ));
+            let hint = if undo {
+                format!("{into} already holds the content from before it")
+            } else {
+                format!(
+                    "{into} already holds the state after it; to undo checkpoint {seq} itself, run `git coord checkpoint rollback --undo {seq}`"
+                )
+            };
+            return Err(Error::invalid("checkpoint", seq.to_string(), hint));
         }
-        let message = format!(
-            "checkpoint: roll {into} back to checkpoint {seq}\n\nThe content of {after}; every later commit stays in the history."
-        );
+        let message = if undo {
+            format!(
+                "checkpoint: undo checkpoint {seq} on {into}\n\nThe content of {after}, from before checkpoint {seq}; every later commit stays in the history."
+            )
+        } else {
+            format!(
+                "checkpoint: roll {into} back to checkpoint {seq}\n\nThe content of {after}; every later commit stays in the history."
+            )
+        };
         let commit = repo.commit_tree_as_user(tree, &[before], &message)?;
         let outcome = self.move_branch(&into, commit, before)?;
         if outcome != Outcome::Moved {
@@ -494,6 +508,7 @@ impl<'c> Checkpoints<'c> {
             tasks: Vec::new(),
             gates: Vec::new(),
             rollback_of: Some(seq),
+            undo,
             at: time::now(),
             by: actor.agent,
             extra: Default::default(),
