@@ -255,6 +255,17 @@ fn bad_checkpoint_requests_change_nothing() {
     assert_eq!(dry["recorded"], false);
     assert_eq!(main_tip(&repo), before);
     assert_eq!(repo.ref_tip("refs/coord/checkpoints"), tip);
+    // In words: what would happen, never `moved`.
+    let said = repo.coord_ok(&["checkpoint", "--dry-run"]);
+    assert!(
+        said.starts_with("dry run: would move main once the gates pass (no gate was run; nothing was moved or recorded)"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("moved\n") && !said.contains(" moved "),
+        "{said}"
+    );
+    assert_eq!(main_tip(&repo), before);
 }
 
 #[test]

@@ -155,10 +155,14 @@ fn line(out: Out, c: &Checkpoint) -> std::io::Result<()> {
 
 fn whole(out: Out, c: &Checkpoint) -> std::io::Result<()> {
     writeln!(out, "checkpoint {}  {}", c.seq, c.outcome.as_str())?;
+    fields(out, c, "after:  ")
+}
+
+fn fields(out: Out, c: &Checkpoint, after_label: &str) -> std::io::Result<()> {
     writeln!(out, "into:    {}", c.into)?;
     writeln!(out, "before:  {}", c.before)?;
     if let Some(after) = &c.after {
-        writeln!(out, "after:   {after}")?;
+        writeln!(out, "{after_label} {after}")?;
     }
     writeln!(out, "at:      {} by {}", c.at, c.by)?;
     if let Some(n) = c.rollback_of {
@@ -208,10 +212,21 @@ fn whole(out: Out, c: &Checkpoint) -> std::io::Result<()> {
 
 fn summary(out: Out, r: &Report) -> std::io::Result<()> {
     let c = &r.checkpoint;
-    if !r.recorded {
-        writeln!(out, "dry run: nothing was run, moved or recorded")?;
+    if r.recorded {
+        whole(out, c)?;
+    } else {
+        // Nothing happened: say what would, never `moved`.
+        let would = match c.outcome {
+            Outcome::NothingToMerge => "nothing to merge".to_string(),
+            _ if c.merged.is_empty() => format!("would not move {}", c.into),
+            _ => format!("would move {} once the gates pass", c.into),
+        };
+        writeln!(
+            out,
+            "dry run: {would} (no gate was run; nothing was moved or recorded)"
+        )?;
+        fields(out, c, "result: ")?;
     }
-    whole(out, c)?;
     for d in &r.diffs {
         writeln!(
             out,
