@@ -412,3 +412,56 @@ fn a_launched_agent_runs_its_role_command_in_its_worktree_until_stopped() {
     );
     fails(&repo.coord(&["agent", "stop", "runner"]), 1);
 }
+
+#[test]
+fn spawn_launch_with_the_default_roles_takes_a_command_or_says_how() {
+    let repo = TestRepo::init();
+    // The default roles have no command: refused before anything is spawned, saying what to do.
+    let err = fails(
+        &repo.coord(&["agent", "spawn", "amy", "--role", "dev", "--launch"]),
+        1,
+    );
+    assert!(err.contains("--command"), "{err}");
+    assert!(err.contains(".coord.yaml"), "{err}");
+    assert!(
+        repo.coord_json(&["agent", "list"])
+            .as_array()
+            .expect("list")
+            .is_empty(),
+        "nothing was spawned"
+    );
+    // --command runs in the new worktree as the new agent.
+    let spawned = repo.coord_json(&[
+        "agent",
+        "spawn",
+        "amy",
+        "--role",
+        "dev",
+        "--launch",
+        "--command",
+        "git coord whoami > whoami.txt; exec sleep 60",
+    ]);
+    let worktree = PathBuf::from(spawned["worktree"].as_str().expect("a worktree"));
+    assert_eq!(
+        spawned["launched"]["command"],
+        "git coord whoami > whoami.txt; exec sleep 60"
+    );
+    let file = worktree.join("whoami.txt");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&file)
+        .unwrap_or_default()
+        .contains("amy")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    repo.coord_ok(&["agent", "stop", "amy"]);
+    // --command without --launch is a usage error.
+    fails(
+        &repo.coord(&["agent", "spawn", "bo", "--role", "dev", "--command", "true"]),
+        2,
+    );
+}

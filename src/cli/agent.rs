@@ -26,12 +26,20 @@ pub enum AgentCommand {
         /// Put the worktree here (default: ../<repo>.agents/NAME beside the main worktree)
         #[arg(long, value_name = "DIR")]
         path: Option<PathBuf>,
-        /// Start the role's command (from .coord.yaml) in the new worktree, detached
+        /// Start the role's command (from .coord.yaml), or --command, in the new worktree, detached
         #[arg(long)]
         launch: bool,
+        /// With --launch: start this instead of the role's command (run with `sh -c`)
+        #[arg(long, value_name = "CMD", requires = "launch")]
+        command: Option<String>,
     },
     /// Start the agent's role command in its worktree, detached, output in .git/coord/logs/NAME.log
-    Launch { name: String },
+    Launch {
+        name: String,
+        /// Start this instead of the role's command (run with `sh -c`)
+        #[arg(long, value_name = "CMD")]
+        command: Option<String>,
+    },
     /// End the process `--launch` started for the agent
     Stop { name: String },
     /// List agents with role, branch and presence
@@ -67,13 +75,11 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
             base,
             path,
             launch,
+            command,
         } => {
-            if launch && agents.config().role(&role)?.command.is_none() {
-                return Err(crate::error::Error::invalid(
-                    "role",
-                    &role,
-                    "it has no command to launch: give it one in .coord.yaml (nothing was spawned)",
-                ));
+            if launch && command.is_none() && agents.config().role(&role)?.command.is_none() {
+                // Refused before anything is spawned.
+                return Err(crate::ops::launch::no_command(&role));
             }
             let agent = agents.spawn(&Spawn {
                 name,
@@ -82,7 +88,11 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
                 path,
             })?;
             let launched = if launch {
-                Some(crate::ops::launch::launch(coord, &agent.name)?)
+                Some(crate::ops::launch::launch(
+                    coord,
+                    &agent.name,
+                    command.as_deref(),
+                )?)
             } else {
                 None
             };
@@ -131,8 +141,8 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
             let me = coord.actor()?.agent;
             show(out, &agents.heartbeat(&me)?, json)?;
         }
-        AgentCommand::Launch { name } => {
-            let l = crate::ops::launch::launch(coord, &name)?;
+        AgentCommand::Launch { name, command } => {
+            let l = crate::ops::launch::launch(coord, &name, command.as_deref())?;
             if json {
                 writeln!(out, "{}", serde_json::to_value(&l)?)?;
             } else {

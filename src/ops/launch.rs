@@ -49,18 +49,26 @@ pub fn running(coord: &Coord, agent: &str) -> Option<u32> {
     alive(pid).then_some(pid as u32)
 }
 
-/// Starts the agent's role command in its worktree, detached.
-pub fn launch(coord: &Coord, agent: &str) -> Result<Launched> {
+/// What a role without a command says to `--launch`.
+pub fn no_command(role: &str) -> Error {
+    Error::invalid(
+        "role",
+        role,
+        format!(
+            "it has no command to launch (the default roles have none): pass one with --command, e.g. --command 'claude -p \"Run git coord brief and do the work it gives you\"', or give the role a command in .coord.yaml (roles: - name: {role}, command: ...)"
+        ),
+    )
+}
+
+/// Starts `command`, else the agent's role command, in its worktree, detached.
+pub fn launch(coord: &Coord, agent: &str, command: Option<&str>) -> Result<Launched> {
     let agents = Agents::new(coord)?;
     let view = agents.show(agent)?;
     let role = agents.config().role(&view.agent.role)?;
-    let command = role.command.clone().ok_or_else(|| {
-        Error::invalid(
-            "role",
-            &role.name,
-            "it has no command: give it one in .coord.yaml (roles: - name: ROLE, command: \"claude -p ...\")",
-        )
-    })?;
+    let command = command
+        .map(str::to_string)
+        .or_else(|| role.command.clone())
+        .ok_or_else(|| no_command(&role.name))?;
     let worktree = view
         .agent
         .worktree
