@@ -225,12 +225,38 @@ fn refresh_brings_clean_agent_branches_up_to_the_integration_branch() {
     let out = repo.coord_ok(&["agent", "refresh", "b"]);
     assert!(out.contains("fast-forwarded"), "{out}");
     assert!(b.join("a.txt").exists());
-    std::fs::write(b.join("dirty.txt"), "x").expect("written");
+    // Files git-coord saved there (a message's attachments) do not stop a refresh.
+    std::fs::write(repo.tmp().join("repro.sh"), "echo crash\n").expect("written");
+    let sent = repo.coord_json(&[
+        "send",
+        "--to",
+        "b",
+        "--attach",
+        repo.tmp().join("repro.sh").to_str().expect("utf-8"),
+        "see the repro",
+    ]);
+    let id = sent["id"].as_str().expect("an id").to_string();
+    ok(
+        repo.command(common::BIN, &b)
+            .args(["read", &id, "--save-attachments", "from-a"])
+            .output()
+            .expect("runs"),
+        "read --save-attachments",
+    );
+    assert!(b.join("from-a/repro.sh").exists());
     commit_in(&repo, &a, "a2.txt", "a2\n");
     checkpoint(&repo, &["--agents", "a"]);
     let out = repo.coord_ok(&["agent", "refresh", "b"]);
+    assert!(out.contains("fast-forwarded"), "{out}");
+    assert!(b.join("a2.txt").exists());
+    assert!(b.join("from-a/repro.sh").exists(), "the saved files stay");
+    // Uncommitted changes to a tracked file: left alone.
+    std::fs::write(b.join("shared.txt"), "edited\n").expect("written");
+    commit_in(&repo, &a, "a3.txt", "a3\n");
+    checkpoint(&repo, &["--agents", "a"]);
+    let out = repo.coord_ok(&["agent", "refresh", "b"]);
     assert!(out.contains("uncommitted changes"), "{out}");
-    assert!(!b.join("a2.txt").exists());
+    assert!(!b.join("a3.txt").exists());
 }
 
 #[test]

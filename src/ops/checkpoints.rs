@@ -638,7 +638,12 @@ impl<'c> Checkpoints<'c> {
         let Some(worktree) = a.worktree.map(PathBuf::from).filter(|w| w.exists()) else {
             return Ok("no worktree on this machine: left as it is".into());
         };
-        let dirty = run_git(&worktree, &["status", "--porcelain"])?;
+        // Untracked files (attachments saved with `read --save-attachments`, notes) do not stop
+        // a refresh: git itself refuses a merge that would overwrite one, and that is reported.
+        let dirty = run_git(
+            &worktree,
+            &["status", "--porcelain", "--untracked-files=no"],
+        )?;
         if !dirty.is_empty() {
             return Ok("uncommitted changes in its worktree: left as it is".into());
         }
@@ -657,10 +662,16 @@ impl<'c> Checkpoints<'c> {
         }
         let short = &target.to_string()[..12];
         if repo.is_ancestor(head, target)? {
-            run_git(
+            if probe_git(
                 &worktree,
                 &["merge", "--ff-only", "--quiet", &target.to_string()],
-            )?;
+            )?
+            .is_none()
+            {
+                return Ok(format!(
+                    "untracked files in its worktree would be overwritten by {into}: left as it is; move them away and refresh again"
+                ));
+            }
             return Ok(format!("fast-forwarded to {into} ({short})"));
         }
         let message = format!("Merge {into} into {}", a.branch.unwrap_or_default());
