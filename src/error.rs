@@ -77,6 +77,9 @@ pub enum Error {
     },
     #[error("{what} refused: {count} path(s) are leased exclusively to other agents")]
     GuardRefused { what: &'static str, count: usize },
+    /// `lease check` found conflicts, already listed on stdout one a line.
+    #[error("{count} of the paths checked {are} leased by other agents (listed above)", are = if *.count == 1 { "is" } else { "are" })]
+    PathsLeased { count: usize },
     #[error("cannot {what} {remote}: {why}")]
     Remote {
         remote: String,
@@ -122,6 +125,7 @@ impl Error {
             | Error::Cycle(_)
             | Error::Contended { .. }
             | Error::GuardRefused { .. }
+            | Error::PathsLeased { .. }
             | Error::TeamStopped { .. }
             | Error::LeaseConflict(_)
             | Error::LeaseHeldByOther { .. }
@@ -151,6 +155,9 @@ impl Error {
             }
             Error::NewerFormat { .. } => {
                 "upgrade git-coord (`cargo install --path .` in a newer checkout)".into()
+            }
+            Error::PathsLeased { .. } => {
+                "ask the holder to release the lease or wait for it to expire (`git coord lease list --all` shows them)".into()
             }
             Error::GuardRefused { what, .. } => format!(
                 "ask the holder to release the lease or wait for it to expire; `git {what} --no-verify` bypasses the guard, GIT_COORD_GUARD=warn only warns"

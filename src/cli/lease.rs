@@ -150,6 +150,12 @@ pub fn run(coord: &Coord, cmd: LeaseCommand, out: &mut impl Write, json: bool) -
                         )?;
                     }
                 }
+                if !json {
+                    // Said once: the list is the answer, the error only counts it.
+                    return Err(Error::PathsLeased {
+                        count: conflicts.len(),
+                    });
+                }
                 // The JSON form of the conflicts goes out with the error (output::error).
                 return Err(Error::LeaseConflict(conflicts));
             }
