@@ -466,10 +466,6 @@ fn bad_patterns_and_durations_are_refused_and_change_nothing() {
         (vec!["a//b"], "empty path component"),
         (vec![absolute.as_str()], "absolute filesystem path"),
         (vec!["ok/", "../bad"], "'..' is not allowed"),
-        (vec!["src/", "--ttl", "8d"], "longer than 7d"),
-        (vec!["src/", "--ttl", "30"], "no unit"),
-        (vec!["src/", "--ttl", "soon"], "not a unit"),
-        (vec!["src/", "--ttl", "0s"], "at least 1s"),
         (vec!["src/", "--reason", "two\nlines"], "one line"),
     ] {
         let mut all = vec!["lease", "acquire"];
@@ -478,11 +474,32 @@ fn bad_patterns_and_durations_are_refused_and_change_nothing() {
         assert!(err.contains(words), "{args:?}: expected {words:?} in {err}");
         assert_eq!(repo.ref_tip(LEASES_REF), tip, "{args:?} changed the leases");
     }
+    // A flag value that does not parse is a usage error (exit 2), like an unknown flag.
+    for (ttl, words) in [
+        ("8d", "longer than 7d"),
+        ("30", "no unit"),
+        ("soon", "not a unit"),
+        ("0s", "at least 1s"),
+    ] {
+        let err = fails(
+            &repo.coord_as("bob", &["lease", "acquire", "src/", "--ttl", ttl]),
+            2,
+        );
+        assert!(
+            err.contains(words),
+            "--ttl {ttl}: expected {words:?} in {err}"
+        );
+        assert_eq!(
+            repo.ref_tip(LEASES_REF),
+            tip,
+            "--ttl {ttl} changed the leases"
+        );
+    }
     fails(&repo.coord_as("bob", &["lease", "acquire"]), 2);
     let held = repo.leases(false);
     let err = fails(
         &repo.coord_as("alice", &["lease", "renew", &id(&held[0]), "--ttl", "2w"]),
-        1,
+        2,
     );
     assert!(err.contains("invalid ttl"), "{err}");
     assert_eq!(repo.ref_tip(LEASES_REF), tip);

@@ -39,6 +39,26 @@ fn graph_draws_dependencies_as_dot_or_mermaid() {
     repo.coord_ok(&["task", "done", &a]);
     let open_only = repo.coord_ok(&["graph", "--no-done"]);
     assert!(!open_only.contains(&format!("\"{a}\"")), "{open_only}");
-    let err = fails(&repo.coord(&["graph", "--format", "svg"]), 1);
-    assert!(err.contains("dot or mermaid"), "{err}");
+    // A format it does not know is a usage error, like every flag value that does not parse.
+    let err = fails(&repo.coord(&["graph", "--format", "svg"]), 2);
+    assert!(err.contains("[possible values: dot, mermaid]"), "{err}");
+}
+
+#[test]
+fn graph_json_gives_nodes_and_edges() {
+    let repo = TestRepo::init();
+    let a = repo.new_task("Design it", &[]);
+    let b = repo.new_task("Build it", &["--dep", &a]);
+    let graph = repo.coord_json(&["graph"]);
+    assert_eq!(graph["edges"], serde_json::json!([[a, b]]), "{graph}");
+    let nodes = graph["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 2);
+    let first = nodes.iter().find(|n| n["id"] == a.as_str()).expect("a");
+    assert_eq!(first["title"], "Design it");
+    assert_eq!(first["state"], "open");
+    assert!(first["assignee"].is_null());
+    repo.coord_ok(&["task", "done", &a]);
+    let open_only = repo.coord_json(&["graph", "--no-done"]);
+    assert_eq!(open_only["nodes"].as_array().expect("nodes").len(), 1);
+    assert_eq!(open_only["edges"], serde_json::json!([]));
 }

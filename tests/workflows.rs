@@ -215,10 +215,11 @@ fn bad_workflow_requests_are_refused() {
     let repo = TestRepo::init();
     let err = fails(&repo.coord(&["workflow", "start", "nosuch", "X"]), 1);
     assert!(err.contains("feature and bugfix"), "{err}");
-    fails(
+    let err = fails(
         &repo.coord(&["workflow", "start", "feature", "X", "--var", "novalue"]),
-        1,
+        2,
     );
+    assert!(err.contains("write it as K=V"), "{err}");
     repo.write_file(".coord/workflows/broken.yaml", "name: broken\nstages: [\n");
     let err = fails(&repo.coord(&["workflow", "start", "broken", "X"]), 1);
     assert!(err.contains("broken.yaml"), "{err}");

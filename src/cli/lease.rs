@@ -18,8 +18,8 @@ pub enum LeaseCommand {
         #[arg(required = true, value_name = "GLOB")]
         globs: Vec<String>,
         /// How long the lease lasts: 90s, 30m, 2h, 1d (default 30m, at most 7d)
-        #[arg(long, value_name = "DURATION")]
-        ttl: Option<String>,
+        #[arg(long, value_name = "DURATION", value_parser = parse_ttl_arg)]
+        ttl: Option<std::time::Duration>,
         /// Let other agents hold shared leases on the same paths
         #[arg(long)]
         shared: bool,
@@ -34,8 +34,8 @@ pub enum LeaseCommand {
     Renew {
         id: String,
         /// How long from now: 90s, 30m, 2h, 1d (default 30m, at most 7d)
-        #[arg(long, value_name = "DURATION")]
-        ttl: Option<String>,
+        #[arg(long, value_name = "DURATION", value_parser = parse_ttl_arg)]
+        ttl: Option<std::time::Duration>,
     },
     /// Release a lease, or all of yours with --all
     Release {
@@ -72,7 +72,7 @@ pub fn run(coord: &Coord, cmd: LeaseCommand, out: &mut impl Write, json: bool) -
             task,
             reason,
         } => {
-            let ttl = ttl_or_default(ttl.as_deref())?;
+            let ttl = ttl.unwrap_or(DEFAULT_TTL);
             let lease = leases.acquire(&globs, ttl, shared, task.as_deref(), reason.as_deref())?;
             if json {
                 writeln!(out, "{}", lease_json(&lease, Status::Active))?;
@@ -88,7 +88,7 @@ pub fn run(coord: &Coord, cmd: LeaseCommand, out: &mut impl Write, json: bool) -
             }
         }
         LeaseCommand::Renew { id, ttl } => {
-            let lease = leases.renew(&id, ttl_or_default(ttl.as_deref())?)?;
+            let lease = leases.renew(&id, ttl.unwrap_or(DEFAULT_TTL))?;
             if json {
                 writeln!(out, "{}", lease_json(&lease, Status::Active))?;
             } else {
@@ -177,8 +177,9 @@ pub fn run(coord: &Coord, cmd: LeaseCommand, out: &mut impl Write, json: bool) -
     Ok(())
 }
 
-fn ttl_or_default(ttl: Option<&str>) -> Result<std::time::Duration> {
-    ttl.map_or(Ok(DEFAULT_TTL), parse_ttl)
+/// A bad --ttl is a usage error (exit 2), found while the command line is read.
+fn parse_ttl_arg(text: &str) -> std::result::Result<std::time::Duration, String> {
+    parse_ttl(text).map_err(|e| e.to_string())
 }
 
 /// The stable JSON form of a lease: every field present, null when unset.

@@ -27,7 +27,8 @@ Exit codes:
   0  ok
   1  error (bad input, missing task, not a repository, malformed document,
      a remote that cannot be reached or refuses, a failed checkpoint gate)
-  2  usage (unknown command or flag, missing argument)
+  2  usage (unknown command or flag, missing argument, a flag value that
+     does not parse)
   3  refused by the state or lost to another writer (a task someone else holds,
      `claim --next` with nothing ready, a dependency cycle, a task in the wrong state,
      a path leased to another agent, a commit or push the lease guard refused,
@@ -143,8 +144,8 @@ enum Command {
     },
     /// The dependency graph for other tools
     Graph {
-        /// dot (Graphviz) or mermaid
-        #[arg(long, default_value = "dot")]
+        /// dot (Graphviz) or mermaid (--json: nodes and edges)
+        #[arg(long, default_value = "dot", value_parser = ["dot", "mermaid"])]
         format: String,
         /// Leave done tasks out
         #[arg(long)]
@@ -522,7 +523,7 @@ fn run(cli: Cli) -> Result<()> {
             out.flush()?;
             crate::serve::run(listener, opts)?;
         }
-        Command::Graph { format, no_done } => status::graph(&coord, &format, no_done, out)?,
+        Command::Graph { format, no_done } => status::graph(&coord, &format, no_done, out, json)?,
         Command::Resume => hooks::team(&coord, "resume", None, None, out, json)?,
         Command::Cancel { workflow, reason } => {
             hooks::team(&coord, "cancel", reason, workflow, out, json)?

@@ -151,7 +151,7 @@ pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn graph(coord: &Coord, format: &str, no_done: bool, out: Out) -> Result<()> {
+pub fn graph(coord: &Coord, format: &str, no_done: bool, out: Out, json: bool) -> Result<()> {
     let tasks = Tasks::new(coord);
     let index = tasks.load_index()?;
     let mut nodes: Vec<_> = index
@@ -160,6 +160,28 @@ pub fn graph(coord: &Coord, format: &str, no_done: bool, out: Out) -> Result<()>
         .collect();
     nodes.sort_by(|a, b| a.id().cmp(b.id()));
     let shown = |id: &str| nodes.iter().any(|t| t.id() == id);
+    if json {
+        // The shape of the dashboard's /api/graph (docs/FORMAT.md).
+        let edges: Vec<serde_json::Value> = nodes
+            .iter()
+            .flat_map(|t| {
+                t.deps()
+                    .filter(|d| shown(d))
+                    .map(|d| serde_json::json!([d, t.id()]))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let nodes: Vec<serde_json::Value> = nodes
+            .iter()
+            .map(|t| serde_json::json!({ "id": t.id(), "title": t.title(), "state": t.state().as_str(), "assignee": t.assignee() }))
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "nodes": nodes, "edges": edges })
+        )?;
+        return Ok(());
+    }
     match format {
         "dot" => {
             writeln!(out, "digraph tasks {{")?;

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::Subcommand;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ops::context::Coord;
 use crate::ops::workflows;
 
@@ -15,8 +15,8 @@ pub enum WorkflowCommand {
         template: String,
         title: String,
         /// A template variable, as {K} in its texts (repeat)
-        #[arg(long = "var", value_name = "K=V")]
-        vars: Vec<String>,
+        #[arg(long = "var", value_name = "K=V", value_parser = parse_var)]
+        vars: Vec<(String, String)>,
     },
     /// Stages, progress and what waits, of one workflow or all
     Status { id: Option<String> },
@@ -29,15 +29,6 @@ pub fn run(coord: &Coord, cmd: WorkflowCommand, out: &mut dyn Write, json: bool)
             title,
             vars,
         } => {
-            let vars = vars
-                .iter()
-                .map(|v| {
-                    v.split_once('=')
-                        .filter(|(k, _)| !k.is_empty())
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .ok_or_else(|| Error::invalid("--var", v, "write it as K=V"))
-                })
-                .collect::<Result<Vec<_>>>()?;
             let (epic, stages) = workflows::start(coord, &template, &title, &vars)?;
             if json {
                 let ids: Vec<&str> = stages.iter().map(|t| t.id.as_str()).collect();
@@ -107,4 +98,12 @@ pub fn run(coord: &Coord, cmd: WorkflowCommand, out: &mut dyn Write, json: bool)
         }
     }
     Ok(())
+}
+
+/// A --var that is not K=V is a usage error (exit 2), found while the command line is read.
+fn parse_var(text: &str) -> std::result::Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| "write it as K=V".to_string())
 }
