@@ -204,6 +204,21 @@ fn a_feature_workflow_runs_stage_by_stage_to_the_end_with_its_checkpoints() {
     let status = &array(at_json(&repo, &olga, &["workflow", "status", &epic]))[0];
     assert_eq!(status["state"], "done", "{status}");
     assert_eq!(status["done"], status["total"]);
+    // Its epic is done with it, by itself.
+    let epic_task = repo.show(&epic);
+    assert_eq!(epic_task["state"], "done", "{epic_task}");
+    assert!(
+        epic_task["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("workflow finished"),
+        "{epic_task}"
+    );
+    let overview = repo.coord_ok(&["status"]);
+    assert!(
+        overview.contains(&format!("workflow {epic} Add login: done,")),
+        "{overview}"
+    );
     for file in ["dev.txt", "tester.txt"] {
         assert!(repo.path.join(file).exists(), "{file} reached main");
     }
@@ -349,6 +364,22 @@ fn cancel_releases_every_claim_and_lease_and_tells_every_agent() {
         "claimed",
         "outside the workflow: untouched"
     );
+    // The workflow shows as cancelled, never as running.
+    let epic = started["id"].as_str().expect("epic").to_string();
+    let listed = &array(repo.coord_json(&["workflow", "status", &epic]))[0];
+    assert_eq!(listed["state"], "cancelled", "{listed}");
+    let status = repo.coord_ok(&["status"]);
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(&format!("workflow {epic}")))
+        .expect("the workflow is in the status");
+    assert!(line.contains(": cancelled, 0/"), "{line}");
+    assert!(
+        !line.contains("running") && !line.contains(", at "),
+        "{line}"
+    );
+    let st = repo.coord_json(&["status"]);
+    assert_eq!(st["workflows"][0]["state"], "cancelled", "{st}");
     assert!(repo.leases(false).is_empty());
     let inbox = at_json(&repo, &b, &["inbox"]);
     assert!(

@@ -69,7 +69,7 @@ pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
             "leases": st.active_leases,
             "unread": st.unread,
             "last_checkpoint": last.map(|c| json!({ "seq": c.seq, "outcome": c.outcome.as_str(), "at": c.at })),
-            "workflows": st.workflows.iter().map(|w| json!({ "id": w.id, "title": w.title, "done": w.done, "total": w.total, "current": w.current })).collect::<Vec<_>>(),
+            "workflows": st.workflows.iter().map(|w| json!({ "id": w.id, "title": w.title, "state": w.state, "done": w.done, "total": w.total, "current": w.current })).collect::<Vec<_>>(),
         });
         writeln!(out, "{value}")?;
         return Ok(());
@@ -126,13 +126,15 @@ pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
     for w in &st.workflows {
         writeln!(
             out,
-            "workflow {} {}: {}/{} done{}",
+            "workflow {} {}: {}, {}/{} done{}",
             w.id,
             clip(&w.title, 50),
+            w.state,
             w.done,
             w.total,
             w.current
                 .as_deref()
+                .filter(|_| w.state == "running")
                 .map(|c| format!(", at {c}"))
                 .unwrap_or_default()
         )?;

@@ -313,6 +313,7 @@ impl<'c> Tasks<'c> {
         let task = self.finish(input, summary, force)?;
         crate::ops::leases::Leases::new(self.coord).release_for_task(&task.id)?;
         crate::ops::workflows::request_checkpoint(self.coord, &task);
+        crate::ops::workflows::finish_epic(self.coord, &task);
         Ok(task)
     }
 

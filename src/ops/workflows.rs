@@ -24,6 +24,8 @@ use crate::ops::tasks::{NewTask, Tasks};
 
 /// Labels that mark what a workflow created.
 pub const WORKFLOW_LABEL: &str = "workflow";
+/// Put on a workflow's epic by `cancel --workflow`.
+pub const CANCELLED_LABEL: &str = "cancelled";
 pub const STAGE_LABEL: &str = "workflow-stage";
 
 const BUILT_IN: [(&str, &str); 2] = [
@@ -272,10 +274,12 @@ pub fn status(coord: &Coord, id: Option<&str>) -> Result<Vec<WorkflowStatus>> {
                 .find_map(|l| l.strip_prefix("workflow-"))
                 .unwrap_or("-")
                 .to_string(),
-            state: if !stages.is_empty() && done == stages.len() {
+            state: if epic.labels().any(|l| l == CANCELLED_LABEL) {
+                "cancelled".into()
+            } else if epic.state() == State::Done || (!stages.is_empty() && done == stages.len()) {
                 "done".into()
             } else {
-                epic.state().as_str().to_string()
+                "running".into()
             },
             done,
             total: stages.len(),
@@ -320,6 +324,43 @@ pub fn route_back(
         })?;
     }
     Ok(Some(routed))
+}
+
+/// After a workflow's task is done: when every task of the workflow is done, its epic is done
+/// too. Best effort: a finished task never fails for this.
+pub fn finish_epic(coord: &Coord, task: &Task) {
+    let Some(epic) = task.parent.as_deref() else {
+        return;
+    };
+    let finish = || -> Result<()> {
+        let tasks = Tasks::new(coord);
+        let index = tasks.load_index()?;
+        let Some(e) = index.get(epic) else {
+            return Ok(());
+        };
+        if e.kind() != Kind::Epic
+            || !e.labels().any(|l| l == WORKFLOW_LABEL)
+            || e.state() == State::Done
+        {
+            return Ok(());
+        }
+        let members: Vec<_> = index.tasks().filter(|t| t.parent() == Some(epic)).collect();
+        if members.is_empty() || members.iter().any(|t| t.state() != State::Done) {
+            return Ok(());
+        }
+        tasks.done(
+            epic,
+            Some(format!(
+                "workflow finished: its {} tasks are done",
+                members.len()
+            )),
+            true,
+        )?;
+        Ok(())
+    };
+    if let Err(e) = finish() {
+        tracing::warn!("could not finish the workflow epic {epic}: {e}");
+    }
 }
 
 /// After a stage is done: if a checkpoint waits on it, ask for it (a message to the organisers,
@@ -400,6 +441,14 @@ pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> 
             tasks.block(&id, &format!("workflow cancelled: {why}"))?;
         }
     }
+    // The epic says so: `workflow status` and `status` show the workflow cancelled.
+    tasks.edit(
+        &epic,
+        crate::ops::tasks::TaskEdit {
+            add_labels: vec![CANCELLED_LABEL.into()],
+            ..Default::default()
+        },
+    )?;
     tell_everyone(
         coord,
         &format!("Workflow {epic} was cancelled"),
