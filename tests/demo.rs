@@ -31,12 +31,25 @@ fn the_demo_runs_start_to_end_and_cleans_up() {
         "You lost the claim",                 // the offline race settled by sync
         "from erin: parse() panics",          // mail into another project
         "clean",                              // git fsck
+        // Real outputs of the commands shown, not retellings of them.
+        "initialised refs/coord/tasks",
+        "already initialised: nothing to do",
+        "commands run in that worktree act as alice with no flag",
+        "pre-commit: installed (",
+        "acquired lease ",
+        "synced with origin (1 round)",
     ] {
         assert!(
             text.contains(shown),
             "the demo did not show {shown:?}:\n{text}"
         );
     }
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("refs/coord/tasks") && l.ends_with("pushed")),
+        "the first sync pushes the coordination refs:\n{text}"
+    );
+    assert!(!text.contains("pushed 0 refs"), "{text}");
     let left: Vec<_> = std::fs::read_dir(&scratch).expect("scratch").collect();
     assert!(left.is_empty(), "the demo left {left:?} behind");
 }

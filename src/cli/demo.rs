@@ -42,6 +42,36 @@ fn refused(command: &str, outcome: Result<impl Sized>, what: &str) -> Result<()>
     }
 }
 
+/// Runs `git coord ARGS` in `dir` through the command line itself and prints the command with
+/// its real output, indented. Returns the output.
+fn shown(dir: &Path, args: &[&str], note: &str) -> Result<String> {
+    let mut argv: Vec<std::ffi::OsString> = vec!["git-coord".into(), "-C".into(), dir.into()];
+    argv.extend(args.iter().map(Into::into));
+    let cli = <super::Cli as clap::Parser>::try_parse_from(argv)
+        .map_err(|e| Error::Other(format!("the demo's command line: {e}")))?;
+    let mut buf = Vec::new();
+    super::run_with(cli, Some(&mut buf))?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let words: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    println!("$ git coord {}{note}", words.join(" "));
+    for line in text.lines() {
+        println!("  {line}");
+    }
+    Ok(text)
+}
+
+fn quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@#,".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 fn walk_through(dir: &Path) -> Result<()> {
     step("A throwaway repository, prepared for coordination");
     run_git(dir, &["init", "-q", "-b", "main"])?;
@@ -54,29 +84,20 @@ fn walk_through(dir: &Path) -> Result<()> {
     run_git(dir, &["commit", "-q", "-m", "A first commit"])?;
     println!("$ git init {}  (and a first commit)", dir.display());
     let olga = Coord::open(dir, Some("olga".into()))?;
-    println!("$ git coord init\n  created {}", olga.init()?.join(", "));
-    println!(
-        "$ git coord init   (again)\n  created {} refs: init is idempotent",
-        olga.init()?.len()
-    );
+    shown(dir, &["init"], "")?;
+    shown(dir, &["init"], "     # again: init is idempotent")?;
 
     step("olga, the organiser, spawns two workers, each in its own worktree and branch");
     let agents = Agents::new(&olga)?;
     let mut homes = Vec::new();
     for name in ["alice", "bob"] {
-        let agent = agents.spawn(&Spawn {
-            name: name.into(),
-            role: "dev".into(),
-            base: None,
-            path: None,
-        })?;
-        let home = PathBuf::from(agent.worktree.clone().unwrap_or_default());
-        println!(
-            "$ git coord agent spawn {name} --role dev\n  branch {} in {}",
-            agent.branch.unwrap_or_default(),
-            home.display()
-        );
-        homes.push(home);
+        shown(
+            dir,
+            &["--agent", "olga", "agent", "spawn", name, "--role", "dev"],
+            "",
+        )?;
+        let agent = agents.show(name)?.agent;
+        homes.push(PathBuf::from(agent.worktree.unwrap_or_default()));
     }
     println!("$ git worktree list");
     for line in run_git(dir, &["worktree", "list"])?.lines() {
@@ -86,27 +107,31 @@ fn walk_through(dir: &Path) -> Result<()> {
     let bob_home = homes[1].clone();
     let alice = Coord::open(&alice_home, None)?;
     println!(
-        "$ cd {} && git coord whoami\n  {} (this worktree's agent, no flag needed)",
-        alice_home.display(),
-        alice.actor()?.agent
+        "$ cd {}     # alice's worktree: no flag needed",
+        alice_home.display()
     );
+    shown(&alice_home, &["whoami"], "")?;
 
     step("olga splits a goal into tasks with dependencies");
     let tasks = Tasks::new(&olga);
     let new = |title: &str, priority: u8, role: &str, deps: Vec<String>| {
-        let task = tasks.create(NewTask {
-            title: title.into(),
-            priority: Some(priority),
-            role: Some(role.into()),
-            deps,
-            ..NewTask::default()
-        })?;
-        let deps: String = task.deps.iter().map(|d| format!(" --dep {d}")).collect();
-        println!(
-            "$ git coord task new {title:?} --priority {priority} --role {role}{deps}  ->  {}",
-            task.id
-        );
-        Ok::<_, Error>(task.id)
+        let priority = priority.to_string();
+        let mut args = vec![
+            "--agent",
+            "olga",
+            "task",
+            "new",
+            title,
+            "--priority",
+            &priority,
+            "--role",
+            role,
+        ];
+        for d in &deps {
+            args.extend(["--dep", d.as_str()]);
+        }
+        let id = shown(dir, &args, "")?.trim().to_string();
+        Ok::<_, Error>(id)
     };
     let design = new("Design the login API", 1, "dev", vec![])?;
     let crash = new("Fix the crash on empty password", 0, "dev", vec![])?;
@@ -160,27 +185,21 @@ fn walk_through(dir: &Path) -> Result<()> {
     )?;
 
     step("alice leases the file she is changing; the pre-commit hook stops bob's commit to it");
-    let installed = crate::ops::hooks::install(&olga)?;
-    println!(
-        "$ git coord hooks install\n  {}",
-        installed
-            .iter()
-            .map(|c| format!("{} {}", c.hook, c.action))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    shown(dir, &["--agent", "olga", "hooks", "install"], "")?;
     let alice_task = if holder == "alice" { &crash } else { &design };
-    let lease = crate::ops::leases::Leases::new(&alice).acquire(
-        &["src/login.rs".to_string()],
-        std::time::Duration::from_secs(30 * 60),
-        false,
-        Some(alice_task),
-        Some("reworking login"),
+    shown(
+        &alice_home,
+        &[
+            "lease",
+            "acquire",
+            "src/login.rs",
+            "--task",
+            alice_task,
+            "--reason",
+            "reworking login",
+        ],
+        "     # in alice's worktree",
     )?;
-    println!(
-        "$ git coord lease acquire src/login.rs --task {alice_task} --reason 'reworking login'     # in alice's worktree\n  lease {} until {}",
-        lease.id, lease.expires
-    );
     std::fs::write(
         bob_home.join("src/login.rs"),
         "pub fn login() { /* bob */ }\n",
@@ -488,10 +507,7 @@ fn interfaces(dir: &Path) -> Result<()> {
             .output()?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    println!("$ git coord status");
-    for line in run(&["status"], dir)?.lines().take(4) {
-        println!("  {line}");
-    }
+    shown(dir, &["--agent", "olga", "status"], "")?;
     let mermaid = run(&["graph", "--format", "mermaid", "--no-done"], dir)?;
     println!(
         "$ git coord graph --format mermaid --no-done\n  {} lines, first: {}",
@@ -600,15 +616,8 @@ fn across_machines(dir: &Path) -> Result<()> {
     run_git(dir, &["push", "-q", "origin", "main"])?;
     let erin = Coord::open(dir, Some("erin".into()))?;
     let origin = resolve_remote(&erin.repo, None)?;
-    let report = sync(&erin, &origin)?;
-    println!(
-        "$ git remote add origin {remote_url} && git coord sync\n  pushed {} refs",
-        report
-            .refs
-            .iter()
-            .filter(|r| r.action.contains("pushed"))
-            .count()
-    );
+    println!("$ git remote add origin {remote_url} && git push -q origin main");
+    shown(dir, &["--agent", "erin", "sync"], "")?;
     let laptop = root.join("laptop");
     run_git(
         root,

@@ -62,7 +62,7 @@ pub enum LeaseCommand {
     },
 }
 
-pub fn run(coord: &Coord, cmd: LeaseCommand, out: &mut impl Write, json: bool) -> Result<()> {
+pub fn run(coord: &Coord, cmd: LeaseCommand, out: &mut dyn Write, json: bool) -> Result<()> {
     let leases = Leases::new(coord);
     match cmd {
         LeaseCommand::Acquire {
@@ -199,7 +199,7 @@ pub fn lease_json(lease: &Lease, status: Status) -> Value {
     })
 }
 
-fn list_line(out: &mut impl Write, view: &LeaseView, all: bool) -> io::Result<()> {
+fn list_line(out: &mut dyn Write, view: &LeaseView, all: bool) -> io::Result<()> {
     let lease = &view.lease;
     write!(out, "{}  ", lease.id)?;
     if all {

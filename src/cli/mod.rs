@@ -420,6 +420,21 @@ fn init_tracing(verbose: u8) {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if matches!(
+        cli.command,
+        Command::Mcp | Command::Demo { .. } | Command::Hook { .. }
+    ) {
+        // These write stdout themselves (from threads, or as a hook's answer).
+        return run_with(cli, None);
+    }
+    let out = &mut io::BufWriter::new(io::stdout().lock());
+    run_with(cli, Some(out))?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Runs a parsed command line, its output into `out` (the demo shows real outputs this way).
+fn run_with(cli: Cli, out: Option<&mut dyn Write>) -> Result<()> {
     let dir = match &cli.dir {
         Some(dir) => dir.clone(),
         None => std::env::current_dir()?,
@@ -448,7 +463,11 @@ fn run(cli: Cli) -> Result<()> {
         // The server writes stdout from its own threads: it must not be locked here.
         return crate::mcp::serve(coord.start_dir.clone());
     }
-    let out = &mut io::BufWriter::new(io::stdout().lock());
+    let mut stdout = io::stdout();
+    let out: &mut dyn Write = match out {
+        Some(out) => out,
+        None => &mut stdout,
+    };
     let json = cli.json;
     let tasks = Tasks::new(&coord);
     match cli.command {
@@ -550,7 +569,7 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut impl Write, json: bool) -> Result<()> {
+fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut dyn Write, json: bool) -> Result<()> {
     match cmd {
         TaskCommand::New(a) => {
             let description =
