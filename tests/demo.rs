@@ -44,10 +44,15 @@ fn the_demo_runs_start_to_end_and_cleans_up() {
             "the demo did not show {shown:?}:\n{text}"
         );
     }
+    // The first push shares refs/coord/* through the pre-push hook; sync then finds them there.
+    assert!(
+        text.contains("git-coord: refs/coord/* synced with origin"),
+        "{text}"
+    );
     assert!(
         text.lines()
-            .any(|l| l.trim_start().starts_with("refs/coord/tasks") && l.ends_with("pushed")),
-        "the first sync pushes the coordination refs:\n{text}"
+            .any(|l| l.trim_start().starts_with("refs/coord/tasks") && l.ends_with("up-to-date")),
+        "{text}"
     );
     assert!(!text.contains("pushed 0 refs"), "{text}");
     let left: Vec<_> = std::fs::read_dir(&scratch).expect("scratch").collect();

@@ -613,11 +613,30 @@ fn across_machines(dir: &Path) -> Result<()> {
     step("Across machines: a bare remote is the only server, and the arbiter");
     run_git(root, &["init", "-q", "--bare", &remote_url])?;
     run_git(dir, &["remote", "add", "origin", &remote_url])?;
-    run_git(dir, &["push", "-q", "origin", "main"])?;
+    // The pre-push hook installed above shares refs/coord/* with the remote the branch goes to.
+    let pushed = std::process::Command::new("git")
+        .args(["push", "-q", "origin", "main"])
+        .current_dir(dir)
+        .env("GIT_COORD_AGENT", "erin")
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    if !pushed.status.success() {
+        return Err(Error::Other(format!(
+            "git push failed: {}",
+            String::from_utf8_lossy(&pushed.stderr).trim()
+        )));
+    }
     let erin = Coord::open(dir, Some("erin".into()))?;
     let origin = resolve_remote(&erin.repo, None)?;
     println!("$ git remote add origin {remote_url} && git push -q origin main");
-    shown(dir, &["--agent", "erin", "sync"], "")?;
+    for line in String::from_utf8_lossy(&pushed.stderr).lines() {
+        println!("  {line}");
+    }
+    shown(
+        dir,
+        &["--agent", "erin", "sync"],
+        "     # the push already shared refs/coord/* when the hook could",
+    )?;
     let laptop = root.join("laptop");
     run_git(
         root,
