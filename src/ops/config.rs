@@ -46,6 +46,9 @@ struct ConfigFile {
     /// How long the stop hook keeps an agent going with no progress before letting it stop.
     #[serde(default)]
     stop_idle: Option<String>,
+    /// Related projects every clone knows: name -> git URL.
+    #[serde(default)]
+    projects: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +66,8 @@ pub struct Config {
     /// The gate commands of a checkpoint, run with `sh -c` in a throwaway worktree.
     pub gates: Vec<String>,
     pub stop_idle: Duration,
+    /// Related projects (name, URL) from the committed file, in name order.
+    pub projects: Vec<(String, String)>,
 }
 
 pub const DEFAULT_STOP_IDLE: Duration = Duration::from_secs(10 * 60);
@@ -185,7 +190,20 @@ impl Config {
             Some(text) => parse_duration(text).map_err(in_file)?,
             None => DEFAULT_STOP_IDLE,
         };
+        let projects: Vec<(String, String)> =
+            file.projects.unwrap_or_default().into_iter().collect();
+        for (project, url) in &projects {
+            name::validate("project name", project).map_err(in_file)?;
+            if url.trim().is_empty() || url.trim().starts_with('-') {
+                return Err(in_file(Error::invalid(
+                    "url",
+                    url,
+                    format!("give project {project}'s git URL or path"),
+                )));
+            }
+        }
         Ok(Config {
+            projects,
             gates: file.gates.unwrap_or_default(),
             stop_idle,
             max_attachment_bytes,
