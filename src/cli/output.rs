@@ -58,6 +58,9 @@ pub fn task_json(task: &Task) -> Value {
     map.insert("comments".into(), json!(task.comments));
     map.insert("history".into(), json!(task.history));
     map.insert("conflicts".into(), json!(task.conflicts));
+    if let Some(origin) = &task.origin {
+        map.insert("origin".into(), json!(origin));
+    }
     value
 }
 
