@@ -1,12 +1,11 @@
 //! The only place that touches gix. Everything else asks this module for refs, trees, blobs and
 //! commits, and for a compare-and-swap move of a ref.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use gix::bstr::{BString, ByteSlice};
 use gix::objs::tree::EntryKind;
-use gix::refs::Target;
-use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 
 pub use gix::ObjectId as Oid;
 
@@ -196,48 +195,55 @@ impl Repo {
     }
 
     /// Moves `name` to `new` only if it still points at `expected` (None: it must not exist yet).
+    ///
+    /// Done as git's files backend does an update: lock the ref alone (`<ref>.lock`, created
+    /// exclusively), read its value (loose, else packed-refs, without locking packed-refs),
+    /// compare, write the lock, rename it over the ref. packed-refs.lock is never taken, so a
+    /// process killed here can only leave the ref's own lock, which [`recover_stale_lock`] clears.
     pub fn cas_ref(
         &self,
         name: &str,
         expected: Option<Oid>,
         new: Oid,
-        reason: &str,
+        _reason: &str,
     ) -> Result<Cas> {
-        let edit = RefEdit {
-            change: Change::Update {
-                log: LogChange {
-                    mode: RefLog::AndReference,
-                    force_create_reflog: false,
-                    message: BString::from(reason.replace('\n', " ")),
-                },
-                expected: match expected {
-                    Some(old) => PreviousValue::MustExistAndMatch(Target::Object(old)),
-                    None => PreviousValue::MustNotExist,
-                },
-                new: Target::Object(new),
-            },
-            name: name
-                .try_into()
-                .map_err(|e| Error::Git(format!("bad ref name {name}: {e}")))?,
-            deref: false,
-        };
-        match self.inner.edit_references_as(Some(edit), None) {
-            Ok(_) => Ok(Cas::Moved),
-            Err(err) => {
-                // A held ref lock or a moved ref both mean another writer got there first.
-                let lock = self.common_dir().join(format!("{name}.lock"));
-                if lock.exists() {
-                    tracing::debug!(%name, "ref lock held: {err:?}");
-                    recover_stale_lock(&lock, &self.common_dir().join("coord"));
-                    Ok(Cas::Lost)
-                } else if self.ref_tip(name)? != expected {
-                    tracing::debug!(%name, "compare-and-swap lost: {err:?}");
-                    Ok(Cas::Lost)
-                } else {
-                    Err(Error::Git(format!("cannot update {name}: {err:?}")))
-                }
-            }
+        let checked: &gix::refs::FullNameRef = name
+            .try_into()
+            .map_err(|e| Error::Git(format!("bad ref name {name}: {e}")))?;
+        let common = self.common_dir();
+        let path = common.join(checked.as_bstr().to_str_lossy().as_ref());
+        let lock = common.join(format!("{name}.lock"));
+        if let Some(dir) = lock.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Git(format!("cannot create {}: {e}", dir.display())))?;
         }
+        let mut file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Another writer holds it, or a killed one left it.
+                tracing::debug!(%name, "ref lock held");
+                recover_stale_lock(&lock, &common.join("coord"));
+                return Ok(Cas::Lost);
+            }
+            Err(e) => return Err(Error::Git(format!("cannot lock {name}: {e}"))),
+        };
+        let held = HeldLock(&lock);
+        if self.ref_tip(name)? != expected {
+            tracing::debug!(%name, "compare-and-swap lost");
+            return Ok(Cas::Lost);
+        }
+        file.write_all(format!("{new}\n").as_bytes())
+            .and_then(|()| file.flush())
+            .map_err(|e| Error::Git(format!("cannot write {}: {e}", lock.display())))?;
+        drop(file);
+        std::fs::rename(&lock, &path)
+            .map_err(|e| Error::Git(format!("cannot update {name}: {e}")))?;
+        std::mem::forget(held);
+        Ok(Cas::Moved)
     }
 
     /// Every path that exists for this worktree: the files of HEAD's tree, and the working tree's
@@ -312,25 +318,54 @@ impl Repo {
     }
 }
 
+impl Repo {
+    /// Removes packed-refs.lock if a killed process left it (older than [`STALE_PACKED_LOCK`]),
+    /// before running a git command that deletes refs and so must take it.
+    pub fn recover_stale_packed_refs_lock(&self) {
+        let common = self.common_dir();
+        let lock = common.join("packed-refs.lock");
+        if lock.exists() {
+            recover_lock_older_than(&lock, &common.join("coord"), STALE_PACKED_LOCK);
+        }
+    }
+}
+
+/// A ref lock this process created and has not yet renamed over its ref: removed on every way out.
+struct HeldLock<'p>(&'p Path);
+
+impl Drop for HeldLock<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
 /// A ref lock older than this was left by a killed process: git-coord holds its locks for
 /// microseconds, and git's own ref updates for milliseconds.
 const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(5);
+/// packed-refs.lock older than this was left by a killed process: git holds it while it rewrites
+/// packed-refs (pack-refs, gc, deleting a packed ref), which takes well under this even for a
+/// large repository.
+const STALE_PACKED_LOCK: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Removes `lock` if it is stale. The lock is first renamed into `aside_dir`, which only one process can do;
 /// if what was renamed turns out to be fresh (a live writer's lock that replaced the stale one in
 /// between), it is put back.
 fn recover_stale_lock(lock: &Path, aside_dir: &Path) {
+    recover_lock_older_than(lock, aside_dir, STALE_LOCK);
+}
+
+fn recover_lock_older_than(lock: &Path, aside_dir: &Path, limit: std::time::Duration) {
     let is_stale = |path: &Path| {
         std::fs::metadata(path)
             .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_LOCK))
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > limit))
     };
     if !is_stale(lock) {
         return;
     }
     // Set aside outside refs/, so that a kill right here leaves no broken ref behind.
     let _ = std::fs::create_dir_all(aside_dir);
-    let aside = aside_dir.join(format!("stale-ref-lock-{}", std::process::id()));
+    let aside = aside_dir.join(format!("stale-lock-{}", std::process::id()));
     if std::fs::rename(lock, &aside).is_err() {
         return; // another process took it first
     }
@@ -580,8 +615,10 @@ impl Repo {
         Ok(out)
     }
 
-    /// Deletes a ref (for staging refs of a sync), whatever it points at.
+    /// Deletes a ref (for staging refs of a sync), whatever it points at. git takes
+    /// packed-refs.lock to delete; one a killed process left is recovered first.
     pub fn delete_ref(&self, name: &str) -> Result<()> {
+        self.recover_stale_packed_refs_lock();
         self.git_ok(&["update-ref", "-d", name]).map(|_| ())
     }
 
