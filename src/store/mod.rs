@@ -31,6 +31,16 @@ pub struct Problem {
     pub why: String,
 }
 
+impl Problem {
+    /// A tree entry that cannot be a document (a gitlink, a symlink, a name like `..`).
+    pub fn odd(path: String, what: &str) -> Problem {
+        Problem {
+            path,
+            why: format!("skipped: {what}"),
+        }
+    }
+}
+
 /// The state of a ref at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Snapshot {
