@@ -317,7 +317,7 @@ fn handoff(world: &World) {
         "one notice, whichever clone saw it first: {got:?}"
     );
     assert!(
-        got.contains(&format!("beads:{short} message from bob: Fixed in 1.5.1.")),
+        got.contains(&format!("beads:{short} message from bob: Re: Also on 1.5.")),
         "{got:?}"
     );
     let listed = a1.coord_ok(&["project", "list"]);
