@@ -189,7 +189,7 @@ fn handoff(world: &World) {
     let ready = ids(&array(
         b1.coord_json(&["--agent", "bob", "ready", "--role", "dev"]),
     ));
-    assert_eq!(ready, [b_task.clone()]);
+    assert_eq!(ready, vec![b_task.clone()]);
     let brief = b1.coord_as_ok("bob", &["brief"]);
     assert!(brief.contains(&b_task), "{brief}");
     let shown = b1.show(&b_task);
@@ -430,7 +430,7 @@ fn a_task_with_no_role_is_offered_to_every_role() {
     let anyone = repo.new_task("anyone's task", &[]);
     let devs = repo.new_task("a dev task", &["--role", "dev"]);
     let ready = ids(&array(repo.coord_json(&["ready", "--role", "tester"])));
-    assert_eq!(ready, [anyone.clone()]);
+    assert_eq!(ready, vec![anyone.clone()]);
     assert!(ids(&array(repo.coord_json(&["ready", "--role", "dev"]))).contains(&devs));
     let brief = repo.coord_as_ok("dana", &["brief"]);
     assert!(brief.contains(&anyone), "{brief}");
