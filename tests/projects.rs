@@ -426,7 +426,8 @@ fn mail_to_a_project_with_nobody_in_it_waits_in_its_shared_box() {
 #[test]
 fn a_task_with_no_role_is_offered_to_every_role() {
     let repo = TestRepo::init();
-    repo.coord_ok(&["agent", "spawn", "dana", "--role", "tester"]);
+    let spawned = repo.coord_json(&["agent", "spawn", "dana", "--role", "tester"]);
+    let home = PathBuf::from(spawned["worktree"].as_str().expect("a worktree"));
     let anyone = repo.new_task("anyone's task", &[]);
     let devs = repo.new_task("a dev task", &["--role", "dev"]);
     let ready = ids(&array(repo.coord_json(&["ready", "--role", "tester"])));
@@ -434,8 +435,31 @@ fn a_task_with_no_role_is_offered_to_every_role() {
     assert!(ids(&array(repo.coord_json(&["ready", "--role", "dev"]))).contains(&devs));
     let brief = repo.coord_as_ok("dana", &["brief"]);
     assert!(brief.contains(&anyone), "{brief}");
-    let stop = repo.coord_as_ok("dana", &["hook", "stop"]);
-    let _ = stop;
+    // The stop hook keeps dana going: there is work for a tester.
+    let mut child = repo
+        .command(BIN, repo.tmp())
+        .args(["hook", "stop"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the hook runs");
+    let input = serde_json::json!({ "cwd": home.display().to_string(), "stop_hook_active": false });
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
+        input.to_string().as_bytes(),
+    )
+    .expect("input written");
+    let decision = json(&stdout(
+        &child.wait_with_output().expect("the hook finishes"),
+    ));
+    assert_eq!(decision["decision"], "block", "{decision}");
+    assert!(
+        decision["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&anyone),
+        "{decision}"
+    );
     let claimed = repo.coord_json(&[
         "--agent", "dana", "task", "claim", "--next", "--role", "tester",
     ]);

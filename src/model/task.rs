@@ -580,7 +580,13 @@ mod tests {
                 note: Some("n: 1".into()),
             }],
             conflicts: Vec::new(),
-            origin: None,
+            // A nested mapping the fast reader must skip.
+            origin: Some(Origin {
+                project: "github.com/acme/app".into(),
+                agent: "alice".into(),
+                human: "Ada <ada@example.com>".into(),
+                task: Some("0123456789ab".into()),
+            }),
             extra: Default::default(),
         }
     }
