@@ -402,6 +402,11 @@ fn mail_to_a_project_with_nobody_in_it_waits_in_its_shared_box() {
         let inbox = b1.coord_json(&["--agent", agent, "inbox"]);
         assert_eq!(inbox["unread"], 1, "{agent}: {inbox}");
         assert_eq!(subjects(&inbox), ["We depend on you."]);
+        let from = inbox["messages"][0]["from"].as_str().unwrap_or_default();
+        assert!(
+            from.ends_with("/a:alice"),
+            "project:agent in listings: {from}"
+        );
         let brief = b1.coord_as_ok(agent, &["brief"]);
         assert!(brief.contains("Unread messages (1)"), "{brief}");
     }

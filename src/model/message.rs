@@ -185,7 +185,11 @@ impl MessageSummary {
         MessageSummary {
             id: msg.id.clone(),
             created: msg.created.clone(),
-            from: msg.from.clone(),
+            // Someone from another project shows as `project:agent`.
+            from: match &msg.from_project {
+                Some(project) => format!("{project}:{}", msg.from),
+                None => msg.from.clone(),
+            },
             importance: msg.importance,
             thread: msg.thread.clone(),
             task: msg.task.clone(),

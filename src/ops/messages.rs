@@ -572,7 +572,10 @@ impl<'c> Messages<'c> {
                 unread_count += 1;
             }
             if (is_read && !filter.all)
-                || filter.from.as_ref().is_some_and(|f| *f != s.from)
+                || filter
+                    .from
+                    .as_ref()
+                    .is_some_and(|f| *f != s.from && !s.from.ends_with(&format!(":{f}")))
                 || thread.as_ref().is_some_and(|t| *t != s.thread)
             {
                 continue;
