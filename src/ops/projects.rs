@@ -28,6 +28,9 @@ use crate::store::{COORD_REFS, Change, Snapshot, Store, backoff, build_commit};
 const TASKS: &str = "refs/coord/tasks";
 const INBOX: &str = "refs/coord/inbox";
 const AGENTS: &str = "refs/coord/agents";
+/// How much of a comment or message from another project a notice quotes (the rest is a
+/// `task show` or `thread` away).
+const NOTICE_TEXT: usize = 4000;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Project {
@@ -890,7 +893,11 @@ fn changes(
             ),
             format!(
                 "{} commented on task {} of project {} ({}):\n\n{}\n\n{see}",
-                c.author, new.id, p.name, new.title, c.text
+                c.author,
+                new.id,
+                p.name,
+                new.title,
+                clip(&c.text, NOTICE_TEXT)
             ),
             c.at.clone(),
         ));
@@ -904,7 +911,13 @@ fn changes(
             format!("{name} message from {}: {}", m.from, m.subject),
             format!(
                 "{} wrote on the thread of task {} of project {} ({}):\n\n{}\n\n`git coord thread {}:{}` shows the conversation.",
-                m.from, new.id, p.name, new.title, m.body, p.name, new.id
+                m.from,
+                new.id,
+                p.name,
+                new.title,
+                clip(&m.body, NOTICE_TEXT),
+                p.name,
+                new.id
             ),
             m.created.clone(),
         ));
