@@ -224,7 +224,9 @@ pub fn blocked(out: Out, waiting: &[Waiting<'_>], json: bool) -> io::Result<()> 
         for dep in &w.waits_on {
             let fetched = match &dep.fetched {
                 Some(at) => format!(" [fetched {at}]"),
-                None if dep.id.contains(':') => " [never fetched: `git coord sync`]".into(),
+                None if dep.id.contains(':') => {
+                    " [never fetched: `git coord sync` (`git coord project list`)]".into()
+                }
                 None => String::new(),
             };
             writeln!(
