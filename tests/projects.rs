@@ -597,9 +597,17 @@ fn a_missing_or_ambiguous_id_in_the_other_project_is_refused() {
     );
     assert!(err.contains("ambiguous"), "{err}");
     assert!(a1.list().is_empty());
-    // The full id works.
+    // The full id works, for show and for a dependency added later (and removed by prefix).
     let shown = a1.coord_json(&["task", "show", "beads:aaaa00000001"]);
     assert_eq!(shown["project"], "beads");
+    let waits = a1.new_task("waits", &[]);
+    a1.coord_ok(&["task", "dep", "add", &waits, "beads:aaaa00000001"]);
+    assert_eq!(a1.show(&waits)["deps"][0], "beads:aaaa00000001");
+    assert!(ids(&array(a1.coord_json(&["ready"]))).is_empty());
+    let tree = a1.coord_ok(&["task", "dep", "tree", &waits]);
+    assert!(tree.contains("beads:aaaa00000001 [open] real"), "{tree}");
+    a1.coord_ok(&["task", "dep", "rm", &waits, "beads:aaaa"]);
+    assert_eq!(ids(&array(a1.coord_json(&["ready"]))), vec![waits]);
 }
 
 #[test]
