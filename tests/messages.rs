@@ -488,3 +488,33 @@ fn the_brief_fits_its_limit_and_names_what_matters_most() {
     assert!(text.contains("999 open, 1 claimed"), "{text}");
     assert!(!text.contains("Acceptance"), "never task bodies:\n{text}");
 }
+
+#[test]
+fn a_brief_holds_every_budget_from_200_and_refuses_a_smaller_one() {
+    let repo = TestRepo::init();
+    let mia = spawn(&repo, "mia", "dev");
+    for n in 1..=3 {
+        repo.new_task(
+            &format!("Task number {n} with a long title to fill space"),
+            &["--role", "dev"],
+        );
+    }
+    for max in [200usize, 201, 210, 230, 248, 260, 300] {
+        let text = stdout(&ok(
+            repo.coord_in(&mia, &["brief", "--max-chars", &max.to_string()]),
+            "brief",
+        ));
+        assert!(
+            text.chars().count() <= max,
+            "{max}: {} chars\n{text}",
+            text.chars().count()
+        );
+        assert!(text.starts_with("You are mia"), "{max}: who\n{text}");
+        assert!(
+            text.contains("git coord ready --role dev"),
+            "{max}: where the rest is\n{text}"
+        );
+    }
+    let err = fails(&repo.coord_in(&mia, &["brief", "--max-chars", "199"]), 2);
+    assert!(err.contains("at least 200"), "{err}");
+}
