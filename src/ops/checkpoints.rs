@@ -13,9 +13,10 @@ use crate::model::checkpoint::{
 };
 use crate::model::message::Importance;
 use crate::model::task::{Kind, State};
-use crate::model::time;
+use crate::model::{MAX_DOCUMENT_BYTES, time};
 use crate::ops::agents::Agents;
 use crate::ops::context::Coord;
+use crate::ops::documents;
 use crate::ops::messages::{Messages, Outgoing, clip};
 use crate::ops::tasks::{NewTask, Tasks};
 use crate::store::{Change, Snapshot, Store};
@@ -416,7 +417,9 @@ impl<'c> Checkpoints<'c> {
         };
         for e in repo.tree_entries(dir)? {
             let path = format!("checkpoints/{}", e.name);
-            match Checkpoint::from_yaml(&repo.read_blob(e.oid)?, CHECKPOINTS_REF, &path) {
+            let bytes =
+                documents::read_blob(repo, e.oid, MAX_DOCUMENT_BYTES, CHECKPOINTS_REF, &path);
+            match bytes.and_then(|b| Checkpoint::from_yaml(&b, CHECKPOINTS_REF, &path)) {
                 Ok(c) => out.push(c),
                 Err(err) => problems.push(err.to_string()),
             }
@@ -427,10 +430,8 @@ impl<'c> Checkpoints<'c> {
 
     pub fn show(&self, seq: u64) -> Result<Checkpoint> {
         let path = Checkpoint::path(seq);
-        let bytes = self
-            .store
-            .read(&self.store.snapshot()?, &path)?
-            .ok_or_else(|| {
+        let bytes =
+            documents::read(&self.store, &self.store.snapshot()?, &path)?.ok_or_else(|| {
                 Error::invalid(
                     "checkpoint",
                     seq.to_string(),

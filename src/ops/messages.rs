@@ -19,6 +19,7 @@ pub use crate::model::message::{MessageSummary, clip};
 use crate::model::{MAX_DOCUMENT_BYTES, id, name, time};
 use crate::ops::agents::Agents;
 use crate::ops::context::Coord;
+use crate::ops::documents;
 use crate::ops::tasks::Tasks;
 use crate::store::Problem;
 use crate::store::{Actor, Change, Snapshot, Store};
@@ -120,10 +121,11 @@ impl<'c> Messages<'c> {
     fn is_local_name(&self, name: &str) -> Result<bool> {
         let (active, _) = Agents::new(self.coord)?.list(false)?;
         Ok(active.iter().any(|v| v.agent.name == name)
-            || self
-                .store
-                .read(&self.store.snapshot()?, &Person::path(name))?
-                .is_some())
+            || crate::ops::documents::exists(
+                &self.store,
+                &self.store.snapshot()?,
+                &Person::path(name),
+            )?)
     }
 
     fn send_as(&self, actor: &Actor, out: Outgoing, reply_to: Option<&Message>) -> Result<Message> {
@@ -203,7 +205,7 @@ impl<'c> Messages<'c> {
             let mut change = filing(&msg);
             add_attachments(&mut change, &msg.id, &attachments);
             let me = Person::path(&actor.agent);
-            if self.store.read(snap, &me)?.is_none() {
+            if !crate::ops::documents::exists(&self.store, snap, &me)? {
                 let person = Person {
                     format: MESSAGE_FORMAT,
                     name: actor.agent.clone(),
@@ -260,7 +262,7 @@ impl<'c> Messages<'c> {
             extra: Default::default(),
         };
         self.store.update(&actor, |snap| {
-            if self.store.read(snap, &Message::path(&id))?.is_some() {
+            if crate::ops::documents::exists(&self.store, snap, &Message::path(&id))? {
                 return Ok((Change::default(), ()));
             }
             let mut change = filing(&msg);
@@ -366,7 +368,7 @@ impl<'c> Messages<'c> {
     fn fresh_id(&self, snap: &Snapshot) -> Result<String> {
         loop {
             let id = id::new_id();
-            if self.store.read(snap, &Message::path(&id))?.is_none() {
+            if !crate::ops::documents::exists(&self.store, snap, &Message::path(&id))? {
                 return Ok(id);
             }
         }
@@ -382,10 +384,7 @@ impl<'c> Messages<'c> {
         ack: bool,
     ) -> Result<Option<(String, Option<Vec<u8>>)>> {
         let path = Mark::path(agent, msg);
-        let old = match self.store.read(snap, &path)? {
-            Some(bytes) => Mark::from_yaml(&bytes, INBOX_REF, &path).ok(),
-            None => None,
-        };
+        let old = self.mark_of(snap, agent, msg)?;
         let now = time::now();
         let new = match old {
             Some(m) if !ack || m.acked.is_some() => return Ok(None),
@@ -625,18 +624,18 @@ impl<'c> Messages<'c> {
     fn load(&self, snap: &Snapshot, prefix: &str) -> Result<Message> {
         let id = self.resolve(snap, "messages", prefix, ".yaml")?;
         let path = Message::path(&id);
-        let bytes = self
-            .store
-            .read(snap, &path)?
-            .ok_or_else(|| no_such_message(prefix))?;
+        let bytes =
+            documents::read(&self.store, snap, &path)?.ok_or_else(|| no_such_message(prefix))?;
         Message::from_yaml(&bytes, INBOX_REF, &path)
     }
 
     fn mark_of(&self, snap: &Snapshot, agent: &str, msg: &str) -> Result<Option<Mark>> {
         let path = Mark::path(agent, msg);
-        Ok(match self.store.read(snap, &path)? {
-            Some(bytes) => Mark::from_yaml(&bytes, INBOX_REF, &path).ok(),
-            None => None,
+        // A mark that cannot be read (too large, malformed) counts as no mark.
+        Ok(match documents::read(&self.store, snap, &path) {
+            Ok(Some(bytes)) => Mark::from_yaml(&bytes, INBOX_REF, &path).ok(),
+            Ok(None) | Err(Error::Malformed { .. }) => None,
+            Err(e) => return Err(e),
         })
     }
 
