@@ -25,6 +25,23 @@ use crate::store::Problem;
 use crate::store::{Actor, Change, Snapshot, Store};
 
 pub const INBOX_REF: &str = "refs/coord/inbox";
+/// What saving a message's attachments did.
+#[derive(Debug, Default)]
+pub struct SavedAttachments {
+    /// The files written, in the message's order.
+    pub written: Vec<PathBuf>,
+    pub skipped: Vec<SkippedAttachment>,
+}
+
+/// An attachment that was not saved, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SkippedAttachment {
+    /// The name it would have been saved under.
+    pub name: String,
+    pub bytes: u64,
+    pub why: String,
+}
+
 /// How many attachments one message may carry.
 pub const MAX_ATTACHMENTS: usize = 20;
 
@@ -593,25 +610,40 @@ impl<'c> Messages<'c> {
     }
 
     /// Saves a message's attachments into `dir` (created if needed), each under a name that
-    /// cannot leave it; an existing file is never overwritten (a suffix is added). Returns the
-    /// paths written.
-    pub fn save_attachments(&self, msg: &Message, dir: &Path) -> Result<Vec<PathBuf>> {
+    /// cannot leave it; an existing file is never overwritten (a suffix is added). An attachment
+    /// over `max_attachment_bytes` (whatever a remote delivered) is skipped, by the size of its
+    /// blob, without being read.
+    pub fn save_attachments(&self, msg: &Message, dir: &Path) -> Result<SavedAttachments> {
         let snap = self.store.snapshot()?;
+        let limit = Agents::new(self.coord)?.config().max_attachment_bytes;
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Other(format!("cannot create {}: {e}", dir.display())))?;
-        let mut saved = Vec::new();
+        let mut saved = SavedAttachments::default();
         for (n, attachment) in msg.attachments.iter().enumerate() {
             let path = Message::attachment_path(&msg.id, n);
-            let bytes = self
-                .store
-                .read(&snap, &path)?
-                .ok_or_else(|| Error::Malformed {
-                    refname: INBOX_REF.into(),
-                    path: path.clone(),
-                    why: "the attachment's bytes are missing".into(),
-                })?;
+            let blob = match snap.tree {
+                Some(tree) => self.repo().lookup_path(tree, &path)?,
+                None => None,
+            };
+            let blob = blob.ok_or_else(|| Error::Malformed {
+                refname: INBOX_REF.into(),
+                path: path.clone(),
+                why: "the attachment's bytes are missing".into(),
+            })?;
             let name = safe_file_name(&attachment.name, n);
-            saved.push(write_new_file(dir, &name, &bytes)?);
+            let size = self.repo().object_size(blob)?;
+            if size > limit {
+                saved.skipped.push(SkippedAttachment {
+                    name,
+                    bytes: size,
+                    why: format!(
+                        "{size} bytes, over the limit of {limit} bytes (max_attachment_bytes in .coord.yaml)"
+                    ),
+                });
+                continue;
+            }
+            let bytes = self.repo().read_blob(blob)?;
+            saved.written.push(write_new_file(dir, &name, &bytes)?);
         }
         Ok(saved)
     }
