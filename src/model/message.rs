@@ -261,7 +261,8 @@ impl Person {
 }
 
 /// A name under which an attachment may be saved in a directory: the last component of the
-/// recorded name, never empty, never `.` or `..`, never hidden, without control characters.
+/// recorded name, never empty, never `.` or `..`, never hidden, without control or invisible
+/// format characters.
 pub fn safe_file_name(recorded: &str, n: usize) -> String {
     let last = recorded
         .rsplit(['/', '\\'])
