@@ -123,10 +123,14 @@ impl<'c> Artifacts<'c> {
                 continue;
             };
             for entry in self.coord.repo.tree_entries(dir_tree)? {
-                if entry.is_tree || !entry.name.ends_with(".yaml") {
+                let path = format!("{dir}/{}", entry.name);
+                if let Some(odd) = entry.odd {
+                    problems.push(format!("{TASKS_REF}:{path}: skipped: {odd}"));
                     continue;
                 }
-                let path = format!("{dir}/{}", entry.name);
+                if !entry.is_blob || !entry.name.ends_with(".yaml") {
+                    continue;
+                }
                 let bytes = documents::read_blob(
                     &self.coord.repo,
                     entry.oid,
@@ -185,6 +189,7 @@ impl<'c> Artifacts<'c> {
             .repo
             .tree_entries(shard_tree)?
             .into_iter()
+            .filter(|e| e.is_blob)
             .filter_map(|e| e.name.strip_suffix(".yaml").map(str::to_string))
             .filter(|id| id.starts_with(&prefix))
             .collect();

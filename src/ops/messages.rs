@@ -709,6 +709,7 @@ impl<'c> Messages<'c> {
             .repo()
             .tree_entries(shard)?
             .into_iter()
+            .filter(|e| e.odd.is_none())
             .filter_map(|e| e.name.strip_suffix(suffix).map(str::to_string))
             .filter(|id| id.starts_with(prefix))
             .collect();
@@ -743,7 +744,7 @@ impl<'c> Messages<'c> {
                 let child = format!("{path}/{}", entry.name);
                 if entry.is_tree {
                     stack.push((child, entry.oid));
-                } else {
+                } else if entry.is_blob {
                     out.push((child, entry.oid));
                 }
             }
@@ -803,7 +804,12 @@ impl<'c> Messages<'c> {
             changed = true;
             let mut records = Vec::new();
             for entry in self.repo().tree_entries(shard.oid)? {
-                if entry.is_tree || !entry.name.ends_with(".yaml") {
+                if let Some(odd) = entry.odd {
+                    let path = format!("{dir}/{}/{}", shard.name, entry.name);
+                    problems.push(Problem::odd(path, odd));
+                    continue;
+                }
+                if !entry.is_blob || !entry.name.ends_with(".yaml") {
                     continue;
                 }
                 if let Some(s) = by_blob.get(&entry.oid) {

@@ -226,7 +226,7 @@ impl<'c> Projects<'c> {
         if let Some(tip) = agents_tip
             && let Some(dir) = repo.lookup_path(repo.commit_tree(tip)?, "agents")?
         {
-            for e in repo.tree_entries(dir)? {
+            for e in repo.tree_entries(dir)?.into_iter().filter(|e| e.is_blob) {
                 let path = format!("agents/{}", e.name);
                 if let Ok(a) = crate::ops::documents::read_blob(
                     repo,

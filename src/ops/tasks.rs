@@ -631,7 +631,7 @@ impl<'c> Tasks<'c> {
             .repo
             .tree_entries(shard)?
             .into_iter()
-            .filter(|e| !e.is_tree)
+            .filter(|e| e.is_blob)
             .filter_map(|e| e.name.strip_suffix(".yaml").map(str::to_string))
             .filter(|id| id.starts_with(prefix))
             .collect();
