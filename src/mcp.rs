@@ -4,8 +4,13 @@
 //! afresh, and the task index is checked against them, so it always sees the current state.
 //! Errors come back as tool errors with the CLI's words, never as a crashed server.
 
+mod lines;
+
+pub use lines::MAX_REQUEST_BYTES;
+
 use std::cell::RefCell;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -451,21 +456,36 @@ impl ServerHandler for CoordServer {
     }
 }
 
-/// Serves over stdin and stdout until the client closes them.
+/// Serves over stdin and stdout until the client closes them, through the line filter that
+/// answers requests too long or with an id JSON-RPC does not allow (see `lines`).
 pub fn serve(dir: PathBuf) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Other(format!("cannot start the MCP server: {e}")))?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (from_server, to_server) = tokio::io::split(ours);
+        let out = Arc::new(tokio::sync::Mutex::new(tokio::io::stdout()));
+        tokio::spawn(lines::pump_requests(
+            tokio::io::stdin(),
+            to_server,
+            Arc::clone(&out),
+        ));
+        let replies = tokio::spawn(lines::pump_replies(from_server, out));
         let service = CoordServer::new(dir)
-            .serve(rmcp::transport::stdio())
+            .serve(theirs)
             .await
             .map_err(|e| Error::Other(format!("MCP initialisation failed: {e}")))?;
         service
             .waiting()
             .await
             .map_err(|e| Error::Other(format!("MCP server stopped: {e}")))?;
+        // Every reply the server wrote reaches stdout before the process ends.
+        let _ = replies.await;
         Ok(())
-    })
+    });
+    // A read of stdin cannot be cancelled: do not wait for it.
+    runtime.shutdown_background();
+    served
 }

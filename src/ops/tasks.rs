@@ -658,9 +658,7 @@ impl<'c> Tasks<'c> {
 
     fn load(&self, snap: &Snapshot, id: &str) -> Result<Task> {
         let path = Task::path(id);
-        let bytes = self
-            .store
-            .read(snap, &path)?
+        let bytes = crate::ops::documents::read(&self.store, snap, &path)?
             .ok_or_else(|| Error::NoSuchTask(id.to_string()))?;
         Task::from_yaml(&bytes, TASKS_REF, &path)
     }
@@ -700,7 +698,7 @@ impl<'c> Tasks<'c> {
     fn fresh_id(&self, snap: &Snapshot) -> Result<String> {
         loop {
             let id = id::new_id();
-            if self.store.read(snap, &Task::path(&id))?.is_none() {
+            if !crate::ops::documents::exists(&self.store, snap, &Task::path(&id))? {
                 return Ok(id);
             }
         }
