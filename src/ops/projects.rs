@@ -258,8 +258,9 @@ impl<'c> Projects<'c> {
             .map_err(|_| malformed(format!("{tip} is not a commit")))?;
         let marker = repo
             .lookup_path(tree, "coord.yaml")?
-            .map(|blob| repo.read_blob(blob))
-            .transpose()?;
+            .map(|blob| crate::ops::documents::read_blob(repo, blob, 4096, refname, "coord.yaml"))
+            .transpose()
+            .map_err(|e| malformed(e.to_string()))?;
         let expected = format!("kind: {}", kind(refname));
         match marker {
             Some(bytes) if String::from_utf8_lossy(&bytes).contains(&expected) => Ok(tree),
@@ -715,7 +716,14 @@ impl<'c> Projects<'c> {
             for e in repo.tree_entries(tree)? {
                 let path = format!("{dir}/{}", e.name);
                 if !e.is_tree
-                    && let Ok(m) = Message::from_yaml(&repo.read_blob(e.oid)?, INBOX, &path)
+                    && let Ok(m) = crate::ops::documents::read_blob(
+                        repo,
+                        e.oid,
+                        crate::model::MAX_DOCUMENT_BYTES,
+                        INBOX,
+                        &path,
+                    )
+                    .and_then(|b| Message::from_yaml(&b, INBOX, &path))
                 {
                     out.push(m);
                 }

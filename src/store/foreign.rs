@@ -67,9 +67,27 @@ pub fn load_task(repo: &Repo, tip: Option<Oid>, id: &str) -> Result<Option<Task>
     };
     let path = Task::path(id);
     match repo.lookup_path(repo.commit_tree(tip)?, &path)? {
-        Some(blob) => Task::from_yaml(&repo.read_blob(blob)?, "refs/coord/tasks", &path).map(Some),
+        Some(blob) => {
+            Task::from_yaml(&read_bounded(repo, blob, &path)?, "refs/coord/tasks", &path).map(Some)
+        }
         None => Ok(None),
     }
+}
+
+/// A document fetched from another project, refused by its size before it is read.
+fn read_bounded(repo: &Repo, blob: Oid, path: &str) -> Result<Vec<u8>> {
+    let size = repo.object_size(blob)?;
+    if size > crate::model::MAX_DOCUMENT_BYTES {
+        return Err(crate::error::Error::Malformed {
+            refname: "refs/coord/tasks".into(),
+            path: path.into(),
+            why: format!(
+                "{size} bytes, over the {}-byte limit",
+                crate::model::MAX_DOCUMENT_BYTES
+            ),
+        });
+    }
+    repo.read_blob(blob)
 }
 
 /// A dependency on a task of another project, as this clone last fetched it.
@@ -122,10 +140,9 @@ pub fn load_deps<'d>(
             Some(tip) => {
                 let path = Task::path(id);
                 let summary = match repo.lookup_path(repo.commit_tree(tip)?, &path)? {
-                    Some(blob) => {
-                        TaskSummary::from_yaml(&repo.read_blob(blob)?, "refs/coord/tasks", &path)
-                            .ok()
-                    }
+                    Some(blob) => read_bounded(repo, blob, &path)
+                        .and_then(|b| TaskSummary::from_yaml(&b, "refs/coord/tasks", &path))
+                        .ok(),
                     None => None,
                 };
                 match summary {
