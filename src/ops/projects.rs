@@ -258,7 +258,7 @@ impl<'c> Projects<'c> {
             .map_err(|_| malformed(format!("{tip} is not a commit")))?;
         let marker = repo
             .lookup_path(tree, "coord.yaml")?
-            .map(|blob| crate::ops::documents::read_blob(repo, blob, 4096, refname, "coord.yaml"))
+            .map(|blob| crate::store::read_blob(repo, blob, 4096, refname, "coord.yaml"))
             .transpose()
             .map_err(|e| malformed(e.to_string()))?;
         let expected = format!("kind: {}", kind(refname));
@@ -639,7 +639,7 @@ impl<'c> Projects<'c> {
         {
             for e in repo.tree_entries(dir)?.into_iter().filter(|e| e.is_blob) {
                 let path = format!("agents/{}", e.name);
-                if let Ok(a) = crate::ops::documents::read_blob(
+                if let Ok(a) = crate::store::read_blob(
                     repo,
                     e.oid,
                     crate::model::MAX_DOCUMENT_BYTES,
@@ -716,7 +716,7 @@ impl<'c> Projects<'c> {
             for e in repo.tree_entries(tree)? {
                 let path = format!("{dir}/{}", e.name);
                 if !e.is_tree
-                    && let Ok(m) = crate::ops::documents::read_blob(
+                    && let Ok(m) = crate::store::read_blob(
                         repo,
                         e.oid,
                         crate::model::MAX_DOCUMENT_BYTES,

@@ -76,18 +76,13 @@ pub fn load_task(repo: &Repo, tip: Option<Oid>, id: &str) -> Result<Option<Task>
 
 /// A document fetched from another project, refused by its size before it is read.
 fn read_bounded(repo: &Repo, blob: Oid, path: &str) -> Result<Vec<u8>> {
-    let size = repo.object_size(blob)?;
-    if size > crate::model::MAX_DOCUMENT_BYTES {
-        return Err(crate::error::Error::Malformed {
-            refname: "refs/coord/tasks".into(),
-            path: path.into(),
-            why: format!(
-                "{size} bytes, over the {}-byte limit",
-                crate::model::MAX_DOCUMENT_BYTES
-            ),
-        });
-    }
-    repo.read_blob(blob)
+    crate::store::read_blob(
+        repo,
+        blob,
+        crate::model::MAX_DOCUMENT_BYTES,
+        "refs/coord/tasks",
+        path,
+    )
 }
 
 /// A dependency on a task of another project, as this clone last fetched it.
