@@ -161,9 +161,7 @@ impl CoordServer {
     /// Runs `f` on a freshly opened repository; any error becomes a tool error.
     fn with(&self, f: impl FnOnce(&Coord) -> Result<Value>) -> Answer {
         let coord = Coord::open(&self.dir, None).map_err(failed)?;
-        if let Ok(actor) = coord.actor() {
-            crate::ops::agents::touch_presence(&coord.repo, &actor.agent, false);
-        }
+        crate::ops::presence::implicit_beat(&coord);
         f(&coord).map(|v| v.to_string()).map_err(failed)
     }
 

@@ -196,12 +196,14 @@ impl<'c> Tasks<'c> {
         let mut stale_agents = None;
         let mut stale = || -> Result<HashSet<String>> {
             if stale_agents.is_none() {
-                stale_agents = Some(crate::ops::agents::Agents::new(self.coord)?.stale()?);
+                stale_agents =
+                    Some(crate::ops::agents::Agents::new(self.coord)?.stale_for_takeover()?);
             }
             Ok(stale_agents.clone().unwrap_or_default())
         };
         crate::ops::team::check_claims_allowed(self.coord)?;
-        crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
+        let mut took_from = None;
+        let task = crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
             let id = self.resolve(snap, &prefix)?;
             let mut task = self.load(snap, &id)?;
             if task.state == State::Claimed
@@ -234,9 +236,14 @@ impl<'c> Tasks<'c> {
                     });
                 }
             }
+            took_from.clone_from(&takeover);
             set_claimed(&mut task, &actor, takeover);
             Ok((write_change(&task, "claim", &actor), task))
-        })
+        })?;
+        if let Some(holder) = took_from {
+            crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
+        }
+        Ok(task)
     }
 
     /// Claims the most urgent ready task (optionally of one role), atomically.
@@ -248,9 +255,10 @@ impl<'c> Tasks<'c> {
         // Load the index before the snapshot the write is based on, so that the race window
         // only covers the (incremental) refresh.
         let mut index = self.index(&self.store.snapshot()?)?;
-        let stale = crate::ops::agents::Agents::new(self.coord)?.stale()?;
+        let stale = crate::ops::agents::Agents::new(self.coord)?.stale_for_takeover()?;
         crate::ops::team::check_claims_allowed(self.coord)?;
-        crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
+        let mut took_from = None;
+        let task = crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
             index.refresh(&self.coord.repo, TASKS_REF, snap)?;
             // A document the index could summarise may still fail to load whole (damage in a part
             // listings do not read); skip it rather than let it block every claim.
@@ -276,9 +284,14 @@ impl<'c> Tasks<'c> {
                 .assignee
                 .clone()
                 .filter(|_| task.state == State::Claimed);
+            took_from.clone_from(&takeover);
             set_claimed(&mut task, &actor, takeover);
             Ok((write_change(&task, "claim", &actor), task))
-        })
+        })?;
+        if let Some(holder) = took_from {
+            crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
+        }
+        Ok(task)
     }
 
     /// Hands an open task to `agent` (as if it had claimed it), on the organiser's behalf: a
