@@ -1,0 +1,433 @@
+//! Presence across machines: heartbeats shared through a bare remote, staleness judged by every
+//! clone, takeover of a stale agent's task confirmed at the remote, joining in place, `wait`, the
+//! stop hook's idleness per agent, and the bound on presence history.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::{BIN, TestRepo, array, fails, field, json, ok, stderr, stdout};
+
+/// A bare remote and clones of it, each with its own clone name (`coord.clone`).
+struct Cluster {
+    origin: TestRepo,
+    remote: PathBuf,
+    clones: Vec<PathBuf>,
+}
+
+const CLONE_NAMES: [&str; 3] = ["laptop", "desk", "server"];
+
+impl Cluster {
+    fn new(clones: usize) -> Cluster {
+        let origin = TestRepo::init();
+        let remote = origin.tmp().join("remote.git");
+        ok(
+            origin
+                .command("git", origin.tmp())
+                .args(["init", "-q", "--bare"])
+                .arg(&remote)
+                .output()
+                .expect("git"),
+            "a bare remote",
+        );
+        let url = remote.to_str().expect("utf-8").to_string();
+        ok(origin.git(&["remote", "add", "origin", &url]), "remote add");
+        ok(origin.git(&["push", "-q", "origin", "main"]), "push main");
+        origin.git_ok(&["config", "coord.clone", CLONE_NAMES[0]]);
+        origin.coord_ok(&["sync"]);
+        let mut paths = vec![origin.path.clone()];
+        for n in 1..clones {
+            let dir = origin.tmp().join(format!("clone{n}"));
+            ok(
+                origin
+                    .command("git", origin.tmp())
+                    .args(["clone", "-q", &url])
+                    .arg(&dir)
+                    .output()
+                    .expect("git"),
+                "clone",
+            );
+            for (key, value) in [
+                ("user.name", format!("Human {n}")),
+                ("user.email", "h@example.com".to_string()),
+                ("coord.clone", CLONE_NAMES[n].to_string()),
+            ] {
+                ok(origin.git_in(&dir, &["config", key, &value]), "config");
+            }
+            paths.push(dir);
+        }
+        let cluster = Cluster {
+            origin,
+            remote,
+            clones: paths,
+        };
+        for n in 1..clones {
+            cluster.ok(n, &["sync"]);
+        }
+        cluster
+    }
+
+    fn dir(&self, clone: usize) -> &Path {
+        &self.clones[clone]
+    }
+
+    fn run(&self, clone: usize, args: &[&str]) -> Output {
+        self.origin
+            .command(BIN, &self.clones[clone])
+            .args(args)
+            .output()
+            .expect("git-coord runs")
+    }
+
+    fn ok(&self, clone: usize, args: &[&str]) -> String {
+        stdout(&ok(
+            self.run(clone, args),
+            &format!("[clone {clone}] {}", args.join(" ")),
+        ))
+    }
+
+    fn json(&self, clone: usize, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        json(&self.ok(clone, &all))
+    }
+
+    fn spawn(&self, clone: usize, args: &[&str]) -> Child {
+        self.origin
+            .command(BIN, &self.clones[clone])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("git-coord starts")
+    }
+
+    /// `.coord.yaml` of one clone's working tree (not committed: each clone its own).
+    fn config(&self, clone: usize, text: &str) {
+        std::fs::write(self.clones[clone].join(".coord.yaml"), text).expect("config");
+    }
+
+    fn agent(&self, clone: usize, name: &str) -> Value {
+        let list = array(self.json(clone, &["agent", "list", "--all"]));
+        list.into_iter()
+            .find(|a| field(a, "name") == Some(name))
+            .unwrap_or_else(|| panic!("{name} is not listed on clone {clone}"))
+    }
+
+    fn new_task(&self, clone: usize, title: &str) -> String {
+        self.ok(clone, &["task", "new", title]).trim().to_string()
+    }
+
+    /// Commits reachable from the coordination refs of the bare remote.
+    fn remote_commits(&self, refs: &str) -> usize {
+        reachable(&self.origin, &self.remote, refs)
+    }
+}
+
+/// How many commits are reachable from the refs under `prefix` in the repository at `dir`.
+fn reachable(repo: &TestRepo, dir: &Path, prefix: &str) -> usize {
+    let refs = stdout(&ok(
+        repo.git_in(dir, &["for-each-ref", "--format=%(refname)", prefix]),
+        "for-each-ref",
+    ));
+    let refs: Vec<&str> = refs.lines().collect();
+    if refs.is_empty() {
+        return 0;
+    }
+    let mut args = vec!["rev-list", "--count"];
+    args.extend(refs);
+    stdout(&ok(repo.git_in(dir, &args), "rev-list"))
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+fn last_event(task: &Value) -> Value {
+    array(task["history"].clone())
+        .pop()
+        .expect("the task has a history")
+}
+
+#[test]
+fn a_silent_agent_goes_stale_on_another_clone_which_takes_over_its_task() {
+    let c = Cluster::new(2);
+    // The crashing agent's clone promises a heartbeat every second; the other waits for 30m.
+    c.config(0, "stale_after: 1s\n");
+    c.ok(0, &["agent", "register", "crashy", "--role", "dev"]);
+    let task = c.new_task(0, "Fix the parser");
+    c.ok(0, &["task", "claim", &task]);
+    let claimed_at = Instant::now();
+
+    // Clone 2 sees crashy through the remote: who it is, when and from where it was last seen.
+    c.ok(1, &["sync"]);
+    let seen = c.agent(1, "crashy");
+    assert_eq!(seen["last_seen"]["clone"], "laptop", "{seen}");
+    assert_eq!(seen["last_seen"]["here"], false, "{seen}");
+    assert_eq!(seen["claimed"], serde_json::json!([task]), "{seen}");
+
+    // crashy goes silent. Past stale_after, clone 2 judges it stale after a sync.
+    let silent = Duration::from_millis(1500);
+    std::thread::sleep(silent.saturating_sub(claimed_at.elapsed()));
+    c.ok(1, &["agent", "register", "bea", "--role", "dev"]);
+    c.ok(1, &["sync"]);
+    let seen = c.agent(1, "crashy");
+    assert_eq!(seen["stale"], true, "{seen}");
+    assert_eq!(seen["presence"], "stale", "{seen}");
+    let status = c.ok(1, &["status"]);
+    let line = status
+        .lines()
+        .find(|l| l.trim_start().starts_with("crashy"))
+        .unwrap_or_else(|| panic!("crashy not in {status}"));
+    assert!(line.contains("stale"), "{line}");
+    let bea = c.agent(1, "bea");
+    assert_eq!(bea["presence"], "idle", "{bea}");
+
+    // bea takes the task over; confirmed at the remote, recorded in its history.
+    let taken = c.json(1, &["task", "claim", &task]);
+    assert_eq!(field(&taken, "assignee"), Some("bea"), "{taken}");
+    c.ok(0, &["sync"]);
+    let on_laptop = json(&c.ok(0, &["task", "show", &task, "--history", "--json"]));
+    assert_eq!(field(&on_laptop, "assignee"), Some("bea"), "{on_laptop}");
+    let event = last_event(&on_laptop);
+    assert_eq!(field(&event, "agent"), Some("bea"), "{event}");
+    assert!(
+        field(&event, "note").is_some_and(|n| n.contains("taken over from crashy")),
+        "{event}"
+    );
+
+    // When crashy comes back, its brief says it lost the task, to whom, and why.
+    let brief = c.ok(0, &["brief"]);
+    assert!(brief.contains("You are crashy"), "{brief}");
+    assert!(
+        brief.contains(&format!("Task {task} was taken over by bea")),
+        "{brief}"
+    );
+    assert!(brief.contains("Your claimed tasks (0)"), "{brief}");
+    let inbox = c.json(0, &["inbox"]);
+    let body = c.ok(
+        0,
+        &["read", array(inbox["messages"].clone())[0]["id"].as_str().expect("an id")],
+    );
+    assert!(body.contains("stale_after"), "{body}");
+}
+
+#[test]
+fn an_agent_that_keeps_heartbeating_is_not_stale_on_another_clone() {
+    let c = Cluster::new(2);
+    c.ok(0, &["agent", "register", "alive", "--role", "dev"]);
+    c.ok(1, &["sync"]);
+    let first = c.agent(1, "alive");
+    assert_eq!(first["stale"], false, "{first}");
+    assert_eq!(first["presence"], "idle", "{first}");
+    assert_eq!(first["last_seen"]["clone"], "laptop", "{first}");
+    let first_at = first["last_seen"]["at"].as_str().expect("at").to_string();
+
+    // Each heartbeat goes to the remote; none adds a commit to the audited refs.
+    let audited = c.remote_commits("refs/coord/agents");
+    let audited_tasks = c.remote_commits("refs/coord/tasks");
+    std::thread::sleep(Duration::from_millis(20));
+    for _ in 0..3 {
+        let beat = c.json(0, &["agent", "heartbeat"]);
+        assert_eq!(beat["stale"], false, "{beat}");
+    }
+    assert_eq!(c.remote_commits("refs/coord/agents"), audited);
+    assert_eq!(c.remote_commits("refs/coord/tasks"), audited_tasks);
+
+    c.ok(1, &["sync"]);
+    let later = c.agent(1, "alive");
+    let later_at = later["last_seen"]["at"].as_str().expect("at");
+    assert!(later_at > first_at.as_str(), "{first_at} -> {later}");
+    assert_eq!(later["stale"], false, "{later}");
+
+    // Holding a task makes it busy, on its own clone and on the other.
+    let task = c.new_task(1, "Something to do");
+    c.ok(1, &["sync"]);
+    c.ok(0, &["task", "claim", &task]);
+    let me = c.json(0, &["whoami"]);
+    assert_eq!(me["presence"], "busy", "{me}");
+    assert_eq!(me["last_seen"]["clone"], "laptop", "{me}");
+    c.ok(1, &["sync"]);
+    assert_eq!(c.agent(1, "alive")["presence"], "busy");
+    let status = c.json(1, &["status"]);
+    let row = array(status["agents"].clone())
+        .into_iter()
+        .find(|a| a["name"] == "alive")
+        .expect("alive in status");
+    assert_eq!(row["presence"], "busy", "{row}");
+}
+
+#[test]
+fn two_clones_racing_to_take_over_a_stale_task_exactly_one_wins_each_round() {
+    let c = Cluster::new(3);
+    c.config(0, "stale_after: 1s\n");
+    c.ok(0, &["agent", "register", "crashy", "--role", "dev"]);
+    let tasks: Vec<String> = (0..10)
+        .map(|n| c.new_task(0, &format!("task {n}")))
+        .collect();
+    for t in &tasks {
+        c.ok(0, &["task", "claim", t]);
+    }
+    let silent_since = Instant::now();
+    c.ok(1, &["agent", "register", "r1", "--role", "dev"]);
+    c.ok(2, &["agent", "register", "r2", "--role", "dev"]);
+    std::thread::sleep(Duration::from_millis(1500).saturating_sub(silent_since.elapsed()));
+    c.ok(1, &["sync"]);
+    c.ok(2, &["sync"]);
+
+    for (round, task) in tasks.iter().enumerate() {
+        let racers = [
+            c.spawn(1, &["task", "claim", task, "--json"]),
+            c.spawn(2, &["task", "claim", task, "--json"]),
+        ];
+        let outs: Vec<Output> = racers
+            .into_iter()
+            .map(|r| r.wait_with_output().expect("a claim finishes"))
+            .collect();
+        let won: Vec<usize> = (0..2).filter(|&i| outs[i].status.success()).collect();
+        assert_eq!(
+            won.len(),
+            1,
+            "round {round}: {:?} / {:?}",
+            stderr(&outs[0]),
+            stderr(&outs[1])
+        );
+        let winner = ["r1", "r2"][won[0]];
+        let loser = &outs[1 - won[0]];
+        assert_eq!(loser.status.code(), Some(3), "round {round}: {}", stderr(loser));
+        assert!(
+            stderr(loser).contains(&format!("claimed by {winner}")),
+            "round {round}: {}",
+            stderr(loser)
+        );
+        assert_eq!(
+            field(&json(&stdout(&outs[won[0]])), "assignee"),
+            Some(winner)
+        );
+        // Both racing clones agree, and the history holds exactly one takeover. (Clone 0 is
+        // left alone: a command there would be crashy's heartbeat, bringing it back.)
+        for clone in 1..3 {
+            c.ok(clone, &["sync"]);
+            let shown = json(&c.ok(clone, &["task", "show", task, "--history", "--json"]));
+            assert_eq!(field(&shown, "assignee"), Some(winner), "round {round}");
+            let takeovers = array(shown["history"].clone())
+                .iter()
+                .filter(|e| field(e, "note").is_some_and(|n| n.contains("taken over")))
+                .count();
+            assert_eq!(takeovers, 1, "round {round}: {shown}");
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_remote_does_not_fail_a_heartbeat_which_goes_out_on_the_next_contact() {
+    let c = Cluster::new(2);
+    c.ok(0, &["agent", "register", "roamer", "--role", "dev"]);
+    let url = c.remote.to_str().expect("utf-8").to_string();
+    let gone = c.origin.tmp().join("nowhere.git");
+    c.origin.git_ok(&["remote", "set-url", "origin", gone.to_str().expect("utf-8")]);
+
+    let out = ok(c.run(0, &["agent", "heartbeat", "--json"]), "heartbeat offline");
+    let beat = json(&stdout(&out));
+    assert_eq!(beat["last_seen"]["here"], true, "{beat}");
+    let at = beat["last_seen"]["at"].as_str().expect("at").to_string();
+    assert!(stderr(&out).contains("not shared"), "{}", stderr(&out));
+    // Local work goes on meanwhile.
+    c.ok(0, &["--offline", "task", "new", "local work"]);
+
+    c.origin.git_ok(&["remote", "set-url", "origin", &url]);
+    c.ok(0, &["sync"]);
+    c.ok(1, &["sync"]);
+    let seen = c.agent(1, "roamer");
+    assert!(
+        seen["last_seen"]["at"].as_str().expect("at") >= at.as_str(),
+        "{seen}"
+    );
+    assert_eq!(seen["last_seen"]["clone"], "laptop");
+}
+
+#[test]
+fn a_clock_far_ahead_keeps_an_agent_live_only_until_stale_after_past_its_arrival() {
+    let c = Cluster::new(2);
+    c.config(1, "stale_after: 1s\n");
+    c.ok(0, &["agent", "register", "ahead", "--role", "dev"]);
+    // A heartbeat stamped in 2099, as a clone with a clock far ahead would write it.
+    let doc = "format: 1\nagent: ahead\nat: 2099-01-01T00:00:00.000Z\nclone: future\nstale_after: 3600\n";
+    let blob = c.origin.git_with_input(&["hash-object", "-w", "--stdin"], &[], doc.as_bytes());
+    let inner = c.origin.git_with_input(
+        &["mktree"],
+        &[],
+        format!("100644 blob {blob}\tahead.yaml\n").as_bytes(),
+    );
+    let tree = c.origin.git_with_input(
+        &["mktree"],
+        &[],
+        format!("040000 tree {inner}\theartbeats\n").as_bytes(),
+    );
+    let commit = c.origin.git_ok(&["commit-tree", tree.as_str(), "-m", "presence"]);
+    // Plain git, so that no command of clone 0 (ahead's own) refreshes the heartbeat.
+    c.origin.git_ok(&[
+        "push",
+        "-q",
+        "--force",
+        "origin",
+        &format!("{commit}:refs/coord/presence"),
+    ]);
+    c.ok(1, &["sync"]);
+    let arrived = Instant::now();
+    let seen = c.agent(1, "ahead");
+    assert_eq!(seen["last_seen"]["clone"], "future", "{seen}");
+    std::thread::sleep(Duration::from_millis(1500).saturating_sub(arrived.elapsed()));
+    let seen = c.agent(1, "ahead");
+    assert_eq!(seen["stale"], true, "a heartbeat from 2099 kept it live: {seen}");
+}
+
+#[test]
+fn a_thousand_heartbeats_from_five_agents_add_at_most_one_commit_to_shared_history() {
+    let c = Cluster::new(1);
+    let names = ["h1", "h2", "h3", "h4", "h5"];
+    for name in names {
+        c.ok(0, &["agent", "spawn", name, "--role", "dev"]);
+    }
+    c.ok(0, &["sync"]);
+    let local = |prefix: &str| reachable(&c.origin, c.dir(0), prefix);
+    let before_local = local("refs/coord/");
+    let before_remote = c.remote_commits("refs/coord/");
+    let before_audited = local("refs/coord/tasks") + local("refs/coord/agents");
+
+    for n in 0..1000 {
+        let agent = names[n % names.len()];
+        // Most stay here; every 100th goes to the remote too.
+        let mut args = vec!["--agent", agent, "agent", "heartbeat"];
+        if n % 100 != 99 {
+            args.insert(0, "--offline");
+        }
+        c.ok(0, &args);
+    }
+    c.ok(0, &["sync"]);
+
+    // The bound stated in docs/FORMAT.md: refs/coord/presence is one commit without parent,
+    // so heartbeats add at most one commit reachable from shared refs, here and at the remote.
+    assert!(local("refs/coord/") <= before_local + 1);
+    assert!(c.remote_commits("refs/coord/") <= before_remote + 1);
+    assert_eq!(
+        c.origin
+            .git_ok(&["rev-list", "--count", "refs/coord/presence"]),
+        "1"
+    );
+    assert_eq!(
+        local("refs/coord/tasks") + local("refs/coord/agents"),
+        before_audited
+    );
+    let beats = c.origin.git_ok(&[
+        "ls-tree",
+        "--name-only",
+        "refs/coord/presence",
+        "heartbeats/",
+    ]);
+    assert_eq!(beats.lines().count(), 5, "{beats}");
+}
