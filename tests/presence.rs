@@ -211,7 +211,12 @@ fn a_silent_agent_goes_stale_on_another_clone_which_takes_over_its_task() {
     let inbox = c.json(0, &["inbox"]);
     let body = c.ok(
         0,
-        &["read", array(inbox["messages"].clone())[0]["id"].as_str().expect("an id")],
+        &[
+            "read",
+            array(inbox["messages"].clone())[0]["id"]
+                .as_str()
+                .expect("an id"),
+        ],
     );
     assert!(body.contains("stale_after"), "{body}");
 }
@@ -298,7 +303,12 @@ fn two_clones_racing_to_take_over_a_stale_task_exactly_one_wins_each_round() {
         );
         let winner = ["r1", "r2"][won[0]];
         let loser = &outs[1 - won[0]];
-        assert_eq!(loser.status.code(), Some(3), "round {round}: {}", stderr(loser));
+        assert_eq!(
+            loser.status.code(),
+            Some(3),
+            "round {round}: {}",
+            stderr(loser)
+        );
         assert!(
             stderr(loser).contains(&format!("claimed by {winner}")),
             "round {round}: {}",
@@ -329,9 +339,13 @@ fn an_unreachable_remote_does_not_fail_a_heartbeat_which_goes_out_on_the_next_co
     c.ok(0, &["agent", "register", "roamer", "--role", "dev"]);
     let url = c.remote.to_str().expect("utf-8").to_string();
     let gone = c.origin.tmp().join("nowhere.git");
-    c.origin.git_ok(&["remote", "set-url", "origin", gone.to_str().expect("utf-8")]);
+    c.origin
+        .git_ok(&["remote", "set-url", "origin", gone.to_str().expect("utf-8")]);
 
-    let out = ok(c.run(0, &["agent", "heartbeat", "--json"]), "heartbeat offline");
+    let out = ok(
+        c.run(0, &["agent", "heartbeat", "--json"]),
+        "heartbeat offline",
+    );
     let beat = json(&stdout(&out));
     assert_eq!(beat["last_seen"]["here"], true, "{beat}");
     let at = beat["last_seen"]["at"].as_str().expect("at").to_string();
@@ -356,8 +370,11 @@ fn a_clock_far_ahead_keeps_an_agent_live_only_until_stale_after_past_its_arrival
     c.config(1, "stale_after: 1s\n");
     c.ok(0, &["agent", "register", "ahead", "--role", "dev"]);
     // A heartbeat stamped in 2099, as a clone with a clock far ahead would write it.
-    let doc = "format: 1\nagent: ahead\nat: 2099-01-01T00:00:00.000Z\nclone: future\nstale_after: 3600\n";
-    let blob = c.origin.git_with_input(&["hash-object", "-w", "--stdin"], &[], doc.as_bytes());
+    let doc =
+        "format: 1\nagent: ahead\nat: 2099-01-01T00:00:00.000Z\nclone: future\nstale_after: 3600\n";
+    let blob = c
+        .origin
+        .git_with_input(&["hash-object", "-w", "--stdin"], &[], doc.as_bytes());
     let inner = c.origin.git_with_input(
         &["mktree"],
         &[],
@@ -368,7 +385,9 @@ fn a_clock_far_ahead_keeps_an_agent_live_only_until_stale_after_past_its_arrival
         &[],
         format!("040000 tree {inner}\theartbeats\n").as_bytes(),
     );
-    let commit = c.origin.git_ok(&["commit-tree", tree.as_str(), "-m", "presence"]);
+    let commit = c
+        .origin
+        .git_ok(&["commit-tree", tree.as_str(), "-m", "presence"]);
     // Plain git, so that no command of clone 0 (ahead's own) refreshes the heartbeat.
     c.origin.git_ok(&[
         "push",
@@ -383,7 +402,10 @@ fn a_clock_far_ahead_keeps_an_agent_live_only_until_stale_after_past_its_arrival
     assert_eq!(seen["last_seen"]["clone"], "future", "{seen}");
     std::thread::sleep(Duration::from_millis(1500).saturating_sub(arrived.elapsed()));
     let seen = c.agent(1, "ahead");
-    assert_eq!(seen["stale"], true, "a heartbeat from 2099 kept it live: {seen}");
+    assert_eq!(
+        seen["stale"], true,
+        "a heartbeat from 2099 kept it live: {seen}"
+    );
 }
 
 #[test]
@@ -430,4 +452,404 @@ fn a_thousand_heartbeats_from_five_agents_add_at_most_one_commit_to_shared_histo
         "heartbeats/",
     ]);
     assert_eq!(beats.lines().count(), 5, "{beats}");
+}
+
+/// Branches and worktrees of a repository, to see that joining in place makes neither.
+fn branches_and_worktrees(repo: &TestRepo) -> (String, String) {
+    (
+        repo.git_ok(&["for-each-ref", "--format=%(refname)", "refs/heads/"]),
+        repo.git_ok(&["worktree", "list", "--porcelain"]),
+    )
+}
+
+#[test]
+fn an_existing_checkout_joins_in_place_acts_as_the_agent_and_retires_keeping_its_work() {
+    let repo = TestRepo::init();
+    std::fs::write(repo.path.join("notes.txt"), "mine\n").expect("a file");
+    let before = branches_and_worktrees(&repo);
+
+    let out = repo.coord_ok(&["agent", "register", "ada", "--role", "dev"]);
+    assert!(out.contains("registered ada (dev) in place"), "{out}");
+    assert_eq!(
+        branches_and_worktrees(&repo),
+        before,
+        "no branch, no worktree"
+    );
+
+    // Every command here acts as ada, with no flag.
+    let me = repo.coord_json(&["whoami"]);
+    assert_eq!(field(&me, "agent"), Some("ada"), "{me}");
+    assert_eq!(field(&me, "source"), Some("worktree"), "{me}");
+    assert_eq!(field(&me, "role"), Some("dev"), "{me}");
+    assert_eq!(me["branch"], Value::Null, "{me}");
+    assert_eq!(field(&me, "presence"), Some("idle"), "{me}");
+    assert_eq!(me["last_seen"]["here"], true, "{me}");
+    let text = repo.coord_ok(&["whoami"]);
+    assert!(text.contains("ada (this worktree's agent)"), "{text}");
+    assert!(text.contains("joined in place"), "{text}");
+    assert!(text.contains("idle, last seen"), "{text}");
+    let task = repo.new_task("Write the notes", &[]);
+    let claimed = repo.coord_json(&["task", "claim", &task]);
+    assert_eq!(field(&claimed, "assignee"), Some("ada"), "{claimed}");
+    assert_eq!(
+        field(&repo.coord_json(&["whoami"]), "presence"),
+        Some("busy")
+    );
+    let line = repo.coord_ok(&["agent", "list"]);
+    assert!(
+        line.starts_with("ada") && line.contains("busy") && line.contains("(in place)"),
+        "{line}"
+    );
+    // Registering again, same name and role: nothing changes.
+    let agents_tip = repo.git_ok(&["rev-parse", "refs/coord/agents"]);
+    repo.coord_ok(&["agent", "register", "ada", "--role", "dev"]);
+    assert_eq!(repo.git_ok(&["rev-parse", "refs/coord/agents"]), agents_tip);
+
+    // Refused, with nothing written: another name here while ada is active, a name active
+    // elsewhere, names unfit for a ref, an unknown role.
+    repo.coord_ok(&["agent", "spawn", "sam", "--role", "dev"]);
+    let agents_tip = repo.git_ok(&["rev-parse", "refs/coord/agents"]);
+    let err = fails(
+        &repo.coord(&["agent", "register", "bob", "--role", "dev"]),
+        1,
+    );
+    assert!(err.contains("already is agent ada"), "{err}");
+    let sam_dir = repo.tmp().join("repo.agents").join("sam");
+    let other = repo.tmp().join("other");
+    ok(
+        repo.command("git", repo.tmp())
+            .args(["clone", "-q"])
+            .arg(&repo.path)
+            .arg(&other)
+            .output()
+            .expect("git"),
+        "clone",
+    );
+    ok(
+        repo.git_in(&other, &["config", "user.name", "Other Human"]),
+        "config",
+    );
+    ok(
+        repo.command("git", &other)
+            .args(["fetch", "-q", "origin", "refs/coord/*:refs/coord/*"])
+            .output()
+            .expect("git"),
+        "fetch coord refs",
+    );
+    let err = fails(
+        &repo.coord_in(&other, &["agent", "register", "sam", "--role", "dev"]),
+        1,
+    );
+    assert!(err.contains("sam is already active"), "{err}");
+    assert!(
+        err.contains(
+            &sam_dir
+                .canonicalize()
+                .expect("sam's worktree")
+                .display()
+                .to_string()
+        ),
+        "{err}"
+    );
+    for bad in ["a/b", "../x", "x.lock", "has space", ""] {
+        let out = repo.coord_in(&other, &["agent", "register", bad, "--role", "dev"]);
+        assert!(!out.status.success(), "{bad:?} was accepted");
+        assert!(
+            stderr(&out).contains("agent name"),
+            "{bad:?}: {}",
+            stderr(&out)
+        );
+    }
+    let err = fails(
+        &repo.coord_in(&other, &["agent", "register", "zed", "--role", "wizard"]),
+        1,
+    );
+    assert!(err.contains("known roles"), "{err}");
+    assert!(
+        !other.join(".git/coord-agent").exists(),
+        "an identity was written"
+    );
+    assert_eq!(repo.git_ok(&["rev-parse", "refs/coord/agents"]), agents_tip);
+
+    // Retire removes only the registration: the checkout, its branch and its files stay.
+    let head = repo.git_ok(&["rev-parse", "HEAD"]);
+    repo.coord_ok(&["task", "release", &task]);
+    let out = repo.coord_ok(&["agent", "retire", "ada"]);
+    assert!(out.contains("retired ada"), "{out}");
+    assert!(repo.path.join("notes.txt").is_file());
+    assert_eq!(repo.git_ok(&["rev-parse", "HEAD"]), head);
+    let (branches, _) = branches_and_worktrees(&repo);
+    assert!(branches.contains("refs/heads/main"), "{branches}");
+    let me = repo.coord_json(&["whoami"]);
+    assert_eq!(field(&me, "source"), Some("git-user"), "{me}");
+    let shown = repo.coord_json(&["agent", "show", "ada"]);
+    assert_eq!(field(&shown, "status"), Some("retired"), "{shown}");
+    assert_eq!(field(&shown, "presence"), Some("retired"), "{shown}");
+    // And the name can join again.
+    repo.coord_ok(&["agent", "register", "ada", "--role", "reviewer"]);
+    assert_eq!(
+        field(&repo.coord_json(&["whoami"]), "role"),
+        Some("reviewer")
+    );
+}
+
+/// Waits for a child, for at most `limit` (a generous bound, not a timing assertion).
+fn finish(mut child: Child, limit: Duration) -> Output {
+    let started = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("the child finishes")
+}
+
+#[test]
+fn wait_returns_when_a_message_or_a_task_change_arrives_and_times_out_with_exit_3() {
+    let repo = TestRepo::init();
+    repo.coord_ok(&["agent", "register", "waiter", "--role", "dev"]);
+
+    // Nothing for it: exit 3 after the timeout, saying so.
+    let err = fails(&repo.coord(&["wait", "--inbox", "--timeout", "1s"]), 3);
+    assert!(err.contains("nothing arrived within 1s"), "{err}");
+
+    // A message sent by another process ends the wait; the wait prints it.
+    let child = repo
+        .coord_cmd(&["wait", "--inbox", "--timeout", "120s", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wait starts");
+    repo.coord_as_ok(
+        "boss",
+        &["send", "--to", "waiter", "please review the parser"],
+    );
+    let out = finish(child, Duration::from_secs(150));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let arrived = array(json(&stdout(&out))["arrived"].clone());
+    assert_eq!(arrived[0]["kind"], "message", "{arrived:?}");
+    assert_eq!(arrived[0]["from"], "boss", "{arrived:?}");
+    assert_eq!(
+        arrived[0]["subject"], "please review the parser",
+        "{arrived:?}"
+    );
+    let id = arrived[0]["id"].as_str().expect("id").to_string();
+    repo.coord_ok(&["read", &id]);
+
+    // --task: a change to the task after the wait began (comments until the wait has seen one).
+    let task = repo.new_task("Watch me", &[]);
+    let mut child = repo
+        .coord_cmd(&["wait", "--task", &task, "--timeout", "120s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wait starts");
+    let started = Instant::now();
+    while child.try_wait().expect("try_wait").is_none()
+        && started.elapsed() < Duration::from_secs(120)
+    {
+        repo.coord_as_ok("boss", &["task", "comment", &task, "ping"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = finish(child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("task {task} changed: open Watch me")),
+        "{}",
+        stdout(&out)
+    );
+
+    // --ready: ready work for its role, at once when there is some.
+    repo.new_task("For a dev", &["--role", "dev"]);
+    let out = repo.coord_ok(&["wait", "--ready", "--timeout", "60s"]);
+    assert!(out.contains("ready ") && out.contains("For a dev"), "{out}");
+}
+
+#[test]
+fn wait_returns_when_a_message_comes_from_another_clone_through_the_remote() {
+    let c = Cluster::new(2);
+    c.ok(1, &["agent", "register", "far", "--role", "dev"]);
+    c.ok(0, &["sync"]);
+    let child = c.spawn(
+        1,
+        &[
+            "wait",
+            "--inbox",
+            "--interval",
+            "1s",
+            "--timeout",
+            "120s",
+            "--json",
+        ],
+    );
+    c.ok(0, &["send", "--to", "far", "the build is green"]);
+    c.ok(0, &["sync"]);
+    let out = finish(child, Duration::from_secs(150));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let arrived = array(json(&stdout(&out))["arrived"].clone());
+    assert_eq!(arrived[0]["subject"], "the build is green", "{arrived:?}");
+}
+
+/// Runs `git coord hook stop` for the checkout at `dir`; returns (stdout, stderr).
+fn stop_hook(repo: &TestRepo, dir: &Path, stop_hook_active: bool) -> (String, String) {
+    let input = serde_json::json!({
+        "session_id": "s1",
+        "cwd": dir.display().to_string(),
+        "hook_event_name": "Stop",
+        "stop_hook_active": stop_hook_active,
+    })
+    .to_string();
+    let mut child = repo
+        .command(BIN, repo.tmp())
+        .args(["hook", "stop"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the hook runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("input written");
+    let out = child.wait_with_output().expect("the hook finishes");
+    assert_eq!(out.status.code(), Some(0), "the stop hook always exits 0");
+    (stdout(&out), stderr(&out))
+}
+
+fn blocked(out: &str) -> bool {
+    !out.is_empty() && json(out)["decision"] == "block"
+}
+
+/// A worker spawned with `config` in its worktree, holding a task of its own.
+fn worker_with_a_task(repo: &TestRepo, name: &str, config: &str) -> (PathBuf, String) {
+    repo.coord_ok(&["agent", "spawn", name, "--role", "dev"]);
+    let dir = repo.tmp().join("repo.agents").join(name);
+    std::fs::write(dir.join(".coord.yaml"), config).expect("config");
+    let task = repo.new_task(&format!("{name}'s work"), &["--role", "dev"]);
+    ok(repo.coord_in(&dir, &["task", "claim", &task]), "claim");
+    (dir, task)
+}
+
+fn commit_in(repo: &TestRepo, dir: &Path, file: &str) {
+    std::fs::write(dir.join(file), "work\n").expect("a file");
+    ok(repo.git_in(dir, &["add", file]), "git add");
+    ok(
+        repo.git_in(dir, &["commit", "-q", "-m", file]),
+        "git commit",
+    );
+}
+
+#[test]
+fn the_stop_hook_lets_a_stalled_agent_stop_after_its_own_idle_time_in_a_busy_team() {
+    let repo = TestRepo::init();
+    let (dir, task) = worker_with_a_task(&repo, "slow", "stop_idle: 1s\nstop_max_blocks: 100\n");
+    let (out, _) = stop_hook(&repo, &dir, false);
+    assert!(blocked(&out), "{out}");
+    assert!(out.contains(&task), "{out}");
+
+    // The team keeps writing; slow does nothing of its own.
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_millis(1300) {
+        repo.coord_as_ok("busy", &["task", "new", &format!("more work {n}")]);
+        repo.coord_as_ok("busy", &["send", "--to", "@all", &format!("update {n}")]);
+        n += 1;
+    }
+    repo.coord_as_ok("busy", &["task", "comment", &task, "how is it going?"]);
+    let (out, err) = stop_hook(&repo, &dir, true);
+    assert!(out.is_empty(), "kept going by its teammates' writes: {out}");
+    assert!(err.contains("no progress by slow for "), "{err}");
+    // Under a minute it says seconds, never 0m.
+    assert!(err.contains("s (stop_idle 1s"), "{err}");
+    assert!(!err.contains("0m"), "{err}");
+}
+
+#[test]
+fn the_stop_hook_keeps_an_agent_that_commits_code_going() {
+    let repo = TestRepo::init();
+    let (dir, task) = worker_with_a_task(&repo, "coder", "stop_idle: 1s\nstop_max_blocks: 100\n");
+    let (out, _) = stop_hook(&repo, &dir, false);
+    assert!(blocked(&out), "{out}");
+    for round in 0..2 {
+        std::thread::sleep(Duration::from_millis(1200));
+        // Code committed on its branch, no coordination write: still progress.
+        commit_in(&repo, &dir, &format!("part{round}.rs"));
+        let (out, err) = stop_hook(&repo, &dir, true);
+        assert!(
+            blocked(&out),
+            "round {round}: let stop while it commits: {err}"
+        );
+        assert!(out.contains(&task), "{out}");
+    }
+    // Its own coordination write counts too.
+    std::thread::sleep(Duration::from_millis(1200));
+    ok(
+        repo.coord_in(&dir, &["task", "comment", &task, "halfway"]),
+        "comment",
+    );
+    let (out, _) = stop_hook(&repo, &dir, true);
+    assert!(blocked(&out), "{out}");
+    // Then nothing of its own for the idle time: it may stop.
+    std::thread::sleep(Duration::from_millis(1200));
+    let (out, err) = stop_hook(&repo, &dir, true);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("no progress by coder"), "{err}");
+}
+
+#[test]
+fn the_stop_hook_tells_the_agent_why_the_team_is_paused_or_cancelled_on_stdout() {
+    let repo = TestRepo::init();
+    let (dir, _) = worker_with_a_task(&repo, "wendy", "");
+    repo.coord_ok(&["pause", "--reason", "the release is frozen"]);
+    let (out, _) = stop_hook(&repo, &dir, false);
+    let answer = json(&out);
+    assert_eq!(answer["continue"], false, "{answer}");
+    let why = answer["stopReason"].as_str().expect("a stopReason");
+    assert!(
+        why.contains("paused") && why.contains("the release is frozen"),
+        "{why}"
+    );
+    assert!(why.contains("git coord resume"), "{why}");
+    assert!(answer.get("decision").is_none(), "{answer}");
+    repo.coord_ok(&["cancel", "--reason", "wrong plan"]);
+    let (out, _) = stop_hook(&repo, &dir, true);
+    let why = json(&out)["stopReason"]
+        .as_str()
+        .expect("stopReason")
+        .to_string();
+    assert!(
+        why.contains("cancelled") && why.contains("wrong plan"),
+        "{why}"
+    );
+}
+
+#[test]
+fn the_stop_hook_bounds_blocks_in_a_row_without_progress() {
+    let repo = TestRepo::init();
+    let (dir, task) = worker_with_a_task(&repo, "stuck", "stop_max_blocks: 3\n");
+    // A stuck model (as a client with no limit of its own would loop): three blocks, then stop.
+    for n in 0..3 {
+        let (out, _) = stop_hook(&repo, &dir, n > 0);
+        assert!(blocked(&out), "block {n}: {out}");
+    }
+    for _ in 0..2 {
+        let (out, err) = stop_hook(&repo, &dir, true);
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains("3 time(s) in a row with no progress"), "{err}");
+    }
+    // Progress of its own starts a new count.
+    commit_in(&repo, &dir, "fix.rs");
+    let (out, _) = stop_hook(&repo, &dir, true);
+    assert!(blocked(&out) && out.contains(&task), "{out}");
+    // So does a stop after the user's own input (stop_hook_active false).
+    stop_hook(&repo, &dir, true);
+    stop_hook(&repo, &dir, true);
+    let (out, _) = stop_hook(&repo, &dir, true);
+    assert!(out.is_empty(), "{out}");
+    let (out, _) = stop_hook(&repo, &dir, false);
+    assert!(blocked(&out), "{out}");
 }
