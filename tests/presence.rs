@@ -41,7 +41,7 @@ impl Cluster {
         origin.git_ok(&["config", "coord.clone", CLONE_NAMES[0]]);
         origin.coord_ok(&["sync"]);
         let mut paths = vec![origin.path.clone()];
-        for n in 1..clones {
+        for (n, clone_name) in CLONE_NAMES.iter().enumerate().take(clones).skip(1) {
             let dir = origin.tmp().join(format!("clone{n}"));
             ok(
                 origin
@@ -55,7 +55,7 @@ impl Cluster {
             for (key, value) in [
                 ("user.name", format!("Human {n}")),
                 ("user.email", "h@example.com".to_string()),
-                ("coord.clone", CLONE_NAMES[n].to_string()),
+                ("coord.clone", clone_name.to_string()),
             ] {
                 ok(origin.git_in(&dir, &["config", key, &value]), "config");
             }
