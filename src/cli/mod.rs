@@ -31,7 +31,8 @@ Exit codes:
   3  refused by the state or lost to another writer (a task someone else holds,
      `claim --next` with nothing ready, a dependency cycle, a task in the wrong state,
      a path leased to another agent, a commit or push the lease guard refused,
-     a paused or cancelled team, a remote or branch that kept moving)";
+     a paused or cancelled team, a remote or branch that kept moving,
+     `wait --timeout` with nothing arrived)";
 
 /// Coordinate coding agents and humans on one repository, with nothing but git.
 #[derive(Parser, Debug)]

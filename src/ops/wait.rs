@@ -114,7 +114,7 @@ pub fn wait(coord: &Coord, what: &WaitFor) -> Result<Vec<Arrival>> {
             && now.duration_since(started) >= timeout
         {
             return Err(Error::WaitTimedOut {
-                waited: format!("{}s", timeout.as_secs()),
+                waited: duration_words(timeout),
             });
         }
         let mut nap = LOCAL_TICK;
@@ -176,4 +176,13 @@ fn task_blob(coord: &Coord, id: &str) -> Result<Option<Oid>> {
         return Ok(None);
     };
     coord.repo.lookup_path(tree, &Task::path(id))
+}
+
+/// `90s`, `10m`, `2h`: as a duration would be written on the command line.
+fn duration_words(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
