@@ -190,7 +190,9 @@ impl<'c> Agents<'c> {
             Ok(agent) => {
                 let mut as_agent = actor.clone();
                 as_agent.agent = agent.name.clone();
-                self.presence().beat(&as_agent, &agent.name)?;
+                if let Err(e) = self.presence().beat(&as_agent, &agent.name) {
+                    tracing::debug!("no first heartbeat for {}: {e}", agent.name);
+                }
                 Ok(agent)
             }
             Err(e) => {
@@ -409,8 +411,10 @@ impl<'c> Agents<'c> {
             self.coord.repo.git_dir().join(IDENTITY_FILE),
             format!("{name}\n"),
         )?;
-        self.presence().beat(&actor, name)?;
-        let _ = self.presence().share();
+        // Registered whatever happens next: presence is shared on the next contact if not now.
+        if self.presence().beat(&actor, name).is_ok() {
+            let _ = self.presence().share();
+        }
         Ok(registered)
     }
 

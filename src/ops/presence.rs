@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::model::presence::{HEARTBEAT_FORMAT, Heartbeat};
 use crate::model::time;
+use crate::ops::config::DEFAULT_STALE_AFTER;
 use crate::ops::context::Coord;
 use crate::remote::Remote;
 use crate::remote::presence::{Exchanged, exchange_with, heartbeats, push_pending};
@@ -250,6 +251,14 @@ pub fn implicit_beat(coord: &Coord) {
     let Ok(actor) = coord.actor() else {
         return;
     };
+    // Cheap first: most commands are run by someone with no heartbeat (a plain user, a
+    // benchmark); only an agent that has one pays for reading the configuration.
+    if !matches!(
+        Presence::new(coord, DEFAULT_STALE_AFTER).get(&actor.agent),
+        Ok(Some(_))
+    ) {
+        return;
+    }
     let presence = Presence::new(coord, stale_after(coord));
     if let Err(e) = presence.implicit_beat(&actor) {
         tracing::debug!("no heartbeat for {}: {e}", actor.agent);
@@ -260,7 +269,7 @@ pub fn implicit_beat(coord: &Coord) {
 pub fn stale_after(coord: &Coord) -> Duration {
     crate::ops::config::Config::load(coord.repo.workdir().as_deref())
         .map(|c| c.stale_after)
-        .unwrap_or(crate::ops::config::DEFAULT_STALE_AFTER)
+        .unwrap_or(DEFAULT_STALE_AFTER)
 }
 
 /// Tells an agent whose task was taken over while it was stale: a message in its inbox (the
