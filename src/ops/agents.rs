@@ -75,7 +75,7 @@ impl<'c> Agents<'c> {
             ));
         }
         let top = self.main_workdir()?;
-        let branch = format!("agent/{}", req.name);
+        let branch = Agent::branch_for(&req.name);
         let existing_tip = probe_git(
             &top,
             &[
@@ -228,7 +228,7 @@ impl<'c> Agents<'c> {
 
     fn read(&self, snap: &crate::store::Snapshot, name: &str) -> Result<Option<Agent>> {
         let path = Agent::path(name);
-        match self.store.read(snap, &path)? {
+        match crate::ops::documents::read(&self.store, snap, &path)? {
             Some(bytes) => Agent::from_yaml(&bytes, AGENTS_REF, &path).map(Some),
             None => Ok(None),
         }
@@ -248,7 +248,14 @@ impl<'c> Agents<'c> {
         };
         let beats = self.presence().all().unwrap_or_default();
         for entry in self.coord.repo.tree_entries(dir)? {
-            let Some(name) = entry.name.strip_suffix(".yaml") else {
+            if let Some(odd) = entry.odd {
+                problems.push(format!(
+                    "{AGENTS_REF}:agents/{}: skipped: {odd}",
+                    entry.name
+                ));
+                continue;
+            }
+            let Some(name) = entry.name.strip_suffix(".yaml").filter(|_| entry.is_blob) else {
                 continue;
             };
             match self.read(&snap, name) {
@@ -261,6 +268,54 @@ impl<'c> Agents<'c> {
             }
         }
         Ok((out, problems))
+    }
+
+    /// The agent's worktree on this machine, once it is proven to be one: a worktree of this
+    /// repository whose identity file names the agent. The path in the document is data (it may
+    /// come from a remote), so no git runs there before this check, which only reads files.
+    pub fn own_worktree(&self, agent: &Agent) -> Result<Option<PathBuf>> {
+        let Some(path) = agent
+            .worktree
+            .as_deref()
+            .map(PathBuf::from)
+            .filter(|p| p.exists())
+        else {
+            return Ok(None);
+        };
+        let refuse = |why: String| {
+            Error::Other(format!(
+                "{} is not {}'s worktree ({why}): nothing was done there; fix refs/coord/agents:{}",
+                path.display(),
+                agent.name,
+                Agent::path(&agent.name)
+            ))
+        };
+        // A linked worktree's `.git` is a file: `gitdir: <common dir>/worktrees/<id>`.
+        let pointer = std::fs::read_to_string(path.join(".git"))
+            .map_err(|_| refuse("it is not a linked worktree".into()))?;
+        let gitdir = pointer
+            .strip_prefix("gitdir:")
+            .map(|d| path.join(d.trim()))
+            .ok_or_else(|| refuse("its .git file names no git directory".into()))?;
+        let admin = self.coord.repo.common_dir().join("worktrees");
+        let (Ok(gitdir), Ok(admin)) = (gitdir.canonicalize(), admin.canonicalize()) else {
+            return Err(refuse("it is not a worktree of this repository".into()));
+        };
+        if gitdir.parent() != Some(admin.as_path()) {
+            return Err(refuse("it is not a worktree of this repository".into()));
+        }
+        let owner = std::fs::read_to_string(gitdir.join(IDENTITY_FILE)).unwrap_or_default();
+        if owner.trim() != agent.name {
+            return Err(refuse(format!(
+                "its identity file names {}",
+                if owner.trim().is_empty() {
+                    "no agent"
+                } else {
+                    owner.trim()
+                }
+            )));
+        }
+        Ok(Some(path))
     }
 
     pub fn show(&self, name: &str) -> Result<AgentView> {
@@ -433,7 +488,7 @@ impl<'c> Agents<'c> {
         let top = self.main_workdir()?;
         // The document is data: only ever touch the agent's own branch, and a worktree whose
         // identity file names this agent.
-        let own_branch = format!("agent/{name}");
+        let own_branch = Agent::branch_for(name);
         if agent.branch.as_deref().is_some_and(|b| b != own_branch) {
             return Err(Error::Other(format!(
                 "cannot retire {name}: its document names branch {}, not {own_branch}; fix refs/coord/agents:{} first",
@@ -441,23 +496,7 @@ impl<'c> Agents<'c> {
                 Agent::path(name)
             )));
         }
-        let worktree = agent
-            .worktree
-            .as_deref()
-            .map(PathBuf::from)
-            .filter(|p| p.exists());
-        if let Some(path) = &worktree {
-            let owner = run_git(path, &["rev-parse", "--absolute-git-dir"])
-                .ok()
-                .and_then(|dir| std::fs::read_to_string(Path::new(&dir).join(IDENTITY_FILE)).ok());
-            if owner.as_deref().map(str::trim) != Some(name) {
-                return Err(Error::Other(format!(
-                    "cannot retire {name}: {} is not its worktree (its identity file names {})",
-                    path.display(),
-                    owner.as_deref().map(str::trim).unwrap_or("no agent")
-                )));
-            }
-        }
+        let worktree = self.own_worktree(&agent)?;
         if let Some(path) = &worktree {
             let dirty = run_git(path, &["status", "--porcelain"])?;
             if !dirty.is_empty() && !force {
@@ -517,14 +556,19 @@ impl<'c> Agents<'c> {
             current.retired = Some(time::now());
             Ok((write_change(&current, "retire", &actor.agent), current))
         })?;
-        if let Some(path) = agent
-            .worktree
-            .as_deref()
-            .map(Path::new)
-            .filter(|p| p.exists())
-            && let Ok(dir) = run_git(path, &["rev-parse", "--absolute-git-dir"])
-        {
-            let file = Path::new(&dir).join(IDENTITY_FILE);
+        // The document is data: git is never run in the path it names. Only this checkout's own
+        // identity file, or its main worktree's, is removed, and only if it names this agent.
+        let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        let named = agent.worktree.as_deref().map(|p| canon(Path::new(p)));
+        let mut git_dirs = Vec::new();
+        if let Some(here) = self.coord.repo.workdir() {
+            git_dirs.push((canon(&here), self.coord.repo.git_dir()));
+        }
+        if let Some(main) = self.coord.repo.main_workdir() {
+            git_dirs.push((canon(&main), self.coord.repo.common_dir()));
+        }
+        if let Some((_, dir)) = git_dirs.iter().find(|(top, _)| Some(top) == named.as_ref()) {
+            let file = dir.join(IDENTITY_FILE);
             if std::fs::read_to_string(&file).is_ok_and(|owner| owner.trim() == name) {
                 std::fs::remove_file(&file)?;
             }

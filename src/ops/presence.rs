@@ -67,10 +67,10 @@ impl<'c> Presence<'c> {
     pub fn get(&self, name: &str) -> Result<Option<Heartbeat>> {
         let snap = self.store.snapshot()?;
         let path = Heartbeat::path(name);
-        Ok(self
-            .store
-            .read(&snap, &path)?
-            .and_then(|bytes| Heartbeat::from_yaml(&bytes, PRESENCE_REF, &path).ok()))
+        let Ok(bytes) = crate::ops::documents::read(&self.store, &snap, &path) else {
+            return Ok(None); // over the size limit: as if never seen
+        };
+        Ok(bytes.and_then(|bytes| Heartbeat::from_yaml(&bytes, PRESENCE_REF, &path).ok()))
     }
 
     /// Records that `name` is alive now, from this clone. A local write only; [`Self::share`]

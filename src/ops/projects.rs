@@ -226,9 +226,16 @@ impl<'c> Projects<'c> {
         if let Some(tip) = agents_tip
             && let Some(dir) = repo.lookup_path(repo.commit_tree(tip)?, "agents")?
         {
-            for e in repo.tree_entries(dir)? {
+            for e in repo.tree_entries(dir)?.into_iter().filter(|e| e.is_blob) {
                 let path = format!("agents/{}", e.name);
-                if let Ok(a) = Agent::from_yaml(&repo.read_blob(e.oid)?, AGENTS, &path)
+                if let Ok(a) = crate::ops::documents::read_blob(
+                    repo,
+                    e.oid,
+                    crate::model::MAX_DOCUMENT_BYTES,
+                    AGENTS,
+                    &path,
+                )
+                .and_then(|b| Agent::from_yaml(&b, AGENTS, &path))
                     && a.status == AgentStatus::Active
                 {
                     active.push(a);

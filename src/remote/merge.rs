@@ -66,6 +66,9 @@ impl Walk<'_> {
                 .repo
                 .tree_entries(t)?
                 .into_iter()
+                // What can be no document (a gitlink, a symlink, a name like `..`) takes no part:
+                // kept where it is, left out when its tree is rewritten.
+                .filter(|e| e.is_tree || e.is_blob)
                 .map(|e| (e.name.clone(), e))
                 .collect(),
             None => BTreeMap::new(),
@@ -194,7 +197,12 @@ impl Walk<'_> {
             let Some(dir) = self.repo.lookup_path(tree, "leases")? else {
                 return Ok(out);
             };
-            for e in self.repo.tree_entries(dir)? {
+            for e in self
+                .repo
+                .tree_entries(dir)?
+                .into_iter()
+                .filter(|e| e.is_blob)
+            {
                 let path = format!("leases/{}", e.name);
                 if let Ok(lease) =
                     Lease::from_yaml(&self.repo.read_blob(e.oid)?, self.refname, &path)

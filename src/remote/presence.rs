@@ -32,7 +32,15 @@ pub fn heartbeats(repo: &Repo, commit: Option<Oid>) -> Result<BTreeMap<String, (
         return Ok(out);
     };
     for entry in repo.tree_entries(dir)? {
-        if entry.is_tree {
+        // Anything but a plain file of a fit name, or a document over the size limit (read from
+        // the object's header), is ignored: presence from a remote is data.
+        if !entry.is_blob || entry.odd.is_some() {
+            continue;
+        }
+        if repo
+            .object_size(entry.oid)
+            .map_or(true, |size| size > crate::model::MAX_DOCUMENT_BYTES)
+        {
             continue;
         }
         let path = format!("heartbeats/{}", entry.name);

@@ -88,6 +88,8 @@ pub fn fetch(repo: &Repo, remote: &Remote, refs: &[&str]) -> Result<()> {
     let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
     if refs.len() > 1 {
         args.push("--prune");
+        // Pruning deletes refs, for which git takes packed-refs.lock.
+        repo.recover_stale_packed_refs_lock();
     }
     args.push(&remote.name);
     args.extend(specs.iter().map(String::as_str));
@@ -160,6 +162,8 @@ pub fn push(repo: &Repo, remote: &str, updates: &[(String, Oid)]) -> Result<Push
             "failed to lock",
             "cannot lock ref",
             "incorrect old value",
+            // --atomic: the whole push failed because one ref lost its race at the remote.
+            "atomic transaction failed",
         ]
         .iter()
         .any(|why| l.contains(why))

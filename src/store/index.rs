@@ -323,8 +323,8 @@ fn split_list(joined: &str) -> impl Iterator<Item = &str> {
     joined.split(LIST_SEP).filter(|s| !s.is_empty())
 }
 
-/// Every task summary of one snapshot of refs/coord/tasks.
-#[derive(Debug, Default)]
+/// Every task summary of one snapshot of refs/coord/tasks. Cloning shares the shards' buffers.
+#[derive(Debug, Default, Clone)]
 pub struct TaskIndex {
     shards: HashMap<String, Shard>,
     /// Whether the cache file was read (once per process; later refreshes start from memory).
@@ -488,7 +488,12 @@ fn build_shard(
     };
     let mut shard = ShardBuilder::default();
     for entry in repo.tree_entries(tree)? {
-        if entry.is_tree || !entry.name.ends_with(".yaml") {
+        if let Some(odd) = entry.odd {
+            let shown = entry.name.escape_debug().to_string();
+            shard.push_problem(&shown, entry.oid, &format!("skipped: {odd}"));
+            continue;
+        }
+        if !entry.is_blob || !entry.name.ends_with(".yaml") {
             continue; // per-task attachments live beside the documents
         }
         let reusable = base

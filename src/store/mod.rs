@@ -35,6 +35,16 @@ pub struct Problem {
     pub why: String,
 }
 
+impl Problem {
+    /// A tree entry that cannot be a document (a gitlink, a symlink, a name like `..`).
+    pub fn odd(path: String, what: &str) -> Problem {
+        Problem {
+            path,
+            why: format!("skipped: {what}"),
+        }
+    }
+}
+
 /// The state of a ref at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Snapshot {
@@ -130,10 +140,8 @@ impl<'r> Store<'r> {
         actor: &Actor,
         mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
     ) -> Result<T> {
-        let started = Instant::now();
-        let mut attempts = 0;
-        while attempts < MAX_ATTEMPTS && started.elapsed() < MAX_RETRY_TIME {
-            attempts += 1;
+        let mut retry = Retry::new();
+        while retry.again() {
             let mut snap = self.snapshot()?;
             let expected = snap.tip;
             if snap.tip.is_none() {
@@ -148,7 +156,7 @@ impl<'r> Store<'r> {
                 return Ok(value); // nothing to write: the state already says what was asked
             }
             if self.repo.ref_tip(self.refname)? != expected {
-                backoff(attempts); // lost already: skip writing objects nobody will reference
+                retry.lost_race(); // lost already: skip writing objects nobody will reference
                 continue;
             }
             let new = self.write_commit(&snap, actor, &change)?;
@@ -157,15 +165,20 @@ impl<'r> Store<'r> {
                 .cas_ref(self.refname, expected, new, &change.subject)?
             {
                 Cas::Moved => {
-                    tracing::debug!(refname = self.refname, attempts, "wrote {}", change.subject);
+                    tracing::debug!(
+                        refname = self.refname,
+                        attempts = retry.attempts,
+                        "wrote {}",
+                        change.subject
+                    );
                     return Ok(value);
                 }
-                Cas::Lost => backoff(attempts),
+                Cas::Lost => retry.lost(self.repo.ref_tip(self.refname)? != expected),
             }
         }
         Err(Error::Contended {
             refname: self.refname.into(),
-            attempts,
+            attempts: retry.attempts,
         })
     }
 
@@ -235,6 +248,60 @@ pub fn build_commit(repo: &Repo, snap: &Snapshot, actor: &Actor, change: &Change
     };
     repo.write_commit(tree, snap.tip.as_slice(), &author, &message)
 }
+
+/// The retries of one compare-and-swap write. A race lost to another writer counts as an
+/// attempt; a ref lock held by someone who has not moved the ref yet (or by a killed process,
+/// whose lock is cleared once stale) does not: it is waited out, within the time limit.
+pub struct Retry {
+    started: Instant,
+    tried: bool,
+    pub attempts: u32,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Retry {
+    pub fn new() -> Retry {
+        Retry {
+            started: Instant::now(),
+            tried: false,
+            attempts: 0,
+        }
+    }
+
+    /// Whether to try (again): a first try always, then within the attempts and the time.
+    pub fn again(&mut self) -> bool {
+        let go = !self.tried
+            || (self.attempts < MAX_ATTEMPTS && self.started.elapsed() < MAX_RETRY_TIME);
+        if go {
+            self.tried = true;
+            self.attempts += 1;
+        }
+        go
+    }
+
+    /// Another writer moved the ref first.
+    pub fn lost_race(&mut self) {
+        backoff(self.attempts);
+    }
+
+    /// A compare-and-swap failed: the ref moved (`moved`), or only its lock was held.
+    pub fn lost(&mut self, moved: bool) {
+        if moved {
+            self.lost_race();
+        } else {
+            self.attempts -= 1;
+            std::thread::sleep(LOCK_WAIT);
+        }
+    }
+}
+
+/// How long to wait for a ref lock held by a writer that has not finished.
+const LOCK_WAIT: Duration = Duration::from_millis(20);
 
 /// Waits before the next attempt: short at first, longer as the losses pile up, always jittered
 /// so racing processes spread out.
