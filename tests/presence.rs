@@ -160,7 +160,9 @@ fn a_silent_agent_goes_stale_on_another_clone_which_takes_over_its_task() {
     c.config(0, "stale_after: 1s\n");
     c.ok(0, &["agent", "register", "crashy", "--role", "dev"]);
     let task = c.new_task(0, "Fix the parser");
+    let second = c.new_task(0, "Fix the lexer");
     c.ok(0, &["task", "claim", &task]);
+    c.ok(0, &["task", "claim", &second]);
     let claimed_at = Instant::now();
 
     // Clone 2 sees crashy through the remote: who it is, when and from where it was last seen.
@@ -168,7 +170,11 @@ fn a_silent_agent_goes_stale_on_another_clone_which_takes_over_its_task() {
     let seen = c.agent(1, "crashy");
     assert_eq!(seen["last_seen"]["clone"], "laptop", "{seen}");
     assert_eq!(seen["last_seen"]["here"], false, "{seen}");
-    assert_eq!(seen["claimed"], serde_json::json!([task]), "{seen}");
+    let mut held = array(seen["claimed"].clone());
+    held.sort_by_key(|v| v.as_str().unwrap_or_default().to_string());
+    let mut want = vec![Value::from(task.clone()), Value::from(second.clone())];
+    want.sort_by_key(|v| v.as_str().unwrap_or_default().to_string());
+    assert_eq!(held, want, "{seen}");
 
     // crashy goes silent. Past stale_after, clone 2 judges it stale after a sync.
     let silent = Duration::from_millis(1500);
@@ -190,6 +196,12 @@ fn a_silent_agent_goes_stale_on_another_clone_which_takes_over_its_task() {
     // bea takes the task over; confirmed at the remote, recorded in its history.
     let taken = c.json(1, &["task", "claim", &task]);
     assert_eq!(field(&taken, "assignee"), Some("bea"), "{taken}");
+    // claim --next considers a stale agent's tasks as well (nothing is open).
+    let next = c.json(1, &["task", "claim", "--next"]);
+    assert_eq!(field(&next, "id"), Some(second.as_str()), "{next}");
+    assert_eq!(field(&next, "assignee"), Some("bea"), "{next}");
+
+    // Any command on laptop is crashy's heartbeat: it is back.
     c.ok(0, &["sync"]);
     let on_laptop = json(&c.ok(0, &["task", "show", &task, "--history", "--json"]));
     assert_eq!(field(&on_laptop, "assignee"), Some("bea"), "{on_laptop}");
@@ -205,6 +217,10 @@ fn a_silent_agent_goes_stale_on_another_clone_which_takes_over_its_task() {
     assert!(brief.contains("You are crashy"), "{brief}");
     assert!(
         brief.contains(&format!("Task {task} was taken over by bea")),
+        "{brief}"
+    );
+    assert!(
+        brief.contains(&format!("Task {second} was taken over by bea")),
         "{brief}"
     );
     assert!(brief.contains("Your claimed tasks (0)"), "{brief}");
@@ -252,7 +268,16 @@ fn an_agent_that_keeps_heartbeating_is_not_stale_on_another_clone() {
     // Holding a task makes it busy, on its own clone and on the other.
     let task = c.new_task(1, "Something to do");
     c.ok(1, &["sync"]);
+    // A heartbeat kept local goes out with the next online write (the claim), after it.
+    let local = c.json(0, &["--offline", "agent", "heartbeat"]);
+    let local_at = local["last_seen"]["at"].as_str().expect("at").to_string();
     c.ok(0, &["task", "claim", &task]);
+    c.ok(1, &["fetch"]);
+    let fetched = c.agent(1, "alive");
+    assert!(
+        fetched["last_seen"]["at"].as_str().expect("at") >= local_at.as_str(),
+        "{local_at} -> {fetched}"
+    );
     let me = c.json(0, &["whoami"]);
     assert_eq!(me["presence"], "busy", "{me}");
     assert_eq!(me["last_seen"]["clone"], "laptop", "{me}");

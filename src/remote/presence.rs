@@ -102,6 +102,7 @@ pub fn exchange_with(repo: &Repo, remote: &Remote, push: bool) -> Result<Exchang
         let mine = heartbeats(repo, ours)?;
         let remote_beats = heartbeats(repo, theirs)?;
         let mut merged = mine.clone();
+        let mut took_any = false;
         for (name, (oid, beat)) in &remote_beats {
             let keep = match mine.get(name) {
                 Some((_, have)) => later(have, beat) == beat && have != beat,
@@ -110,6 +111,7 @@ pub fn exchange_with(repo: &Repo, remote: &Remote, push: bool) -> Result<Exchang
             if keep {
                 merged.insert(name.clone(), (*oid, beat.clone()));
                 arrived.insert(name.clone(), beat.clone());
+                took_any = true;
             }
         }
         let same_as_theirs = theirs.is_some()
@@ -125,24 +127,28 @@ pub fn exchange_with(repo: &Repo, remote: &Remote, push: bool) -> Result<Exchang
             backoff(attempt);
             continue;
         }
-        let new = write_presence(repo, &merged)?;
-        if repo.cas_ref(PRESENCE_REF, ours, new, "coord: presence merged")? == Cas::Lost {
-            backoff(attempt);
-            continue;
-        }
+        // Nothing taken from the remote: the local commit goes as it is, no new one is written.
+        let new = match ours.filter(|_| !took_any) {
+            Some(ours) => ours,
+            None => {
+                let new = write_presence(repo, &merged)?;
+                if repo.cas_ref(PRESENCE_REF, ours, new, "coord: presence merged")? == Cas::Lost {
+                    backoff(attempt);
+                    continue;
+                }
+                new
+            }
+        };
         if !push {
-            return Ok(done("merged", arrived));
+            return Ok(done(
+                if took_any { "merged" } else { "local-only" },
+                arrived,
+            ));
         }
         match push_replacing(repo, &remote.name, PRESENCE_REF, new, theirs)? {
             Pushed::Accepted => {
                 repo.set_ref(&staged_name, new)?;
-                let action = if remote_beats.is_empty()
-                    || mine.len() == merged.len() && arrived.is_empty()
-                {
-                    "pushed"
-                } else {
-                    "merged+pushed"
-                };
+                let action = if took_any { "merged+pushed" } else { "pushed" };
                 return Ok(done(action, arrived));
             }
             Pushed::Rejected => backoff(attempt + 3),
