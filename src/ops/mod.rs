@@ -7,7 +7,6 @@ pub mod artifacts;
 pub mod checkpoints;
 pub mod config;
 pub mod context;
-pub mod documents;
 pub mod hooks;
 pub mod launch;
 pub mod leases;

@@ -67,7 +67,7 @@ impl<'c> Presence<'c> {
     pub fn get(&self, name: &str) -> Result<Option<Heartbeat>> {
         let snap = self.store.snapshot()?;
         let path = Heartbeat::path(name);
-        let Ok(bytes) = crate::ops::documents::read(&self.store, &snap, &path) else {
+        let Ok(bytes) = self.store.read(&snap, &path) else {
             return Ok(None); // over the size limit: as if never seen
         };
         Ok(bytes.and_then(|bytes| Heartbeat::from_yaml(&bytes, PRESENCE_REF, &path).ok()))

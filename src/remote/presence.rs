@@ -37,14 +37,14 @@ pub fn heartbeats(repo: &Repo, commit: Option<Oid>) -> Result<BTreeMap<String, (
         if !entry.is_blob || entry.odd.is_some() {
             continue;
         }
-        if repo
-            .object_size(entry.oid)
-            .map_or(true, |size| size > crate::model::MAX_DOCUMENT_BYTES)
-        {
-            continue;
-        }
         let path = format!("heartbeats/{}", entry.name);
-        let Ok(bytes) = repo.read_blob(entry.oid) else {
+        let Ok(bytes) = crate::store::read_blob(
+            repo,
+            entry.oid,
+            crate::model::MAX_DOCUMENT_BYTES,
+            PRESENCE_REF,
+            &path,
+        ) else {
             continue;
         };
         if let Ok(beat) = Heartbeat::from_yaml(&bytes, PRESENCE_REF, &path) {
