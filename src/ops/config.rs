@@ -49,6 +49,9 @@ struct ConfigFile {
     /// Related projects every clone knows: name -> git URL.
     #[serde(default)]
     projects: Option<std::collections::BTreeMap<String, String>>,
+    /// How many times in a row the stop hook keeps an agent going while it makes no progress.
+    #[serde(default)]
+    stop_max_blocks: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,9 +71,11 @@ pub struct Config {
     pub stop_idle: Duration,
     /// Related projects (name, URL) from the committed file, in name order.
     pub projects: Vec<(String, String)>,
+    pub stop_max_blocks: u32,
 }
 
 pub const DEFAULT_STOP_IDLE: Duration = Duration::from_secs(10 * 60);
+pub const DEFAULT_STOP_MAX_BLOCKS: u32 = 3;
 
 pub const DEFAULT_MAX_ATTACHMENT_BYTES: u64 = 5 * 1024 * 1024;
 
@@ -202,10 +207,19 @@ impl Config {
                 )));
             }
         }
+        let stop_max_blocks = file.stop_max_blocks.unwrap_or(DEFAULT_STOP_MAX_BLOCKS);
+        if stop_max_blocks == 0 {
+            return Err(in_file(Error::invalid(
+                "stop_max_blocks",
+                "0",
+                "use 1 or more (how many times in a row an agent without progress is kept going)",
+            )));
+        }
         Ok(Config {
             projects,
             gates: file.gates.unwrap_or_default(),
             stop_idle,
+            stop_max_blocks,
             max_attachment_bytes,
             integration_branch: file.integration_branch,
             stale_after,
