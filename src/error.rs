@@ -86,6 +86,14 @@ pub enum Error {
         what: String,
         why: String,
     },
+    /// Something about a related project: unreachable, refusing, malformed, an id not found.
+    #[error("project {project} ({url}): {why}")]
+    Project {
+        project: String,
+        url: String,
+        why: String,
+        hint: String,
+    },
     #[error("the team is {state} ({reason}): no new claims")]
     TeamStopped { state: String, reason: String },
     #[error("cannot tell who is acting")]
@@ -98,6 +106,8 @@ pub enum Error {
     LeaseHeldByOther { id: String, holder: String },
     #[error("lease {id} was released at {at}")]
     LeaseReleased { id: String, at: String },
+    #[error("nothing arrived within {waited}")]
+    WaitTimedOut { waited: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -129,7 +139,8 @@ impl Error {
             | Error::TeamStopped { .. }
             | Error::LeaseConflict(_)
             | Error::LeaseHeldByOther { .. }
-            | Error::LeaseReleased { .. } => exit::REFUSED,
+            | Error::LeaseReleased { .. }
+            | Error::WaitTimedOut { .. } => exit::REFUSED,
             _ => exit::ERROR,
         }
     }
@@ -166,6 +177,7 @@ impl Error {
                 "check the remote's URL and your access (`git remote -v`, `git fetch`); local state is as it was, and a later `git coord sync` picks up where this stopped; `--offline` works locally".into()
             }
             Error::TeamStopped { .. } => "`git coord resume` lets the team claim again".into(),
+            Error::Project { hint, .. } => hint.clone(),
             Error::NoAgent => {
                 "pass --agent NAME, set GIT_COORD_AGENT, or `git config user.name NAME`".into()
             }
@@ -180,6 +192,9 @@ impl Error {
             }
             Error::LeaseReleased { .. } => {
                 "acquire a new lease with `git coord lease acquire`".into()
+            }
+            Error::WaitTimedOut { .. } => {
+                "wait again, or see where things stand with `git coord brief`".into()
             }
             _ => return None,
         })

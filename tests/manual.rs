@@ -69,7 +69,10 @@ fn after_one_run_man_git_help_and_help_find_the_manual() {
             .output()
             .unwrap();
         // man justifies lines: compare with single spaces.
-        let text = stdout(&out).split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = stdout(&out)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
         assert!(
             text.contains("SYNOPSIS") && text.contains("git coord"),

@@ -49,8 +49,6 @@ struct Team {
 
 fn team() -> Team {
     let repo = TestRepo::init();
-    // A stuck agent is let stop after this long without progress (docs/SEMANTICS.md).
-    repo.write_file(".coord.yaml", "stop_idle: 2s\n");
     let first = repo.new_task("First job", &["--role", "dev"]);
     let second = repo.new_task("Second job", &["--role", "dev"]);
     let installed = repo.coord_ok(&["hooks", "install", "--claude", "--mcp", "--codex"]);
@@ -325,8 +323,8 @@ fn codex_works_through_the_mcp_tools() {
     assert_ended_when_nothing_was_left(&team, &session);
 }
 
-/// A model that never does anything: the stop hook keeps telling it what to do, then git-coord
-/// lets it stop (`stop_idle`), so the session ends by itself and the work stays open for others.
+/// A model that never does anything: the stop hook tells it what to do a few times, then git-coord
+/// lets it stop (`stop_max_blocks`), so the session ends by itself and the work stays open.
 fn stuck(client: Client) {
     let team = team();
     let session = run(&team, client, "stuck");
@@ -343,6 +341,14 @@ fn stuck(client: Client) {
     }
     // The model only ever answered with text: no tool ran.
     assert!(!session.sent("tool_result") && !session.sent("function_call_output"));
+    // git-coord's bound ended it: at most stop_max_blocks (3 by default) reasons reached the model,
+    // fewer than Claude Code's own limit and where Codex has none.
+    // Each block is one more turn: the first, then one per reason.
+    let turns = session.turns().len();
+    assert!(
+        (2..=4).contains(&turns),
+        "the model was asked for {turns} turns: the stop hook should have let it stop after 3 blocks"
+    );
 }
 
 #[test]

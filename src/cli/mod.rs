@@ -10,6 +10,7 @@ mod messages;
 mod output;
 mod status;
 mod sync;
+mod wait;
 mod workflow;
 
 use std::io::{self, Read, Write};
@@ -32,7 +33,8 @@ Exit codes:
   3  refused by the state or lost to another writer (a task someone else holds,
      `claim --next` with nothing ready, a dependency cycle, a task in the wrong state,
      a path leased to another agent, a commit or push the lease guard refused,
-     a paused or cancelled team, a remote or branch that kept moving)";
+     a paused or cancelled team, a remote or branch that kept moving,
+     `wait --timeout` with nothing arrived)";
 
 /// Coordinate coding agents and humans on one repository, with nothing but git.
 #[derive(Parser, Debug)]
@@ -101,8 +103,13 @@ enum Command {
         #[command(flatten)]
         text: messages::MessageText,
     },
-    /// A whole conversation, oldest first
-    Thread { id: String },
+    /// A whole conversation, oldest first (NAME:ID: the thread of another project's task)
+    Thread {
+        id: String,
+        /// With NAME:ID: fetch that project first
+        #[arg(long)]
+        fetch: bool,
+    },
     /// Plans, reviews, notes and reports kept with tasks
     #[command(subcommand)]
     Artifact(messages::ArtifactCommand),
@@ -111,8 +118,8 @@ enum Command {
         /// The organiser's overview instead: counts, progress, stale agents, blocked work, results
         #[arg(long, alias = "organizer")]
         organiser: bool,
-        /// Fit in N characters (default 4000)
-        #[arg(long, value_name = "N")]
+        /// Fit in N characters (default 4000, at least 200)
+        #[arg(long, value_name = "N", value_parser = parse_max_chars)]
         max_chars: Option<usize>,
     },
     /// Fetch refs/coord/* from a remote, merge them, push the result (default: the coordination remote)
@@ -123,11 +130,14 @@ enum Command {
     Push { remote: Option<String> },
     /// Merge agent branches into the integration branch behind gates; list, show, roll back
     Checkpoint(checkpoint::CheckpointArgs),
-    /// Related projects, for messages across projects
+    /// Related projects: tasks filed into them, dependencies on their tasks, mail
     #[command(subcommand)]
     Project(sync::ProjectCommand),
     /// The team in a screenful: tasks, agents, leases, workflows, the last checkpoint
     Status,
+    /// Block until something arrives: an unread message, a change to a task, ready work for
+    /// your role (all but --task: inbox and ready work). Exit 3 on --timeout
+    Wait(wait::WaitArgs),
     /// Serve the agent's operations over the Model Context Protocol (stdio)
     Mcp,
     /// A read-only web dashboard of the team, live as refs/coord/* change
@@ -221,16 +231,19 @@ enum TaskCommand {
         #[arg(long)]
         label: Option<String>,
     },
-    /// Show one task whole
+    /// Show one task whole (NAME:ID: another project's task, as last fetched)
     Show {
         id: String,
+        /// With NAME:ID: fetch that project first
+        #[arg(long)]
+        fetch: bool,
         /// Also show the task's history
         #[arg(long)]
         history: bool,
     },
     /// Change a task's fields
     Edit(EditArgs),
-    /// Add a comment to a task
+    /// Add a comment to a task (NAME:ID: on another project's task, through its URL)
     Comment { id: String, text: String },
     /// Claim a task, or the most urgent ready one with --next
     Claim {
@@ -285,7 +298,7 @@ enum TaskCommand {
 
 #[derive(Subcommand, Debug)]
 enum DepCommand {
-    /// ID waits on DEP
+    /// ID waits on DEP (an id here, or NAME:ID in a related project)
     Add { id: String, dep: String },
     /// ID no longer waits on DEP
     Rm { id: String, dep: String },
@@ -311,10 +324,20 @@ struct NewArgs {
     role: Option<String>,
     #[arg(long = "label")]
     labels: Vec<String>,
-    #[arg(long = "dep", value_name = "ID")]
+    /// A task this one waits on: an id here, or NAME:ID in a related project
+    #[arg(long = "dep", value_name = "ID", conflicts_with = "project")]
     deps: Vec<String>,
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with = "project")]
     parent: Option<String>,
+    /// File the task into this related project, through its URL; prints NAME:ID
+    #[arg(long, value_name = "NAME")]
+    project: Option<String>,
+    /// With --project: a file for the task's first message (repeatable)
+    #[arg(long = "attach", value_name = "FILE", requires = "project")]
+    attach: Vec<PathBuf>,
+    /// With --project: the task here the filing is for (recorded in its origin)
+    #[arg(long, value_name = "ID", requires = "project")]
+    from: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -346,6 +369,16 @@ struct EditArgs {
 
 fn parse_state(s: &str) -> Result<State, String> {
     State::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_max_chars(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    crate::views::brief::check_budget(n).map_err(|_| {
+        format!(
+            "a brief needs at least {} characters",
+            crate::views::brief::MIN_MAX_CHARS
+        )
+    })
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
@@ -455,10 +488,8 @@ fn run_with(cli: Cli, out: Option<&mut dyn Write>) -> Result<()> {
     }
     let mut coord = Coord::open(&dir, cli.agent.clone())?;
     coord.offline = cli.offline;
-    // Every command an agent runs counts as its heartbeat (a local file, never a commit).
-    if let Ok(actor) = coord.actor() {
-        crate::ops::agents::touch_presence(&coord.repo, &actor.agent, false);
-    }
+    // Every command an agent runs counts as its heartbeat (refs/coord/presence, no history).
+    crate::ops::presence::implicit_beat(&coord);
     if let Command::Mcp = cli.command {
         // The server writes stdout from its own threads: it must not be locked here.
         return crate::mcp::serve(coord.start_dir.clone());
@@ -511,6 +542,7 @@ fn run_with(cli: Cli, out: Option<&mut dyn Write>) -> Result<()> {
         Command::Pause { reason } => hooks::team(&coord, "pause", reason, None, out, json)?,
         Command::Workflow(cmd) => workflow::run(&coord, cmd, out, json)?,
         Command::Status => status::status(&coord, out, json)?,
+        Command::Wait(args) => wait::run(&coord, args, out, json)?,
         Command::Mcp => unreachable!("handled before stdout is locked"),
         Command::Serve { port, bind, token } => {
             let opts = crate::serve::Options {
@@ -554,7 +586,7 @@ fn run_with(cli: Cli, out: Option<&mut dyn Write>) -> Result<()> {
         } => messages::read(&coord, &id, save_attachments, out, json)?,
         Command::Ack { id } => messages::ack(&coord, &id, out, json)?,
         Command::Reply { id, text } => messages::reply(&coord, &id, text, out, json)?,
-        Command::Thread { id } => messages::thread(&coord, &id, out, json)?,
+        Command::Thread { id, fetch } => messages::thread(&coord, &id, fetch, out, json)?,
         Command::Artifact(cmd) => messages::artifact(&coord, cmd, out, json)?,
         Command::Brief {
             organiser,
@@ -574,6 +606,30 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut dyn Write, json: bool) ->
         TaskCommand::New(a) => {
             let description =
                 read_text(a.description, a.file.as_ref(), &tasks.start_dir())?.unwrap_or_default();
+            if let Some(project) = &a.project {
+                let filing = crate::ops::projects::FileTask {
+                    title: a.title,
+                    description,
+                    attachments: messages::read_attachments(&a.attach, &tasks.start_dir())?,
+                    kind: a.kind,
+                    priority: a.priority,
+                    role: a.role,
+                    labels: a.labels,
+                    from: a.from,
+                };
+                let (p, task) = crate::ops::projects::Projects::new(tasks.coord())
+                    .file_task(project, filing)?;
+                if json {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({ "project": p.name, "id": task.id })
+                    )?;
+                } else {
+                    writeln!(out, "{}:{}", p.name, task.id)?;
+                }
+                return Ok(());
+            }
             let task = tasks.create(NewTask {
                 title: a.title,
                 description,
@@ -602,9 +658,36 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut dyn Write, json: bool) ->
             };
             output::summaries(out, &crate::ops::tasks::list(&index, &filter), json)?;
         }
-        TaskCommand::Show { id, history } => {
-            let task = tasks.show(&id)?;
+        TaskCommand::Show { id, history, fetch } => {
             let coord = tasks.coord();
+            if crate::model::id::split_foreign(&id).is_some() {
+                let (p, task, thread) =
+                    crate::ops::projects::Projects::new(coord).show_task(&id, fetch)?;
+                if json {
+                    let mut value = output::task_value(&task, history);
+                    value["project"] = serde_json::json!(p.name);
+                    value["fetched"] = serde_json::json!(p.fetched);
+                    value["messages"] = serde_json::Value::Array(
+                        thread
+                            .iter()
+                            .map(|m| messages::message_json(m, None))
+                            .collect(),
+                    );
+                    writeln!(out, "{value}")?;
+                } else {
+                    writeln!(
+                        out,
+                        "project {} ({}), fetched {}",
+                        p.name,
+                        p.url,
+                        p.fetched.as_deref().unwrap_or("never")
+                    )?;
+                    output::task(out, &task, history, false)?;
+                    messages::task_extras(out, &thread, &[])?;
+                }
+                return Ok(());
+            }
+            let task = tasks.show(&id)?;
             let thread = crate::ops::messages::Messages::new(coord).task_thread(&task.id)?;
             let (artifacts, _) =
                 crate::ops::artifacts::Artifacts::new(coord).list(Some(&task.id))?;
@@ -648,6 +731,18 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut dyn Write, json: bool) ->
             output::changed(out, "edited", &tasks.edit(&a.id, edit)?, json)?;
         }
         TaskCommand::Comment { id, text } => {
+            if crate::model::id::split_foreign(&id).is_some() {
+                let (p, task) =
+                    crate::ops::projects::Projects::new(tasks.coord()).comment(&id, &text)?;
+                if json {
+                    let mut value = output::task_value(&task, false);
+                    value["project"] = serde_json::json!(p.name);
+                    writeln!(out, "{value}")?;
+                } else {
+                    writeln!(out, "commented on {}:{} {}", p.name, task.id, task.title)?;
+                }
+                return Ok(());
+            }
             output::changed(out, "commented on", &tasks.comment(&id, &text)?, json)?
         }
         TaskCommand::Claim {

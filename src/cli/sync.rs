@@ -8,16 +8,16 @@ use serde_json::json;
 use crate::error::Result;
 use crate::ops::context::Coord;
 use crate::ops::online::Notices;
-use crate::ops::projects::Projects;
+use crate::ops::projects::{Followed, Projects};
 use crate::remote::{self as core, RefReport, resolve_remote};
 
 type Out<'a> = &'a mut dyn Write;
 
 #[derive(Subcommand, Debug)]
 pub enum ProjectCommand {
-    /// Record a related project: messages can then go to NAME:AGENT, NAME:@ROLE or NAME
+    /// Record a related project in this clone (`projects:` in .coord.yaml records it for all)
     Add { name: String, url: String },
-    /// The related projects recorded here
+    /// The related projects: name, URL, identity, where recorded, when last fetched
     List,
     /// Forget a related project
     Rm { name: String },
@@ -26,8 +26,13 @@ pub enum ProjectCommand {
 pub fn sync(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
     let remote = resolve_remote(&coord.repo, remote)?;
     let report = core::sync(&coord.repo, &remote, &Notices::new(coord))?;
+    let presence = share_presence(coord, &remote, true);
+    let followed = Projects::new(coord).follow()?;
     if json {
-        writeln!(out, "{}", serde_json::to_value(&report)?)?;
+        let mut value = serde_json::to_value(&report)?;
+        value["presence"] = presence_json(&presence);
+        value["projects"] = serde_json::to_value(&followed)?;
+        writeln!(out, "{value}")?;
         return Ok(());
     }
     writeln!(
@@ -38,6 +43,7 @@ pub fn sync(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result
         if report.tries == 1 { "" } else { "s" }
     )?;
     refs(out, &report.refs)?;
+    presence_line(out, &presence)?;
     if report.notices > 0 {
         writeln!(
             out,
@@ -52,24 +58,60 @@ pub fn sync(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result
             "warning: {path} could not be read on either side; kept as found"
         )?;
     }
+    drop(err);
+    projects_followed(out, &followed)
+}
+
+/// One line per related project a sync or fetch followed; one warning per one it could not.
+fn projects_followed(out: Out, followed: &[Followed]) -> Result<()> {
+    for f in followed {
+        match &f.error {
+            None => writeln!(
+                out,
+                "  project {:<16} fetched ({} notice{})",
+                f.project,
+                f.notices,
+                if f.notices == 1 { "" } else { "s" }
+            )?,
+            Some(why) => writeln!(
+                std::io::stderr(),
+                "warning: {why}; its tasks here keep their last fetched state"
+            )?,
+        }
+    }
     Ok(())
 }
 
 pub fn fetch(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
     let remote = resolve_remote(&coord.repo, remote)?;
     let done = core::fetch_and_merge(&coord.repo, &remote, &Notices::new(coord))?;
+    if let Err(e) = share_presence(coord, &remote, false) {
+        eprintln!("warning: presence not fetched: {e}");
+    }
+    let followed = Projects::new(coord).follow()?;
+    if json {
+        writeln!(
+            out,
+            "{}",
+            json!({ "remote": remote.name, "refs": done, "projects": followed })
+        )?;
+        return Ok(());
+    }
     report(
         out,
-        json,
+        false,
         &format!("fetched from {}", remote.name),
         &remote.name,
         &done,
-    )
+    )?;
+    projects_followed(out, &followed)
 }
 
 pub fn push(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
     let remote = resolve_remote(&coord.repo, remote)?;
     let done = core::push_only(&coord.repo, &remote)?;
+    crate::ops::presence::Presence::new(coord, crate::ops::presence::stale_after(coord))
+        .share_pending(&remote);
     report(
         out,
         json,
@@ -112,7 +154,15 @@ pub fn project(coord: &Coord, cmd: ProjectCommand, out: Out, json: bool) -> Resu
                 writeln!(out, "{}", serde_json::to_value(&list)?)?;
             } else {
                 for p in &list {
-                    writeln!(out, "{:<16} {}  ({})", p.name, p.url, p.id)?;
+                    writeln!(
+                        out,
+                        "{:<16} {}  id {}  from {}  fetched {}",
+                        p.name,
+                        p.url,
+                        p.id,
+                        p.source,
+                        p.fetched.as_deref().unwrap_or("never")
+                    )?;
                 }
             }
         }
@@ -124,6 +174,37 @@ pub fn project(coord: &Coord, cmd: ProjectCommand, out: Out, json: bool) -> Resu
                 writeln!(out, "forgot project {name}")?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Presence goes with every sync (ops/presence.rs); its failure never fails the sync.
+fn share_presence(
+    coord: &Coord,
+    remote: &crate::remote::Remote,
+    push: bool,
+) -> Result<crate::remote::presence::Exchanged> {
+    crate::ops::presence::Presence::new(coord, crate::ops::presence::stale_after(coord))
+        .share_with(remote, push)
+}
+
+fn presence_json(presence: &Result<crate::remote::presence::Exchanged>) -> serde_json::Value {
+    match presence {
+        Ok(p) => json!({ "refname": crate::store::PRESENCE_REF, "action": p.action }),
+        Err(e) => {
+            json!({ "refname": crate::store::PRESENCE_REF, "action": "failed", "error": e.to_string() })
+        }
+    }
+}
+
+fn presence_line(out: Out, presence: &Result<crate::remote::presence::Exchanged>) -> Result<()> {
+    match presence {
+        Ok(p) => writeln!(out, "  {:<24} {}", crate::store::PRESENCE_REF, p.action)?,
+        Err(e) => writeln!(
+            out,
+            "  {:<24} not shared ({e}); it goes out with the next sync",
+            crate::store::PRESENCE_REF
+        )?,
     }
     Ok(())
 }

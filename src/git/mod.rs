@@ -1,23 +1,60 @@
 //! The only place that touches gix. Everything else asks this module for refs, trees, blobs and
 //! commits, and for a compare-and-swap move of a ref.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use gix::bstr::{BString, ByteSlice};
 use gix::objs::tree::EntryKind;
-use gix::refs::Target;
-use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 
 pub use gix::ObjectId as Oid;
 
 use crate::error::{Error, Result};
 
-/// One entry of a tree: its name, its object and whether it is a subtree.
+/// One entry of a tree: its name, its object and what it is. Only a plain file (`is_blob`) can
+/// be a document and only a tree (`is_tree`) can hold them; anything else that a remote may push
+/// (a gitlink, a symlink, a name like `..` or with a slash) is neither, and `odd` says what it is.
 #[derive(Debug, Clone)]
 pub struct TreeEntry {
     pub name: String,
     pub oid: Oid,
     pub is_tree: bool,
+    pub is_blob: bool,
+    pub odd: Option<&'static str>,
+}
+
+impl TreeEntry {
+    fn new(name: &[u8], oid: Oid, mode: gix::objs::tree::EntryMode) -> TreeEntry {
+        let odd = if !is_fit_name(name) {
+            Some("an entry whose name git-coord never writes")
+        } else if mode.is_tree() {
+            None
+        } else if mode.is_commit() {
+            Some("a gitlink (a submodule entry), not a file")
+        } else if mode.is_link() {
+            Some("a symbolic link, not a file")
+        } else {
+            None
+        };
+        TreeEntry {
+            name: name.to_str_lossy().into_owned(),
+            oid,
+            is_tree: odd.is_none() && mode.is_tree(),
+            is_blob: odd.is_none() && mode.is_blob(),
+            odd,
+        }
+    }
+}
+
+/// Whether `name` may be one component of a path in a tree git-coord writes: not empty, not `.`,
+/// `..` or `.git`, no slash, no NUL.
+pub fn is_fit_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name != b"."
+        && name != b".."
+        && !name.eq_ignore_ascii_case(b".git")
+        && !name.contains(&b'/')
+        && !name.contains(&0)
 }
 
 /// A change to apply to a tree: write `Some(blob)` at a path, or remove it with `None`.
@@ -113,23 +150,27 @@ impl Repo {
         Ok(decoded
             .entries
             .iter()
-            .map(|e| TreeEntry {
-                name: e.filename.to_str_lossy().into_owned(),
-                oid: e.oid.to_owned(),
-                is_tree: e.mode.is_tree(),
-            })
+            .map(|e| TreeEntry::new(e.filename, e.oid.to_owned(), e.mode))
             .collect())
     }
 
-    /// The object at `path` (slash-separated) inside `tree`, if any.
+    /// The blob or tree at `path` (slash-separated) inside `tree`, if any. An entry that is
+    /// neither (a gitlink, a symlink) is not there for git-coord.
     pub fn lookup_path(&self, tree: Oid, path: &str) -> Result<Option<Oid>> {
         let mut current = tree;
+        let mut is_tree = true;
         for component in path.split('/') {
+            if !is_tree {
+                return Ok(None);
+            }
             let t = self.inner.find_tree(current).map_err(git_err)?;
             let decoded = t.decode().map_err(git_err)?;
             match decoded.entries.iter().find(|e| e.filename == component) {
-                Some(e) => current = e.oid.to_owned(),
-                None => return Ok(None),
+                Some(e) if e.mode.is_tree() || e.mode.is_blob() => {
+                    current = e.oid.to_owned();
+                    is_tree = e.mode.is_tree();
+                }
+                _ => return Ok(None),
             }
         }
         Ok(Some(current))
@@ -139,6 +180,14 @@ impl Repo {
     pub fn read_blob(&self, oid: Oid) -> Result<Vec<u8>> {
         let mut blob = self.inner.find_blob(oid).map_err(git_err)?;
         Ok(blob.take_data())
+    }
+
+    /// Whether `oid` is a commit in this repository.
+    pub fn has_commit(&self, oid: Oid) -> Result<bool> {
+        match self.inner.try_find_header(oid).map_err(git_err)? {
+            Some(h) => Ok(h.kind() == gix::objs::Kind::Commit),
+            None => Ok(false),
+        }
     }
 
     /// The size of an object without reading it whole.
@@ -154,20 +203,58 @@ impl Repo {
     /// Applies `edits` to `base` (None: the empty tree) and writes the resulting trees.
     pub fn edit_tree(&self, base: Option<Oid>, edits: &[PathEdit]) -> Result<Oid> {
         let base = base.unwrap_or_else(|| self.inner.empty_tree().id);
-        let mut editor = self.inner.edit_tree(base).map_err(git_err)?;
-        for edit in edits {
-            match edit.blob {
-                Some(oid) => {
-                    editor
-                        .upsert(edit.path.as_str(), EntryKind::Blob, oid)
-                        .map_err(git_err)?;
+        let entries: Vec<EntryEdit> = edits
+            .iter()
+            .map(|e| EntryEdit {
+                path: e.path.clone(),
+                entry: e.blob.map(|oid| (oid, false)),
+            })
+            .collect();
+        self.edit_entries(base, &entries)
+    }
+
+    /// [`Repo::edit_entries`] on `base` as it is; if that fails because `base` holds an entry no
+    /// tree may hold (a name like `..`, pushed by hand), once more on `base` without such entries.
+    fn edit_or_clean(&self, base: Oid, edits: &[EntryEdit]) -> Result<Oid> {
+        match self.edit_entries_as_is(base, edits) {
+            Ok(tree) => Ok(tree),
+            Err(err) => {
+                let clean = self.without_unfit_names(base)?;
+                if clean == base {
+                    return Err(err);
                 }
-                None => {
-                    editor.remove(edit.path.as_str()).map_err(git_err)?;
-                }
+                tracing::warn!("left out tree entries no document can have: {err}");
+                self.edit_entries_as_is(clean, edits)
             }
         }
-        Ok(editor.write().map_err(git_err)?.detach())
+    }
+
+    /// `tree` without the entries whose names [`is_fit_name`] refuses, at any depth.
+    pub fn without_unfit_names(&self, tree: Oid) -> Result<Oid> {
+        let t = self.inner.find_tree(tree).map_err(git_err)?;
+        let decoded = t.decode().map_err(git_err)?;
+        let mut changed = false;
+        let mut entries = Vec::with_capacity(decoded.entries.len());
+        for e in &decoded.entries {
+            if !is_fit_name(e.filename) {
+                changed = true;
+                continue;
+            }
+            let mut owned: gix::objs::tree::Entry = (*e).into();
+            if e.mode.is_tree() {
+                let cleaned = self.without_unfit_names(e.oid.to_owned())?;
+                if cleaned != owned.oid {
+                    owned.oid = cleaned;
+                    changed = true;
+                }
+            }
+            entries.push(owned);
+        }
+        if !changed {
+            return Ok(tree);
+        }
+        let tree = gix::objs::Tree { entries };
+        Ok(self.inner.write_object(&tree).map_err(git_err)?.detach())
     }
 
     /// Writes a commit object (the ref is not moved).
@@ -196,48 +283,55 @@ impl Repo {
     }
 
     /// Moves `name` to `new` only if it still points at `expected` (None: it must not exist yet).
+    ///
+    /// Done as git's files backend does an update: lock the ref alone (`<ref>.lock`, created
+    /// exclusively), read its value (loose, else packed-refs, without locking packed-refs),
+    /// compare, write the lock, rename it over the ref. packed-refs.lock is never taken, so a
+    /// process killed here can only leave the ref's own lock, which [`recover_stale_lock`] clears.
     pub fn cas_ref(
         &self,
         name: &str,
         expected: Option<Oid>,
         new: Oid,
-        reason: &str,
+        _reason: &str,
     ) -> Result<Cas> {
-        let edit = RefEdit {
-            change: Change::Update {
-                log: LogChange {
-                    mode: RefLog::AndReference,
-                    force_create_reflog: false,
-                    message: BString::from(reason.replace('\n', " ")),
-                },
-                expected: match expected {
-                    Some(old) => PreviousValue::MustExistAndMatch(Target::Object(old)),
-                    None => PreviousValue::MustNotExist,
-                },
-                new: Target::Object(new),
-            },
-            name: name
-                .try_into()
-                .map_err(|e| Error::Git(format!("bad ref name {name}: {e}")))?,
-            deref: false,
-        };
-        match self.inner.edit_references_as(Some(edit), None) {
-            Ok(_) => Ok(Cas::Moved),
-            Err(err) => {
-                // A held ref lock or a moved ref both mean another writer got there first.
-                let lock = self.common_dir().join(format!("{name}.lock"));
-                if lock.exists() {
-                    tracing::debug!(%name, "ref lock held: {err:?}");
-                    recover_stale_lock(&lock, &self.common_dir().join("coord"));
-                    Ok(Cas::Lost)
-                } else if self.ref_tip(name)? != expected {
-                    tracing::debug!(%name, "compare-and-swap lost: {err:?}");
-                    Ok(Cas::Lost)
-                } else {
-                    Err(Error::Git(format!("cannot update {name}: {err:?}")))
-                }
-            }
+        let checked: &gix::refs::FullNameRef = name
+            .try_into()
+            .map_err(|e| Error::Git(format!("bad ref name {name}: {e}")))?;
+        let common = self.common_dir();
+        let path = common.join(checked.as_bstr().to_str_lossy().as_ref());
+        let lock = common.join(format!("{name}.lock"));
+        if let Some(dir) = lock.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Git(format!("cannot create {}: {e}", dir.display())))?;
         }
+        let mut file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Another writer holds it, or a killed one left it.
+                tracing::debug!(%name, "ref lock held");
+                recover_stale_lock(&lock, &common.join("coord"));
+                return Ok(Cas::Lost);
+            }
+            Err(e) => return Err(Error::Git(format!("cannot lock {name}: {e}"))),
+        };
+        let held = HeldLock(&lock);
+        if self.ref_tip(name)? != expected {
+            tracing::debug!(%name, "compare-and-swap lost");
+            return Ok(Cas::Lost);
+        }
+        file.write_all(format!("{new}\n").as_bytes())
+            .and_then(|()| file.flush())
+            .map_err(|e| Error::Git(format!("cannot write {}: {e}", lock.display())))?;
+        drop(file);
+        std::fs::rename(&lock, &path)
+            .map_err(|e| Error::Git(format!("cannot update {name}: {e}")))?;
+        std::mem::forget(held);
+        Ok(Cas::Moved)
     }
 
     /// Every path that exists for this worktree: the files of HEAD's tree, and the working tree's
@@ -312,25 +406,54 @@ impl Repo {
     }
 }
 
+impl Repo {
+    /// Removes packed-refs.lock if a killed process left it (older than [`STALE_PACKED_LOCK`]),
+    /// before running a git command that deletes refs and so must take it.
+    pub fn recover_stale_packed_refs_lock(&self) {
+        let common = self.common_dir();
+        let lock = common.join("packed-refs.lock");
+        if lock.exists() {
+            recover_lock_older_than(&lock, &common.join("coord"), STALE_PACKED_LOCK);
+        }
+    }
+}
+
+/// A ref lock this process created and has not yet renamed over its ref: removed on every way out.
+struct HeldLock<'p>(&'p Path);
+
+impl Drop for HeldLock<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
 /// A ref lock older than this was left by a killed process: git-coord holds its locks for
 /// microseconds, and git's own ref updates for milliseconds.
 const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(5);
+/// packed-refs.lock older than this was left by a killed process: git holds it while it rewrites
+/// packed-refs (pack-refs, gc, deleting a packed ref), which takes well under this even for a
+/// large repository.
+const STALE_PACKED_LOCK: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Removes `lock` if it is stale. The lock is first renamed into `aside_dir`, which only one process can do;
 /// if what was renamed turns out to be fresh (a live writer's lock that replaced the stale one in
 /// between), it is put back.
 fn recover_stale_lock(lock: &Path, aside_dir: &Path) {
+    recover_lock_older_than(lock, aside_dir, STALE_LOCK);
+}
+
+fn recover_lock_older_than(lock: &Path, aside_dir: &Path, limit: std::time::Duration) {
     let is_stale = |path: &Path| {
         std::fs::metadata(path)
             .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_LOCK))
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > limit))
     };
     if !is_stale(lock) {
         return;
     }
     // Set aside outside refs/, so that a kill right here leaves no broken ref behind.
     let _ = std::fs::create_dir_all(aside_dir);
-    let aside = aside_dir.join(format!("stale-ref-lock-{}", std::process::id()));
+    let aside = aside_dir.join(format!("stale-lock-{}", std::process::id()));
     if std::fs::rename(lock, &aside).is_err() {
         return; // another process took it first
     }
@@ -345,24 +468,44 @@ fn recover_stale_lock(lock: &Path, aside_dir: &Path) {
     let _ = std::fs::remove_file(&aside);
 }
 
-/// Runs the git binary in `dir` with a hardened environment and returns its trimmed stdout.
-pub fn run_git(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = std::process::Command::new("git")
-        .args(["-c", "core.fsmonitor=false"])
+/// The one way git-coord runs the git binary: in `dir`, with no terminal prompts and no stdin,
+/// in the C locale (so its words can be parsed), and without the filesystem monitor, which is a
+/// command the repository's configuration names. Hooks and filters run only where the command
+/// itself needs them (a merge in an agent's own worktree), never on a path a document named
+/// before that path is proven to be ours.
+fn git_command(dir: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("git");
+    cmd.args(["-c", "core.fsmonitor=false"])
         .args(args)
         .current_dir(dir)
         .env("LC_ALL", "C")
-        .stdin(std::process::Stdio::null())
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+fn output_of(mut cmd: std::process::Command) -> Result<GitOutput> {
+    let out = cmd
         .output()
         .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
-    if !out.status.success() {
+    Ok(GitOutput {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim_end().to_string(),
+    })
+}
+
+/// Runs git in `dir` and returns its trimmed stdout; a failure is an error carrying git's words.
+pub fn run_git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = output_of(git_command(dir, args))?;
+    if !out.success {
         return Err(Error::Git(format!(
             "git {} failed: {}",
             args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
+            out.stderr.trim()
         )));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    Ok(out.stdout)
 }
 
 /// What a git process said, for commands whose failure is an answer to show (a hook refusing).
@@ -373,48 +516,26 @@ pub struct GitOutput {
     pub stderr: String,
 }
 
-/// Runs the git binary in `dir` with extra environment variables and returns what it said,
-/// success or not.
+/// Runs git in `dir` with extra environment variables and returns what it said, success or not.
 pub fn run_git_with_env(
     dir: &Path,
     args: &[&str],
     env: &[(&str, std::ffi::OsString)],
 ) -> Result<GitOutput> {
-    let out = std::process::Command::new("git")
-        .args(["-c", "core.fsmonitor=false"])
-        .args(args)
-        .current_dir(dir)
-        .env("LC_ALL", "C")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
-    Ok(GitOutput {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).trim_end().to_string(),
-    })
+    let mut cmd = git_command(dir, args);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    output_of(cmd)
 }
 
 fn git_err(err: impl std::fmt::Display) -> Error {
     Error::Git(err.to_string())
 }
 
-/// Runs the git binary like [`run_git`], but returns None when git exits non-zero: for questions
-/// whose answer is a failure ("does this resolve?", "is this an ancestor?").
+/// Runs git like [`run_git`], but returns None when git exits non-zero: for questions whose
+/// answer is a failure ("does this resolve?", "is this an ancestor?").
 pub fn probe_git(dir: &Path, args: &[&str]) -> Result<Option<String>> {
-    let out = std::process::Command::new("git")
-        .args(["-c", "core.fsmonitor=false"])
-        .args(args)
-        .current_dir(dir)
-        .env("LC_ALL", "C")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
-    Ok(out
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_string()))
+    let out = output_of(git_command(dir, args))?;
+    Ok(out.success.then_some(out.stdout))
 }
 
 impl Repo {
@@ -497,6 +618,10 @@ pub struct EntryEdit {
 impl Repo {
     /// Applies `edits` (blobs and whole subtrees) to `base` and writes the resulting trees.
     pub fn edit_entries(&self, base: Oid, edits: &[EntryEdit]) -> Result<Oid> {
+        self.edit_or_clean(base, edits)
+    }
+
+    fn edit_entries_as_is(&self, base: Oid, edits: &[EntryEdit]) -> Result<Oid> {
         let mut editor = self.inner.edit_tree(base).map_err(git_err)?;
         for edit in edits {
             match edit.entry {
@@ -580,8 +705,10 @@ impl Repo {
         Ok(out)
     }
 
-    /// Deletes a ref (for staging refs of a sync), whatever it points at.
+    /// Deletes a ref (for staging refs of a sync), whatever it points at. git takes
+    /// packed-refs.lock to delete; one a killed process left is recovered first.
     pub fn delete_ref(&self, name: &str) -> Result<()> {
+        self.recover_stale_packed_refs_lock();
         self.git_ok(&["update-ref", "-d", name]).map(|_| ())
     }
 

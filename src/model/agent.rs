@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::parse_document;
+use crate::model::{name, parse_document};
 
 pub const AGENT_FORMAT: u32 = 1;
 
@@ -47,6 +47,11 @@ impl Agent {
         format!("agents/{name}.yaml")
     }
 
+    /// The branch of the agent called `name`: the only one git-coord merges or deletes for it.
+    pub fn branch_for(name: &str) -> String {
+        format!("agent/{name}")
+    }
+
     pub fn to_yaml(&self) -> String {
         serde_saphyr::to_string(self).expect("an agent always serializes")
     }
@@ -63,6 +68,17 @@ impl Agent {
             return Err(malformed(format!(
                 "name '{}' does not match its path",
                 agent.name
+            )));
+        }
+        name::validate("agent name", &agent.name).map_err(|e| malformed(e.to_string()))?;
+        name::validate("role", &agent.role).map_err(|e| malformed(e.to_string()))?;
+        // A document is data: the only branch it may name is the agent's own.
+        if let Some(branch) = &agent.branch
+            && *branch != Agent::branch_for(&agent.name)
+        {
+            return Err(malformed(format!(
+                "branch '{branch}' is not the agent's own ({})",
+                Agent::branch_for(&agent.name)
             )));
         }
         Ok(agent)

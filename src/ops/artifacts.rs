@@ -6,7 +6,7 @@ use crate::model::artifact::{
     ARTIFACT_FORMAT, Artifact, ArtifactKind, MAX_ARTIFACT_BYTES, MAX_ARTIFACT_SUMMARY,
 };
 use crate::model::task::Task;
-use crate::model::{id, time};
+use crate::model::{MAX_DOCUMENT_BYTES, id, time};
 use crate::ops::context::Coord;
 use crate::ops::tasks::{TASKS_REF, Tasks};
 use crate::store::{Change, Snapshot, Store};
@@ -63,7 +63,7 @@ impl<'c> Artifacts<'c> {
             let mut task = Task::from_yaml(&bytes, TASKS_REF, &task_path)?;
             let id = loop {
                 let id = id::new_id();
-                if self.store.read(snap, &Artifact::path(&id))?.is_none() {
+                if !self.store.exists(snap, &Artifact::path(&id))? {
                     break id;
                 }
             };
@@ -124,12 +124,22 @@ impl<'c> Artifacts<'c> {
                 continue;
             };
             for entry in self.coord.repo.tree_entries(dir_tree)? {
-                if entry.is_tree || !entry.name.ends_with(".yaml") {
+                let path = format!("{dir}/{}", entry.name);
+                if let Some(odd) = entry.odd {
+                    problems.push(format!("{TASKS_REF}:{path}: skipped: {odd}"));
                     continue;
                 }
-                let path = format!("{dir}/{}", entry.name);
-                let bytes = self.coord.repo.read_blob(entry.oid)?;
-                match Artifact::from_yaml(&bytes, TASKS_REF, &path) {
+                if !entry.is_blob || !entry.name.ends_with(".yaml") {
+                    continue;
+                }
+                let bytes = crate::store::read_blob(
+                    &self.coord.repo,
+                    entry.oid,
+                    MAX_DOCUMENT_BYTES,
+                    TASKS_REF,
+                    &path,
+                );
+                match bytes.and_then(|b| Artifact::from_yaml(&b, TASKS_REF, &path)) {
                     Ok(a) => out.push(a),
                     Err(e) => problems.push(e.to_string()),
                 }
@@ -180,6 +190,7 @@ impl<'c> Artifacts<'c> {
             .repo
             .tree_entries(shard_tree)?
             .into_iter()
+            .filter(|e| e.is_blob)
             .filter_map(|e| e.name.strip_suffix(".yaml").map(str::to_string))
             .filter(|id| id.starts_with(&prefix))
             .collect();
@@ -194,9 +205,10 @@ impl<'c> Artifacts<'c> {
         let path = Artifact::path(&id);
         let bytes = self.store.read(&snap, &path)?.ok_or_else(not_found)?;
         let artifact = Artifact::from_yaml(&bytes, TASKS_REF, &path)?;
+        let limit = MAX_ARTIFACT_BYTES as u64;
         let content = self
             .store
-            .read(&snap, &Artifact::content_path(&id))?
+            .read_within(&snap, &Artifact::content_path(&id), limit)?
             .ok_or_else(|| Error::Malformed {
                 refname: TASKS_REF.into(),
                 path: Artifact::content_path(&id),

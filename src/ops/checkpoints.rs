@@ -3,17 +3,18 @@
 //! move meanwhile, and record what happened in refs/coord/checkpoints. Also rollback to an
 //! earlier checkpoint (a new commit: nothing is lost) and bringing agent branches up to date.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::git::{Cas, Oid, TreeMerge, probe_git, run_git};
+use crate::model::agent::Agent;
 use crate::model::checkpoint::{
     CHECKPOINT_FORMAT, Checkpoint, ConflictedBranch, GateResult, MergedBranch, Outcome,
 };
 use crate::model::message::Importance;
 use crate::model::task::{Kind, State};
-use crate::model::time;
+use crate::model::{MAX_DOCUMENT_BYTES, time};
 use crate::ops::agents::Agents;
 use crate::ops::context::Coord;
 use crate::ops::messages::{Messages, Outgoing, clip};
@@ -238,7 +239,8 @@ impl<'c> Checkpoints<'c> {
         let mut out = Vec::new();
         for name in names {
             let agent = agents.show(&name)?.agent;
-            let Some(branch) = agent.branch else {
+            // Only ever the agent's own branch, whatever its document says.
+            let Some(branch) = agent.branch.map(|_| Agent::branch_for(&agent.name)) else {
                 if req.agents.contains(&name) {
                     return Err(Error::invalid("agent", &name, "it has no branch"));
                 }
@@ -284,10 +286,11 @@ impl<'c> Checkpoints<'c> {
         gates: &[String],
         progress: &mut dyn FnMut(&str),
     ) -> Result<Vec<GateResult>> {
+        let repo = &self.coord.repo;
+        remove_stale_gates(repo);
         if gates.is_empty() {
             return Ok(Vec::new());
         }
-        let repo = &self.coord.repo;
         let dir = repo.common_dir().join("coord").join("gates").join(format!(
             "{}-{}",
             &commit.to_string()[..12],
@@ -397,6 +400,7 @@ impl<'c> Checkpoints<'c> {
         Ok(repo
             .tree_entries(dir)?
             .iter()
+            .filter(|e| e.is_blob)
             .filter_map(|e| e.name.strip_suffix(".yaml")?.parse::<u64>().ok())
             .max()
             .unwrap_or(0))
@@ -415,8 +419,17 @@ impl<'c> Checkpoints<'c> {
             return Ok((out, problems));
         };
         for e in repo.tree_entries(dir)? {
-            let path = format!("checkpoints/{}", e.name);
-            match Checkpoint::from_yaml(&repo.read_blob(e.oid)?, CHECKPOINTS_REF, &path) {
+            let path = format!("checkpoints/{}", e.name.escape_debug());
+            if let Some(odd) = e.odd {
+                problems.push(format!("{CHECKPOINTS_REF}:{path}: skipped: {odd}"));
+                continue;
+            }
+            if !e.is_blob {
+                continue;
+            }
+            let bytes =
+                crate::store::read_blob(repo, e.oid, MAX_DOCUMENT_BYTES, CHECKPOINTS_REF, &path);
+            match bytes.and_then(|b| Checkpoint::from_yaml(&b, CHECKPOINTS_REF, &path)) {
                 Ok(c) => out.push(c),
                 Err(err) => problems.push(err.to_string()),
             }
@@ -462,12 +475,25 @@ impl<'c> Checkpoints<'c> {
         };
         let after = Oid::from_hex(after.as_bytes())
             .map_err(|e| Error::Other(format!("checkpoint {seq}: {e}")))?;
-        let into = target.into.clone();
+        // The record is data that may have come from a remote: it may only move this clone's
+        // integration branch, and only to a state that branch's own history holds.
+        let into = Agents::new(self.coord)?.integration_branch()?;
+        if target.into != into {
+            return Err(Error::Other(format!(
+                "checkpoint {seq} is recorded for branch '{}', not the integration branch '{into}': nothing was changed",
+                target.into
+            )));
+        }
         let before = repo
             .resolve_commit(&format!("refs/heads/{into}"))?
             .ok_or_else(|| {
                 Error::invalid("branch", &into, "the integration branch no longer exists")
             })?;
+        if !repo.has_commit(after)? || !repo.is_ancestor(after, before)? {
+            return Err(Error::Other(format!(
+                "checkpoint {seq} names {after}, which {into} never held: its record may be forged or come from another history; nothing was changed (`git log {into}` shows the states it can go back to)"
+            )));
+        }
         let tree = repo.commit_tree(after)?;
         if repo.commit_tree(before)? == tree {
             let hint = if undo {
@@ -606,7 +632,10 @@ impl<'c> Checkpoints<'c> {
                 let Some(agent) = stage.assignee() else {
                     continue;
                 };
-                let Some(branch) = agents.get(agent)?.and_then(|a| a.branch) else {
+                let Some(branch) = agents
+                    .get(agent)?
+                    .and_then(|a| a.branch.map(|_| Agent::branch_for(&a.name)))
+                else {
                     continue;
                 };
                 if let Some(tip) = repo.resolve_commit(&format!("refs/heads/{branch}"))? {
@@ -635,7 +664,7 @@ impl<'c> Checkpoints<'c> {
         let agents = Agents::new(self.coord)?;
         let a = agents.show(agent)?.agent;
         let into = agents.integration_branch()?;
-        let Some(worktree) = a.worktree.map(PathBuf::from).filter(|w| w.exists()) else {
+        let Some(worktree) = agents.own_worktree(&a)? else {
             return Ok("no worktree on this machine: left as it is".into());
         };
         // Untracked files (attachments saved with `read --save-attachments`, notes) do not stop
@@ -650,10 +679,7 @@ impl<'c> Checkpoints<'c> {
         let repo = &self.coord.repo;
         let (Some(target), Some(head)) = (
             repo.resolve_commit(&format!("refs/heads/{into}"))?,
-            repo.resolve_commit(&format!(
-                "refs/heads/{}",
-                a.branch.clone().unwrap_or_default()
-            ))?,
+            repo.resolve_commit(&format!("refs/heads/{}", Agent::branch_for(&a.name)))?,
         ) else {
             return Ok("no branch: left as it is".into());
         };
@@ -674,7 +700,7 @@ impl<'c> Checkpoints<'c> {
             }
             return Ok(format!("fast-forwarded to {into} ({short})"));
         }
-        let message = format!("Merge {into} into {}", a.branch.unwrap_or_default());
+        let message = format!("Merge {into} into {}", Agent::branch_for(&a.name));
         if probe_git(
             &worktree,
             &[
@@ -694,6 +720,40 @@ impl<'c> Checkpoints<'c> {
         Ok(format!(
             "merging {into} conflicts: left as it was; merge it by hand"
         ))
+    }
+}
+
+/// Removes the gate worktrees that killed checkpoints left behind. Each is named
+/// `<commit>-<pid>` after the checkpoint process that made it: one whose process no longer runs
+/// is stale; one whose process runs (a checkpoint in progress) is kept.
+fn remove_stale_gates(repo: &crate::git::Repo) {
+    let Ok(entries) = std::fs::read_dir(repo.common_dir().join("coord").join("gates")) else {
+        return;
+    };
+    let mut removed = false;
+    for entry in entries.flatten() {
+        // Only real directories: never follow a link out of the gates directory.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.rsplit_once('-'))
+            .and_then(|(_, pid)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() as i32 || crate::ops::launch::alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        let _ = repo.git(&["worktree", "remove", "--force", &path.display().to_string()]);
+        let _ = std::fs::remove_dir_all(&path);
+        removed = true;
+    }
+    if removed {
+        let _ = repo.git(&["worktree", "prune"]);
     }
 }
 

@@ -46,6 +46,12 @@ struct ConfigFile {
     /// How long the stop hook keeps an agent going with no progress before letting it stop.
     #[serde(default)]
     stop_idle: Option<String>,
+    /// Related projects every clone knows: name -> git URL.
+    #[serde(default)]
+    projects: Option<std::collections::BTreeMap<String, String>>,
+    /// How many times in a row the stop hook keeps an agent going while it makes no progress.
+    #[serde(default)]
+    stop_max_blocks: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,9 +69,13 @@ pub struct Config {
     /// The gate commands of a checkpoint, run with `sh -c` in a throwaway worktree.
     pub gates: Vec<String>,
     pub stop_idle: Duration,
+    /// Related projects (name, URL) from the committed file, in name order.
+    pub projects: Vec<(String, String)>,
+    pub stop_max_blocks: u32,
 }
 
 pub const DEFAULT_STOP_IDLE: Duration = Duration::from_secs(10 * 60);
+pub const DEFAULT_STOP_MAX_BLOCKS: u32 = 3;
 
 pub const DEFAULT_MAX_ATTACHMENT_BYTES: u64 = 5 * 1024 * 1024;
 
@@ -185,9 +195,31 @@ impl Config {
             Some(text) => parse_duration(text).map_err(in_file)?,
             None => DEFAULT_STOP_IDLE,
         };
+        let projects: Vec<(String, String)> =
+            file.projects.unwrap_or_default().into_iter().collect();
+        for (project, url) in &projects {
+            name::validate("project name", project).map_err(in_file)?;
+            if url.trim().is_empty() || url.trim().starts_with('-') {
+                return Err(in_file(Error::invalid(
+                    "url",
+                    url,
+                    format!("give project {project}'s git URL or path"),
+                )));
+            }
+        }
+        let stop_max_blocks = file.stop_max_blocks.unwrap_or(DEFAULT_STOP_MAX_BLOCKS);
+        if stop_max_blocks == 0 {
+            return Err(in_file(Error::invalid(
+                "stop_max_blocks",
+                "0",
+                "use 1 or more (how many times in a row an agent without progress is kept going)",
+            )));
+        }
         Ok(Config {
+            projects,
             gates: file.gates.unwrap_or_default(),
             stop_idle,
+            stop_max_blocks,
             max_attachment_bytes,
             integration_branch: file.integration_branch,
             stale_after,

@@ -379,7 +379,20 @@ impl<'c> Leases<'c> {
         let mut fresh = Vec::new();
         let mut missed = false;
         for entry in repo.tree_entries(dir)? {
-            if entry.is_tree || !entry.name.ends_with(".yaml") {
+            if let Some(odd) = entry.odd {
+                let path = format!("leases/{}", entry.name.escape_debug());
+                let why = format!("skipped: {odd}");
+                loaded.broken.push((
+                    path.clone(),
+                    Error::Malformed {
+                        refname: LEASES_REF.into(),
+                        path,
+                        why,
+                    },
+                ));
+                continue;
+            }
+            if !entry.is_blob || !entry.name.ends_with(".yaml") {
                 continue;
             }
             let key = format!("{} {}", entry.name, entry.oid);

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::git::{Oid, Repo};
 use crate::model::message::{
     Attachment, Importance, MAX_BODY, MAX_RECIPIENTS, MAX_SUBJECT, MESSAGE_FORMAT, Mark, Message,
-    Person, first_line, safe_file_name,
+    Person, SHARED_TARGET, first_line, safe_file_name,
 };
 pub use crate::model::message::{MessageSummary, clip};
 use crate::model::{MAX_DOCUMENT_BYTES, id, name, time};
@@ -24,6 +24,23 @@ use crate::store::Problem;
 use crate::store::{Actor, Change, Snapshot, Store};
 
 pub const INBOX_REF: &str = "refs/coord/inbox";
+/// What saving a message's attachments did.
+#[derive(Debug, Default)]
+pub struct SavedAttachments {
+    /// The files written, in the message's order.
+    pub written: Vec<PathBuf>,
+    pub skipped: Vec<SkippedAttachment>,
+}
+
+/// An attachment that was not saved, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SkippedAttachment {
+    /// The name it would have been saved under.
+    pub name: String,
+    pub bytes: u64,
+    pub why: String,
+}
+
 /// How many attachments one message may carry.
 pub const MAX_ATTACHMENTS: usize = 20;
 
@@ -110,6 +127,11 @@ impl<'c> Messages<'c> {
         let actor = self.coord.actor()?;
         let projects = crate::ops::projects::Projects::new(self.coord);
         let target = out.target.trim().to_string();
+        if target.starts_with('#')
+            && let Some((project, task)) = id::split_foreign(&target)
+        {
+            return projects.send_to_task(project, task, out);
+        }
         if let Some((project, rest)) = target.split_once(':') {
             return projects.send(project, rest, out, None);
         }
@@ -122,8 +144,7 @@ impl<'c> Messages<'c> {
         Ok(active.iter().any(|v| v.agent.name == name)
             || self
                 .store
-                .read(&self.store.snapshot()?, &Person::path(name))?
-                .is_some())
+                .exists(&self.store.snapshot()?, &Person::path(name))?)
     }
 
     fn send_as(&self, actor: &Actor, out: Outgoing, reply_to: Option<&Message>) -> Result<Message> {
@@ -203,7 +224,7 @@ impl<'c> Messages<'c> {
             let mut change = filing(&msg);
             add_attachments(&mut change, &msg.id, &attachments);
             let me = Person::path(&actor.agent);
-            if self.store.read(snap, &me)?.is_none() {
+            if !self.store.exists(snap, &me)? {
                 let person = Person {
                     format: MESSAGE_FORMAT,
                     name: actor.agent.clone(),
@@ -260,7 +281,7 @@ impl<'c> Messages<'c> {
             extra: Default::default(),
         };
         self.store.update(&actor, |snap| {
-            if self.store.read(snap, &Message::path(&id))?.is_some() {
+            if self.store.exists(snap, &Message::path(&id))? {
                 return Ok((Change::default(), ()));
             }
             let mut change = filing(&msg);
@@ -366,7 +387,7 @@ impl<'c> Messages<'c> {
     fn fresh_id(&self, snap: &Snapshot) -> Result<String> {
         loop {
             let id = id::new_id();
-            if self.store.read(snap, &Message::path(&id))?.is_none() {
+            if !self.store.exists(snap, &Message::path(&id))? {
                 return Ok(id);
             }
         }
@@ -382,10 +403,7 @@ impl<'c> Messages<'c> {
         ack: bool,
     ) -> Result<Option<(String, Option<Vec<u8>>)>> {
         let path = Mark::path(agent, msg);
-        let old = match self.store.read(snap, &path)? {
-            Some(bytes) => Mark::from_yaml(&bytes, INBOX_REF, &path).ok(),
-            None => None,
-        };
+        let old = self.mark_of(snap, agent, msg)?;
         let now = time::now();
         let new = match old {
             Some(m) if !ack || m.acked.is_some() => return Ok(None),
@@ -464,6 +482,23 @@ impl<'c> Messages<'c> {
             attachments,
         };
         if let Some(project_id) = foreign {
+            // About a task of ours: the answer goes on the task's thread, where its sender's
+            // project follows it; no address of theirs is needed.
+            if let Some(task) = original
+                .task
+                .as_deref()
+                .filter(|_| projects.by_id(project_id).ok().flatten().is_none())
+                && Tasks::new(self.coord).resolve_now(task).is_ok()
+            {
+                let out = Outgoing {
+                    target: format!("#{task}"),
+                    thread: Some(original.thread.clone()),
+                    ..out
+                };
+                let sent = self.send_as(&actor, out, None)?;
+                self.mark(&original.id, false, "read")?;
+                return Ok(sent);
+            }
             let project = projects.by_id(project_id)?.ok_or_else(|| {
                 Error::invalid(
                     "reply",
@@ -527,8 +562,20 @@ impl<'c> Messages<'c> {
         if let Some(from) = &filter.from {
             name::validate("agent name", from)?;
         }
-        let (summaries, problems) = self.box_summaries(&snap, agent)?;
-        let read = self.read_set(&snap, agent)?;
+        let (mut summaries, mut problems) = self.box_summaries(&snap, agent)?;
+        let mut read = self.read_set(&snap, agent)?;
+        // The project's shared box: everyone's until one of them acknowledges a message.
+        let (shared, shared_problems) = self.summaries_in(&snap, "shared", "@shared")?;
+        problems.extend(shared_problems);
+        for s in shared {
+            if summaries.iter().any(|mine| mine.id == s.id) {
+                continue;
+            }
+            if self.acked_by_anyone(&snap, &s.id)? {
+                read.insert(s.id.clone());
+            }
+            summaries.push(s);
+        }
         let grep = filter.grep.as_ref().map(|g| g.to_lowercase());
         let mut unread_count = 0;
         let mut kept: Vec<(bool, &MessageSummary)> = Vec::new();
@@ -538,7 +585,10 @@ impl<'c> Messages<'c> {
                 unread_count += 1;
             }
             if (is_read && !filter.all)
-                || filter.from.as_ref().is_some_and(|f| *f != s.from)
+                || filter
+                    .from
+                    .as_ref()
+                    .is_some_and(|f| *f != s.from && !s.from.ends_with(&format!(":{f}")))
                 || thread.as_ref().is_some_and(|t| *t != s.thread)
             {
                 continue;
@@ -594,25 +644,40 @@ impl<'c> Messages<'c> {
     }
 
     /// Saves a message's attachments into `dir` (created if needed), each under a name that
-    /// cannot leave it; an existing file is never overwritten (a suffix is added). Returns the
-    /// paths written.
-    pub fn save_attachments(&self, msg: &Message, dir: &Path) -> Result<Vec<PathBuf>> {
+    /// cannot leave it; an existing file is never overwritten (a suffix is added). An attachment
+    /// over `max_attachment_bytes` (whatever a remote delivered) is skipped, by the size of its
+    /// blob, without being read.
+    pub fn save_attachments(&self, msg: &Message, dir: &Path) -> Result<SavedAttachments> {
         let snap = self.store.snapshot()?;
+        let limit = Agents::new(self.coord)?.config().max_attachment_bytes;
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Other(format!("cannot create {}: {e}", dir.display())))?;
-        let mut saved = Vec::new();
+        let mut saved = SavedAttachments::default();
         for (n, attachment) in msg.attachments.iter().enumerate() {
             let path = Message::attachment_path(&msg.id, n);
-            let bytes = self
-                .store
-                .read(&snap, &path)?
-                .ok_or_else(|| Error::Malformed {
-                    refname: INBOX_REF.into(),
-                    path: path.clone(),
-                    why: "the attachment's bytes are missing".into(),
-                })?;
+            let blob = match snap.tree {
+                Some(tree) => self.repo().lookup_path(tree, &path)?,
+                None => None,
+            };
+            let blob = blob.ok_or_else(|| Error::Malformed {
+                refname: INBOX_REF.into(),
+                path: path.clone(),
+                why: "the attachment's bytes are missing".into(),
+            })?;
             let name = safe_file_name(&attachment.name, n);
-            saved.push(write_new_file(dir, &name, &bytes)?);
+            let size = self.repo().object_size(blob)?;
+            if size > limit {
+                saved.skipped.push(SkippedAttachment {
+                    name,
+                    bytes: size,
+                    why: format!(
+                        "{size} bytes, over the limit of {limit} bytes (max_attachment_bytes in .coord.yaml)"
+                    ),
+                });
+                continue;
+            }
+            let bytes = self.repo().read_blob(blob)?;
+            saved.written.push(write_new_file(dir, &name, &bytes)?);
         }
         Ok(saved)
     }
@@ -634,9 +699,11 @@ impl<'c> Messages<'c> {
 
     fn mark_of(&self, snap: &Snapshot, agent: &str, msg: &str) -> Result<Option<Mark>> {
         let path = Mark::path(agent, msg);
-        Ok(match self.store.read(snap, &path)? {
-            Some(bytes) => Mark::from_yaml(&bytes, INBOX_REF, &path).ok(),
-            None => None,
+        // A mark that cannot be read (too large, malformed) counts as no mark.
+        Ok(match self.store.read(snap, &path) {
+            Ok(Some(bytes)) => Mark::from_yaml(&bytes, INBOX_REF, &path).ok(),
+            Ok(None) | Err(Error::Malformed { .. }) => None,
+            Err(e) => return Err(e),
         })
     }
 
@@ -678,6 +745,7 @@ impl<'c> Messages<'c> {
             .repo()
             .tree_entries(shard)?
             .into_iter()
+            .filter(|e| e.odd.is_none())
             .filter_map(|e| e.name.strip_suffix(suffix).map(str::to_string))
             .filter(|id| id.starts_with(prefix))
             .collect();
@@ -712,7 +780,7 @@ impl<'c> Messages<'c> {
                 let child = format!("{path}/{}", entry.name);
                 if entry.is_tree {
                     stack.push((child, entry.oid));
-                } else {
+                } else if entry.is_blob {
                     out.push((child, entry.oid));
                 }
             }
@@ -739,8 +807,38 @@ impl<'c> Messages<'c> {
         snap: &Snapshot,
         agent: &str,
     ) -> Result<(Vec<MessageSummary>, Vec<Problem>)> {
+        self.summaries_in(snap, &format!("boxes/{agent}"), agent)
+    }
+
+    /// Whether some agent has acknowledged message `id`.
+    fn acked_by_anyone(&self, snap: &Snapshot, id: &str) -> Result<bool> {
+        let Some(tree) = snap.tree else {
+            return Ok(false);
+        };
+        let Some(marks) = self.repo().lookup_path(tree, "marks")? else {
+            return Ok(false);
+        };
+        for agent in self.repo().tree_entries(marks)? {
+            if agent.is_tree
+                && self
+                    .mark_of(snap, &agent.name, id)?
+                    .is_some_and(|m| m.acked.is_some())
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The summaries of every message filed under `dir` (a box), cached under `cache_name`.
+    fn summaries_in(
+        &self,
+        snap: &Snapshot,
+        dir: &str,
+        cache_name: &str,
+    ) -> Result<(Vec<MessageSummary>, Vec<Problem>)> {
         let mut problems = Vec::new();
-        let dir = format!("boxes/{agent}");
+        let dir = dir.to_string();
         let Some(tree) = snap.tree else {
             return Ok((Vec::new(), problems));
         };
@@ -751,7 +849,7 @@ impl<'c> Messages<'c> {
             .repo()
             .common_dir()
             .join("coord/cache/inbox")
-            .join(format!("{agent}.tsv"));
+            .join(format!("{cache_name}.tsv"));
         let cached = crate::store::inbox_cache::read(&cache_file);
         let mut by_blob: HashMap<Oid, &MessageSummary> = HashMap::new();
         for shard in cached.values() {
@@ -772,7 +870,12 @@ impl<'c> Messages<'c> {
             changed = true;
             let mut records = Vec::new();
             for entry in self.repo().tree_entries(shard.oid)? {
-                if entry.is_tree || !entry.name.ends_with(".yaml") {
+                if let Some(odd) = entry.odd {
+                    let path = format!("{dir}/{}/{}", shard.name, entry.name);
+                    problems.push(Problem::odd(path, odd));
+                    continue;
+                }
+                if !entry.is_blob || !entry.name.ends_with(".yaml") {
                     continue;
                 }
                 if let Some(s) = by_blob.get(&entry.oid) {
@@ -822,6 +925,9 @@ pub(crate) fn filing(msg: &Message) -> Change {
         if seen.insert(to) {
             docs.push((Message::box_path(to, &msg.id), Some(bytes.clone())));
         }
+    }
+    if msg.target == SHARED_TARGET {
+        docs.push((Message::shared_path(&msg.id), Some(bytes.clone())));
     }
     docs.push((Message::thread_path(&msg.thread, &msg.id), Some(bytes)));
     Change {

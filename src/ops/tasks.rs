@@ -61,6 +61,9 @@ pub struct WaitsOn {
     pub id: String,
     pub title: String,
     pub state: String,
+    /// For a task of another project: when that project was last fetched here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<String>,
 }
 
 /// A node of `task dep tree`.
@@ -122,11 +125,15 @@ impl<'c> Tasks<'c> {
         for label in &new.labels {
             name::validate("label", label)?;
         }
-        let dep_prefixes = new
-            .deps
-            .iter()
-            .map(|d| id::parse_prefix(d))
-            .collect::<Result<Vec<_>>>()?;
+        let projects = crate::ops::projects::Projects::new(self.coord);
+        let mut dep_prefixes = Vec::new();
+        let mut foreign_deps = Vec::new();
+        for d in &new.deps {
+            match id::split_foreign(d) {
+                Some(_) => foreign_deps.push(projects.resolve_dep(d)?),
+                None => dep_prefixes.push(id::parse_prefix(d)?),
+            }
+        }
         let parent_prefix = new.parent.as_deref().map(id::parse_prefix).transpose()?;
         self.store.update(&actor, |snap| {
             let id = self.fresh_id(snap)?;
@@ -135,6 +142,11 @@ impl<'c> Tasks<'c> {
                 let dep = self.resolve(snap, prefix)?;
                 if !deps.contains(&dep) {
                     deps.push(dep);
+                }
+            }
+            for dep in &foreign_deps {
+                if !deps.contains(dep) {
+                    deps.push(dep.clone());
                 }
             }
             let parent = parent_prefix
@@ -170,6 +182,7 @@ impl<'c> Tasks<'c> {
                 comments: Vec::new(),
                 history: Vec::new(),
                 conflicts: Vec::new(),
+                origin: None,
                 extra: Default::default(),
             };
             task.push_event(&actor.agent, "new", None, &now);
@@ -196,12 +209,14 @@ impl<'c> Tasks<'c> {
         let mut stale_agents = None;
         let mut stale = || -> Result<HashSet<String>> {
             if stale_agents.is_none() {
-                stale_agents = Some(crate::ops::agents::Agents::new(self.coord)?.stale()?);
+                stale_agents =
+                    Some(crate::ops::agents::Agents::new(self.coord)?.stale_for_takeover()?);
             }
             Ok(stale_agents.clone().unwrap_or_default())
         };
         crate::ops::team::check_claims_allowed(self.coord)?;
-        crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
+        let mut took_from = None;
+        let task = crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
             let id = self.resolve(snap, &prefix)?;
             let mut task = self.load(snap, &id)?;
             if task.state == State::Claimed
@@ -234,9 +249,14 @@ impl<'c> Tasks<'c> {
                     });
                 }
             }
+            took_from.clone_from(&takeover);
             set_claimed(&mut task, &actor, takeover);
             Ok((write_change(&task, "claim", &actor), task))
-        })
+        })?;
+        if let Some(holder) = took_from {
+            crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
+        }
+        Ok(task)
     }
 
     /// Claims the most urgent ready task (optionally of one role), atomically.
@@ -247,15 +267,26 @@ impl<'c> Tasks<'c> {
         }
         // Load the index before the snapshot the write is based on, so that the race window
         // only covers the (incremental) refresh.
-        let mut index = self.index(&self.store.snapshot()?)?;
-        let stale = crate::ops::agents::Agents::new(self.coord)?.stale()?;
+        let before = self.store.snapshot()?;
+        let mut index = self.index(&before)?;
+        let stale = crate::ops::agents::Agents::new(self.coord)?.stale_for_takeover()?;
         crate::ops::team::check_claims_allowed(self.coord)?;
-        crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
+        let mut tries = 0u32;
+        let mut took_from = None;
+        let task = crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
+            tries += 1;
             index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+            let mut candidates = claimable_tasks(&index, role, &stale);
+            // Racing claimers all want the most urgent task. Once there is a sign of a race (a
+            // lost try, or the ref moved since this claim began), each starts its search at its
+            // own place among the equally urgent tasks at the top, so that they spread.
+            if tries > 1 || snap.tip != before.tip {
+                spread(&mut candidates, &actor.agent, tries);
+            }
             // A document the index could summarise may still fail to load whole (damage in a part
             // listings do not read); skip it rather than let it block every claim.
             let mut loaded = None;
-            for candidate in claimable_tasks(&index, role, &stale) {
+            for candidate in candidates {
                 match self.load(snap, candidate.id()) {
                     Ok(task) => {
                         loaded = Some(task);
@@ -276,9 +307,14 @@ impl<'c> Tasks<'c> {
                 .assignee
                 .clone()
                 .filter(|_| task.state == State::Claimed);
+            took_from.clone_from(&takeover);
             set_claimed(&mut task, &actor, takeover);
             Ok((write_change(&task, "claim", &actor), task))
-        })
+        })?;
+        if let Some(holder) = took_from {
+            crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
+        }
+        Ok(task)
     }
 
     /// Hands an open task to `agent` (as if it had claimed it), on the organiser's behalf: a
@@ -394,6 +430,8 @@ impl<'c> Tasks<'c> {
                 author: actor.agent.clone(),
                 at: time::now(),
                 text: text.to_string(),
+                project: None,
+                human: None,
             });
             Ok(None)
         })
@@ -478,6 +516,15 @@ impl<'c> Tasks<'c> {
     }
 
     pub fn dep_add(&self, input: &str, dep_input: &str) -> Result<Task> {
+        if id::split_foreign(dep_input).is_some() {
+            let dep = crate::ops::projects::Projects::new(self.coord).resolve_dep(dep_input)?;
+            return self.mutate_with(input, "dep-add", |task, _, _, _| {
+                if !task.deps.contains(&dep) {
+                    task.deps.push(dep.clone());
+                }
+                Ok(Some(dep.clone()))
+            });
+        }
         let actor = self.coord.actor()?;
         let (prefix, dep_prefix) = (id::parse_prefix(input)?, id::parse_prefix(dep_input)?);
         let mut index = TaskIndex::default();
@@ -504,6 +551,20 @@ impl<'c> Tasks<'c> {
     }
 
     pub fn dep_rm(&self, input: &str, dep_input: &str) -> Result<Task> {
+        if let Some((project, prefix)) = id::split_foreign(dep_input) {
+            let wanted = format!("{project}:{}", id::parse_prefix(prefix)?);
+            return self.mutate(input, "dep-rm", |task, _| {
+                let Some(dep) = task.deps.iter().find(|d| d.starts_with(&wanted)).cloned() else {
+                    return Err(Error::invalid(
+                        "dependency",
+                        dep_input,
+                        format!("task {} does not depend on it", task.id),
+                    ));
+                };
+                task.deps.retain(|d| d != &dep);
+                Ok(Some(dep))
+            });
+        }
         let dep_prefix = id::parse_prefix(dep_input)?;
         self.mutate_with(input, "dep-rm", |task, _, this, snap| {
             let dep = this.resolve(snap, &dep_prefix).or_else(|_| {
@@ -533,8 +594,9 @@ impl<'c> Tasks<'c> {
     }
 
     pub fn index(&self, snap: &Snapshot) -> Result<TaskIndex> {
-        let mut index = TaskIndex::default();
+        let mut index = self.coord.take_task_index();
         index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+        self.coord.keep_task_index(&index);
         Ok(index)
     }
 
@@ -634,7 +696,7 @@ impl<'c> Tasks<'c> {
             .repo
             .tree_entries(shard)?
             .into_iter()
-            .filter(|e| !e.is_tree)
+            .filter(|e| e.is_blob)
             .filter_map(|e| e.name.strip_suffix(".yaml").map(str::to_string))
             .filter(|id| id.starts_with(prefix))
             .collect();
@@ -652,7 +714,7 @@ impl<'c> Tasks<'c> {
     fn fresh_id(&self, snap: &Snapshot) -> Result<String> {
         loop {
             let id = id::new_id();
-            if self.store.read(snap, &Task::path(&id))?.is_none() {
+            if !self.store.exists(snap, &Task::path(&id))? {
                 return Ok(id);
             }
         }
@@ -702,15 +764,38 @@ pub fn claimable_tasks<'i>(
             State::Claimed => t.assignee().is_some_and(|a| stale.contains(a)),
             _ => false,
         })
-        .filter(|t| role.is_none_or(|r| t.role() == Some(r)))
-        .filter(|t| {
-            !t.has_deps()
-                || t.deps()
-                    .all(|d| index.get(d).is_some_and(|d| d.state() == State::Done))
-        })
+        // A task with no role is anyone's.
+        .filter(|t| role.is_none_or(|r| t.role().is_none_or(|own| own == r)))
+        .filter(|t| !t.has_deps() || t.deps().all(|d| index.dep_done(d)))
         .collect();
     ready.sort_by_cached_key(|t| t.urgency_key());
     ready
+}
+
+/// How many of the equally urgent tasks at the top racing claimers spread over.
+const SPREAD: usize = 8;
+
+/// Rotates the first candidates of the best priority so that `agent`'s search starts at its own
+/// place among them (chosen by its name and the try, the same on every run), then goes on in
+/// order. A higher priority is never passed over for a lower one.
+fn spread(candidates: &mut [TaskRef<'_>], agent: &str, tries: u32) {
+    let Some(best) = candidates.first().map(|t| t.priority()) else {
+        return;
+    };
+    let same = candidates
+        .iter()
+        .take(SPREAD)
+        .take_while(|t| t.priority() == best)
+        .count();
+    if same < 2 {
+        return;
+    }
+    // FNV-1a: a stable hash, so that the same agent starts at the same place on every machine.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in agent.bytes().chain(tries.to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    candidates[..same].rotate_left((h % same as u64) as usize);
 }
 
 /// Open or blocked tasks that wait, with what they wait on, most urgent first.
@@ -729,17 +814,31 @@ pub fn blocked(index: &TaskIndex) -> Vec<Waiting<'_>> {
 }
 
 fn undone_deps<'d>(deps: impl Iterator<Item = &'d str>, index: &TaskIndex) -> Vec<WaitsOn> {
-    deps.filter_map(|d| match index.get(d) {
-        Some(t) if t.state() == State::Done => None,
-        Some(t) => Some(WaitsOn {
+    deps.filter_map(|d| match (index.get(d), index.foreign(d)) {
+        (Some(t), _) if t.state() == State::Done => None,
+        (Some(t), _) => Some(WaitsOn {
             id: d.into(),
             title: t.title().into(),
             state: t.state().as_str().into(),
+            fetched: None,
         }),
-        None => Some(WaitsOn {
+        (None, Some(f)) if f.done => None,
+        (None, Some(f)) => Some(WaitsOn {
+            id: d.into(),
+            title: f.title.clone(),
+            state: f.state.clone(),
+            fetched: f.fetched.clone(),
+        }),
+        (None, None) => Some(WaitsOn {
             id: d.into(),
             title: String::new(),
-            state: "missing".into(),
+            state: if d.contains(':') {
+                "not fetched"
+            } else {
+                "missing"
+            }
+            .into(),
+            fetched: None,
         }),
     })
     .collect()
@@ -795,11 +894,16 @@ fn dep_node<'a>(id: &'a str, index: &'a TaskIndex, seen: &mut HashSet<&'a str>) 
         Some(t) if !repeated => t.deps().map(|d| dep_node(d, index, seen)).collect(),
         _ => Vec::new(),
     };
+    let foreign = index.foreign(id);
     DepNode {
         id: id.to_string(),
-        title: task.map(|t| t.title().to_string()).unwrap_or_default(),
+        title: task
+            .map(|t| t.title().to_string())
+            .or_else(|| foreign.map(|f| f.title.clone()))
+            .unwrap_or_default(),
         state: task
             .map(|t| t.state().as_str())
+            .or_else(|| foreign.map(|f| f.state.as_str()))
             .unwrap_or("missing")
             .to_string(),
         repeated,
@@ -868,7 +972,7 @@ fn wrong_state(task: &Task, why: &str) -> Error {
     }
 }
 
-fn check_title(title: &str) -> Result<String> {
+pub(crate) fn check_title(title: &str) -> Result<String> {
     let t = title.trim();
     if t.is_empty() {
         return Err(Error::invalid("title", title, "it is empty"));
@@ -883,7 +987,7 @@ fn check_title(title: &str) -> Result<String> {
     Ok(t.to_string())
 }
 
-fn check_priority(p: u8) -> Result<u8> {
+pub(crate) fn check_priority(p: u8) -> Result<u8> {
     if p > MAX_PRIORITY {
         return Err(Error::invalid(
             "priority",

@@ -9,8 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::Result;
 use crate::git::{EntryEdit, Oid, Repo, TreeEntry};
+use crate::model::MAX_DOCUMENT_BYTES;
 use crate::model::lease::{Lease, settle_overlap};
 use crate::model::merge::{DocMerge, Notice, merge_document};
+use crate::store::read_blob;
 
 /// The merged tree of one ref, and whom to tell what.
 #[derive(Debug)]
@@ -66,6 +68,9 @@ impl Walk<'_> {
                 .repo
                 .tree_entries(t)?
                 .into_iter()
+                // What can be no document (a gitlink, a symlink, a name like `..`) takes no part:
+                // kept where it is, left out when its tree is rewritten.
+                .filter(|e| e.is_tree || e.is_blob)
                 .map(|e| (e.name.clone(), e))
                 .collect(),
             None => BTreeMap::new(),
@@ -125,6 +130,13 @@ impl Walk<'_> {
                 Ok(())
             }
             _ => {
+                // A version over the document size limit is never read: ours stays as it is.
+                for (oid, _) in [base, ours, theirs].into_iter().flatten() {
+                    if self.repo.object_size(oid)? > MAX_DOCUMENT_BYTES {
+                        self.malformed.push(path.to_string());
+                        return Ok(());
+                    }
+                }
                 let read = |e: Entry| -> Result<Option<Vec<u8>>> {
                     match e {
                         Some((oid, false)) => self.repo.read_blob(oid).map(Some),
@@ -194,10 +206,16 @@ impl Walk<'_> {
             let Some(dir) = self.repo.lookup_path(tree, "leases")? else {
                 return Ok(out);
             };
-            for e in self.repo.tree_entries(dir)? {
+            for e in self
+                .repo
+                .tree_entries(dir)?
+                .into_iter()
+                .filter(|e| e.is_blob)
+            {
                 let path = format!("leases/{}", e.name);
                 if let Ok(lease) =
-                    Lease::from_yaml(&self.repo.read_blob(e.oid)?, self.refname, &path)
+                    read_blob(self.repo, e.oid, MAX_DOCUMENT_BYTES, self.refname, &path)
+                        .and_then(|bytes| Lease::from_yaml(&bytes, self.refname, &path))
                 {
                     out.insert(lease.id.clone(), lease);
                 }

@@ -7,7 +7,7 @@ use crate::model::merge::Notice;
 use crate::remote::Courier;
 use crate::remote::merge::merge_trees;
 use crate::remote::transport::{MAX_TRIES, Pushed, Remote, fetch, push};
-use crate::store::{COORD_REFS, backoff};
+use crate::store::{COORD_REFS, Retry, backoff};
 
 /// What a sync did to one ref.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -41,13 +41,14 @@ pub fn merge_into_local(
     let Some(theirs) = theirs else {
         return Ok(("local-only", Vec::new(), Vec::new()));
     };
-    for attempt in 1..=400 {
+    let mut retry = Retry::new();
+    while retry.again() {
         let ours = repo.ref_tip(refname)?;
         let Some(ours) = ours else {
             if repo.cas_ref(refname, None, theirs, "coord: fetched")? == Cas::Moved {
                 return Ok(("fetched", Vec::new(), Vec::new()));
             }
-            backoff(attempt);
+            retry.lost(repo.ref_tip(refname)?.is_some());
             continue;
         };
         if ours == theirs || repo.is_ancestor(theirs, ours)? {
@@ -57,7 +58,7 @@ pub fn merge_into_local(
             if repo.cas_ref(refname, Some(ours), theirs, "coord: fast-forward")? == Cas::Moved {
                 return Ok(("fast-forwarded", Vec::new(), Vec::new()));
             }
-            backoff(attempt);
+            retry.lost(repo.ref_tip(refname)? != Some(ours));
             continue;
         }
         let base = match repo.merge_base(ours, theirs)? {
@@ -81,11 +82,11 @@ pub fn merge_into_local(
         if repo.cas_ref(refname, Some(ours), commit, "coord: merge")? == Cas::Moved {
             return Ok(("merged", merged.notices, merged.malformed));
         }
-        backoff(attempt);
+        retry.lost(repo.ref_tip(refname)? != Some(ours));
     }
     Err(Error::Contended {
         refname: refname.into(),
-        attempts: 400,
+        attempts: retry.attempts,
     })
 }
 

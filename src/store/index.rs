@@ -323,12 +323,14 @@ fn split_list(joined: &str) -> impl Iterator<Item = &str> {
     joined.split(LIST_SEP).filter(|s| !s.is_empty())
 }
 
-/// Every task summary of one snapshot of refs/coord/tasks.
-#[derive(Debug, Default)]
+/// Every task summary of one snapshot of refs/coord/tasks. Cloning shares the shards' buffers.
+#[derive(Debug, Default, Clone)]
 pub struct TaskIndex {
     shards: HashMap<String, Shard>,
     /// Whether the cache file was read (once per process; later refreshes start from memory).
     loaded: bool,
+    /// Dependencies on other projects' tasks (`NAME:ID`), as last fetched.
+    foreign: HashMap<String, crate::store::foreign::ForeignDep>,
 }
 
 impl TaskIndex {
@@ -373,7 +375,34 @@ impl TaskIndex {
         if first && (removed || missing_docs > 0 || rebuilt >= REWRITE_AFTER_SHARDS) {
             write_cache(&file, &self.shards);
         }
+        // Only a clone that fetched another project can have dependencies there worth reading.
+        self.foreign.clear();
+        if !repo
+            .refs_under(crate::store::foreign::PROJECTS_NS)?
+            .is_empty()
+        {
+            let deps: Vec<String> = self
+                .tasks()
+                .filter(|t| t.has_deps())
+                .flat_map(|t| t.deps().filter(|d| d.contains(':')).map(str::to_string))
+                .collect();
+            self.foreign = crate::store::foreign::load_deps(repo, deps.iter().map(String::as_str))?;
+        }
         Ok(())
+    }
+
+    /// Whether dependency `dep` (an id here, or `NAME:ID` in another project) is done.
+    pub fn dep_done(&self, dep: &str) -> bool {
+        match self.get(dep) {
+            Some(t) => t.state() == State::Done,
+            None => self.foreign.get(dep).is_some_and(|f| f.done),
+        }
+    }
+
+    /// A dependency on another project's task, as last fetched (None: not such a dependency,
+    /// or its project was never fetched here).
+    pub fn foreign(&self, dep: &str) -> Option<&crate::store::foreign::ForeignDep> {
+        self.foreign.get(dep)
     }
 
     /// Every task that loaded, in no particular order.
@@ -488,7 +517,12 @@ fn build_shard(
     };
     let mut shard = ShardBuilder::default();
     for entry in repo.tree_entries(tree)? {
-        if entry.is_tree || !entry.name.ends_with(".yaml") {
+        if let Some(odd) = entry.odd {
+            let shown = entry.name.escape_debug().to_string();
+            shard.push_problem(&shown, entry.oid, &format!("skipped: {odd}"));
+            continue;
+        }
+        if !entry.is_blob || !entry.name.ends_with(".yaml") {
             continue; // per-task attachments live beside the documents
         }
         let reusable = base

@@ -2,6 +2,7 @@
 //! by compare-and-swap, and on a lost race re-read and re-apply (the operation re-checks its own
 //! preconditions against the new snapshot).
 
+pub mod foreign;
 pub mod inbox_cache;
 pub mod index;
 pub mod mapped;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::git::{Author, Cas, Oid, PathEdit, Repo};
+use crate::model::MAX_DOCUMENT_BYTES;
 
 /// Attempts before a write gives up; each lost race waits a little longer, with jitter.
 const MAX_ATTEMPTS: u32 = 400;
@@ -24,11 +26,25 @@ pub const COORD_REFS: [&str; 5] = [
     "refs/coord/checkpoints",
 ];
 
+/// Presence (heartbeats): outside [`COORD_REFS`] on purpose. Its commits have no parent, each one
+/// replacing the last, so frequent heartbeats never grow a history; sync exchanges it apart.
+pub const PRESENCE_REF: &str = "refs/coord/presence";
+
 /// A document that could not be loaded, with where it is and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub path: String,
     pub why: String,
+}
+
+impl Problem {
+    /// A tree entry that cannot be a document (a gitlink, a symlink, a name like `..`).
+    pub fn odd(path: String, what: &str) -> Problem {
+        Problem {
+            path,
+            why: format!("skipped: {what}"),
+        }
+    }
 }
 
 /// The state of a ref at one instant.
@@ -74,15 +90,30 @@ impl<'r> Store<'r> {
         Ok(Snapshot { tip, tree })
     }
 
-    /// The bytes of the document at `path`, if it exists in the snapshot.
+    /// The bytes of the document at `path` in `snap`, if there is one; an error naming it when
+    /// it is over [`MAX_DOCUMENT_BYTES`]. The size comes from the object's header, so a document
+    /// over its limit (a 200 MB blob pushed by a remote) is refused without being read.
     pub fn read(&self, snap: &Snapshot, path: &str) -> Result<Option<Vec<u8>>> {
+        self.read_within(snap, path, MAX_DOCUMENT_BYTES)
+    }
+
+    /// As [`Store::read`], for content with a limit of its own.
+    pub fn read_within(&self, snap: &Snapshot, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
         let Some(tree) = snap.tree else {
             return Ok(None);
         };
         match self.repo.lookup_path(tree, path)? {
-            Some(oid) => Ok(Some(self.repo.read_blob(oid)?)),
+            Some(oid) => read_blob(self.repo, oid, limit, self.refname, path).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Whether `path` exists in `snap` (its bytes are not read).
+    pub fn exists(&self, snap: &Snapshot, path: &str) -> Result<bool> {
+        Ok(match snap.tree {
+            Some(tree) => self.repo.lookup_path(tree, path)?.is_some(),
+            None => false,
+        })
     }
 
     /// The commit every history of this ref starts from: the same in every clone, so replicas
@@ -126,10 +157,8 @@ impl<'r> Store<'r> {
         actor: &Actor,
         mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
     ) -> Result<T> {
-        let started = Instant::now();
-        let mut attempts = 0;
-        while attempts < MAX_ATTEMPTS && started.elapsed() < MAX_RETRY_TIME {
-            attempts += 1;
+        let mut retry = Retry::new();
+        while retry.again() {
             let mut snap = self.snapshot()?;
             let expected = snap.tip;
             if snap.tip.is_none() {
@@ -144,7 +173,7 @@ impl<'r> Store<'r> {
                 return Ok(value); // nothing to write: the state already says what was asked
             }
             if self.repo.ref_tip(self.refname)? != expected {
-                backoff(attempts); // lost already: skip writing objects nobody will reference
+                retry.lost_race(); // lost already: skip writing objects nobody will reference
                 continue;
             }
             let new = self.write_commit(&snap, actor, &change)?;
@@ -153,15 +182,52 @@ impl<'r> Store<'r> {
                 .cas_ref(self.refname, expected, new, &change.subject)?
             {
                 Cas::Moved => {
-                    tracing::debug!(refname = self.refname, attempts, "wrote {}", change.subject);
+                    tracing::debug!(
+                        refname = self.refname,
+                        attempts = retry.attempts,
+                        "wrote {}",
+                        change.subject
+                    );
                     return Ok(value);
                 }
-                Cas::Lost => backoff(attempts),
+                Cas::Lost => retry.lost(self.repo.ref_tip(self.refname)? != expected),
             }
         }
         Err(Error::Contended {
             refname: self.refname.into(),
-            attempts,
+            attempts: retry.attempts,
+        })
+    }
+
+    /// Like [`Store::update`], but the new commit has no parent: it replaces the ref's content
+    /// instead of adding to its history (the presence ref). Retries on lost races.
+    pub fn replace<T>(
+        &self,
+        actor: &Actor,
+        mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
+    ) -> Result<T> {
+        for attempt in 1..=MAX_ATTEMPTS {
+            let snap = self.snapshot()?;
+            let (change, value) = op(&snap)?;
+            if change.docs.is_empty() {
+                return Ok(value);
+            }
+            let detached = Snapshot {
+                tip: None,
+                tree: snap.tree,
+            };
+            let new = build_commit(self.repo, &detached, actor, &change)?;
+            match self
+                .repo
+                .cas_ref(self.refname, snap.tip, new, &change.subject)?
+            {
+                Cas::Moved => return Ok(value),
+                Cas::Lost => backoff(attempt),
+            }
+        }
+        Err(Error::Contended {
+            refname: self.refname.into(),
+            attempts: MAX_ATTEMPTS,
         })
     }
 
@@ -169,6 +235,19 @@ impl<'r> Store<'r> {
     pub fn write_commit(&self, snap: &Snapshot, actor: &Actor, change: &Change) -> Result<Oid> {
         build_commit(self.repo, snap, actor, change)
     }
+}
+
+/// The bytes of blob `oid`, known as `refname:path`, when it is at most `limit` bytes.
+pub fn read_blob(repo: &Repo, oid: Oid, limit: u64, refname: &str, path: &str) -> Result<Vec<u8>> {
+    let size = repo.object_size(oid)?;
+    if size > limit {
+        return Err(Error::Malformed {
+            refname: refname.into(),
+            path: path.into(),
+            why: format!("{size} bytes, over the {limit}-byte limit"),
+        });
+    }
+    repo.read_blob(oid)
 }
 
 /// Writes the commit of `change` on top of `snap`, in any ref's history (the ref is not moved).
@@ -199,6 +278,60 @@ pub fn build_commit(repo: &Repo, snap: &Snapshot, actor: &Actor, change: &Change
     };
     repo.write_commit(tree, snap.tip.as_slice(), &author, &message)
 }
+
+/// The retries of one compare-and-swap write. A race lost to another writer counts as an
+/// attempt; a ref lock held by someone who has not moved the ref yet (or by a killed process,
+/// whose lock is cleared once stale) does not: it is waited out, within the time limit.
+pub struct Retry {
+    started: Instant,
+    tried: bool,
+    pub attempts: u32,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Retry {
+    pub fn new() -> Retry {
+        Retry {
+            started: Instant::now(),
+            tried: false,
+            attempts: 0,
+        }
+    }
+
+    /// Whether to try (again): a first try always, then within the attempts and the time.
+    pub fn again(&mut self) -> bool {
+        let go = !self.tried
+            || (self.attempts < MAX_ATTEMPTS && self.started.elapsed() < MAX_RETRY_TIME);
+        if go {
+            self.tried = true;
+            self.attempts += 1;
+        }
+        go
+    }
+
+    /// Another writer moved the ref first.
+    pub fn lost_race(&mut self) {
+        backoff(self.attempts);
+    }
+
+    /// A compare-and-swap failed: the ref moved (`moved`), or only its lock was held.
+    pub fn lost(&mut self, moved: bool) {
+        if moved {
+            self.lost_race();
+        } else {
+            self.attempts -= 1;
+            std::thread::sleep(LOCK_WAIT);
+        }
+    }
+}
+
+/// How long to wait for a ref lock held by a writer that has not finished.
+const LOCK_WAIT: Duration = Duration::from_millis(20);
 
 /// Waits before the next attempt: short at first, longer as the losses pile up, always jittered
 /// so racing processes spread out.
