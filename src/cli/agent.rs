@@ -40,8 +40,15 @@ pub enum AgentCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Show one agent
+    /// Show one agent (and, spawned again, what it did before)
     Show { name: String },
+    /// Change an agent's role (its next brief, ready and stop hook follow it)
+    Edit {
+        name: String,
+        /// The new role (see `git coord roles`)
+        #[arg(long)]
+        role: String,
+    },
     /// Record that the acting agent is alive (every command an agent runs does this too)
     Heartbeat,
     /// Bring an agent's branch up to the integration branch (when its worktree has no changes)
@@ -126,7 +133,26 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
                 }
             }
         }
-        AgentCommand::Show { name } => show(out, &agents.show(&name)?, json)?,
+        AgentCommand::Show { name } => {
+            let view = agents.show(&name)?;
+            let earlier = crate::ops::history::earlier_work(coord, &view.agent)?;
+            if json {
+                let mut value = serde_json::to_value(&view)?;
+                value["earlier_work"] = serde_json::to_value(&earlier)?;
+                writeln!(out, "{value}")?;
+            } else {
+                show(out, &view, false)?;
+                super::history::earlier_work(out, &view.agent, &earlier)?;
+            }
+        }
+        AgentCommand::Edit { name, role } => {
+            let agent = crate::ops::agent_role::change_role(coord, &name, &role)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&agent)?)?;
+            } else {
+                writeln!(out, "{name} now has role {}", agent.role)?;
+            }
+        }
         AgentCommand::Heartbeat => {
             let me = coord.actor()?.agent;
             show(out, &agents.heartbeat(&me)?, json)?;

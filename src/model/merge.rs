@@ -182,7 +182,16 @@ pub(crate) fn merge_fields(base: Option<&[u8]>, ours: &[u8], theirs: &[u8]) -> O
     let keys: BTreeSet<&String> = o.keys().chain(t.keys()).collect();
     for key in keys {
         let (bv, ov, tv) = (b.get(key), o.get(key), t.get(key));
-        let v = three_way(bv, ov, tv).unwrap_or_else(|| max_value(ov, tv));
+        let v = match (key.as_str(), ov, tv) {
+            // A history only grows: the union of both sides' events, in time order.
+            ("history", Some(Value::Array(a)), Some(Value::Array(b))) => {
+                let mut all: Vec<Value> = a.iter().chain(b).cloned().collect();
+                all.sort_by_key(|e| (e["at"].as_str().unwrap_or("").to_string(), e.to_string()));
+                all.dedup();
+                Some(Value::Array(all))
+            }
+            _ => three_way(bv, ov, tv).unwrap_or_else(|| max_value(ov, tv)),
+        };
         if let Some(v) = v {
             out.insert(key.clone(), v);
         }

@@ -157,6 +157,7 @@ impl<'c> Agents<'c> {
                 created: time::now(),
                 created_by: actor.agent.clone(),
                 retired: None,
+                history: Vec::new(),
                 extra: Default::default(),
             };
             self.store.update(&actor, |snap| {
