@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::model::message::Importance;
 use crate::model::task::{Kind, State, Task};
 use crate::model::{name, parse_yaml};
-use crate::model::agent::Agent;
+use crate::model::agent::{Agent, AgentStatus};
 use crate::ops::agents::Agents;
 use crate::ops::checkpoints::CHECKPOINT_LABEL;
 use crate::ops::context::Coord;
@@ -785,23 +785,31 @@ pub fn tell_organiser(
         .and_then(|t| t.parent)
         .and_then(|p| tasks.show(&p).ok())
         .map(|e| e.created_by);
-    let mut targets = vec!["@organiser".to_string()];
-    targets.extend(creator);
-    let mut last = None;
-    for target in targets {
-        match Messages::new(coord).send(Outgoing {
+    let send = |target: String| {
+        Messages::new(coord).send(Outgoing {
             target,
             subject: Some(subject.to_string()),
             task: thread.map(str::to_string),
             importance: Importance::High,
             body: body.to_string(),
             ..Outgoing::default()
-        }) {
-            Ok(_) => return Ok(()),
-            Err(e) => last = Some(e),
-        }
+        })
+    };
+    // `@organiser` reaches the other organisers; an organiser acting now is told too.
+    let me = coord.actor()?.agent;
+    let i_organise = Agents::new(coord)?
+        .get(&me)?
+        .is_some_and(|a| a.role == "organiser" && a.status == AgentStatus::Active);
+    let mut told = send("@organiser".to_string()).is_ok();
+    if i_organise {
+        send(me)?;
+        told = true;
     }
-    Err(last.unwrap_or_else(|| Error::Other("nobody to tell".into())))
+    match (told, creator) {
+        (true, _) => Ok(()),
+        (false, Some(creator)) => send(creator).map(|_| ()),
+        (false, None) => Err(Error::Other("nobody to tell".into())),
+    }
 }
 
 /// After a checkpoint: a gate failure counts against the workflow stages it covered, and may
