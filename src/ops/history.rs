@@ -156,7 +156,8 @@ fn coordination(
 }
 
 fn newest_first(mut entries: Vec<Entry>, limit: usize) -> Vec<Entry> {
-    entries.sort_by(|a, b| b.seconds.cmp(&a.seconds).then(a.commit.cmp(&b.commit)));
+    // Stable: commits of one ref within the same second keep their history's order.
+    entries.sort_by(|a, b| b.seconds.cmp(&a.seconds));
     entries.truncate(limit);
     entries
 }
