@@ -384,7 +384,9 @@ fn the_page_shows_the_activity_feed_and_the_message_threads_live() {
     browser.wait_for("!!(window.coord && window.coord.renders > 0)");
     let feed = browser.eval("document.getElementById('activity').innerText");
     assert!(
-        feed.as_str().expect("text").contains(&format!("new {first}")),
+        feed.as_str()
+            .expect("text")
+            .contains(&format!("new {first}")),
         "{feed}"
     );
 
@@ -396,7 +398,10 @@ fn the_page_shows_the_activity_feed_and_the_message_threads_live() {
         "document.querySelector('#activity tr[data-commit=\"{}\"]') !== null",
         claim.trim()
     ));
-    let sent = repo.coord_as_ok("olga", &["send", "--to", "al", "Where are the tests?", "--json"]);
+    let sent = repo.coord_as_ok(
+        "olga",
+        &["send", "--to", "al", "Where are the tests?", "--json"],
+    );
     let id = serde_json::from_str::<Value>(&sent).expect("json")["id"]
         .as_str()
         .expect("an id")
@@ -413,7 +418,9 @@ fn the_page_shows_the_activity_feed_and_the_message_threads_live() {
     );
     let feed = browser.eval("document.getElementById('activity').innerText");
     assert!(
-        feed.as_str().expect("text").contains(&format!("claim {first} by al")),
+        feed.as_str()
+            .expect("text")
+            .contains(&format!("claim {first} by al")),
         "{feed}"
     );
     assert_eq!(browser.eval("window.__sameLoad"), json!(7), "not reloaded");

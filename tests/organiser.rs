@@ -126,7 +126,10 @@ fn commits_in_an_agents_worktree_carry_trailers_and_log_agent_shows_its_work() {
     );
     repo.coord_ok(&["checkpoint", "--tasks", &task, "--gate", "true"]);
     let merge = message_of(&repo, &repo.path, "main");
-    assert!(merge.starts_with("checkpoint: merge agent/dev1 into main"), "{merge}");
+    assert!(
+        merge.starts_with("checkpoint: merge agent/dev1 into main"),
+        "{merge}"
+    );
     for want in [
         "Coord-Agent: dev1".to_string(),
         format!("Coord-Task: {task}"),
@@ -167,8 +170,7 @@ fn a_stage_that_should_produce_code_stays_open_when_it_has_nothing_to_merge() {
         .iter()
         .map(|t| t.as_str().expect("id").to_string())
         .collect();
-    let (notes, notes_cp, implement, implement_cp) =
-        (&tasks[0], &tasks[1], &tasks[2], &tasks[3]);
+    let (notes, notes_cp, implement, implement_cp) = (&tasks[0], &tasks[1], &tasks[2], &tasks[3]);
     assert!(repo.show(notes)["labels"].to_string().contains("no-code"));
 
     // A stage marked `code: false` passes its checkpoint with nothing to merge.
@@ -295,7 +297,11 @@ fn the_breaker_pauses_the_team_after_repeated_send_backs_and_resume_counts_again
     at(&repo, &rex, &["task", "reopen", plan, "--reason", "vague"]);
     assert_eq!(repo.coord_json(&["status"])["team"], "running");
     at(&repo, &pia, &["task", "done", plan]);
-    at(&repo, &rex, &["task", "reopen", plan, "--reason", "still vague"]);
+    at(
+        &repo,
+        &rex,
+        &["task", "reopen", plan, "--reason", "still vague"],
+    );
     assert_eq!(repo.coord_json(&["status"])["team"], "paused");
     let team = repo.git_ok(&["show", "refs/coord/agents:team.yaml"]);
     assert!(team.contains("sent back 2 times"), "{team}");
@@ -331,10 +337,17 @@ fn roles_name_artifact_kinds_and_briefs_show_the_artifacts_a_stage_needs() {
     let repo = TestRepo::init();
     repo.write_file(".coord.yaml", "roles:\n  - name: dev\n    inputs: [code]\n");
     let err = fails(&repo.coord(&["roles"]), 1);
-    assert!(err.contains("'code'") && err.contains("plan, review"), "{err}");
+    assert!(
+        err.contains("'code'") && err.contains("plan, review"),
+        "{err}"
+    );
     commit_on_main(&repo, &[(".coord.yaml", ROLES_WITH_IO)]);
     let roles = array(repo.coord_json(&["roles"]));
-    assert!(roles.iter().any(|r| r["name"] == "reviewer" && r["inputs"][0] == "plan"));
+    assert!(
+        roles
+            .iter()
+            .any(|r| r["name"] == "reviewer" && r["inputs"][0] == "plan")
+    );
     let pia = spawn(&repo, "pia", "planner");
     let rex = spawn(&repo, "rex", "reviewer");
     repo.write_file(".coord/workflows/reviewed.yaml", REVIEWED);
@@ -344,7 +357,10 @@ fn roles_name_artifact_kinds_and_briefs_show_the_artifacts_a_stage_needs() {
         .map(|t| t.as_str().expect("id").to_string())
         .collect();
     let (plan, review) = (&ids[0], &ids[1]);
-    let described = repo.show(review)["description"].as_str().unwrap_or("").to_string();
+    let described = repo.show(review)["description"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert!(
         described.contains("plan from stage plan") && described.contains(plan.as_str()),
         "{described}"
@@ -355,8 +371,15 @@ fn roles_name_artifact_kinds_and_briefs_show_the_artifacts_a_stage_needs() {
         &repo,
         &pia,
         &[
-            "artifact", "put", "--task", plan, "--kind", "plan", "--summary",
-            "index then query", "plan.md",
+            "artifact",
+            "put",
+            "--task",
+            plan,
+            "--kind",
+            "plan",
+            "--summary",
+            "index then query",
+            "plan.md",
         ],
     );
     at(&repo, &pia, &["task", "done", plan]);
@@ -371,8 +394,15 @@ fn roles_name_artifact_kinds_and_briefs_show_the_artifacts_a_stage_needs() {
         repo.coord_as_ok(
             "pia",
             &[
-                "artifact", "put", "--task", plan, "--kind", "review", "--summary",
-                &format!("note number {n}"), "-",
+                "artifact",
+                "put",
+                "--task",
+                plan,
+                "--kind",
+                "review",
+                "--summary",
+                &format!("note number {n}"),
+                "-",
             ],
         );
     }
@@ -382,11 +412,22 @@ fn roles_name_artifact_kinds_and_briefs_show_the_artifacts_a_stage_needs() {
     assert!(text.contains("Artifacts (60):"), "{text}");
     assert!(text.contains("by kind: plan 1, review 59"), "{text}");
     assert!(text.contains("by stage: plan 60"), "{text}");
-    assert!(text.contains("note number 58"), "the latest is shown: {text}");
-    assert!(!text.contains("index then query"), "the oldest is summarised: {text}");
+    assert!(
+        text.contains("note number 58"),
+        "the latest is shown: {text}"
+    );
+    assert!(
+        !text.contains("index then query"),
+        "the oldest is summarised: {text}"
+    );
     assert!(text.contains("git coord artifact list"), "{text}");
     let roomy = repo.coord_json(&["brief", "--organiser"]);
-    assert!(roomy["text"].as_str().expect("text").contains("note number 40"));
+    assert!(
+        roomy["text"]
+            .as_str()
+            .expect("text")
+            .contains("note number 40")
+    );
 }
 
 #[test]
@@ -400,7 +441,11 @@ fn an_agent_changes_role_and_its_brief_ready_and_stop_hook_follow() {
     assert!(err.contains("known roles"), "{err}");
     assert_eq!(repo.coord_json(&["agent", "show", "sam"])["role"], "dev");
 
-    let edited = at_json(&repo, &home, &["agent", "edit", "sam", "--role", "reviewer"]);
+    let edited = at_json(
+        &repo,
+        &home,
+        &["agent", "edit", "sam", "--role", "reviewer"],
+    );
     assert_eq!(edited["role"], "reviewer");
     assert_eq!(edited["capabilities"], serde_json::json!(["review"]));
     let shown = repo.coord_json(&["agent", "show", "sam"]);
@@ -411,7 +456,10 @@ fn an_agent_changes_role_and_its_brief_ready_and_stop_hook_follow() {
     assert!(log.contains("edit agent sam"), "{log}");
 
     let brief = at(&repo, &home, &["brief"]);
-    assert!(brief.contains("role reviewer") && brief.contains(&reviewing), "{brief}");
+    assert!(
+        brief.contains("role reviewer") && brief.contains(&reviewing),
+        "{brief}"
+    );
     assert!(!brief.contains(&coding), "{brief}");
     let ready = array(at_json(&repo, &home, &["ready", "--mine"]));
     assert_eq!(ready.len(), 1);
@@ -427,10 +475,17 @@ fn an_agent_changes_role_and_its_brief_ready_and_stop_hook_follow() {
     hook.stdin
         .take()
         .expect("stdin")
-        .write_all(serde_json::json!({ "cwd": home.display().to_string() }).to_string().as_bytes())
+        .write_all(
+            serde_json::json!({ "cwd": home.display().to_string() })
+                .to_string()
+                .as_bytes(),
+        )
         .expect("input");
     let out = stdout(&hook.wait_with_output().expect("done"));
-    assert!(out.contains("role reviewer") && out.contains(&reviewing), "{out}");
+    assert!(
+        out.contains("role reviewer") && out.contains(&reviewing),
+        "{out}"
+    );
     // The same role again writes nothing.
     let before = repo.ref_tip("refs/coord/agents");
     repo.coord_ok(&["agent", "edit", "sam", "--role", "reviewer"]);
@@ -448,19 +503,33 @@ fn a_respawned_agent_is_told_what_it_did_before() {
         &repo,
         &home,
         &[
-            "artifact", "put", "--task", &task, "--kind", "plan", "--summary", "search plan",
+            "artifact",
+            "put",
+            "--task",
+            &task,
+            "--kind",
+            "plan",
+            "--summary",
+            "search plan",
             "plan.md",
         ],
     );
     commit(&repo, &home, "plan.md", "plan");
-    at(&repo, &home, &["task", "done", &task, "--summary", "planned"]);
+    at(
+        &repo,
+        &home,
+        &["task", "done", &task, "--summary", "planned"],
+    );
     repo.coord_ok(&["checkpoint", "--gate", "true"]);
-    assert!(at(&repo, &home, &["brief"]).contains("Before this spawn") == false);
+    assert!(!at(&repo, &home, &["brief"]).contains("Before this spawn"));
     repo.coord_ok(&["agent", "retire", "pia", "--delete-branch"]);
     let home = spawn(&repo, "pia", "planner");
     let brief = at(&repo, &home, &["brief"]);
     assert!(brief.contains("Before this spawn you did:"), "{brief}");
-    assert!(brief.contains(&task) && brief.contains("planned"), "{brief}");
+    assert!(
+        brief.contains(&task) && brief.contains("planned"),
+        "{brief}"
+    );
     assert!(brief.contains("search plan"), "{brief}");
     assert!(brief.contains("merged in checkpoint(s) 1"), "{brief}");
     let shown = repo.coord_json(&["agent", "show", "pia"]);
@@ -468,7 +537,10 @@ fn a_respawned_agent_is_told_what_it_did_before() {
     assert_eq!(earlier["checkpoints"], serde_json::json!([1]), "{shown}");
     assert_eq!(array(earlier["tasks_done"].clone()).len(), 1);
     assert_eq!(array(earlier["artifacts"].clone()).len(), 1);
-    assert!(repo.coord_ok(&["agent", "show", "pia"]).contains("before this spawn"));
+    assert!(
+        repo.coord_ok(&["agent", "show", "pia"])
+            .contains("before this spawn")
+    );
 }
 
 /// The end to end run: the implement stage's gate fails three times and the breaker
@@ -479,7 +551,10 @@ fn a_workflow_whose_gate_fails_three_times_trips_the_breaker_then_passes_after_r
     repo.coord_ok(&["hooks", "install"]);
     let olga = spawn(&repo, "olga", "organiser");
     let dev = spawn(&repo, "dev1", "dev");
-    repo.write_file(".coord/workflows/two.yaml", TWO_STAGES.replace("docs", "organiser").as_str());
+    repo.write_file(
+        ".coord/workflows/two.yaml",
+        TWO_STAGES.replace("docs", "organiser").as_str(),
+    );
     let started = repo.coord_json(&["workflow", "start", "two", "Login"]);
     let epic = started["id"].as_str().expect("epic").to_string();
     let ids: Vec<String> = array(started["tasks"].clone())
@@ -493,7 +568,11 @@ fn a_workflow_whose_gate_fails_three_times_trips_the_breaker_then_passes_after_r
 
     at(&repo, &dev, &["task", "claim", "--next", "--role", "dev"]);
     commit(&repo, &dev, "login.rs", "login, first try");
-    at(&repo, &dev, &["task", "done", implement, "--summary", "login"]);
+    at(
+        &repo,
+        &dev,
+        &["task", "done", implement, "--summary", "login"],
+    );
     let gate = "test -f fixed.txt";
     for attempt in 1..=3 {
         let out = repo.coord_in(&olga, &["checkpoint", "--tasks", implement, "--gate", gate]);
@@ -510,11 +589,19 @@ fn a_workflow_whose_gate_fails_three_times_trips_the_breaker_then_passes_after_r
     let inbox = at_json(&repo, &olga, &["inbox"]);
     let tripped = array(inbox["messages"].clone())
         .into_iter()
-        .find(|m| m["subject"].as_str().unwrap_or("").starts_with("Breaker tripped"))
+        .find(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("Breaker tripped")
+        })
         .expect("the organiser is told");
     let id = tripped["id"].as_str().expect("id");
     let read = at(&repo, &olga, &["read", id]);
-    assert!(read.contains("failed 3 times") && read.contains(gate), "{read}");
+    assert!(
+        read.contains("failed 3 times") && read.contains(gate),
+        "{read}"
+    );
     assert_eq!(repo.show(implement_cp)["state"], "open");
 
     repo.coord_ok(&["resume"]);
@@ -528,8 +615,14 @@ fn a_workflow_whose_gate_fails_three_times_trips_the_breaker_then_passes_after_r
     assert_eq!(repo.show(implement_cp)["state"], "done");
     let on_main = repo.git_ok(&["log", "main", "--format=%B"]);
     assert!(on_main.contains("Coord-Agent: dev1"), "{on_main}");
-    assert!(on_main.contains(&format!("Coord-Task: {implement}")), "{on_main}");
-    assert!(on_main.contains("Coord-Gate: passed test -f fixed.txt"), "{on_main}");
+    assert!(
+        on_main.contains(&format!("Coord-Task: {implement}")),
+        "{on_main}"
+    );
+    assert!(
+        on_main.contains("Coord-Gate: passed test -f fixed.txt"),
+        "{on_main}"
+    );
     let status = &array(repo.coord_json(&["workflow", "status", &epic]))[0];
     assert_eq!(status["state"], "done", "{status}");
 }

@@ -62,7 +62,10 @@ pub fn earlier_work(
             e.at,
             e.op,
             e.by,
-            e.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+            e.note
+                .as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default()
         )?;
     }
     if earlier.is_empty() {

@@ -438,7 +438,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Log { task, max_count } => match &cli.agent {
             // `log --agent NAME`: that agent's code and coordination commits.
-            Some(agent) => history::agent_log(&coord, agent, task.as_deref(), max_count, out, json)?,
+            Some(agent) => {
+                history::agent_log(&coord, agent, task.as_deref(), max_count, out, json)?
+            }
             None => {
                 let entries = tasks.log(task.as_deref(), max_count)?;
                 output::log(out, &entries, json)?;

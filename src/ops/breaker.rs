@@ -35,7 +35,7 @@ pub fn check_stage(coord: &Coord, stage: &str) -> Result<Option<String>> {
     let failed: Vec<_> = checkpoints
         .iter()
         .filter(|c| c.outcome == Outcome::GatesFailed && c.at.as_str() > since)
-        .filter(|c| c.tasks.iter().any(|t| *t == task.id))
+        .filter(|c| c.tasks.contains(&task.id))
         .collect();
     let sent_back: Vec<_> = task
         .history
@@ -49,7 +49,9 @@ pub fn check_stage(coord: &Coord, stage: &str) -> Result<Option<String>> {
         .unwrap_or("?")
         .to_string();
     let why = if failed.len() >= limit as usize {
-        let last = failed.last().and_then(|c| c.gates.iter().find(|g| !g.passed));
+        let last = failed
+            .last()
+            .and_then(|c| c.gates.iter().find(|g| !g.passed));
         format!(
             "breaker: the checkpoint gates of stage {stage_name} (task {}) failed {} times{}",
             task.id,
@@ -83,12 +85,15 @@ pub fn check_stage(coord: &Coord, stage: &str) -> Result<Option<String>> {
     let body = format!(
         "{why}.\nThe team is paused: no new claims, and stop hooks let agents stop. Find out why, fix what needs fixing (send the stage back, change the plan, fix the gate), then `git coord resume`; the count starts again from there. (`breaker` in .coord.yaml sets the limit, {limit} now; 0 turns it off.)"
     );
-    crate::ops::workflows::tell_organiser(
+    // The pause is what matters; its reason is in team.yaml and `status` whatever happens here.
+    if let Err(e) = crate::ops::workflows::tell_organiser(
         coord,
         &task.id,
         &format!("Breaker tripped: workflow paused at stage {stage_name}"),
         &body,
         Some(&task.id),
-    )?;
+    ) {
+        tracing::warn!("the breaker could not tell the organiser: {e}");
+    }
     Ok(Some(why))
 }

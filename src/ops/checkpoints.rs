@@ -243,7 +243,12 @@ impl<'c> Checkpoints<'c> {
                 .cloned()
                 .collect()
         };
-        let title = |id: &str| index.get(id).map(|t| t.title().to_string()).unwrap_or_default();
+        let title = |id: &str| {
+            index
+                .get(id)
+                .map(|t| t.title().to_string())
+                .unwrap_or_default()
+        };
         let mut current = before;
         for (n, (m, tree)) in checkpoint.merged.iter().zip(trees).enumerate() {
             let last = n + 1 == checkpoint.merged.len();
@@ -258,8 +263,12 @@ impl<'c> Checkpoints<'c> {
             ];
             trailers.extend(mine.iter().map(|t| ("Coord-Task", t.clone())));
             if last {
-                let agents: Vec<&str> = checkpoint.merged.iter().map(|m| m.agent.as_str()).collect();
-                body.push_str(&format!("\nThis checkpoint merged: {}.\n", agents.join(", ")));
+                let agents: Vec<&str> =
+                    checkpoint.merged.iter().map(|m| m.agent.as_str()).collect();
+                body.push_str(&format!(
+                    "\nThis checkpoint merged: {}.\n",
+                    agents.join(", ")
+                ));
                 if !checkpoint.tasks.is_empty() {
                     body.push_str(&format!("Tasks: {}.\n", checkpoint.tasks.join(", ")));
                 }

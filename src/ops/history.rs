@@ -76,7 +76,12 @@ pub fn prepare_commit_msg(coord: &Coord, message_file: &Path) -> Result<usize> {
         ))
     })?;
     let texts: Vec<String> = trailers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    let mut args = vec!["interpret-trailers", "--in-place", "--if-exists", "addIfDifferent"];
+    let mut args = vec![
+        "interpret-trailers",
+        "--in-place",
+        "--if-exists",
+        "addIfDifferent",
+    ];
     for t in &texts {
         args.push("--trailer");
         args.push(t);
@@ -117,7 +122,13 @@ fn entry(kind: &'static str, on: &str, c: &CommitInfo) -> Entry {
         op: trailer_values(&c.message, "Coord-Op")
             .first()
             .map(|o| o.to_string())
-            .unwrap_or_else(|| if kind == "code" { "commit".into() } else { String::new() }),
+            .unwrap_or_else(|| {
+                if kind == "code" {
+                    "commit".into()
+                } else {
+                    String::new()
+                }
+            }),
         tasks: trailer_values(&c.message, "Coord-Task")
             .into_iter()
             .map(str::to_string)
@@ -157,7 +168,7 @@ fn coordination(
 
 fn newest_first(mut entries: Vec<Entry>, limit: usize) -> Vec<Entry> {
     // Stable: commits of one ref within the same second keep their history's order.
-    entries.sort_by(|a, b| b.seconds.cmp(&a.seconds));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.seconds));
     entries.truncate(limit);
     entries
 }
@@ -217,7 +228,12 @@ impl EarlierWork {
         let mut out = Vec::new();
         if !self.tasks_done.is_empty() {
             out.push(format!("- {} task(s) done:", self.tasks_done.len()));
-            out.extend(self.tasks_done.iter().take(each).map(|t| format!("    {t}")));
+            out.extend(
+                self.tasks_done
+                    .iter()
+                    .take(each)
+                    .map(|t| format!("    {t}")),
+            );
         }
         if !self.artifacts.is_empty() {
             out.push(format!("- {} artifact(s) produced:", self.artifacts.len()));

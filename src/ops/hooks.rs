@@ -11,7 +11,10 @@ use crate::ops::leases::{LeaseConflict, Leases};
 /// The hooks git-coord installs, with their shims (the files in hooks/).
 const SHIMS: [(&str, &str); 3] = [
     ("pre-commit", include_str!("../../hooks/pre-commit")),
-    ("prepare-commit-msg", include_str!("../../hooks/prepare-commit-msg")),
+    (
+        "prepare-commit-msg",
+        include_str!("../../hooks/prepare-commit-msg"),
+    ),
     ("pre-push", include_str!("../../hooks/pre-push")),
 ];
 /// Marks a hook file as a git-coord shim.

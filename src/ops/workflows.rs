@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::model::agent::{Agent, AgentStatus};
 use crate::model::message::Importance;
 use crate::model::task::{Kind, State, Task};
 use crate::model::{name, parse_yaml};
-use crate::model::agent::{Agent, AgentStatus};
 use crate::ops::agents::Agents;
 use crate::ops::checkpoints::CHECKPOINT_LABEL;
 use crate::ops::context::Coord;

@@ -40,7 +40,10 @@ pub fn inputs_of(coord: &Coord, index: &TaskIndex, tasks: &[&str]) -> Result<Vec
             .collect();
         for sibling in siblings {
             let (artifacts, _) = store.list(Some(&sibling))?;
-            for a in artifacts.iter().filter(|a| kinds.contains(&a.kind.as_str())) {
+            for a in artifacts
+                .iter()
+                .filter(|a| kinds.contains(&a.kind.as_str()))
+            {
                 out.push(format!(
                     "- {} {} from {} (task {}, by {}) for {id}: {}\n    read it: git coord artifact show {}",
                     a.kind.as_str(),
