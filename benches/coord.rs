@@ -58,6 +58,12 @@ struct Store {
 }
 
 fn main() {
+    // The benchmark runs itself as the floor of one write (see `floor_write`).
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--floor-write") {
+        floor_write(Path::new(&args[2]));
+        return;
+    }
     let mut sizes = vec![10_000usize, 100_000];
     let mut runs = 15usize;
     let mut keep = false;
@@ -111,6 +117,18 @@ fn main() {
             "plain git plumbing (same write)",
             &bench.time_plumbing(runs),
         );
+        let floor = bench.time_floor(runs);
+        report("floor: gix blob+tree+commit+CAS", &floor);
+        let new = bench.time(runs, |_| {
+            vec!["task".into(), "new".into(), "A benchmark task".into()]
+        });
+        println!(
+            "  {:<34} {:>8.2}x  (task new {:.2} ms / floor {:.2} ms, interleaved runs)",
+            "one write / floor",
+            median_ms(&new) / median_ms(&floor),
+            median_ms(&new),
+            median_ms(&floor)
+        );
         bench.coord(&["ready"]); // build the index once
         report("ready (warm)", &bench.time(runs, |_| vec!["ready".into()]));
         report(
@@ -130,17 +148,70 @@ fn main() {
             "peak memory (any git-coord above)",
             bench.peak_rss_kib() as f64 / 1024.0
         );
-        bench.concurrent_claims(8, 40);
+        let floor = bench.concurrent_update_ref(8, 40);
+        let (claims_per_s, tries) = bench.concurrent_claims(8, 40);
+        println!(
+            "  {:<34} {:>8.0}%   ({claims_per_s:.0} claims/s / {floor:.0} ref moves/s), {tries:.2} tries per claim",
+            "claim --next x8 / update-ref x8",
+            100.0 * claims_per_s / floor
+        );
+
         if size == sizes[0] {
             bench.leases(runs);
             bench.sync(scratch.path(), runs);
         }
         bench.messages(size, runs);
+        if size == sizes[0] {
+            bench.mcp_calls(runs.max(20));
+            bench.online_claims(scratch.path(), 4, 10);
+        }
         println!();
     }
     if keep {
         println!("stores kept in {}", scratch.keep().display());
     }
+}
+
+fn median_ms(samples: &[Duration]) -> f64 {
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    ms[ms.len() / 2]
+}
+
+/// The floor of one write, in a fresh process: open the repository, write a blob, the trees
+/// from it to the root of refs/coord/tasks' tree, a commit, and move a ref of its own by
+/// compare-and-swap, all through git-coord's git layer (gix), nothing else.
+fn floor_write(dir: &Path) {
+    use git_coord::git::{Author, PathEdit, Repo};
+    let repo = Repo::discover(dir).expect("a repository");
+    let base = repo
+        .ref_tip("refs/coord/tasks")
+        .expect("readable")
+        .map(|t| repo.commit_tree(t).expect("a tree"));
+    let tip = repo.ref_tip("refs/bench/floor").expect("readable");
+    let id = new_id();
+    let blob = repo
+        .write_blob(format!("format: 1\nid: {id}\ntitle: floor\n").as_bytes())
+        .expect("a blob");
+    let tree = repo
+        .edit_tree(
+            base,
+            &[PathEdit {
+                path: format!("tasks/{}/{id}.yaml", &id[..2]),
+                blob: Some(blob),
+            }],
+        )
+        .expect("a tree");
+    let author = Author {
+        name: "floor".into(),
+        email: "floor@example.com".into(),
+        seconds: 0,
+    };
+    let commit = repo
+        .write_commit(tree, tip.as_slice(), &author, "floor\n")
+        .expect("a commit");
+    repo.cas_ref("refs/bench/floor", tip, commit, "floor")
+        .expect("a compare-and-swap");
 }
 
 fn report(what: &str, samples: &[Duration]) {
@@ -369,26 +440,65 @@ impl Bench {
         self.peak_kib.get()
     }
 
-    /// `processes` processes each claiming `each` tasks with `claim --next`, all at once.
-    fn concurrent_claims(&self, processes: usize, each: usize) {
+    /// The floor of `concurrent_claims`: `processes` processes each moving a ref of its own with
+    /// `git update-ref NEW OLD`, `each` times, all at once. Returns ref moves per second.
+    fn concurrent_update_ref(&self, processes: usize, each: usize) -> f64 {
+        let a = self.git(&["rev-parse", "refs/coord/tasks"]);
+        let b = self.git(&["rev-parse", "refs/coord/tasks~1"]);
+        for p in 0..processes {
+            self.git(&["update-ref", &format!("refs/bench/mover{p}"), &a]);
+        }
         let started = Instant::now();
         let handles: Vec<_> = (0..processes)
             .map(|p| {
                 let mut cmd = Command::new("sh");
                 self.env(&mut cmd);
                 let script = format!(
-                    "for i in $(seq {each}); do {BIN} --agent racer{p} task claim --next --json || exit 1; done"
+                    "r=refs/bench/mover{p}; for i in $(seq {half}); do git update-ref $r {b} {a} && git update-ref $r {a} {b} || exit 1; done",
+                    half = each / 2
                 );
-                cmd.args(["-c", &script]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("sh runs")
+                cmd.args(["-c", &script]).spawn().expect("sh runs")
+            })
+            .collect();
+        for mut h in handles {
+            assert!(
+                h.wait().expect("mover finishes").success(),
+                "update-ref failed"
+            );
+        }
+        let moves = (processes * (each / 2) * 2) as f64;
+        let per_s = moves / started.elapsed().as_secs_f64();
+        println!(
+            "  {:<34} {per_s:>8.0} moves/s  (floor: {processes} processes, git update-ref NEW OLD on refs of their own)",
+            format!("update-ref x{processes} processes")
+        );
+        per_s
+    }
+
+    /// `processes` processes each claiming `each` tasks with `claim --next`, all at once.
+    /// Returns claims per second and the average tries per claim.
+    fn concurrent_claims(&self, processes: usize, each: usize) -> (f64, f64) {
+        let started = Instant::now();
+        let handles: Vec<_> = (0..processes)
+            .map(|p| {
+                let mut cmd = Command::new("sh");
+                self.env(&mut cmd);
+                // -v logs each write's tries (`attempts=N`) on stderr.
+                let script = format!(
+                    "for i in $(seq {each}); do {BIN} -v --agent racer{p} task claim --next --json || exit 1; done"
+                );
+                cmd.args(["-c", &script]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("sh runs")
             })
             .collect();
         let mut claimed = Vec::new();
+        let mut tries = 0u64;
         for h in handles {
             let out = h.wait_with_output().expect("racer finishes");
             for line in String::from_utf8_lossy(&out.stdout).lines() {
                 let v: serde_json::Value = serde_json::from_str(line).expect("json");
                 claimed.push(v["id"].as_str().expect("an id").to_string());
             }
+            tries += attempts_logged(&out.stderr);
         }
         let elapsed = started.elapsed().as_secs_f64();
         let total = claimed.len();
@@ -400,7 +510,193 @@ impl Bench {
             format!("claim --next x{processes} processes"),
             total as f64 / elapsed
         );
+        (total as f64 / elapsed, tries as f64 / total.max(1) as f64)
     }
+
+    /// Tool calls through one long-lived `git coord mcp` process: `task_claim` of open tasks and
+    /// `send`, each timed from request to answer by a small JSON-RPC client on its stdio.
+    fn mcp_calls(&self, calls: usize) {
+        let open = self.coord(&["ready", "--json"]);
+        let ids: Vec<String> = serde_json::from_str::<serde_json::Value>(&open)
+            .expect("json")
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter_map(|t| t["id"].as_str().map(str::to_string))
+            .take(calls)
+            .collect();
+        let mut cmd = Command::new(BIN);
+        self.env(&mut cmd);
+        let mut child = cmd
+            .args(["--agent", "mcp-bench", "mcp"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git coord mcp starts");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut next_id = 0u64;
+        let mut call = |method: &str, params: serde_json::Value, answer: bool| -> Duration {
+            use std::io::BufRead;
+            next_id += 1;
+            let mut msg =
+                serde_json::json!({ "jsonrpc": "2.0", "method": method, "params": params });
+            if answer {
+                msg["id"] = next_id.into();
+            }
+            let started = Instant::now();
+            writeln!(stdin, "{msg}").expect("write a request");
+            stdin.flush().expect("flush");
+            if answer {
+                let mut line = String::new();
+                stdout.read_line(&mut line).expect("an answer");
+                assert!(!line.contains("\"isError\":true"), "tool error: {line}");
+            }
+            started.elapsed()
+        };
+        call(
+            "initialize",
+            serde_json::json!({ "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "bench", "version": "1" } }),
+            true,
+        );
+        call("notifications/initialized", serde_json::json!({}), false);
+        // The first call opens the repository; what a session pays from then on is measured.
+        call(
+            "tools/call",
+            serde_json::json!({ "name": "status", "arguments": {} }),
+            true,
+        );
+        let claims: Vec<Duration> = ids
+            .iter()
+            .map(|id| {
+                call(
+                    "tools/call",
+                    serde_json::json!({ "name": "task_claim", "arguments": { "id": id } }),
+                    true,
+                )
+            })
+            .collect();
+        let sends: Vec<Duration> = (0..calls)
+            .map(|n| {
+                call(
+                    "tools/call",
+                    serde_json::json!({ "name": "send", "arguments": { "to": "reader", "subject": format!("note {n}"), "text": "from the benchmark" } }),
+                    true,
+                )
+            })
+            .collect();
+        drop(stdin);
+        let _ = child.wait();
+        report("mcp task_claim (per call)", &claims);
+        report("mcp send (per call)", &sends);
+    }
+
+    /// Online claims from `clones` clones of one bare remote, `each` `claim --next` per clone, all
+    /// at once: each claim is confirmed at the remote before it reports success.
+    fn online_claims(&self, root: &Path, clones: usize, each: usize) {
+        let remote = root.join("online-remote.git");
+        let _ = std::fs::remove_dir_all(&remote);
+        self.git(&["init", "-q", "--bare", remote.to_str().expect("utf-8")]);
+        let url = remote.to_str().expect("utf-8").to_string();
+        let _ = self.git_status(&["remote", "remove", "online"]);
+        self.git(&["remote", "add", "online", &url]);
+        self.git(&["push", "-q", "online", "refs/coord/tasks:refs/coord/tasks"]);
+        self.git(&["remote", "remove", "online"]);
+        let mut dirs = Vec::new();
+        for c in 0..clones {
+            let dir = root.join(format!("online-clone{c}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            self.git(&[
+                "clone",
+                "-q",
+                "--no-checkout",
+                &url,
+                dir.to_str().expect("utf-8"),
+            ]);
+            let mut cmd = Command::new("git");
+            self.env(&mut cmd);
+            cmd.current_dir(&dir)
+                .args(["fetch", "-q", "origin", "refs/coord/tasks:refs/coord/tasks"])
+                .status()
+                .expect("git fetch");
+            dirs.push(dir);
+        }
+        let started = Instant::now();
+        let handles: Vec<_> = dirs
+            .iter()
+            .enumerate()
+            .map(|(c, dir)| {
+                let mut cmd = Command::new("sh");
+                self.env(&mut cmd);
+                cmd.current_dir(dir);
+                let script = format!(
+                    "for i in $(seq {each}); do {BIN} -v --agent clone{c} task claim --next --json || exit 1; done"
+                );
+                cmd.args(["-c", &script])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("sh runs")
+            })
+            .collect();
+        let mut claimed = Vec::new();
+        let mut tries = 0;
+        for h in handles {
+            let out = h.wait_with_output().expect("clone finishes");
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let v: serde_json::Value = serde_json::from_str(line).expect("json");
+                claimed.push(v["id"].as_str().expect("an id").to_string());
+            }
+            tries += attempts_logged(&out.stderr);
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let total = claimed.len();
+        claimed.sort();
+        claimed.dedup();
+        println!(
+            "  {:<34} {:>8.1} claims/s   ({total} claims by {clones} clones through one bare remote in {elapsed:.2} s, {:.2} tries per claim, {} double claims)",
+            format!("online claim --next x{clones} clones"),
+            total as f64 / elapsed,
+            tries as f64 / total.max(1) as f64,
+            total - claimed.len()
+        );
+    }
+
+    fn git_status(&self, args: &[&str]) -> bool {
+        let mut cmd = Command::new("git");
+        self.env(&mut cmd);
+        cmd.args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// One fresh process doing the floor of one write (`floor_write`), `runs` times.
+    fn time_floor(&self, runs: usize) -> Vec<Duration> {
+        let me = std::env::current_exe().expect("the benchmark's own path");
+        (0..runs)
+            .map(|_| {
+                let mut cmd = Command::new(&me);
+                self.env(&mut cmd);
+                cmd.arg("--floor-write").arg(&self.dir);
+                let started = Instant::now();
+                let (code, _) = run_measured(&mut cmd);
+                assert_eq!(code, Some(0), "the floor write failed");
+                started.elapsed()
+            })
+            .collect()
+    }
+}
+
+/// The tries of every write logged with `-v` (`attempts=N`).
+fn attempts_logged(stderr: &[u8]) -> u64 {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|l| l.split("attempts=").nth(1))
+        .filter_map(|n| n.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 impl Bench {

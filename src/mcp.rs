@@ -1,9 +1,16 @@
 //! `git coord mcp`: the operations an agent needs, as a Model Context Protocol server over stdio
-//! (the official Rust SDK, rmcp). It acts as the agent whose worktree it runs in; every call
-//! opens the repository afresh, so it always sees the current state. Errors come back as tool
-//! errors with the CLI's words, never as a crashed server.
+//! (the official Rust SDK, rmcp). It acts as the agent whose worktree it runs in. The repository
+//! stays open between calls (one process per agent session); every call reads the ref tips
+//! afresh, and the task index is checked against them, so it always sees the current state.
+//! Errors come back as tool errors with the CLI's words, never as a crashed server.
 
+mod lines;
+
+pub use lines::MAX_REQUEST_BYTES;
+
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -26,6 +33,12 @@ type Answer = std::result::Result<String, String>;
 pub struct CoordServer {
     dir: PathBuf,
     tool_router: ToolRouter<Self>,
+}
+
+thread_local! {
+    /// The session's repository, opened by the first call and kept: the server answers on one
+    /// thread, and an open repository (gix's) stays on the thread that opened it.
+    static SESSION: RefCell<Option<(PathBuf, Coord)>> = const { RefCell::new(None) };
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -158,13 +171,23 @@ impl CoordServer {
         }
     }
 
-    /// Runs `f` on a freshly opened repository; any error becomes a tool error.
+    /// Runs `f` on the session's repository (opened by the first call); any error becomes a
+    /// tool error.
     fn with(&self, f: impl FnOnce(&Coord) -> Result<Value>) -> Answer {
-        let coord = Coord::open(&self.dir, None).map_err(failed)?;
-        if let Ok(actor) = coord.actor() {
-            crate::ops::agents::touch_presence(&coord.repo, &actor.agent, false);
-        }
-        f(&coord).map(|v| v.to_string()).map_err(failed)
+        SESSION.with(|session| {
+            let mut held = session.borrow_mut();
+            if held.as_ref().is_none_or(|(dir, _)| *dir != self.dir) {
+                *held = Some((
+                    self.dir.clone(),
+                    Coord::open(&self.dir, None).map_err(failed)?,
+                ));
+            }
+            let (_, coord) = held.as_ref().expect("opened above");
+            if let Ok(actor) = coord.actor() {
+                crate::ops::agents::touch_presence(&coord.repo, &actor.agent, false);
+            }
+            f(coord).map(|v| v.to_string()).map_err(failed)
+        })
     }
 
     #[tool(
@@ -410,21 +433,36 @@ impl ServerHandler for CoordServer {
     }
 }
 
-/// Serves over stdin and stdout until the client closes them.
+/// Serves over stdin and stdout until the client closes them, through the line filter that
+/// answers requests too long or with an id JSON-RPC does not allow (see `lines`).
 pub fn serve(dir: PathBuf) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Other(format!("cannot start the MCP server: {e}")))?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (from_server, to_server) = tokio::io::split(ours);
+        let out = Arc::new(tokio::sync::Mutex::new(tokio::io::stdout()));
+        tokio::spawn(lines::pump_requests(
+            tokio::io::stdin(),
+            to_server,
+            Arc::clone(&out),
+        ));
+        let replies = tokio::spawn(lines::pump_replies(from_server, out));
         let service = CoordServer::new(dir)
-            .serve(rmcp::transport::stdio())
+            .serve(theirs)
             .await
             .map_err(|e| Error::Other(format!("MCP initialisation failed: {e}")))?;
         service
             .waiting()
             .await
             .map_err(|e| Error::Other(format!("MCP server stopped: {e}")))?;
+        // Every reply the server wrote reaches stdout before the process ends.
+        let _ = replies.await;
         Ok(())
-    })
+    });
+    // A read of stdin cannot be cancelled: do not wait for it.
+    runtime.shutdown_background();
+    served
 }

@@ -256,3 +256,40 @@ fn bad_checkpoint_requests_change_nothing() {
     assert_eq!(main_tip(&repo), before);
     assert_eq!(repo.ref_tip("refs/coord/checkpoints"), tip);
 }
+
+#[test]
+fn a_killed_checkpoint_leaves_a_gate_worktree_that_the_next_one_removes() {
+    let (repo, a, _b) = setup();
+    commit_in(&repo, &a, "a.txt", "a\n");
+    let gates = repo.path.join(".git/coord/gates");
+    // The gate kills the checkpoint that runs it, as a kill from outside would.
+    let killed = repo.coord(&["checkpoint", "--gate", "kill -9 $PPID"]);
+    assert_eq!(killed.status.code(), None, "the checkpoint was killed");
+    let left: Vec<PathBuf> = std::fs::read_dir(&gates)
+        .expect("the gates directory")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let worktrees = repo.git_ok(&["worktree", "list", "--porcelain"]);
+    let left_name = left[0]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    assert!(worktrees.contains(&left_name), "{worktrees}");
+
+    // A gate directory of a checkpoint still running (this process stands in for it) is kept.
+    let running = gates.join(format!("0123456789ab-{}", std::process::id()));
+    std::fs::create_dir(&running).expect("made");
+
+    let (code, report) = checkpoint(&repo, &["--gate", "test -f a.txt"]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["checkpoint"]["outcome"], "moved");
+    assert!(!left[0].exists(), "the stale gate worktree is removed");
+    let worktrees = repo.git_ok(&["worktree", "list", "--porcelain"]);
+    assert!(
+        !worktrees.contains(&left_name),
+        "and unregistered: {worktrees}"
+    );
+    assert!(running.exists(), "the running checkpoint's gate is kept");
+}

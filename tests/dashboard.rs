@@ -159,6 +159,61 @@ fn every_view_has_a_json_endpoint_and_the_server_is_read_only_and_local() {
     );
 }
 
+impl Server {
+    /// Opens an event stream and reads its response head; the connection stays open.
+    fn open_stream(&self) -> (String, std::net::TcpStream) {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port())).expect("connect");
+        write!(
+            stream,
+            "GET /events HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+            self.port()
+        )
+        .expect("send");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).expect("a response") == 1 {
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        (head.lines().next().unwrap_or_default().to_string(), stream)
+    }
+}
+
+#[test]
+fn event_streams_past_their_cap_get_503_while_the_views_keep_answering() {
+    let repo = TestRepo::init();
+    repo.new_task("Counted while the streams are full", &[]);
+    let server = Server::start(&repo, &[]);
+    let cap = git_coord::serve::MAX_EVENT_STREAMS;
+    let mut streams = Vec::new();
+    for n in 0..cap {
+        let (status, stream) = server.open_stream();
+        assert!(status.contains("200"), "stream {n}: {status}");
+        streams.push(stream);
+    }
+    let (status, mut refused) = server.open_stream();
+    assert!(status.contains("503"), "stream {}: {status}", cap + 1);
+    let mut body = String::new();
+    refused.read_to_string(&mut body).expect("a body");
+    assert!(body.contains(&format!("{cap} event streams")), "{body}");
+
+    // The views are still served while every stream place is taken.
+    assert_eq!(server.get_json("/api/status")["tasks"]["open"], 1);
+
+    // A closed stream gives its place back (it notices within a second; allow far more).
+    drop(streams.pop());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, stream) = server.open_stream();
+        if status.contains("200") {
+            streams.push(stream);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no place came back: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Chromium driven over `--remote-debugging-pipe`: commands on fd 3, answers on fd 4, each a JSON
 /// text ended by a NUL byte.
 struct Browser {

@@ -123,3 +123,68 @@ fn hooks_install_mcp_registers_the_server_in_mcp_json() {
     assert!(v["mcpServers"].get("git-coord").is_none());
     assert_eq!(v["mcpServers"]["other"]["command"], "other-server");
 }
+
+#[test]
+fn an_oversized_request_or_an_object_id_gets_an_error_and_the_server_keeps_serving() {
+    use std::io::Write;
+    let repo = TestRepo::init();
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":9,"method":"tools/list","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(git_coord::mcp::MAX_REQUEST_BYTES)
+    );
+    let requests = [
+        huge,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#.to_string(),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string(),
+        r#"{"jsonrpc":"2.0","id":{"evil":true},"method":"tools/list"}"#.to_string(),
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#.to_string(),
+    ];
+    let mut child = repo
+        .command(common::BIN, &repo.path)
+        .arg("mcp")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        for line in requests {
+            stdin.write_all(line.as_bytes()).expect("write");
+            stdin.write_all(b"\n").expect("write");
+        }
+    });
+    let out = child
+        .wait_with_output()
+        .expect("the server ends when stdin closes");
+    writer.join().expect("all sent");
+    let replies: Vec<Value> = stdout(&out).lines().map(json).collect();
+    let errors: Vec<&Value> = replies
+        .iter()
+        .filter(|r| r.get("error").is_some())
+        .collect();
+    assert_eq!(errors.len(), 2, "{replies:?}");
+    for error in &errors {
+        assert!(
+            error.as_object().expect("object").get("id") == Some(&Value::Null),
+            "an error whose id is unknown carries id null: {error}"
+        );
+        assert_eq!(error["error"]["code"], -32600, "{error}");
+    }
+    let texts: Vec<&str> = errors
+        .iter()
+        .map(|e| e["error"]["message"].as_str().expect("message"))
+        .collect();
+    assert!(texts.iter().any(|t| t.contains("byte limit")), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t.contains("id is an object")),
+        "{texts:?}"
+    );
+    // The requests after them were served.
+    let answered = |id: i64| {
+        replies
+            .iter()
+            .any(|r| r["id"] == id && r.get("result").is_some())
+    };
+    assert!(answered(1), "initialize answered: {replies:?}");
+    assert!(answered(2), "tools/list answered: {replies:?}");
+}

@@ -488,3 +488,89 @@ fn the_brief_fits_its_limit_and_names_what_matters_most() {
     assert!(text.contains("999 open, 1 claimed"), "{text}");
     assert!(!text.contains("Acceptance"), "never task bodies:\n{text}");
 }
+
+#[test]
+fn a_brief_holds_every_budget_from_200_and_refuses_a_smaller_one() {
+    let repo = TestRepo::init();
+    let mia = spawn(&repo, "mia", "dev");
+    for n in 1..=3 {
+        repo.new_task(
+            &format!("Task number {n} with a long title to fill space"),
+            &["--role", "dev"],
+        );
+    }
+    for max in [200usize, 201, 210, 230, 248, 260, 300] {
+        let text = stdout(&ok(
+            repo.coord_in(&mia, &["brief", "--max-chars", &max.to_string()]),
+            "brief",
+        ));
+        assert!(
+            text.chars().count() <= max,
+            "{max}: {} chars\n{text}",
+            text.chars().count()
+        );
+        assert!(text.starts_with("You are mia"), "{max}: who\n{text}");
+        assert!(
+            text.contains("git coord ready --role dev"),
+            "{max}: where the rest is\n{text}"
+        );
+    }
+    let err = fails(&repo.coord_in(&mia, &["brief", "--max-chars", "199"]), 2);
+    assert!(err.contains("at least 200"), "{err}");
+}
+
+#[test]
+fn a_delivered_attachment_over_the_limit_is_skipped_and_saved_names_lose_bidi_controls() {
+    let repo = TestRepo::init();
+    spawn(&repo, "alice", "dev");
+    // As a remote would deliver it: a recorded size that lies, a name that reads backwards.
+    let hostile = "0123456789ab";
+    let doc = format!(
+        "format: 1\nid: {hostile}\nfrom: mallory\nhuman: M <m@x>\ntarget: alice\nto:\n- alice\nsubject: hi\nthread: {hostile}\nimportance: normal\ncreated: \"2026-01-01T00:00:00Z\"\nbody: look\nattachments:\n- name: \"invoice\\u202Efdp.exe\"\n  size: 4\n- name: big.bin\n  size: 4\n"
+    );
+    let big = vec![0u8; 6 * 1024 * 1024];
+    repo.import_documents(
+        INBOX_REF,
+        &[
+            (
+                format!("messages/01/{hostile}.yaml"),
+                doc.clone().into_bytes(),
+            ),
+            (format!("boxes/alice/01/{hostile}.yaml"), doc.into_bytes()),
+            (format!("attachments/01/{hostile}/0"), b"one\n".to_vec()),
+            (format!("attachments/01/{hostile}/1"), big),
+        ],
+    );
+    let dir = repo.tmp().join("saved");
+    let args = [
+        "read",
+        hostile,
+        "--save-attachments",
+        dir.to_str().expect("utf-8"),
+    ];
+    let mut with_json = args.to_vec();
+    with_json.push("--json");
+    let read = json(&repo.coord_as_ok("alice", &with_json));
+    assert_eq!(
+        read["saved"],
+        serde_json::json!([dir.join("invoicefdp.exe").display().to_string()])
+    );
+    let skipped = array(read["skipped"].clone());
+    assert_eq!(skipped.len(), 1, "{}", read["skipped"]);
+    assert_eq!(skipped[0]["name"], "big.bin");
+    assert_eq!(skipped[0]["bytes"], 6 * 1024 * 1024);
+    assert!(
+        field(&skipped[0], "why").is_some_and(|w| w.contains("max_attachment_bytes")),
+        "{}",
+        skipped[0]
+    );
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("the directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["invoicefdp.exe"]);
+    assert!(names.iter().all(|n| !n.contains('\u{202E}')));
+
+    let text = repo.coord_as_ok("alice", &args);
+    assert!(text.contains("skipped big.bin: 6291456 bytes"), "{text}");
+}

@@ -704,3 +704,34 @@ fn claim_next_skips_a_task_whose_document_is_damaged_where_listings_do_not_look(
         "{why}"
     );
 }
+
+#[test]
+fn a_huge_agent_document_is_refused_by_its_size_without_being_read() {
+    let repo = TestRepo::init();
+    repo.coord_ok(&["agent", "spawn", "mia", "--role", "dev"]);
+    // 200 MiB: reading it whole cannot fit in the address space the commands get below.
+    let huge = vec![b'#'; 200 * 1024 * 1024];
+    repo.put_document_in("refs/coord/agents", "agents/evil.yaml", &huge);
+    drop(huge);
+    let limited = |args: &str| {
+        repo.command("sh", &repo.path)
+            .args(["-c", &format!("ulimit -v 131072 && exec git-coord {args}")])
+            .output()
+            .expect("sh runs")
+    };
+    let out = limited("agent list --json");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let names: Vec<serde_json::Value> = common::array(json(&stdout(&out)))
+        .iter()
+        .map(|a| a["name"].clone())
+        .collect();
+    assert_eq!(names, [serde_json::Value::from("mia")]);
+    let warnings = stderr(&out);
+    assert!(
+        warnings.contains("agents/evil.yaml") && warnings.contains("over the 1048576-byte limit"),
+        "{warnings}"
+    );
+    let sent = limited("send --to @all --json hello");
+    assert_eq!(sent.status.code(), Some(0), "{}", stderr(&sent));
+    assert_eq!(json(&stdout(&sent))["to"], serde_json::json!(["mia"]));
+}

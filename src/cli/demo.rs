@@ -228,6 +228,7 @@ fn walk_through(dir: &Path) -> Result<()> {
         sent.id,
         opened.message.subject,
         saved
+            .written
             .iter()
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()

@@ -221,22 +221,27 @@ pub fn read(coord: &Coord, id: &str, save: Option<PathBuf>, out: Out, json: bool
     let opened = messages.read(id)?;
     let saved = match save {
         Some(dir) => messages.save_attachments(&opened.message, &coord.start_dir.join(dir))?,
-        None => Vec::new(),
+        None => Default::default(),
     };
     if json {
         let mut value = message_json(&opened.message, Some(&opened));
         value["saved"] = json!(
             saved
+                .written
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
         );
+        value["skipped"] = json!(saved.skipped);
         writeln!(out, "{value}")?;
         return Ok(());
     }
     show_message(out, &opened.message)?;
-    for path in &saved {
+    for path in &saved.written {
         writeln!(out, "saved {}", path.display())?;
+    }
+    for skipped in &saved.skipped {
+        writeln!(out, "skipped {}: {}", skipped.name, skipped.why)?;
     }
     Ok(())
 }

@@ -113,8 +113,8 @@ enum Command {
         /// The organiser's overview instead: counts, progress, stale agents, blocked work, results
         #[arg(long, alias = "organizer")]
         organiser: bool,
-        /// Fit in N characters (default 4000)
-        #[arg(long, value_name = "N")]
+        /// Fit in N characters (default 4000, at least 200)
+        #[arg(long, value_name = "N", value_parser = parse_max_chars)]
         max_chars: Option<usize>,
     },
     /// Fetch refs/coord/* from a remote, merge them, push the result (default: the coordination remote)
@@ -338,6 +338,16 @@ struct EditArgs {
 
 fn parse_state(s: &str) -> Result<State, String> {
     State::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_max_chars(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    crate::views::brief::check_budget(n).map_err(|_| {
+        format!(
+            "a brief needs at least {} characters",
+            crate::views::brief::MIN_MAX_CHARS
+        )
+    })
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {

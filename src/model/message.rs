@@ -261,14 +261,15 @@ impl Person {
 }
 
 /// A name under which an attachment may be saved in a directory: the last component of the
-/// recorded name, never empty, never `.` or `..`, never hidden, without control characters.
+/// recorded name, never empty, never `.` or `..`, never hidden, without control or invisible
+/// format characters.
 pub fn safe_file_name(recorded: &str, n: usize) -> String {
     let last = recorded
         .rsplit(['/', '\\'])
         .next()
         .unwrap_or_default()
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|&c| !c.is_control() && !is_invisible(c))
         .collect::<String>();
     let trimmed = last.trim().trim_start_matches('.');
     if trimmed.is_empty() || trimmed.len() > 200 {
@@ -276,6 +277,40 @@ pub fn safe_file_name(recorded: &str, n: usize) -> String {
     } else {
         trimmed.to_string()
     }
+}
+
+/// Characters that change how a name reads without showing themselves: bidirectional controls
+/// (U+202E makes `txt.exe` read `exe.txt`), zero-width characters, fillers, variation selectors,
+/// tags, and the rest of Unicode's format characters (category Cf).
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 #[cfg(test)]
@@ -291,5 +326,14 @@ mod tests {
         assert_eq!(safe_file_name(".hidden", 4), "hidden");
         assert_eq!(safe_file_name("dir/", 5), "attachment-5");
         assert_eq!(safe_file_name("ok\n.txt", 6), "ok.txt");
+        assert_eq!(
+            safe_file_name("invoice\u{202E}fdp.exe", 7),
+            "invoicefdp.exe"
+        );
+        assert_eq!(
+            safe_file_name("\u{2066}a\u{200B}b\u{FEFF}\u{061C}\u{200E}.txt\u{2069}", 8),
+            "ab.txt"
+        );
+        assert_eq!(safe_file_name("\u{202D}\u{200F}", 9), "attachment-9");
     }
 }

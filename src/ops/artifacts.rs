@@ -6,8 +6,9 @@ use crate::model::artifact::{
     ARTIFACT_FORMAT, Artifact, ArtifactKind, MAX_ARTIFACT_BYTES, MAX_ARTIFACT_SUMMARY,
 };
 use crate::model::task::Task;
-use crate::model::{id, time};
+use crate::model::{MAX_DOCUMENT_BYTES, id, time};
 use crate::ops::context::Coord;
+use crate::ops::documents;
 use crate::ops::tasks::{TASKS_REF, Tasks};
 use crate::store::{Change, Snapshot, Store};
 
@@ -56,14 +57,12 @@ impl<'c> Artifacts<'c> {
         let task_id = Tasks::new(self.coord).resolve_now(&new.task)?;
         self.store.update(&actor, |snap| {
             let task_path = Task::path(&task_id);
-            let bytes = self
-                .store
-                .read(snap, &task_path)?
+            let bytes = documents::read(&self.store, snap, &task_path)?
                 .ok_or_else(|| Error::NoSuchTask(task_id.clone()))?;
             let mut task = Task::from_yaml(&bytes, TASKS_REF, &task_path)?;
             let id = loop {
                 let id = id::new_id();
-                if self.store.read(snap, &Artifact::path(&id))?.is_none() {
+                if !crate::ops::documents::exists(&self.store, snap, &Artifact::path(&id))? {
                     break id;
                 }
             };
@@ -132,8 +131,14 @@ impl<'c> Artifacts<'c> {
                 if !entry.is_blob || !entry.name.ends_with(".yaml") {
                     continue;
                 }
-                let bytes = self.coord.repo.read_blob(entry.oid)?;
-                match Artifact::from_yaml(&bytes, TASKS_REF, &path) {
+                let bytes = documents::read_blob(
+                    &self.coord.repo,
+                    entry.oid,
+                    MAX_DOCUMENT_BYTES,
+                    TASKS_REF,
+                    &path,
+                );
+                match bytes.and_then(|b| Artifact::from_yaml(&b, TASKS_REF, &path)) {
                     Ok(a) => out.push(a),
                     Err(e) => problems.push(e.to_string()),
                 }
@@ -197,16 +202,16 @@ impl<'c> Artifacts<'c> {
             }
         };
         let path = Artifact::path(&id);
-        let bytes = self.store.read(&snap, &path)?.ok_or_else(not_found)?;
+        let bytes = documents::read(&self.store, &snap, &path)?.ok_or_else(not_found)?;
         let artifact = Artifact::from_yaml(&bytes, TASKS_REF, &path)?;
-        let content = self
-            .store
-            .read(&snap, &Artifact::content_path(&id))?
-            .ok_or_else(|| Error::Malformed {
-                refname: TASKS_REF.into(),
-                path: Artifact::content_path(&id),
-                why: "the artifact's content is missing".into(),
-            })?;
+        let limit = MAX_ARTIFACT_BYTES as u64;
+        let content =
+            documents::read_within(&self.store, &snap, &Artifact::content_path(&id), limit)?
+                .ok_or_else(|| Error::Malformed {
+                    refname: TASKS_REF.into(),
+                    path: Artifact::content_path(&id),
+                    why: "the artifact's content is missing".into(),
+                })?;
         Ok((artifact, content))
     }
 }

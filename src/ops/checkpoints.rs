@@ -14,9 +14,10 @@ use crate::model::checkpoint::{
 };
 use crate::model::message::Importance;
 use crate::model::task::{Kind, State};
-use crate::model::time;
+use crate::model::{MAX_DOCUMENT_BYTES, time};
 use crate::ops::agents::Agents;
 use crate::ops::context::Coord;
+use crate::ops::documents;
 use crate::ops::messages::{Messages, Outgoing, clip};
 use crate::ops::tasks::{NewTask, Tasks};
 use crate::store::{Change, Snapshot, Store};
@@ -383,10 +384,11 @@ impl<'c> Checkpoints<'c> {
         gates: &[String],
         progress: &mut dyn FnMut(&str),
     ) -> Result<Vec<GateResult>> {
+        let repo = &self.coord.repo;
+        remove_stale_gates(repo);
         if gates.is_empty() {
             return Ok(Vec::new());
         }
-        let repo = &self.coord.repo;
         let dir = repo.common_dir().join("coord").join("gates").join(format!(
             "{}-{}",
             &commit.to_string()[..12],
@@ -523,7 +525,9 @@ impl<'c> Checkpoints<'c> {
             if !e.is_blob {
                 continue;
             }
-            match Checkpoint::from_yaml(&repo.read_blob(e.oid)?, CHECKPOINTS_REF, &path) {
+            let bytes =
+                documents::read_blob(repo, e.oid, MAX_DOCUMENT_BYTES, CHECKPOINTS_REF, &path);
+            match bytes.and_then(|b| Checkpoint::from_yaml(&b, CHECKPOINTS_REF, &path)) {
                 Ok(c) => out.push(c),
                 Err(err) => problems.push(err.to_string()),
             }
@@ -534,10 +538,8 @@ impl<'c> Checkpoints<'c> {
 
     pub fn show(&self, seq: u64) -> Result<Checkpoint> {
         let path = Checkpoint::path(seq);
-        let bytes = self
-            .store
-            .read(&self.store.snapshot()?, &path)?
-            .ok_or_else(|| {
+        let bytes =
+            documents::read(&self.store, &self.store.snapshot()?, &path)?.ok_or_else(|| {
                 Error::invalid(
                     "checkpoint",
                     seq.to_string(),
@@ -821,6 +823,40 @@ impl<'c> Checkpoints<'c> {
         Ok(format!(
             "merging {into} conflicts: left as it was; merge it by hand"
         ))
+    }
+}
+
+/// Removes the gate worktrees that killed checkpoints left behind. Each is named
+/// `<commit>-<pid>` after the checkpoint process that made it: one whose process no longer runs
+/// is stale; one whose process runs (a checkpoint in progress) is kept.
+fn remove_stale_gates(repo: &crate::git::Repo) {
+    let Ok(entries) = std::fs::read_dir(repo.common_dir().join("coord").join("gates")) else {
+        return;
+    };
+    let mut removed = false;
+    for entry in entries.flatten() {
+        // Only real directories: never follow a link out of the gates directory.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.rsplit_once('-'))
+            .and_then(|(_, pid)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() as i32 || crate::ops::launch::alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        let _ = repo.git(&["worktree", "remove", "--force", &path.display().to_string()]);
+        let _ = std::fs::remove_dir_all(&path);
+        removed = true;
+    }
+    if removed {
+        let _ = repo.git(&["worktree", "prune"]);
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::model::name;
+use crate::store::index::TaskIndex;
 use crate::store::{Actor, COORD_REFS};
 
 /// The file in a worktree's own git directory that names the agent living there.
@@ -30,6 +31,9 @@ pub struct Coord {
     agent_flag: Option<String>,
     /// `--offline`: claims and leases are not confirmed at the remote.
     pub offline: bool,
+    /// The task index last refreshed in this process: a long-lived process (the MCP server)
+    /// refreshes it from the tree diff instead of reading the cache file again.
+    task_index: std::cell::RefCell<Option<TaskIndex>>,
 }
 
 impl Coord {
@@ -47,6 +51,7 @@ impl Coord {
             start_dir,
             agent_flag,
             offline: false,
+            task_index: Default::default(),
         })
     }
 
@@ -64,6 +69,16 @@ impl Coord {
             Some(name) => crate::remote::resolve_remote(&self.repo, Some(&name)).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The task index this process last used, to be refreshed for a new snapshot.
+    pub fn take_task_index(&self) -> TaskIndex {
+        self.task_index.borrow_mut().take().unwrap_or_default()
+    }
+
+    /// Keeps `index` for the next command in this process.
+    pub fn keep_task_index(&self, index: &TaskIndex) {
+        *self.task_index.borrow_mut() = Some(index.clone());
     }
 
     /// The acting agent: `--agent`, else GIT_COORD_AGENT, else the agent whose worktree this is,

@@ -37,9 +37,12 @@ pub fn log_file(coord: &Coord, agent: &str) -> PathBuf {
         .join(format!("{agent}.log"))
 }
 
-fn alive(pid: i32) -> bool {
+/// Whether process `pid` exists on this machine (one of another user's counts too).
+pub(crate) fn alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
-    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 /// The pid of the agent's running process, if one runs.

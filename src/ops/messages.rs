@@ -19,11 +19,29 @@ pub use crate::model::message::{MessageSummary, clip};
 use crate::model::{MAX_DOCUMENT_BYTES, id, name, time};
 use crate::ops::agents::Agents;
 use crate::ops::context::Coord;
+use crate::ops::documents;
 use crate::ops::tasks::Tasks;
 use crate::store::Problem;
 use crate::store::{Actor, Change, Snapshot, Store};
 
 pub const INBOX_REF: &str = "refs/coord/inbox";
+/// What saving a message's attachments did.
+#[derive(Debug, Default)]
+pub struct SavedAttachments {
+    /// The files written, in the message's order.
+    pub written: Vec<PathBuf>,
+    pub skipped: Vec<SkippedAttachment>,
+}
+
+/// An attachment that was not saved, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SkippedAttachment {
+    /// The name it would have been saved under.
+    pub name: String,
+    pub bytes: u64,
+    pub why: String,
+}
+
 /// How many attachments one message may carry.
 pub const MAX_ATTACHMENTS: usize = 20;
 
@@ -120,10 +138,11 @@ impl<'c> Messages<'c> {
     fn is_local_name(&self, name: &str) -> Result<bool> {
         let (active, _) = Agents::new(self.coord)?.list(false)?;
         Ok(active.iter().any(|v| v.agent.name == name)
-            || self
-                .store
-                .read(&self.store.snapshot()?, &Person::path(name))?
-                .is_some())
+            || crate::ops::documents::exists(
+                &self.store,
+                &self.store.snapshot()?,
+                &Person::path(name),
+            )?)
     }
 
     fn send_as(&self, actor: &Actor, out: Outgoing, reply_to: Option<&Message>) -> Result<Message> {
@@ -203,7 +222,7 @@ impl<'c> Messages<'c> {
             let mut change = filing(&msg);
             add_attachments(&mut change, &msg.id, &attachments);
             let me = Person::path(&actor.agent);
-            if self.store.read(snap, &me)?.is_none() {
+            if !crate::ops::documents::exists(&self.store, snap, &me)? {
                 let person = Person {
                     format: MESSAGE_FORMAT,
                     name: actor.agent.clone(),
@@ -260,7 +279,7 @@ impl<'c> Messages<'c> {
             extra: Default::default(),
         };
         self.store.update(&actor, |snap| {
-            if self.store.read(snap, &Message::path(&id))?.is_some() {
+            if crate::ops::documents::exists(&self.store, snap, &Message::path(&id))? {
                 return Ok((Change::default(), ()));
             }
             let mut change = filing(&msg);
@@ -366,7 +385,7 @@ impl<'c> Messages<'c> {
     fn fresh_id(&self, snap: &Snapshot) -> Result<String> {
         loop {
             let id = id::new_id();
-            if self.store.read(snap, &Message::path(&id))?.is_none() {
+            if !crate::ops::documents::exists(&self.store, snap, &Message::path(&id))? {
                 return Ok(id);
             }
         }
@@ -382,10 +401,7 @@ impl<'c> Messages<'c> {
         ack: bool,
     ) -> Result<Option<(String, Option<Vec<u8>>)>> {
         let path = Mark::path(agent, msg);
-        let old = match self.store.read(snap, &path)? {
-            Some(bytes) => Mark::from_yaml(&bytes, INBOX_REF, &path).ok(),
-            None => None,
-        };
+        let old = self.mark_of(snap, agent, msg)?;
         let now = time::now();
         let new = match old {
             Some(m) if !ack || m.acked.is_some() => return Ok(None),
@@ -594,25 +610,40 @@ impl<'c> Messages<'c> {
     }
 
     /// Saves a message's attachments into `dir` (created if needed), each under a name that
-    /// cannot leave it; an existing file is never overwritten (a suffix is added). Returns the
-    /// paths written.
-    pub fn save_attachments(&self, msg: &Message, dir: &Path) -> Result<Vec<PathBuf>> {
+    /// cannot leave it; an existing file is never overwritten (a suffix is added). An attachment
+    /// over `max_attachment_bytes` (whatever a remote delivered) is skipped, by the size of its
+    /// blob, without being read.
+    pub fn save_attachments(&self, msg: &Message, dir: &Path) -> Result<SavedAttachments> {
         let snap = self.store.snapshot()?;
+        let limit = Agents::new(self.coord)?.config().max_attachment_bytes;
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Other(format!("cannot create {}: {e}", dir.display())))?;
-        let mut saved = Vec::new();
+        let mut saved = SavedAttachments::default();
         for (n, attachment) in msg.attachments.iter().enumerate() {
             let path = Message::attachment_path(&msg.id, n);
-            let bytes = self
-                .store
-                .read(&snap, &path)?
-                .ok_or_else(|| Error::Malformed {
-                    refname: INBOX_REF.into(),
-                    path: path.clone(),
-                    why: "the attachment's bytes are missing".into(),
-                })?;
+            let blob = match snap.tree {
+                Some(tree) => self.repo().lookup_path(tree, &path)?,
+                None => None,
+            };
+            let blob = blob.ok_or_else(|| Error::Malformed {
+                refname: INBOX_REF.into(),
+                path: path.clone(),
+                why: "the attachment's bytes are missing".into(),
+            })?;
             let name = safe_file_name(&attachment.name, n);
-            saved.push(write_new_file(dir, &name, &bytes)?);
+            let size = self.repo().object_size(blob)?;
+            if size > limit {
+                saved.skipped.push(SkippedAttachment {
+                    name,
+                    bytes: size,
+                    why: format!(
+                        "{size} bytes, over the limit of {limit} bytes (max_attachment_bytes in .coord.yaml)"
+                    ),
+                });
+                continue;
+            }
+            let bytes = self.repo().read_blob(blob)?;
+            saved.written.push(write_new_file(dir, &name, &bytes)?);
         }
         Ok(saved)
     }
@@ -625,18 +656,18 @@ impl<'c> Messages<'c> {
     fn load(&self, snap: &Snapshot, prefix: &str) -> Result<Message> {
         let id = self.resolve(snap, "messages", prefix, ".yaml")?;
         let path = Message::path(&id);
-        let bytes = self
-            .store
-            .read(snap, &path)?
-            .ok_or_else(|| no_such_message(prefix))?;
+        let bytes =
+            documents::read(&self.store, snap, &path)?.ok_or_else(|| no_such_message(prefix))?;
         Message::from_yaml(&bytes, INBOX_REF, &path)
     }
 
     fn mark_of(&self, snap: &Snapshot, agent: &str, msg: &str) -> Result<Option<Mark>> {
         let path = Mark::path(agent, msg);
-        Ok(match self.store.read(snap, &path)? {
-            Some(bytes) => Mark::from_yaml(&bytes, INBOX_REF, &path).ok(),
-            None => None,
+        // A mark that cannot be read (too large, malformed) counts as no mark.
+        Ok(match documents::read(&self.store, snap, &path) {
+            Ok(Some(bytes)) => Mark::from_yaml(&bytes, INBOX_REF, &path).ok(),
+            Ok(None) | Err(Error::Malformed { .. }) => None,
+            Err(e) => return Err(e),
         })
     }
 

@@ -228,7 +228,14 @@ impl<'c> Projects<'c> {
         {
             for e in repo.tree_entries(dir)?.into_iter().filter(|e| e.is_blob) {
                 let path = format!("agents/{}", e.name);
-                if let Ok(a) = Agent::from_yaml(&repo.read_blob(e.oid)?, AGENTS, &path)
+                if let Ok(a) = crate::ops::documents::read_blob(
+                    repo,
+                    e.oid,
+                    crate::model::MAX_DOCUMENT_BYTES,
+                    AGENTS,
+                    &path,
+                )
+                .and_then(|b| Agent::from_yaml(&b, AGENTS, &path))
                     && a.status == AgentStatus::Active
                 {
                     active.push(a);

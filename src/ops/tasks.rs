@@ -247,15 +247,25 @@ impl<'c> Tasks<'c> {
         }
         // Load the index before the snapshot the write is based on, so that the race window
         // only covers the (incremental) refresh.
-        let mut index = self.index(&self.store.snapshot()?)?;
+        let before = self.store.snapshot()?;
+        let mut index = self.index(&before)?;
         let stale = crate::ops::agents::Agents::new(self.coord)?.stale()?;
         crate::ops::team::check_claims_allowed(self.coord)?;
+        let mut tries = 0u32;
         crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
+            tries += 1;
             index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+            let mut candidates = claimable_tasks(&index, role, &stale);
+            // Racing claimers all want the most urgent task. Once there is a sign of a race (a
+            // lost try, or the ref moved since this claim began), each starts its search at its
+            // own place among the equally urgent tasks at the top, so that they spread.
+            if tries > 1 || snap.tip != before.tip {
+                spread(&mut candidates, &actor.agent, tries);
+            }
             // A document the index could summarise may still fail to load whole (damage in a part
             // listings do not read); skip it rather than let it block every claim.
             let mut loaded = None;
-            for candidate in claimable_tasks(&index, role, &stale) {
+            for candidate in candidates {
                 match self.load(snap, candidate.id()) {
                     Ok(task) => {
                         loaded = Some(task);
@@ -540,8 +550,9 @@ impl<'c> Tasks<'c> {
     }
 
     pub fn index(&self, snap: &Snapshot) -> Result<TaskIndex> {
-        let mut index = TaskIndex::default();
+        let mut index = self.coord.take_task_index();
         index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+        self.coord.keep_task_index(&index);
         Ok(index)
     }
 
@@ -617,9 +628,7 @@ impl<'c> Tasks<'c> {
 
     fn load(&self, snap: &Snapshot, id: &str) -> Result<Task> {
         let path = Task::path(id);
-        let bytes = self
-            .store
-            .read(snap, &path)?
+        let bytes = crate::ops::documents::read(&self.store, snap, &path)?
             .ok_or_else(|| Error::NoSuchTask(id.to_string()))?;
         Task::from_yaml(&bytes, TASKS_REF, &path)
     }
@@ -659,7 +668,7 @@ impl<'c> Tasks<'c> {
     fn fresh_id(&self, snap: &Snapshot) -> Result<String> {
         loop {
             let id = id::new_id();
-            if self.store.read(snap, &Task::path(&id))?.is_none() {
+            if !crate::ops::documents::exists(&self.store, snap, &Task::path(&id))? {
                 return Ok(id);
             }
         }
@@ -718,6 +727,32 @@ pub fn claimable_tasks<'i>(
         .collect();
     ready.sort_by_cached_key(|t| t.urgency_key());
     ready
+}
+
+/// How many of the equally urgent tasks at the top racing claimers spread over.
+const SPREAD: usize = 8;
+
+/// Rotates the first candidates of the best priority so that `agent`'s search starts at its own
+/// place among them (chosen by its name and the try, the same on every run), then goes on in
+/// order. A higher priority is never passed over for a lower one.
+fn spread(candidates: &mut [TaskRef<'_>], agent: &str, tries: u32) {
+    let Some(best) = candidates.first().map(|t| t.priority()) else {
+        return;
+    };
+    let same = candidates
+        .iter()
+        .take(SPREAD)
+        .take_while(|t| t.priority() == best)
+        .count();
+    if same < 2 {
+        return;
+    }
+    // FNV-1a: a stable hash, so that the same agent starts at the same place on every machine.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in agent.bytes().chain(tries.to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    candidates[..same].rotate_left((h % same as u64) as usize);
 }
 
 /// Open or blocked tasks that wait, with what they wait on, most urgent first.

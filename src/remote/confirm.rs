@@ -42,6 +42,7 @@ pub fn confirmed_update<T>(
         };
         match push(repo, &remote.name, &[(refname.to_string(), new)])? {
             Pushed::Accepted => {
+                tracing::debug!(refname, attempts = attempt, "confirmed at {}", remote.name);
                 repo.set_ref(&remote.staged(refname), new)?;
                 if repo.cas_ref(refname, snap.tip, new, &change.subject)? == Cas::Lost {
                     // Another local writer moved the ref meanwhile: merge ours in.

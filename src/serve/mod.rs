@@ -1,10 +1,14 @@
 //! `git coord serve`: a read-only web dashboard of the team on 127.0.0.1, with a JSON endpoint
 //! behind each view and server-sent events when refs/coord/* change, so the page updates without
-//! a reload. Plain std networking, one thread per connection: it serves a handful of people.
+//! a reload. Plain std networking, one thread per connection, with a cap on connections and a
+//! smaller one on event streams so that a crowd of streams cannot starve the JSON views. One
+//! watcher thread reads the ref tips for every stream.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -26,6 +30,15 @@ const POLL: Duration = Duration::from_millis(300);
 /// A comment line now and then keeps proxies and browsers from closing an idle stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 const MAX_REQUEST: usize = 16 * 1024;
+/// Event streams served at once; one more is refused with 503.
+pub const MAX_EVENT_STREAMS: usize = 64;
+/// Connections served at once, streams included; one more is refused with 503 unread. The gap
+/// between the two caps is kept for the page and the JSON views.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How often a quiet stream checks that its client is still there.
+const CLIENT_CHECK: Duration = Duration::from_secs(1);
+/// A client that does not take what it is sent within this long is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and how to serve.
 #[derive(Debug, Clone)]
@@ -51,18 +64,97 @@ pub fn bind(opts: &Options) -> Result<TcpListener> {
         .map_err(|e| Error::Other(format!("cannot listen on {}:{}: {e}", opts.bind, opts.port)))
 }
 
+/// What every connection shares: the counts behind the caps and the tips the watcher last saw.
+struct Shared {
+    opts: Options,
+    connections: AtomicUsize,
+    streams: AtomicUsize,
+    /// (generation, tips): the generation grows each time the tips change.
+    tips: Mutex<(u64, Value)>,
+    changed: Condvar,
+}
+
+/// Takes a place under `cap` if one is free.
+fn take(count: &AtomicUsize, cap: usize) -> bool {
+    count
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < cap).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+/// A place taken under a cap, given back when dropped.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Serves until the process is stopped.
 pub fn run(listener: TcpListener, opts: Options) -> Result<()> {
+    let shared = Arc::new(Shared {
+        opts,
+        connections: AtomicUsize::new(0),
+        streams: AtomicUsize::new(0),
+        tips: Mutex::new((0, Value::Null)),
+        changed: Condvar::new(),
+    });
+    let watcher = Arc::clone(&shared);
+    std::thread::spawn(move || watch(&watcher));
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let opts = opts.clone();
+        let Ok(mut stream) = stream else { continue };
+        let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        if !take(&shared.connections, MAX_CONNECTIONS) {
+            refuse_unread(&mut stream);
+            continue;
+        }
+        let shared = Arc::clone(&shared);
         std::thread::spawn(move || {
-            if let Err(e) = handle(stream, &opts) {
+            let _slot = Slot(&shared.connections);
+            if let Err(e) = handle(stream, &shared) {
                 tracing::debug!("request failed: {e}");
             }
         });
     }
     Ok(())
+}
+
+/// Answers 503 to a connection over the cap without reading its request (what has already
+/// arrived is drained, so closing does not reset the connection before the answer is read).
+fn refuse_unread(stream: &mut TcpStream) {
+    if stream.set_nonblocking(true).is_ok() {
+        let mut buf = [0u8; 4096];
+        while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+        let _ = stream.set_nonblocking(false);
+    }
+    let body = format!("busy: {MAX_CONNECTIONS} connections are being served; try again\n");
+    let _ = respond(
+        stream,
+        "503 Service Unavailable",
+        "text/plain",
+        body.as_bytes(),
+    );
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Reads the ref tips every `POLL` while any stream is open and wakes the streams when they move.
+fn watch(shared: &Shared) {
+    loop {
+        if shared.streams.load(Ordering::Acquire) > 0 {
+            let now = match Coord::open(&shared.opts.dir, None) {
+                Ok(coord) => tips(&coord),
+                Err(_) => Value::Null,
+            };
+            let mut tips = shared.tips.lock().unwrap_or_else(|e| e.into_inner());
+            if tips.1 != now {
+                *tips = (tips.0 + 1, now);
+                shared.changed.notify_all();
+            }
+        }
+        std::thread::sleep(POLL);
+    }
 }
 
 struct Request {
@@ -125,7 +217,8 @@ fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &[u8]) -> std
     stream.flush()
 }
 
-fn handle(mut stream: TcpStream, opts: &Options) -> std::io::Result<()> {
+fn handle(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let opts = &shared.opts;
     let Some((method, req)) = read_request(&mut stream)? else {
         return Ok(());
     };
@@ -173,7 +266,19 @@ fn handle(mut stream: TcpStream, opts: &Options) -> std::io::Result<()> {
             "text/html; charset=utf-8",
             PAGE.as_bytes(),
         ),
-        "/events" => events(stream, opts),
+        "/events" if take(&shared.streams, MAX_EVENT_STREAMS) => {
+            let _slot = Slot(&shared.streams);
+            events(stream, shared)
+        }
+        "/events" => respond(
+                &mut stream,
+                "503 Service Unavailable",
+                "text/plain",
+                format!(
+                    "busy: {MAX_EVENT_STREAMS} event streams are open; close a dashboard tab or try again later\n"
+                )
+                .as_bytes(),
+        ),
         path if path.starts_with("/api/") => {
             let result = Coord::open(&opts.dir, None).and_then(|coord| api(&coord, &path[5..]));
             match result {
@@ -314,27 +419,50 @@ fn tips(coord: &Coord) -> Value {
 
 /// Server-sent events: `change` with the ref tips whenever one moves, a comment line to keep the
 /// stream open, until the client goes away.
-fn events(mut stream: TcpStream, opts: &Options) -> std::io::Result<()> {
+fn events(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     stream.write_all(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: keep-alive\r\n\r\nretry: 1000\n\n",
     )?;
-    let mut last = Value::Null;
+    stream.flush()?;
+    let mut sent = 0;
     let mut quiet_since = Instant::now();
     loop {
-        let now = match Coord::open(&opts.dir, None) {
-            Ok(coord) => tips(&coord),
-            Err(_) => Value::Null,
+        let (generation, now) = {
+            let tips = shared.tips.lock().unwrap_or_else(|e| e.into_inner());
+            let (tips, _) = shared
+                .changed
+                .wait_timeout_while(tips, CLIENT_CHECK, |t| t.0 == sent)
+                .unwrap_or_else(|e| e.into_inner());
+            tips.clone()
         };
-        if now != last {
-            write!(stream, "event: change\ndata: {now}\n\n")?;
-            stream.flush()?;
-            last = now;
+        if generation != sent {
+            if !now.is_null() {
+                write!(stream, "event: change\ndata: {now}\n\n")?;
+                stream.flush()?;
+            }
+            sent = generation;
             quiet_since = Instant::now();
         } else if quiet_since.elapsed() > KEEPALIVE {
             stream.write_all(b": keep-alive\n\n")?;
             stream.flush()?;
             quiet_since = Instant::now();
         }
-        std::thread::sleep(POLL);
+        if client_left(&stream) {
+            return Ok(());
+        }
     }
+}
+
+/// Whether the client closed its end: a stream's client never sends anything after its request.
+fn client_left(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    if stream.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let left = match stream.peek(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    left || stream.set_nonblocking(false).is_err()
 }

@@ -323,8 +323,8 @@ fn split_list(joined: &str) -> impl Iterator<Item = &str> {
     joined.split(LIST_SEP).filter(|s| !s.is_empty())
 }
 
-/// Every task summary of one snapshot of refs/coord/tasks.
-#[derive(Debug, Default)]
+/// Every task summary of one snapshot of refs/coord/tasks. Cloning shares the shards' buffers.
+#[derive(Debug, Default, Clone)]
 pub struct TaskIndex {
     shards: HashMap<String, Shard>,
     /// Whether the cache file was read (once per process; later refreshes start from memory).

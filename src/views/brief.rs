@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::agent::AgentStatus;
 use crate::model::task::{Kind, State};
 use crate::ops::agents::Agents;
@@ -17,7 +17,8 @@ use crate::ops::messages::{InboxFilter, Messages, clip};
 use crate::ops::tasks::Tasks;
 
 pub const DEFAULT_MAX_CHARS: usize = 4000;
-/// The smallest budget that still holds who the agent is and the notes on what was left out.
+/// The smallest budget accepted: it holds who the agent is and a pointer to what was left out
+/// (a smaller one is refused, never silently raised).
 pub const MIN_MAX_CHARS: usize = 200;
 /// A lease that ends sooner than this is flagged.
 const EXPIRING_SOON: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
@@ -51,8 +52,21 @@ pub struct Brief {
     pub omitted: Vec<Omitted>,
 }
 
+/// `max_chars` if a brief can be laid out in it.
+pub fn check_budget(max_chars: usize) -> Result<usize> {
+    if max_chars < MIN_MAX_CHARS {
+        return Err(Error::invalid(
+            "--max-chars",
+            max_chars.to_string(),
+            format!("a brief needs at least {MIN_MAX_CHARS} characters"),
+        ));
+    }
+    Ok(max_chars)
+}
+
 /// The brief of `agent` (the acting agent unless the caller names another).
 pub fn agent_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<Brief> {
+    check_budget(max_chars)?;
     let agents = Agents::new(coord)?;
     let registered = agents.get(agent)?;
     let role = registered.as_ref().map(|a| a.role.clone());
@@ -261,6 +275,7 @@ pub fn agent_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<Brief
 /// The organiser's brief: counts, progress, stale agents, blocked work and the latest summaries;
 /// never task bodies.
 pub fn organiser_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<Brief> {
+    check_budget(max_chars)?;
     let tasks = Tasks::new(coord);
     let index = tasks.load_index()?;
     let mut counts: BTreeMap<State, usize> = BTreeMap::new();
@@ -458,7 +473,9 @@ fn criteria(description: &str) -> Vec<&str> {
 }
 
 /// Lays the sections out within `max_chars`: whole items, in order, while they fit with room
-/// kept for a note on each section that could not be shown whole.
+/// kept for a note on each later section that has something to show. Every line is added only if
+/// it fits, so the text never exceeds `max_chars`; an empty section's `none` line is the first
+/// thing to go.
 fn render(
     agent: &str,
     organiser: bool,
@@ -466,7 +483,6 @@ fn render(
     sections: Vec<Section>,
     max_chars: usize,
 ) -> Brief {
-    let max_chars = max_chars.max(MIN_MAX_CHARS);
     let mut text = String::new();
     let mut omitted = Vec::new();
     push_line(&mut text, &clip(head, max_chars / 2));
@@ -474,13 +490,20 @@ fn render(
         // Room for this section's note and a short note for each later one.
         let later: usize = sections[n + 1..]
             .iter()
+            .filter(|s| s.items.len() + s.unlisted > 0)
             .map(|s| note(s.heading.len(), s.items.len() + s.unlisted, &s.see).len() + 1)
             .sum();
         let reserve =
             |left: usize| note(section.heading.len(), left, &section.see).len() + 1 + later;
+        if section.items.is_empty() && section.unlisted == 0 {
+            let line = format!("{} none", section.heading);
+            if chars(&text) + line.chars().count() + 1 + later <= max_chars {
+                push_line(&mut text, &line);
+            }
+            continue;
+        }
         if chars(&text) + section.heading.chars().count() + 1 + reserve(section.items.len())
             > max_chars
-            && !section.items.is_empty()
         {
             // Not even the heading and its note fit: one line says what is there.
             let line = note(
@@ -492,11 +515,6 @@ fn render(
             continue;
         }
         push_line(&mut text, &section.heading);
-        if section.items.is_empty() && section.unlisted == 0 {
-            text.pop();
-            text.push_str(" none\n");
-            continue;
-        }
         let mut shown = 0;
         for item in &section.items {
             let left = section.items.len() - shown - 1 + section.unlisted;
@@ -603,6 +621,30 @@ mod tests {
                 assert!(line.ends_with(&"x".repeat(40)), "cut: {line}");
             }
         }
+    }
+
+    #[test]
+    fn every_budget_from_the_minimum_up_holds() {
+        let long_head = format!("You are {}, role dev, branch agent/x.", "a".repeat(64));
+        for max in MIN_MAX_CHARS..1500 {
+            let sections = vec![
+                section(0),
+                section(2),
+                section(0),
+                section(7),
+                section(0),
+                section(1),
+            ];
+            let brief = render("a", false, &long_head, sections, max);
+            assert!(
+                brief.text.chars().count() <= max,
+                "{max}: {} chars\n{}",
+                brief.text.chars().count(),
+                brief.text
+            );
+        }
+        assert!(check_budget(MIN_MAX_CHARS - 1).is_err());
+        assert_eq!(check_budget(MIN_MAX_CHARS).ok(), Some(MIN_MAX_CHARS));
     }
 
     #[test]
