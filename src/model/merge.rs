@@ -200,3 +200,23 @@ pub(crate) fn merge_fields(base: Option<&[u8]>, ours: &[u8], theirs: &[u8]) -> O
         .ok()
         .map(String::into_bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::merge_fields;
+
+    #[test]
+    fn an_agents_history_is_the_union_of_both_sides_in_either_order() {
+        let base = b"name: sam\nrole: dev\n".as_slice();
+        let ours = b"name: sam\nrole: reviewer\nhistory:\n- at: '2026-01-01T00:00:01.000Z'\n  by: a\n  op: role\n  note: dev -> reviewer\n".as_slice();
+        let theirs = b"name: sam\nrole: docs\nhistory:\n- at: '2026-01-01T00:00:02.000Z'\n  by: b\n  op: role\n  note: dev -> docs\n".as_slice();
+        let one = merge_fields(Some(base), ours, theirs).expect("merged");
+        let other = merge_fields(Some(base), theirs, ours).expect("merged");
+        assert_eq!(one, other, "the same whichever side merges");
+        let text = String::from_utf8(one).expect("utf-8");
+        assert!(
+            text.contains("dev -> reviewer") && text.contains("dev -> docs"),
+            "{text}"
+        );
+    }
+}
