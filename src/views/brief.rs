@@ -257,7 +257,13 @@ pub fn agent_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<Brief
     });
 
     // Spawned again under a name that worked before: what it did then.
-    if let Some(a) = &registered {
+    // Only a name that held tasks before this spawn can have earlier work worth reading.
+    let worked_before = |a: &crate::model::agent::Agent| {
+        index
+            .tasks()
+            .any(|t| t.assignee() == Some(agent) && t.updated() < a.created.as_str())
+    };
+    if let Some(a) = registered.as_ref().filter(|a| worked_before(a)) {
         let earlier = crate::ops::history::earlier_work(coord, a)?;
         if !earlier.is_empty() {
             sections.push(Section {
