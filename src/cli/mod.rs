@@ -171,7 +171,7 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Run one hook (what the installed shims and agent CLIs call): pre-commit, pre-push, stop
+    /// Run one hook (what the installed shims and agent CLIs call): pre-commit, prepare-commit-msg, pre-push, stop
     Hook {
         name: String,
         /// What git passed to the hook
