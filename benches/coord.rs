@@ -162,7 +162,10 @@ fn main() {
         }
         bench.messages(size, runs);
         if size == sizes[0] {
+            // Local writes, as the CLI timings above (the sync part added a remote).
+            bench.git(&["config", "coord.online", "false"]);
             bench.mcp_calls(runs.max(20));
+            bench.git(&["config", "--unset", "coord.online"]);
             bench.online_claims(scratch.path(), 4, 10);
         }
         println!();

@@ -19,7 +19,7 @@ pub fn change_role(coord: &Coord, agent_name: &str, role: &str) -> Result<Agent>
     let store = Store::new(&coord.repo, AGENTS_REF);
     let path = Agent::path(agent_name);
     store.update(&actor, |snap| {
-        let bytes = crate::ops::documents::read(&store, snap, &path)?.ok_or_else(|| {
+        let bytes = store.read(snap, &path)?.ok_or_else(|| {
             Error::invalid(
                 "agent",
                 agent_name,

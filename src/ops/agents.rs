@@ -208,7 +208,7 @@ impl<'c> Agents<'c> {
 
     fn read(&self, snap: &crate::store::Snapshot, name: &str) -> Result<Option<Agent>> {
         let path = Agent::path(name);
-        match crate::ops::documents::read(&self.store, snap, &path)? {
+        match self.store.read(snap, &path)? {
             Some(bytes) => Agent::from_yaml(&bytes, AGENTS_REF, &path).map(Some),
             None => Ok(None),
         }

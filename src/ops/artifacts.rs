@@ -8,7 +8,6 @@ use crate::model::artifact::{
 use crate::model::task::Task;
 use crate::model::{MAX_DOCUMENT_BYTES, id, time};
 use crate::ops::context::Coord;
-use crate::ops::documents;
 use crate::ops::tasks::{TASKS_REF, Tasks};
 use crate::store::{Change, Snapshot, Store};
 
@@ -57,12 +56,14 @@ impl<'c> Artifacts<'c> {
         let task_id = Tasks::new(self.coord).resolve_now(&new.task)?;
         self.store.update(&actor, |snap| {
             let task_path = Task::path(&task_id);
-            let bytes = documents::read(&self.store, snap, &task_path)?
+            let bytes = self
+                .store
+                .read(snap, &task_path)?
                 .ok_or_else(|| Error::NoSuchTask(task_id.clone()))?;
             let mut task = Task::from_yaml(&bytes, TASKS_REF, &task_path)?;
             let id = loop {
                 let id = id::new_id();
-                if !crate::ops::documents::exists(&self.store, snap, &Artifact::path(&id))? {
+                if !self.store.exists(snap, &Artifact::path(&id))? {
                     break id;
                 }
             };
@@ -131,7 +132,7 @@ impl<'c> Artifacts<'c> {
                 if !entry.is_blob || !entry.name.ends_with(".yaml") {
                     continue;
                 }
-                let bytes = documents::read_blob(
+                let bytes = crate::store::read_blob(
                     &self.coord.repo,
                     entry.oid,
                     MAX_DOCUMENT_BYTES,
@@ -202,16 +203,17 @@ impl<'c> Artifacts<'c> {
             }
         };
         let path = Artifact::path(&id);
-        let bytes = documents::read(&self.store, &snap, &path)?.ok_or_else(not_found)?;
+        let bytes = self.store.read(&snap, &path)?.ok_or_else(not_found)?;
         let artifact = Artifact::from_yaml(&bytes, TASKS_REF, &path)?;
         let limit = MAX_ARTIFACT_BYTES as u64;
-        let content =
-            documents::read_within(&self.store, &snap, &Artifact::content_path(&id), limit)?
-                .ok_or_else(|| Error::Malformed {
-                    refname: TASKS_REF.into(),
-                    path: Artifact::content_path(&id),
-                    why: "the artifact's content is missing".into(),
-                })?;
+        let content = self
+            .store
+            .read_within(&snap, &Artifact::content_path(&id), limit)?
+            .ok_or_else(|| Error::Malformed {
+                refname: TASKS_REF.into(),
+                path: Artifact::content_path(&id),
+                why: "the artifact's content is missing".into(),
+            })?;
         Ok((artifact, content))
     }
 }

@@ -17,7 +17,6 @@ use crate::model::task::{Kind, State};
 use crate::model::{MAX_DOCUMENT_BYTES, time};
 use crate::ops::agents::Agents;
 use crate::ops::context::Coord;
-use crate::ops::documents;
 use crate::ops::messages::{Messages, Outgoing, clip};
 use crate::ops::tasks::{NewTask, Tasks};
 use crate::store::{Change, Snapshot, Store};
@@ -526,7 +525,7 @@ impl<'c> Checkpoints<'c> {
                 continue;
             }
             let bytes =
-                documents::read_blob(repo, e.oid, MAX_DOCUMENT_BYTES, CHECKPOINTS_REF, &path);
+                crate::store::read_blob(repo, e.oid, MAX_DOCUMENT_BYTES, CHECKPOINTS_REF, &path);
             match bytes.and_then(|b| Checkpoint::from_yaml(&b, CHECKPOINTS_REF, &path)) {
                 Ok(c) => out.push(c),
                 Err(err) => problems.push(err.to_string()),
@@ -538,8 +537,10 @@ impl<'c> Checkpoints<'c> {
 
     pub fn show(&self, seq: u64) -> Result<Checkpoint> {
         let path = Checkpoint::path(seq);
-        let bytes =
-            documents::read(&self.store, &self.store.snapshot()?, &path)?.ok_or_else(|| {
+        let bytes = self
+            .store
+            .read(&self.store.snapshot()?, &path)?
+            .ok_or_else(|| {
                 Error::invalid(
                     "checkpoint",
                     seq.to_string(),

@@ -19,7 +19,6 @@ pub use crate::model::message::{MessageSummary, clip};
 use crate::model::{MAX_DOCUMENT_BYTES, id, name, time};
 use crate::ops::agents::Agents;
 use crate::ops::context::Coord;
-use crate::ops::documents;
 use crate::ops::tasks::Tasks;
 use crate::store::Problem;
 use crate::store::{Actor, Change, Snapshot, Store};
@@ -138,11 +137,9 @@ impl<'c> Messages<'c> {
     fn is_local_name(&self, name: &str) -> Result<bool> {
         let (active, _) = Agents::new(self.coord)?.list(false)?;
         Ok(active.iter().any(|v| v.agent.name == name)
-            || crate::ops::documents::exists(
-                &self.store,
-                &self.store.snapshot()?,
-                &Person::path(name),
-            )?)
+            || self
+                .store
+                .exists(&self.store.snapshot()?, &Person::path(name))?)
     }
 
     fn send_as(&self, actor: &Actor, out: Outgoing, reply_to: Option<&Message>) -> Result<Message> {
@@ -222,7 +219,7 @@ impl<'c> Messages<'c> {
             let mut change = filing(&msg);
             add_attachments(&mut change, &msg.id, &attachments);
             let me = Person::path(&actor.agent);
-            if !crate::ops::documents::exists(&self.store, snap, &me)? {
+            if !self.store.exists(snap, &me)? {
                 let person = Person {
                     format: MESSAGE_FORMAT,
                     name: actor.agent.clone(),
@@ -279,7 +276,7 @@ impl<'c> Messages<'c> {
             extra: Default::default(),
         };
         self.store.update(&actor, |snap| {
-            if crate::ops::documents::exists(&self.store, snap, &Message::path(&id))? {
+            if self.store.exists(snap, &Message::path(&id))? {
                 return Ok((Change::default(), ()));
             }
             let mut change = filing(&msg);
@@ -385,7 +382,7 @@ impl<'c> Messages<'c> {
     fn fresh_id(&self, snap: &Snapshot) -> Result<String> {
         loop {
             let id = id::new_id();
-            if !crate::ops::documents::exists(&self.store, snap, &Message::path(&id))? {
+            if !self.store.exists(snap, &Message::path(&id))? {
                 return Ok(id);
             }
         }
@@ -656,15 +653,17 @@ impl<'c> Messages<'c> {
     fn load(&self, snap: &Snapshot, prefix: &str) -> Result<Message> {
         let id = self.resolve(snap, "messages", prefix, ".yaml")?;
         let path = Message::path(&id);
-        let bytes =
-            documents::read(&self.store, snap, &path)?.ok_or_else(|| no_such_message(prefix))?;
+        let bytes = self
+            .store
+            .read(snap, &path)?
+            .ok_or_else(|| no_such_message(prefix))?;
         Message::from_yaml(&bytes, INBOX_REF, &path)
     }
 
     fn mark_of(&self, snap: &Snapshot, agent: &str, msg: &str) -> Result<Option<Mark>> {
         let path = Mark::path(agent, msg);
         // A mark that cannot be read (too large, malformed) counts as no mark.
-        Ok(match documents::read(&self.store, snap, &path) {
+        Ok(match self.store.read(snap, &path) {
             Ok(Some(bytes)) => Mark::from_yaml(&bytes, INBOX_REF, &path).ok(),
             Ok(None) | Err(Error::Malformed { .. }) => None,
             Err(e) => return Err(e),

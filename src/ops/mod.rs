@@ -9,7 +9,6 @@ pub mod breaker;
 pub mod checkpoints;
 pub mod config;
 pub mod context;
-pub mod documents;
 pub mod history;
 pub mod hooks;
 pub mod launch;

@@ -228,7 +228,7 @@ impl<'c> Projects<'c> {
         {
             for e in repo.tree_entries(dir)?.into_iter().filter(|e| e.is_blob) {
                 let path = format!("agents/{}", e.name);
-                if let Ok(a) = crate::ops::documents::read_blob(
+                if let Ok(a) = crate::store::read_blob(
                     repo,
                     e.oid,
                     crate::model::MAX_DOCUMENT_BYTES,

@@ -628,7 +628,9 @@ impl<'c> Tasks<'c> {
 
     fn load(&self, snap: &Snapshot, id: &str) -> Result<Task> {
         let path = Task::path(id);
-        let bytes = crate::ops::documents::read(&self.store, snap, &path)?
+        let bytes = self
+            .store
+            .read(snap, &path)?
             .ok_or_else(|| Error::NoSuchTask(id.to_string()))?;
         Task::from_yaml(&bytes, TASKS_REF, &path)
     }
@@ -668,7 +670,7 @@ impl<'c> Tasks<'c> {
     fn fresh_id(&self, snap: &Snapshot) -> Result<String> {
         loop {
             let id = id::new_id();
-            if !crate::ops::documents::exists(&self.store, snap, &Task::path(&id))? {
+            if !self.store.exists(snap, &Task::path(&id))? {
                 return Ok(id);
             }
         }

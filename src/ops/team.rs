@@ -49,7 +49,7 @@ pub fn get(coord: &Coord) -> Result<Team> {
 }
 
 fn read(store: &Store, snap: &crate::store::Snapshot) -> Result<Team> {
-    let Some(bytes) = crate::ops::documents::read(store, snap, TEAM_PATH)? else {
+    let Some(bytes) = store.read(snap, TEAM_PATH)? else {
         return Ok(Team::default());
     };
     match parse_document(&bytes, AGENTS_REF, TEAM_PATH, 1, |t: &Team| t.format) {

@@ -9,8 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::Result;
 use crate::git::{EntryEdit, Oid, Repo, TreeEntry};
+use crate::model::MAX_DOCUMENT_BYTES;
 use crate::model::lease::{Lease, settle_overlap};
 use crate::model::merge::{DocMerge, Notice, merge_document};
+use crate::store::read_blob;
 
 /// The merged tree of one ref, and whom to tell what.
 #[derive(Debug)]
@@ -128,6 +130,13 @@ impl Walk<'_> {
                 Ok(())
             }
             _ => {
+                // A version over the document size limit is never read: ours stays as it is.
+                for (oid, _) in [base, ours, theirs].into_iter().flatten() {
+                    if self.repo.object_size(oid)? > MAX_DOCUMENT_BYTES {
+                        self.malformed.push(path.to_string());
+                        return Ok(());
+                    }
+                }
                 let read = |e: Entry| -> Result<Option<Vec<u8>>> {
                     match e {
                         Some((oid, false)) => self.repo.read_blob(oid).map(Some),
@@ -205,7 +214,8 @@ impl Walk<'_> {
             {
                 let path = format!("leases/{}", e.name);
                 if let Ok(lease) =
-                    Lease::from_yaml(&self.repo.read_blob(e.oid)?, self.refname, &path)
+                    read_blob(self.repo, e.oid, MAX_DOCUMENT_BYTES, self.refname, &path)
+                        .and_then(|bytes| Lease::from_yaml(&bytes, self.refname, &path))
                 {
                     out.insert(lease.id.clone(), lease);
                 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::git::{Author, Cas, Oid, PathEdit, Repo};
+use crate::model::MAX_DOCUMENT_BYTES;
 
 /// Attempts before a write gives up; each lost race waits a little longer, with jitter.
 const MAX_ATTEMPTS: u32 = 400;
@@ -84,15 +85,30 @@ impl<'r> Store<'r> {
         Ok(Snapshot { tip, tree })
     }
 
-    /// The bytes of the document at `path`, if it exists in the snapshot.
+    /// The bytes of the document at `path` in `snap`, if there is one; an error naming it when
+    /// it is over [`MAX_DOCUMENT_BYTES`]. The size comes from the object's header, so a document
+    /// over its limit (a 200 MB blob pushed by a remote) is refused without being read.
     pub fn read(&self, snap: &Snapshot, path: &str) -> Result<Option<Vec<u8>>> {
+        self.read_within(snap, path, MAX_DOCUMENT_BYTES)
+    }
+
+    /// As [`Store::read`], for content with a limit of its own.
+    pub fn read_within(&self, snap: &Snapshot, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
         let Some(tree) = snap.tree else {
             return Ok(None);
         };
         match self.repo.lookup_path(tree, path)? {
-            Some(oid) => Ok(Some(self.repo.read_blob(oid)?)),
+            Some(oid) => read_blob(self.repo, oid, limit, self.refname, path).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Whether `path` exists in `snap` (its bytes are not read).
+    pub fn exists(&self, snap: &Snapshot, path: &str) -> Result<bool> {
+        Ok(match snap.tree {
+            Some(tree) => self.repo.lookup_path(tree, path)?.is_some(),
+            None => false,
+        })
     }
 
     /// The commit every history of this ref starts from: the same in every clone, so replicas
@@ -182,6 +198,19 @@ impl<'r> Store<'r> {
     pub fn write_commit(&self, snap: &Snapshot, actor: &Actor, change: &Change) -> Result<Oid> {
         build_commit(self.repo, snap, actor, change)
     }
+}
+
+/// The bytes of blob `oid`, known as `refname:path`, when it is at most `limit` bytes.
+pub fn read_blob(repo: &Repo, oid: Oid, limit: u64, refname: &str, path: &str) -> Result<Vec<u8>> {
+    let size = repo.object_size(oid)?;
+    if size > limit {
+        return Err(Error::Malformed {
+            refname: refname.into(),
+            path: path.into(),
+            why: format!("{size} bytes, over the {limit}-byte limit"),
+        });
+    }
+    repo.read_blob(oid)
 }
 
 /// Writes the commit of `change` on top of `snap`, in any ref's history (the ref is not moved).
