@@ -353,6 +353,7 @@ impl Bench {
                     note: None,
                 }],
                 conflicts: Vec::new(),
+                origin: None,
                 extra: Default::default(),
             };
             files.push((Task::path(&id), task.to_yaml().into_bytes()));

@@ -83,6 +83,14 @@ pub enum Error {
         what: String,
         why: String,
     },
+    /// Something about a related project: unreachable, refusing, malformed, an id not found.
+    #[error("project {project} ({url}): {why}")]
+    Project {
+        project: String,
+        url: String,
+        why: String,
+        hint: String,
+    },
     #[error("the team is {state} ({reason}): no new claims")]
     TeamStopped { state: String, reason: String },
     #[error("cannot tell who is acting")]
@@ -159,6 +167,7 @@ impl Error {
                 "check the remote's URL and your access (`git remote -v`, `git fetch`); local state is as it was, and a later `git coord sync` picks up where this stopped; `--offline` works locally".into()
             }
             Error::TeamStopped { .. } => "`git coord resume` lets the team claim again".into(),
+            Error::Project { hint, .. } => hint.clone(),
             Error::NoAgent => {
                 "pass --agent NAME, set GIT_COORD_AGENT, or `git config user.name NAME`".into()
             }

@@ -69,9 +69,11 @@ pub struct NewTaskArg {
     pub priority: Option<u8>,
     /// The role that should do it
     pub role: Option<String>,
-    /// Ids of tasks it waits on
+    /// Ids of tasks it waits on (NAME:ID for a task of a related project)
     #[serde(default)]
     pub deps: Vec<String>,
+    /// File it into this related project instead, through its URL (returns project and id)
+    pub project: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -281,9 +283,24 @@ impl CoordServer {
         })
     }
 
-    #[tool(description = "Create a task; returns its id.")]
+    #[tool(
+        description = "Create a task; returns its id. With project: file it into that related project (the bug you found in a library), returning {project, id}."
+    )]
     fn task_new(&self, Parameters(a): Parameters<NewTaskArg>) -> Answer {
         self.with(|c| {
+            if let Some(project) = &a.project {
+                let (p, t) = crate::ops::projects::Projects::new(c).file_task(
+                    project,
+                    crate::ops::projects::FileTask {
+                        title: a.title,
+                        description: a.description.unwrap_or_default(),
+                        priority: a.priority,
+                        role: a.role,
+                        ..Default::default()
+                    },
+                )?;
+                return Ok(json!({ "project": p.name, "id": t.id }));
+            }
             let t = Tasks::new(c).create(NewTask {
                 title: a.title,
                 description: a.description.unwrap_or_default(),
@@ -315,9 +332,15 @@ impl CoordServer {
         self.with(|c| Ok(task_json(&Tasks::new(c).done(&a.id, a.summary, false)?)))
     }
 
-    #[tool(description = "Add a comment to a task.")]
+    #[tool(description = "Add a comment to a task (NAME:ID: to a related project's task).")]
     fn task_comment(&self, Parameters(a): Parameters<CommentArg>) -> Answer {
-        self.with(|c| Ok(task_json(&Tasks::new(c).comment(&a.id, &a.text)?)))
+        self.with(|c| {
+            if crate::model::id::split_foreign(&a.id).is_some() {
+                let (_, t) = crate::ops::projects::Projects::new(c).comment(&a.id, &a.text)?;
+                return Ok(task_json(&t));
+            }
+            Ok(task_json(&Tasks::new(c).comment(&a.id, &a.text)?))
+        })
     }
 
     #[tool(

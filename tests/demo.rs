@@ -33,7 +33,10 @@ fn the_demo_runs_start_to_end_and_cleans_up() {
         "GET http://127.0.0.1:",              // the dashboard's JSON
         "claimed (the remote accepted it)",   // the online claim race
         "You lost the claim",                 // the offline race settled by sync
-        "from erin: parse() panics",          // mail into another project
+        ":erin: parse() panics",              // mail into another project, from project:agent
+        "lib:",                               // a task filed into another project
+        "done: empty input now parses",       // followed home
+        "ready: ",                            // the dependent task unblocked
         "clean",                              // git fsck
     ] {
         assert!(

@@ -600,7 +600,7 @@ fn messages_cross_projects_and_replies_come_back() {
         ],
     );
     assert_eq!(sent["to"], serde_json::json!(["bob"]));
-    // A bare project name reaches every agent there.
+    // A bare project name reaches its shared box, which every agent there reads.
     let everyone = a.json(
         0,
         &[
@@ -612,7 +612,8 @@ fn messages_cross_projects_and_replies_come_back() {
             "release on friday",
         ],
     );
-    assert_eq!(everyone["to"], serde_json::json!(["bob"]));
+    assert_eq!(everyone["to"], serde_json::json!([]));
+    assert_eq!(everyone["target"], "@project");
     assert!(everyone["from_project"].is_string(), "{everyone}");
     let err = fails(
         &a.run(0, &["--agent", "alice", "send", "--to", "lib:nobody", "hi"]),

@@ -466,8 +466,11 @@ fn ready_orders_by_priority_then_age() {
             low.clone()
         ]
     );
+    // A task with no role is anyone's: ready for qa too.
     let qa = ids(&array(repo.coord_json(&["ready", "--role", "qa"])));
-    assert_eq!(qa, vec![urgent_too.clone(), newer.clone()]);
+    assert_eq!(qa, ready);
+    let dev = ids(&array(repo.coord_json(&["ready", "--role", "dev"])));
+    assert_eq!(dev, vec![urgent.clone(), older.clone(), low.clone()]);
     let human = repo.coord_ok(&["ready"]);
     let firsts: Vec<&str> = human.lines().map(|l| &l[..12]).collect();
     assert_eq!(firsts, ready.iter().map(String::as_str).collect::<Vec<_>>());
@@ -479,10 +482,10 @@ fn ready_orders_by_priority_then_age() {
         let out = repo.coord_as(agent, &args);
         field(&json(&stdout(&out)), "id").map(str::to_string)
     };
-    assert_eq!(next("w1", Some("qa")), Some(urgent_too));
-    assert_eq!(next("w2", None), Some(urgent));
-    assert_eq!(next("w3", None), Some(older));
-    assert_eq!(next("w4", Some("qa")), Some(newer));
+    assert_eq!(next("w1", Some("dev")), Some(urgent));
+    assert_eq!(next("w2", Some("dev")), Some(older));
+    assert_eq!(next("w3", Some("qa")), Some(urgent_too));
+    assert_eq!(next("w4", None), Some(newer));
     assert_eq!(next("w5", None), Some(low));
     let out = repo.coord_as("w6", &["task", "claim", "--next"]);
     assert!(fails(&out, 3).contains("no ready task"));

@@ -689,7 +689,8 @@ fn interfaces(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A bare remote, a second machine, claims raced online and offline, and mail to another project.
+/// A bare remote, a second machine, claims raced online and offline, and a bug handed to another
+/// project and followed home.
 fn across_machines(dir: &Path) -> Result<()> {
     use crate::remote::resolve_remote;
     let sync = |coord: &Coord, remote: &crate::remote::Remote| {
@@ -810,7 +811,7 @@ fn across_machines(dir: &Path) -> Result<()> {
         );
     }
 
-    step("Another project's inbox, through its remote");
+    step("Across projects: a bug handed to a library that never ran git-coord, followed home");
     let lib = root.join("lib");
     let lib_remote = root.join("lib.git");
     let lib_url = lib_remote.display().to_string();
@@ -821,32 +822,137 @@ fn across_machines(dir: &Path) -> Result<()> {
     run_git(&lib, &["commit", "-q", "--allow-empty", "-m", "lib"])?;
     run_git(root, &["init", "-q", "--bare", &lib_url])?;
     run_git(&lib, &["remote", "add", "origin", &lib_url])?;
+    run_git(&lib, &["push", "-q", "origin", "main"])?;
+    let projects = crate::ops::projects::Projects::new(&erin);
+    projects.add("lib", &lib_url)?;
+    println!("$ git coord project add lib {lib_url}     # lib has no refs/coord yet");
+    let (_, filed) = projects.file_task(
+        "lib",
+        crate::ops::projects::FileTask {
+            title: "parse() panics on empty input".into(),
+            description: "Seen from the app; repro attached.".into(),
+            attachments: vec![("repro.txt".into(), b"parse(\"\")\n".to_vec())],
+            ..Default::default()
+        },
+    )?;
+    println!(
+        "$ git coord task new --project lib 'parse() panics on empty input' -d 'Seen from the app; repro attached.' --attach repro.txt\n  lib:{}",
+        filed.id
+    );
+    let app_tasks = Tasks::new(&erin);
+    let waiting = app_tasks.create(NewTask {
+        title: "Accept empty forms".into(),
+        deps: vec![format!("lib:{}", &filed.id[..6])],
+        ..NewTask::default()
+    })?;
+    println!(
+        "$ git coord task new 'Accept empty forms' --dep lib:{}  ->  {}",
+        &filed.id[..6],
+        waiting.id
+    );
+    let index = app_tasks.load_index()?;
+    for w in crate::ops::tasks::blocked(&index) {
+        if w.task.id() != waiting.id {
+            continue;
+        }
+        for dep in &w.waits_on {
+            println!(
+                "$ git coord blocked\n  {} {}  waits on {} ({})",
+                w.task.id(),
+                w.task.title(),
+                dep.id,
+                dep.state
+            );
+        }
+    }
+
     let lib_coord = Coord::open(&lib, Some("lena".into()))?;
     lib_coord.init()?;
+    let lib_origin = resolve_remote(&lib_coord.repo, None)?;
+    sync(&lib_coord, &lib_origin)?;
     crate::ops::agents::Agents::new(&lib_coord)?.spawn(&crate::ops::agents::Spawn {
         name: "lena".into(),
         role: "dev".into(),
         base: None,
         path: None,
     })?;
-    let lib_origin = resolve_remote(&lib_coord.repo, None)?;
+    let lib_tasks = Tasks::new(&lib_coord);
+    let index = lib_tasks.load_index()?;
+    for t in crate::ops::tasks::ready_tasks(&index, Some("dev")) {
+        println!(
+            "$ git coord init && git coord sync && git coord ready --role dev     # in lib, as lena\n  {}  {}",
+            t.id(),
+            t.title()
+        );
+    }
+    let shown = lib_tasks.show(&filed.id)?;
+    if let Some(origin) = &shown.origin {
+        println!("  origin: {}", origin.display());
+    }
+    let lib_mail = crate::ops::messages::Messages::new(&lib_coord);
+    lib_mail.send(crate::ops::messages::Outgoing {
+        target: format!("#{}", filed.id),
+        body: "Which version of lib?".into(),
+        ..Default::default()
+    })?;
+    lib_tasks.claim(&filed.id, false)?;
     sync(&lib_coord, &lib_origin)?;
-    crate::ops::projects::Projects::new(&erin).add("lib", &lib_url)?;
+    println!(
+        "$ git coord send --to '#{}' 'Which version of lib?' && git coord task claim {} && git coord sync",
+        &filed.id[..6],
+        &filed.id[..6]
+    );
+    sync(&erin, &origin)?;
+    projects.follow()?;
+    let erin_mail = crate::ops::messages::Messages::new(&erin);
+    println!("$ git coord sync && git coord inbox     # back in the app, as erin");
+    for m in erin_mail.inbox("erin", &Default::default())?.messages {
+        if m.message.subject.starts_with("lib:") {
+            println!("  from {}: {}", m.message.from, m.message.subject);
+        }
+    }
+    let (_, commented) =
+        projects.comment(&format!("lib:{}", filed.id), "1.4.2, on every platform")?;
+    println!(
+        "$ git coord task comment lib:{} '1.4.2, on every platform'     # through lib's URL\n  {} comment(s) on lib's task",
+        &filed.id[..6],
+        commented.comments.len()
+    );
+    sync(&lib_coord, &lib_origin)?;
+    lib_tasks.done(&filed.id, Some("empty input now parses".into()), false)?;
+    sync(&lib_coord, &lib_origin)?;
+    println!(
+        "$ git coord task done {} --summary 'empty input now parses' && git coord sync     # lena",
+        &filed.id[..6]
+    );
+    sync(&erin, &origin)?;
+    projects.follow()?;
+    println!("$ git coord sync && git coord inbox && git coord ready     # erin");
+    for m in erin_mail.inbox("erin", &Default::default())?.messages {
+        if m.message.subject.contains("done:") {
+            println!("  from {}: {}", m.message.from, m.message.subject);
+        }
+    }
+    let index = app_tasks.load_index()?;
+    for t in crate::ops::tasks::ready_tasks(&index, None) {
+        if t.id() == waiting.id {
+            println!("  ready: {}  {}", t.id(), t.title());
+        }
+    }
+
     let sent = crate::ops::messages::Messages::new(&erin).send(crate::ops::messages::Outgoing {
         target: "lib:lena".into(),
         subject: Some("parse() panics on empty input".into()),
-        body: "Seen from the app; repro attached.".into(),
-        attachments: vec![("repro.txt".into(), b"parse(\"\")\n".to_vec())],
+        body: "Thanks, the app ships with it.".into(),
         ..Default::default()
     })?;
     println!(
-        "$ git coord project add lib {lib_url}\n$ git coord send --to lib:lena --attach repro.txt 'Seen from the app; repro attached.'\n  sent {} into lib's inbox",
+        "$ git coord send --to lib:lena 'Thanks, the app ships with it.'\n  sent {} into lib's inbox",
         sent.id
     );
     sync(&lib_coord, &lib_origin)?;
-    let lena_inbox =
-        crate::ops::messages::Messages::new(&lib_coord).inbox("lena", &Default::default())?;
-    if let Some(m) = lena_inbox.messages.first() {
+    let lena_inbox = lib_mail.inbox("lena", &Default::default())?;
+    if let Some(m) = lena_inbox.messages.iter().find(|m| m.message.id == sent.id) {
         println!(
             "$ git coord sync && git coord inbox     # in lib, as lena\n  from {}: {}",
             m.message.from, m.message.subject

@@ -60,19 +60,25 @@ impl MessageText {
     /// The text and the attachments' (name, bytes), read relative to `start_dir`.
     fn read(self, start_dir: &Path) -> Result<(String, crate::ops::messages::Files)> {
         let body = super::read_text(self.text, self.file.as_ref(), start_dir)?.unwrap_or_default();
-        let attachments = self
-            .attach
-            .iter()
-            .map(|f| {
-                let name = f
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                Ok((name, super::read_file(start_dir, f)?))
-            })
-            .collect::<Result<_>>()?;
-        Ok((body, attachments))
+        Ok((body, read_attachments(&self.attach, start_dir)?))
     }
+}
+
+/// The files named by `--attach`, as (name, bytes), read relative to `start_dir`.
+pub fn read_attachments(
+    files: &[PathBuf],
+    start_dir: &Path,
+) -> Result<crate::ops::messages::Files> {
+    files
+        .iter()
+        .map(|f| {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok((name, super::read_file(start_dir, f)?))
+        })
+        .collect()
 }
 
 #[derive(Args, Debug)]
@@ -260,8 +266,14 @@ pub fn ack(coord: &Coord, id: &str, out: Out, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn thread(coord: &Coord, id: &str, out: Out, json: bool) -> Result<()> {
-    let messages = Messages::new(coord).thread(id)?;
+pub fn thread(coord: &Coord, id: &str, refresh: bool, out: Out, json: bool) -> Result<()> {
+    let messages = if crate::model::id::split_foreign(id).is_some() {
+        crate::ops::projects::Projects::new(coord)
+            .show_task(id, refresh)?
+            .2
+    } else {
+        Messages::new(coord).thread(id)?
+    };
     if json {
         let values: Vec<Value> = messages.iter().map(|m| message_json(m, None)).collect();
         writeln!(out, "{}", Value::Array(values))?;
@@ -454,7 +466,10 @@ pub fn task_extras(out: Out, messages: &[Message], artifacts: &[Artifact]) -> io
                 "  {} {} {} -> {}: {}",
                 m.created,
                 m.id,
-                m.from,
+                match &m.from_project {
+                    Some(p) => format!("{p}:{} ({})", m.from, m.human),
+                    None => m.from.clone(),
+                },
                 if m.to.is_empty() {
                     "-".into()
                 } else {

@@ -103,8 +103,13 @@ enum Command {
         #[command(flatten)]
         text: messages::MessageText,
     },
-    /// A whole conversation, oldest first
-    Thread { id: String },
+    /// A whole conversation, oldest first (NAME:ID: the thread of another project's task)
+    Thread {
+        id: String,
+        /// With NAME:ID: fetch that project first
+        #[arg(long)]
+        fetch: bool,
+    },
     /// Plans, reviews, notes and reports kept with tasks
     #[command(subcommand)]
     Artifact(messages::ArtifactCommand),
@@ -125,7 +130,7 @@ enum Command {
     Push { remote: Option<String> },
     /// Merge agent branches into the integration branch behind gates; list, show, roll back
     Checkpoint(checkpoint::CheckpointArgs),
-    /// Related projects, for messages across projects
+    /// Related projects: tasks filed into them, dependencies on their tasks, mail
     #[command(subcommand)]
     Project(sync::ProjectCommand),
     /// The team in a screenful: tasks, agents, leases, workflows, the last checkpoint
@@ -213,16 +218,19 @@ enum TaskCommand {
         #[arg(long)]
         label: Option<String>,
     },
-    /// Show one task whole
+    /// Show one task whole (NAME:ID: another project's task, as last fetched)
     Show {
         id: String,
+        /// With NAME:ID: fetch that project first
+        #[arg(long)]
+        fetch: bool,
         /// Also show the task's history
         #[arg(long)]
         history: bool,
     },
     /// Change a task's fields
     Edit(EditArgs),
-    /// Add a comment to a task
+    /// Add a comment to a task (NAME:ID: on another project's task, through its URL)
     Comment { id: String, text: String },
     /// Claim a task, or the most urgent ready one with --next
     Claim {
@@ -277,7 +285,7 @@ enum TaskCommand {
 
 #[derive(Subcommand, Debug)]
 enum DepCommand {
-    /// ID waits on DEP
+    /// ID waits on DEP (an id here, or NAME:ID in a related project)
     Add { id: String, dep: String },
     /// ID no longer waits on DEP
     Rm { id: String, dep: String },
@@ -303,10 +311,20 @@ struct NewArgs {
     role: Option<String>,
     #[arg(long = "label")]
     labels: Vec<String>,
-    #[arg(long = "dep", value_name = "ID")]
+    /// A task this one waits on: an id here, or NAME:ID in a related project
+    #[arg(long = "dep", value_name = "ID", conflicts_with = "project")]
     deps: Vec<String>,
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with = "project")]
     parent: Option<String>,
+    /// File the task into this related project, through its URL; prints NAME:ID
+    #[arg(long, value_name = "NAME")]
+    project: Option<String>,
+    /// With --project: a file for the task's first message (repeatable)
+    #[arg(long = "attach", value_name = "FILE", requires = "project")]
+    attach: Vec<PathBuf>,
+    /// With --project: the task here the filing is for (recorded in its origin)
+    #[arg(long, value_name = "ID", requires = "project")]
+    from: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -513,7 +531,7 @@ fn run(cli: Cli) -> Result<()> {
         } => messages::read(&coord, &id, save_attachments, out, json)?,
         Command::Ack { id } => messages::ack(&coord, &id, out, json)?,
         Command::Reply { id, text } => messages::reply(&coord, &id, text, out, json)?,
-        Command::Thread { id } => messages::thread(&coord, &id, out, json)?,
+        Command::Thread { id, fetch } => messages::thread(&coord, &id, fetch, out, json)?,
         Command::Artifact(cmd) => messages::artifact(&coord, cmd, out, json)?,
         Command::Brief {
             organiser,
@@ -531,6 +549,30 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut impl Write, json: bool) -
         TaskCommand::New(a) => {
             let description =
                 read_text(a.description, a.file.as_ref(), &tasks.start_dir())?.unwrap_or_default();
+            if let Some(project) = &a.project {
+                let filing = crate::ops::projects::FileTask {
+                    title: a.title,
+                    description,
+                    attachments: messages::read_attachments(&a.attach, &tasks.start_dir())?,
+                    kind: a.kind,
+                    priority: a.priority,
+                    role: a.role,
+                    labels: a.labels,
+                    from: a.from,
+                };
+                let (p, task) = crate::ops::projects::Projects::new(tasks.coord())
+                    .file_task(project, filing)?;
+                if json {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({ "project": p.name, "id": task.id })
+                    )?;
+                } else {
+                    writeln!(out, "{}:{}", p.name, task.id)?;
+                }
+                return Ok(());
+            }
             let task = tasks.create(NewTask {
                 title: a.title,
                 description,
@@ -559,9 +601,36 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut impl Write, json: bool) -
             };
             output::summaries(out, &crate::ops::tasks::list(&index, &filter), json)?;
         }
-        TaskCommand::Show { id, history } => {
-            let task = tasks.show(&id)?;
+        TaskCommand::Show { id, history, fetch } => {
             let coord = tasks.coord();
+            if crate::model::id::split_foreign(&id).is_some() {
+                let (p, task, thread) =
+                    crate::ops::projects::Projects::new(coord).show_task(&id, fetch)?;
+                if json {
+                    let mut value = output::task_value(&task, history);
+                    value["project"] = serde_json::json!(p.name);
+                    value["fetched"] = serde_json::json!(p.fetched);
+                    value["messages"] = serde_json::Value::Array(
+                        thread
+                            .iter()
+                            .map(|m| messages::message_json(m, None))
+                            .collect(),
+                    );
+                    writeln!(out, "{value}")?;
+                } else {
+                    writeln!(
+                        out,
+                        "project {} ({}), fetched {}",
+                        p.name,
+                        p.url,
+                        p.fetched.as_deref().unwrap_or("never")
+                    )?;
+                    output::task(out, &task, history, false)?;
+                    messages::task_extras(out, &thread, &[])?;
+                }
+                return Ok(());
+            }
+            let task = tasks.show(&id)?;
             let thread = crate::ops::messages::Messages::new(coord).task_thread(&task.id)?;
             let (artifacts, _) =
                 crate::ops::artifacts::Artifacts::new(coord).list(Some(&task.id))?;
@@ -605,6 +674,18 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut impl Write, json: bool) -
             output::changed(out, "edited", &tasks.edit(&a.id, edit)?, json)?;
         }
         TaskCommand::Comment { id, text } => {
+            if crate::model::id::split_foreign(&id).is_some() {
+                let (p, task) =
+                    crate::ops::projects::Projects::new(tasks.coord()).comment(&id, &text)?;
+                if json {
+                    let mut value = output::task_value(&task, false);
+                    value["project"] = serde_json::json!(p.name);
+                    writeln!(out, "{value}")?;
+                } else {
+                    writeln!(out, "commented on {}:{} {}", p.name, task.id, task.title)?;
+                }
+                return Ok(());
+            }
             output::changed(out, "commented on", &tasks.comment(&id, &text)?, json)?
         }
         TaskCommand::Claim {

@@ -58,6 +58,9 @@ pub fn task_json(task: &Task) -> Value {
     map.insert("comments".into(), json!(task.comments));
     map.insert("history".into(), json!(task.history));
     map.insert("conflicts".into(), json!(task.conflicts));
+    if let Some(origin) = &task.origin {
+        map.insert("origin".into(), json!(origin));
+    }
     value
 }
 
@@ -153,6 +156,13 @@ pub fn task(out: Out, task: &Task, history: bool, json: bool) -> io::Result<()> 
         ("parent", task.parent.clone()),
         ("blocked", task.block_reason.clone()),
         ("summary", task.summary.clone()),
+        (
+            "origin",
+            task.origin.as_ref().map(|o| match &o.task {
+                Some(t) => format!("{} for its task {t}", o.display()),
+                None => o.display(),
+            }),
+        ),
     ];
     for (name, value) in fields {
         if let Some(value) = value {
@@ -179,7 +189,12 @@ pub fn task(out: Out, task: &Task, history: bool, json: bool) -> io::Result<()> 
     if !task.comments.is_empty() {
         writeln!(out, "\ncomments:")?;
         for c in &task.comments {
-            writeln!(out, "  {} {}: {}", c.at, c.author, c.text)?;
+            let author = match (&c.project, &c.human) {
+                (Some(p), Some(h)) => format!("{p}:{} ({h})", c.author),
+                (Some(p), None) => format!("{p}:{}", c.author),
+                _ => c.author.clone(),
+            };
+            writeln!(out, "  {} {author}: {}", c.at, c.text)?;
         }
     }
     if history {
@@ -207,7 +222,18 @@ pub fn blocked(out: Out, waiting: &[Waiting<'_>], json: bool) -> io::Result<()> 
             writeln!(out, "    blocked: {reason}")?;
         }
         for dep in &w.waits_on {
-            writeln!(out, "    waits on {} ({}) {}", dep.id, dep.state, dep.title)?;
+            let fetched = match &dep.fetched {
+                Some(at) => format!(" [fetched {at}]"),
+                None if dep.id.contains(':') => {
+                    " [never fetched: `git coord sync` (`git coord project list`)]".into()
+                }
+                None => String::new(),
+            };
+            writeln!(
+                out,
+                "    waits on {} ({}) {}{fetched}",
+                dep.id, dep.state, dep.title
+            )?;
         }
     }
     Ok(())

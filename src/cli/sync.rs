@@ -8,16 +8,16 @@ use serde_json::json;
 use crate::error::Result;
 use crate::ops::context::Coord;
 use crate::ops::online::Notices;
-use crate::ops::projects::Projects;
+use crate::ops::projects::{Followed, Projects};
 use crate::remote::{self as core, RefReport, resolve_remote};
 
 type Out<'a> = &'a mut dyn Write;
 
 #[derive(Subcommand, Debug)]
 pub enum ProjectCommand {
-    /// Record a related project: messages can then go to NAME:AGENT, NAME:@ROLE or NAME
+    /// Record a related project in this clone (`projects:` in .coord.yaml records it for all)
     Add { name: String, url: String },
-    /// The related projects recorded here
+    /// The related projects: name, URL, identity, where recorded, when last fetched
     List,
     /// Forget a related project
     Rm { name: String },
@@ -26,8 +26,11 @@ pub enum ProjectCommand {
 pub fn sync(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
     let remote = resolve_remote(&coord.repo, remote)?;
     let report = core::sync(&coord.repo, &remote, &Notices::new(coord))?;
+    let followed = Projects::new(coord).follow()?;
     if json {
-        writeln!(out, "{}", serde_json::to_value(&report)?)?;
+        let mut value = serde_json::to_value(&report)?;
+        value["projects"] = serde_json::to_value(&followed)?;
+        writeln!(out, "{value}")?;
         return Ok(());
     }
     writeln!(
@@ -52,19 +55,50 @@ pub fn sync(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result
             "warning: {path} could not be read on either side; kept as found"
         )?;
     }
+    drop(err);
+    projects_followed(out, &followed)
+}
+
+/// One line per related project a sync or fetch followed; one warning per one it could not.
+fn projects_followed(out: Out, followed: &[Followed]) -> Result<()> {
+    for f in followed {
+        match &f.error {
+            None => writeln!(
+                out,
+                "  project {:<16} fetched ({} notice{})",
+                f.project,
+                f.notices,
+                if f.notices == 1 { "" } else { "s" }
+            )?,
+            Some(why) => writeln!(
+                std::io::stderr(),
+                "warning: {why}; its tasks here keep their last fetched state"
+            )?,
+        }
+    }
     Ok(())
 }
 
 pub fn fetch(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
     let remote = resolve_remote(&coord.repo, remote)?;
     let done = core::fetch_and_merge(&coord.repo, &remote, &Notices::new(coord))?;
+    let followed = Projects::new(coord).follow()?;
+    if json {
+        writeln!(
+            out,
+            "{}",
+            json!({ "remote": remote.name, "refs": done, "projects": followed })
+        )?;
+        return Ok(());
+    }
     report(
         out,
-        json,
+        false,
         &format!("fetched from {}", remote.name),
         &remote.name,
         &done,
-    )
+    )?;
+    projects_followed(out, &followed)
 }
 
 pub fn push(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
@@ -112,7 +146,15 @@ pub fn project(coord: &Coord, cmd: ProjectCommand, out: Out, json: bool) -> Resu
                 writeln!(out, "{}", serde_json::to_value(&list)?)?;
             } else {
                 for p in &list {
-                    writeln!(out, "{:<16} {}  ({})", p.name, p.url, p.id)?;
+                    writeln!(
+                        out,
+                        "{:<16} {}  id {}  from {}  fetched {}",
+                        p.name,
+                        p.url,
+                        p.id,
+                        p.source,
+                        p.fetched.as_deref().unwrap_or("never")
+                    )?;
                 }
             }
         }

@@ -38,3 +38,22 @@ pub fn parse_prefix(input: &str) -> Result<String> {
 pub fn is_full_id(s: &str) -> bool {
     s.len() == ID_LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
+
+/// Splits `NAME:ID` (a task of a related project) into the project's name and the id part.
+pub fn split_foreign(input: &str) -> Option<(&str, &str)> {
+    let (project, id) = input.trim().trim_start_matches('#').split_once(':')?;
+    (!project.is_empty()).then_some((project, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_of_another_project_is_name_colon_id() {
+        assert_eq!(split_foreign("beads:42d4"), Some(("beads", "42d4")));
+        assert_eq!(split_foreign("#beads:42d4"), Some(("beads", "42d4")));
+        assert_eq!(split_foreign("42d4"), None);
+        assert_eq!(split_foreign(":42d4"), None);
+    }
+}

@@ -12,6 +12,9 @@ pub const MAX_SUBJECT: usize = 200;
 /// The body of a message, in bytes (the document limit leaves room for the rest).
 pub const MAX_BODY: usize = 256 * 1024;
 pub const MAX_RECIPIENTS: usize = 1000;
+/// The target of mail to a whole project (`send --to NAME` from another project): it lands in
+/// the project's shared box, unread for every agent until one of them acknowledges it.
+pub const SHARED_TARGET: &str = "@project";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -93,6 +96,11 @@ impl Message {
     /// The same document filed in a recipient's box.
     pub fn box_path(agent: &str, id: &str) -> String {
         format!("boxes/{agent}/{}/{id}.yaml", id::shard(id))
+    }
+
+    /// The same document filed in the project's shared box.
+    pub fn shared_path(id: &str) -> String {
+        format!("shared/{}/{id}.yaml", id::shard(id))
     }
 
     /// The same document filed under its thread.
@@ -177,7 +185,11 @@ impl MessageSummary {
         MessageSummary {
             id: msg.id.clone(),
             created: msg.created.clone(),
-            from: msg.from.clone(),
+            // Someone from another project shows as `project:agent`.
+            from: match &msg.from_project {
+                Some(project) => format!("{project}:{}", msg.from),
+                None => msg.from.clone(),
+            },
             importance: msg.importance,
             thread: msg.thread.clone(),
             task: msg.task.clone(),

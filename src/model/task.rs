@@ -101,6 +101,32 @@ pub struct Comment {
     pub author: String,
     pub at: String,
     pub text: String,
+    /// The project the author works in, when it is not this one (its identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// The human behind an author from another project, `Name <email>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub human: Option<String>,
+}
+
+/// Where a task filed from another project came from (SEMANTICS.md, "Across projects").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The filing project's identity (its normalized URL).
+    pub project: String,
+    pub agent: String,
+    /// The human behind the agent, `Name <email>`.
+    pub human: String,
+    /// The filing project's task this one was filed for (`--from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+}
+
+impl Origin {
+    /// `project:agent (Human <email>)`, as every listing shows someone from another project.
+    pub fn display(&self) -> String {
+        format!("{}:{} ({})", self.project, self.agent, self.human)
+    }
 }
 
 /// One line of a task's own history: who did what, when.
@@ -163,6 +189,9 @@ pub struct Task {
     /// Fields changed differently on two replicas, as a sync settled them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<Conflict>,
+    /// Set when the task was filed from another project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
     /// Fields this build does not know (written by a newer git-coord of the same format),
     /// kept as they are so a write never drops them.
     #[serde(flatten)]
@@ -541,6 +570,8 @@ mod tests {
                 author: "bob".into(),
                 at: "x".into(),
                 text: "a\nb".into(),
+                project: None,
+                human: None,
             }],
             history: vec![Event {
                 at: "x".into(),
@@ -549,6 +580,13 @@ mod tests {
                 note: Some("n: 1".into()),
             }],
             conflicts: Vec::new(),
+            // A nested mapping the fast reader must skip.
+            origin: Some(Origin {
+                project: "github.com/acme/app".into(),
+                agent: "alice".into(),
+                human: "Ada <ada@example.com>".into(),
+                task: Some("0123456789ab".into()),
+            }),
             extra: Default::default(),
         }
     }
@@ -847,6 +885,7 @@ mod merge_tests {
             comments: Vec::new(),
             history: Vec::new(),
             conflicts: Vec::new(),
+            origin: None,
             extra: Default::default(),
         }
     }
@@ -900,6 +939,8 @@ mod merge_tests {
             at: "2026-01-01T00:00:03Z".into(),
             author: "bob".into(),
             text: "hi".into(),
+            project: None,
+            human: None,
         }];
         let (m1, _) = merge_task(Some(&base), &done, &edited);
         let (m2, _) = merge_task(Some(&base), &edited, &done);

@@ -55,6 +55,9 @@ struct ConfigFile {
     /// Gate failures or send-backs of one workflow stage that pause the team (0: never).
     #[serde(default)]
     breaker: Option<u32>,
+    /// Related projects every clone knows: name -> git URL.
+    #[serde(default)]
+    projects: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +77,8 @@ pub struct Config {
     pub stop_idle: Duration,
     /// Gate failures or send-backs of one workflow stage that trip the breaker (0: never).
     pub breaker: u32,
+    /// Related projects (name, URL) from the committed file, in name order.
+    pub projects: Vec<(String, String)>,
 }
 
 pub const DEFAULT_BREAKER: u32 = 3;
@@ -222,8 +227,21 @@ impl Config {
             Some(text) => parse_duration(text).map_err(in_file)?,
             None => DEFAULT_STOP_IDLE,
         };
+        let projects: Vec<(String, String)> =
+            file.projects.unwrap_or_default().into_iter().collect();
+        for (project, url) in &projects {
+            name::validate("project name", project).map_err(in_file)?;
+            if url.trim().is_empty() || url.trim().starts_with('-') {
+                return Err(in_file(Error::invalid(
+                    "url",
+                    url,
+                    format!("give project {project}'s git URL or path"),
+                )));
+            }
+        }
         Ok(Config {
             breaker: file.breaker.unwrap_or(DEFAULT_BREAKER),
+            projects,
             gates: file.gates.unwrap_or_default(),
             stop_idle,
             max_attachment_bytes,

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::git::{Oid, Repo};
 use crate::model::message::{
     Attachment, Importance, MAX_BODY, MAX_RECIPIENTS, MAX_SUBJECT, MESSAGE_FORMAT, Mark, Message,
-    Person, first_line, safe_file_name,
+    Person, SHARED_TARGET, first_line, safe_file_name,
 };
 pub use crate::model::message::{MessageSummary, clip};
 use crate::model::{MAX_DOCUMENT_BYTES, id, name, time};
@@ -127,6 +127,11 @@ impl<'c> Messages<'c> {
         let actor = self.coord.actor()?;
         let projects = crate::ops::projects::Projects::new(self.coord);
         let target = out.target.trim().to_string();
+        if target.starts_with('#')
+            && let Some((project, task)) = id::split_foreign(&target)
+        {
+            return projects.send_to_task(project, task, out);
+        }
         if let Some((project, rest)) = target.split_once(':') {
             return projects.send(project, rest, out, None);
         }
@@ -477,6 +482,23 @@ impl<'c> Messages<'c> {
             attachments,
         };
         if let Some(project_id) = foreign {
+            // About a task of ours: the answer goes on the task's thread, where its sender's
+            // project follows it; no address of theirs is needed.
+            if let Some(task) = original
+                .task
+                .as_deref()
+                .filter(|_| projects.by_id(project_id).ok().flatten().is_none())
+                && Tasks::new(self.coord).resolve_now(task).is_ok()
+            {
+                let out = Outgoing {
+                    target: format!("#{task}"),
+                    thread: Some(original.thread.clone()),
+                    ..out
+                };
+                let sent = self.send_as(&actor, out, None)?;
+                self.mark(&original.id, false, "read")?;
+                return Ok(sent);
+            }
             let project = projects.by_id(project_id)?.ok_or_else(|| {
                 Error::invalid(
                     "reply",
@@ -540,8 +562,20 @@ impl<'c> Messages<'c> {
         if let Some(from) = &filter.from {
             name::validate("agent name", from)?;
         }
-        let (summaries, problems) = self.box_summaries(&snap, agent)?;
-        let read = self.read_set(&snap, agent)?;
+        let (mut summaries, mut problems) = self.box_summaries(&snap, agent)?;
+        let mut read = self.read_set(&snap, agent)?;
+        // The project's shared box: everyone's until one of them acknowledges a message.
+        let (shared, shared_problems) = self.summaries_in(&snap, "shared", "@shared")?;
+        problems.extend(shared_problems);
+        for s in shared {
+            if summaries.iter().any(|mine| mine.id == s.id) {
+                continue;
+            }
+            if self.acked_by_anyone(&snap, &s.id)? {
+                read.insert(s.id.clone());
+            }
+            summaries.push(s);
+        }
         let grep = filter.grep.as_ref().map(|g| g.to_lowercase());
         let mut unread_count = 0;
         let mut kept: Vec<(bool, &MessageSummary)> = Vec::new();
@@ -551,7 +585,10 @@ impl<'c> Messages<'c> {
                 unread_count += 1;
             }
             if (is_read && !filter.all)
-                || filter.from.as_ref().is_some_and(|f| *f != s.from)
+                || filter
+                    .from
+                    .as_ref()
+                    .is_some_and(|f| *f != s.from && !s.from.ends_with(&format!(":{f}")))
                 || thread.as_ref().is_some_and(|t| *t != s.thread)
             {
                 continue;
@@ -770,8 +807,38 @@ impl<'c> Messages<'c> {
         snap: &Snapshot,
         agent: &str,
     ) -> Result<(Vec<MessageSummary>, Vec<Problem>)> {
+        self.summaries_in(snap, &format!("boxes/{agent}"), agent)
+    }
+
+    /// Whether some agent has acknowledged message `id`.
+    fn acked_by_anyone(&self, snap: &Snapshot, id: &str) -> Result<bool> {
+        let Some(tree) = snap.tree else {
+            return Ok(false);
+        };
+        let Some(marks) = self.repo().lookup_path(tree, "marks")? else {
+            return Ok(false);
+        };
+        for agent in self.repo().tree_entries(marks)? {
+            if agent.is_tree
+                && self
+                    .mark_of(snap, &agent.name, id)?
+                    .is_some_and(|m| m.acked.is_some())
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The summaries of every message filed under `dir` (a box), cached under `cache_name`.
+    fn summaries_in(
+        &self,
+        snap: &Snapshot,
+        dir: &str,
+        cache_name: &str,
+    ) -> Result<(Vec<MessageSummary>, Vec<Problem>)> {
         let mut problems = Vec::new();
-        let dir = format!("boxes/{agent}");
+        let dir = dir.to_string();
         let Some(tree) = snap.tree else {
             return Ok((Vec::new(), problems));
         };
@@ -782,7 +849,7 @@ impl<'c> Messages<'c> {
             .repo()
             .common_dir()
             .join("coord/cache/inbox")
-            .join(format!("{agent}.tsv"));
+            .join(format!("{cache_name}.tsv"));
         let cached = crate::store::inbox_cache::read(&cache_file);
         let mut by_blob: HashMap<Oid, &MessageSummary> = HashMap::new();
         for shard in cached.values() {
@@ -858,6 +925,9 @@ pub(crate) fn filing(msg: &Message) -> Change {
         if seen.insert(to) {
             docs.push((Message::box_path(to, &msg.id), Some(bytes.clone())));
         }
+    }
+    if msg.target == SHARED_TARGET {
+        docs.push((Message::shared_path(&msg.id), Some(bytes.clone())));
     }
     docs.push((Message::thread_path(&msg.thread, &msg.id), Some(bytes)));
     Change {

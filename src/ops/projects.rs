@@ -1,22 +1,36 @@
-//! Related projects and mail between them: `project add NAME URL` records a project in this
-//! clone's git configuration (`coord.project.<name>.url`: local configuration, never data from a
-//! remote, decides where git-coord pushes), and a message to `NAME:AGENT`, `NAME:@ROLE` or `NAME`
-//! is written straight into that project's refs/coord/inbox through its URL.
+//! Related projects (SEMANTICS.md, "Across projects"): where they are (`projects:` in the
+//! committed .coord.yaml, or `project add` in one clone's git configuration: local configuration,
+//! never data from a remote, decides where git-coord pushes), tasks filed into them through their
+//! URL, dependencies on their tasks, following those tasks home, and mail to them.
+//!
+//! Their state is fetched read-only into `refs/coord-projects/<name>/`; every write there is a
+//! commit on the fetched tip, pushed fast-forward only, and done again from a new fetch when
+//! someone else moved first.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
 use crate::git::Oid;
 use crate::model::agent::{Agent, AgentStatus};
-use crate::model::message::{MESSAGE_FORMAT, Message};
+use crate::model::message::{Importance, MESSAGE_FORMAT, Message, SHARED_TARGET, clip};
+use crate::model::task::{Comment, Kind, Origin, State, TASK_FORMAT, Task};
 use crate::model::{id, name, time};
 use crate::ops::context::Coord;
 use crate::ops::messages::{
-    Messages, Outgoing, add_attachments, attachment_records, check_text, filing,
+    Files, Messages, Outgoing, add_attachments, attachment_records, check_text, filing,
 };
 use crate::remote::{MAX_TRIES, Pushed, Remote, fetch, push};
-use crate::store::{Change, Snapshot, backoff, build_commit};
+use crate::store::foreign::{
+    PROJECTS_NS, fetched_at, filed, load_task, record_fetch, record_filed, staged_ref,
+};
+use crate::store::{COORD_REFS, Change, Snapshot, Store, backoff, build_commit};
 
+const TASKS: &str = "refs/coord/tasks";
 const INBOX: &str = "refs/coord/inbox";
 const AGENTS: &str = "refs/coord/agents";
+/// How much of a comment or message from another project a notice quotes (the rest is a
+/// `task show` or `thread` away).
+const NOTICE_TEXT: usize = 4000;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Project {
@@ -24,6 +38,48 @@ pub struct Project {
     pub url: String,
     /// The project's identity: its normalized URL, as its own clones compute it.
     pub id: String,
+    /// Where it is recorded: `.coord.yaml` (every clone) or `git config` (this clone).
+    pub source: &'static str,
+    /// When this clone last fetched it.
+    pub fetched: Option<String>,
+}
+
+/// A task to file into another project.
+#[derive(Debug, Default, Clone)]
+pub struct FileTask {
+    pub title: String,
+    pub description: String,
+    pub attachments: Files,
+    pub kind: Option<Kind>,
+    pub priority: Option<u8>,
+    pub role: Option<String>,
+    pub labels: Vec<String>,
+    /// This project's task the filing is for.
+    pub from: Option<String>,
+}
+
+/// What following one project did on a sync or fetch.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Followed {
+    pub project: String,
+    pub url: String,
+    /// Notices filed in this project's inboxes about its tasks there.
+    pub notices: usize,
+    /// Why it could not be fetched (the sync itself went on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A project's refs as just fetched: each ref's tip there, or its root commit when it has none.
+struct Fetched {
+    tips: BTreeMap<&'static str, Option<Oid>>,
+    bases: BTreeMap<&'static str, Snapshot>,
+}
+
+impl Fetched {
+    fn base(&self, refname: &str) -> Snapshot {
+        self.bases[refname]
+    }
 }
 
 pub struct Projects<'c> {
@@ -51,17 +107,25 @@ impl<'c> Projects<'c> {
             name: project.into(),
             url: url.into(),
             id,
+            source: "git config",
+            fetched: fetched_at(&self.coord.repo, project),
         })
     }
 
+    /// The related projects: `.coord.yaml`'s `projects:`, and this clone's `project add`s (which
+    /// win for the same name).
     pub fn list(&self) -> Result<Vec<Project>> {
+        let mut found: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
+        let config = crate::ops::config::Config::load(self.coord.repo.workdir().as_deref())?;
+        for (project, url) in config.projects {
+            found.insert(project, (url, ".coord.yaml"));
+        }
         let out = self.coord.repo.git(&[
             "config",
             "--local",
             "--get-regexp",
             r"^coord\.project\..*\.url$",
         ])?;
-        let mut list = Vec::new();
         for line in out.stdout.lines() {
             let Some((key, url)) = line.split_once(' ') else {
                 continue;
@@ -72,15 +136,22 @@ impl<'c> Projects<'c> {
             else {
                 continue;
             };
-            if let Some(id) = crate::ops::config::normalize_remote_url(url) {
+            if name::validate("project name", project).is_ok() {
+                found.insert(project.into(), (url.into(), "git config"));
+            }
+        }
+        let mut list = Vec::new();
+        for (project, (url, source)) in found {
+            if let Some(id) = crate::ops::config::normalize_remote_url(&url) {
                 list.push(Project {
-                    name: project.into(),
-                    url: url.into(),
+                    fetched: fetched_at(&self.coord.repo, &project),
+                    name: project,
+                    url,
                     id,
+                    source,
                 });
             }
         }
-        list.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(list)
     }
 
@@ -92,13 +163,20 @@ impl<'c> Projects<'c> {
                 Error::invalid(
                     "project",
                     project,
-                    "no such project: record it with `git coord project add NAME URL` (`git coord project list` shows them)",
+                    "no such project is configured: record it with `git coord project add NAME URL` or under `projects:` in .coord.yaml (`git coord project list` shows them)",
                 )
             })
     }
 
     pub fn remove(&self, project: &str) -> Result<()> {
-        self.get(project)?;
+        let p = self.get(project)?;
+        if p.source == ".coord.yaml" {
+            return Err(Error::invalid(
+                "project",
+                project,
+                "it is recorded in .coord.yaml, for every clone: remove it there and commit",
+            ));
+        }
         self.coord
             .repo
             .git_ok(&[
@@ -121,8 +199,341 @@ impl<'c> Projects<'c> {
         Ok(self.list()?.into_iter().find(|p| p.id == id))
     }
 
-    /// Sends `out` to `target` (`AGENT`, `@ROLE` or empty for every agent) of `project`, into
-    /// its refs/coord/inbox through its URL. Returns the message as delivered.
+    fn remote(p: &Project) -> Remote {
+        Remote {
+            name: p.url.clone(),
+            staging: format!("{PROJECTS_NS}{}/", p.name),
+        }
+    }
+
+    /// Fetches `refs` of project `p` into its read-only copy, and checks what came.
+    fn fetch_refs(&self, p: &Project, refs: &[&'static str]) -> Result<Fetched> {
+        let repo = &self.coord.repo;
+        fetch(repo, &Self::remote(p), refs).map_err(|e| unreachable_project(p, e))?;
+        record_fetch(repo, &p.name)?;
+        let mut fetched = Fetched {
+            tips: BTreeMap::new(),
+            bases: BTreeMap::new(),
+        };
+        for refname in refs {
+            let kind = kind(refname);
+            let tip = repo.ref_tip(&staged_ref(&p.name, kind))?;
+            let base = match tip {
+                Some(tip) => {
+                    let tree = self.check_coord_ref(p, refname, tip)?;
+                    Snapshot {
+                        tip: Some(tip),
+                        tree: Some(tree),
+                    }
+                }
+                None => {
+                    let root = Store::new(repo, refname).root_commit()?;
+                    Snapshot {
+                        tip: Some(root),
+                        tree: Some(repo.commit_tree(root)?),
+                    }
+                }
+            };
+            fetched.tips.insert(refname, tip);
+            fetched.bases.insert(refname, base);
+        }
+        Ok(fetched)
+    }
+
+    /// A fetched coordination ref must be git-coord's: a commit whose tree has the marker
+    /// every root commit starts with.
+    fn check_coord_ref(&self, p: &Project, refname: &str, tip: Oid) -> Result<Oid> {
+        let repo = &self.coord.repo;
+        let malformed = |why: String| Error::Project {
+            project: p.name.clone(),
+            url: p.url.clone(),
+            why: format!("its {refname} is malformed: {why}"),
+            hint: format!(
+                "nothing was written on either side; ask project {}'s maintainers to repair or delete {refname} there (`git coord init` recreates it)",
+                p.name
+            ),
+        };
+        let tree = repo
+            .commit_tree(tip)
+            .map_err(|_| malformed(format!("{tip} is not a commit")))?;
+        let marker = repo
+            .lookup_path(tree, "coord.yaml")?
+            .map(|blob| crate::store::read_blob(repo, blob, 4096, refname, "coord.yaml"))
+            .transpose()
+            .map_err(|e| malformed(e.to_string()))?;
+        let expected = format!("kind: {}", kind(refname));
+        match marker {
+            Some(bytes) if String::from_utf8_lossy(&bytes).contains(&expected) => Ok(tree),
+            _ => Err(malformed(
+                "it holds no git-coord state (no coord.yaml marker)".into(),
+            )),
+        }
+    }
+
+    /// Writes into project `p` through its URL: fetches `refs`, lets `op` build the changes on
+    /// what it fetched, pushes them fast-forward only (with the root commits of the refs the
+    /// project lacks, so it starts from the same roots `init` makes), and starts again from a new
+    /// fetch when someone else moved first. Local refs are never touched.
+    fn write_remote<T>(
+        &self,
+        p: &Project,
+        mut op: impl FnMut(&Fetched) -> Result<(Vec<(&'static str, Change)>, T)>,
+    ) -> Result<T> {
+        let repo = &self.coord.repo;
+        let actor = self.coord.actor()?;
+        for attempt in 1..=MAX_TRIES {
+            let fetched = self.fetch_refs(p, &COORD_REFS)?;
+            let (changes, value) = op(&fetched)?;
+            let mut updates = Vec::new();
+            for (refname, mut change) in changes {
+                change.trailers.push(("Coord-Project", self.own_id()));
+                let commit = build_commit(repo, &fetched.base(refname), &actor, &change)?;
+                updates.push((refname.to_string(), commit));
+            }
+            for refname in COORD_REFS {
+                if fetched.tips[refname].is_none() && !updates.iter().any(|(r, _)| r == refname) {
+                    updates.push((
+                        refname.to_string(),
+                        fetched.base(refname).tip.expect("root"),
+                    ));
+                }
+            }
+            match push(repo, &p.url, &updates).map_err(|e| unreachable_project(p, e))? {
+                Pushed::Accepted => {
+                    for (refname, commit) in &updates {
+                        repo.set_ref(&staged_ref(&p.name, kind(refname)), *commit)?;
+                    }
+                    return Ok(value);
+                }
+                Pushed::Rejected => backoff(attempt),
+            }
+        }
+        Err(Error::Contended {
+            refname: format!("refs/coord/* of project {} ({})", p.name, p.url),
+            attempts: MAX_TRIES,
+        })
+    }
+
+    /// Files a task into `project`, with its text and attachments as the first message on its
+    /// thread. Returns the project and the task as filed.
+    pub fn file_task(&self, project: &str, f: FileTask) -> Result<(Project, Task)> {
+        let p = self.get(project)?;
+        let actor = self.coord.actor()?;
+        let title = crate::ops::tasks::check_title(&f.title)?;
+        let priority = crate::ops::tasks::check_priority(
+            f.priority.unwrap_or(crate::model::task::DEFAULT_PRIORITY),
+        )?;
+        if let Some(role) = &f.role {
+            name::validate("role", role)?;
+        }
+        for label in &f.labels {
+            name::validate("label", label)?;
+        }
+        let from = f
+            .from
+            .as_deref()
+            .map(|t| crate::ops::tasks::Tasks::new(self.coord).resolve_now(t))
+            .transpose()?;
+        let body = if f.description.trim().is_empty() {
+            title.clone()
+        } else {
+            f.description.clone()
+        };
+        let (body, _) = check_text(&Outgoing {
+            body,
+            ..Outgoing::default()
+        })?;
+        let attachments = Messages::new(self.coord).check_attachments(&f.attachments)?;
+        let own = self.own_id();
+        let mut labels: Vec<String> = Vec::new();
+        for label in &f.labels {
+            if !labels.contains(label) {
+                labels.push(label.clone());
+            }
+        }
+        let task = self.write_remote(&p, |fetched| {
+            let repo = &self.coord.repo;
+            let tasks_tree = fetched.base(TASKS).tree.expect("a tree");
+            let inbox_tree = fetched.base(INBOX).tree.expect("a tree");
+            let mut task_id = id::new_id();
+            while repo
+                .lookup_path(tasks_tree, &Task::path(&task_id))?
+                .is_some()
+            {
+                task_id = id::new_id();
+            }
+            let mut msg_id = id::new_id();
+            while repo
+                .lookup_path(inbox_tree, &Message::path(&msg_id))?
+                .is_some()
+            {
+                msg_id = id::new_id();
+            }
+            let now = time::now();
+            let mut task = Task {
+                format: TASK_FORMAT,
+                id: task_id.clone(),
+                title: title.clone(),
+                kind: f.kind.unwrap_or(Kind::Bug),
+                state: State::Open,
+                priority,
+                role: f.role.clone(),
+                labels: labels.clone(),
+                deps: Vec::new(),
+                parent: None,
+                assignee: None,
+                claimed_at: None,
+                summary: None,
+                block_reason: None,
+                created: now.clone(),
+                created_by: actor.agent.clone(),
+                updated: now.clone(),
+                description: f.description.clone(),
+                comments: Vec::new(),
+                history: Vec::new(),
+                conflicts: Vec::new(),
+                origin: Some(Origin {
+                    project: own.clone(),
+                    agent: actor.agent.clone(),
+                    human: actor.human.clone(),
+                    task: from.clone(),
+                }),
+                extra: Default::default(),
+            };
+            task.push_event(&actor.agent, "new", Some(format!("filed from {own}")), &now);
+            let msg = Message {
+                format: MESSAGE_FORMAT,
+                id: msg_id.clone(),
+                from: actor.agent.clone(),
+                human: actor.human.clone(),
+                from_project: Some(own.clone()),
+                target: format!("#{task_id}"),
+                to: Vec::new(),
+                subject: clip(&title, crate::model::message::MAX_SUBJECT),
+                thread: task_id.clone(),
+                reply_to: None,
+                task: Some(task_id.clone()),
+                importance: Importance::Normal,
+                created: now.clone(),
+                body: body.clone(),
+                attachments: attachment_records(&attachments),
+                extra: Default::default(),
+            };
+            let task_change = Change {
+                docs: vec![(Task::path(&task_id), Some(task.to_yaml().into_bytes()))],
+                subject: format!("new {task_id} by {} of {own}", actor.agent),
+                trailers: vec![("Coord-Op", "new".into()), ("Coord-Task", task_id.clone())],
+            };
+            let mut msg_change = filing(&msg);
+            add_attachments(&mut msg_change, &msg_id, &attachments);
+            msg_change.subject = format!("send {msg_id} by {} of {own} to #{task_id}", actor.agent);
+            msg_change.trailers = vec![
+                ("Coord-Op", "send".into()),
+                ("Coord-Message", msg_id.clone()),
+                ("Coord-Task", task_id.clone()),
+            ];
+            Ok((vec![(TASKS, task_change), (INBOX, msg_change)], task))
+        })?;
+        record_filed(&self.coord.repo, &p.name, &task.id)?;
+        Ok((p, task))
+    }
+
+    /// Finds the task `NAME:PREFIX` names in the fetched copy of its project.
+    fn resolve_in(&self, p: &Project, tip: Option<Oid>, prefix: &str) -> Result<String> {
+        let repo = &self.coord.repo;
+        let not_found = || Error::Project {
+            project: p.name.clone(),
+            url: p.url.clone(),
+            why: format!("no task matches '{prefix}' there"),
+            hint: format!(
+                "check the id with the project's own `git coord task list`; `git coord task show {}:ID --fetch` reads it again",
+                p.name
+            ),
+        };
+        let Some(tip) = tip else {
+            return Err(not_found());
+        };
+        let Some(shard) = repo.lookup_path(
+            repo.commit_tree(tip)?,
+            &format!("tasks/{}", id::shard(prefix)),
+        )?
+        else {
+            return Err(not_found());
+        };
+        let mut candidates: Vec<String> = repo
+            .tree_entries(shard)?
+            .into_iter()
+            .filter(|e| !e.is_tree)
+            .filter_map(|e| e.name.strip_suffix(".yaml").map(str::to_string))
+            .filter(|c| c.starts_with(prefix) && id::is_full_id(c))
+            .collect();
+        match candidates.len() {
+            0 => Err(not_found()),
+            1 => Ok(candidates.remove(0)),
+            _ if candidates.iter().any(|c| c == prefix) => Ok(prefix.to_string()),
+            _ => Err(Error::Project {
+                project: p.name.clone(),
+                url: p.url.clone(),
+                why: format!(
+                    "'{prefix}' is ambiguous there: it matches {}",
+                    candidates.join(", ")
+                ),
+                hint: "type more characters of the id".into(),
+            }),
+        }
+    }
+
+    /// Splits and checks `NAME:PREFIX`.
+    fn parse_ref(&self, input: &str) -> Result<(Project, String)> {
+        let (project, prefix) = id::split_foreign(input).ok_or_else(|| {
+            Error::invalid("task", input, "name another project's task as NAME:ID")
+        })?;
+        let p = self.get(project)?;
+        Ok((p, id::parse_prefix(prefix)?))
+    }
+
+    /// Resolves a dependency `NAME:PREFIX` to `NAME:ID`, fetching the project's tasks first.
+    pub fn resolve_dep(&self, input: &str) -> Result<String> {
+        let (p, prefix) = self.parse_ref(input)?;
+        let fetched = self.fetch_refs(&p, &[TASKS, INBOX])?;
+        let full = self.resolve_in(&p, fetched.tips[TASKS], &prefix)?;
+        Ok(format!("{}:{full}", p.name))
+    }
+
+    /// Comments on another project's task, through its URL.
+    pub fn comment(&self, input: &str, text: &str) -> Result<(Project, Task)> {
+        if text.trim().is_empty() {
+            return Err(Error::invalid("comment", text, "it is empty"));
+        }
+        let (p, prefix) = self.parse_ref(input)?;
+        let actor = self.coord.actor()?;
+        let own = self.own_id();
+        let task = self.write_remote(&p, |fetched| {
+            let full = self.resolve_in(&p, fetched.tips[TASKS], &prefix)?;
+            let mut task = load_task(&self.coord.repo, fetched.tips[TASKS], &full)?
+                .ok_or_else(|| Error::NoSuchTask(full.clone()))?;
+            let now = time::now();
+            task.comments.push(Comment {
+                id: id::new_id(),
+                author: actor.agent.clone(),
+                at: now.clone(),
+                text: text.to_string(),
+                project: Some(own.clone()),
+                human: Some(actor.human.clone()),
+            });
+            task.push_event(&actor.agent, "comment", Some(format!("from {own}")), &now);
+            let change = Change {
+                docs: vec![(Task::path(&full), Some(task.to_yaml().into_bytes()))],
+                subject: format!("comment {full} by {} of {own}", actor.agent),
+                trailers: vec![("Coord-Op", "comment".into()), ("Coord-Task", full.clone())],
+            };
+            Ok((vec![(TASKS, change)], task))
+        })?;
+        Ok((p, task))
+    }
+
+    /// Sends `out` to `target` (`AGENT`, `@ROLE`, `@all`, or empty for the project's shared
+    /// box) of `project`, into its refs/coord/inbox through its URL.
     pub fn send(
         &self,
         project: &str,
@@ -131,33 +542,53 @@ impl<'c> Projects<'c> {
         reply_to: Option<&Message>,
     ) -> Result<Message> {
         let p = self.get(project)?;
+        let target = target.trim();
+        self.send_message(&p, out, reply_to, |this, fetched| {
+            if target.is_empty() {
+                return Ok((SHARED_TARGET.to_string(), Vec::new(), None));
+            }
+            let to = this.recipients(&p, fetched.tips[AGENTS], target)?;
+            Ok((target.to_string(), to, None))
+        })
+    }
+
+    /// Sends `out` on the thread of task `task_prefix` of `project` (`send --to '#NAME:ID'`): it
+    /// reaches the task's holder there, and whoever follows the task.
+    pub fn send_to_task(&self, project: &str, task_prefix: &str, out: Outgoing) -> Result<Message> {
+        let p = self.get(project)?;
+        let prefix = id::parse_prefix(task_prefix)?;
+        self.send_message(&p, out, None, |this, fetched| {
+            let full = this.resolve_in(&p, fetched.tips[TASKS], &prefix)?;
+            let task = load_task(&this.coord.repo, fetched.tips[TASKS], &full)?
+                .ok_or_else(|| Error::NoSuchTask(full.clone()))?;
+            let to = task
+                .assignee
+                .filter(|_| task.state != State::Done)
+                .into_iter()
+                .collect();
+            Ok((format!("#{full}"), to, Some(full)))
+        })
+    }
+
+    /// The one writer of mail into another project: `route` says to whom (the target as
+    /// recorded, the agents, the task) from what was fetched.
+    fn send_message(
+        &self,
+        p: &Project,
+        out: Outgoing,
+        reply_to: Option<&Message>,
+        route: impl Fn(&Self, &Fetched) -> Result<(String, Vec<String>, Option<String>)>,
+    ) -> Result<Message> {
         let actor = self.coord.actor()?;
         let (body, subject) = check_text(&out)?;
         let attachments = Messages::new(self.coord).check_attachments(&out.attachments)?;
-        let remote = Remote {
-            name: p.url.clone(),
-            staging: format!("refs/coord-projects/{}/", p.name),
-        };
-        let repo = &self.coord.repo;
-        for attempt in 1..=MAX_TRIES {
-            fetch(repo, &remote, &[INBOX, AGENTS])?;
-            let staged = |kind: &str| repo.ref_tip(&format!("{}{kind}", remote.staging));
-            let Some(inbox_tip) = staged("inbox")? else {
-                return Err(Error::Other(format!(
-                    "project {} has no refs/coord/inbox at {}: it must run `git coord init` and push (`git coord sync`) first",
-                    p.name, p.url
-                )));
-            };
-            let to = self.recipients(&p, staged("agents")?, target)?;
-            let snap = Snapshot {
-                tip: Some(inbox_tip),
-                tree: Some(repo.commit_tree(inbox_tip)?),
-            };
+        let own = self.own_id();
+        self.write_remote(p, |fetched| {
+            let (target, to, task) = route(self, fetched)?;
+            let repo = &self.coord.repo;
+            let inbox_tree = fetched.base(INBOX).tree.expect("a tree");
             let mut id = id::new_id();
-            while repo
-                .lookup_path(snap.tree.expect("a tree"), &Message::path(&id))?
-                .is_some()
-            {
+            while repo.lookup_path(inbox_tree, &Message::path(&id))?.is_some() {
                 id = id::new_id();
             }
             let msg = Message {
@@ -165,21 +596,18 @@ impl<'c> Projects<'c> {
                 id: id.clone(),
                 from: actor.agent.clone(),
                 human: actor.human.clone(),
-                from_project: Some(self.own_id()),
-                target: if target.is_empty() {
-                    "@all".into()
-                } else {
-                    target.into()
-                },
+                from_project: Some(own.clone()),
+                target: target.clone(),
                 to,
                 subject: subject.clone(),
-                thread: match (reply_to, &out.thread) {
-                    (Some(r), _) => r.thread.clone(),
-                    (None, Some(t)) => id::parse_prefix(t)?,
-                    (None, None) => id.clone(),
+                thread: match (reply_to, &task, &out.thread) {
+                    (Some(r), _, _) => r.thread.clone(),
+                    (None, Some(task), _) => task.clone(),
+                    (None, None, Some(t)) => id::parse_prefix(t)?,
+                    (None, None, None) => id.clone(),
                 },
                 reply_to: reply_to.map(|r| r.id.clone()),
-                task: reply_to.and_then(|r| r.task.clone()),
+                task: task.or_else(|| reply_to.and_then(|r| r.task.clone())),
                 importance: out.importance,
                 created: time::now(),
                 body: body.clone(),
@@ -188,29 +616,12 @@ impl<'c> Projects<'c> {
             };
             let mut change: Change = filing(&msg);
             add_attachments(&mut change, &id, &attachments);
-            change.subject = format!(
-                "send {id} by {} of {} to {}",
-                actor.agent,
-                msg.from_project.as_deref().unwrap_or("?"),
-                msg.target
-            );
-            change.trailers = vec![
-                ("Coord-Op", "send".into()),
-                ("Coord-Message", id.clone()),
-                ("Coord-Project", self.own_id()),
-            ];
-            let commit = build_commit(repo, &snap, &actor, &change)?;
-            match push(repo, &p.url, &[(INBOX.to_string(), commit)])? {
-                Pushed::Accepted => {
-                    repo.set_ref(&format!("{}inbox", remote.staging), commit)?;
-                    return Ok(msg);
-                }
-                Pushed::Rejected => backoff(attempt),
+            change.subject = format!("send {id} by {} of {own} to {target}", actor.agent);
+            change.trailers = vec![("Coord-Op", "send".into()), ("Coord-Message", id.clone())];
+            if let Some(task) = &msg.task {
+                change.trailers.push(("Coord-Task", task.clone()));
             }
-        }
-        Err(Error::Contended {
-            refname: format!("refs/coord/inbox of project {}", p.name),
-            attempts: MAX_TRIES,
+            Ok((vec![(INBOX, change)], msg))
         })
     }
 
@@ -243,7 +654,7 @@ impl<'c> Projects<'c> {
             }
         }
         let to: Vec<String> = match target {
-            "" | "@all" => active.iter().map(|a| a.name.clone()).collect(),
+            "@all" => active.iter().map(|a| a.name.clone()).collect(),
             t if t.starts_with('@') => {
                 let role = &t[1..];
                 name::validate("role", role)?;
@@ -266,9 +677,288 @@ impl<'c> Projects<'c> {
             return Err(Error::invalid(
                 "target",
                 format!("{}:{}", p.name, target),
-                format!("project {} has no such active agent", p.name),
+                format!(
+                    "project {} has no such active agent; `--to {}` reaches its shared box, which every agent there reads",
+                    p.name, p.name
+                ),
             ));
         }
         Ok(to)
+    }
+
+    /// Another project's task and its thread, from the fetched copy (fetched first when `fetch`
+    /// is set or when this clone never fetched that project).
+    pub fn show_task(&self, input: &str, refresh: bool) -> Result<(Project, Task, Vec<Message>)> {
+        let (p, prefix) = self.parse_ref(input)?;
+        let repo = &self.coord.repo;
+        let staged = |kind: &str| repo.ref_tip(&staged_ref(&p.name, kind));
+        if refresh || staged("tasks")?.is_none() {
+            self.fetch_refs(&p, &[TASKS, INBOX])?;
+        } else if let Some(tip) = staged("tasks")? {
+            self.check_coord_ref(&p, TASKS, tip)?;
+        }
+        let tip = staged("tasks")?;
+        let full = self.resolve_in(&p, tip, &prefix)?;
+        let task = load_task(repo, tip, &full)?.ok_or_else(|| Error::NoSuchTask(full.clone()))?;
+        let thread = self.thread_of(staged("inbox")?, &full)?;
+        Ok((p, task, thread))
+    }
+
+    /// The messages of the thread of task `id` in a fetched inbox, oldest first.
+    fn thread_of(&self, inbox_tip: Option<Oid>, id: &str) -> Result<Vec<Message>> {
+        let repo = &self.coord.repo;
+        let mut out = Vec::new();
+        let Some(tip) = inbox_tip else {
+            return Ok(out);
+        };
+        let dir = format!("threads/{}/{id}", id::shard(id));
+        if let Some(tree) = repo.lookup_path(repo.commit_tree(tip)?, &dir)? {
+            for e in repo.tree_entries(tree)? {
+                let path = format!("{dir}/{}", e.name);
+                if !e.is_tree
+                    && let Ok(m) = crate::store::read_blob(
+                        repo,
+                        e.oid,
+                        crate::model::MAX_DOCUMENT_BYTES,
+                        INBOX,
+                        &path,
+                    )
+                    .and_then(|b| Message::from_yaml(&b, INBOX, &path))
+                {
+                    out.push(m);
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
+        Ok(out)
+    }
+
+    /// Fetches, read-only, every related project this one follows: those its open tasks depend
+    /// on and those this clone filed into. What changed on a followed task there (its state, a
+    /// comment, a message on its thread) becomes one notice in the inbox of the agent that
+    /// filed it and of the holders of the tasks here that depend on it.
+    pub fn follow(&self) -> Result<Vec<Followed>> {
+        let repo = &self.coord.repo;
+        let tasks = crate::ops::tasks::Tasks::new(self.coord);
+        let index = tasks.load_index()?;
+        // project name -> task id there -> agents here who want to hear about it
+        let mut followed: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+        for t in index.tasks() {
+            if t.state() == State::Done {
+                continue;
+            }
+            for dep in t.deps() {
+                if let Some((project, dep_id)) = id::split_foreign(dep)
+                    && id::is_full_id(dep_id)
+                {
+                    let who = t.assignee().unwrap_or_default().to_string();
+                    let entry = followed
+                        .entry(project.to_string())
+                        .or_default()
+                        .entry(dep_id.to_string())
+                        .or_default();
+                    if !who.is_empty() {
+                        entry.insert(who);
+                    } else if let Ok(full) = tasks.show(t.id()) {
+                        entry.insert(full.created_by);
+                    }
+                }
+            }
+        }
+        let projects = self.list()?;
+        for p in &projects {
+            for task in filed(repo, &p.name) {
+                followed
+                    .entry(p.name.clone())
+                    .or_default()
+                    .entry(task)
+                    .or_default();
+            }
+        }
+        let own = self.own_id();
+        let messages = Messages::new(self.coord);
+        let mut report = Vec::new();
+        for (project, wanted) in followed {
+            let Some(p) = projects.iter().find(|p| p.name == project) else {
+                continue; // a dependency on a project no longer configured stays as it was
+            };
+            let old_tasks = repo.ref_tip(&staged_ref(&p.name, "tasks"))?;
+            let old_inbox = repo.ref_tip(&staged_ref(&p.name, "inbox"))?;
+            let fetched = match self.fetch_refs(p, &[TASKS, INBOX]) {
+                Ok(f) => f,
+                Err(e) => {
+                    report.push(Followed {
+                        project: p.name.clone(),
+                        url: p.url.clone(),
+                        notices: 0,
+                        error: Some(e.to_string()),
+                    });
+                    continue;
+                }
+            };
+            let mut notices = 0;
+            if old_tasks.is_some() {
+                for (task_id, mut to) in wanted {
+                    let Some(new) = load_task(repo, fetched.tips[TASKS], &task_id)
+                        .ok()
+                        .flatten()
+                    else {
+                        continue;
+                    };
+                    if let Some(origin) = new.origin.as_ref().filter(|o| o.project == own) {
+                        to.insert(origin.agent.clone());
+                    }
+                    to.retain(|a| name::validate("agent name", a).is_ok());
+                    let old = load_task(repo, old_tasks, &task_id).ok().flatten();
+                    let old_thread: BTreeSet<String> = self
+                        .thread_of(old_inbox, &task_id)?
+                        .into_iter()
+                        .map(|m| m.id)
+                        .collect();
+                    let thread = self.thread_of(fetched.tips[INBOX], &task_id)?;
+                    for (key, subject, body, at) in
+                        changes(p, &own, old.as_ref(), &new, &old_thread, &thread)
+                    {
+                        for agent in &to {
+                            messages.deliver_notice(
+                                &format!("{key}:{agent}"),
+                                agent,
+                                &subject,
+                                &body,
+                                None,
+                                &at,
+                            )?;
+                            notices += 1;
+                        }
+                    }
+                }
+            }
+            report.push(Followed {
+                project: p.name.clone(),
+                url: p.url.clone(),
+                notices,
+                error: None,
+            });
+        }
+        Ok(report)
+    }
+}
+
+/// What changed on a followed task between two fetches, as notices: (key, subject, body, at).
+fn changes(
+    p: &Project,
+    own: &str,
+    old: Option<&Task>,
+    new: &Task,
+    old_thread: &BTreeSet<String>,
+    thread: &[Message],
+) -> Vec<(String, String, String, String)> {
+    let short = &new.id[..id::MIN_PREFIX];
+    let name = format!("{}:{short}", p.name);
+    let key = |what: &str| format!("project-notice:{}:{}:{what}", p.id, new.id);
+    let see = format!(
+        "`git coord task show {}:{}` shows it; answer with `git coord task comment {}:{} TEXT`.",
+        p.name, new.id, p.name, new.id
+    );
+    let mut out = Vec::new();
+    let Some(old) = old else {
+        return out;
+    };
+    if old.state != new.state {
+        let (what, detail) = match new.state {
+            State::Done => (
+                "done".to_string(),
+                new.summary.clone().unwrap_or_else(|| new.title.clone()),
+            ),
+            State::Claimed => (
+                format!(
+                    "claimed by {}",
+                    new.assignee.as_deref().unwrap_or("someone")
+                ),
+                new.title.clone(),
+            ),
+            State::Blocked => (
+                "blocked".to_string(),
+                new.block_reason
+                    .clone()
+                    .unwrap_or_else(|| new.title.clone()),
+            ),
+            State::Open => ("open again".to_string(), new.title.clone()),
+        };
+        out.push((
+            key(&format!("state:{}:{}", new.state.as_str(), new.updated)),
+            format!("{name} {what}: {detail}"),
+            format!(
+                "Task {} of project {} ({}) is now {what}: {detail}.\n{see}",
+                new.id, p.name, new.title
+            ),
+            new.updated.clone(),
+        ));
+    }
+    for c in &new.comments {
+        if old.comments.iter().any(|o| o.id == c.id) || c.project.as_deref() == Some(own) {
+            continue;
+        }
+        out.push((
+            key(&format!("comment:{}", c.id)),
+            format!(
+                "{name} comment from {}: {}",
+                c.author,
+                crate::model::message::first_line(&c.text)
+            ),
+            format!(
+                "{} commented on task {} of project {} ({}):\n\n{}\n\n{see}",
+                c.author,
+                new.id,
+                p.name,
+                new.title,
+                clip(&c.text, NOTICE_TEXT)
+            ),
+            c.at.clone(),
+        ));
+    }
+    for m in thread {
+        if old_thread.contains(&m.id) || m.from_project.as_deref() == Some(own) {
+            continue;
+        }
+        out.push((
+            key(&format!("message:{}", m.id)),
+            format!("{name} message from {}: {}", m.from, m.subject),
+            format!(
+                "{} wrote on the thread of task {} of project {} ({}):\n\n{}\n\n`git coord thread {}:{}` shows the conversation.",
+                m.from,
+                new.id,
+                p.name,
+                new.title,
+                clip(&m.body, NOTICE_TEXT),
+                p.name,
+                new.id
+            ),
+            m.created.clone(),
+        ));
+    }
+    for (_, subject, _, _) in &mut out {
+        *subject = clip(subject, crate::model::message::MAX_SUBJECT);
+    }
+    out
+}
+
+fn kind(refname: &str) -> &str {
+    refname.rsplit('/').next().unwrap_or(refname)
+}
+
+/// A remote error, said about the project: its name, its URL and what to do.
+fn unreachable_project(p: &Project, e: Error) -> Error {
+    match e {
+        Error::Remote { what, why, .. } => Error::Project {
+            project: p.name.clone(),
+            url: p.url.clone(),
+            why: format!("cannot {what} it: {why}"),
+            hint: format!(
+                "nothing was written on either side; check the URL (`git coord project list`; fix it with `git coord project add {} URL` or in .coord.yaml) and your access (`git ls-remote URL`)",
+                p.name
+            ),
+        },
+        other => other,
     }
 }

@@ -61,6 +61,9 @@ pub struct WaitsOn {
     pub id: String,
     pub title: String,
     pub state: String,
+    /// For a task of another project: when that project was last fetched here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<String>,
 }
 
 /// A node of `task dep tree`.
@@ -122,11 +125,15 @@ impl<'c> Tasks<'c> {
         for label in &new.labels {
             name::validate("label", label)?;
         }
-        let dep_prefixes = new
-            .deps
-            .iter()
-            .map(|d| id::parse_prefix(d))
-            .collect::<Result<Vec<_>>>()?;
+        let projects = crate::ops::projects::Projects::new(self.coord);
+        let mut dep_prefixes = Vec::new();
+        let mut foreign_deps = Vec::new();
+        for d in &new.deps {
+            match id::split_foreign(d) {
+                Some(_) => foreign_deps.push(projects.resolve_dep(d)?),
+                None => dep_prefixes.push(id::parse_prefix(d)?),
+            }
+        }
         let parent_prefix = new.parent.as_deref().map(id::parse_prefix).transpose()?;
         self.store.update(&actor, |snap| {
             let id = self.fresh_id(snap)?;
@@ -135,6 +142,11 @@ impl<'c> Tasks<'c> {
                 let dep = self.resolve(snap, prefix)?;
                 if !deps.contains(&dep) {
                     deps.push(dep);
+                }
+            }
+            for dep in &foreign_deps {
+                if !deps.contains(dep) {
+                    deps.push(dep.clone());
                 }
             }
             let parent = parent_prefix
@@ -170,6 +182,7 @@ impl<'c> Tasks<'c> {
                 comments: Vec::new(),
                 history: Vec::new(),
                 conflicts: Vec::new(),
+                origin: None,
                 extra: Default::default(),
             };
             task.push_event(&actor.agent, "new", None, &now);
@@ -411,6 +424,8 @@ impl<'c> Tasks<'c> {
                 author: actor.agent.clone(),
                 at: time::now(),
                 text: text.to_string(),
+                project: None,
+                human: None,
             });
             Ok(None)
         })
@@ -495,6 +510,15 @@ impl<'c> Tasks<'c> {
     }
 
     pub fn dep_add(&self, input: &str, dep_input: &str) -> Result<Task> {
+        if id::split_foreign(dep_input).is_some() {
+            let dep = crate::ops::projects::Projects::new(self.coord).resolve_dep(dep_input)?;
+            return self.mutate_with(input, "dep-add", |task, _, _, _| {
+                if !task.deps.contains(&dep) {
+                    task.deps.push(dep.clone());
+                }
+                Ok(Some(dep.clone()))
+            });
+        }
         let actor = self.coord.actor()?;
         let (prefix, dep_prefix) = (id::parse_prefix(input)?, id::parse_prefix(dep_input)?);
         let mut index = TaskIndex::default();
@@ -521,6 +545,20 @@ impl<'c> Tasks<'c> {
     }
 
     pub fn dep_rm(&self, input: &str, dep_input: &str) -> Result<Task> {
+        if let Some((project, prefix)) = id::split_foreign(dep_input) {
+            let wanted = format!("{project}:{}", id::parse_prefix(prefix)?);
+            return self.mutate(input, "dep-rm", |task, _| {
+                let Some(dep) = task.deps.iter().find(|d| d.starts_with(&wanted)).cloned() else {
+                    return Err(Error::invalid(
+                        "dependency",
+                        dep_input,
+                        format!("task {} does not depend on it", task.id),
+                    ));
+                };
+                task.deps.retain(|d| d != &dep);
+                Ok(Some(dep))
+            });
+        }
         let dep_prefix = id::parse_prefix(dep_input)?;
         self.mutate_with(input, "dep-rm", |task, _, this, snap| {
             let dep = this.resolve(snap, &dep_prefix).or_else(|_| {
@@ -720,12 +758,9 @@ pub fn claimable_tasks<'i>(
             State::Claimed => t.assignee().is_some_and(|a| stale.contains(a)),
             _ => false,
         })
-        .filter(|t| role.is_none_or(|r| t.role() == Some(r)))
-        .filter(|t| {
-            !t.has_deps()
-                || t.deps()
-                    .all(|d| index.get(d).is_some_and(|d| d.state() == State::Done))
-        })
+        // A task with no role is anyone's.
+        .filter(|t| role.is_none_or(|r| t.role().is_none_or(|own| own == r)))
+        .filter(|t| !t.has_deps() || t.deps().all(|d| index.dep_done(d)))
         .collect();
     ready.sort_by_cached_key(|t| t.urgency_key());
     ready
@@ -773,17 +808,31 @@ pub fn blocked(index: &TaskIndex) -> Vec<Waiting<'_>> {
 }
 
 fn undone_deps<'d>(deps: impl Iterator<Item = &'d str>, index: &TaskIndex) -> Vec<WaitsOn> {
-    deps.filter_map(|d| match index.get(d) {
-        Some(t) if t.state() == State::Done => None,
-        Some(t) => Some(WaitsOn {
+    deps.filter_map(|d| match (index.get(d), index.foreign(d)) {
+        (Some(t), _) if t.state() == State::Done => None,
+        (Some(t), _) => Some(WaitsOn {
             id: d.into(),
             title: t.title().into(),
             state: t.state().as_str().into(),
+            fetched: None,
         }),
-        None => Some(WaitsOn {
+        (None, Some(f)) if f.done => None,
+        (None, Some(f)) => Some(WaitsOn {
+            id: d.into(),
+            title: f.title.clone(),
+            state: f.state.clone(),
+            fetched: f.fetched.clone(),
+        }),
+        (None, None) => Some(WaitsOn {
             id: d.into(),
             title: String::new(),
-            state: "missing".into(),
+            state: if d.contains(':') {
+                "not fetched"
+            } else {
+                "missing"
+            }
+            .into(),
+            fetched: None,
         }),
     })
     .collect()
@@ -839,11 +888,16 @@ fn dep_node<'a>(id: &'a str, index: &'a TaskIndex, seen: &mut HashSet<&'a str>) 
         Some(t) if !repeated => t.deps().map(|d| dep_node(d, index, seen)).collect(),
         _ => Vec::new(),
     };
+    let foreign = index.foreign(id);
     DepNode {
         id: id.to_string(),
-        title: task.map(|t| t.title().to_string()).unwrap_or_default(),
+        title: task
+            .map(|t| t.title().to_string())
+            .or_else(|| foreign.map(|f| f.title.clone()))
+            .unwrap_or_default(),
         state: task
             .map(|t| t.state().as_str())
+            .or_else(|| foreign.map(|f| f.state.as_str()))
             .unwrap_or("missing")
             .to_string(),
         repeated,
@@ -912,7 +966,7 @@ fn wrong_state(task: &Task, why: &str) -> Error {
     }
 }
 
-fn check_title(title: &str) -> Result<String> {
+pub(crate) fn check_title(title: &str) -> Result<String> {
     let t = title.trim();
     if t.is_empty() {
         return Err(Error::invalid("title", title, "it is empty"));
@@ -927,7 +981,7 @@ fn check_title(title: &str) -> Result<String> {
     Ok(t.to_string())
 }
 
-fn check_priority(p: u8) -> Result<u8> {
+pub(crate) fn check_priority(p: u8) -> Result<u8> {
     if p > MAX_PRIORITY {
         return Err(Error::invalid(
             "priority",

@@ -12,7 +12,7 @@ use crate::model::message::Importance;
 use crate::model::message::MessageSummary;
 
 const MAGIC: &str = concat!(
-    "git-coord inbox cache 1, git-coord ",
+    "git-coord inbox cache 2, git-coord ",
     env!("CARGO_PKG_VERSION")
 );
 

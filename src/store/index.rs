@@ -329,6 +329,8 @@ pub struct TaskIndex {
     shards: HashMap<String, Shard>,
     /// Whether the cache file was read (once per process; later refreshes start from memory).
     loaded: bool,
+    /// Dependencies on other projects' tasks (`NAME:ID`), as last fetched.
+    foreign: HashMap<String, crate::store::foreign::ForeignDep>,
 }
 
 impl TaskIndex {
@@ -373,7 +375,34 @@ impl TaskIndex {
         if first && (removed || missing_docs > 0 || rebuilt >= REWRITE_AFTER_SHARDS) {
             write_cache(&file, &self.shards);
         }
+        // Only a clone that fetched another project can have dependencies there worth reading.
+        self.foreign.clear();
+        if !repo
+            .refs_under(crate::store::foreign::PROJECTS_NS)?
+            .is_empty()
+        {
+            let deps: Vec<String> = self
+                .tasks()
+                .filter(|t| t.has_deps())
+                .flat_map(|t| t.deps().filter(|d| d.contains(':')).map(str::to_string))
+                .collect();
+            self.foreign = crate::store::foreign::load_deps(repo, deps.iter().map(String::as_str))?;
+        }
         Ok(())
+    }
+
+    /// Whether dependency `dep` (an id here, or `NAME:ID` in another project) is done.
+    pub fn dep_done(&self, dep: &str) -> bool {
+        match self.get(dep) {
+            Some(t) => t.state() == State::Done,
+            None => self.foreign.get(dep).is_some_and(|f| f.done),
+        }
+    }
+
+    /// A dependency on another project's task, as last fetched (None: not such a dependency,
+    /// or its project was never fetched here).
+    pub fn foreign(&self, dep: &str) -> Option<&crate::store::foreign::ForeignDep> {
+        self.foreign.get(dep)
     }
 
     /// Every task that loaded, in no particular order.

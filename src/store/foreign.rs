@@ -1,0 +1,162 @@
+//! What this clone last fetched of related projects: their refs/coord/tasks and refs/coord/inbox
+//! under `refs/coord-projects/<name>/` (read-only copies, never pushed), when each was last
+//! fetched, and the state of the tasks this project's tasks depend on there.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::git::{Oid, Repo};
+use crate::model::task::{Task, TaskSummary};
+
+/// Where the fetched copies of related projects' refs live.
+pub const PROJECTS_NS: &str = "refs/coord-projects/";
+
+/// The fetched copy of `kind` (`tasks`, `inbox`, ...) of project `name`.
+pub fn staged_ref(name: &str, kind: &str) -> String {
+    format!("{PROJECTS_NS}{name}/{kind}")
+}
+
+fn state_dir(repo: &Repo, name: &str) -> PathBuf {
+    repo.common_dir().join("coord/projects").join(name)
+}
+
+/// When project `name` was last fetched, if ever (RFC 3339).
+pub fn fetched_at(repo: &Repo, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(state_dir(repo, name).join("fetched")).ok()?;
+    let at = text.trim().to_string();
+    crate::model::time::parse(&at).map(|_| at)
+}
+
+/// Records that project `name` was fetched now.
+pub fn record_fetch(repo: &Repo, name: &str) -> Result<()> {
+    let dir = state_dir(repo, name);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("fetched"), crate::model::time::now())?;
+    Ok(())
+}
+
+/// The ids of the tasks this clone filed into project `name`.
+pub fn filed(repo: &Repo, name: &str) -> Vec<String> {
+    std::fs::read_to_string(state_dir(repo, name).join("filed"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|id| crate::model::id::is_full_id(id))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Remembers that this clone filed task `id` into project `name` (after the remote accepted it).
+pub fn record_filed(repo: &Repo, name: &str, id: &str) -> Result<()> {
+    use std::io::Write;
+    let dir = state_dir(repo, name);
+    std::fs::create_dir_all(&dir)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("filed"))?;
+    writeln!(file, "{id}")?;
+    Ok(())
+}
+
+/// A task of another project, as last fetched.
+pub fn load_task(repo: &Repo, tip: Option<Oid>, id: &str) -> Result<Option<Task>> {
+    let Some(tip) = tip else {
+        return Ok(None);
+    };
+    let path = Task::path(id);
+    match repo.lookup_path(repo.commit_tree(tip)?, &path)? {
+        Some(blob) => {
+            Task::from_yaml(&read_bounded(repo, blob, &path)?, "refs/coord/tasks", &path).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// A document fetched from another project, refused by its size before it is read.
+fn read_bounded(repo: &Repo, blob: Oid, path: &str) -> Result<Vec<u8>> {
+    crate::store::read_blob(
+        repo,
+        blob,
+        crate::model::MAX_DOCUMENT_BYTES,
+        "refs/coord/tasks",
+        path,
+    )
+}
+
+/// A dependency on a task of another project, as this clone last fetched it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ForeignDep {
+    pub title: String,
+    /// The task's state there, `missing` if the fetched copy lacks it, `not fetched` if the
+    /// project was never fetched.
+    pub state: String,
+    pub done: bool,
+    /// When the project was last fetched.
+    pub fetched: Option<String>,
+}
+
+/// The state of every `NAME:ID` dependency in `deps`, from the fetched copies.
+pub fn load_deps<'d>(
+    repo: &Repo,
+    deps: impl Iterator<Item = &'d str>,
+) -> Result<HashMap<String, ForeignDep>> {
+    let mut out = HashMap::new();
+    let mut tips: HashMap<String, Option<Oid>> = HashMap::new();
+    for dep in deps {
+        if out.contains_key(dep) {
+            continue;
+        }
+        let Some((name, id)) = crate::model::id::split_foreign(dep) else {
+            continue;
+        };
+        if crate::model::name::validate("project name", name).is_err()
+            || !crate::model::id::is_full_id(id)
+        {
+            continue;
+        }
+        let tip = match tips.get(name) {
+            Some(tip) => *tip,
+            None => {
+                let tip = repo.ref_tip(&staged_ref(name, "tasks"))?;
+                tips.insert(name.to_string(), tip);
+                tip
+            }
+        };
+        let fetched = fetched_at(repo, name);
+        let found = match tip {
+            None => ForeignDep {
+                title: String::new(),
+                state: "not fetched".into(),
+                done: false,
+                fetched,
+            },
+            Some(tip) => {
+                let path = Task::path(id);
+                let summary = match repo.lookup_path(repo.commit_tree(tip)?, &path)? {
+                    Some(blob) => read_bounded(repo, blob, &path)
+                        .and_then(|b| TaskSummary::from_yaml(&b, "refs/coord/tasks", &path))
+                        .ok(),
+                    None => None,
+                };
+                match summary {
+                    Some(s) => ForeignDep {
+                        title: s.title,
+                        state: s.state.as_str().into(),
+                        done: s.state == crate::model::task::State::Done,
+                        fetched,
+                    },
+                    None => ForeignDep {
+                        title: String::new(),
+                        state: "missing".into(),
+                        done: false,
+                        fetched,
+                    },
+                }
+            }
+        };
+        out.insert(dep.to_string(), found);
+    }
+    Ok(out)
+}

@@ -1,0 +1,664 @@
+//! Across projects: an agent of project A files a task into project B through B's remote (even
+//! when B never ran git-coord), B's agents see it as ordinary work, A's dependent task unblocks
+//! when B's task is done, and A's agent is told; the conversation lives on B's task. Two bare
+//! remotes and three clones (two of A, one of B), with the real binary and the real `git`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+/// Two projects: A (two clones, `a1` and `a2`) and B (one clone, `b1`, never initialised for
+/// git-coord), each with a bare remote. A's committed .coord.yaml knows B as `beads`.
+struct World {
+    a1: TestRepo,
+    a2: PathBuf,
+    b1: TestRepo,
+    a_remote: PathBuf,
+    b_remote: PathBuf,
+}
+
+impl World {
+    /// B is reached at `b_url` (None: its bare remote's path).
+    fn new(b_url: impl FnOnce(&Path) -> Option<String>) -> World {
+        let a1 = TestRepo::new();
+        let b1 = TestRepo::new();
+        let a_remote = a1.tmp().join("a.git");
+        let b_remote = a1.tmp().join("b.git");
+        for remote in [&a_remote, &b_remote] {
+            ok(
+                a1.command("git", a1.tmp())
+                    .args(["init", "-q", "--bare"])
+                    .arg(remote)
+                    .output()
+                    .expect("git"),
+                "a bare remote",
+            );
+        }
+        let b_path = b_remote.to_str().expect("utf-8").to_string();
+        let url = b_url(a1.tmp()).unwrap_or_else(|| b_path.clone());
+        b1.git_ok(&["remote", "add", "origin", &b_path]);
+        b1.git_ok(&["push", "-q", "origin", "main"]);
+
+        a1.git_ok(&["remote", "add", "origin", a_remote.to_str().expect("utf-8")]);
+        a1.write_file(".coord.yaml", &format!("projects:\n  beads: {url}\n"));
+        a1.git_ok(&["add", ".coord.yaml"]);
+        a1.git_ok(&["commit", "-q", "-m", "know beads"]);
+        a1.git_ok(&["push", "-q", "origin", "main"]);
+        a1.coord_ok(&["init"]);
+        a1.coord_ok(&["sync"]);
+        let a2 = a1.tmp().join("a2");
+        ok(
+            a1.command("git", a1.tmp())
+                .args(["clone", "-q", "-b", "main"])
+                .arg(&a_remote)
+                .arg(&a2)
+                .output()
+                .expect("git"),
+            "clone a2",
+        );
+        ok(
+            a1.git_in(&a2, &["config", "user.name", "Grace Hopper"]),
+            "config",
+        );
+        ok(
+            a1.git_in(&a2, &["config", "user.email", "grace@example.com"]),
+            "config",
+        );
+        let world = World {
+            a1,
+            a2,
+            b1,
+            a_remote,
+            b_remote,
+        };
+        world.a2_ok(&["sync"]);
+        world
+    }
+
+    fn a2(&self, args: &[&str]) -> Output {
+        self.a1.coord_in(&self.a2, args)
+    }
+
+    fn a2_ok(&self, args: &[&str]) -> String {
+        stdout(&ok(
+            self.a2(args),
+            &format!("a2: git coord {}", args.join(" ")),
+        ))
+    }
+
+    /// The refs of B's bare remote.
+    fn b_remote_refs(&self) -> String {
+        stdout(&ok(
+            self.a1
+                .command("git", self.a1.tmp())
+                .args(["ls-remote"])
+                .arg(&self.b_remote)
+                .output()
+                .expect("git"),
+            "ls-remote",
+        ))
+    }
+}
+
+fn json_of(out: &str) -> Value {
+    json(out)
+}
+
+/// Subjects of an agent's inbox (all messages).
+fn subjects(inbox: &Value) -> Vec<String> {
+    array(inbox["messages"].clone())
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The handoff, start to finish, with B reached at whatever URL `world` was given.
+fn handoff(world: &World) {
+    let (a1, b1) = (&world.a1, &world.b1);
+    // A finds the bug while working on its own task, and files it into B with a repro.
+    let mine = a1.new_task("upgrade the parser", &["--agent", "alice"]);
+    let repro: Vec<u8> = b"#!/bin/sh\nprintf '' | parse\n\x00\xff binary tail".to_vec();
+    std::fs::write(a1.path.join("repro.sh"), &repro).expect("repro");
+    a1.write_file("report.md", "parse('') panics\n\nSteps in repro.sh.\n");
+    let filed = a1.coord_as_ok(
+        "alice",
+        &[
+            "task",
+            "new",
+            "--project",
+            "beads",
+            "empty input panics",
+            "-F",
+            "report.md",
+            "--attach",
+            "repro.sh",
+            "--from",
+            &mine,
+        ],
+    );
+    let filed = filed.trim();
+    let b_task = filed.strip_prefix("beads:").expect("NAME:ID").to_string();
+    assert!(is_full_id(&b_task), "{filed}");
+    assert!(
+        world.b_remote_refs().contains("refs/coord/tasks"),
+        "B's coordination refs were created"
+    );
+
+    // A's dependent task waits on B's, naming its state and when B was last fetched.
+    let dependent = a1.coord_as_ok(
+        "alice",
+        &[
+            "task",
+            "new",
+            "ship the upgrade",
+            "--dep",
+            &format!("beads:{}", &b_task[..6]),
+        ],
+    );
+    let dependent = dependent.trim().to_string();
+    assert_eq!(
+        a1.show(&dependent)["deps"][0],
+        format!("beads:{b_task}"),
+        "the dependency is recorded with B's full id"
+    );
+    let ready = ids(&array(a1.coord_json(&["ready"])));
+    assert!(!ready.contains(&dependent), "{ready:?}");
+    assert!(ready.contains(&mine));
+    let blocked = a1.coord_ok(&["blocked"]);
+    assert!(
+        blocked.contains(&format!(
+            "waits on beads:{b_task} (open) empty input panics [fetched "
+        )),
+        "{blocked}"
+    );
+    a1.coord_ok(&["sync"]);
+
+    // B initialises now: its first init and sync agree with the refs A created.
+    b1.coord_ok(&["init"]);
+    let synced = b1.coord_ok(&["sync"]);
+    assert!(!synced.contains("merged"), "{synced}");
+    let roots = b1.git_ok(&["rev-list", "--max-parents=0", "refs/coord/tasks"]);
+    assert_eq!(roots.lines().count(), 1, "one root: {roots}");
+    b1.coord_ok(&["agent", "spawn", "bob", "--role", "dev"]);
+
+    // In B it is ordinary work, offered to a dev although it has no role.
+    let ready = ids(&array(
+        b1.coord_json(&["--agent", "bob", "ready", "--role", "dev"]),
+    ));
+    assert_eq!(ready, vec![b_task.clone()]);
+    let brief = b1.coord_as_ok("bob", &["brief"]);
+    assert!(brief.contains(&b_task), "{brief}");
+    let shown = b1.show(&b_task);
+    assert_eq!(shown["origin"]["agent"], "alice");
+    assert_eq!(shown["origin"]["task"], mine.as_str());
+    assert!(
+        shown["origin"]["human"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Ada Lovelace"),
+        "{shown}"
+    );
+    let a_id = shown["origin"]["project"]
+        .as_str()
+        .expect("origin")
+        .to_string();
+    assert!(
+        a_id.ends_with("/a"),
+        "A's identity is its normalized URL: {a_id}"
+    );
+    let text = b1.coord_ok(&["task", "show", &b_task]);
+    assert!(
+        text.contains(&format!(
+            "origin:   {a_id}:alice (Ada Lovelace <ada@example.com>)"
+        )),
+        "{text}"
+    );
+    let first = &shown["messages"][0];
+    assert_eq!(first["body"], "parse('') panics\n\nSteps in repro.sh.");
+    assert_eq!(first["attachments"][0]["name"], "repro.sh");
+    let saved = b1.tmp().join("saved");
+    let first_id = first["id"].as_str().expect("id").to_string();
+    b1.coord_as_ok(
+        "bob",
+        &[
+            "read",
+            &first_id,
+            "--save-attachments",
+            saved.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(std::fs::read(saved.join("repro.sh")).expect("saved"), repro);
+
+    // bob asks on the thread and claims the task.
+    b1.coord_as_ok(
+        "bob",
+        &["send", "--to", &format!("#{b_task}"), "Which version?"],
+    );
+    b1.coord_as_ok("bob", &["task", "claim", &b_task]);
+    b1.coord_ok(&["sync"]);
+
+    // A's sync follows B's task: alice is told, and sees the conversation from A.
+    a1.coord_ok(&["sync"]);
+    let inbox = a1.coord_json(&["--agent", "alice", "inbox"]);
+    let short = &b_task[..4];
+    let got = subjects(&inbox);
+    assert!(
+        got.contains(&format!("beads:{short} claimed by bob: empty input panics")),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&format!("beads:{short} message from bob: Which version?")),
+        "{got:?}"
+    );
+    let thread = a1.coord_ok(&["thread", &format!("beads:{b_task}")]);
+    assert!(thread.contains("Which version?"), "{thread}");
+    assert!(thread.contains("parse('') panics"), "{thread}");
+
+    // alice answers on B's task, through B's URL; B never needed A's address.
+    a1.coord_as_ok(
+        "alice",
+        &["task", "comment", &format!("beads:{short}"), "1.4.2"],
+    );
+    a1.coord_as_ok(
+        "alice",
+        &["send", "--to", &format!("#beads:{short}"), "Also on 1.5."],
+    );
+    b1.coord_ok(&["sync"]);
+    let shown = b1.show(&b_task);
+    assert_eq!(shown["comments"][0]["text"], "1.4.2");
+    assert_eq!(shown["comments"][0]["project"], a_id.as_str());
+    let bob = b1.coord_json(&["--agent", "bob", "inbox"]);
+    assert!(
+        subjects(&bob).contains(&"Also on 1.5.".to_string()),
+        "{bob}"
+    );
+    // a reply to A's message lands on the task's thread here, without A's address.
+    let also = array(bob["messages"].clone())
+        .into_iter()
+        .find(|m| m["subject"] == "Also on 1.5.")
+        .expect("alice's message");
+    b1.coord_as_ok(
+        "bob",
+        &["reply", also["id"].as_str().expect("id"), "Fixed in 1.5.1."],
+    );
+
+    // bob finishes; A's dependent task is absent from ready until A syncs, present after.
+    b1.coord_as_ok(
+        "bob",
+        &[
+            "task",
+            "done",
+            &b_task,
+            "--summary",
+            "empty input now parses",
+        ],
+    );
+    b1.coord_ok(&["sync"]);
+    assert!(!ids(&array(a1.coord_json(&["ready"]))).contains(&dependent));
+    world.a2_ok(&["sync"]);
+    let ready_a2 = ids(&array(json_of(&world.a2_ok(&["ready", "--json"]))));
+    assert!(ready_a2.contains(&dependent), "{ready_a2:?}");
+    a1.coord_ok(&["sync"]);
+    assert!(ids(&array(a1.coord_json(&["ready"]))).contains(&dependent));
+    world.a2_ok(&["sync"]);
+    a1.coord_ok(&["sync"]);
+    let got = subjects(&a1.coord_json(&["--agent", "alice", "inbox", "--all"]));
+    let done: Vec<&String> = got
+        .iter()
+        .filter(|s| *s == &format!("beads:{short} done: empty input now parses"))
+        .collect();
+    assert_eq!(
+        done.len(),
+        1,
+        "one notice, whichever clone saw it first: {got:?}"
+    );
+    assert!(
+        got.contains(&format!("beads:{short} message from bob: Re: Also on 1.5.")),
+        "{got:?}"
+    );
+    let listed = a1.coord_ok(&["project", "list"]);
+    assert!(
+        listed.contains("beads") && listed.contains("fetched 20"),
+        "{listed}"
+    );
+    a1.assert_fsck_clean();
+    b1.assert_fsck_clean();
+}
+
+#[test]
+fn a_task_filed_into_another_project_is_worked_there_and_followed_home() {
+    let world = World::new(|_| None);
+    handoff(&world);
+    let _ = &world.a_remote;
+}
+
+#[test]
+fn the_handoff_through_a_git_daemon_on_loopback() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().expect("address").port()
+    };
+    let mut daemon_base = None;
+    let world = World::new(|tmp| {
+        daemon_base = Some(tmp.to_path_buf());
+        Some(format!("git://127.0.0.1:{port}/b.git"))
+    });
+    let base = daemon_base.expect("the daemon's base");
+    let mut daemon = world
+        .a1
+        .command("git", &base)
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            &format!("--port={port}"),
+            "--export-all",
+            "--enable=receive-pack",
+            &format!("--base-path={}", base.display()),
+        ])
+        .arg(&base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("git daemon starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "git daemon did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let result = std::panic::catch_unwind(|| handoff(&world));
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+fn mail_to_a_project_with_nobody_in_it_waits_in_its_shared_box() {
+    let world = World::new(|_| None);
+    let (a1, b1) = (&world.a1, &world.b1);
+    // B has never run git-coord, and has no agents.
+    let sent = a1.coord_json(&[
+        "--agent",
+        "alice",
+        "send",
+        "--to",
+        "beads",
+        "We depend on you.",
+    ]);
+    assert_eq!(sent["to"], serde_json::json!([]));
+    assert_eq!(sent["target"], "@project");
+    b1.coord_ok(&["init"]);
+    b1.coord_ok(&["sync"]);
+    for agent in ["bob", "carol"] {
+        let inbox = b1.coord_json(&["--agent", agent, "inbox"]);
+        assert_eq!(inbox["unread"], 1, "{agent}: {inbox}");
+        assert_eq!(subjects(&inbox), ["We depend on you."]);
+        let from = inbox["messages"][0]["from"].as_str().unwrap_or_default();
+        assert!(
+            from.ends_with("/a:alice"),
+            "project:agent in listings: {from}"
+        );
+        let brief = b1.coord_as_ok(agent, &["brief"]);
+        assert!(brief.contains("Unread messages (1)"), "{brief}");
+    }
+    let read = b1.coord_json(&["--agent", "bob", "read", sent["id"].as_str().expect("id")]);
+    assert!(
+        read["from_project"]
+            .as_str()
+            .expect("a project")
+            .ends_with("/a")
+    );
+    let shown = b1.coord_as_ok("bob", &["read", sent["id"].as_str().expect("id")]);
+    assert!(
+        shown.contains(":alice (Ada Lovelace <ada@example.com>)"),
+        "{shown}"
+    );
+    // Read is not handled: carol still sees it until someone acknowledges it.
+    assert_eq!(b1.coord_json(&["--agent", "carol", "inbox"])["unread"], 1);
+    b1.coord_as_ok("bob", &["ack", sent["id"].as_str().expect("id")]);
+    assert_eq!(b1.coord_json(&["--agent", "carol", "inbox"])["unread"], 0);
+}
+
+#[test]
+fn a_task_with_no_role_is_offered_to_every_role() {
+    let repo = TestRepo::init();
+    let spawned = repo.coord_json(&["agent", "spawn", "dana", "--role", "tester"]);
+    let home = PathBuf::from(spawned["worktree"].as_str().expect("a worktree"));
+    let anyone = repo.new_task("anyone's task", &[]);
+    let devs = repo.new_task("a dev task", &["--role", "dev"]);
+    let ready = ids(&array(repo.coord_json(&["ready", "--role", "tester"])));
+    assert_eq!(ready, vec![anyone.clone()]);
+    assert!(ids(&array(repo.coord_json(&["ready", "--role", "dev"]))).contains(&devs));
+    let brief = repo.coord_as_ok("dana", &["brief"]);
+    assert!(brief.contains(&anyone), "{brief}");
+    // The stop hook keeps dana going: there is work for a tester.
+    let mut child = repo
+        .command(BIN, repo.tmp())
+        .args(["hook", "stop"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the hook runs");
+    let input = serde_json::json!({ "cwd": home.display().to_string(), "stop_hook_active": false });
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
+        input.to_string().as_bytes(),
+    )
+    .expect("input written");
+    let decision = json(&stdout(
+        &child.wait_with_output().expect("the hook finishes"),
+    ));
+    assert_eq!(decision["decision"], "block", "{decision}");
+    assert!(
+        decision["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&anyone),
+        "{decision}"
+    );
+    let claimed = repo.coord_json(&[
+        "--agent", "dana", "task", "claim", "--next", "--role", "tester",
+    ]);
+    assert_eq!(claimed["id"], anyone.as_str());
+}
+
+#[test]
+fn a_project_that_is_not_configured_is_named_with_what_to_do() {
+    let world = World::new(|_| None);
+    let a1 = &world.a1;
+    let before = a1.coord_refs();
+    for args in [
+        vec!["task", "new", "--project", "nope", "a bug"],
+        vec!["task", "show", "nope:abcd"],
+        vec!["task", "new", "waits", "--dep", "nope:abcd"],
+        vec!["send", "--to", "#nope:abcd", "hello"],
+    ] {
+        let err = fails(&a1.coord(&args), 1);
+        assert!(
+            err.contains("nope") && err.contains("project add"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(a1.coord_refs(), before, "nothing was written");
+}
+
+#[test]
+fn an_unreachable_project_fails_clearly_and_leaves_no_trace() {
+    let world = World::new(|tmp| Some(tmp.join("nowhere.git").display().to_string()));
+    let a1 = &world.a1;
+    let before = a1.coord_refs();
+    let err = fails(
+        &a1.coord(&["task", "new", "--project", "beads", "a bug"]),
+        1,
+    );
+    assert!(
+        err.contains("project beads") && err.contains("nowhere.git"),
+        "{err}"
+    );
+    assert!(err.contains("check the URL"), "{err}");
+    assert_eq!(a1.coord_refs(), before);
+    let staged = a1.git_ok(&["for-each-ref", "refs/coord-projects/"]);
+    assert_eq!(staged, "", "no copy claims anything was filed");
+    // sync goes on, warning about the project A depends on.
+    let err = fails(
+        &a1.coord(&["task", "new", "waits", "--dep", "beads:abcd"]),
+        1,
+    );
+    assert!(err.contains("nowhere.git"), "{err}");
+    assert!(a1.list().is_empty(), "the dependent task was not created");
+}
+
+#[test]
+fn a_project_that_refuses_the_push_leaves_nothing_half_written() {
+    let world = World::new(|_| None);
+    let hook = world.b_remote.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'read-only mirror' >&2\nexit 1\n").expect("hook");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let a1 = &world.a1;
+    let err = fails(
+        &a1.coord(&["task", "new", "--project", "beads", "a bug"]),
+        1,
+    );
+    assert!(
+        err.contains("project beads") && err.contains("b.git"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was written"), "{err}");
+    assert!(
+        !world.b_remote_refs().contains("refs/coord/"),
+        "B is untouched"
+    );
+    let staged = a1.git_ok(&["for-each-ref", "refs/coord-projects/"]);
+    assert_eq!(staged, "", "no copy claims anything was filed");
+}
+
+#[test]
+fn malformed_coordination_refs_in_the_other_project_are_refused() {
+    let world = World::new(|_| None);
+    // Someone pushed a code commit where B's tasks should be.
+    world
+        .b1
+        .git_ok(&["push", "-q", "origin", "main:refs/coord/tasks"]);
+    let before = world.b_remote_refs();
+    let err = fails(
+        &world
+            .a1
+            .coord(&["task", "new", "--project", "beads", "a bug"]),
+        1,
+    );
+    assert!(
+        err.contains("project beads") && err.contains("refs/coord/tasks is malformed"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was written"), "{err}");
+    assert_eq!(world.b_remote_refs(), before, "B is untouched");
+}
+
+#[test]
+fn a_missing_or_ambiguous_id_in_the_other_project_is_refused() {
+    let world = World::new(|_| None);
+    let b1 = &world.b1;
+    b1.coord_ok(&["init"]);
+    let real = b1.new_task("real", &[]);
+    let doc = b1.git_ok(&["show", &format!("refs/coord/tasks:{}", task_path(&real))]);
+    for twin in ["aaaa00000001", "aaaa00000002"] {
+        b1.put_document(&task_path(twin), doc.replace(&real, twin).as_bytes());
+    }
+    b1.coord_ok(&["sync"]);
+    let a1 = &world.a1;
+    let err = fails(&a1.coord(&["task", "show", "beads:aaaa"]), 1);
+    assert!(
+        err.contains("ambiguous") && err.contains("aaaa00000001") && err.contains("aaaa00000002"),
+        "{err}"
+    );
+    let err = fails(&a1.coord(&["task", "show", "beads:bbbb", "--fetch"]), 1);
+    assert!(
+        err.contains("project beads") && err.contains("no task matches 'bbbb'"),
+        "{err}"
+    );
+    let err = fails(&a1.coord(&["task", "comment", "beads:bbbb", "hi"]), 1);
+    assert!(err.contains("no task matches 'bbbb'"), "{err}");
+    let err = fails(
+        &a1.coord(&["task", "new", "waits", "--dep", "beads:aaaa"]),
+        1,
+    );
+    assert!(err.contains("ambiguous"), "{err}");
+    assert!(a1.list().is_empty());
+    // The full id works, for show and for a dependency added later (and removed by prefix).
+    let shown = a1.coord_json(&["task", "show", "beads:aaaa00000001"]);
+    assert_eq!(shown["project"], "beads");
+    let waits = a1.new_task("waits", &[]);
+    a1.coord_ok(&["task", "dep", "add", &waits, "beads:aaaa00000001"]);
+    assert_eq!(a1.show(&waits)["deps"][0], "beads:aaaa00000001");
+    assert!(ids(&array(a1.coord_json(&["ready"]))).is_empty());
+    let tree = a1.coord_ok(&["task", "dep", "tree", &waits]);
+    assert!(tree.contains("beads:aaaa00000001 [open] real"), "{tree}");
+    a1.coord_ok(&["task", "dep", "rm", &waits, "beads:aaaa"]);
+    assert_eq!(ids(&array(a1.coord_json(&["ready"]))), vec![waits]);
+}
+
+#[test]
+fn two_clones_filing_at_once_while_the_other_project_writes_lose_nothing() {
+    let world = World::new(|_| None);
+    world.b1.coord_ok(&["init"]);
+    world.b1.coord_ok(&["sync"]);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for n in 0..3 {
+                world.a1.coord_ok(&[
+                    "task",
+                    "new",
+                    "--project",
+                    "beads",
+                    &format!("from a1 #{n}"),
+                ]);
+            }
+        });
+        s.spawn(|| {
+            for n in 0..3 {
+                world.a2_ok(&[
+                    "task",
+                    "new",
+                    "--project",
+                    "beads",
+                    &format!("from a2 #{n}"),
+                ]);
+            }
+        });
+        s.spawn(|| {
+            for n in 0..3 {
+                world
+                    .b1
+                    .coord_ok(&["task", "new", &format!("b's own #{n}")]);
+                world.b1.coord_ok(&["sync"]);
+            }
+        });
+    });
+    world.b1.coord_ok(&["sync"]);
+    let mut titles: Vec<String> = world
+        .b1
+        .list()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap_or_default().to_string())
+        .collect();
+    titles.sort();
+    assert_eq!(titles.len(), 9, "{titles:?}");
+    for n in 0..3 {
+        for who in ["from a1", "from a2", "b's own"] {
+            assert!(titles.contains(&format!("{who} #{n}")), "{titles:?}");
+        }
+    }
+}
