@@ -103,6 +103,8 @@ pub enum Error {
     LeaseHeldByOther { id: String, holder: String },
     #[error("lease {id} was released at {at}")]
     LeaseReleased { id: String, at: String },
+    #[error("nothing arrived within {waited}")]
+    WaitTimedOut { waited: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -133,7 +135,8 @@ impl Error {
             | Error::TeamStopped { .. }
             | Error::LeaseConflict(_)
             | Error::LeaseHeldByOther { .. }
-            | Error::LeaseReleased { .. } => exit::REFUSED,
+            | Error::LeaseReleased { .. }
+            | Error::WaitTimedOut { .. } => exit::REFUSED,
             _ => exit::ERROR,
         }
     }
@@ -182,6 +185,9 @@ impl Error {
             }
             Error::LeaseReleased { .. } => {
                 "acquire a new lease with `git coord lease acquire`".into()
+            }
+            Error::WaitTimedOut { .. } => {
+                "wait again, or see where things stand with `git coord brief`".into()
             }
             _ => return None,
         })

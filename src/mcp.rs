@@ -185,9 +185,7 @@ impl CoordServer {
                 ));
             }
             let (_, coord) = held.as_ref().expect("opened above");
-            if let Ok(actor) = coord.actor() {
-                crate::ops::agents::touch_presence(&coord.repo, &actor.agent, false);
-            }
+            crate::ops::presence::implicit_beat(coord);
             f(coord).map(|v| v.to_string()).map_err(failed)
         })
     }

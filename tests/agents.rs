@@ -277,7 +277,7 @@ fn spawned_agents_get_a_branch_a_worktree_and_act_there_with_no_flag() {
             .lines()
             .find(|l| l.starts_with(name))
             .unwrap_or_else(|| panic!("{name} not in {text}"));
-        assert!(line.contains("active"), "{line}");
+        assert!(line.contains("idle"), "{line}");
         assert!(line.contains(&format!("agent/{name}")), "{line}");
     }
 
@@ -493,12 +493,23 @@ fn retire_refuses_to_drop_work_unless_forced_and_keeps_the_branch() {
     let again = spawn(&repo, "bob", "docs", &[]);
     assert_eq!(field(&again, "status"), Some("active"), "{again}");
     assert_eq!(field(&again, "role"), Some("docs"), "{again}");
-    // alice's branch was kept, so her name stays taken until it is deleted.
+    // alice's branch was kept: spawning her name again continues on it, her commits and all;
+    // asking for another base instead is refused with the command that frees the name.
     let err = fails(
-        &repo.coord(&["agent", "spawn", "alice", "--role", "dev"]),
+        &repo.coord(&["agent", "spawn", "alice", "--role", "dev", "--base", "main"]),
         1,
     );
-    assert!(err.contains("agent/alice"), "{err}");
+    assert!(err.contains("git branch -D agent/alice"), "{err}");
+    let again = spawn(&repo, "alice", "dev", &[]);
+    assert_eq!(field(&again, "status"), Some("active"), "{again}");
+    assert_eq!(field(&again, "branch"), Some("agent/alice"), "{again}");
+    assert_eq!(repo.git_ok(&["rev-parse", "refs/heads/agent/alice"]), work);
+    let alice_dir = default_worktree(&repo, "alice");
+    assert_eq!(
+        repo.git_ok(&["-C", &alice_dir.display().to_string(), "rev-parse", "HEAD"]),
+        work,
+        "the worktree is on her kept branch"
+    );
 }
 
 #[test]
@@ -713,9 +724,9 @@ fn claims_of_a_stale_agent_can_be_taken_over() {
     coord_at_ok(&repo, &a_dir, &["task", "claim", &second]);
     let agents_before = agents_tip(&repo);
 
-    // Presence is a local file, never a commit.
-    let presence = repo.path.join(".git/coord/presence/a");
-    assert!(presence.is_file(), "no presence file for a");
+    // Presence is a heartbeat in refs/coord/presence, never a commit in the audited refs.
+    let beat = repo.git_ok(&["show", "refs/coord/presence:heartbeats/a.yaml"]);
+    assert!(beat.contains("agent: a"), "{beat}");
     assert_eq!(
         repo.git_ok(&["ls-tree", "-r", "--name-only", AGENTS_REF]),
         "agents/a.yaml\nagents/b.yaml\ncoord.yaml"

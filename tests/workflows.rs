@@ -254,10 +254,13 @@ fn the_stop_hook_keeps_a_worker_going_and_lets_it_stop_when_it_should() {
         "{reason}"
     );
 
-    // Paused: it may stop, and is told why.
+    // Paused: it may stop, and is told why, on stdout in the client's contract.
     repo.coord_ok(&["pause", "--reason", "lunch"]);
     let (out, err) = stop_hook(&repo, &stop_input(&home));
-    assert!(out.is_empty(), "{out}");
+    let halt = json(&out);
+    assert_eq!(halt["continue"], false, "{halt}");
+    let why = halt["stopReason"].as_str().expect("stopReason");
+    assert!(why.contains("paused") && why.contains("lunch"), "{halt}");
     assert!(err.contains("paused") && err.contains("lunch"), "{err}");
     let refused = fails(&repo.coord_as("x", &["task", "claim", "--next"]), 3);
     assert!(refused.contains("paused"), "{refused}");

@@ -11,6 +11,8 @@ use crate::model::agent::{Agent, AgentStatus};
 use crate::ops::agents::{AgentView, Agents, Spawn};
 use crate::ops::config::normalize_remote_url;
 use crate::ops::context::Coord;
+use crate::ops::presence::LastSeen;
+use crate::views::status::{AgentRow, agent_rows};
 
 #[derive(Subcommand, Debug)]
 pub enum AgentCommand {
@@ -49,8 +51,17 @@ pub enum AgentCommand {
         #[arg(long)]
         role: String,
     },
-    /// Record that the acting agent is alive (every command an agent runs does this too)
+    /// Record that the acting agent is alive and share it through the remote (every command an
+    /// agent runs records one too, at most every quarter of stale_after)
     Heartbeat,
+    /// Join the team in place: this worktree or clone acts as agent NAME, no new branch or
+    /// worktree (`retire` undoes it and keeps the checkout)
+    Register {
+        name: String,
+        /// The agent's role (see `git coord roles`)
+        #[arg(long)]
+        role: String,
+    },
     /// Bring an agent's branch up to the integration branch (when its worktree has no changes)
     Refresh { name: String },
     /// Remove an agent's worktree and mark it retired (the branch is kept)
@@ -121,15 +132,17 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
             }
         }
         AgentCommand::List { all } => {
-            let (list, problems) = agents.list(all)?;
+            let (rows, problems) = crate::views::status::agents_with_claims(coord, all)?;
             for p in problems {
                 eprintln!("warning: skipped {p}");
             }
             if json {
-                writeln!(out, "{}", serde_json::to_value(&list)?)?;
+                let list: Vec<serde_json::Value> =
+                    rows.iter().map(row_json).collect::<Result<_>>()?;
+                writeln!(out, "{}", serde_json::Value::Array(list))?;
             } else {
-                for view in &list {
-                    line(out, view)?;
+                for row in &rows {
+                    line(out, row)?;
                 }
             }
         }
@@ -137,11 +150,15 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
             let view = agents.show(&name)?;
             let earlier = crate::ops::history::earlier_work(coord, &view.agent)?;
             if json {
-                let mut value = serde_json::to_value(&view)?;
+                let index = crate::ops::tasks::Tasks::new(coord).load_index()?;
+                let row = agent_rows(&index, vec![view.clone()])
+                    .pop()
+                    .expect("one row per view");
+                let mut value = row_json(&row)?;
                 value["earlier_work"] = serde_json::to_value(&earlier)?;
                 writeln!(out, "{value}")?;
             } else {
-                show(out, &view, false)?;
+                show(coord, out, &view, false)?;
                 super::history::earlier_work(out, &view.agent, &earlier)?;
             }
         }
@@ -155,7 +172,32 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
         }
         AgentCommand::Heartbeat => {
             let me = coord.actor()?.agent;
-            show(out, &agents.heartbeat(&me)?, json)?;
+            let (view, unshared) = agents.heartbeat(&me)?;
+            if let Some(why) = &unshared {
+                eprintln!(
+                    "warning: heartbeat kept here, not shared ({why}); it goes out with the next `git coord sync` or online write"
+                );
+            }
+            show(coord, out, &view, json)?;
+        }
+        AgentCommand::Register { name, role } => {
+            let agent = agents.register(&name, &role)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&agent)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "registered {} ({}) in place: {}",
+                    agent.name,
+                    agent.role,
+                    agent.worktree.as_deref().unwrap_or("-")
+                )?;
+                writeln!(
+                    out,
+                    "commands run here act as {}; `git coord agent retire {}` undoes it and keeps your work",
+                    agent.name, agent.name
+                )?;
+            }
         }
         AgentCommand::Launch { name } => {
             let l = crate::ops::launch::launch(coord, &name)?;
@@ -207,38 +249,52 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
     Ok(())
 }
 
-fn status(view: &AgentView) -> &'static str {
-    match (view.agent.status, view.stale) {
-        (AgentStatus::Retired, _) => "retired",
-        (AgentStatus::Active, true) => "stale",
-        (AgentStatus::Active, false) => "active",
-    }
+/// An agent as `agent list --json` and `agent show --json` give it: its registration, its
+/// presence word, when and where it was last seen, and what it holds.
+fn row_json(row: &AgentRow) -> Result<serde_json::Value> {
+    let mut value = serde_json::to_value(&row.view)?;
+    value["presence"] = json!(row.presence());
+    value["claimed"] = json!(
+        row.claimed
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>()
+    );
+    Ok(value)
 }
 
-fn line(out: &mut dyn Write, view: &AgentView) -> Result<()> {
-    let a = &view.agent;
+fn line(out: &mut dyn Write, row: &AgentRow) -> Result<()> {
+    let a = &row.view.agent;
     writeln!(
         out,
         "{:<16} {:<10} {:<8} {:<24} seen {}",
         a.name,
         a.role,
-        status(view),
-        a.branch.as_deref().unwrap_or("-"),
-        view.last_seen.as_deref().unwrap_or("never here")
+        row.presence(),
+        a.branch.as_deref().unwrap_or("(in place)"),
+        LastSeen::describe(row.view.last_seen.as_ref())
     )?;
     Ok(())
 }
 
-fn show(out: &mut dyn Write, view: &AgentView, json: bool) -> Result<()> {
+fn show(coord: &Coord, out: &mut dyn Write, view: &AgentView, json: bool) -> Result<()> {
+    let index = crate::ops::tasks::Tasks::new(coord).load_index()?;
+    let row = agent_rows(&index, vec![view.clone()])
+        .pop()
+        .expect("one row per view");
     if json {
-        writeln!(out, "{}", serde_json::to_value(view)?)?;
+        writeln!(out, "{}", row_json(&row)?)?;
         return Ok(());
     }
     let a: &Agent = &view.agent;
-    writeln!(out, "{}  ({})", a.name, status(view))?;
+    writeln!(out, "{}  ({})", a.name, row.presence())?;
     writeln!(out, "role:      {}", a.role)?;
     writeln!(out, "human:     {}", a.human)?;
-    writeln!(out, "branch:    {}", a.branch.as_deref().unwrap_or("-"))?;
+    writeln!(
+        out,
+        "branch:    {}",
+        a.branch.as_deref().unwrap_or("- (joined in place)")
+    )?;
     writeln!(out, "worktree:  {}", a.worktree.as_deref().unwrap_or("-"))?;
     if !a.capabilities.is_empty() {
         writeln!(out, "can:       {}", a.capabilities.join(", "))?;
@@ -247,8 +303,11 @@ fn show(out: &mut dyn Write, view: &AgentView, json: bool) -> Result<()> {
     writeln!(
         out,
         "seen:      {}",
-        view.last_seen.as_deref().unwrap_or("never on this machine")
+        LastSeen::describe(view.last_seen.as_ref())
     )?;
+    for (id, title) in &row.claimed {
+        writeln!(out, "holds:     {id} {title}")?;
+    }
     if let Some(retired) = &a.retired {
         writeln!(out, "retired:   {retired}")?;
     }
@@ -263,7 +322,20 @@ pub fn whoami(coord: &Coord, out: &mut dyn Write, json: bool) -> Result<()> {
     let remote = coord.repo.config_string("remote.origin.url");
     let project = crate::ops::config::project_id(remote.as_deref(), &coord.repo.common_dir());
     let worktree = coord.repo.workdir().map(|p| p.display().to_string());
-    let stale = agents.stale()?.contains(&actor.agent);
+    let view = match &registered {
+        Some(_) => Some(agents.show(&actor.agent)?),
+        None => None,
+    };
+    let row = match view {
+        Some(v) => {
+            let index = crate::ops::tasks::Tasks::new(coord).load_index()?;
+            agent_rows(&index, vec![v]).pop()
+        }
+        None => None,
+    };
+    let stale = row.as_ref().is_some_and(|r| r.view.stale);
+    let presence = row.as_ref().map(|r| r.presence());
+    let last_seen = row.as_ref().and_then(|r| r.view.last_seen.clone());
     if json {
         let value = json!({
             "agent": actor.agent,
@@ -274,6 +346,8 @@ pub fn whoami(coord: &Coord, out: &mut dyn Write, json: bool) -> Result<()> {
             "branch": registered.as_ref().and_then(|a| a.branch.clone()),
             "status": registered.as_ref().map(|a| a.status),
             "stale": stale,
+            "presence": presence,
+            "last_seen": last_seen,
             "worktree": worktree,
             "project": project,
             "remote": remote.as_deref().and_then(normalize_remote_url),
@@ -293,7 +367,7 @@ pub fn whoami(coord: &Coord, out: &mut dyn Write, json: bool) -> Result<()> {
             out,
             "role {} on branch {}{}",
             a.role,
-            a.branch.as_deref().unwrap_or("-"),
+            a.branch.as_deref().unwrap_or("- (joined in place)"),
             if a.status == AgentStatus::Retired {
                 " (retired)"
             } else {
@@ -302,8 +376,15 @@ pub fn whoami(coord: &Coord, out: &mut dyn Write, json: bool) -> Result<()> {
         )?,
         None => writeln!(
             out,
-            "not a registered agent (`git coord agent spawn` makes one)"
+            "not a registered agent (`git coord agent register NAME --role ROLE` joins here, `agent spawn` makes a new worktree)"
         )?,
+    }
+    if let Some(word) = presence {
+        writeln!(
+            out,
+            "{word}, last seen {}",
+            LastSeen::describe(last_seen.as_ref())
+        )?;
     }
     writeln!(
         out,

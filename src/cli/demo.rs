@@ -428,7 +428,8 @@ fn feature_workflow(dir: &Path) -> Result<()> {
                 home(name)?.display().to_string()
             )) {
                 crate::views::stop::Decision::Block { reason } => reason,
-                crate::views::stop::Decision::Allow { .. } => String::new(),
+                crate::views::stop::Decision::Allow { .. }
+                | crate::views::stop::Decision::Halt { .. } => String::new(),
             };
             if let Some(first) = reason.lines().next() {
                 println!("  (alice's stop hook, before she takes it: {first})");

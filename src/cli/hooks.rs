@@ -100,6 +100,15 @@ pub fn run_stop_hook() -> Result<()> {
                 eprintln!("git-coord: {why}");
             }
         }
+        crate::views::stop::Decision::Halt { reason } => {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({ "continue": false, "stopReason": format!("git-coord: {reason}") })
+            )?;
+            eprintln!("git-coord: {reason}");
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod messages;
 mod output;
 mod status;
 mod sync;
+mod wait;
 mod workflow;
 
 use std::io::{self, Read, Write};
@@ -31,7 +32,8 @@ Exit codes:
   3  refused by the state or lost to another writer (a task someone else holds,
      `claim --next` with nothing ready, a dependency cycle, a task in the wrong state,
      a path leased to another agent, a commit or push the lease guard refused,
-     a paused or cancelled team, a remote or branch that kept moving)";
+     a paused or cancelled team, a remote or branch that kept moving,
+     `wait --timeout` with nothing arrived)";
 
 /// Coordinate coding agents and humans on one repository, with nothing but git.
 #[derive(Parser, Debug)]
@@ -135,6 +137,9 @@ enum Command {
     Project(sync::ProjectCommand),
     /// The team in a screenful: tasks, agents, leases, workflows, the last checkpoint
     Status,
+    /// Block until something arrives: an unread message, a change to a task, ready work for
+    /// your role (all but --task: inbox and ready work). Exit 3 on --timeout
+    Wait(wait::WaitArgs),
     /// Serve the agent's operations over the Model Context Protocol (stdio)
     Mcp,
     /// A read-only web dashboard of the team, live as refs/coord/* change
@@ -426,10 +431,8 @@ fn run(cli: Cli) -> Result<()> {
     }
     let mut coord = Coord::open(&dir, cli.agent.clone())?;
     coord.offline = cli.offline;
-    // Every command an agent runs counts as its heartbeat (a local file, never a commit).
-    if let Ok(actor) = coord.actor() {
-        crate::ops::agents::touch_presence(&coord.repo, &actor.agent, false);
-    }
+    // Every command an agent runs counts as its heartbeat (refs/coord/presence, no history).
+    crate::ops::presence::implicit_beat(&coord);
     if let Command::Mcp = cli.command {
         // The server writes stdout from its own threads: it must not be locked here.
         return crate::mcp::serve(coord.start_dir.clone());
@@ -488,6 +491,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Pause { reason } => hooks::team(&coord, "pause", reason, None, out, json)?,
         Command::Workflow(cmd) => workflow::run(&coord, cmd, out, json)?,
         Command::Status => status::status(&coord, out, json)?,
+        Command::Wait(args) => wait::run(&coord, args, out, json)?,
         Command::Mcp => unreachable!("handled before stdout is locked"),
         Command::Serve { port, bind, token } => {
             let opts = crate::serve::Options {

@@ -58,7 +58,7 @@ pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
             .map(|r| {
                 let v = &r.view;
                 let holds: Vec<&str> = r.claimed.iter().map(|(id, _)| id.as_str()).collect();
-                json!({ "name": v.agent.name, "role": v.agent.role, "stale": v.stale, "last_seen": v.last_seen, "claimed": holds })
+                json!({ "name": v.agent.name, "role": v.agent.role, "presence": r.presence(), "stale": v.stale, "last_seen": v.last_seen, "claimed": holds })
             })
             .collect();
         let value = json!({
@@ -110,10 +110,10 @@ pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
             "  {:<12} {:<10} {}  {}",
             v.agent.name,
             v.agent.role,
-            if v.stale {
-                p.with("31", "stale")
-            } else {
-                p.with("32", "live ")
+            match r.presence() {
+                "stale" => p.with("31", "stale"),
+                "busy" => p.with("33", "busy "),
+                word => p.with("32", &format!("{word:<5}")),
             },
             if holds.is_empty() {
                 "-".to_string()

@@ -26,9 +26,11 @@ pub enum ProjectCommand {
 pub fn sync(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
     let remote = resolve_remote(&coord.repo, remote)?;
     let report = core::sync(&coord.repo, &remote, &Notices::new(coord))?;
+    let presence = share_presence(coord, &remote, true);
     let followed = Projects::new(coord).follow()?;
     if json {
         let mut value = serde_json::to_value(&report)?;
+        value["presence"] = presence_json(&presence);
         value["projects"] = serde_json::to_value(&followed)?;
         writeln!(out, "{value}")?;
         return Ok(());
@@ -41,6 +43,7 @@ pub fn sync(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result
         if report.tries == 1 { "" } else { "s" }
     )?;
     refs(out, &report.refs)?;
+    presence_line(out, &presence)?;
     if report.notices > 0 {
         writeln!(
             out,
@@ -82,6 +85,9 @@ fn projects_followed(out: Out, followed: &[Followed]) -> Result<()> {
 pub fn fetch(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
     let remote = resolve_remote(&coord.repo, remote)?;
     let done = core::fetch_and_merge(&coord.repo, &remote, &Notices::new(coord))?;
+    if let Err(e) = share_presence(coord, &remote, false) {
+        eprintln!("warning: presence not fetched: {e}");
+    }
     let followed = Projects::new(coord).follow()?;
     if json {
         writeln!(
@@ -104,6 +110,8 @@ pub fn fetch(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Resul
 pub fn push(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
     let remote = resolve_remote(&coord.repo, remote)?;
     let done = core::push_only(&coord.repo, &remote)?;
+    crate::ops::presence::Presence::new(coord, crate::ops::presence::stale_after(coord))
+        .share_pending(&remote);
     report(
         out,
         json,
@@ -166,6 +174,37 @@ pub fn project(coord: &Coord, cmd: ProjectCommand, out: Out, json: bool) -> Resu
                 writeln!(out, "forgot project {name}")?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Presence goes with every sync (ops/presence.rs); its failure never fails the sync.
+fn share_presence(
+    coord: &Coord,
+    remote: &crate::remote::Remote,
+    push: bool,
+) -> Result<crate::remote::presence::Exchanged> {
+    crate::ops::presence::Presence::new(coord, crate::ops::presence::stale_after(coord))
+        .share_with(remote, push)
+}
+
+fn presence_json(presence: &Result<crate::remote::presence::Exchanged>) -> serde_json::Value {
+    match presence {
+        Ok(p) => json!({ "refname": crate::store::PRESENCE_REF, "action": p.action }),
+        Err(e) => {
+            json!({ "refname": crate::store::PRESENCE_REF, "action": "failed", "error": e.to_string() })
+        }
+    }
+}
+
+fn presence_line(out: Out, presence: &Result<crate::remote::presence::Exchanged>) -> Result<()> {
+    match presence {
+        Ok(p) => writeln!(out, "  {:<24} {}", crate::store::PRESENCE_REF, p.action)?,
+        Err(e) => writeln!(
+            out,
+            "  {:<24} not shared ({e}); it goes out with the next sync",
+            crate::store::PRESENCE_REF
+        )?,
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod lease;
 pub mod merge;
 pub mod message;
 pub mod name;
+pub mod presence;
 pub mod task;
 pub mod time;
 

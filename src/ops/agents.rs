@@ -1,19 +1,18 @@
 //! Agents: each one a branch, a worktree and a registration in refs/coord/agents. A worktree
 //! knows its agent (a file in its own git directory), so every command run there acts as that
-//! agent. Presence is local and kept out of history: a file per agent whose modification time is
-//! the last heartbeat.
-
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+//! agent. An existing checkout can join in place (`register`): it gets the identity file and a
+//! registration, no branch and no worktree. Presence is in refs/coord/presence (ops/presence.rs).
 
 use crate::error::{Error, Result};
-use crate::git::{Repo, probe_git, run_git};
+use crate::git::{probe_git, run_git};
 use crate::model::agent::{AGENT_FORMAT, Agent, AgentStatus};
 use crate::model::{name, time};
 use crate::ops::config::Config;
-use crate::ops::context::{Coord, IDENTITY_FILE};
+use crate::ops::context::{Coord, IDENTITY_FILE, worktree_agent};
+use crate::ops::presence::{LastSeen, Presence};
 use crate::store::{Change, Store};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 pub const AGENTS_REF: &str = "refs/coord/agents";
 
@@ -31,8 +30,8 @@ pub struct Spawn {
 pub struct AgentView {
     #[serde(flatten)]
     pub agent: Agent,
-    /// The last heartbeat seen on this machine, if any.
-    pub last_seen: Option<String>,
+    /// The last heartbeat this clone knows of, from any clone.
+    pub last_seen: Option<LastSeen>,
     pub stale: bool,
 }
 
@@ -77,7 +76,7 @@ impl<'c> Agents<'c> {
         }
         let top = self.main_workdir()?;
         let branch = Agent::branch_for(&req.name);
-        if probe_git(
+        let existing_tip = probe_git(
             &top,
             &[
                 "rev-parse",
@@ -85,37 +84,49 @@ impl<'c> Agents<'c> {
                 "--quiet",
                 &format!("refs/heads/{branch}"),
             ],
-        )?
-        .is_some()
-        {
-            return Err(Error::invalid(
-                "agent name",
-                &req.name,
+        )?;
+        // A retired agent's branch is reused: spawning its name again continues its work.
+        let was_retired = self
+            .get(&req.name)?
+            .is_some_and(|a| a.status == AgentStatus::Retired);
+        let reuse = existing_tip.is_some() && was_retired && req.base.is_none();
+        if existing_tip.is_some() && !reuse {
+            let why = if was_retired {
+                format!(
+                    "branch {branch} of the retired agent is kept; spawn without --base to continue on it, or delete it first (`git branch -D {branch}`)"
+                )
+            } else {
                 format!(
                     "branch {branch} already exists; delete it (`git branch -D {branch}`) or pick another name"
-                ),
-            ));
+                )
+            };
+            return Err(Error::invalid("agent name", &req.name, why));
         }
-        let base_ref = match &req.base {
-            Some(base) => base.clone(),
-            None => self.integration_branch()?,
+        let base = match existing_tip.filter(|_| reuse) {
+            Some(tip) => tip,
+            None => {
+                let base_ref = match &req.base {
+                    Some(base) => base.clone(),
+                    None => self.integration_branch()?,
+                };
+                probe_git(
+                    &top,
+                    &[
+                        "rev-parse",
+                        "--verify",
+                        "--quiet",
+                        &format!("{base_ref}^{{commit}}"),
+                    ],
+                )?
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "base",
+                        &base_ref,
+                        "it does not resolve to a commit in this repository",
+                    )
+                })?
+            }
         };
-        let base = probe_git(
-            &top,
-            &[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                &format!("{base_ref}^{{commit}}"),
-            ],
-        )?
-        .ok_or_else(|| {
-            Error::invalid(
-                "base",
-                &base_ref,
-                "it does not resolve to a commit in this repository",
-            )
-        })?;
         let path = match &req.path {
             Some(path) if path.is_absolute() => path.clone(),
             Some(path) => self.coord.start_dir.join(path),
@@ -131,10 +142,14 @@ impl<'c> Agents<'c> {
         let path_text = path.display().to_string();
         // The branch first, on its own: creating it fails if it exists, so whatever this
         // process undoes later is its own (another process may be spawning the same name).
-        run_git(&top, &["branch", "--no-track", &branch, &base])?;
+        if !reuse {
+            run_git(&top, &["branch", "--no-track", &branch, &base])?;
+        }
         if let Err(e) = run_git(&top, &["worktree", "add", "--quiet", &path_text, &branch]) {
             let _ = run_git(&top, &["worktree", "prune"]);
-            let _ = run_git(&top, &["branch", "-D", &branch]);
+            if !reuse {
+                let _ = run_git(&top, &["branch", "-D", &branch]);
+            }
             remove_empty_parent(&path);
             return Err(e);
         }
@@ -174,24 +189,30 @@ impl<'c> Agents<'c> {
         });
         match registered {
             Ok(agent) => {
-                touch_presence(&self.coord.repo, &agent.name, true);
+                let mut as_agent = actor.clone();
+                as_agent.agent = agent.name.clone();
+                if let Err(e) = self.presence().beat(&as_agent, &agent.name) {
+                    tracing::debug!("no first heartbeat for {}: {e}", agent.name);
+                }
                 Ok(agent)
             }
             Err(e) => {
-                self.undo_spawn(&top, &branch, &path);
+                self.undo_spawn(&top, (!reuse).then_some(branch.as_str()), &path);
                 Err(e)
             }
         }
     }
 
     /// Removes what this process's successful `git worktree add` made: the worktree and the branch.
-    fn undo_spawn(&self, top: &Path, branch: &str, path: &Path) {
+    fn undo_spawn(&self, top: &Path, branch: Option<&str>, path: &Path) {
         let _ = run_git(
             top,
             &["worktree", "remove", "--force", &path.display().to_string()],
         );
         let _ = run_git(top, &["worktree", "prune"]);
-        let _ = run_git(top, &["branch", "-D", branch]);
+        if let Some(branch) = branch {
+            let _ = run_git(top, &["branch", "-D", branch]);
+        }
         remove_empty_parent(path);
     }
 
@@ -226,6 +247,7 @@ impl<'c> Agents<'c> {
         let Some(dir) = self.coord.repo.lookup_path(tree, "agents")? else {
             return Ok((out, problems));
         };
+        let beats = self.presence().all().unwrap_or_default();
         for entry in self.coord.repo.tree_entries(dir)? {
             if let Some(odd) = entry.odd {
                 problems.push(format!(
@@ -239,7 +261,8 @@ impl<'c> Agents<'c> {
             };
             match self.read(&snap, name) {
                 Ok(Some(agent)) if all || agent.status == AgentStatus::Active => {
-                    out.push(self.view(agent))
+                    let beat = beats.get(&agent.name);
+                    out.push(self.view_with(agent, beat))
                 }
                 Ok(_) => {}
                 Err(e) => problems.push(e.to_string()),
@@ -303,14 +326,25 @@ impl<'c> Agents<'c> {
     }
 
     fn view(&self, agent: Agent) -> AgentView {
-        let seen = last_seen(&self.coord.repo, &agent.name);
-        let stale = agent.status == AgentStatus::Retired
-            || seen.is_some_and(|t| t.elapsed().is_ok_and(|age| age > self.config.stale_after));
+        let beat = self.presence().get(&agent.name).ok().flatten();
+        self.view_with(agent, beat.as_ref())
+    }
+
+    fn view_with(
+        &self,
+        agent: Agent,
+        beat: Option<&crate::model::presence::Heartbeat>,
+    ) -> AgentView {
+        let (last_seen, silent) = self.presence().judge(beat);
         AgentView {
-            last_seen: seen.map(system_time_text),
-            stale,
+            last_seen,
+            stale: agent.status == AgentStatus::Retired || silent,
             agent,
         }
+    }
+
+    pub fn presence(&self) -> Presence<'c> {
+        Presence::new(self.coord, self.config.stale_after)
     }
 
     /// Agents whose claims and leases may be taken over: retired ones, and those silent for
@@ -325,14 +359,120 @@ impl<'c> Agents<'c> {
             .collect())
     }
 
-    /// Records that `name` is alive now.
-    pub fn heartbeat(&self, name: &str) -> Result<AgentView> {
+    /// Agents whose claims may be taken over, judged as late as possible: with a remote, when
+    /// some holder looks stale here, presence is fetched first, so a heartbeat that reached the
+    /// remote meanwhile still counts.
+    pub fn stale_for_takeover(&self) -> Result<HashSet<String>> {
+        let stale = self.stale()?;
+        let silent_active = self
+            .list(false)?
+            .0
+            .iter()
+            .any(|v| stale.contains(&v.agent.name));
+        if !silent_active {
+            return Ok(stale);
+        }
+        match self.presence().share() {
+            Ok(_) => self.stale(),
+            Err(e) => {
+                tracing::debug!("presence not refreshed before a takeover: {e}");
+                Ok(stale)
+            }
+        }
+    }
+
+    /// Records that `name` is alive now and, with a remote, shares it. An unreachable remote is
+    /// not an error: the heartbeat is kept here and goes out with the next successful contact.
+    pub fn heartbeat(&self, name: &str) -> Result<(AgentView, Option<Error>)> {
         let view = self.show(name)?;
         if view.agent.status == AgentStatus::Retired {
             return Err(Error::invalid("agent", name, "it is retired"));
         }
-        touch_presence(&self.coord.repo, name, true);
-        self.show(name)
+        let actor = self.coord.actor()?;
+        self.presence().beat(&actor, name)?;
+        let unshared = self.presence().share().err();
+        Ok((self.show(name)?, unshared))
+    }
+
+    /// Registers the current worktree (or clone) as agent `name`, in place: no branch, no new
+    /// worktree. Every command run here then acts as `name`. Refused, with nothing written, for a
+    /// name unfit for a ref, one already active elsewhere, or a worktree that already is another
+    /// active agent.
+    pub fn register(&self, name: &str, role: &str) -> Result<Agent> {
+        name::validate("agent name", name)?;
+        let role = self.config.role(role)?.clone();
+        let here = self
+            .coord
+            .repo
+            .workdir()
+            .unwrap_or(self.coord.repo.git_dir());
+        let here = here.canonicalize().unwrap_or(here).display().to_string();
+        if let Some(current) = worktree_agent(&self.coord.repo)
+            && current != name
+            && self
+                .get(&current)?
+                .is_some_and(|a| a.status == AgentStatus::Active)
+        {
+            return Err(Error::invalid(
+                "agent name",
+                name,
+                format!(
+                    "this worktree already is agent {current}; retire it first (`git coord agent retire {current}`)"
+                ),
+            ));
+        }
+        let mut actor = self.coord.actor()?;
+        let created_by = actor.agent.clone();
+        actor.agent = name.to_string();
+        let agent = Agent {
+            format: AGENT_FORMAT,
+            name: name.to_string(),
+            role: role.name.clone(),
+            branch: None,
+            worktree: Some(here.clone()),
+            base: None,
+            human: actor.human.clone(),
+            capabilities: role.capabilities.clone(),
+            status: AgentStatus::Active,
+            created: time::now(),
+            created_by,
+            retired: None,
+            history: Vec::new(),
+            extra: Default::default(),
+        };
+        let registered = crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
+            if let Some(existing) = self.read(snap, name)?
+                && existing.status == AgentStatus::Active
+            {
+                if existing.worktree.as_deref() == Some(here.as_str())
+                    && existing.role == agent.role
+                {
+                    return Ok((Change::default(), existing)); // registered here already
+                }
+                return Err(Error::invalid(
+                    "agent name",
+                    name,
+                    format!(
+                        "agent {name} is already active ({}, worktree {}); pick another name, or retire it there first",
+                        existing.role,
+                        existing.worktree.as_deref().unwrap_or("-")
+                    ),
+                ));
+            }
+            Ok((
+                write_change(&agent, "register", &actor.agent),
+                agent.clone(),
+            ))
+        })?;
+        std::fs::write(
+            self.coord.repo.git_dir().join(IDENTITY_FILE),
+            format!("{name}\n"),
+        )?;
+        // Registered whatever happens next: presence is shared on the next contact if not now.
+        if self.presence().beat(&actor, name).is_ok() {
+            let _ = self.presence().share();
+        }
+        Ok(registered)
     }
 
     /// Removes the agent's worktree and marks it retired. Refuses uncommitted changes and commits
@@ -344,6 +484,9 @@ impl<'c> Agents<'c> {
             return Err(Error::invalid("agent", name, "it is already retired"));
         }
         let actor = self.coord.actor()?;
+        if agent.branch.is_none() {
+            return self.retire_in_place(&agent, &actor);
+        }
         let top = self.main_workdir()?;
         // The document is data: only ever touch the agent's own branch, and a worktree whose
         // identity file names this agent.
@@ -399,7 +542,39 @@ impl<'c> Agents<'c> {
             current.retired = Some(time::now());
             Ok((write_change(&current, "retire", &actor.agent), current))
         })?;
-        let _ = std::fs::remove_file(presence_file(&self.coord.repo, name));
+        Ok(retired)
+    }
+
+    /// Retires an agent that joined in place: only its registration goes (and the identity file
+    /// of its checkout, when that is on this machine and names it); the checkout, its branch and
+    /// its work stay as they are.
+    fn retire_in_place(&self, agent: &Agent, actor: &crate::store::Actor) -> Result<Agent> {
+        let name = agent.name.clone();
+        let retired = self.store.update(actor, |snap| {
+            let mut current = self
+                .read(snap, &name)?
+                .ok_or_else(|| no_such_agent(&name))?;
+            current.status = AgentStatus::Retired;
+            current.retired = Some(time::now());
+            Ok((write_change(&current, "retire", &actor.agent), current))
+        })?;
+        // The document is data: git is never run in the path it names. Only this checkout's own
+        // identity file, or its main worktree's, is removed, and only if it names this agent.
+        let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        let named = agent.worktree.as_deref().map(|p| canon(Path::new(p)));
+        let mut git_dirs = Vec::new();
+        if let Some(here) = self.coord.repo.workdir() {
+            git_dirs.push((canon(&here), self.coord.repo.git_dir()));
+        }
+        if let Some(main) = self.coord.repo.main_workdir() {
+            git_dirs.push((canon(&main), self.coord.repo.common_dir()));
+        }
+        if let Some((_, dir)) = git_dirs.iter().find(|(top, _)| Some(top) == named.as_ref()) {
+            let file = dir.join(IDENTITY_FILE);
+            if std::fs::read_to_string(&file).is_ok_and(|owner| owner.trim() == name) {
+                std::fs::remove_file(&file)?;
+            }
+        }
         Ok(retired)
     }
 
@@ -450,47 +625,6 @@ fn remove_empty_parent(path: &Path) {
     if let Some(parent) = path.parent() {
         let _ = std::fs::remove_dir(parent); // fails, harmlessly, unless empty
     }
-}
-
-fn presence_file(repo: &Repo, name: &str) -> PathBuf {
-    repo.common_dir().join("coord").join("presence").join(name)
-}
-
-/// Marks `name` as seen now. Without `create`, only agents that already have a presence file
-/// (registered on this machine) are touched, so plain users leave nothing behind.
-pub fn touch_presence(repo: &Repo, name: &str, create: bool) {
-    let file = presence_file(repo, name);
-    let now = SystemTime::now();
-    let opened = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&file)
-        .or_else(|e| {
-            if create && e.kind() == std::io::ErrorKind::NotFound {
-                if let Some(dir) = file.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                std::fs::File::create(&file)
-            } else {
-                Err(e)
-            }
-        });
-    if let Ok(f) = opened {
-        let _ = f.set_modified(now);
-    }
-}
-
-fn last_seen(repo: &Repo, name: &str) -> Option<SystemTime> {
-    std::fs::metadata(presence_file(repo, name))
-        .and_then(|m| m.modified())
-        .ok()
-}
-
-fn system_time_text(t: SystemTime) -> String {
-    let seconds = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    time::from_seconds(seconds)
 }
 
 fn no_such_agent(name: &str) -> Error {

@@ -58,6 +58,9 @@ struct ConfigFile {
     /// Related projects every clone knows: name -> git URL.
     #[serde(default)]
     projects: Option<std::collections::BTreeMap<String, String>>,
+    /// How many times in a row the stop hook keeps an agent going while it makes no progress.
+    #[serde(default)]
+    stop_max_blocks: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,11 +82,13 @@ pub struct Config {
     pub breaker: u32,
     /// Related projects (name, URL) from the committed file, in name order.
     pub projects: Vec<(String, String)>,
+    pub stop_max_blocks: u32,
 }
 
 pub const DEFAULT_BREAKER: u32 = 3;
 
 pub const DEFAULT_STOP_IDLE: Duration = Duration::from_secs(10 * 60);
+pub const DEFAULT_STOP_MAX_BLOCKS: u32 = 3;
 
 pub const DEFAULT_MAX_ATTACHMENT_BYTES: u64 = 5 * 1024 * 1024;
 
@@ -239,11 +244,20 @@ impl Config {
                 )));
             }
         }
+        let stop_max_blocks = file.stop_max_blocks.unwrap_or(DEFAULT_STOP_MAX_BLOCKS);
+        if stop_max_blocks == 0 {
+            return Err(in_file(Error::invalid(
+                "stop_max_blocks",
+                "0",
+                "use 1 or more (how many times in a row an agent without progress is kept going)",
+            )));
+        }
         Ok(Config {
             breaker: file.breaker.unwrap_or(DEFAULT_BREAKER),
             projects,
             gates: file.gates.unwrap_or_default(),
             stop_idle,
+            stop_max_blocks,
             max_attachment_bytes,
             integration_branch: file.integration_branch,
             stale_after,

@@ -349,6 +349,11 @@ pub fn share_on_push(coord: &Coord, remote: Option<&str>) -> Result<Option<Strin
         &remote,
         &crate::ops::online::Notices::new(coord),
     )?;
+    let presence =
+        crate::ops::presence::Presence::new(coord, crate::ops::presence::stale_after(coord));
+    if let Err(e) = presence.share_with(&remote, true) {
+        tracing::debug!("presence not shared on push: {e}");
+    }
     Ok(Some(remote.name))
 }
 

@@ -78,7 +78,13 @@ pub fn update<T>(
     op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
 ) -> Result<T> {
     match coord.confirm_remote()? {
-        Some(remote) => confirmed_update(store, &remote, &Notices::new(coord), actor, op),
+        Some(remote) => {
+            let value = confirmed_update(store, &remote, &Notices::new(coord), actor, op)?;
+            // Only once the write is confirmed: a heartbeat never delays or fails it.
+            crate::ops::presence::Presence::new(coord, crate::ops::presence::stale_after(coord))
+                .share_pending(&remote);
+            Ok(value)
+        }
         None => store.update(actor, op),
     }
 }

@@ -209,12 +209,14 @@ impl<'c> Tasks<'c> {
         let mut stale_agents = None;
         let mut stale = || -> Result<HashSet<String>> {
             if stale_agents.is_none() {
-                stale_agents = Some(crate::ops::agents::Agents::new(self.coord)?.stale()?);
+                stale_agents =
+                    Some(crate::ops::agents::Agents::new(self.coord)?.stale_for_takeover()?);
             }
             Ok(stale_agents.clone().unwrap_or_default())
         };
         crate::ops::team::check_claims_allowed(self.coord)?;
-        crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
+        let mut took_from = None;
+        let task = crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
             let id = self.resolve(snap, &prefix)?;
             let mut task = self.load(snap, &id)?;
             if task.state == State::Claimed
@@ -247,9 +249,14 @@ impl<'c> Tasks<'c> {
                     });
                 }
             }
+            took_from.clone_from(&takeover);
             set_claimed(&mut task, &actor, takeover);
             Ok((write_change(&task, "claim", &actor), task))
-        })
+        })?;
+        if let Some(holder) = took_from {
+            crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
+        }
+        Ok(task)
     }
 
     /// Claims the most urgent ready task (optionally of one role), atomically.
@@ -262,10 +269,11 @@ impl<'c> Tasks<'c> {
         // only covers the (incremental) refresh.
         let before = self.store.snapshot()?;
         let mut index = self.index(&before)?;
-        let stale = crate::ops::agents::Agents::new(self.coord)?.stale()?;
+        let stale = crate::ops::agents::Agents::new(self.coord)?.stale_for_takeover()?;
         crate::ops::team::check_claims_allowed(self.coord)?;
         let mut tries = 0u32;
-        crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
+        let mut took_from = None;
+        let task = crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
             tries += 1;
             index.refresh(&self.coord.repo, TASKS_REF, snap)?;
             let mut candidates = claimable_tasks(&index, role, &stale);
@@ -299,9 +307,14 @@ impl<'c> Tasks<'c> {
                 .assignee
                 .clone()
                 .filter(|_| task.state == State::Claimed);
+            took_from.clone_from(&takeover);
             set_claimed(&mut task, &actor, takeover);
             Ok((write_change(&task, "claim", &actor), task))
-        })
+        })?;
+        if let Some(holder) = took_from {
+            crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
+        }
+        Ok(task)
     }
 
     /// Hands an open task to `agent` (as if it had claimed it), on the organiser's behalf: a

@@ -187,3 +187,42 @@ pub fn push(repo: &Repo, remote: &str, updates: &[(String, Oid)]) -> Result<Push
         &why,
     ))
 }
+
+/// Pushes `new` to `refname`, replacing whatever is there only if it still is `expected` (as
+/// fetched; None: the remote must not have the ref). For a ref whose commits replace each other
+/// (presence) instead of growing a history. The caller owns the retry.
+pub fn push_replacing(
+    repo: &Repo,
+    remote: &str,
+    refname: &str,
+    new: Oid,
+    expected: Option<Oid>,
+) -> Result<Pushed> {
+    let lease = format!(
+        "--force-with-lease={refname}:{}",
+        expected.map(|o| o.to_string()).unwrap_or_default()
+    );
+    let spec = format!("{new}:{refname}");
+    let out = repo.git(&["push", "--porcelain", "--no-verify", &lease, remote, &spec])?;
+    if out.success {
+        return Ok(Pushed::Accepted);
+    }
+    let refused: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with('!')).collect();
+    if refused.iter().any(|l| {
+        l.contains("stale info") || l.contains("fetch first") || l.contains("failed to lock")
+    }) {
+        return Ok(Pushed::Rejected);
+    }
+    let mut why = refused.join("; ");
+    if why.is_empty() {
+        why = out.stderr.clone();
+    }
+    Err(remote_error(
+        &Remote {
+            name: remote.to_string(),
+            staging: String::new(),
+        },
+        "push to",
+        &why,
+    ))
+}

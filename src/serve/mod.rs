@@ -346,7 +346,7 @@ pub fn api(coord: &Coord, endpoint: &str) -> Result<Option<Value>> {
                     let claimed: Vec<&str> = r.claimed.iter().map(|(id, _)| id.as_str()).collect();
                     json!({
                         "name": v.agent.name, "role": v.agent.role, "status": v.agent.status,
-                        "branch": v.agent.branch, "human": v.agent.human, "stale": v.stale,
+                        "branch": v.agent.branch, "human": v.agent.human, "stale": v.stale, "presence": r.presence(),
                         "last_seen": v.last_seen, "claimed": claimed,
                     })
                 })

@@ -26,6 +26,10 @@ pub const COORD_REFS: [&str; 5] = [
     "refs/coord/checkpoints",
 ];
 
+/// Presence (heartbeats): outside [`COORD_REFS`] on purpose. Its commits have no parent, each one
+/// replacing the last, so frequent heartbeats never grow a history; sync exchanges it apart.
+pub const PRESENCE_REF: &str = "refs/coord/presence";
+
 /// A document that could not be loaded, with where it is and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -192,6 +196,38 @@ impl<'r> Store<'r> {
         Err(Error::Contended {
             refname: self.refname.into(),
             attempts: retry.attempts,
+        })
+    }
+
+    /// Like [`Store::update`], but the new commit has no parent: it replaces the ref's content
+    /// instead of adding to its history (the presence ref). Retries on lost races.
+    pub fn replace<T>(
+        &self,
+        actor: &Actor,
+        mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
+    ) -> Result<T> {
+        for attempt in 1..=MAX_ATTEMPTS {
+            let snap = self.snapshot()?;
+            let (change, value) = op(&snap)?;
+            if change.docs.is_empty() {
+                return Ok(value);
+            }
+            let detached = Snapshot {
+                tip: None,
+                tree: snap.tree,
+            };
+            let new = build_commit(self.repo, &detached, actor, &change)?;
+            match self
+                .repo
+                .cas_ref(self.refname, snap.tip, new, &change.subject)?
+            {
+                Cas::Moved => return Ok(value),
+                Cas::Lost => backoff(attempt),
+            }
+        }
+        Err(Error::Contended {
+            refname: self.refname.into(),
+            attempts: MAX_ATTEMPTS,
         })
     }
 

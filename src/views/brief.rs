@@ -348,7 +348,7 @@ pub fn organiser_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<B
                 "- {} ({}), last seen {}, holds {holds} task(s)",
                 v.agent.name,
                 v.agent.role,
-                v.last_seen.as_deref().unwrap_or("never on this machine")
+                crate::ops::presence::LastSeen::describe(v.last_seen.as_ref())
             )
         })
         .collect();

@@ -22,6 +22,32 @@ pub struct AgentRow {
     pub claimed: Vec<(String, String)>,
 }
 
+impl AgentRow {
+    /// `busy` (live, holds a claim), `idle` (live, holds none), `stale` or `retired`.
+    pub fn presence(&self) -> &'static str {
+        presence_word(&self.view, !self.claimed.is_empty())
+    }
+}
+
+/// The word for an agent's presence: `busy` (live, holds a claim), `idle` (live, holds none),
+/// `stale` (silent past `stale_after`), or `retired`.
+pub fn presence_word(view: &AgentView, holds_claim: bool) -> &'static str {
+    match (view.agent.status, view.stale, holds_claim) {
+        (crate::model::agent::AgentStatus::Retired, _, _) => "retired",
+        (_, true, _) => "stale",
+        (_, false, true) => "busy",
+        (_, false, false) => "idle",
+    }
+}
+
+/// Every registered agent (retired ones too with `all`) with what it holds; and the documents
+/// that could not be read.
+pub fn agents_with_claims(coord: &Coord, all: bool) -> Result<(Vec<AgentRow>, Vec<String>)> {
+    let index = Tasks::new(coord).load_index()?;
+    let (views, problems) = Agents::new(coord)?.list(all)?;
+    Ok((agent_rows(&index, views), problems))
+}
+
 pub struct TeamStatus {
     /// Who asked.
     pub me: String,

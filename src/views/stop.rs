@@ -1,8 +1,10 @@
 //! The stop hook of agent CLIs (Claude Code's Stop contract; Codex and Gemini CLI's AfterAgent
 //! read the same output): keep a worker going while it holds a claimed task, has unread
 //! messages, or ready work exists for its role; let it stop when the team is paused or
-//! cancelled, when nothing is left, or after an idle time with no progress. Malformed input never
-//! keeps an agent forever: it lets it stop.
+//! cancelled (saying why on stdout, in the client's contract), when nothing is left, after an idle
+//! time with no progress by the agent itself (its commits, its coordination writes; a teammate's
+//! do not count), or after a bounded number of blocks in a row without progress. Malformed input
+//! never keeps an agent forever: it lets it stop.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,6 +28,9 @@ pub enum Decision {
     Block { reason: String },
     /// Let it stop; `why` is said on stderr (empty: say nothing).
     Allow { why: String },
+    /// Let it stop because the team is paused or cancelled: `reason` goes to the client on
+    /// stdout (`{"continue":false,"stopReason":...}`), and on stderr.
+    Halt { reason: String },
 }
 
 fn allow(why: impl Into<String>) -> Decision {
@@ -54,7 +59,10 @@ pub fn decide(input: &str) -> Decision {
         },
         Some(_) => return allow("cwd in the hook input is not a string; letting the agent stop"),
     };
-    match decide_in(&cwd) {
+    // Claude Code and Codex send it: true when this stop follows a continuation a stop hook
+    // asked for. Absent (a client that does not say): treated as a continuation.
+    let continued = !matches!(value.get("stop_hook_active"), Some(Value::Bool(false)));
+    match decide_in(&cwd, continued) {
         Ok(d) => d,
         Err(e) => allow(format!(
             "git-coord could not decide ({e}); letting the agent stop"
@@ -62,7 +70,7 @@ pub fn decide(input: &str) -> Decision {
     }
 }
 
-fn decide_in(cwd: &Path) -> crate::error::Result<Decision> {
+fn decide_in(cwd: &Path, continued: bool) -> crate::error::Result<Decision> {
     let coord = match Coord::open(cwd, None) {
         Ok(c) => c,
         Err(_) => return Ok(allow("")), // not a repository: nothing to coordinate
@@ -72,11 +80,17 @@ fn decide_in(cwd: &Path) -> crate::error::Result<Decision> {
     }
     let team = crate::ops::team::get(&coord)?;
     if team.state != TeamState::Running {
-        return Ok(allow(format!(
-            "the team is {}{}",
-            team.state.as_str(),
-            team.reason.map(|r| format!(": {r}")).unwrap_or_default()
-        )));
+        let resume = match team.state {
+            TeamState::Paused => "; stop here until `git coord resume`",
+            _ => "; stop here, the team's work is called off",
+        };
+        return Ok(Decision::Halt {
+            reason: format!(
+                "the team is {}{}{resume}",
+                team.state.as_str(),
+                team.reason.map(|r| format!(": {r}")).unwrap_or_default()
+            ),
+        });
     }
     let agent = coord.actor()?.agent;
     let agents = Agents::new(&coord)?;
@@ -131,47 +145,133 @@ fn decide_in(cwd: &Path) -> crate::error::Result<Decision> {
         forget_progress(&coord, &agent);
         return Ok(allow(""));
     }
-    // Still something to do: but an agent that makes no progress for the idle time may stop.
-    let idle = agents.config().stop_idle;
-    let stalled_for = stalled(&coord, &agent)?;
-    if stalled_for >= idle.as_secs() {
+    // Still something to do: but an agent that makes no progress of its own for the idle
+    // time, or is kept going too many times in a row without any, may stop.
+    let config = agents.config();
+    let mut clock = Progress::load(&coord, &agent);
+    let now = now_seconds();
+    let mark = progress_mark(&coord, &agent)?;
+    if clock.mark != mark {
+        clock = Progress {
+            since: now,
+            blocks: 0,
+            mark,
+        };
+    } else if !continued {
+        clock.blocks = 0; // a stop after the user's own input starts a new count
+    }
+    let stalled_for = now.saturating_sub(clock.since);
+    if stalled_for >= config.stop_idle.as_secs() {
+        clock.save(&coord, &agent);
         return Ok(allow(format!(
-            "no progress by {agent} for {}m (stop_idle in .coord.yaml); letting it stop",
-            stalled_for / 60
+            "no progress by {agent} for {} (stop_idle {} in .coord.yaml); letting it stop",
+            duration_text(stalled_for),
+            duration_text(config.stop_idle.as_secs())
         )));
     }
+    if clock.blocks >= config.stop_max_blocks {
+        clock.save(&coord, &agent);
+        return Ok(allow(format!(
+            "{agent} was kept going {} time(s) in a row with no progress (no commit, no coordination write) for {} (stop_max_blocks in .coord.yaml); letting it stop",
+            clock.blocks,
+            duration_text(stalled_for)
+        )));
+    }
+    clock.blocks += 1;
+    clock.save(&coord, &agent);
     Ok(Decision::Block {
         reason: lines.join("\n"),
     })
 }
 
-/// Seconds since the coordination state last changed while this agent was being kept going:
-/// the tips of refs/coord/tasks and refs/coord/inbox are remembered in a local file, and any
-/// change restarts the clock.
-fn stalled(coord: &Coord, agent: &str) -> crate::error::Result<u64> {
-    let tips = format!(
-        "{} {}",
-        tip_text(coord, TASKS_REF)?,
-        tip_text(coord, crate::ops::messages::INBOX_REF)?
-    );
-    let file = progress_file(coord, agent);
-    let now = SystemTime::now()
+/// `45s` under a minute, else `12m` (or `1h 5m`): never `0m`.
+pub fn duration_text(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The stop hook's memory of one agent: since when its progress mark has not changed, and how
+/// many times in a row it was kept going meanwhile. A local file, never shared.
+struct Progress {
+    since: u64,
+    blocks: u32,
+    mark: String,
+}
+
+impl Progress {
+    fn load(coord: &Coord, agent: &str) -> Progress {
+        let text = std::fs::read_to_string(progress_file(coord, agent)).unwrap_or_default();
+        let mut fields = text.trim().splitn(3, ' ');
+        let since = fields.next().and_then(|s| s.parse().ok());
+        let blocks = fields.next().and_then(|s| s.parse().ok());
+        let mark = fields.next().map(str::to_string);
+        match (since, blocks, mark) {
+            (Some(since), Some(blocks), Some(mark)) => Progress {
+                since,
+                blocks,
+                mark,
+            },
+            _ => Progress {
+                since: now_seconds(),
+                blocks: 0,
+                mark: String::new(),
+            },
+        }
+    }
+
+    fn save(&self, coord: &Coord, agent: &str) {
+        let file = progress_file(coord, agent);
+        if let Some(dir) = file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(
+            &file,
+            format!("{} {} {}\n", self.since, self.blocks, self.mark),
+        );
+    }
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
-    if let Ok(text) = std::fs::read_to_string(&file)
-        && let Some((since, seen)) = text.trim().split_once(' ')
-        && seen == tips
-        && let Ok(since) = since.parse::<u64>()
-    {
-        return Ok(now.saturating_sub(since));
-    }
-    if let Some(dir) = file.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = std::fs::write(&file, format!("{now} {tips}\n"));
-    Ok(0)
+        .unwrap_or(0)
 }
+
+/// What changes when the agent itself makes progress: the commit checked out where it works
+/// (its branch), and its latest write to the coordination refs (a commit it authored). A
+/// teammate's commits and writes leave it as it is; so do heartbeats (not in these refs).
+fn progress_mark(coord: &Coord, agent: &str) -> crate::error::Result<String> {
+    let head = coord
+        .repo
+        .resolve_commit("HEAD")?
+        .map(|o| o.to_string())
+        .unwrap_or_else(|| "-".into());
+    let mut mark = head;
+    for refname in crate::store::COORD_REFS {
+        let Some(tip) = coord.repo.ref_tip(refname)? else {
+            continue;
+        };
+        let mut looked = 0;
+        let mut own = None;
+        coord.repo.walk_history(tip, |c| {
+            looked += 1;
+            if c.author == agent {
+                own = Some(c.oid);
+            }
+            own.is_none() && looked < OWN_WRITE_DEPTH
+        })?;
+        mark.push(' ');
+        mark.push_str(&own.map(|o| o.to_string()).unwrap_or_else(|| "-".into()));
+    }
+    Ok(mark)
+}
+
+/// How far back each ref is searched for the agent's own latest write.
+const OWN_WRITE_DEPTH: usize = 500;
 
 fn forget_progress(coord: &Coord, agent: &str) {
     let _ = std::fs::remove_file(progress_file(coord, agent));
@@ -184,12 +284,4 @@ fn progress_file(coord: &Coord, agent: &str) -> PathBuf {
         .join("coord")
         .join("stop")
         .join(agent)
-}
-
-fn tip_text(coord: &Coord, refname: &str) -> crate::error::Result<String> {
-    Ok(coord
-        .repo
-        .ref_tip(refname)?
-        .map(|o| o.to_string())
-        .unwrap_or_else(|| "-".into()))
 }
