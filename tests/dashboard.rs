@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use common::{TestRepo, fails};
+use common::{TestRepo, fails, stdout};
 
 /// A running `git coord serve --port 0`, stopped on drop.
 struct Server {
@@ -392,4 +392,91 @@ fn the_page_shows_a_new_task_and_follows_its_claim_without_a_reload() {
     );
     let text = browser.eval("document.getElementById('agents').innerText");
     assert!(text.as_str().expect("text").contains(&id), "{text}");
+}
+
+#[test]
+fn the_page_shows_the_activity_feed_and_the_message_threads_live() {
+    let repo = TestRepo::init();
+    repo.coord_ok(&["agent", "spawn", "al", "--role", "dev"]);
+    let first = repo.new_task("Seen in the feed", &[]);
+    let server = Server::start(&repo, &[]);
+    let activity = server.get_json("/api/activity");
+    let entries = activity.as_array().expect("a timeline");
+    assert!(
+        entries
+            .windows(2)
+            .all(|w| w[0]["at"].as_str() >= w[1]["at"].as_str()),
+        "newest first: {activity}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["op"] == "new" && e["on"] == "refs/coord/tasks"),
+        "{activity}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["op"] == "agent-spawn" && e["on"] == "refs/coord/agents"),
+        "{activity}"
+    );
+    let profile = repo.tmp().join("chromium-profile");
+    let mut browser = Browser::start(&profile);
+    let target = browser.call(
+        "Target.createTarget",
+        json!({ "url": format!("{}/", server.base) }),
+    );
+    let attached = browser.call(
+        "Target.attachToTarget",
+        json!({ "targetId": target["targetId"], "flatten": true }),
+    );
+    browser.session = Some(
+        attached["sessionId"]
+            .as_str()
+            .expect("a session")
+            .to_string(),
+    );
+    browser.wait_for("!!(window.coord && window.coord.renders > 0)");
+    let feed = browser.eval("document.getElementById('activity').innerText");
+    assert!(
+        feed.as_str()
+            .expect("text")
+            .contains(&format!("new {first}")),
+        "{feed}"
+    );
+
+    // A claim and a conversation made from the command line show up, without a reload.
+    browser.eval("window.__sameLoad = 7; true");
+    repo.coord_as_ok("al", &["task", "claim", &first]);
+    let claim = stdout(&repo.git(&["rev-parse", "refs/coord/tasks"]));
+    browser.wait_for(&format!(
+        "document.querySelector('#activity tr[data-commit=\"{}\"]') !== null",
+        claim.trim()
+    ));
+    let sent = repo.coord_as_ok(
+        "olga",
+        &["send", "--to", "al", "Where are the tests?", "--json"],
+    );
+    let id = serde_json::from_str::<Value>(&sent).expect("json")["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    repo.coord_as_ok("al", &["reply", &id, "In tests/, pushed soon"]);
+    browser.wait_for(&format!(
+        "document.querySelectorAll('#threads li').length >= 2 && document.querySelector('#threads li[data-message=\"{id}\"]') !== null"
+    ));
+    let threads = browser.eval("document.getElementById('threads').innerText");
+    let text = threads.as_str().expect("text");
+    assert!(
+        text.contains("Where are the tests?") && text.contains("In tests/, pushed soon"),
+        "{text}"
+    );
+    let feed = browser.eval("document.getElementById('activity').innerText");
+    assert!(
+        feed.as_str()
+            .expect("text")
+            .contains(&format!("claim {first} by al")),
+        "{feed}"
+    );
+    assert_eq!(browser.eval("window.__sameLoad"), json!(7), "not reloaded");
 }

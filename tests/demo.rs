@@ -24,6 +24,10 @@ fn the_demo_runs_start_to_end_and_cleans_up() {
         "login crashes on an empty password", // the handoff on a task's thread
         "Organiser brief",                    // the organiser's view
         "checkpoint 2: moved",                // a feature workflow's checkpoints
+        "Coord-Agent: alice",                 // the trailers on alice's commit and on main
+        "Coord-Gate: passed",                 // the gate results on the merge commit
+        "failed 3 times",                     // the breaker trips
+        "Breaker tripped",                    // and the organiser is told
         "8/8 done, finished",                 // the workflow run to its end
         "whoami -> alice (dev)",              // the MCP server in alice's worktree
         "GET http://127.0.0.1:",              // the dashboard's JSON

@@ -151,13 +151,18 @@ fn install_chains_the_hook_that_was_there_and_uninstall_restores_it() {
     let first = json(&repo.coord_ok(&["hooks", "install", "--json"]));
     assert_eq!(
         actions(&first),
-        [pair("pre-commit", "chained"), pair("pre-push", "installed")]
+        [
+            pair("pre-commit", "chained"),
+            pair("prepare-commit-msg", "installed"),
+            pair("pre-push", "installed")
+        ]
     );
     let second = json(&repo.coord_ok(&["hooks", "install", "--json"]));
     assert_eq!(
         actions(&second),
         [
             pair("pre-commit", "unchanged"),
+            pair("prepare-commit-msg", "unchanged"),
             pair("pre-push", "unchanged")
         ],
         "installing twice changes nothing"
@@ -179,13 +184,18 @@ fn install_chains_the_hook_that_was_there_and_uninstall_restores_it() {
     let removed = json(&repo.coord_ok(&["hooks", "uninstall", "--json"]));
     assert_eq!(
         actions(&removed),
-        [pair("pre-commit", "restored"), pair("pre-push", "removed")]
+        [
+            pair("pre-commit", "restored"),
+            pair("prepare-commit-msg", "removed"),
+            pair("pre-push", "removed")
+        ]
     );
     assert_eq!(
         std::fs::read_to_string(hooks.join("pre-commit")).expect("the old hook is back"),
         original
     );
     assert!(!hooks.join("pre-push").exists());
+    assert!(!hooks.join("prepare-commit-msg").exists());
     assert!(!hooks.join("pre-commit.coord-chained").exists());
 }
 

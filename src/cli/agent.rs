@@ -50,8 +50,15 @@ pub enum AgentCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Show one agent
+    /// Show one agent (and, spawned again, what it did before)
     Show { name: String },
+    /// Change an agent's role (its next brief, ready and stop hook follow it)
+    Edit {
+        name: String,
+        /// The new role (see `git coord roles`)
+        #[arg(long)]
+        role: String,
+    },
     /// Record that the acting agent is alive and share it through the remote (every command an
     /// agent runs records one too, at most every quarter of stale_after)
     Heartbeat,
@@ -149,7 +156,30 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
                 }
             }
         }
-        AgentCommand::Show { name } => show(coord, out, &agents.show(&name)?, json)?,
+        AgentCommand::Show { name } => {
+            let view = agents.show(&name)?;
+            let earlier = crate::ops::history::earlier_work(coord, &view.agent)?;
+            if json {
+                let index = crate::ops::tasks::Tasks::new(coord).load_index()?;
+                let row = agent_rows(&index, vec![view.clone()])
+                    .pop()
+                    .expect("one row per view");
+                let mut value = row_json(&row)?;
+                value["earlier_work"] = serde_json::to_value(&earlier)?;
+                writeln!(out, "{value}")?;
+            } else {
+                show(coord, out, &view, false)?;
+                super::history::earlier_work(out, &view.agent, &earlier)?;
+            }
+        }
+        AgentCommand::Edit { name, role } => {
+            let agent = crate::ops::agent_role::change_role(coord, &name, &role)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&agent)?)?;
+            } else {
+                writeln!(out, "{name} now has role {}", agent.role)?;
+            }
+        }
         AgentCommand::Heartbeat => {
             let me = coord.actor()?.agent;
             let (view, unshared) = agents.heartbeat(&me)?;

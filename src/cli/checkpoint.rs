@@ -119,8 +119,14 @@ pub fn run(coord: &Coord, a: CheckpointArgs, out: Out, json: bool) -> Result<()>
             }
             match report.checkpoint.outcome {
                 Outcome::GatesFailed => Err(Error::Other(format!(
-                    "a gate failed: {} was not moved (checkpoint {})",
-                    report.checkpoint.into, report.checkpoint.seq
+                    "a gate failed: {} was not moved (checkpoint {}){}",
+                    report.checkpoint.into,
+                    report.checkpoint.seq,
+                    if report.breaker.is_some() {
+                        "; the breaker paused the team"
+                    } else {
+                        ""
+                    }
                 ))),
                 Outcome::BranchMoved => Err(Error::Contended {
                     refname: format!("refs/heads/{}", report.checkpoint.into),
@@ -241,6 +247,15 @@ fn summary(out: Out, r: &Report) -> std::io::Result<()> {
     }
     for (agent, what) in &r.refreshed {
         writeln!(out, "refreshed {agent}: {what}")?;
+    }
+    for what in &r.waiting {
+        writeln!(out, "waiting: {what}; the organiser was told")?;
+    }
+    if let Some(why) = &r.breaker {
+        writeln!(
+            out,
+            "{why}: the team is paused and the organiser was told (`git coord resume` when it is fixed)"
+        )?;
     }
     Ok(())
 }

@@ -330,6 +330,7 @@ fn walk_through(dir: &Path) -> Result<()> {
     feature_workflow(dir)?;
     interfaces(dir)?;
     across_machines(dir)?;
+    breaker(dir)?;
 
     step("Everything is plain git: a document, and the audit trail");
     let path = crate::model::task::Task::path(&design);
@@ -461,10 +462,15 @@ fn feature_workflow(dir: &Path) -> Result<()> {
                 format!("{role} work on remember-me\n"),
             )?;
             run_git(&home(name)?, &["add", &file])?;
-            run_git(
-                &home(name)?,
-                &["commit", "-q", "-m", &format!("{role}: remember me")],
-            )?;
+            commit_with_hooks(&home(name)?, &format!("{role}: remember me"))?;
+            if name == "alice" {
+                println!(
+                    "$ git commit -m 'dev: remember me'; git log -1 --format=%B     # in alice's worktree: the hook adds who and what"
+                );
+                for line in run_git(&home(name)?, &["log", "-1", "--format=%B"])?.lines() {
+                    println!("  {line}");
+                }
+            }
         }
         Tasks::new(&worker).done(&claimed.id, Some(format!("{role} stage finished")), false)?;
         println!(
@@ -490,6 +496,107 @@ fn feature_workflow(dir: &Path) -> Result<()> {
             }
         );
     }
+    Ok(())
+}
+
+/// A bugfix whose gate keeps failing: the breaker pauses the team and tells the organiser; after
+/// `resume` the fix passes, and main's log says which agent wrote it under which gates.
+fn breaker(dir: &Path) -> Result<()> {
+    step("A gate that keeps failing trips the breaker; resumed, the fix lands with its trailers");
+    let olga = Coord::open(dir, Some("olga".into()))?;
+    let agents = Agents::new(&olga)?;
+    let home = |name: &str| -> Result<PathBuf> {
+        Ok(PathBuf::from(
+            agents.show(name)?.agent.worktree.unwrap_or_default(),
+        ))
+    };
+    let (_, stages) = crate::ops::workflows::start(&olga, "bugfix", "Crash on save", &[])?;
+    println!("$ git coord workflow start bugfix 'Crash on save'");
+    let tess = Coord::open(&home("tess")?, None)?;
+    let alice = Coord::open(&home("alice")?, None)?;
+    Tasks::new(&tess).claim(&stages[0].id, false)?;
+    Tasks::new(&tess).done(&stages[0].id, Some("reproduced".into()), false)?;
+    let fix = &stages[1];
+    crate::ops::messages::Messages::new(&olga).send(crate::ops::messages::Outgoing {
+        target: "alice".into(),
+        subject: Some("Saving crashes: please fix it today".into()),
+        task: Some(fix.id.clone()),
+        body: "tess has the repro on the task.".into(),
+        ..Default::default()
+    })?;
+    Tasks::new(&alice).claim(&fix.id, false)?;
+    std::fs::write(
+        home("alice")?.join("src/login.rs"),
+        "pub fn login() { /* saves */ }\n",
+    )?;
+    run_git(&home("alice")?, &["add", "src/login.rs"])?;
+    commit_with_hooks(&home("alice")?, "fix: save without crashing")?;
+    Tasks::new(&alice).done(&fix.id, Some("first try".into()), false)?;
+    println!(
+        "  tess reproduced it; alice committed a fix and finished {}",
+        fix.title
+    );
+    let gate = "test -f src/save_test.rs";
+    let checkpoint = || {
+        crate::ops::checkpoints::Checkpoints::new(&olga).run(
+            &crate::ops::checkpoints::Request {
+                tasks: vec![fix.id.clone()],
+                gates: Some(vec![gate.into()]),
+                ..Default::default()
+            },
+            &mut |_| {},
+        )
+    };
+    for _ in 0..3 {
+        let report = checkpoint()?;
+        println!(
+            "$ git coord checkpoint --tasks {} --gate '{gate}'\n  checkpoint {}: {}",
+            fix.id,
+            report.checkpoint.seq,
+            report.checkpoint.outcome.as_str()
+        );
+        if let Some(why) = report.breaker {
+            println!("  {why}");
+        }
+    }
+    let team = crate::ops::team::get(&olga)?;
+    println!(
+        "$ git coord status     # the team is {}",
+        team.state.as_str()
+    );
+    let inbox = crate::ops::messages::Messages::new(&olga)
+        .inbox("olga", &crate::ops::messages::InboxFilter::default())?;
+    if let Some(m) = inbox
+        .messages
+        .iter()
+        .find(|m| m.message.subject.starts_with("Breaker tripped"))
+    {
+        println!("$ git coord inbox     # olga\n  {}", m.message.subject);
+    }
+    crate::ops::team::set(&olga, crate::ops::team::TeamState::Running, None)?;
+    println!("$ git coord resume");
+    std::fs::write(
+        home("alice")?.join("src/save_test.rs"),
+        "// the missing test\n",
+    )?;
+    run_git(&home("alice")?, &["add", "src/save_test.rs"])?;
+    commit_with_hooks(&home("alice")?, "fix: the test the gate wants")?;
+    let report = checkpoint()?;
+    println!(
+        "$ git coord checkpoint --tasks {} --gate '{gate}'\n  checkpoint {}: {}",
+        fix.id,
+        report.checkpoint.seq,
+        report.checkpoint.outcome.as_str()
+    );
+    println!("$ git log -1 --format=%B main");
+    for line in run_git(dir, &["log", "-1", "--format=%B", "main"])?.lines() {
+        println!("  {line}");
+    }
+    crate::ops::workflows::cancel(
+        &olga,
+        &stages[0].parent.clone().unwrap_or_default(),
+        Some("demo over"),
+    )?;
     Ok(())
 }
 

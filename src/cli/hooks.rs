@@ -173,6 +173,22 @@ pub fn team(
 pub fn run_hook(coord: &Coord, name: &str, args: &[String], json: bool) -> Result<()> {
     let report = match name {
         "pre-commit" => hooks::pre_commit(coord)?,
+        "prepare-commit-msg" => {
+            // Attribution must never stop a commit: a failure is a warning.
+            let Some(file) = args.first() else {
+                return Err(Error::invalid(
+                    "hook",
+                    name,
+                    "git passes the commit message file as its first argument",
+                ));
+            };
+            if let Err(e) =
+                crate::ops::history::prepare_commit_msg(coord, &coord.start_dir.join(file))
+            {
+                eprintln!("warning: git-coord could not add the Coord-Agent trailers: {e}");
+            }
+            return Ok(());
+        }
         "pre-push" => {
             let mut input = String::new();
             std::io::stdin().read_to_string(&mut input)?;
@@ -195,7 +211,7 @@ pub fn run_hook(coord: &Coord, name: &str, args: &[String], json: bool) -> Resul
             return Err(Error::invalid(
                 "hook",
                 other,
-                "git-coord provides pre-commit and pre-push",
+                "git-coord provides pre-commit, prepare-commit-msg, pre-push and stop",
             ));
         }
     };

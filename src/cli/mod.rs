@@ -3,6 +3,7 @@
 mod agent;
 mod checkpoint;
 mod demo;
+mod history;
 mod hooks;
 mod lease;
 mod manual;
@@ -68,8 +69,11 @@ enum Command {
     Task(TaskCommand),
     /// Open, unclaimed tasks whose dependencies are done, most urgent first
     Ready {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "mine")]
         role: Option<String>,
+        /// Only tasks of the acting agent's role (as refs/coord/agents has it now)
+        #[arg(long)]
+        mine: bool,
     },
     /// Tasks that wait, and what they wait on
     Blocked,
@@ -179,7 +183,7 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Run one hook (what the installed shims and agent CLIs call): pre-commit, pre-push, stop
+    /// Run one hook (what the installed shims and agent CLIs call): pre-commit, prepare-commit-msg, pre-push, stop
     Hook {
         name: String,
         /// What git passed to the hook
@@ -188,7 +192,8 @@ enum Command {
     },
     /// The roles of this project (.coord.yaml, or the defaults)
     Roles,
-    /// The audit trail, from the history of refs/coord/tasks
+    /// The audit trail, from the history of refs/coord/tasks; with --agent NAME, that agent's
+    /// commits on every branch (Coord-Agent trailers) and on every refs/coord/* ref
     Log {
         /// Only entries about this task
         #[arg(long, value_name = "ID")]
@@ -507,7 +512,11 @@ fn run_with(cli: Cli, out: Option<&mut dyn Write>) -> Result<()> {
             output::init(out, &created, json)?;
         }
         Command::Task(cmd) => run_task(&tasks, cmd, out, json)?,
-        Command::Ready { role } => {
+        Command::Ready { role, mine } => {
+            let role = match mine {
+                true => Some(crate::ops::agent_role::acting_role(&coord)?),
+                false => role,
+            };
             if let Some(role) = &role {
                 crate::model::name::validate("role", role)?;
             }
@@ -524,10 +533,16 @@ fn run_with(cli: Cli, out: Option<&mut dyn Write>) -> Result<()> {
             output::problems(crate::ops::tasks::TASKS_REF, &index.problems());
             output::blocked(out, &crate::ops::tasks::blocked(&index), json)?;
         }
-        Command::Log { task, max_count } => {
-            let entries = tasks.log(task.as_deref(), max_count)?;
-            output::log(out, &entries, json)?;
-        }
+        Command::Log { task, max_count } => match &cli.agent {
+            // `log --agent NAME`: that agent's code and coordination commits.
+            Some(agent) => {
+                history::agent_log(&coord, agent, task.as_deref(), max_count, out, json)?
+            }
+            None => {
+                let entries = tasks.log(task.as_deref(), max_count)?;
+                output::log(out, &entries, json)?;
+            }
+        },
         Command::Agent(cmd) => agent::run(&coord, cmd, out, json)?,
         Command::Whoami => agent::whoami(&coord, out, json)?,
         Command::Lease(cmd) => lease::run(&coord, cmd, out, json)?,

@@ -93,6 +93,12 @@ pub fn run(coord: &Coord, cmd: WorkflowCommand, out: &mut dyn Write, json: bool)
                             .unwrap_or("-"),
                         s.title
                     )?;
+                    if s.sent_back > 0 {
+                        writeln!(out, "      sent back {} time(s)", s.sent_back)?;
+                    }
+                    for r in &s.rounds {
+                        writeln!(out, "      round {}: {} ({})", r.round, r.result, r.at)?;
+                    }
                 }
             }
         }

@@ -37,9 +37,22 @@ pub struct Agent {
     pub created_by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired: Option<String>,
+    /// Changes made to the registration after its spawn (a role change), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<AgentEvent>,
     /// Fields of a newer build of the same format, kept as they are.
     #[serde(flatten)]
     pub extra: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// One change to an agent's registration: when, by whom, what (`role`), and from what to what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentEvent {
+    pub at: String,
+    pub by: String,
+    pub op: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Agent {

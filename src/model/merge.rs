@@ -182,7 +182,16 @@ pub(crate) fn merge_fields(base: Option<&[u8]>, ours: &[u8], theirs: &[u8]) -> O
     let keys: BTreeSet<&String> = o.keys().chain(t.keys()).collect();
     for key in keys {
         let (bv, ov, tv) = (b.get(key), o.get(key), t.get(key));
-        let v = three_way(bv, ov, tv).unwrap_or_else(|| max_value(ov, tv));
+        let v = match (key.as_str(), ov, tv) {
+            // A history only grows: the union of both sides' events, in time order.
+            ("history", Some(Value::Array(a)), Some(Value::Array(b))) => {
+                let mut all: Vec<Value> = a.iter().chain(b).cloned().collect();
+                all.sort_by_key(|e| (e["at"].as_str().unwrap_or("").to_string(), e.to_string()));
+                all.dedup();
+                Some(Value::Array(all))
+            }
+            _ => three_way(bv, ov, tv).unwrap_or_else(|| max_value(ov, tv)),
+        };
         if let Some(v) = v {
             out.insert(key.clone(), v);
         }
@@ -190,4 +199,24 @@ pub(crate) fn merge_fields(base: Option<&[u8]>, ours: &[u8], theirs: &[u8]) -> O
     serde_saphyr::to_string(&Value::Object(out))
         .ok()
         .map(String::into_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_fields;
+
+    #[test]
+    fn an_agents_history_is_the_union_of_both_sides_in_either_order() {
+        let base = b"name: sam\nrole: dev\n".as_slice();
+        let ours = b"name: sam\nrole: reviewer\nhistory:\n- at: '2026-01-01T00:00:01.000Z'\n  by: a\n  op: role\n  note: dev -> reviewer\n".as_slice();
+        let theirs = b"name: sam\nrole: docs\nhistory:\n- at: '2026-01-01T00:00:02.000Z'\n  by: b\n  op: role\n  note: dev -> docs\n".as_slice();
+        let one = merge_fields(Some(base), ours, theirs).expect("merged");
+        let other = merge_fields(Some(base), theirs, ours).expect("merged");
+        assert_eq!(one, other, "the same whichever side merges");
+        let text = String::from_utf8(one).expect("utf-8");
+        assert!(
+            text.contains("dev -> reviewer") && text.contains("dev -> docs"),
+            "{text}"
+        );
+    }
 }

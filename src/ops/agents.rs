@@ -172,6 +172,7 @@ impl<'c> Agents<'c> {
                 created: time::now(),
                 created_by: actor.agent.clone(),
                 retired: None,
+                history: Vec::new(),
                 extra: Default::default(),
             };
             self.store.update(&actor, |snap| {
@@ -436,6 +437,7 @@ impl<'c> Agents<'c> {
             created: time::now(),
             created_by,
             retired: None,
+            history: Vec::new(),
             extra: Default::default(),
         };
         let registered = crate::ops::online::update(self.coord, &self.store, &actor, |snap| {

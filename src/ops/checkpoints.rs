@@ -58,6 +58,11 @@ pub struct Report {
     pub diffs: Vec<ConflictDiff>,
     /// What `--refresh` did to each merged agent's branch.
     pub refreshed: Vec<(String, String)>,
+    /// Workflow stages that should have produced code and had none to merge: their checkpoint
+    /// task stays open, and the organiser was told.
+    pub waiting: Vec<String>,
+    /// Why the breaker paused the team after this checkpoint, if it did.
+    pub breaker: Option<String>,
 }
 
 pub struct Checkpoints<'c> {
@@ -94,6 +99,8 @@ impl<'c> Checkpoints<'c> {
         let candidates = self.branches(&agents, req)?;
         let mut current = before;
         let mut merged = Vec::new();
+        // The tree of each clean merge, to write the merge commits again once gates have run.
+        let mut trees = Vec::new();
         let mut conflicts = Vec::new();
         let mut diffs = Vec::new();
         for (agent, branch, commit) in candidates {
@@ -104,6 +111,7 @@ impl<'c> Checkpoints<'c> {
                 TreeMerge::Clean(tree) => {
                     let message = format!("checkpoint: merge {branch} into {into}");
                     current = repo.commit_tree_as_user(tree, &[current, commit], &message)?;
+                    trees.push(tree);
                     progress(&format!("merged {branch}"));
                     merged.push(MergedBranch {
                         agent,
@@ -167,6 +175,8 @@ impl<'c> Checkpoints<'c> {
                 recorded: false,
                 diffs,
                 refreshed: Vec::new(),
+                waiting: Vec::new(),
+                breaker: None,
             });
         }
         if !checkpoint.merged.is_empty() {
@@ -175,6 +185,9 @@ impl<'c> Checkpoints<'c> {
                 None => agents.config().gates.clone(),
             };
             checkpoint.gates = self.run_gates(current, &gates, progress)?;
+            // The same trees again, now with messages naming the agents, tasks and gate results.
+            current = self.attributed_merges(before, &into, &checkpoint, &trees)?;
+            checkpoint.after = Some(current.to_string());
             if checkpoint.gates.iter().any(|g| !g.passed) {
                 checkpoint.outcome = Outcome::GatesFailed;
             } else {
@@ -189,9 +202,11 @@ impl<'c> Checkpoints<'c> {
             conflict.resolve_task = Some(task);
         }
         checkpoint = self.record(checkpoint)?;
+        let mut waiting = Vec::new();
         if matches!(checkpoint.outcome, Outcome::Moved | Outcome::NothingToMerge) {
-            self.finish_checkpoint_tasks(&checkpoint)?;
+            waiting = self.finish_checkpoint_tasks(&checkpoint)?;
         }
+        let breaker = crate::ops::workflows::after_checkpoint(self.coord, &checkpoint)?;
         let mut refreshed = Vec::new();
         if req.refresh && checkpoint.outcome == Outcome::Moved {
             for m in &checkpoint.merged {
@@ -203,7 +218,90 @@ impl<'c> Checkpoints<'c> {
             recorded: true,
             diffs,
             refreshed,
+            waiting,
+            breaker,
         })
+    }
+
+    /// Writes the chain of merge commits again (same trees, same merged commits) with messages
+    /// that name each merged agent and its tasks, and on the last one every agent, task and gate
+    /// result of the checkpoint. Returns the new tip.
+    fn attributed_merges(
+        &self,
+        before: Oid,
+        into: &str,
+        checkpoint: &Checkpoint,
+        trees: &[Oid],
+    ) -> Result<Oid> {
+        let repo = &self.coord.repo;
+        let tasks = Tasks::new(self.coord);
+        let index = tasks.load_index()?;
+        let tasks_of = |agent: &str| -> Vec<String> {
+            checkpoint
+                .tasks
+                .iter()
+                .filter(|t| index.get(t).is_some_and(|x| x.assignee() == Some(agent)))
+                .cloned()
+                .collect()
+        };
+        let title = |id: &str| {
+            index
+                .get(id)
+                .map(|t| t.title().to_string())
+                .unwrap_or_default()
+        };
+        let mut current = before;
+        for (n, (m, tree)) in checkpoint.merged.iter().zip(trees).enumerate() {
+            let last = n + 1 == checkpoint.merged.len();
+            let mine = tasks_of(&m.agent);
+            let mut body = format!("Work of {} ({}).\n", m.agent, m.branch);
+            for t in &mine {
+                body.push_str(&format!("- task {t}: {}\n", clip(&title(t), 100)));
+            }
+            let mut trailers = vec![
+                ("Coord-Op", "checkpoint".to_string()),
+                ("Coord-Agent", m.agent.clone()),
+            ];
+            trailers.extend(mine.iter().map(|t| ("Coord-Task", t.clone())));
+            if last {
+                let agents: Vec<&str> =
+                    checkpoint.merged.iter().map(|m| m.agent.as_str()).collect();
+                body.push_str(&format!(
+                    "\nThis checkpoint merged: {}.\n",
+                    agents.join(", ")
+                ));
+                if !checkpoint.tasks.is_empty() {
+                    body.push_str(&format!("Tasks: {}.\n", checkpoint.tasks.join(", ")));
+                }
+                body.push_str("Gates:");
+                if checkpoint.gates.is_empty() {
+                    body.push_str(" none configured\n");
+                } else {
+                    body.push('\n');
+                }
+                for g in &checkpoint.gates {
+                    let result = if g.passed { "passed" } else { "FAILED" };
+                    body.push_str(&format!("- {result} ({:.1}s): {}\n", g.seconds, g.command));
+                    trailers.push(("Coord-Gate", format!("{result} {}", g.command)));
+                }
+                for other in checkpoint.merged.iter().filter(|o| o.agent != m.agent) {
+                    trailers.push(("Coord-Agent", other.agent.clone()));
+                    trailers.extend(
+                        tasks_of(&other.agent)
+                            .into_iter()
+                            .map(|t| ("Coord-Task", t)),
+                    );
+                }
+            }
+            let mut message = format!("checkpoint: merge {} into {into}\n\n{body}\n", m.branch);
+            for (k, v) in &trailers {
+                message.push_str(&format!("{k}: {}\n", v.replace('\n', " ")));
+            }
+            let commit = Oid::from_hex(m.commit.as_bytes())
+                .map_err(|e| Error::Other(format!("merged commit {}: {e}", m.commit)))?;
+            current = repo.commit_tree_as_user(*tree, &[current, commit], &message)?;
+        }
+        Ok(current)
     }
 
     /// (agent, branch, commit) of each branch a request covers, by agent name.
@@ -611,14 +709,17 @@ impl<'c> Checkpoints<'c> {
     }
 
     /// Marks done the workflow tasks that wait for a checkpoint whose stage is now done.
-    fn finish_checkpoint_tasks(&self, checkpoint: &Checkpoint) -> Result<()> {
+    /// Returns the stages left open because they have no code to merge, each with what the
+    /// organiser was told.
+    fn finish_checkpoint_tasks(&self, checkpoint: &Checkpoint) -> Result<Vec<String>> {
         let repo = &self.coord.repo;
         let tasks = Tasks::new(self.coord);
         let agents = Agents::new(self.coord)?;
         let index = tasks.load_index()?;
+        let mut open_stages = Vec::new();
         let Some(integrated) = repo.resolve_commit(&format!("refs/heads/{}", checkpoint.into))?
         else {
-            return Ok(());
+            return Ok(open_stages);
         };
         let mut due = Vec::new();
         for t in crate::ops::tasks::ready_tasks(&index, None) {
@@ -628,21 +729,50 @@ impl<'c> Checkpoints<'c> {
             // Due only when the work of the stage it follows is in the integration branch: the
             // branch of whoever did that stage is merged (or the stage left no branch).
             let mut in_branch = true;
+            let mut without_code = Vec::new();
             for stage in t.deps().filter_map(|d| index.get(d)) {
+                let no_code = stage
+                    .labels()
+                    .any(|l| l == crate::ops::workflows::NO_CODE_LABEL);
                 let Some(agent) = stage.assignee() else {
                     continue;
                 };
-                let Some(branch) = agents
-                    .get(agent)?
-                    .and_then(|a| a.branch.map(|_| Agent::branch_for(&a.name)))
+                let Some(registered) = agents.get(agent)? else {
+                    continue;
+                };
+                let Some(branch) = registered
+                    .branch
+                    .as_ref()
+                    .map(|_| Agent::branch_for(&registered.name))
                 else {
                     continue;
                 };
                 if let Some(tip) = repo.resolve_commit(&format!("refs/heads/{branch}"))? {
                     in_branch &= repo.is_ancestor(tip, integrated)?;
+                    // A stage that should produce code passes only once its code is merged.
+                    if !no_code
+                        && !crate::ops::workflows::stage_produced_code(
+                            self.coord,
+                            stage.id(),
+                            &registered,
+                            tip,
+                        )?
+                    {
+                        without_code.push((stage.id().to_string(), agent.to_string()));
+                    }
                 }
             }
-            if in_branch {
+            if !without_code.is_empty() {
+                for (stage, agent) in without_code {
+                    open_stages.push(crate::ops::workflows::no_code_to_merge(
+                        self.coord,
+                        checkpoint,
+                        t.id(),
+                        &stage,
+                        &agent,
+                    ));
+                }
+            } else if in_branch {
                 due.push(t.id().to_string());
             }
         }
@@ -655,7 +785,7 @@ impl<'c> Checkpoints<'c> {
             );
             tasks.done(&id, Some(summary), true)?;
         }
-        Ok(())
+        Ok(open_stages)
     }
 
     /// Brings an agent's branch up to the integration branch when its worktree has no local

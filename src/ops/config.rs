@@ -24,6 +24,12 @@ pub struct Role {
     /// What `agent spawn --launch` starts in the agent's worktree (an agent CLI with its flags).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// The artifact kinds this role reads from earlier workflow stages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
+    /// The artifact kinds this role produces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -46,6 +52,9 @@ struct ConfigFile {
     /// How long the stop hook keeps an agent going with no progress before letting it stop.
     #[serde(default)]
     stop_idle: Option<String>,
+    /// Gate failures or send-backs of one workflow stage that pause the team (0: never).
+    #[serde(default)]
+    breaker: Option<u32>,
     /// Related projects every clone knows: name -> git URL.
     #[serde(default)]
     projects: Option<std::collections::BTreeMap<String, String>>,
@@ -69,10 +78,14 @@ pub struct Config {
     /// The gate commands of a checkpoint, run with `sh -c` in a throwaway worktree.
     pub gates: Vec<String>,
     pub stop_idle: Duration,
+    /// Gate failures or send-backs of one workflow stage that trip the breaker (0: never).
+    pub breaker: u32,
     /// Related projects (name, URL) from the committed file, in name order.
     pub projects: Vec<(String, String)>,
     pub stop_max_blocks: u32,
 }
+
+pub const DEFAULT_BREAKER: u32 = 3;
 
 pub const DEFAULT_STOP_IDLE: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_STOP_MAX_BLOCKS: u32 = 3;
@@ -111,38 +124,50 @@ pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_WORKTREES: &str = "{repo}.agents";
 
 fn default_roles() -> Vec<Role> {
-    let role = |name: &str, description: &str, caps: &[&str]| Role {
+    let role = |name: &str, description: &str, caps: &[&str], io: (&[&str], &[&str])| Role {
         name: name.into(),
         description: description.into(),
         capabilities: caps.iter().map(|c| c.to_string()).collect(),
         command: None,
+        inputs: io.0.iter().map(|c| c.to_string()).collect(),
+        outputs: io.1.iter().map(|c| c.to_string()).collect(),
     };
     vec![
         role(
             "organiser",
             "splits goals into tasks, hands them out, merges finished work",
             &["plan", "merge"],
+            (&["report"], &[]),
         ),
         role(
             "planner",
             "writes plans and designs for a task",
             &["plan", "write-docs"],
+            (&[], &["plan"]),
         ),
         role(
             "dev",
             "implements tasks on its own branch",
             &["code", "test"],
+            (&["plan", "review"], &[]),
         ),
         role(
             "reviewer",
             "reviews plans and code, sends work back",
             &["review"],
+            (&["plan"], &["review"]),
         ),
-        role("docs", "writes and updates documentation", &["write-docs"]),
+        role(
+            "docs",
+            "writes and updates documentation",
+            &["write-docs"],
+            (&["plan"], &["doc"]),
+        ),
         role(
             "tester",
             "writes and runs tests, reports failures",
             &["test"],
+            (&["plan"], &["report"]),
         ),
     ]
 }
@@ -177,6 +202,18 @@ impl Config {
         }
         for role in &roles {
             name::validate("role", &role.name).map_err(in_file)?;
+            for kind in role.inputs.iter().chain(&role.outputs) {
+                crate::model::artifact::ArtifactKind::parse(kind).map_err(|_| {
+                    in_file(Error::invalid(
+                        "artifact kind",
+                        kind,
+                        format!(
+                            "role {}: inputs and outputs are artifact kinds: plan, review, doc, report or other",
+                            role.name
+                        ),
+                    ))
+                })?;
+            }
         }
         if let Some(branch) = &file.integration_branch
             && (branch.trim().is_empty() || branch.starts_with('-') || branch.contains(".."))
@@ -216,6 +253,7 @@ impl Config {
             )));
         }
         Ok(Config {
+            breaker: file.breaker.unwrap_or(DEFAULT_BREAKER),
             projects,
             gates: file.gates.unwrap_or_default(),
             stop_idle,

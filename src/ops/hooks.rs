@@ -9,8 +9,12 @@ use crate::ops::context::Coord;
 use crate::ops::leases::{LeaseConflict, Leases};
 
 /// The hooks git-coord installs, with their shims (the files in hooks/).
-const SHIMS: [(&str, &str); 2] = [
+const SHIMS: [(&str, &str); 3] = [
     ("pre-commit", include_str!("../../hooks/pre-commit")),
+    (
+        "prepare-commit-msg",
+        include_str!("../../hooks/prepare-commit-msg"),
+    ),
     ("pre-push", include_str!("../../hooks/pre-push")),
 ];
 /// Marks a hook file as a git-coord shim.

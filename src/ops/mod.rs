@@ -2,11 +2,14 @@
 //! `context` (who acts, where, online or not) and `config` sit at the bottom of this layer; the
 //! others build on them and on store/ and remote/ below.
 
+pub mod agent_role;
 pub mod agents;
 pub mod artifacts;
+pub mod breaker;
 pub mod checkpoints;
 pub mod config;
 pub mod context;
+pub mod history;
 pub mod hooks;
 pub mod launch;
 pub mod leases;

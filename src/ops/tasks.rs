@@ -330,6 +330,12 @@ impl<'c> Tasks<'c> {
         })
     }
 
+    /// Adds an event to a task's history without changing its state (a workflow's review
+    /// rounds and send-backs are recorded this way).
+    pub fn record(&self, input: &str, op: &str, note: String) -> Result<Task> {
+        self.mutate(input, op, |_, _| Ok(Some(note.clone())))
+    }
+
     pub fn release(&self, input: &str, force: bool) -> Result<Task> {
         self.mutate(input, "release", |task, actor| {
             if task.state != State::Claimed {
@@ -349,6 +355,8 @@ impl<'c> Tasks<'c> {
         let task = self.finish(input, summary, force)?;
         crate::ops::leases::Leases::new(self.coord).release_for_task(&task.id)?;
         crate::ops::workflows::request_checkpoint(self.coord, &task);
+        // A review round may add a task to the workflow: only then is it judged finished.
+        crate::ops::workflows::next_review_round(self.coord, &task);
         crate::ops::workflows::finish_epic(self.coord, &task);
         Ok(task)
     }
@@ -383,7 +391,8 @@ impl<'c> Tasks<'c> {
         }
     }
 
-    fn reopen_only(&self, input: &str, reason: Option<String>, force: bool) -> Result<Task> {
+    /// Reopens without routing the task anywhere (a workflow reopens a review stage this way).
+    pub fn reopen_only(&self, input: &str, reason: Option<String>, force: bool) -> Result<Task> {
         self.mutate(input, "reopen", |task, actor| {
             if task.state == State::Open {
                 return Err(wrong_state(task, "it is already open"));

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::model::agent::{Agent, AgentStatus};
 use crate::model::message::Importance;
 use crate::model::task::{Kind, State, Task};
 use crate::model::{name, parse_yaml};
@@ -27,6 +28,14 @@ pub const WORKFLOW_LABEL: &str = "workflow";
 /// Put on a workflow's epic by `cancel --workflow`.
 pub const CANCELLED_LABEL: &str = "cancelled";
 pub const STAGE_LABEL: &str = "workflow-stage";
+/// Marks a stage whose template says it produces no code (`code: false`): its checkpoint may
+/// pass with nothing to merge.
+pub const NO_CODE_LABEL: &str = "no-code";
+/// Marks a stage that reads artifacts of a kind from earlier stages: `needs-<kind>`.
+pub const NEEDS_PREFIX: &str = "needs-";
+/// History events of a reviewing stage: it sent an earlier stage back; that stage came back.
+pub const SEND_BACK_OP: &str = "send-back";
+pub const ROUND_OP: &str = "review-round";
 
 const BUILT_IN: [(&str, &str); 2] = [
     (
@@ -60,6 +69,13 @@ pub struct Stage {
     pub checkpoint: bool,
     #[serde(default)]
     pub priority: Option<u8>,
+    /// False for a stage that produces no code, so its checkpoint passes with nothing to merge.
+    #[serde(default = "produces_code")]
+    pub code: bool,
+}
+
+fn produces_code() -> bool {
+    true
 }
 
 /// One stage of a started workflow, as `workflow status` shows it.
@@ -73,6 +89,20 @@ pub struct StageStatus {
     pub assignee: Option<String>,
     /// A checkpoint task between stages.
     pub checkpoint: bool,
+    /// How many times this stage was sent back (reopened).
+    pub sent_back: usize,
+    /// A reviewing stage's rounds, when it sent work back at least once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<Round>,
+}
+
+/// One review round of a stage that sent work back.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Round {
+    pub round: usize,
+    pub at: String,
+    /// `sent back <task>: <reason>`, `approved`, or `in review`.
+    pub result: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -166,22 +196,45 @@ pub fn start(
     let into = agents.integration_branch()?;
     let mut created = Vec::new();
     let mut previous: Option<String> = None;
+    // (stage, task, what its role produces) of the stages created so far.
+    let mut produced: Vec<(String, String, Vec<String>)> = Vec::new();
     for s in &t.stages {
+        let role = agents.config().role(&s.role)?.clone();
+        let mut description = fill(&s.description, &values);
+        let mut labels = vec![
+            STAGE_LABEL.into(),
+            format!("stage-{}", s.name),
+            template_label.clone(),
+        ];
+        if !s.code {
+            labels.push(NO_CODE_LABEL.into());
+        }
+        let inputs = stage_inputs(&role.inputs, &produced);
+        if !inputs.is_empty() {
+            description.push_str(
+                "\nInputs (artifacts of earlier stages; `git coord brief` shows their summaries):\n",
+            );
+            for (kind, stage, task) in &inputs {
+                description.push_str(&format!(
+                    "- {kind} from stage {stage}: `git coord artifact list --task {task}`\n"
+                ));
+            }
+            for kind in role.inputs.iter() {
+                labels.push(format!("{NEEDS_PREFIX}{kind}"));
+            }
+        }
         let task = tasks.create(NewTask {
             title: fill(&s.title, &values),
-            description: fill(&s.description, &values),
+            description,
             priority: s.priority,
             role: Some(s.role.clone()),
-            labels: vec![
-                STAGE_LABEL.into(),
-                format!("stage-{}", s.name),
-                template_label.clone(),
-            ],
+            labels,
             deps: previous.iter().cloned().collect(),
             parent: Some(epic.id.clone()),
             ..NewTask::default()
         })?;
         previous = Some(task.id.clone());
+        produced.push((s.name.clone(), task.id.clone(), role.outputs.clone()));
         let needs_checkpoint = s.checkpoint;
         created.push(task);
         if needs_checkpoint {
@@ -251,7 +304,18 @@ pub fn status(coord: &Coord, id: Option<&str>) -> Result<Vec<WorkflowStatus>> {
         ordered.extend(children);
         let stages: Vec<StageStatus> = ordered
             .iter()
-            .map(|t| StageStatus {
+            .map(|t| {
+                let full = if t.labels().any(|l| l == STAGE_LABEL) {
+                    tasks.show(t.id()).ok()
+                } else {
+                    None
+                };
+                let (sent_back, rounds) = full.as_ref().map(rounds_of).unwrap_or_default();
+                (t, sent_back, rounds)
+            })
+            .map(|(t, sent_back, rounds)| StageStatus {
+                sent_back,
+                rounds,
                 stage: t
                     .labels()
                     .find_map(|l| l.strip_prefix("stage-"))
@@ -309,6 +373,15 @@ pub fn route_back(
     let tasks = Tasks::new(coord);
     let routed = tasks.assign(&task.id, agent)?;
     let actor = coord.actor()?.agent;
+    // The reviewer's own stage remembers what it sent back, so the revised work returns to it.
+    if let Some(review) = reviewing_stage(coord, task, &actor)? {
+        tasks.record(
+            &review,
+            SEND_BACK_OP,
+            format!("{}: {}", task.id, reason.unwrap_or("no reason given")),
+        )?;
+    }
+    crate::ops::breaker::check_stage(coord, &task.id)?;
     if actor != agent {
         Messages::new(coord).send(Outgoing {
             target: format!("#{}", task.id),
@@ -505,4 +578,302 @@ fn tell_everyone(coord: &Coord, subject: &str, body: &str) -> Result<()> {
         ..Outgoing::default()
     })?;
     Ok(())
+}
+
+/// The kinds a role reads, each with the earlier stage (and its task) that produces it.
+fn stage_inputs(
+    inputs: &[String],
+    produced: &[(String, String, Vec<String>)],
+) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for kind in inputs {
+        for (stage, task, outputs) in produced {
+            if outputs.contains(kind) {
+                out.push((kind.clone(), stage.clone(), task.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The stage of the same workflow, after `sent_back`, that `reviewer` holds or finished: the
+/// review that sent it back.
+fn reviewing_stage(coord: &Coord, sent_back: &Task, reviewer: &str) -> Result<Option<String>> {
+    let Some(epic) = &sent_back.parent else {
+        return Ok(None);
+    };
+    let Some(workflow) = status(coord, Some(epic)).ok().and_then(|mut w| w.pop()) else {
+        return Ok(None);
+    };
+    let Some(at) = workflow.stages.iter().position(|s| s.id == sent_back.id) else {
+        return Ok(None);
+    };
+    Ok(workflow.stages[at + 1..]
+        .iter()
+        .find(|s| {
+            !s.checkpoint
+                && s.assignee.as_deref() == Some(reviewer)
+                && (s.state == "claimed" || s.state == "done")
+        })
+        .map(|s| s.id.clone()))
+}
+
+/// How many times a stage was sent back, and its review rounds (when it sent work back).
+fn rounds_of(task: &Task) -> (usize, Vec<Round>) {
+    let sent_back = task.history.iter().filter(|e| e.op == "reopen").count();
+    if !task.history.iter().any(|e| e.op == SEND_BACK_OP) {
+        return (sent_back, Vec::new());
+    }
+    let start = task
+        .history
+        .iter()
+        .find(|e| e.op == "claim" || e.op == "assign")
+        .map(|e| e.at.clone())
+        .unwrap_or_else(|| task.created.clone());
+    let mut rounds = vec![Round {
+        round: 1,
+        at: start,
+        result: "in review".into(),
+    }];
+    for e in &task.history {
+        match e.op.as_str() {
+            SEND_BACK_OP => {
+                if let Some(last) = rounds.last_mut() {
+                    last.result = format!("sent back {}", e.note.as_deref().unwrap_or_default());
+                }
+            }
+            ROUND_OP => rounds.push(Round {
+                round: rounds.len() + 1,
+                at: e.at.clone(),
+                result: "in review".into(),
+            }),
+            _ => {}
+        }
+    }
+    if task.state == State::Done
+        && let Some(last) = rounds.last_mut()
+        && last.result == "in review"
+    {
+        last.result = "approved".into();
+    }
+    (sent_back, rounds)
+}
+
+/// After a stage is done: a review that sent it back gets it again, as a new round (reopened
+/// for its reviewer if that review was finished). Best effort: a finished task never fails for
+/// this.
+pub fn next_review_round(coord: &Coord, done: &Task) {
+    if !done.labels.iter().any(|l| l == STAGE_LABEL) {
+        return;
+    }
+    let route = || -> Result<()> {
+        let Some(epic) = &done.parent else {
+            return Ok(());
+        };
+        let tasks = Tasks::new(coord);
+        let index = tasks.load_index()?;
+        let siblings: Vec<String> = index
+            .tasks()
+            .filter(|t| t.parent() == Some(epic.as_str()) && t.id() != done.id)
+            .filter(|t| t.labels().any(|l| l == STAGE_LABEL))
+            .map(|t| t.id().to_string())
+            .collect();
+        for id in siblings {
+            let review = tasks.show(&id)?;
+            let names = |e: &&crate::model::task::Event| {
+                e.note.as_deref().is_some_and(|n| n.starts_with(&done.id))
+            };
+            let last_sent = review
+                .history
+                .iter()
+                .rposition(|e| e.op == SEND_BACK_OP && names(&e));
+            let last_round = review
+                .history
+                .iter()
+                .rposition(|e| e.op == ROUND_OP && names(&e));
+            let pending = match (last_sent, last_round) {
+                (Some(sent), Some(round)) => sent > round,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if !pending {
+                continue;
+            }
+            let round = 2 + review.history.iter().filter(|e| e.op == ROUND_OP).count();
+            let Some(reviewer) = review.assignee.clone() else {
+                tasks.record(&id, ROUND_OP, format!("{}: round {round}", done.id))?;
+                continue;
+            };
+            if review.state == State::Done {
+                tasks.reopen_only(&id, Some(format!("round {round}")), true)?;
+                tasks.assign(&id, &reviewer)?;
+            }
+            tasks.record(&id, ROUND_OP, format!("{}: round {round}", done.id))?;
+            Messages::new(coord).send(Outgoing {
+                target: format!("#{id}"),
+                subject: Some(format!("Review round {round}: {}", review.title)),
+                importance: Importance::High,
+                body: format!(
+                    "Task {} ({}) that you sent back is done again: {}\nReview it again as round {round} of task {id}; it is yours. Approve with `git coord task done {id}`, or send it back once more with `git coord task reopen {} --reason \"...\"`.",
+                    done.id,
+                    done.title,
+                    done.summary.as_deref().unwrap_or("no summary"),
+                    done.id
+                ),
+                ..Outgoing::default()
+            })?;
+        }
+        Ok(())
+    };
+    if let Err(e) = route() {
+        tracing::warn!("could not route {} back to its review: {e}", done.id);
+    }
+}
+
+/// Whether the stage `stage` produced code: a commit on its agent's branch (merges aside, since
+/// the agent's spawn) that names the stage in a `Coord-Task` trailer, or, for a commit without
+/// such trailers, one made after the agent first took the stage.
+pub fn stage_produced_code(
+    coord: &Coord,
+    stage: &str,
+    agent: &crate::model::agent::Agent,
+    tip: crate::git::Oid,
+) -> Result<bool> {
+    let task = Tasks::new(coord).show(stage)?;
+    let taken = task
+        .history
+        .iter()
+        .find(|e| (e.op == "claim" || e.op == "assign") && task.assignee.is_some())
+        .map(|e| e.at.clone())
+        .or(task.claimed_at.clone())
+        .unwrap_or(task.created.clone());
+    let taken = crate::model::time::parse(&taken)
+        .map(|t| t.as_second())
+        .unwrap_or(0);
+    let tip = tip.to_string();
+    let mut args = vec![
+        "log",
+        "--no-merges",
+        "-n",
+        "1000",
+        "--format=%ct%x1f%B%x1e",
+        tip.as_str(),
+    ];
+    let base = agent
+        .base
+        .as_deref()
+        .filter(|b| b.len() == 40 && b.bytes().all(|c| c.is_ascii_hexdigit()))
+        .filter(|b| {
+            crate::git::Oid::from_hex(b.as_bytes())
+                .ok()
+                .is_some_and(|oid| coord.repo.has_commit(oid).unwrap_or(false))
+        });
+    let not_base = base.map(|b| format!("^{b}"));
+    if let Some(b) = &not_base {
+        args.push(b);
+    }
+    args.push("--");
+    let out = coord.repo.git_ok(&args)?;
+    for record in out.split('\x1e') {
+        let Some((seconds, message)) = record.trim_start().split_once('\x1f') else {
+            continue;
+        };
+        let named = crate::ops::history::trailer_values(message, "Coord-Task");
+        if named.contains(&stage) {
+            return Ok(true);
+        }
+        let seconds: i64 = seconds.trim().parse().unwrap_or(0);
+        if named.is_empty() && seconds >= taken {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Tells the organiser that a stage's checkpoint stays open because the stage has no code to
+/// merge. Returns what it said.
+pub fn no_code_to_merge(
+    coord: &Coord,
+    checkpoint: &crate::model::checkpoint::Checkpoint,
+    checkpoint_task: &str,
+    stage: &str,
+    agent: &str,
+) -> String {
+    let what = format!(
+        "stage task {stage} (by {agent}) should produce code, but {} has no commit of it: its checkpoint task {checkpoint_task} stays open",
+        Agent::branch_for(agent)
+    );
+    let body = format!(
+        "Checkpoint {} found nothing of stage task {stage} to merge: {agent} made no commits for it. The checkpoint task {checkpoint_task} stays open.\nSend the stage back (`git coord task reopen {stage} --reason \"...\"`), or, if it truly needs no code, finish the checkpoint task by hand (`git coord task done {checkpoint_task} --force`) and mark such stages `code: false` in the template.",
+        checkpoint.seq
+    );
+    if let Err(e) = tell_organiser(
+        coord,
+        stage,
+        &format!("Nothing to merge for stage task {stage}"),
+        &body,
+        Some(checkpoint_task),
+    ) {
+        tracing::warn!("could not tell the organiser about {stage}: {e}");
+    }
+    what
+}
+
+/// A message to the organisers (`@organiser`), else to whoever started the workflow of `task`.
+pub fn tell_organiser(
+    coord: &Coord,
+    task: &str,
+    subject: &str,
+    body: &str,
+    thread: Option<&str>,
+) -> Result<()> {
+    let tasks = Tasks::new(coord);
+    let creator = tasks
+        .show(task)
+        .ok()
+        .and_then(|t| t.parent)
+        .and_then(|p| tasks.show(&p).ok())
+        .map(|e| e.created_by);
+    let send = |target: String| {
+        Messages::new(coord).send(Outgoing {
+            target,
+            subject: Some(subject.to_string()),
+            task: thread.map(str::to_string),
+            importance: Importance::High,
+            body: body.to_string(),
+            ..Outgoing::default()
+        })
+    };
+    // `@organiser` reaches the other organisers; an organiser acting now is told too.
+    let me = coord.actor()?.agent;
+    let i_organise = Agents::new(coord)?
+        .get(&me)?
+        .is_some_and(|a| a.role == "organiser" && a.status == AgentStatus::Active);
+    let mut told = send("@organiser".to_string()).is_ok();
+    if i_organise {
+        send(me)?;
+        told = true;
+    }
+    match (told, creator) {
+        (true, _) => Ok(()),
+        (false, Some(creator)) => send(creator).map(|_| ()),
+        (false, None) => Err(Error::Other("nobody to tell".into())),
+    }
+}
+
+/// After a checkpoint: a gate failure counts against the workflow stages it covered, and may
+/// trip the breaker. Returns why the team was paused, if it was.
+pub fn after_checkpoint(
+    coord: &Coord,
+    checkpoint: &crate::model::checkpoint::Checkpoint,
+) -> Result<Option<String>> {
+    if checkpoint.outcome != crate::model::checkpoint::Outcome::GatesFailed {
+        return Ok(None);
+    }
+    for task in &checkpoint.tasks {
+        if let Some(why) = crate::ops::breaker::check_stage(coord, task)? {
+            return Ok(Some(why));
+        }
+    }
+    Ok(None)
 }

@@ -387,6 +387,7 @@ pub fn api(coord: &Coord, endpoint: &str) -> Result<Option<Value>> {
             )
         }
         "checkpoints" => serde_json::to_value(Checkpoints::new(coord).list()?.0)?,
+        "activity" => serde_json::to_value(crate::ops::history::activity(coord, 100)?)?,
         "status" => {
             let index = tasks.load_index()?;
             let mut counts = serde_json::Map::new();

@@ -112,6 +112,18 @@ pub fn agent_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<Brief
         see: format!("git coord task list --assignee {agent} --state claimed"),
     });
 
+    // The artifacts earlier workflow stages left for the tasks it holds.
+    let ids: Vec<&str> = mine.iter().map(|t| t.id()).collect();
+    let inputs = crate::views::artifacts::inputs_of(coord, &index, &ids)?;
+    if !inputs.is_empty() {
+        sections.push(Section {
+            heading: format!("Inputs for your tasks ({}):", inputs.len()),
+            items: inputs,
+            unlisted: 0,
+            see: "git coord artifact list".into(),
+        });
+    }
+
     // The next ready task for its role.
     let ready = crate::ops::tasks::ready_tasks(&index, role.as_deref());
     sections.push(Section {
@@ -243,6 +255,25 @@ pub fn agent_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<Brief
         unlisted: 0,
         see: "git coord blocked".into(),
     });
+
+    // Spawned again under a name that worked before: what it did then.
+    // Only a name that held tasks before this spawn can have earlier work worth reading.
+    let worked_before = |a: &crate::model::agent::Agent| {
+        index
+            .tasks()
+            .any(|t| t.assignee() == Some(agent) && t.updated() < a.created.as_str())
+    };
+    if let Some(a) = registered.as_ref().filter(|a| worked_before(a)) {
+        let earlier = crate::ops::history::earlier_work(coord, a)?;
+        if !earlier.is_empty() {
+            sections.push(Section {
+                heading: "Before this spawn you did:".into(),
+                items: earlier.lines(3),
+                unlisted: 0,
+                see: format!("git coord agent show {agent}"),
+            });
+        }
+    }
 
     Ok(render(agent, false, &head, sections, max_chars))
 }
@@ -381,6 +412,17 @@ pub fn organiser_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<B
         unlisted: done.len() - shown,
         see: "git coord task list --state done".into(),
     });
+
+    // Artifacts by summary: counts per kind and stage, then the latest.
+    let (counts, latest, more) = crate::views::artifacts::organiser_summary(coord, &index, 50)?;
+    if !counts.is_empty() || !latest.is_empty() {
+        sections.push(Section {
+            heading: format!("Artifacts ({}):", latest.len() + more),
+            items: counts.into_iter().chain(latest).collect(),
+            unlisted: more,
+            see: "git coord artifact list".into(),
+        });
+    }
 
     let inbox = Messages::new(coord).inbox(
         agent,

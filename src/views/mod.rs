@@ -1,6 +1,7 @@
 //! Views and decisions: read-only answers built from the operations (what an agent needs to know
 //! now, the team at a glance, whether an agent may stop).
 
+pub mod artifacts;
 pub mod brief;
 pub mod status;
 pub mod stop;
