@@ -9,120 +9,49 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use common::{BIN, Jitter, TestRepo, array, fails, json, ok, stderr, stdout};
+use common::cluster::Cluster;
+use common::{BIN, Jitter, array, fails, json, ok, stderr, stdout};
 
-/// A bare remote and clones of it (clone 0 is the origin repository), one isolated environment.
-struct Net {
-    origin: TestRepo,
-    remote: PathBuf,
-    clones: Vec<PathBuf>,
+/// Clones of one bare remote, with an agent (`worker`) registered for mail to reach.
+fn net(clones: usize) -> Cluster {
+    let net = Cluster::new(clones);
+    net.ok(0, &["agent", "spawn", "worker", "--role", "dev"]);
+    for n in 0..clones {
+        net.ok(n, &["sync"]);
+    }
+    net
 }
 
-impl Net {
-    fn new(clones: usize) -> Net {
-        let origin = TestRepo::init();
-        let remote = origin.tmp().join("remote.git");
+/// The attacker's clone: a plain clone of the remote where git-coord never runs.
+fn attacker(net: &Cluster) -> Attacker<'_> {
+    let dir = net.origin.tmp().join("attacker");
+    if !dir.exists() {
         ok(
-            origin
-                .command("git", origin.tmp())
-                .args(["init", "-q", "--bare", "-b", "main"])
-                .arg(&remote)
+            net.origin
+                .command("git", net.origin.tmp())
+                .args(["clone", "-q", net.remote.to_str().expect("utf-8")])
+                .arg(&dir)
                 .output()
                 .expect("git"),
-            "a bare remote",
+            "the attacker clones",
         );
-        let url = remote.to_str().expect("utf-8").to_string();
-        ok(origin.git(&["remote", "add", "origin", &url]), "remote add");
-        ok(origin.git(&["push", "-q", "origin", "main"]), "push main");
-        // Someone to write to.
-        origin.coord_ok(&["agent", "spawn", "worker", "--role", "dev"]);
-        origin.coord_ok(&["sync"]);
-        let mut paths = vec![origin.path.clone()];
-        for n in 1..clones {
-            let dir = origin.tmp().join(format!("clone{n}"));
-            ok(
-                origin
-                    .command("git", origin.tmp())
-                    .args(["clone", "-q", &url])
-                    .arg(&dir)
-                    .output()
-                    .expect("git"),
-                "clone",
-            );
-            for (key, value) in [
-                ("user.name", format!("Human {n}")),
-                ("user.email", "h@example.com".into()),
-            ] {
-                ok(origin.git_in(&dir, &["config", key, &value]), "config");
-            }
-            paths.push(dir);
+        for (key, value) in [("user.name", "Mallory"), ("user.email", "m@example.com")] {
+            ok(net.origin.git_in(&dir, &["config", key, value]), "config");
         }
-        let net = Net {
-            origin,
-            remote,
-            clones: paths,
-        };
-        for n in 1..clones {
-            net.ok(n, &["sync"]);
-        }
-        net
     }
-
-    fn run(&self, clone: usize, args: &[&str]) -> Output {
-        self.origin
-            .command(BIN, &self.clones[clone])
-            .args(args)
-            .output()
-            .expect("git-coord runs")
-    }
-
-    fn ok(&self, clone: usize, args: &[&str]) -> String {
-        stdout(&ok(self.run(clone, args), &args.join(" ")))
-    }
-
-    fn git(&self, clone: usize, args: &[&str]) -> String {
-        let out = ok(
-            self.origin.git_in(&self.clones[clone], args),
-            &format!("git {}", args.join(" ")),
-        );
-        stdout(&out).trim().to_string()
-    }
-
-    fn path(&self, clone: usize) -> &Path {
-        &self.clones[clone]
-    }
-
-    /// The attacker's clone: a plain clone of the remote where git-coord never runs.
-    fn attacker(&self) -> Attacker<'_> {
-        let dir = self.origin.tmp().join("attacker");
-        if !dir.exists() {
-            ok(
-                self.origin
-                    .command("git", self.origin.tmp())
-                    .args(["clone", "-q", self.remote.to_str().expect("utf-8")])
-                    .arg(&dir)
-                    .output()
-                    .expect("git"),
-                "the attacker clones",
-            );
-            for (key, value) in [("user.name", "Mallory"), ("user.email", "m@example.com")] {
-                ok(self.origin.git_in(&dir, &["config", key, value]), "config");
-            }
-        }
-        ok(
-            self.origin.git_in(
-                &dir,
-                &["fetch", "-q", "origin", "+refs/coord/*:refs/coord/*"],
-            ),
-            "the attacker fetches refs/coord/*",
-        );
-        Attacker { net: self, dir }
-    }
+    ok(
+        net.origin.git_in(
+            &dir,
+            &["fetch", "-q", "origin", "+refs/coord/*:refs/coord/*"],
+        ),
+        "the attacker fetches refs/coord/*",
+    );
+    Attacker { net, dir }
 }
 
 /// Hand-made trees pushed with git plumbing, as a hostile or broken tool would.
 struct Attacker<'n> {
-    net: &'n Net,
+    net: &'n Cluster,
     dir: PathBuf,
 }
 
@@ -199,8 +128,8 @@ fn code(out: &Output) -> Option<i32> {
 // 1. A killed writer locks up a clone.
 #[test]
 fn writers_killed_at_any_instant_in_a_clone_never_lock_it_up() {
-    let net = Net::new(2);
-    let clone = net.path(1).to_path_buf();
+    let net = net(2);
+    let clone = net.dir(1).to_path_buf();
     net.ok(1, &["task", "new", "before the kills"]);
     net.git(1, &["pack-refs", "--all"]);
     let git_dir = clone.join(".git");
@@ -268,7 +197,7 @@ fn writers_killed_at_any_instant_in_a_clone_never_lock_it_up() {
 // 2. Simultaneous syncs fail.
 #[test]
 fn clones_syncing_at_the_same_instant_all_succeed() {
-    let net = Net::new(3);
+    let net = net(3);
     for round in 0..5 {
         for c in 0..3 {
             net.ok(c, &["task", "new", &format!("round {round} clone {c}")]);
@@ -289,7 +218,7 @@ fn clones_syncing_at_the_same_instant_all_succeed() {
         let racers: Vec<_> = (0..3)
             .map(|c| {
                 net.origin
-                    .command(BIN, net.path(c))
+                    .command(BIN, net.dir(c))
                     .args(["sync"])
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
@@ -317,7 +246,7 @@ fn clones_syncing_at_the_same_instant_all_succeed() {
 }
 
 /// Every listing and write that reads the refs, each expected to succeed.
-fn everything_still_works(net: &Net, clone: usize) -> String {
+fn everything_still_works(net: &Cluster, clone: usize) -> String {
     let mut warnings = String::new();
     for args in [
         &["sync"][..],
@@ -351,11 +280,11 @@ fn everything_still_works(net: &Net, clone: usize) -> String {
 // 3. A gitlink entry where documents belong.
 #[test]
 fn a_gitlink_pushed_into_the_refs_is_skipped_and_named() {
-    let net = Net::new(2);
+    let net = net(2);
     net.ok(0, &["task", "new", "an honest task"]);
     net.ok(0, &["checkpoint", "--dry-run"]);
     net.ok(0, &["sync"]);
-    let attacker = net.attacker();
+    let attacker = attacker(&net);
     let commit = attacker.own_commit("x.txt");
     attacker.put(
         "refs/coord/tasks",
@@ -384,10 +313,10 @@ fn a_gitlink_pushed_into_the_refs_is_skipped_and_named() {
 // 4. Entries named `..` or with a slash.
 #[test]
 fn entries_named_dot_dot_or_with_a_slash_never_block_a_write_or_a_sync() {
-    let net = Net::new(2);
+    let net = net(2);
     net.ok(0, &["task", "new", "an honest task"]);
     net.ok(0, &["sync"]);
-    let attacker = net.attacker();
+    let attacker = attacker(&net);
     let agent = attacker.blob(
         "format: 1\nname: .\nrole: dev\nhuman: Mallory <m@example.com>\nstatus: active\ncreated: 2026-01-01T00:00:00Z\ncreated_by: mallory\n",
     );
@@ -484,17 +413,17 @@ fn hex_bytes(hex: &str) -> Vec<u8> {
 // 5. An agent document that names a private branch.
 #[test]
 fn a_checkpoint_merges_only_agent_branches_whatever_a_document_says() {
-    let net = Net::new(2);
+    let net = net(2);
     net.ok(1, &["sync"]);
     // The victim's private work, on a branch of its own that no agent owns.
     net.git(1, &["checkout", "-q", "-b", "secret-wip"]);
-    std::fs::write(net.path(1).join("secret.txt"), "private\n").expect("a file");
+    std::fs::write(net.dir(1).join("secret.txt"), "private\n").expect("a file");
     net.git(1, &["add", "secret.txt"]);
     net.git(1, &["commit", "-q", "-m", "private work"]);
     net.git(1, &["checkout", "-q", "main"]);
     let main_before = net.git(1, &["rev-parse", "main"]);
 
-    let attacker = net.attacker();
+    let attacker = attacker(&net);
     let doc = attacker.blob(
         "format: 1\nname: evil\nrole: dev\nbranch: secret-wip\nhuman: Mallory <m@example.com>\nstatus: active\ncreated: 2026-01-01T00:00:00Z\ncreated_by: mallory\n",
     );
@@ -522,10 +451,10 @@ fn a_checkpoint_merges_only_agent_branches_whatever_a_document_says() {
 // 6. A forged checkpoint record.
 #[test]
 fn rollback_refuses_a_state_the_integration_branch_never_held() {
-    let net = Net::new(2);
+    let net = net(2);
     net.ok(1, &["sync"]);
     let main_before = net.git(1, &["rev-parse", "main"]);
-    let attacker = net.attacker();
+    let attacker = attacker(&net);
     let evil = attacker.own_commit("payload.sh");
     let record = attacker.blob(&format!(
         "format: 1\nseq: 1\ninto: main\noutcome: moved\nbefore: {main_before}\nafter: {evil}\nat: 2026-01-01T00:00:00Z\nby: mallory\n"
@@ -549,13 +478,13 @@ fn rollback_refuses_a_state_the_integration_branch_never_held() {
         main_before,
         "main moved"
     );
-    assert!(!net.path(1).join("payload.sh").exists());
+    assert!(!net.dir(1).join("payload.sh").exists());
 }
 
 // 7. A worktree path taken from a remote document.
 #[test]
 fn refresh_runs_nothing_in_a_path_a_remote_document_names() {
-    let net = Net::new(2);
+    let net = net(2);
     net.ok(1, &["sync"]);
     // A repository the attacker's document points at, whose own config runs a command.
     let trap = net.origin.tmp().join("trap");
@@ -595,7 +524,7 @@ fn refresh_runs_nothing_in_a_path_a_remote_document_names() {
     std::fs::write(trap.join("file"), "changed\n").expect("file");
     let _ = std::fs::remove_file(&marker);
 
-    let attacker = net.attacker();
+    let attacker = attacker(&net);
     let doc = attacker.blob(&format!(
         "format: 1\nname: evil\nrole: dev\nbranch: agent/evil\nworktree: {}\nhuman: Mallory <m@example.com>\nstatus: active\ncreated: 2026-01-01T00:00:00Z\ncreated_by: mallory\n",
         trap.display()

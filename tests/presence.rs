@@ -11,102 +11,25 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::cluster::Cluster;
 use common::{BIN, TestRepo, array, fails, field, json, ok, stderr, stdout};
-
-/// A bare remote and clones of it, each with its own clone name (`coord.clone`).
-struct Cluster {
-    origin: TestRepo,
-    remote: PathBuf,
-    clones: Vec<PathBuf>,
-}
 
 const CLONE_NAMES: [&str; 3] = ["laptop", "desk", "server"];
 
-impl Cluster {
-    fn new(clones: usize) -> Cluster {
-        let origin = TestRepo::init();
-        let remote = origin.tmp().join("remote.git");
-        ok(
-            origin
-                .command("git", origin.tmp())
-                .args(["init", "-q", "--bare"])
-                .arg(&remote)
-                .output()
-                .expect("git"),
-            "a bare remote",
-        );
-        let url = remote.to_str().expect("utf-8").to_string();
-        ok(origin.git(&["remote", "add", "origin", &url]), "remote add");
-        ok(origin.git(&["push", "-q", "origin", "main"]), "push main");
-        origin.git_ok(&["config", "coord.clone", CLONE_NAMES[0]]);
-        origin.coord_ok(&["sync"]);
-        let mut paths = vec![origin.path.clone()];
-        for (n, clone_name) in CLONE_NAMES.iter().enumerate().take(clones).skip(1) {
-            let dir = origin.tmp().join(format!("clone{n}"));
-            ok(
-                origin
-                    .command("git", origin.tmp())
-                    .args(["clone", "-q", &url])
-                    .arg(&dir)
-                    .output()
-                    .expect("git"),
-                "clone",
-            );
-            for (key, value) in [
-                ("user.name", format!("Human {n}")),
-                ("user.email", "h@example.com".to_string()),
-                ("coord.clone", clone_name.to_string()),
-            ] {
-                ok(origin.git_in(&dir, &["config", key, &value]), "config");
-            }
-            paths.push(dir);
-        }
-        let cluster = Cluster {
-            origin,
-            remote,
-            clones: paths,
-        };
-        for n in 1..clones {
-            cluster.ok(n, &["sync"]);
-        }
-        cluster
-    }
+/// Clones of one bare remote named laptop, desk and server (`coord.clone`).
+fn cluster(clones: usize) -> Cluster {
+    Cluster::named(clones, &CLONE_NAMES)
+}
 
-    fn dir(&self, clone: usize) -> &Path {
-        &self.clones[clone]
-    }
+/// What these tests ask of a cluster besides running commands.
+trait PresenceCluster {
+    fn config(&self, clone: usize, text: &str);
+    fn agent(&self, clone: usize, name: &str) -> Value;
+    fn new_task(&self, clone: usize, title: &str) -> String;
+    fn remote_commits(&self, refs: &str) -> usize;
+}
 
-    fn run(&self, clone: usize, args: &[&str]) -> Output {
-        self.origin
-            .command(BIN, &self.clones[clone])
-            .args(args)
-            .output()
-            .expect("git-coord runs")
-    }
-
-    fn ok(&self, clone: usize, args: &[&str]) -> String {
-        stdout(&ok(
-            self.run(clone, args),
-            &format!("[clone {clone}] {}", args.join(" ")),
-        ))
-    }
-
-    fn json(&self, clone: usize, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        json(&self.ok(clone, &all))
-    }
-
-    fn spawn(&self, clone: usize, args: &[&str]) -> Child {
-        self.origin
-            .command(BIN, &self.clones[clone])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("git-coord starts")
-    }
-
+impl PresenceCluster for Cluster {
     /// `.coord.yaml` of one clone's working tree (not committed: each clone its own).
     fn config(&self, clone: usize, text: &str) {
         std::fs::write(self.clones[clone].join(".coord.yaml"), text).expect("config");
@@ -155,7 +78,7 @@ fn last_event(task: &Value) -> Value {
 
 #[test]
 fn a_silent_agent_goes_stale_on_another_clone_which_takes_over_its_task() {
-    let c = Cluster::new(2);
+    let c = cluster(2);
     // The crashing agent's clone promises a heartbeat every second; the other waits for 30m.
     c.config(0, "stale_after: 1s\n");
     c.ok(0, &["agent", "register", "crashy", "--role", "dev"]);
@@ -239,7 +162,7 @@ fn a_silent_agent_goes_stale_on_another_clone_which_takes_over_its_task() {
 
 #[test]
 fn an_agent_that_keeps_heartbeating_is_not_stale_on_another_clone() {
-    let c = Cluster::new(2);
+    let c = cluster(2);
     c.ok(0, &["agent", "register", "alive", "--role", "dev"]);
     c.ok(1, &["sync"]);
     let first = c.agent(1, "alive");
@@ -293,7 +216,7 @@ fn an_agent_that_keeps_heartbeating_is_not_stale_on_another_clone() {
 
 #[test]
 fn two_clones_racing_to_take_over_a_stale_task_exactly_one_wins_each_round() {
-    let c = Cluster::new(3);
+    let c = cluster(3);
     c.config(0, "stale_after: 1s\n");
     c.ok(0, &["agent", "register", "crashy", "--role", "dev"]);
     let tasks: Vec<String> = (0..10)
@@ -360,7 +283,7 @@ fn two_clones_racing_to_take_over_a_stale_task_exactly_one_wins_each_round() {
 
 #[test]
 fn an_unreachable_remote_does_not_fail_a_heartbeat_which_goes_out_on_the_next_contact() {
-    let c = Cluster::new(2);
+    let c = cluster(2);
     c.ok(0, &["agent", "register", "roamer", "--role", "dev"]);
     let url = c.remote.to_str().expect("utf-8").to_string();
     let gone = c.origin.tmp().join("nowhere.git");
@@ -391,7 +314,7 @@ fn an_unreachable_remote_does_not_fail_a_heartbeat_which_goes_out_on_the_next_co
 
 #[test]
 fn a_clock_far_ahead_keeps_an_agent_live_only_until_stale_after_past_its_arrival() {
-    let c = Cluster::new(2);
+    let c = cluster(2);
     c.config(1, "stale_after: 1s\n");
     c.ok(0, &["agent", "register", "ahead", "--role", "dev"]);
     // A heartbeat stamped in 2099, as a clone with a clock far ahead would write it.
@@ -435,7 +358,7 @@ fn a_clock_far_ahead_keeps_an_agent_live_only_until_stale_after_past_its_arrival
 
 #[test]
 fn a_thousand_heartbeats_from_five_agents_add_at_most_one_commit_to_shared_history() {
-    let c = Cluster::new(1);
+    let c = cluster(1);
     let names = ["h1", "h2", "h3", "h4", "h5"];
     for name in names {
         c.ok(0, &["agent", "spawn", name, "--role", "dev"]);
@@ -694,7 +617,7 @@ fn wait_returns_when_a_message_or_a_task_change_arrives_and_times_out_with_exit_
 
 #[test]
 fn wait_returns_when_a_message_comes_from_another_clone_through_the_remote() {
-    let c = Cluster::new(2);
+    let c = cluster(2);
     c.ok(1, &["agent", "register", "far", "--role", "dev"]);
     c.ok(0, &["sync"]);
     let child = c.spawn(

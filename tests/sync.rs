@@ -5,99 +5,20 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 
 use serde_json::Value;
 
-use common::{BIN, Jitter, TestRepo, array, fails, json, ok, stderr, stdout};
+use common::cluster::Cluster;
+use common::{BIN, Jitter, array, fails, json, ok, stderr, stdout};
 
-/// A bare remote and clones of it, all in one throwaway directory with one isolated config.
-struct Cluster {
-    /// The first clone; also owns the temporary directory and the environment.
-    origin: TestRepo,
-    remote: PathBuf,
-    clones: Vec<PathBuf>,
+/// What only these tests ask of a cluster.
+trait ClusterState {
+    fn state(&self, clone: usize, agents: &[&str]) -> BTreeMap<String, Value>;
 }
 
-impl Cluster {
-    fn new(clones: usize) -> Cluster {
-        let origin = TestRepo::init();
-        let remote = origin.tmp().join("remote.git");
-        ok(
-            origin
-                .command("git", origin.tmp())
-                .args(["init", "-q", "--bare"])
-                .arg(&remote)
-                .output()
-                .expect("git"),
-            "a bare remote",
-        );
-        let url = remote.to_str().expect("utf-8").to_string();
-        ok(origin.git(&["remote", "add", "origin", &url]), "remote add");
-        ok(origin.git(&["push", "-q", "origin", "main"]), "push main");
-        origin.coord_ok(&["sync"]);
-        let mut paths = vec![origin.path.clone()];
-        for n in 1..clones {
-            let dir = origin.tmp().join(format!("clone{n}"));
-            ok(
-                origin
-                    .command("git", origin.tmp())
-                    .args(["clone", "-q", &url])
-                    .arg(&dir)
-                    .output()
-                    .expect("git"),
-                "clone",
-            );
-            ok(
-                origin.git_in(&dir, &["config", "user.name", &format!("Human {n}")]),
-                "config",
-            );
-            ok(
-                origin.git_in(&dir, &["config", "user.email", "h@example.com"]),
-                "config",
-            );
-            paths.push(dir);
-        }
-        let cluster = Cluster {
-            origin,
-            remote,
-            clones: paths,
-        };
-        for n in 1..clones {
-            cluster.ok(n, &["sync"]);
-        }
-        cluster
-    }
-
-    fn run(&self, clone: usize, args: &[&str]) -> Output {
-        self.origin
-            .command(BIN, &self.clones[clone])
-            .args(args)
-            .output()
-            .expect("git-coord runs")
-    }
-
-    fn ok(&self, clone: usize, args: &[&str]) -> String {
-        stdout(&ok(self.run(clone, args), &args.join(" ")))
-    }
-
-    fn json(&self, clone: usize, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        json(&self.ok(clone, &all))
-    }
-
-    fn spawn(&self, clone: usize, args: &[&str]) -> Child {
-        self.origin
-            .command(BIN, &self.clones[clone])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("git-coord starts")
-    }
-
+impl ClusterState for Cluster {
     /// Everything a clone shows: tasks whole (with their threads), every lease, each agent's
     /// inbox.
     fn state(&self, clone: usize, agents: &[&str]) -> BTreeMap<String, Value> {
