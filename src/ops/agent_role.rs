@@ -37,6 +37,7 @@ pub fn change_role(coord: &Coord, agent_name: &str, role: &str) -> Result<Agent>
         if agent.role == role.name {
             return Ok((
                 Change {
+                    reads: None,
                     docs: Vec::new(),
                     subject: String::new(),
                     trailers: Vec::new(),
@@ -54,6 +55,7 @@ pub fn change_role(coord: &Coord, agent_name: &str, role: &str) -> Result<Agent>
             note: Some(note.clone()),
         });
         let change = Change {
+            reads: None,
             docs: vec![(path.clone(), Some(agent.to_yaml().into_bytes()))],
             subject: format!("edit agent {agent_name} by {}: role {note}", actor.agent),
             trailers: vec![

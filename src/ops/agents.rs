@@ -637,6 +637,7 @@ fn no_such_agent(name: &str) -> Error {
 
 fn write_change(agent: &Agent, op: &str, by: &str) -> Change {
     Change {
+        reads: None,
         docs: vec![(Agent::path(&agent.name), Some(agent.to_yaml().into_bytes()))],
         subject: format!("{op} agent {} by {by}", agent.name),
         trailers: vec![

@@ -88,6 +88,7 @@ impl<'c> Artifacts<'c> {
             );
             let doc = artifact.to_yaml().into_bytes();
             let change = Change {
+                reads: None,
                 docs: vec![
                     (Artifact::path(&id), Some(doc.clone())),
                     (Artifact::content_path(&id), Some(new.content.clone())),

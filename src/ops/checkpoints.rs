@@ -473,6 +473,7 @@ impl<'c> Checkpoints<'c> {
             let mut c = checkpoint.clone();
             c.seq = self.last_seq(snap)? + 1;
             let change = Change {
+                reads: None,
                 docs: vec![(Checkpoint::path(c.seq), Some(c.to_yaml().into_bytes()))],
                 subject: format!(
                     "checkpoint {} {} into {} by {}",

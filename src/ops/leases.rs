@@ -749,6 +749,7 @@ fn write_change(op: &str, leases: &[&Lease], actor: &Actor) -> Change {
     tasks.dedup();
     trailers.extend(tasks.into_iter().map(|t| ("Coord-Task", t.to_string())));
     Change {
+        reads: None,
         docs: leases
             .iter()
             .map(|l| (Lease::path(&l.id), Some(l.to_yaml().into_bytes())))

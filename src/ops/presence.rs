@@ -87,6 +87,7 @@ impl<'c> Presence<'c> {
         let yaml = beat.to_yaml();
         self.store.replace(actor, |_| {
             let change = Change {
+                reads: None,
                 docs: vec![(Heartbeat::path(name), Some(yaml.clone().into_bytes()))],
                 subject: format!("heartbeat {name}"),
                 trailers: vec![("Coord-Op", "heartbeat".into())],

@@ -420,6 +420,7 @@ impl<'c> Projects<'c> {
                 extra: Default::default(),
             };
             let task_change = Change {
+                reads: None,
                 docs: vec![(Task::path(&task_id), Some(task.to_yaml().into_bytes()))],
                 subject: format!("new {task_id} by {} of {own}", actor.agent),
                 trailers: vec![("Coord-Op", "new".into()), ("Coord-Task", task_id.clone())],
@@ -523,6 +524,7 @@ impl<'c> Projects<'c> {
             });
             task.push_event(&actor.agent, "comment", Some(format!("from {own}")), &now);
             let change = Change {
+                reads: None,
                 docs: vec![(Task::path(&full), Some(task.to_yaml().into_bytes()))],
                 subject: format!("comment {full} by {} of {own}", actor.agent),
                 trailers: vec![("Coord-Op", "comment".into()), ("Coord-Task", full.clone())],

@@ -186,7 +186,10 @@ impl<'c> Tasks<'c> {
                 extra: Default::default(),
             };
             task.push_event(&actor.agent, "new", None, &now);
-            Ok((write_change(&task, "new", &actor), task))
+            // A new task depends on what its dependencies and parent are, nothing else.
+            let mut change = write_change(&task, "new", &actor);
+            change.reads = Some(read_set(&task, task.parent.iter()));
+            Ok((change, task))
         })
     }
 
@@ -251,7 +254,10 @@ impl<'c> Tasks<'c> {
             }
             took_from.clone_from(&takeover);
             set_claimed(&mut task, &actor, takeover);
-            Ok((write_change(&task, "claim", &actor), task))
+            // Claimable depends on the task itself and its dependencies.
+            let mut change = write_change(&task, "claim", &actor);
+            change.reads = Some(read_set(&task, None.iter()));
+            Ok((change, task))
         })?;
         if let Some(holder) = took_from {
             crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
@@ -309,7 +315,10 @@ impl<'c> Tasks<'c> {
                 .filter(|_| task.state == State::Claimed);
             took_from.clone_from(&takeover);
             set_claimed(&mut task, &actor, takeover);
-            Ok((write_change(&task, "claim", &actor), task))
+            // Claimable depends on the task itself and its dependencies.
+            let mut change = write_change(&task, "claim", &actor);
+            change.reads = Some(read_set(&task, None.iter()));
+            Ok((change, task))
         })?;
         if let Some(holder) = took_from {
             crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
@@ -920,8 +929,20 @@ fn dep_node<'a>(id: &'a str, index: &'a TaskIndex, seen: &mut HashSet<&'a str>) 
     }
 }
 
+/// The documents of this ref a decision about `task` read: its dependencies here (those of
+/// other projects live in other refs) and `more`.
+fn read_set<'a>(task: &'a Task, more: impl Iterator<Item = &'a String>) -> Vec<String> {
+    task.deps
+        .iter()
+        .chain(more)
+        .filter(|d| id::is_full_id(d))
+        .map(|d| Task::path(d))
+        .collect()
+}
+
 fn write_change(task: &Task, op: &str, actor: &Actor) -> Change {
     Change {
+        reads: None,
         docs: vec![(Task::path(&task.id), Some(task.to_yaml().into_bytes()))],
         subject: format!("{op} {} by {}", task.id, actor.agent),
         trailers: vec![

@@ -79,6 +79,7 @@ pub fn set(coord: &Coord, state: TeamState, reason: Option<String>) -> Result<Te
         };
         let yaml = serde_saphyr::to_string(&team).expect("a team state serializes");
         let change = Change {
+            reads: None,
             docs: vec![(TEAM_PATH.to_string(), Some(yaml.into_bytes()))],
             subject: format!("team {} by {}", state.as_str(), actor.agent),
             trailers: vec![("Coord-Op", format!("team-{}", state.as_str()))],

@@ -69,6 +69,10 @@ pub struct Change {
     pub docs: Vec<(String, Option<Vec<u8>>)>,
     pub subject: String,
     pub trailers: Vec<(&'static str, String)>,
+    /// When set, the operation's decision depends only on these documents and the ones it
+    /// writes: after a lost race in which none of them changed, the same change is committed on
+    /// the new tip without running the operation again (a rebase, not a merge).
+    pub reads: Option<Vec<String>>,
 }
 
 pub struct Store<'r> {
@@ -158,25 +162,33 @@ impl<'r> Store<'r> {
         mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
     ) -> Result<T> {
         let mut retry = Retry::new();
+        // A change to commit again on a newer tip, when the race it lost left it valid.
+        let mut pending = None;
         while retry.again() {
-            let mut snap = self.snapshot()?;
-            let expected = snap.tip;
-            if snap.tip.is_none() {
-                let root = self.root_commit()?;
-                snap = Snapshot {
-                    tip: Some(root),
-                    tree: Some(self.repo.commit_tree(root)?),
-                };
-            }
-            let (change, value) = op(&snap)?;
-            if change.docs.is_empty() {
-                return Ok(value); // nothing to write: the state already says what was asked
-            }
-            if self.repo.ref_tip(self.refname)? != expected {
-                retry.lost_race(); // lost already: skip writing objects nobody will reference
-                continue;
-            }
-            let new = self.write_commit(&snap, actor, &change)?;
+            let (base, expected, change, value) = match pending.take() {
+                Some(ready) => ready,
+                None => {
+                    let mut snap = self.snapshot()?;
+                    let expected = snap.tip;
+                    if snap.tip.is_none() {
+                        let root = self.root_commit()?;
+                        snap = Snapshot {
+                            tip: Some(root),
+                            tree: Some(self.repo.commit_tree(root)?),
+                        };
+                    }
+                    let (change, value) = op(&snap)?;
+                    if change.docs.is_empty() {
+                        return Ok(value); // nothing to write: the state already says what was asked
+                    }
+                    if self.repo.ref_tip(self.refname)? != expected {
+                        retry.lost_race(); // lost already: write no objects nobody will reference
+                        continue;
+                    }
+                    (snap, expected, change, value)
+                }
+            };
+            let new = self.write_commit(&base, actor, &change)?;
             match self
                 .repo
                 .cas_ref(self.refname, expected, new, &change.subject)?
@@ -190,7 +202,21 @@ impl<'r> Store<'r> {
                     );
                     return Ok(value);
                 }
-                Cas::Lost => retry.lost(self.repo.ref_tip(self.refname)? != expected),
+                Cas::Lost if self.repo.ref_tip(self.refname)? == expected => {
+                    // Only the lock was held: the same commit, once it is free.
+                    retry.lost(false);
+                    pending = Some((base, expected, change, value));
+                }
+                Cas::Lost => {
+                    retry.lost(true);
+                    if change.reads.is_some() {
+                        let now = self.snapshot()?;
+                        if now.tip.is_some() && self.untouched(&change, &base, &now)? {
+                            let tip = now.tip;
+                            pending = Some((now, tip, change, value));
+                        }
+                    }
+                }
             }
         }
         Err(Error::Contended {
@@ -229,6 +255,23 @@ impl<'r> Store<'r> {
             refname: self.refname.into(),
             attempts: MAX_ATTEMPTS,
         })
+    }
+
+    /// Whether every document `change` read or writes is the same in `now` as in `base`, so that
+    /// `change` still holds on `now` (false when it declared no reads).
+    fn untouched(&self, change: &Change, base: &Snapshot, now: &Snapshot) -> Result<bool> {
+        let Some(reads) = &change.reads else {
+            return Ok(false);
+        };
+        let (Some(before), Some(after)) = (base.tree, now.tree) else {
+            return Ok(false);
+        };
+        for path in reads.iter().chain(change.docs.iter().map(|(p, _)| p)) {
+            if self.repo.lookup_path(before, path)? != self.repo.lookup_path(after, path)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Writes the commit of `change` on top of `snap` (the ref is not moved).
