@@ -784,8 +784,17 @@ impl<'c> Projects<'c> {
             let Some(p) = projects.iter().find(|p| p.name == project) else {
                 continue; // a dependency on a project no longer configured stays as it was
             };
-            let old_tasks = repo.ref_tip(&staged_ref(&p.name, "tasks"))?;
-            let old_inbox = repo.ref_tip(&staged_ref(&p.name, "inbox"))?;
+            // What the notices were last sent for: other commands (a filing, `task show --fetch`)
+            // move the fetched copy too, and must not swallow what happened meanwhile.
+            let notified = |kind: &str| format!("{NOTIFIED}/{}/{kind}", p.name);
+            let old_tasks = match repo.ref_tip(&notified("tasks"))? {
+                Some(tip) => Some(tip),
+                None => repo.ref_tip(&staged_ref(&p.name, "tasks"))?,
+            };
+            let old_inbox = match repo.ref_tip(&notified("inbox"))? {
+                Some(tip) => Some(tip),
+                None => repo.ref_tip(&staged_ref(&p.name, "inbox"))?,
+            };
             let fetched = match self.fetch_refs(p, &[TASKS, INBOX]) {
                 Ok(f) => f,
                 Err(e) => {
@@ -835,6 +844,12 @@ impl<'c> Projects<'c> {
                     }
                 }
             }
+            // Every notice is delivered: from here on, changes are counted from these tips.
+            for (kind, refname) in [("tasks", TASKS), ("inbox", INBOX)] {
+                if let Some(tip) = fetched.tips[refname] {
+                    repo.set_ref(&notified(kind), tip)?;
+                }
+            }
             report.push(Followed {
                 project: p.name.clone(),
                 url: p.url.clone(),
@@ -845,6 +860,9 @@ impl<'c> Projects<'c> {
         Ok(report)
     }
 }
+
+/// Where a clone keeps, per related project, the tips its last notices were sent for.
+const NOTIFIED: &str = "refs/coord-notified";
 
 /// What changed on a followed task between two fetches, as notices: (key, subject, body, at).
 fn changes(
