@@ -662,3 +662,32 @@ fn two_clones_filing_at_once_while_the_other_project_writes_lose_nothing() {
         }
     }
 }
+
+#[test]
+fn a_change_seen_first_by_task_show_fetch_is_still_told_on_the_next_sync() {
+    let world = World::new(|_| None);
+    let (a1, b1) = (&world.a1, &world.b1);
+    let filed = a1.coord_as_ok("alice", &["task", "new", "--project", "beads", "a bug"]);
+    let b_task = filed
+        .trim()
+        .strip_prefix("beads:")
+        .expect("NAME:ID")
+        .to_string();
+    a1.coord_ok(&["sync"]);
+    b1.coord_ok(&["init"]);
+    b1.coord_ok(&["sync"]);
+    b1.coord_as_ok("bob", &["task", "claim", &b_task]);
+    b1.coord_as_ok("bob", &["task", "done", &b_task, "--summary", "fixed"]);
+    b1.coord_ok(&["sync"]);
+    // A looks at it first, which moves A's fetched copy of B past the change...
+    let shown = a1.coord_ok(&["task", "show", &format!("beads:{b_task}"), "--fetch"]);
+    assert!(shown.contains("done"), "{shown}");
+    // ...and alice, who filed it, is still told on the next sync.
+    a1.coord_ok(&["sync"]);
+    let inbox = a1.coord_json(&["--agent", "alice", "inbox", "--all"]);
+    let told = subjects(&inbox);
+    assert!(
+        told.iter().any(|s| s.contains("done")),
+        "no notice of the task being done: {told:?}"
+    );
+}
