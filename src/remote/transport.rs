@@ -155,6 +155,14 @@ const RACED: [&str; 5] = [
     "atomic transaction failed",
 ];
 
+/// How a remote says it cannot write refs at all, whatever else its refusal says. (A lock file
+/// that exists there is another push at work: a race.)
+const BROKEN: [&str; 3] = [
+    "Permission denied",
+    "No space left on device",
+    "Read-only file system",
+];
+
 /// The outcome of a push.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Pushed {
@@ -187,14 +195,18 @@ pub fn push(repo: &Repo, remote: &str, updates: &[(String, Oid)]) -> Result<Push
     // A remote that refuses on purpose (a hook, permissions) is an error; one that lost a race
     // for its own ref lock is a rejection like any other: fetch, merge, try again.
     let raced = |l: &&&str| RACED.iter().any(|why| l.contains(why));
-    let hard = refused
-        .iter()
-        .any(|l| l.contains("[remote rejected]") && !raced(&l));
+    // The same words ("failed to update ref", "cannot lock ref") also come with a remote that
+    // cannot write at all (permissions, a full disk): not a race.
+    let broken = BROKEN.iter().find(|b| out.stderr.contains(*b));
+    let hard = broken.is_some()
+        || refused
+            .iter()
+            .any(|l| l.contains("[remote rejected]") && !raced(&l));
     if !refused.is_empty() && !hard {
         return Ok(Pushed::Rejected);
     }
     let mut why = refused.join("; ");
-    if why.is_empty() {
+    if why.is_empty() || broken.is_some() {
         why = out.stderr.clone();
     }
     Err(remote_error(
