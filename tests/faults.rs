@@ -544,3 +544,58 @@ fn refresh_runs_nothing_in_a_path_a_remote_document_names() {
     assert!(!marker.exists(), "a command from the trap's config ran");
     assert!(trap.join("file").exists(), "the trap was touched");
 }
+
+// Agents in worktrees of one clone share the staging refs of online claims.
+#[test]
+fn online_claims_from_worktrees_of_one_clone_racing_all_succeed() {
+    let net = net(2);
+    for n in 0..12 {
+        net.ok(0, &["task", "new", &format!("task {n}")]);
+    }
+    net.ok(0, &["sync"]);
+    let mut claimed = Vec::new();
+    for round in 0..3 {
+        let racers: Vec<_> = (0..4)
+            .map(|a| {
+                net.origin
+                    .command(BIN, net.dir(0))
+                    .args([
+                        "--agent",
+                        &format!("racer{a}"),
+                        "task",
+                        "claim",
+                        "--next",
+                        "--json",
+                    ])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("a claim starts")
+            })
+            .collect();
+        for racer in racers {
+            let out = racer.wait_with_output().expect("a claim ends");
+            assert_eq!(
+                code(&out),
+                Some(0),
+                "round {round}: an online claim failed: {}",
+                stderr(&out)
+            );
+            claimed.push(
+                json(&stdout(&out))["id"]
+                    .as_str()
+                    .expect("an id")
+                    .to_string(),
+            );
+        }
+    }
+    let total = claimed.len();
+    claimed.sort();
+    claimed.dedup();
+    assert_eq!(claimed.len(), total, "a task was given twice");
+    // Every claim is at the remote: the other clone sees all twelve.
+    net.ok(1, &["sync"]);
+    let tasks = array(json(&net.ok(1, &["task", "list", "--json"])));
+    let held = tasks.iter().filter(|t| t["state"] == "claimed").count();
+    assert_eq!(held, 12);
+}

@@ -319,7 +319,12 @@ impl Repo {
             }
             Err(e) => return Err(Error::Git(format!("cannot lock {name}: {e}"))),
         };
-        let held = HeldLock(&lock);
+        use std::os::unix::fs::MetadataExt;
+        let ours = file
+            .metadata()
+            .map_err(|e| Error::Git(format!("cannot lock {name}: {e}")))?
+            .ino();
+        let held = HeldLock(&lock, ours);
         if self.ref_tip(name)? != expected {
             tracing::debug!(%name, "compare-and-swap lost");
             return Ok(Cas::Lost);
@@ -328,6 +333,12 @@ impl Repo {
             .and_then(|()| file.flush())
             .map_err(|e| Error::Git(format!("cannot write {}: {e}", lock.display())))?;
         drop(file);
+        if !held.still_ours() {
+            // Taken for a stale one while this process stood still: what the lock path holds
+            // now is another writer's. Leave it, and count this try as lost.
+            std::mem::forget(held);
+            return Ok(Cas::Lost);
+        }
         std::fs::rename(&lock, &path)
             .map_err(|e| Error::Git(format!("cannot update {name}: {e}")))?;
         std::mem::forget(held);
@@ -418,12 +429,22 @@ impl Repo {
     }
 }
 
-/// A ref lock this process created and has not yet renamed over its ref: removed on every way out.
-struct HeldLock<'p>(&'p Path);
+/// A ref lock this process created (its path and inode) and has not yet renamed over its ref:
+/// removed on every way out, if it is still the file this process created.
+struct HeldLock<'p>(&'p Path, u64);
+
+impl HeldLock<'_> {
+    fn still_ours(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(self.0).is_ok_and(|m| m.ino() == self.1)
+    }
+}
 
 impl Drop for HeldLock<'_> {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.0);
+        if self.still_ours() {
+            let _ = std::fs::remove_file(self.0);
+        }
     }
 }
 
@@ -446,14 +467,21 @@ fn recover_lock_older_than(lock: &Path, aside_dir: &Path, limit: std::time::Dura
     let is_stale = |path: &Path| {
         std::fs::metadata(path)
             .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > limit))
+            // A time far in the future (a skewed clock) is as suspect as one far in the past.
+            .is_ok_and(|t| match t.elapsed() {
+                Ok(age) => age > limit,
+                Err(ahead) => ahead.duration() > limit,
+            })
     };
     if !is_stale(lock) {
         return;
     }
     // Set aside outside refs/, so that a kill right here leaves no broken ref behind.
     let _ = std::fs::create_dir_all(aside_dir);
-    let aside = aside_dir.join(format!("stale-lock-{}", std::process::id()));
+    // One name per attempt, so that threads of one process (the dashboard, MCP) never collide.
+    static ASIDE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = ASIDE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let aside = aside_dir.join(format!("stale-lock-{}-{n}", std::process::id()));
     if std::fs::rename(lock, &aside).is_err() {
         return; // another process took it first
     }

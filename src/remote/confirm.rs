@@ -29,6 +29,10 @@ pub fn confirmed_update<T>(
         if snap.tip.is_none() {
             store.ensure_root()?;
             snap = store.snapshot()?;
+            if snap.tip.is_none() {
+                backoff(attempt); // another writer holds the ref's lock: start over
+                continue;
+            }
         }
         let (change, value) = op(&snap)?;
         let unpushed = snap.tip.is_some() && snap.tip != staged;
@@ -43,11 +47,13 @@ pub fn confirmed_update<T>(
         match push(repo, &remote.name, &[(refname.to_string(), new)])? {
             Pushed::Accepted => {
                 tracing::debug!(refname, attempts = attempt, "confirmed at {}", remote.name);
-                repo.set_ref(&remote.staged(refname), new)?;
-                if repo.cas_ref(refname, snap.tip, new, &change.subject)? == Cas::Lost {
-                    // Another local writer moved the ref meanwhile: merge ours in.
-                    let (_, found, _) = merge_into_local(repo, refname, Some(new), &remote.name)?;
-                    courier.deliver(&found)?;
+                // The write holds from here on: it is at the remote. Bringing it home is
+                // best-effort; whatever fails here, the next fetch or sync brings it.
+                if let Err(e) = bring_home(store, remote, courier, &snap, new, &change.subject) {
+                    tracing::warn!(
+                        "{refname} was written at {}; updating this clone failed ({e}); the next sync brings it",
+                        remote.name
+                    );
                 }
                 return Ok(value);
             }
@@ -58,4 +64,23 @@ pub fn confirmed_update<T>(
         refname: format!("{refname} at {}", remote.name),
         attempts: MAX_TRIES * 4,
     })
+}
+
+/// Moves the local ref (and the staging ref) to a commit the remote accepted: a fast-forward of
+/// the tip it was built on, else a merge when another local writer moved the ref meanwhile.
+fn bring_home(
+    store: &Store,
+    remote: &Remote,
+    courier: &dyn Courier,
+    snap: &Snapshot,
+    new: crate::git::Oid,
+    subject: &str,
+) -> Result<()> {
+    let (repo, refname) = (store.repo, store.refname);
+    repo.set_ref(&remote.staged(refname), new)?;
+    if repo.cas_ref(refname, snap.tip, new, subject)? == Cas::Lost {
+        let (_, found, _) = merge_into_local(repo, refname, Some(new), &remote.name)?;
+        courier.deliver(&found)?;
+    }
+    Ok(())
 }

@@ -81,6 +81,26 @@ pub fn resolve_remote(repo: &Repo, given: Option<&str>) -> Result<Remote> {
 /// Fetches every coordination ref of `remote` into its staging namespace. Local refs are not
 /// touched.
 pub fn fetch(repo: &Repo, remote: &Remote, refs: &[&str]) -> Result<()> {
+    // Worktrees of one clone share the staging refs: a sibling's fetch that moved one while this
+    // one ran is a lost race for a local ref lock, not a failure of the remote. Fetch again.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match fetch_once(repo, remote, refs) {
+            Err(Error::Remote { why, .. })
+                if tries < MAX_TRIES && LOCAL_REF_RACE.iter().any(|r| why.contains(r)) =>
+            {
+                crate::store::backoff(tries + 2);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How git says a local ref moved or was locked under it during a fetch.
+const LOCAL_REF_RACE: [&str; 3] = ["cannot lock ref", "but expected", "Unable to create"];
+
+fn fetch_once(repo: &Repo, remote: &Remote, refs: &[&str]) -> Result<()> {
     let specs: Vec<String> = refs
         .iter()
         .map(|r| format!("+{r}:{}", remote.staged(r)))
@@ -125,6 +145,16 @@ fn remote_error(remote: &Remote, what: &str, stderr: &str) -> Error {
     }
 }
 
+/// How a remote says it lost a race for its own ref (a refusal on purpose is anything else).
+const RACED: [&str; 5] = [
+    "failed to update ref",
+    "failed to lock",
+    "cannot lock ref",
+    "incorrect old value",
+    // --atomic: the whole push failed because one ref lost its race at the remote.
+    "atomic transaction failed",
+];
+
 /// The outcome of a push.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Pushed {
@@ -156,18 +186,7 @@ pub fn push(repo: &Repo, remote: &str, updates: &[(String, Oid)]) -> Result<Push
     let refused: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with('!')).collect();
     // A remote that refuses on purpose (a hook, permissions) is an error; one that lost a race
     // for its own ref lock is a rejection like any other: fetch, merge, try again.
-    let raced = |l: &&&str| {
-        [
-            "failed to update ref",
-            "failed to lock",
-            "cannot lock ref",
-            "incorrect old value",
-            // --atomic: the whole push failed because one ref lost its race at the remote.
-            "atomic transaction failed",
-        ]
-        .iter()
-        .any(|why| l.contains(why))
-    };
+    let raced = |l: &&&str| RACED.iter().any(|why| l.contains(why));
     let hard = refused
         .iter()
         .any(|l| l.contains("[remote rejected]") && !raced(&l));
@@ -209,7 +228,7 @@ pub fn push_replacing(
     }
     let refused: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with('!')).collect();
     if refused.iter().any(|l| {
-        l.contains("stale info") || l.contains("fetch first") || l.contains("failed to lock")
+        l.contains("stale info") || l.contains("fetch first") || RACED.iter().any(|r| l.contains(r))
     }) {
         return Ok(Pushed::Rejected);
     }

@@ -232,7 +232,8 @@ impl<'r> Store<'r> {
         actor: &Actor,
         mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
     ) -> Result<T> {
-        for attempt in 1..=MAX_ATTEMPTS {
+        let mut retry = Retry::new();
+        while retry.again() {
             let snap = self.snapshot()?;
             let (change, value) = op(&snap)?;
             if change.docs.is_empty() {
@@ -248,12 +249,12 @@ impl<'r> Store<'r> {
                 .cas_ref(self.refname, snap.tip, new, &change.subject)?
             {
                 Cas::Moved => return Ok(value),
-                Cas::Lost => backoff(attempt),
+                Cas::Lost => retry.lost(self.repo.ref_tip(self.refname)? != snap.tip),
             }
         }
         Err(Error::Contended {
             refname: self.refname.into(),
-            attempts: MAX_ATTEMPTS,
+            attempts: retry.attempts,
         })
     }
 
