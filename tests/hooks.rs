@@ -365,17 +365,27 @@ fn install_codex_refuses_a_git_coord_server_it_did_not_write() {
 #[test]
 fn uninstall_leaves_no_empty_file_behind() {
     let repo = TestRepo::init();
-    repo.coord_ok(&["hooks", "install", "--claude", "--mcp", "--codex"]);
+    repo.coord_ok(&[
+        "hooks", "install", "--claude", "--mcp", "--codex", "--gemini",
+    ]);
     for file in [
         ".claude/settings.json",
         ".mcp.json",
         ".codex/hooks.json",
         ".codex/config.toml",
+        ".gemini/settings.json",
     ] {
         assert!(repo.path.join(file).exists(), "{file} was written");
     }
-    repo.coord_ok(&["hooks", "uninstall", "--claude", "--mcp", "--codex"]);
-    for path in [".claude", ".mcp.json", ".codex"] {
+    repo.coord_ok(&[
+        "hooks",
+        "uninstall",
+        "--claude",
+        "--mcp",
+        "--codex",
+        "--gemini",
+    ]);
+    for path in [".claude", ".mcp.json", ".codex", ".gemini"] {
         assert!(
             !repo.path.join(path).exists(),
             "{path} was created by install alone and should be gone"
@@ -383,4 +393,66 @@ fn uninstall_leaves_no_empty_file_behind() {
     }
     let status = repo.git_ok(&["status", "--porcelain"]);
     assert_eq!(status, "", "the worktree is as it was");
+}
+
+#[test]
+fn install_gemini_merges_with_the_settings_there_and_uninstall_restores_them() {
+    let repo = TestRepo::init();
+    // A settings file as `git coord` writes JSON (sorted keys, two spaces), with the user's own
+    // AfterAgent hook, another MCP server and other settings.
+    let settings = "{\n  \"general\": {\n    \"vimMode\": true\n  },\n  \"hooks\": {\n    \"AfterAgent\": [\n      {\n        \"hooks\": [\n          {\n            \"command\": \"echo mine\",\n            \"type\": \"command\"\n          }\n        ]\n      }\n    ]\n  },\n  \"mcpServers\": {\n    \"other\": {\n      \"command\": \"other-server\"\n    }\n  }\n}\n";
+    write(&repo.path, ".gemini/settings.json", settings);
+    let out = repo.coord_ok(&["hooks", "install", "--gemini"]);
+    assert!(out.contains("gemini AfterAgent: installed"), "{out}");
+    assert!(out.contains("gemini mcp server: installed"), "{out}");
+    let again = repo.coord_ok(&["hooks", "install", "--gemini"]);
+    assert!(again.contains("gemini AfterAgent: unchanged"), "{again}");
+    assert!(again.contains("gemini mcp server: unchanged"), "{again}");
+
+    let merged: Value =
+        json(&std::fs::read_to_string(repo.path.join(".gemini/settings.json")).unwrap());
+    assert_eq!(merged["general"]["vimMode"], true, "{merged}");
+    let after = merged["hooks"]["AfterAgent"]
+        .as_array()
+        .expect("an AfterAgent list")
+        .clone();
+    assert_eq!(after.len(), 2, "theirs kept, ours added once: {after:?}");
+    assert_eq!(after[0]["hooks"][0]["command"], "echo mine");
+    let ours = &after[1]["hooks"][0];
+    assert_eq!(ours["command"], "git coord hook stop");
+    // Gemini CLI counts hook timeouts in milliseconds.
+    assert_eq!(ours["timeout"], 30000);
+    assert_eq!(merged["mcpServers"]["other"]["command"], "other-server");
+    assert_eq!(merged["mcpServers"]["git-coord"]["command"], "git");
+    assert_eq!(
+        merged["mcpServers"]["git-coord"]["args"],
+        serde_json::json!(["coord", "mcp"])
+    );
+    assert!(merged["hooks"].get("Stop").is_none(), "{merged}");
+
+    let out = repo.coord_ok(&["hooks", "uninstall", "--gemini"]);
+    assert!(out.contains("gemini AfterAgent: removed"), "{out}");
+    assert!(out.contains("gemini mcp server: removed"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(repo.path.join(".gemini/settings.json")).unwrap(),
+        settings,
+        "uninstall gives back the settings byte for byte"
+    );
+    let again = repo.coord_ok(&["hooks", "uninstall", "--gemini"]);
+    assert!(again.contains("gemini AfterAgent: unchanged"), "{again}");
+}
+
+#[test]
+fn install_gemini_refuses_settings_it_cannot_read_and_changes_nothing() {
+    let repo = TestRepo::init();
+    // Gemini CLI accepts comments in its settings; git-coord does not edit such a file.
+    let settings = "{\n  // mine\n  \"general\": {}\n}\n";
+    write(&repo.path, ".gemini/settings.json", settings);
+    let err = fails(&repo.coord(&["hooks", "install", "--gemini"]), 1);
+    assert!(err.contains("is not valid JSON"), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(repo.path.join(".gemini/settings.json")).unwrap(),
+        settings
+    );
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A scripted model server for the tests that drive real agent CLIs (tests/real_clients.rs).
 
-It speaks the two wire formats the CLIs use: Anthropic Messages (POST /v1/messages, streamed as
-server-sent events; Claude Code) and OpenAI Responses (POST /v1/responses, SSE; Codex CLI). It is
+It speaks the three wire formats the CLIs use: Anthropic Messages (POST /v1/messages, streamed as
+server-sent events; Claude Code), OpenAI Responses (POST /v1/responses, SSE; Codex CLI) and the
+Gemini API (POST /v1beta/models/MODEL:streamGenerateContent?alt=sse, SSE; Gemini CLI). It is
 deterministic: it reads the conversation and answers with the next step of a fixed script, and it
 logs every request (one JSON object a line) so a test can assert on what the client sent.
 
@@ -239,6 +240,53 @@ def responses_sse(step, model, n):
     return "".join(events)
 
 
+# ---- Gemini API (generateContent) --------------------------------------------------------------
+
+
+def gemini_tools(body):
+    return [d.get("name", "") for t in body.get("tools") or []
+            for d in (t.get("functionDeclarations") or [])]
+
+
+def gemini_step(script, body):
+    tools = gemini_tools(body)
+    if "run_shell_command" not in tools:
+        # A side request (a summary, a check): no tools to call, a short answer.
+        return ("text", "git-coord test session")
+    contents = body.get("contents") or []
+    last = contents[-1] if contents else {}
+    tool_result = any("functionResponse" in p for p in last.get("parts") or [])
+    # What was said since the model last spoke: the prompt, or the stop hook's reason.
+    text = ""
+    for content in reversed(contents):
+        if content.get("role") == "model":
+            break
+        said = "\n".join(p.get("text", "") for p in content.get("parts") or [] if "text" in p)
+        if first_command(said) is not None:
+            text = said
+            break
+    step = script.decide(tool_result, text, tools)
+    if step[0] != "tool":
+        return step
+    if step[1] == "shell":
+        return ("tool", "run_shell_command",
+                {"command": step[2], "description": "run a git-coord command"})
+    name = next((n for n in tools if n.endswith(step[1])), step[1])
+    return ("tool", name, step[2])
+
+
+def gemini_response(step, model):
+    if step[0] == "text":
+        part = {"text": step[1]}
+    else:
+        part = {"functionCall": {"name": step[1], "args": step[2]}}
+    return {"candidates": [{"content": {"role": "model", "parts": [part]},
+                            "finishReason": "STOP", "index": 0}],
+            "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5,
+                              "totalTokenCount": 15},
+            "modelVersion": model}
+
+
 # ---- The server --------------------------------------------------------------------------------
 
 
@@ -297,6 +345,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.send(200, "text/event-stream", anthropic_sse(step, model, n))
             else:
                 self.send(200, "application/json", json.dumps(anthropic_json(step, model, n)))
+        elif ":streamGenerateContent" in path or ":generateContent" in path:
+            model = path.rsplit("/", 1)[-1].split(":")[0]
+            answer = gemini_response(gemini_step(script, body), model)
+            if ":streamGenerateContent" in path:
+                self.send(200, "text/event-stream", "data: %s\r\n\r\n" % json.dumps(answer))
+            else:
+                self.send(200, "application/json", json.dumps(answer))
+        elif path.endswith(":countTokens"):
+            self.send(200, "application/json", json.dumps({"totalTokens": 10}))
         elif path.endswith("/responses"):
             self.send(200, "text/event-stream", responses_sse(responses_step(script, body), model, n))
         else:

@@ -1,4 +1,4 @@
-//! The real agent CLIs, Claude Code and Codex CLI (pinned in tests/clients/package.json, installed
+//! The real agent CLIs, Claude Code, Codex CLI and Gemini CLI (pinned in tests/clients/package.json, installed
 //! by tests/setup.sh), driven against a scripted model server (tests/model_server.py) on
 //! loopback. Each session runs in an agent's worktree made by `git coord agent spawn`, with the
 //! hooks and MCP server registered by `git coord hooks install`; the clients run with HOME in a
@@ -15,7 +15,7 @@ use serde_json::Value;
 /// The folder the pinned CLIs are installed into.
 fn clients_bin() -> PathBuf {
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node_modules/.bin");
-    for name in ["claude", "codex"] {
+    for name in ["claude", "codex", "gemini"] {
         assert!(
             bin.join(name).exists(),
             "the agent CLIs these tests drive are not installed ({} is missing): run tests/setup.sh, which installs the pinned versions with npm (it needs the npm registry)",
@@ -37,6 +37,7 @@ fn can_isolate_network() -> bool {
 enum Client {
     Claude,
     Codex,
+    Gemini,
 }
 
 /// A team with two ready tasks for role dev, an agent alice spawned for them, and the hooks of
@@ -51,12 +52,15 @@ fn team() -> Team {
     let repo = TestRepo::init();
     let first = repo.new_task("First job", &["--role", "dev"]);
     let second = repo.new_task("Second job", &["--role", "dev"]);
-    let installed = repo.coord_ok(&["hooks", "install", "--claude", "--mcp", "--codex"]);
+    let installed = repo.coord_ok(&[
+        "hooks", "install", "--claude", "--mcp", "--codex", "--gemini",
+    ]);
     for file in [
         ".claude/settings.json",
         ".mcp.json",
         ".codex/hooks.json",
         ".codex/config.toml",
+        ".gemini/settings.json",
     ] {
         assert!(installed.contains(file), "{installed}");
     }
@@ -91,6 +95,7 @@ impl Session {
                 let path = r["path"].as_str().unwrap_or_default();
                 let body = &r["body"];
                 (path.starts_with("/v1/responses")
+                    || path.contains(":streamGenerateContent")
                     || (path.starts_with("/v1/messages") && !path.contains("count_tokens")))
                     && body["tools"].as_array().is_some_and(|t| !t.is_empty())
             })
@@ -136,6 +141,14 @@ fn run(team: &Team, client: Client, mode: &str) -> Session {
              printf 'model = \"scripted\"\\nmodel_provider = \"scripted\"\\n[model_providers.scripted]\\nname = \"scripted\"\\nbase_url = \"http://127.0.0.1:%s/v1\"\\nwire_api = \"responses\"\\nenv_key = \"SCRIPTED_MODEL_KEY\"\\n' \"$PORT\" > \"$HOME/.codex/config.toml\"\n",
             "codex exec --json --skip-git-repo-check --dangerously-bypass-approvals-and-sandbox --trust --dangerously-bypass-hook-trust \"$PROMPT\"",
         ),
+        Client::Gemini => (
+            // An API key rather than a Google login, the scripted server as the Gemini API's
+            // base URL (GOOGLE_GEMINI_BASE_URL), and nothing sent anywhere else.
+            "mkdir -p \"$HOME/.gemini\"\n\
+             printf '{\"security\":{\"auth\":{\"selectedType\":\"gemini-api-key\"}},\"general\":{\"enableAutoUpdate\":false,\"enableAutoUpdateNotification\":false},\"privacy\":{\"usageStatisticsEnabled\":false}}\n' > \"$HOME/.gemini/settings.json\"\n\
+             export GOOGLE_GEMINI_BASE_URL=\"http://127.0.0.1:$PORT\"\n",
+            "gemini -p \"$PROMPT\" --yolo -m gemini-2.5-flash --output-format stream-json",
+        ),
     };
     // The server and the client share the namespace; the client is bounded so that a broken
     // client fails the test rather than hanging it.
@@ -178,6 +191,8 @@ fn run(team: &Team, client: Client, mode: &str) -> Session {
         .env("PROMPT", prompt)
         .env("ANTHROPIC_API_KEY", "scripted-model-key")
         .env("SCRIPTED_MODEL_KEY", "scripted-model-key")
+        .env("GEMINI_API_KEY", "scripted-model-key")
+        .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
         .env("IS_SANDBOX", "1")
         .env("DISABLE_AUTOUPDATER", "1")
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
@@ -244,11 +259,14 @@ fn assert_ended_when_nothing_was_left(team: &Team, session: &Session) {
     let last = body["messages"]
         .as_array()
         .or_else(|| body["input"].as_array())
+        .or_else(|| body["contents"].as_array())
         .and_then(|items| items.last())
         .expect("the last turn has a conversation");
     let text = last.to_string();
     assert!(
-        text.contains("tool_result") || text.contains("function_call_output"),
+        text.contains("tool_result")
+            || text.contains("function_call_output")
+            || text.contains("functionResponse"),
         "the last turn should answer a tool's result: {text}"
     );
     assert!(
@@ -340,9 +358,13 @@ fn stuck(client: Client) {
         assert_eq!(task["state"], "open", "{task}");
     }
     // The model only ever answered with text: no tool ran.
-    assert!(!session.sent("tool_result") && !session.sent("function_call_output"));
+    assert!(
+        !session.sent("tool_result")
+            && !session.sent("function_call_output")
+            && !session.sent("functionResponse")
+    );
     // git-coord's bound ended it: at most stop_max_blocks (3 by default) reasons reached the model,
-    // fewer than Claude Code's own limit and where Codex has none.
+    // fewer than Claude Code's own limit and where Codex and Gemini CLI have none.
     // Each block is one more turn: the first, then one per reason.
     let turns = session.turns().len();
     assert!(
@@ -360,4 +382,51 @@ fn claude_code_with_a_stuck_model_ends() {
 fn codex_with_a_stuck_model_ends_within_the_bound_git_coord_sets() {
     // Codex has no limit of its own on repeated stop-hook blocks: only git-coord's ends this.
     stuck(Client::Codex);
+}
+
+#[test]
+fn gemini_works_through_the_shell_tool_until_nothing_is_left() {
+    let team = team();
+    let session = run(&team, Client::Gemini, "shell");
+    assert_both_done(&team);
+    assert_reasons_reached_the_model(&team, &session);
+    // Its shell tool is run_shell_command; its results are the CLI's own words.
+    assert!(session.sent("\"run_shell_command\""));
+    assert!(session.sent(&format!("claimed {} First job", team.tasks[0])));
+    // The AfterAgent hook's reason comes back as a user turn of its own, the reason alone.
+    let first = &team.tasks[0];
+    let reason = format!("You hold task {first}: First job");
+    assert!(
+        session.turns().iter().any(|r| {
+            r["body"]["contents"].as_array().is_some_and(|c| {
+                c.iter().any(|turn| {
+                    turn["role"] == "user"
+                        && turn["parts"][0]["text"]
+                            .as_str()
+                            .is_some_and(|t| t.starts_with(&reason))
+                })
+            })
+        }),
+        "the reason never came back as a user turn"
+    );
+    assert_ended_when_nothing_was_left(&team, &session);
+}
+
+#[test]
+fn gemini_works_through_the_mcp_tools() {
+    let team = team();
+    let session = run(&team, Client::Gemini, "mcp");
+    assert_both_done(&team);
+    assert_reasons_reached_the_model(&team, &session);
+    // Gemini CLI offers an MCP server's tools as mcp_SERVER_TOOL.
+    for tool in ["mcp_git-coord_task_claim", "mcp_git-coord_task_done"] {
+        assert!(session.sent(tool), "{tool} was never offered to the model");
+    }
+    assert!(!session.sent(&format!("claimed {} First job", team.tasks[0])));
+    assert_ended_when_nothing_was_left(&team, &session);
+}
+
+#[test]
+fn gemini_with_a_stuck_model_ends_within_the_bound_git_coord_sets() {
+    stuck(Client::Gemini);
 }

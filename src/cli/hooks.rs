@@ -22,6 +22,10 @@ pub enum HooksCommand {
         /// .codex/config.toml (Codex CLI)
         #[arg(long)]
         codex: bool,
+        /// Also merge the stop hook (AfterAgent) and `git coord mcp` into .gemini/settings.json
+        /// (Gemini CLI)
+        #[arg(long)]
+        gemini: bool,
     },
     /// Remove them and put back the hooks they chained
     Uninstall {
@@ -34,12 +38,20 @@ pub enum HooksCommand {
         /// Also remove what `install --codex` added to .codex/
         #[arg(long)]
         codex: bool,
+        /// Also remove what `install --gemini` added to .gemini/settings.json
+        #[arg(long)]
+        gemini: bool,
     },
 }
 
 pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) -> Result<()> {
     let changes = match cmd {
-        HooksCommand::Install { claude, mcp, codex } => {
+        HooksCommand::Install {
+            claude,
+            mcp,
+            codex,
+            gemini,
+        } => {
             let mut changes = hooks::install(coord)?;
             if claude {
                 changes.push(hooks::install_claude(coord)?);
@@ -50,9 +62,17 @@ pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) ->
             if codex {
                 changes.extend(hooks::install_codex(coord)?);
             }
+            if gemini {
+                changes.extend(hooks::install_gemini(coord)?);
+            }
             changes
         }
-        HooksCommand::Uninstall { claude, mcp, codex } => {
+        HooksCommand::Uninstall {
+            claude,
+            mcp,
+            codex,
+            gemini,
+        } => {
             let mut changes = hooks::uninstall(coord)?;
             if claude {
                 changes.push(hooks::uninstall_claude(coord)?);
@@ -62,6 +82,9 @@ pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) ->
             }
             if codex {
                 changes.extend(hooks::uninstall_codex(coord)?);
+            }
+            if gemini {
+                changes.extend(hooks::uninstall_gemini(coord)?);
             }
             changes
         }

@@ -124,7 +124,7 @@ const STOP_COMMAND: &str = "git coord hook stop";
 /// keeping everything already there. Installing twice changes nothing.
 pub fn install_claude(coord: &Coord) -> Result<HookChange> {
     let path = workdir(coord)?.join(".claude").join("settings.json");
-    install_stop_entry(&path, "Stop", "claude Stop")
+    install_stop_entry(&path, "Stop", "claude Stop", claude_stop_entry())
 }
 
 /// Removes the Stop hook entry git-coord added, keeping everything else. What it leaves empty
@@ -139,7 +139,12 @@ pub fn uninstall_claude(coord: &Coord) -> Result<HookChange> {
 pub fn install_codex(coord: &Coord) -> Result<Vec<HookChange>> {
     let dir = workdir(coord)?.join(".codex");
     Ok(vec![
-        install_stop_entry(&dir.join("hooks.json"), "Stop", "codex Stop")?,
+        install_stop_entry(
+            &dir.join("hooks.json"),
+            "Stop",
+            "codex Stop",
+            claude_stop_entry(),
+        )?,
         install_toml_block(&dir.join("config.toml"))?,
     ])
 }
@@ -153,11 +158,31 @@ pub fn uninstall_codex(coord: &Coord) -> Result<Vec<HookChange>> {
     ])
 }
 
-fn install_stop_entry(path: &Path, event: &str, hook: &str) -> Result<HookChange> {
-    let mut settings = read_settings(path)?;
+/// The Stop entry of templates/claude-settings.json (Claude Code and Codex CLI share its shape).
+fn claude_stop_entry() -> serde_json::Value {
     let ours: serde_json::Value =
         serde_json::from_str(CLAUDE_SETTINGS).expect("the template is JSON");
-    let entry = ours["hooks"]["Stop"][0].clone();
+    ours["hooks"]["Stop"][0].clone()
+}
+
+/// Gemini CLI's entry: its hook timeout is in milliseconds, and a named hook shows as
+/// `git-coord` in its `/hooks` panel.
+fn gemini_stop_entry() -> serde_json::Value {
+    serde_json::json!({ "hooks": [{
+        "type": "command",
+        "name": "git-coord",
+        "command": STOP_COMMAND,
+        "timeout": 30000,
+    }] })
+}
+
+fn install_stop_entry(
+    path: &Path,
+    event: &str,
+    hook: &str,
+    entry: serde_json::Value,
+) -> Result<HookChange> {
+    let mut settings = read_settings(path)?;
     let Some(root) = settings.as_object_mut() else {
         return Err(not_an_object(path));
     };
@@ -216,7 +241,42 @@ fn uninstall_stop_entry(path: &Path, event: &str, hook: &str) -> Result<HookChan
 /// Registers `git coord mcp` as the `git-coord` server in `.mcp.json` of this worktree (where
 /// Claude Code reads project MCP servers), keeping every other server there.
 pub fn install_mcp(coord: &Coord) -> Result<HookChange> {
-    let path = workdir(coord)?.join(".mcp.json");
+    install_mcp_server(&workdir(coord)?.join(".mcp.json"), "mcp server")
+}
+
+/// Removes the `git-coord` server from `.mcp.json`, keeping the others; a file left with no
+/// server at all is removed.
+pub fn uninstall_mcp(coord: &Coord) -> Result<HookChange> {
+    uninstall_mcp_server(&workdir(coord)?.join(".mcp.json"), "mcp server")
+}
+
+/// Gemini CLI: the stop hook under `AfterAgent` (its event for the end of an agent turn) and
+/// `git coord mcp` under `mcpServers`, both in `.gemini/settings.json`, merged with what is there.
+pub fn install_gemini(coord: &Coord) -> Result<Vec<HookChange>> {
+    let path = workdir(coord)?.join(".gemini").join("settings.json");
+    Ok(vec![
+        install_stop_entry(
+            &path,
+            "AfterAgent",
+            "gemini AfterAgent",
+            gemini_stop_entry(),
+        )?,
+        install_mcp_server(&path, "gemini mcp server")?,
+    ])
+}
+
+/// Removes what `install_gemini` added; a file and folder left holding nothing go too.
+pub fn uninstall_gemini(coord: &Coord) -> Result<Vec<HookChange>> {
+    let path = workdir(coord)?.join(".gemini").join("settings.json");
+    Ok(vec![
+        uninstall_stop_entry(&path, "AfterAgent", "gemini AfterAgent")?,
+        uninstall_mcp_server(&path, "gemini mcp server")?,
+    ])
+}
+
+/// Registers `git coord mcp` as the `git-coord` entry of `mcpServers` in the JSON file at `path`.
+fn install_mcp_server(path: &Path, hook: &str) -> Result<HookChange> {
+    let path = path.to_path_buf();
     let mut config = read_settings(&path)?;
     let ours = serde_json::json!({ "command": "git", "args": ["coord", "mcp"] });
     let servers = config
@@ -235,16 +295,15 @@ pub fn install_mcp(coord: &Coord) -> Result<HookChange> {
         "installed"
     };
     Ok(HookChange {
-        hook: "mcp server".into(),
+        hook: hook.into(),
         path: path.display().to_string(),
         action,
     })
 }
 
-/// Removes the `git-coord` server from `.mcp.json`, keeping the others; a file left with no
-/// server at all is removed.
-pub fn uninstall_mcp(coord: &Coord) -> Result<HookChange> {
-    let path = workdir(coord)?.join(".mcp.json");
+/// Removes the `git-coord` entry of `mcpServers` from the JSON file at `path`, keeping the others.
+fn uninstall_mcp_server(path: &Path, hook: &str) -> Result<HookChange> {
+    let path = path.to_path_buf();
     let mut action = "unchanged";
     if path.exists() {
         let mut config = read_settings(&path)?;
@@ -261,7 +320,7 @@ pub fn uninstall_mcp(coord: &Coord) -> Result<HookChange> {
         }
     }
     Ok(HookChange {
-        hook: "mcp server".into(),
+        hook: hook.into(),
         path: path.display().to_string(),
         action,
     })
