@@ -234,11 +234,11 @@ fn walk_through(dir: &Path) -> Result<()> {
         sent.id,
         sent.to.join(", ")
     );
-    println!("$ git coord brief     # in alice's worktree");
-    let brief = crate::views::brief::agent_brief(&alice, "alice", 1200)?;
-    for line in brief.text.lines() {
-        println!("  {line}");
-    }
+    shown(
+        &alice_home,
+        &["brief", "--max-chars", "1200"],
+        "     # in alice's worktree",
+    )?;
     let alice_messages = crate::ops::messages::Messages::new(&alice);
     let opened = alice_messages.read(&sent.id)?;
     let saved = alice_messages.save_attachments(&opened.message, &alice_home.join("from-bob"))?;
@@ -319,13 +319,18 @@ fn walk_through(dir: &Path) -> Result<()> {
     }
 
     step("olga reads the organiser's brief: counts, progress and summaries, never task bodies");
-    println!("$ git coord brief --organiser");
-    for line in crate::views::brief::organiser_brief(&olga, "olga", 1500)?
-        .text
-        .lines()
-    {
-        println!("  {line}");
-    }
+    shown(
+        dir,
+        &[
+            "--agent",
+            "olga",
+            "brief",
+            "--organiser",
+            "--max-chars",
+            "1500",
+        ],
+        "",
+    )?;
 
     feature_workflow(dir)?;
     interfaces(dir)?;
@@ -559,22 +564,21 @@ fn breaker(dir: &Path) -> Result<()> {
             println!("  {why}");
         }
     }
-    let team = crate::ops::team::get(&olga)?;
-    println!(
-        "$ git coord status     # the team is {}",
-        team.state.as_str()
-    );
+    shown(
+        dir,
+        &["--agent", "olga", "status"],
+        "     # the breaker paused the team",
+    )?;
     let inbox = crate::ops::messages::Messages::new(&olga)
         .inbox("olga", &crate::ops::messages::InboxFilter::default())?;
-    if let Some(m) = inbox
+    if inbox
         .messages
         .iter()
-        .find(|m| m.message.subject.starts_with("Breaker tripped"))
+        .any(|m| m.message.subject.starts_with("Breaker tripped"))
     {
-        println!("$ git coord inbox     # olga\n  {}", m.message.subject);
+        shown(dir, &["--agent", "olga", "inbox", "--limit", "1"], "")?;
     }
-    crate::ops::team::set(&olga, crate::ops::team::TeamState::Running, None)?;
-    println!("$ git coord resume");
+    shown(dir, &["--agent", "olga", "resume"], "")?;
     std::fs::write(
         home("alice")?.join("src/save_test.rs"),
         "// the missing test\n",
