@@ -254,10 +254,7 @@ impl<'c> Tasks<'c> {
             }
             took_from.clone_from(&takeover);
             set_claimed(&mut task, &actor, takeover);
-            // Claimable depends on the task itself and its dependencies.
-            let mut change = write_change(&task, "claim", &actor);
-            change.reads = Some(read_set(&task, None.iter()));
-            Ok((change, task))
+            Ok((claim_change(&task, &actor), task))
         })?;
         if let Some(holder) = took_from {
             crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
@@ -315,10 +312,7 @@ impl<'c> Tasks<'c> {
                 .filter(|_| task.state == State::Claimed);
             took_from.clone_from(&takeover);
             set_claimed(&mut task, &actor, takeover);
-            // Claimable depends on the task itself and its dependencies.
-            let mut change = write_change(&task, "claim", &actor);
-            change.reads = Some(read_set(&task, None.iter()));
-            Ok((change, task))
+            Ok((claim_change(&task, &actor), task))
         })?;
         if let Some(holder) = took_from {
             crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
@@ -938,6 +932,13 @@ fn read_set<'a>(task: &'a Task, more: impl Iterator<Item = &'a String>) -> Vec<S
         .filter(|d| id::is_full_id(d))
         .map(|d| Task::path(d))
         .collect()
+}
+
+/// The write of a claim. Whether a task is claimable depends on it and its dependencies only.
+fn claim_change(task: &Task, actor: &Actor) -> Change {
+    let mut change = write_change(task, "claim", actor);
+    change.reads = Some(read_set(task, None.iter()));
+    change
 }
 
 fn write_change(task: &Task, op: &str, actor: &Actor) -> Change {

@@ -205,18 +205,10 @@ pub fn push(repo: &Repo, remote: &str, updates: &[(String, Oid)]) -> Result<Push
     if !refused.is_empty() && !hard {
         return Ok(Pushed::Rejected);
     }
-    let mut why = refused.join("; ");
-    if why.is_empty() || broken.is_some() {
-        why = out.stderr.clone();
+    if broken.is_some() {
+        return Err(push_error(remote, &[], &out.stderr));
     }
-    Err(remote_error(
-        &Remote {
-            name: remote.to_string(),
-            staging: String::new(),
-        },
-        "push to",
-        &why,
-    ))
+    Err(push_error(remote, &refused, &out.stderr))
 }
 
 /// Pushes `new` to `refname`, replacing whatever is there only if it still is `expected` (as
@@ -244,16 +236,21 @@ pub fn push_replacing(
     }) {
         return Ok(Pushed::Rejected);
     }
-    let mut why = refused.join("; ");
-    if why.is_empty() {
-        why = out.stderr.clone();
-    }
-    Err(remote_error(
+    Err(push_error(remote, &refused, &out.stderr))
+}
+
+/// A refused push, in the remote's words: the refused refs, else what git said.
+fn push_error(remote: &str, refused: &[&str], stderr: &str) -> Error {
+    let why = match refused.join("; ") {
+        why if why.is_empty() => stderr.to_string(),
+        why => why,
+    };
+    remote_error(
         &Remote {
             name: remote.to_string(),
             staging: String::new(),
         },
         "push to",
         &why,
-    ))
+    )
 }
