@@ -728,22 +728,18 @@ fn across_machines(dir: &Path) -> Result<()> {
     run_git(root, &["init", "-q", "--bare", &remote_url])?;
     run_git(dir, &["remote", "add", "origin", &remote_url])?;
     // The pre-push hook installed above shares refs/coord/* with the remote the branch goes to.
-    let pushed = std::process::Command::new("git")
-        .args(["push", "-q", "origin", "main"])
-        .current_dir(dir)
-        .env("GIT_COORD_AGENT", "erin")
-        .stdin(std::process::Stdio::null())
-        .output()?;
-    if !pushed.status.success() {
-        return Err(Error::Other(format!(
-            "git push failed: {}",
-            String::from_utf8_lossy(&pushed.stderr).trim()
-        )));
+    let pushed = crate::git::run_git_with_env(
+        dir,
+        &["push", "-q", "origin", "main"],
+        &[("GIT_COORD_AGENT", "erin".into())],
+    )?;
+    if !pushed.success {
+        return Err(Error::Other(format!("git push failed: {}", pushed.stderr)));
     }
     let erin = Coord::open(dir, Some("erin".into()))?;
     let origin = resolve_remote(&erin.repo, None)?;
     println!("$ git remote add origin {remote_url} && git push -q origin main");
-    for line in String::from_utf8_lossy(&pushed.stderr).lines() {
+    for line in pushed.stderr.lines() {
         println!("  {line}");
     }
     shown(
