@@ -494,21 +494,8 @@ impl Bench {
                 cmd.args(["-c", &script]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("sh runs")
             })
             .collect();
-        let mut claimed = Vec::new();
-        let mut tries = 0u64;
-        for h in handles {
-            let out = h.wait_with_output().expect("racer finishes");
-            for line in String::from_utf8_lossy(&out.stdout).lines() {
-                let v: serde_json::Value = serde_json::from_str(line).expect("json");
-                claimed.push(v["id"].as_str().expect("an id").to_string());
-            }
-            tries += attempts_logged(&out.stderr);
-        }
+        let (total, tries, doubles) = claims_of(handles);
         let elapsed = started.elapsed().as_secs_f64();
-        let total = claimed.len();
-        claimed.sort();
-        claimed.dedup();
-        let doubles = total - claimed.len();
         println!(
             "  {:<34} {:>8.0} claims/s   ({total} claims by {processes} processes in {elapsed:.2} s, {doubles} double claims)",
             format!("claim --next x{processes} processes"),
@@ -644,26 +631,14 @@ impl Bench {
                     .expect("sh runs")
             })
             .collect();
-        let mut claimed = Vec::new();
-        let mut tries = 0;
-        for h in handles {
-            let out = h.wait_with_output().expect("clone finishes");
-            for line in String::from_utf8_lossy(&out.stdout).lines() {
-                let v: serde_json::Value = serde_json::from_str(line).expect("json");
-                claimed.push(v["id"].as_str().expect("an id").to_string());
-            }
-            tries += attempts_logged(&out.stderr);
-        }
+        let (total, tries, doubles) = claims_of(handles);
         let elapsed = started.elapsed().as_secs_f64();
-        let total = claimed.len();
-        claimed.sort();
-        claimed.dedup();
         println!(
             "  {:<34} {:>8.1} claims/s   ({total} claims by {clones} clones through one bare remote in {elapsed:.2} s, {:.2} tries per claim, {} double claims)",
             format!("online claim --next x{clones} clones"),
             total as f64 / elapsed,
             tries as f64 / total.max(1) as f64,
-            total - claimed.len()
+            doubles
         );
     }
 
@@ -692,6 +667,25 @@ impl Bench {
             })
             .collect()
     }
+}
+
+/// What racing `claim --next --json -v` loops claimed: claims in all, tries in all (from the
+/// `attempts=N` each write logs), and how many tasks were given twice.
+fn claims_of(racers: Vec<std::process::Child>) -> (usize, u64, usize) {
+    let mut claimed = Vec::new();
+    let mut tries = 0;
+    for racer in racers {
+        let out = racer.wait_with_output().expect("racer finishes");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json");
+            claimed.push(v["id"].as_str().expect("an id").to_string());
+        }
+        tries += attempts_logged(&out.stderr);
+    }
+    let total = claimed.len();
+    claimed.sort();
+    claimed.dedup();
+    (total, tries, total - claimed.len())
 }
 
 /// The tries of every write logged with `-v` (`attempts=N`).

@@ -100,10 +100,7 @@ impl<'c> Presence<'c> {
     /// The heartbeat every command of an agent gives: written only for an agent that already has
     /// one (registered and seen), and only when the last is older than a quarter of
     /// `stale_after` (at most a minute), so busy agents do not write one per command.
-    pub fn implicit_beat(&self, actor: &Actor) -> Result<()> {
-        let Some(last) = self.get(&actor.agent)? else {
-            return Ok(());
-        };
+    pub fn implicit_beat(&self, actor: &Actor, last: &Heartbeat) -> Result<()> {
         let every = (self.stale_after / 4).min(MAX_BEAT_EVERY);
         let now = jiff::Timestamp::now().as_millisecond();
         let age = now - last.at_millis().unwrap_or(i64::MIN / 2);
@@ -254,14 +251,11 @@ pub fn implicit_beat(coord: &Coord) {
     };
     // Cheap first: most commands are run by someone with no heartbeat (a plain user, a
     // benchmark); only an agent that has one pays for reading the configuration.
-    if !matches!(
-        Presence::new(coord, DEFAULT_STALE_AFTER).get(&actor.agent),
-        Ok(Some(_))
-    ) {
+    let Ok(Some(last)) = Presence::new(coord, DEFAULT_STALE_AFTER).get(&actor.agent) else {
         return;
-    }
+    };
     let presence = Presence::new(coord, stale_after(coord));
-    if let Err(e) = presence.implicit_beat(&actor) {
+    if let Err(e) = presence.implicit_beat(&actor, &last) {
         tracing::debug!("no heartbeat for {}: {e}", actor.agent);
     }
 }

@@ -253,8 +253,7 @@ impl<'c> Tasks<'c> {
                 }
             }
             took_from.clone_from(&takeover);
-            set_claimed(&mut task, &actor, takeover);
-            Ok((claim_change(&task, &actor), task))
+            Ok((claim_write(&mut task, &actor, takeover), task))
         })?;
         if let Some(holder) = took_from {
             crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
@@ -311,8 +310,7 @@ impl<'c> Tasks<'c> {
                 .clone()
                 .filter(|_| task.state == State::Claimed);
             took_from.clone_from(&takeover);
-            set_claimed(&mut task, &actor, takeover);
-            Ok((claim_change(&task, &actor), task))
+            Ok((claim_write(&mut task, &actor, takeover), task))
         })?;
         if let Some(holder) = took_from {
             crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
@@ -934,8 +932,10 @@ fn read_set<'a>(task: &'a Task, more: impl Iterator<Item = &'a String>) -> Vec<S
         .collect()
 }
 
-/// The write of a claim. Whether a task is claimable depends on it and its dependencies only.
-fn claim_change(task: &Task, actor: &Actor) -> Change {
+/// Claims `task` for `actor` (taking it over from a stale holder if one is named) and returns
+/// the write. Whether a task is claimable depends on it and its dependencies only.
+fn claim_write(task: &mut Task, actor: &Actor, takeover_from: Option<String>) -> Change {
+    set_claimed(task, actor, takeover_from);
     let mut change = write_change(task, "claim", actor);
     change.reads = Some(read_set(task, None.iter()));
     change
