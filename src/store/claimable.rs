@@ -73,7 +73,9 @@ pub fn save(repo: &Repo, role: Option<&str>, c: &Claimable) {
     let Some(tree) = c.tree else { return };
     let path = file(repo, role);
     let Some(dir) = path.parent() else { return };
-    let mut text = format!("{MAGIC}\ntree {tree}\ncomplete {}\n", u8::from(c.complete));
+    // Only what is kept is complete: a longer list cut short no longer is.
+    let complete = c.complete && c.list.len() <= KEEP;
+    let mut text = format!("{MAGIC}\ntree {tree}\ncomplete {}\n", u8::from(complete));
     for cand in c.list.iter().take(KEEP) {
         text.push_str(&format!("{} {} {}\n", cand.priority, cand.created, cand.id));
     }
@@ -159,7 +161,11 @@ pub fn load(repo: &Repo, role: Option<&str>, now: &Snapshot) -> Result<Option<Cl
             return Ok(None); // deleted
         };
         let done = |d: &Option<TaskSummary>| d.as_ref().is_some_and(|d| d.state == State::Done);
-        if done(&old_doc) || new_doc.state == State::Done {
+        let id = path
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(".yaml"));
+        if done(&old_doc) || new_doc.state == State::Done || id != Some(new_doc.id.as_str()) {
             return Ok(None);
         }
         list.retain(|c| c.id != new_doc.id);
@@ -320,4 +326,80 @@ fn diff(repo: &Repo, old: Oid, new: Oid) -> Result<Option<Vec<(String, Entry, En
         out.push((name.clone(), old, new));
     }
     Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> (tempfile::TempDir, Repo) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let init = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .arg(dir.path())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .status()
+            .expect("git runs");
+        assert!(init.success());
+        let repo = Repo::discover(dir.path()).expect("a repository");
+        (dir, repo)
+    }
+
+    fn candidates(n: usize) -> Vec<Candidate> {
+        (0..n)
+            .map(|i| Candidate {
+                priority: 2,
+                created: "2026-01-01T00:00:00.000Z".into(),
+                id: format!("{i:012x}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_complete_list_cut_to_what_is_kept_is_saved_as_incomplete() {
+        let (_dir, repo) = repo();
+        let tree = Oid::from_hex(b"4b825dc642cb6eb9a060e54bf8d69288fbee4904").expect("an id");
+        for (n, complete) in [(KEEP + 10, false), (KEEP, true), (3, true)] {
+            let c = Claimable {
+                tree: Some(tree),
+                complete: true,
+                list: candidates(n),
+            };
+            save(&repo, Some("dev"), &c);
+            let back = read(&repo, Some("dev")).expect("read back");
+            assert_eq!(back.complete, complete, "{n} listed");
+            assert_eq!(back.list, candidates(n.min(KEEP)));
+            assert_eq!(back.tree, Some(tree));
+            assert!(read(&repo, None).is_none(), "each role has its own list");
+        }
+    }
+
+    #[test]
+    fn a_file_cut_short_or_out_of_shape_is_ignored() {
+        let (_dir, repo) = repo();
+        let tree = Oid::from_hex(b"4b825dc642cb6eb9a060e54bf8d69288fbee4904").expect("an id");
+        save(
+            &repo,
+            None,
+            &Claimable {
+                tree: Some(tree),
+                complete: false,
+                list: candidates(5),
+            },
+        );
+        let path = file(&repo, None);
+        let whole = std::fs::read_to_string(&path).expect("saved");
+        assert!(read(&repo, None).is_some());
+        for bad in [
+            whole.replace("end\n", ""),
+            whole.replace("complete 0", "complete maybe"),
+            whole.replacen("2 2026", "x 2026", 1),
+            whole.replacen("000000000000", "not-an-id", 1),
+            whole.replacen("git-coord claimable 1", "git-coord claimable 0", 1),
+        ] {
+            std::fs::write(&path, &bad).expect("write");
+            assert!(read(&repo, None).is_none(), "{bad}");
+        }
+    }
 }
