@@ -369,7 +369,7 @@ impl Repo {
                 return Ok(None);
             }
             std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(2));
+            pause = (pause * 2).min(Duration::from_micros(500));
         }
     }
 
