@@ -262,6 +262,12 @@ impl<'c> Tasks<'c> {
     }
 
     /// Claims the most urgent ready task (optionally of one role), atomically.
+    ///
+    /// Racing claimers on one clone all pick the same most urgent task, and all but one lose it;
+    /// each keeps the candidates that came after its pick, and under the ref's lock takes the
+    /// first of them that no write since changed (see [`Store::update_or_repick`]): strict
+    /// urgency order, and no second try. Claims confirmed at a remote race there instead, so
+    /// once a race shows they spread over the equally urgent tasks at the top.
     pub fn claim_next(&self, role: Option<&str>) -> Result<Task> {
         let actor = self.coord.actor()?;
         if let Some(role) = role {
@@ -273,49 +279,111 @@ impl<'c> Tasks<'c> {
         let mut index = self.index(&before)?;
         let stale = crate::ops::agents::Agents::new(self.coord)?.stale_for_takeover()?;
         crate::ops::team::check_claims_allowed(self.coord)?;
+        let online = self.coord.confirm_remote()?.is_some();
         let mut tries = 0u32;
-        let mut took_from = None;
-        let task = crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
+        // The candidates after the one the last try took, for the second chance under the lock.
+        let next = std::cell::RefCell::new(Vec::<String>::new());
+        let took_from = std::cell::RefCell::new(None);
+        let op = |snap: &Snapshot| {
             tries += 1;
             index.refresh(&self.coord.repo, TASKS_REF, snap)?;
-            let mut candidates = claimable_tasks(&index, role, &stale);
+            // The most urgent few are enough, unless every one of them is damaged.
+            let mut candidates = claimable_unsorted(&index, role, &stale);
+            let all = candidates.len();
+            most_urgent_first(&mut candidates, TOP);
             // Racing claimers all want the most urgent task. Once there is a sign of a race (a
             // lost try, or the ref moved since this claim began), each starts its search at its
             // own place among the equally urgent tasks at the top, so that they spread.
-            if tries > 1 || snap.tip != before.tip {
+            if online && (tries > 1 || snap.tip != before.tip) {
                 spread(&mut candidates, &actor.agent, tries);
             }
-            // A document the index could summarise may still fail to load whole (damage in a part
-            // listings do not read); skip it rather than let it block every claim.
-            let mut loaded = None;
-            for candidate in candidates {
-                match self.load(snap, candidate.id()) {
-                    Ok(task) => {
-                        loaded = Some(task);
-                        break;
-                    }
-                    Err(e @ (Error::Malformed { .. } | Error::NewerFormat { .. })) => {
-                        tracing::warn!("skipping task {}: {e}", candidate.id());
-                    }
-                    Err(e) => return Err(e),
-                }
+            let mut found = self.first_loadable(snap, &candidates)?;
+            if found.is_none() && all > candidates.len() {
+                candidates = claimable_tasks(&index, role, &stale);
+                found = self.first_loadable(snap, &candidates)?;
             }
-            let Some(mut task) = loaded else {
+            let Some((mut task, at)) = found else {
                 return Err(Error::NothingReady {
                     role: role.map(str::to_string),
                 });
             };
+            *next.borrow_mut() = candidates[at + 1..]
+                .iter()
+                .take(LOOKAHEAD)
+                .map(|t| t.id().to_string())
+                .collect();
             let takeover = task
                 .assignee
                 .clone()
                 .filter(|_| task.state == State::Claimed);
-            took_from.clone_from(&takeover);
+            took_from.replace(takeover.clone());
             Ok((claim_write(&mut task, &actor, takeover), task))
-        })?;
-        if let Some(holder) = took_from {
+        };
+        // Under the lock: the first later candidate that no write since `base` touched is as
+        // claimable on `now` as it was on `base`.
+        let repick = |base: &Snapshot, now: &Snapshot| -> Result<Option<(Change, Task)>> {
+            let mut next = next.borrow_mut();
+            while !next.is_empty() {
+                let id = next.remove(0);
+                if !self.same_in(base, now, &Task::path(&id))? {
+                    continue;
+                }
+                let mut task = match self.load(now, &id) {
+                    Ok(task) => task,
+                    Err(Error::Malformed { .. } | Error::NewerFormat { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                let mut deps_same = true;
+                for path in read_set(&task, None.iter()) {
+                    deps_same &= self.same_in(base, now, &path)?;
+                }
+                if !deps_same {
+                    continue;
+                }
+                let takeover = task
+                    .assignee
+                    .clone()
+                    .filter(|_| task.state == State::Claimed);
+                took_from.replace(takeover.clone());
+                return Ok(Some((claim_write(&mut task, &actor, takeover), task)));
+            }
+            Ok(None)
+        };
+        let task =
+            crate::ops::online::update_or_repick(self.coord, &self.store, &actor, op, repick)?;
+        if let Some(holder) = took_from.take() {
             crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
         }
         Ok(task)
+    }
+
+    /// The first of `candidates` that loads whole, and its place. A document the index could
+    /// summarise may still fail to load (damage in a part listings do not read): it is skipped
+    /// rather than let it block every claim.
+    fn first_loadable(
+        &self,
+        snap: &Snapshot,
+        candidates: &[TaskRef<'_>],
+    ) -> Result<Option<(Task, usize)>> {
+        for (at, candidate) in candidates.iter().enumerate() {
+            match self.load(snap, candidate.id()) {
+                Ok(task) => return Ok(Some((task, at))),
+                Err(e @ (Error::Malformed { .. } | Error::NewerFormat { .. })) => {
+                    tracing::warn!("skipping task {}: {e}", candidate.id());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the document at `path` is the same in both snapshots (or absent from both).
+    fn same_in(&self, a: &Snapshot, b: &Snapshot, path: &str) -> Result<bool> {
+        let find = |snap: &Snapshot| match snap.tree {
+            Some(tree) => self.coord.repo.lookup_path(tree, path),
+            None => Ok(None),
+        };
+        Ok(find(a)? == find(b)?)
     }
 
     /// Hands an open task to `agent` (as if it had claimed it), on the organiser's behalf: a
@@ -766,7 +834,26 @@ pub fn claimable_tasks<'i>(
     role: Option<&str>,
     stale: &HashSet<String>,
 ) -> Vec<TaskRef<'i>> {
-    let mut ready: Vec<TaskRef> = index
+    let mut ready = claimable_unsorted(index, role, stale);
+    ready.sort_by_cached_key(|t| t.urgency_key());
+    ready
+}
+
+/// Keeps the `n` most urgent of `tasks`, most urgent first, without sorting the others.
+fn most_urgent_first(tasks: &mut Vec<TaskRef<'_>>, n: usize) {
+    if tasks.len() > n {
+        tasks.select_nth_unstable_by_key(n, |t| t.urgency_key());
+        tasks.truncate(n);
+    }
+    tasks.sort_by_cached_key(|t| t.urgency_key());
+}
+
+fn claimable_unsorted<'i>(
+    index: &'i TaskIndex,
+    role: Option<&str>,
+    stale: &HashSet<String>,
+) -> Vec<TaskRef<'i>> {
+    index
         .tasks()
         .filter(|t| t.kind() != Kind::Epic)
         .filter(|t| match t.state() {
@@ -777,10 +864,13 @@ pub fn claimable_tasks<'i>(
         // A task with no role is anyone's.
         .filter(|t| role.is_none_or(|r| t.role().is_none_or(|own| own == r)))
         .filter(|t| !t.has_deps() || t.deps().all(|d| index.dep_done(d)))
-        .collect();
-    ready.sort_by_cached_key(|t| t.urgency_key());
-    ready
+        .collect()
 }
+
+/// How many candidates after its pick `claim --next` keeps for a second chance under the lock.
+const LOOKAHEAD: usize = 32;
+/// How many of the most urgent candidates `claim --next` sorts (more only if all are damaged).
+const TOP: usize = 64;
 
 /// How many of the equally urgent tasks at the top racing claimers spread over.
 const SPREAD: usize = 8;

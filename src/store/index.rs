@@ -122,6 +122,17 @@ impl Shard {
     fn str(&self, i: usize, field: Field) -> &str {
         self.opt(i, field).unwrap_or_default()
     }
+
+    /// The bytes of a field, unchecked as text (for comparisons).
+    fn raw(&self, i: usize, field: Field) -> &[u8] {
+        let (start, len) = self.span(i, field);
+        if start == ABSENT {
+            return &[];
+        }
+        let text = &self.buf[self.text.clone()];
+        text.get(start as usize..start as usize + len as usize)
+            .unwrap_or_default()
+    }
 }
 
 /// Builds a shard record by record.
@@ -417,11 +428,12 @@ impl TaskIndex {
     /// The task with this full id, found in its shard by binary search.
     pub fn get(&self, id: &str) -> Option<TaskRef<'_>> {
         let shard = self.shards.get(id.get(..crate::model::id::SHARD_LEN)?)?;
-        let name = format!("{id}.yaml");
+        // The name is `ID.yaml`, compared as bytes without being built.
+        let wanted = || id.bytes().chain(b".yaml".iter().copied());
         let (mut lo, mut hi) = (0, shard.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match shard.str(mid, Field::Name).cmp(name.as_str()) {
+            match shard.raw(mid, Field::Name).iter().copied().cmp(wanted()) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => {
@@ -464,7 +476,9 @@ fn build_shards(
     refname: &str,
     missing: Vec<(String, Oid, Option<Shard>)>,
 ) -> Result<Vec<(String, Shard)>> {
-    if missing.len() < 8 {
+    // Threads pay off only for whole shards to parse: a shard rebuilt from its older version
+    // parses a document or two, less than opening the repository again costs a thread.
+    if missing.iter().filter(|(_, _, base)| base.is_none()).count() < 8 {
         return missing
             .into_iter()
             .map(|(name, tree, base)| build_shard(repo, refname, name, tree, base))
