@@ -2,6 +2,7 @@
 //! by compare-and-swap, and on a lost race re-read and re-apply (the operation re-checks its own
 //! preconditions against the new snapshot).
 
+pub mod claimable;
 pub mod foreign;
 pub mod inbox_cache;
 pub mod index;
