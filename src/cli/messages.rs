@@ -37,7 +37,9 @@ pub struct SendArgs {
     text: MessageText,
 }
 
-/// The text of a message and what it carries: TEXT, or `-F FILE`, and `--attach FILE`s.
+// The text of a message and what it carries: TEXT, or `-F FILE`, and `--attach FILE`s. A plain
+// comment: a doc comment would become the about of every command that flattens it, over their own
+// (the subcommands are deferred: their arguments are added after their about).
 #[derive(Args, Debug)]
 pub struct MessageText {
     /// The message

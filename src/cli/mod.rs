@@ -60,7 +60,9 @@ pub struct Cli {
     command: Command,
 }
 
+// Deferred: a run builds the arguments of the one subcommand it runs, not of all of them.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 enum Command {
     /// Prepare the repository (idempotent)
     Init,
@@ -210,7 +212,9 @@ enum Command {
     /// Write the manual pages (git-coord.1, git-coord-task-claim.1, ...) into DIR/man1
     Man {
         /// Default: PREFIX/share/man for a binary in PREFIX/bin, where `man` looks
-        #[arg(long, value_name = "DIR")]
+        // Its own id: the global `-C DIR` is `dir`, and a deferred subcommand gets the globals
+        // before its own arguments, so the same id would take the value of either.
+        #[arg(long = "dir", id = "man_dir", value_name = "DIR")]
         dir: Option<PathBuf>,
     },
     /// Show every capability working in a throwaway repository
@@ -222,6 +226,7 @@ enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 enum TaskCommand {
     /// Create a task and print its id
     New(NewArgs),
@@ -830,4 +835,58 @@ fn read_file(start_dir: &std::path::Path, path: &std::path::Path) -> Result<Vec<
     }
     std::fs::read(start_dir.join(path))
         .map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The subcommands are deferred (built only when run), so the whole tree is built here, as
+    /// `--help`, the manual and the completions build it: clap's own checks (no argument id twice
+    /// in one command, globals included) and one about per command, its own.
+    #[test]
+    fn the_deferred_command_tree_is_whole_and_each_command_keeps_its_about() {
+        let mut cli = Cli::command();
+        cli.build();
+        cli.clone().debug_assert();
+        let mut abouts: Vec<(String, String)> = Vec::new();
+        fn walk(cmd: &clap::Command, path: &str, abouts: &mut Vec<(String, String)>) {
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{path} {}", sub.get_name());
+                let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+                assert!(!about.is_empty(), "`{path}` has no about");
+                abouts.push((path.clone(), about));
+                walk(sub, &path, abouts);
+            }
+        }
+        walk(&cli, "git coord", &mut abouts);
+        for (path, about) in &abouts {
+            let same: Vec<&str> = abouts
+                .iter()
+                .filter(|(_, a)| a == about)
+                .map(|(p, _)| p.as_str())
+                .collect();
+            assert_eq!(same, [path.as_str()], "one about for several commands");
+        }
+        let about_of = |path: &str| {
+            abouts
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, a)| a.clone())
+                .unwrap_or_default()
+        };
+        assert!(about_of("git coord send").starts_with("Send a message"));
+        assert!(about_of("git coord reply").starts_with("Reply to a message"));
+        let man = cli.find_subcommand("man").expect("man");
+        let dir_args = man
+            .get_arguments()
+            .filter(|a| a.get_long() == Some("dir") || a.get_short() == Some('C'))
+            .count();
+        assert_eq!(
+            dir_args, 2,
+            "`man --dir` and the global `-C` are two arguments"
+        );
+    }
 }
