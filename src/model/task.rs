@@ -466,8 +466,34 @@ mod canonical {
 
     use super::{Kind, State, SummaryRef};
 
-    /// Keys a document may have before the reader gives it to the parser (git-coord writes 23).
-    const MAX_KEYS: usize = 48;
+    /// The top-level keys of the documents git-coord writes (at most 32).
+    const KNOWN_KEYS: [&str; 22] = [
+        "format",
+        "id",
+        "title",
+        "type",
+        "state",
+        "priority",
+        "role",
+        "labels",
+        "deps",
+        "parent",
+        "assignee",
+        "claimed_at",
+        "summary",
+        "block_reason",
+        "created",
+        "created_by",
+        "updated",
+        "description",
+        "comments",
+        "history",
+        "conflicts",
+        "origin",
+    ];
+
+    /// Other keys a document may have before the reader gives it to the parser.
+    const MAX_KEYS: usize = 32;
 
     /// The format version and the summary fields, or None for the parser.
     pub(super) fn read_summary(text: &str) -> Option<(u32, SummaryRef<'_>)> {
@@ -489,20 +515,24 @@ mod canonical {
         };
         let mut format = 0;
         let (mut has_format, mut has_state, mut has_id) = (false, false, false);
-        let mut seen = [""; MAX_KEYS];
-        let mut keys = 0;
+        // Keys seen: those git-coord writes as bits, any other by name.
+        let (mut seen_known, mut seen_other, mut others) = (0u32, [""; MAX_KEYS], 0);
         let mut lines = text.lines().peekable();
         while let Some(line) = lines.next() {
-            let (key, rest) = line.split_once(':')?;
-            if key.is_empty()
-                || !key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-                || keys == MAX_KEYS
-                || seen[..keys].contains(&key)
-            {
+            let colon = line.bytes().position(|b| b == b':')?;
+            let (key, rest) = (&line[..colon], &line[colon + 1..]);
+            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
                 return None;
             }
-            seen[keys] = key;
-            keys += 1;
+            match KNOWN_KEYS.iter().position(|k| *k == key) {
+                Some(bit) if seen_known & (1 << bit) != 0 => return None,
+                Some(bit) => seen_known |= 1 << bit,
+                None if others == MAX_KEYS || seen_other[..others].contains(&key) => return None,
+                None => {
+                    seen_other[others] = key;
+                    others += 1;
+                }
+            }
             let rest = match rest.strip_prefix(' ') {
                 Some(r) => r,
                 None if rest.is_empty() => "",
@@ -577,15 +607,16 @@ mod canonical {
     fn scalar(s: &str) -> Option<&str> {
         if let Some(inner) = s.strip_prefix('"') {
             let inner = inner.strip_suffix('"')?;
-            return (!inner.contains('"') && !inner.contains('\\')).then_some(inner);
+            return (!inner.bytes().any(|b| b == b'"' || b == b'\\')).then_some(inner);
         }
         let first = s.bytes().next()?;
         let special = b"&*!|>{}[]%@`'\"#,?:-<=~ \t";
+        // One pass for ": " and " #", which would start a mapping or a comment.
+        let breaks = |w: &[u8]| matches!(w, [b':', b' '] | [b' ', b'#']);
         if special.contains(&first)
             || s.ends_with(' ')
-            || s.contains(": ")
-            || s.contains(" #")
             || s.ends_with(':')
+            || s.as_bytes().windows(2).any(breaks)
         {
             return None;
         }
@@ -803,6 +834,7 @@ mod tests {
             "format: 1\nid: 0123456789ab\ntitle: 'single'\nstate: open\ncreated: a\nupdated: b\n",
             "# comment\nformat: 1\n",
             "format: 1\nformat: 1\n",
+            "format: 1\nid: 0123456789ab\ntitle: x\nstate: open\ncreated: a\nupdated: b\nestimate: 1\nestimate: 2\n",
             "{format: 1}\n",
             "format: 1\nid: 0123456789ab\ntitle: x\nstate: open\ncreated: a\nupdated: b\nlabels: [a, b]\n",
             "format: 1\nid: 0123456789ab\ntitle: x\nstate: open\ncreated: a\nupdated: b\nsummary: |+\n  x\n",
