@@ -497,10 +497,12 @@ impl Bench {
         let (total, tries, doubles) = claims_of(handles);
         let elapsed = started.elapsed().as_secs_f64();
         println!(
-            "  {:<34} {:>8.0} claims/s   ({total} claims by {processes} processes in {elapsed:.2} s, {doubles} double claims)",
+            "  {:<34} {:>8.0} claims/s   ({total} claims by {processes} processes in {elapsed:.2} s, {doubles} double claims, {} taken by a second pick under the ref lock)",
             format!("claim --next x{processes} processes"),
-            total as f64 / elapsed
+            total as f64 / elapsed,
+            tries.repicked
         );
+        let tries = tries.attempts;
         (total as f64 / elapsed, tries as f64 / total.max(1) as f64)
     }
 
@@ -637,7 +639,7 @@ impl Bench {
             "  {:<34} {:>8.1} claims/s   ({total} claims by {clones} clones through one bare remote in {elapsed:.2} s, {:.2} tries per claim, {} double claims)",
             format!("online claim --next x{clones} clones"),
             total as f64 / elapsed,
-            tries as f64 / total.max(1) as f64,
+            tries.attempts as f64 / total.max(1) as f64,
             doubles
         );
     }
@@ -671,16 +673,26 @@ impl Bench {
 
 /// What racing `claim --next --json -v` loops claimed: claims in all, tries in all (from the
 /// `attempts=N` each write logs), and how many tasks were given twice.
-fn claims_of(racers: Vec<std::process::Child>) -> (usize, u64, usize) {
+/// What racing writers logged with `-v`: their tries (`attempts=N`) and the writes that a second
+/// pick under the ref lock made (`repicked=true`) instead of another try.
+#[derive(Default)]
+struct Tries {
+    attempts: u64,
+    repicked: u64,
+}
+
+fn claims_of(racers: Vec<std::process::Child>) -> (usize, Tries, usize) {
     let mut claimed = Vec::new();
-    let mut tries = 0;
+    let mut tries = Tries::default();
     for racer in racers {
         let out = racer.wait_with_output().expect("racer finishes");
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let v: serde_json::Value = serde_json::from_str(line).expect("json");
             claimed.push(v["id"].as_str().expect("an id").to_string());
         }
-        tries += attempts_logged(&out.stderr);
+        let log = String::from_utf8_lossy(&out.stderr);
+        tries.attempts += attempts_logged(&log);
+        tries.repicked += log.matches("repicked=true").count() as u64;
     }
     let total = claimed.len();
     claimed.sort();
@@ -689,9 +701,8 @@ fn claims_of(racers: Vec<std::process::Child>) -> (usize, u64, usize) {
 }
 
 /// The tries of every write logged with `-v` (`attempts=N`).
-fn attempts_logged(stderr: &[u8]) -> u64 {
-    String::from_utf8_lossy(stderr)
-        .lines()
+fn attempts_logged(log: &str) -> u64 {
+    log.lines()
         .filter_map(|l| l.split("attempts=").nth(1))
         .filter_map(|n| n.split_whitespace().next()?.parse::<u64>().ok())
         .sum()

@@ -5,7 +5,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Barrier};
 
-use common::{TestRepo, fails, field, json, stderr, stdout};
+use common::{TestRepo, fails, field, json, ok, stderr, stdout};
 
 const TASKS: usize = 50;
 const AGENTS: usize = 16;
@@ -212,6 +212,50 @@ fn agents_racing_for_one_task_leave_exactly_one_holder() {
             let err = fails(out, 3);
             assert!(err.contains(&format!("claimed by {holder}")), "r{n}: {err}");
         }
+    }
+    repo.assert_fsck_clean();
+}
+
+/// Racing `claim --next` on one clone keeps strict urgency order: eight claimers at once take
+/// exactly the eight most urgent tasks, one each, and leave every less urgent one open.
+#[test]
+fn racing_claimers_take_exactly_the_most_urgent_tasks() {
+    let repo = Arc::new(TestRepo::init());
+    let mut urgent = BTreeSet::new();
+    let mut rest = BTreeSet::new();
+    for n in 0..20 {
+        // Eight of priority 0 and 1, twelve of 3; created interleaved so creation order alone
+        // would not give the answer.
+        let priority = if n % 5 < 2 { n % 5 } else { 3 };
+        let id = repo.new_task(&format!("task {n}"), &["--priority", &priority.to_string()]);
+        if priority < 3 {
+            urgent.insert(id);
+        } else {
+            rest.insert(id);
+        }
+    }
+    assert_eq!(urgent.len(), 8);
+    let runs = (0..8)
+        .map(|n| {
+            let args = ["task", "claim", "--next", "--json"];
+            (
+                format!("r{n}"),
+                args.iter().map(|a| a.to_string()).collect(),
+            )
+        })
+        .collect();
+    let mut claimed = BTreeSet::new();
+    for (n, out) in all_at_once(&repo, runs).into_iter().enumerate() {
+        let task = json(&stdout(&ok(out, "claim --next")));
+        assert_eq!(field(&task, "assignee"), Some(format!("r{n}").as_str()));
+        claimed.insert(field(&task, "id").expect("an id").to_string());
+    }
+    assert_eq!(
+        claimed, urgent,
+        "the claims were not the eight most urgent tasks"
+    );
+    for id in &rest {
+        assert_eq!(field(&repo.show(id), "state"), Some("open"), "task {id}");
     }
     repo.assert_fsck_clean();
 }

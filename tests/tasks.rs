@@ -774,3 +774,83 @@ fn every_task_is_a_plain_yaml_document_in_the_ref() {
     assert!(tree.lines().any(|l| l == task_path(&dep)), "{tree}");
     repo.assert_fsck_clean();
 }
+
+/// `claim --next` takes exactly the task `ready` lists first, whatever changed since the last
+/// claim: a more urgent task created, a claim released, a dependency finished, a priority edited,
+/// a task reopened, and a claim cache file that is damaged or missing.
+#[test]
+fn claim_next_takes_what_ready_lists_first_after_every_kind_of_change() {
+    let repo = TestRepo::init();
+    let first_ready = || -> String {
+        let ready = array(repo.coord_json(&["ready"]));
+        field(&ready[0], "id").expect("a ready task").to_string()
+    };
+    let claim_next = |agent: &str| -> String {
+        let task = repo.coord_json(&["--agent", agent, "task", "claim", "--next"]);
+        assert_eq!(field(&task, "assignee"), Some(agent), "{task}");
+        field(&task, "id").expect("an id").to_string()
+    };
+    let check = |agent: &str, what: &str| {
+        let expected = first_ready();
+        assert_eq!(claim_next(agent), expected, "after {what}");
+    };
+    let dep = repo.new_task("the dependency", &["--priority", "3"]);
+    let waiting = repo.new_task("waits on it", &["--priority", "0", "--dep", &dep]);
+    for n in 0..6 {
+        repo.new_task(&format!("plain {n}"), &["--priority", "2"]);
+    }
+    check("a1", "nothing");
+    check("a2", "a claim");
+    let urgent = repo.new_task("urgent", &["--priority", "1"]);
+    assert_eq!(first_ready(), urgent);
+    // This claim brings the list the last one left up to date, rather than read every task.
+    let out = repo.coord(&["-v", "--agent", "a3", "task", "claim", "--next", "--json"]);
+    assert_eq!(field(&json(&stdout(&out)), "id"), Some(urgent.as_str()));
+    assert!(
+        stderr(&out).contains("claim cache: brought up to date from 2 changed documents"),
+        "{}",
+        stderr(&out)
+    );
+    repo.coord_ok(&["--agent", "a3", "task", "release", &urgent]);
+    check("a4", "a claim was released");
+    repo.coord_ok(&["--agent", "z", "task", "claim", &dep]);
+    repo.coord_ok(&["--agent", "z", "task", "done", &dep]);
+    assert_eq!(first_ready(), waiting);
+    check("a5", "a dependency was finished");
+    let plain = first_ready();
+    let last = array(repo.coord_json(&["ready"]))
+        .last()
+        .and_then(|t| field(t, "id").map(str::to_string))
+        .expect("a ready task");
+    assert_ne!(plain, last);
+    repo.coord_ok(&["task", "edit", &last, "--priority", "0"]);
+    check("a6", "a priority was raised");
+    let finished = claim_of(&repo, "a1");
+    repo.coord_ok(&["--agent", "a1", "task", "done", &finished]);
+    repo.coord_ok(&["task", "reopen", &finished]);
+    check("a7", "a task was finished and reopened");
+    let cache = repo.path.join(".git/coord/cache");
+    for entry in std::fs::read_dir(&cache).expect("the cache directory") {
+        let path = entry.expect("an entry").path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("claimable"))
+        {
+            std::fs::write(&path, "git-coord claimable 1\ntree zzzz\nnonsense\n").expect("write");
+        }
+    }
+    check("a8", "the claim cache was damaged");
+    std::fs::remove_dir_all(&cache).expect("remove the cache");
+    check("a9", "the caches were removed");
+}
+
+/// The one task `agent` has claimed, done or not.
+fn claim_of(repo: &TestRepo, agent: &str) -> String {
+    let all = repo.list();
+    let mine: Vec<&Value> = all
+        .iter()
+        .filter(|t| field(t, "assignee") == Some(agent))
+        .collect();
+    assert_eq!(mine.len(), 1, "{agent} holds {mine:?}");
+    field(mine[0], "id").expect("an id").to_string()
+}

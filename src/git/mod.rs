@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use gix::bstr::{BString, ByteSlice};
 use gix::objs::tree::EntryKind;
@@ -355,6 +356,19 @@ impl Repo {
         new: Oid,
         _reason: &str,
     ) -> Result<Cas> {
+        let Some(lock) = self.try_lock_ref(name)? else {
+            return Ok(Cas::Lost);
+        };
+        if lock.tip()? != expected {
+            tracing::debug!(%name, "compare-and-swap lost");
+            return Ok(Cas::Lost);
+        }
+        lock.commit(new)
+    }
+
+    /// Takes the lock of ref `name` (git's own `<ref>.lock`), or None when another writer holds
+    /// it. A lock left by a killed process is cleared once it is stale.
+    pub fn try_lock_ref(&self, name: &str) -> Result<Option<RefLock<'_>>> {
         let checked: &gix::refs::FullNameRef = name
             .try_into()
             .map_err(|e| Error::Git(format!("bad ref name {name}: {e}")))?;
@@ -365,7 +379,7 @@ impl Repo {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::Git(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let mut file = match std::fs::OpenOptions::new()
+        let file = match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&lock)
@@ -375,34 +389,42 @@ impl Repo {
                 // Another writer holds it, or a killed one left it.
                 tracing::debug!(%name, "ref lock held");
                 recover_stale_lock(&lock, &common.join("coord"));
-                return Ok(Cas::Lost);
+                return Ok(None);
             }
             Err(e) => return Err(Error::Git(format!("cannot lock {name}: {e}"))),
         };
         use std::os::unix::fs::MetadataExt;
-        let ours = file
+        let ino = file
             .metadata()
             .map_err(|e| Error::Git(format!("cannot lock {name}: {e}")))?
             .ino();
-        let held = HeldLock(&lock, ours);
-        if self.ref_tip(name)? != expected {
-            tracing::debug!(%name, "compare-and-swap lost");
-            return Ok(Cas::Lost);
+        Ok(Some(RefLock {
+            repo: self,
+            name: name.to_string(),
+            held: HeldLock {
+                path: lock,
+                ino,
+                armed: true,
+            },
+            path,
+            file,
+        }))
+    }
+
+    /// Takes the lock of ref `name`, waiting while other writers hold it (they hold it for the
+    /// moment it takes to write one commit), until `deadline`: None if it is still held then.
+    pub fn lock_ref(&self, name: &str, deadline: Instant) -> Result<Option<RefLock<'_>>> {
+        let mut pause = Duration::from_micros(20);
+        loop {
+            if let Some(lock) = self.try_lock_ref(name)? {
+                return Ok(Some(lock));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(2));
         }
-        file.write_all(format!("{new}\n").as_bytes())
-            .and_then(|()| file.flush())
-            .map_err(|e| Error::Git(format!("cannot write {}: {e}", lock.display())))?;
-        drop(file);
-        if !held.still_ours() {
-            // Taken for a stale one while this process stood still: what the lock path holds
-            // now is another writer's. Leave it, and count this try as lost.
-            std::mem::forget(held);
-            return Ok(Cas::Lost);
-        }
-        std::fs::rename(&lock, &path)
-            .map_err(|e| Error::Git(format!("cannot update {name}: {e}")))?;
-        std::mem::forget(held);
-        Ok(Cas::Moved)
     }
 
     /// Every path that exists for this worktree: the files of HEAD's tree, and the working tree's
@@ -491,20 +513,62 @@ impl Repo {
 
 /// A ref lock this process created (its path and inode) and has not yet renamed over its ref:
 /// removed on every way out, if it is still the file this process created.
-struct HeldLock<'p>(&'p Path, u64);
+struct HeldLock {
+    path: PathBuf,
+    ino: u64,
+    /// Cleared once the lock is renamed over its ref, or found to be another writer's.
+    armed: bool,
+}
 
-impl HeldLock<'_> {
+impl HeldLock {
     fn still_ours(&self) -> bool {
         use std::os::unix::fs::MetadataExt;
-        std::fs::symlink_metadata(self.0).is_ok_and(|m| m.ino() == self.1)
+        std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino)
     }
 }
 
-impl Drop for HeldLock<'_> {
+impl Drop for HeldLock {
     fn drop(&mut self) {
-        if self.still_ours() {
-            let _ = std::fs::remove_file(self.0);
+        if self.armed && self.still_ours() {
+            let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+/// A ref this process holds the lock of: read it, then move it with [`RefLock::commit`].
+/// Dropped without a commit, the lock is let go and the ref is unchanged.
+pub struct RefLock<'r> {
+    repo: &'r Repo,
+    name: String,
+    held: HeldLock,
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl RefLock<'_> {
+    /// The ref's value now; no other well-behaved writer can move it while the lock is held.
+    pub fn tip(&self) -> Result<Option<Oid>> {
+        self.repo.ref_tip(&self.name)
+    }
+
+    /// Points the ref at `new` and lets go of the lock. [`Cas::Lost`] if the lock was taken
+    /// away meanwhile (cleared as stale while this process stood still): the ref is unchanged.
+    pub fn commit(mut self, new: Oid) -> Result<Cas> {
+        let lock = self.held.path.clone();
+        self.file
+            .write_all(format!("{new}\n").as_bytes())
+            .and_then(|()| self.file.flush())
+            .map_err(|e| Error::Git(format!("cannot write {}: {e}", lock.display())))?;
+        if !self.held.still_ours() {
+            // Taken for a stale one while this process stood still: what the lock path holds
+            // now is another writer's. Leave it, and count this try as lost.
+            self.held.armed = false;
+            return Ok(Cas::Lost);
+        }
+        std::fs::rename(&lock, &self.path)
+            .map_err(|e| Error::Git(format!("cannot update {}: {e}", self.name)))?;
+        self.held.armed = false; // renamed: nothing left to remove
+        Ok(Cas::Moved)
     }
 }
 
@@ -709,9 +773,21 @@ impl Repo {
         self.edit_or_clean(base, edits)
     }
 
+    /// gix's object-level tree editor, writing each changed tree as it is. (gix's repository-level
+    /// editor also looks up every entry of every tree it writes, which for the 256 shards of a
+    /// store costs more than the rest of the write.) An entry no tree may hold fails the write,
+    /// as it would there.
     fn edit_entries_as_is(&self, base: Oid, edits: &[EntryEdit]) -> Result<Oid> {
-        let mut editor = self.inner.edit_tree(base).map_err(git_err)?;
+        let root: gix::objs::Tree = if base.is_empty_tree() {
+            gix::objs::Tree::empty()
+        } else {
+            let tree = self.inner.find_tree(base).map_err(git_err)?;
+            tree.decode().map_err(git_err)?.into()
+        };
+        let mut editor =
+            gix::objs::tree::Editor::new(root, &self.inner.objects, self.inner.object_hash());
         for edit in edits {
+            let path = edit.path.split('/');
             match edit.entry {
                 Some((oid, is_tree)) => {
                     let kind = if is_tree {
@@ -719,16 +795,23 @@ impl Repo {
                     } else {
                         EntryKind::Blob
                     };
-                    editor
-                        .upsert(edit.path.as_str(), kind, oid)
-                        .map_err(git_err)?;
+                    editor.upsert(path, kind, oid).map_err(git_err)?;
                 }
                 None => {
-                    editor.remove(edit.path.as_str()).map_err(git_err)?;
+                    editor.remove(path).map_err(git_err)?;
                 }
             }
         }
-        Ok(editor.write().map_err(git_err)?.detach())
+        let written = editor.write(|tree| -> Result<Oid> {
+            if let Some(unfit) = tree.entries.iter().find(|e| !is_fit_name(&e.filename)) {
+                return Err(Error::Git(format!(
+                    "a tree cannot hold an entry named {:?}",
+                    unfit.filename
+                )));
+            }
+            Ok(self.inner.write_object(tree).map_err(git_err)?.detach())
+        })?;
+        Ok(written)
     }
 
     /// Runs the git binary on this repository (`--git-dir`), for what gix does not do here:

@@ -363,12 +363,15 @@ impl<'c> Agents<'c> {
     /// some holder looks stale here, presence is fetched first, so a heartbeat that reached the
     /// remote meanwhile still counts.
     pub fn stale_for_takeover(&self) -> Result<HashSet<String>> {
-        let stale = self.stale()?;
-        let silent_active = self
-            .list(false)?
-            .0
+        let all = self.list(true)?.0;
+        let silent_active = all
             .iter()
-            .any(|v| stale.contains(&v.agent.name));
+            .any(|v| v.stale && v.agent.status == AgentStatus::Active);
+        let stale = all
+            .into_iter()
+            .filter(|v| v.stale)
+            .map(|v| v.agent.name)
+            .collect();
         if !silent_active {
             return Ok(stale);
         }

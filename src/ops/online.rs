@@ -77,6 +77,18 @@ pub fn update<T>(
     actor: &Actor,
     op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
 ) -> Result<T> {
+    update_or_repick(coord, store, actor, op, |_, _| Ok(None))
+}
+
+/// As [`update`], with [`Store::update_or_repick`]'s second chance under the local ref lock.
+/// A write confirmed at the remote races there, where no lock is held: it runs `op` again.
+pub fn update_or_repick<T>(
+    coord: &Coord,
+    store: &Store,
+    actor: &Actor,
+    op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
+    repick: impl FnMut(&Snapshot, &Snapshot) -> Result<Option<(Change, T)>>,
+) -> Result<T> {
     match coord.confirm_remote()? {
         Some(remote) => {
             let value = confirmed_update(store, &remote, &Notices::new(coord), actor, op)?;
@@ -85,6 +97,6 @@ pub fn update<T>(
                 .share_pending(&remote);
             Ok(value)
         }
-        None => store.update(actor, op),
+        None => store.update_or_repick(actor, op, repick),
     }
 }

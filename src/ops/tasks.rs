@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::task::{Comment, DEFAULT_PRIORITY, Kind, MAX_PRIORITY, State, TASK_FORMAT, Task};
 use crate::model::{id, name, time};
 use crate::ops::context::Coord;
+use crate::store::claimable::{self, Candidate, Claimable};
 use crate::store::index::{TaskIndex, TaskRef};
 use crate::store::{Actor, Change, Snapshot, Store};
 
@@ -262,60 +263,188 @@ impl<'c> Tasks<'c> {
     }
 
     /// Claims the most urgent ready task (optionally of one role), atomically.
+    ///
+    /// Racing claimers on one clone all pick the same most urgent task, and all but one lose it;
+    /// each keeps the candidates that came after its pick, and under the ref's lock takes the
+    /// first of them that no write since changed (see [`Store::update_or_repick`]): strict
+    /// urgency order, and no second try. Claims confirmed at a remote race there instead, so
+    /// once a race shows they spread over the equally urgent tasks at the top.
     pub fn claim_next(&self, role: Option<&str>) -> Result<Task> {
         let actor = self.coord.actor()?;
         if let Some(role) = role {
             name::validate("role", role)?;
         }
-        // Load the index before the snapshot the write is based on, so that the race window
-        // only covers the (incremental) refresh.
         let before = self.store.snapshot()?;
-        let mut index = self.index(&before)?;
         let stale = crate::ops::agents::Agents::new(self.coord)?.stale_for_takeover()?;
         crate::ops::team::check_claims_allowed(self.coord)?;
+        let online = self.coord.confirm_remote()?.is_some();
+        // The claim cache gives the index's answer only where nothing outside this ref's changes
+        // decides (store/claimable.rs).
+        let cacheable = !online
+            && stale.is_empty()
+            && self
+                .coord
+                .repo
+                .refs_under(crate::store::foreign::PROJECTS_NS)?
+                .is_empty();
+        let mut index = None;
         let mut tries = 0u32;
-        let mut took_from = None;
-        let task = crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
+        // The candidates after the one the last try took, for the second chance under the lock.
+        let next = std::cell::RefCell::new(Vec::<String>::new());
+        let took_from = std::cell::RefCell::new(None);
+        let to_save = std::cell::RefCell::new(None);
+        let op = |snap: &Snapshot| {
             tries += 1;
-            index.refresh(&self.coord.repo, TASKS_REF, snap)?;
-            let mut candidates = claimable_tasks(&index, role, &stale);
+            let cached = match cacheable {
+                true => claimable::load(&self.coord.repo, role, snap)?,
+                false => None,
+            };
+            let mut list = match cached {
+                Some(list) => list,
+                None => {
+                    self.claimable_from_index(&mut index, snap, role, &stale, claimable::KEEP)?
+                }
+            };
             // Racing claimers all want the most urgent task. Once there is a sign of a race (a
             // lost try, or the ref moved since this claim began), each starts its search at its
             // own place among the equally urgent tasks at the top, so that they spread.
-            if tries > 1 || snap.tip != before.tip {
-                spread(&mut candidates, &actor.agent, tries);
+            if online && (tries > 1 || snap.tip != before.tip) {
+                spread(&mut list.list, &actor.agent, tries);
             }
-            // A document the index could summarise may still fail to load whole (damage in a part
-            // listings do not read); skip it rather than let it block every claim.
-            let mut loaded = None;
-            for candidate in candidates {
-                match self.load(snap, candidate.id()) {
-                    Ok(task) => {
-                        loaded = Some(task);
-                        break;
-                    }
-                    Err(e @ (Error::Malformed { .. } | Error::NewerFormat { .. })) => {
-                        tracing::warn!("skipping task {}: {e}", candidate.id());
-                    }
-                    Err(e) => return Err(e),
-                }
+            let mut found = self.first_loadable(snap, &list.list, &stale)?;
+            if found.is_none() && !list.complete {
+                // Every one of the most urgent is damaged: all of them, then.
+                list = self.claimable_from_index(&mut index, snap, role, &stale, usize::MAX)?;
+                found = self.first_loadable(snap, &list.list, &stale)?;
             }
-            let Some(mut task) = loaded else {
+            let Some((mut task, at)) = found else {
                 return Err(Error::NothingReady {
                     role: role.map(str::to_string),
                 });
             };
+            *next.borrow_mut() = list.list[at + 1..]
+                .iter()
+                .take(LOOKAHEAD)
+                .map(|c| c.id.clone())
+                .collect();
+            if cacheable {
+                to_save.replace(Some(list));
+            }
             let takeover = task
                 .assignee
                 .clone()
                 .filter(|_| task.state == State::Claimed);
-            took_from.clone_from(&takeover);
+            took_from.replace(takeover.clone());
             Ok((claim_write(&mut task, &actor, takeover), task))
-        })?;
-        if let Some(holder) = took_from {
+        };
+        // Under the lock: the first later candidate that no write since `base` touched is as
+        // claimable on `now` as it was on `base`.
+        let repick = |base: &Snapshot, now: &Snapshot| -> Result<Option<(Change, Task)>> {
+            let mut next = next.borrow_mut();
+            while !next.is_empty() {
+                let id = next.remove(0);
+                if !self.same_in(base, now, &Task::path(&id))? {
+                    continue;
+                }
+                let mut task = match self.load(now, &id) {
+                    Ok(task) if takeable(&task, &stale) => task,
+                    Ok(_) => continue,
+                    Err(Error::Malformed { .. } | Error::NewerFormat { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                let mut deps_same = true;
+                for path in read_set(&task, None.iter()) {
+                    deps_same &= self.same_in(base, now, &path)?;
+                }
+                if !deps_same {
+                    continue;
+                }
+                let takeover = task
+                    .assignee
+                    .clone()
+                    .filter(|_| task.state == State::Claimed);
+                took_from.replace(takeover.clone());
+                return Ok(Some((claim_write(&mut task, &actor, takeover), task)));
+            }
+            Ok(None)
+        };
+        let task =
+            crate::ops::online::update_or_repick(self.coord, &self.store, &actor, op, repick)?;
+        if let Some(list) = to_save.take() {
+            claimable::save(&self.coord.repo, role, &list);
+        }
+        if let Some(holder) = took_from.take() {
             crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
         }
         Ok(task)
+    }
+
+    /// The first of `candidates` that loads whole, and its place. A document the index could
+    /// summarise may still fail to load (damage in a part listings do not read): it is skipped
+    /// rather than let it block every claim.
+    fn first_loadable(
+        &self,
+        snap: &Snapshot,
+        candidates: &[Candidate],
+        stale: &HashSet<String>,
+    ) -> Result<Option<(Task, usize)>> {
+        for (at, candidate) in candidates.iter().enumerate() {
+            match self.load(snap, &candidate.id) {
+                Ok(task) if takeable(&task, stale) => return Ok(Some((task, at))),
+                // The list said it could be taken and the document says not: the document wins.
+                Ok(task) => {
+                    tracing::warn!("task {} is {}: not taken", task.id, task.state.as_str())
+                }
+                Err(e @ (Error::Malformed { .. } | Error::NewerFormat { .. })) => {
+                    tracing::warn!("skipping task {}: {e}", candidate.id);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The `keep` most urgent tasks `claim --next` may take on `snap`, from the task index
+    /// (loaded on first use, refreshed after).
+    fn claimable_from_index(
+        &self,
+        index: &mut Option<TaskIndex>,
+        snap: &Snapshot,
+        role: Option<&str>,
+        stale: &HashSet<String>,
+        keep: usize,
+    ) -> Result<Claimable> {
+        let index = match index {
+            Some(index) => {
+                index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+                index
+            }
+            None => index.insert(self.index(snap)?),
+        };
+        let mut top = claimable_unsorted(index, role, stale);
+        let all = top.len();
+        most_urgent_first(&mut top, keep);
+        Ok(Claimable {
+            tree: snap.tree,
+            complete: top.len() == all,
+            list: top
+                .iter()
+                .map(|t| Candidate {
+                    priority: t.priority(),
+                    created: t.created().to_string(),
+                    id: t.id().to_string(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Whether the document at `path` is the same in both snapshots (or absent from both).
+    fn same_in(&self, a: &Snapshot, b: &Snapshot, path: &str) -> Result<bool> {
+        let find = |snap: &Snapshot| match snap.tree {
+            Some(tree) => self.coord.repo.lookup_path(tree, path),
+            None => Ok(None),
+        };
+        Ok(find(a)? == find(b)?)
     }
 
     /// Hands an open task to `agent` (as if it had claimed it), on the organiser's behalf: a
@@ -766,7 +895,39 @@ pub fn claimable_tasks<'i>(
     role: Option<&str>,
     stale: &HashSet<String>,
 ) -> Vec<TaskRef<'i>> {
-    let mut ready: Vec<TaskRef> = index
+    let mut ready = claimable_unsorted(index, role, stale);
+    ready.sort_by_cached_key(|t| t.urgency_key());
+    ready
+}
+
+/// Keeps the `n` most urgent of `tasks`, most urgent first, without sorting the others.
+fn most_urgent_first(tasks: &mut Vec<TaskRef<'_>>, n: usize) {
+    if tasks.len() > n {
+        tasks.select_nth_unstable_by_key(n, |t| t.urgency_key());
+        tasks.truncate(n);
+    }
+    tasks.sort_by_cached_key(|t| t.urgency_key());
+}
+
+/// Whether a loaded task may be taken by `claim --next`: open and unassigned, or held by a stale
+/// agent, and not an epic (its dependencies aside).
+fn takeable(task: &Task, stale: &HashSet<String>) -> bool {
+    task.kind != Kind::Epic
+        && match task.state {
+            State::Open => task.assignee.is_none(),
+            State::Claimed => task.assignee.as_ref().is_some_and(|a| stale.contains(a)),
+            _ => false,
+        }
+}
+
+/// What `claim --next` may take, unsorted. (store/claimable.rs applies the same test to the
+/// documents that changed since its list was made.)
+fn claimable_unsorted<'i>(
+    index: &'i TaskIndex,
+    role: Option<&str>,
+    stale: &HashSet<String>,
+) -> Vec<TaskRef<'i>> {
+    index
         .tasks()
         .filter(|t| t.kind() != Kind::Epic)
         .filter(|t| match t.state() {
@@ -777,10 +938,11 @@ pub fn claimable_tasks<'i>(
         // A task with no role is anyone's.
         .filter(|t| role.is_none_or(|r| t.role().is_none_or(|own| own == r)))
         .filter(|t| !t.has_deps() || t.deps().all(|d| index.dep_done(d)))
-        .collect();
-    ready.sort_by_cached_key(|t| t.urgency_key());
-    ready
+        .collect()
 }
+
+/// How many candidates after its pick `claim --next` keeps for a second chance under the lock.
+const LOOKAHEAD: usize = 32;
 
 /// How many of the equally urgent tasks at the top racing claimers spread over.
 const SPREAD: usize = 8;
@@ -788,14 +950,14 @@ const SPREAD: usize = 8;
 /// Rotates the first candidates of the best priority so that `agent`'s search starts at its own
 /// place among them (chosen by its name and the try, the same on every run), then goes on in
 /// order. A higher priority is never passed over for a lower one.
-fn spread(candidates: &mut [TaskRef<'_>], agent: &str, tries: u32) {
-    let Some(best) = candidates.first().map(|t| t.priority()) else {
+fn spread(candidates: &mut [Candidate], agent: &str, tries: u32) {
+    let Some(best) = candidates.first().map(|t| t.priority) else {
         return;
     };
     let same = candidates
         .iter()
         .take(SPREAD)
-        .take_while(|t| t.priority() == best)
+        .take_while(|t| t.priority == best)
         .count();
     if same < 2 {
         return;

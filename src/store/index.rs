@@ -122,6 +122,17 @@ impl Shard {
     fn str(&self, i: usize, field: Field) -> &str {
         self.opt(i, field).unwrap_or_default()
     }
+
+    /// The bytes of a field, unchecked as text (for comparisons).
+    fn raw(&self, i: usize, field: Field) -> &[u8] {
+        let (start, len) = self.span(i, field);
+        if start == ABSENT {
+            return &[];
+        }
+        let text = &self.buf[self.text.clone()];
+        text.get(start as usize..start as usize + len as usize)
+            .unwrap_or_default()
+    }
 }
 
 /// Builds a shard: its records, each written at its slot (the document's place among the
@@ -467,11 +478,12 @@ impl TaskIndex {
     /// The task with this full id, found in its shard by binary search.
     pub fn get(&self, id: &str) -> Option<TaskRef<'_>> {
         let shard = self.shards.get(id.get(..crate::model::id::SHARD_LEN)?)?;
-        let name = format!("{id}.yaml");
+        // The name is `ID.yaml`, compared as bytes without being built.
+        let wanted = || id.bytes().chain(b".yaml".iter().copied());
         let (mut lo, mut hi) = (0, shard.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match shard.str(mid, Field::Name).cmp(name.as_str()) {
+            match shard.raw(mid, Field::Name).iter().copied().cmp(wanted()) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => {
@@ -542,7 +554,9 @@ impl Unread {
     }
 }
 
-/// Documents to read below which threads cost more than they save.
+/// Documents to read below which threads cost more than they save: shards rebuilt from their
+/// older versions parse a document or two each, less than a thread's opening the repository
+/// again costs.
 const THREADS_FROM_DOCUMENTS: usize = 256;
 
 /// Builds shards: lists their trees, keeps what their older versions already hold, then reads

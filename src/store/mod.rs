@@ -2,6 +2,7 @@
 //! by compare-and-swap, and on a lost race re-read and re-apply (the operation re-checks its own
 //! preconditions against the new snapshot).
 
+pub mod claimable;
 pub mod foreign;
 pub mod inbox_cache;
 pub mod index;
@@ -156,67 +157,91 @@ impl<'r> Store<'r> {
     }
 
     /// Runs `op` against the current snapshot and commits what it returns, retrying on lost races.
+    ///
+    /// `op` runs without holding anything. Then the ref's lock is taken (waiting while another
+    /// writer holds it) and the ref read again: unmoved, the change is committed; moved, it is
+    /// committed on the new tip if none of the documents it read or writes changed (a rebase,
+    /// see [`Change::reads`]); else the lock is let go and `op` runs again on the new snapshot.
+    /// Objects are written only under the lock, so a try that loses writes none.
     pub fn update<T>(
         &self,
         actor: &Actor,
+        op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
+    ) -> Result<T> {
+        self.update_or_repick(actor, op, |_, _| Ok(None))
+    }
+
+    /// As [`Store::update`], with a second chance under the lock: when the ref moved and the
+    /// change no longer holds, `repick(base, now)` may return another change that holds on `now`
+    /// (`claim --next` taking its next candidate), which is committed without letting go of the
+    /// lock. It must be cheap: other writers wait while it runs.
+    pub fn update_or_repick<T>(
+        &self,
+        actor: &Actor,
         mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
+        mut repick: impl FnMut(&Snapshot, &Snapshot) -> Result<Option<(Change, T)>>,
     ) -> Result<T> {
         let mut retry = Retry::new();
-        // A change to commit again on a newer tip, when the race it lost left it valid.
-        let mut pending = None;
         while retry.again() {
-            let (base, expected, change, value) = match pending.take() {
-                Some(ready) => ready,
-                None => {
-                    let mut snap = self.snapshot()?;
-                    let expected = snap.tip;
-                    if snap.tip.is_none() {
-                        let root = self.root_commit()?;
-                        snap = Snapshot {
-                            tip: Some(root),
-                            tree: Some(self.repo.commit_tree(root)?),
-                        };
-                    }
-                    let (change, value) = op(&snap)?;
-                    if change.docs.is_empty() {
-                        return Ok(value); // nothing to write: the state already says what was asked
-                    }
-                    if self.repo.ref_tip(self.refname)? != expected {
-                        retry.lost_race(); // lost already: write no objects nobody will reference
+            let mut snap = self.snapshot()?;
+            let expected = snap.tip;
+            if snap.tip.is_none() {
+                let root = self.root_commit()?;
+                snap = Snapshot {
+                    tip: Some(root),
+                    tree: Some(self.repo.commit_tree(root)?),
+                };
+            }
+            let (change, value) = op(&snap)?;
+            if change.docs.is_empty() {
+                return Ok(value); // nothing to write: the state already says what was asked
+            }
+            let Some(lock) = self.repo.lock_ref(self.refname, retry.deadline())? else {
+                break;
+            };
+            let tip = lock.tip()?;
+            let mut repicked = false;
+            let (base, change, value) = if tip == expected {
+                (snap, change, value)
+            } else {
+                let now = match tip {
+                    Some(tip) => Snapshot {
+                        tip: Some(tip),
+                        tree: Some(self.repo.commit_tree(tip)?),
+                    },
+                    None => {
+                        retry.lost_race(); // the ref was deleted: start again from nothing
                         continue;
                     }
-                    (snap, expected, change, value)
+                };
+                if self.untouched(&change, &snap, &now)? {
+                    (now, change, value)
+                } else if let Some((change, value)) = repick(&snap, &now)? {
+                    if change.docs.is_empty() {
+                        return Ok(value);
+                    }
+                    repicked = true;
+                    (now, change, value)
+                } else {
+                    drop(lock);
+                    retry.lost_race();
+                    continue;
                 }
             };
             let new = self.write_commit(&base, actor, &change)?;
-            match self
-                .repo
-                .cas_ref(self.refname, expected, new, &change.subject)?
-            {
+            match lock.commit(new)? {
                 Cas::Moved => {
                     tracing::debug!(
                         refname = self.refname,
                         attempts = retry.attempts,
+                        repicked,
                         "wrote {}",
                         change.subject
                     );
                     return Ok(value);
                 }
-                Cas::Lost if self.repo.ref_tip(self.refname)? == expected => {
-                    // Only the lock was held: the same commit, once it is free.
-                    retry.lost(false);
-                    pending = Some((base, expected, change, value));
-                }
-                Cas::Lost => {
-                    retry.lost(true);
-                    if change.reads.is_some() {
-                        let now = self.snapshot()?;
-                        if now.tip.is_some() && self.untouched(&change, &base, &now)? {
-                            let tip = now.tip;
-                            pending = Some((now, tip, change, value));
-                        }
-                    }
-                }
+                // The lock was cleared as stale while this process stood still.
+                Cas::Lost => retry.lost_race(),
             }
         }
         Err(Error::Contended {
@@ -345,6 +370,11 @@ impl Retry {
             tried: false,
             attempts: 0,
         }
+    }
+
+    /// When waiting for a lock stops.
+    pub fn deadline(&self) -> Instant {
+        self.started + MAX_RETRY_TIME
     }
 
     /// Whether to try (again): a first try always, then within the attempts and the time.
