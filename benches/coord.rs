@@ -20,6 +20,8 @@ struct Bench {
     home: PathBuf,
     /// The largest resident set of any git-coord process timed so far, in KiB.
     peak_kib: std::cell::Cell<i64>,
+    /// The median floor of one write (gix blob+tree+commit+CAS) at this size, in ms.
+    floor_ms: std::cell::Cell<f64>,
 }
 
 /// Runs `cmd` to its end and returns its exit code and its own peak resident set in KiB (not
@@ -103,22 +105,21 @@ fn main() {
                 vec!["task".into(), "new".into(), "A benchmark task".into()]
             }),
         );
-        report(
-            "task claim ID",
-            &bench.time(runs, |_| {
-                vec![
-                    "task".into(),
-                    "claim".into(),
-                    open.next().expect("enough open tasks"),
-                ]
-            }),
-        );
+        let claim_id = bench.time(runs, |_| {
+            vec![
+                "task".into(),
+                "claim".into(),
+                open.next().expect("enough open tasks"),
+            ]
+        });
+        report("task claim ID", &claim_id);
         report(
             "plain git plumbing (same write)",
             &bench.time_plumbing(runs),
         );
         let floor = bench.time_floor(runs);
         report("floor: gix blob+tree+commit+CAS", &floor);
+        bench.floor_ms.set(median_ms(&floor));
         let new = bench.time(runs, |_| {
             vec!["task".into(), "new".into(), "A benchmark task".into()]
         });
@@ -129,6 +130,7 @@ fn main() {
             median_ms(&new),
             median_ms(&floor)
         );
+        bench.against_floor("task claim ID", &claim_id);
         bench.coord(&["ready"]); // build the index once
         report("ready (warm)", &bench.time(runs, |_| vec!["ready".into()]));
         report(
@@ -238,6 +240,7 @@ impl Bench {
             dir,
             home,
             peak_kib: std::cell::Cell::new(0),
+            floor_ms: std::cell::Cell::new(f64::NAN),
         };
         bench.git(&["init", "-q"]);
         bench.git(&["config", "user.name", "Bench"]);
@@ -440,6 +443,17 @@ impl Bench {
     }
 
     /// The largest resident set of any child process so far.
+    /// Prints `what`'s median over the floor of one write measured at this size.
+    fn against_floor(&self, what: &str, samples: &[Duration]) {
+        let floor = self.floor_ms.get();
+        println!(
+            "  {:<34} {:>8.2}x  ({what} {:.2} ms / floor {floor:.2} ms)",
+            format!("{what} / floor"),
+            median_ms(samples) / floor,
+            median_ms(samples),
+        );
+    }
+
     fn peak_rss_kib(&self) -> i64 {
         self.peak_kib.get()
     }
@@ -713,15 +727,14 @@ impl Bench {
     /// agents written in one commit with fast-import, `lease acquire` beside them, and
     /// `lease check` of 1,000 paths against them.
     fn leases(&self, runs: usize) {
-        report(
-            "lease acquire",
-            &self.time(runs, |n| {
-                let path = format!("bench/own-{n}/**");
-                ["lease", "acquire", &path, "--ttl", "1h"]
-                    .map(String::from)
-                    .to_vec()
-            }),
-        );
+        let acquire = self.time(runs, |n| {
+            let path = format!("bench/own-{n}/**");
+            ["lease", "acquire", &path, "--ttl", "1h"]
+                .map(String::from)
+                .to_vec()
+        });
+        report("lease acquire", &acquire);
+        self.against_floor("lease acquire", &acquire);
         self.build_leases(1000);
         report(
             "lease acquire (1,000 leases held)",
@@ -860,14 +873,13 @@ impl Bench {
             "  (built {size} messages in {:.1} s)",
             started.elapsed().as_secs_f64()
         );
-        report(
-            "send",
-            &self.time(runs, |n| {
-                ["send", "--to", "reader", &format!("bench note {n}")]
-                    .map(String::from)
-                    .to_vec()
-            }),
-        );
+        let send = self.time(runs, |n| {
+            ["send", "--to", "reader", &format!("bench note {n}")]
+                .map(String::from)
+                .to_vec()
+        });
+        report("send", &send);
+        self.against_floor("send", &send);
         let inbox = |_| ["--agent", "reader", "inbox"].map(String::from).to_vec();
         self.time(1, inbox); // build the cache once
         report(

@@ -111,6 +111,12 @@ impl Repo {
         Ok(Repo { inner })
     }
 
+    /// Keeps up to `bytes` of the objects read in memory, for a process that reads the same
+    /// trees again and again (a long-lived server).
+    pub fn keep_objects_read(&mut self, bytes: usize) {
+        self.inner.object_cache_size(bytes);
+    }
+
     /// Where the repository's git directory is (per worktree).
     pub fn git_dir(&self) -> PathBuf {
         self.inner.git_dir().to_path_buf()
