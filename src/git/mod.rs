@@ -206,9 +206,11 @@ impl Repo {
     /// The same repository, keeping the last 64 objects it inflated from a delta chain (up to
     /// 4 MiB in all): for reading many objects in [`Repo::pack_order`], where each delta's base
     /// is usually among the objects just read. Without it, every delta inflates its whole chain.
+    /// It keeps no objects read whole ([`Repo::keep_objects_read`]): each is read once.
     pub fn for_bulk_reads(&self) -> Repo {
         const CACHE_BYTES: usize = 4 << 20;
         let mut inner = self.inner.clone();
+        inner.objects.unset_object_cache();
         inner.objects.set_pack_cache(|| {
             Box::new(gix::odb::pack::cache::lru::StaticLinkedList::<64>::new(
                 CACHE_BYTES,
