@@ -200,6 +200,171 @@ fn task_yaml(id: &str, title: &str) -> String {
     )
 }
 
+/// Task `n` of a store written in one go, in the shape git-coord writes: an id spread over the
+/// shards, every summary field used by some task, a two-line summary on every third.
+fn canonical_task(n: usize) -> (String, String) {
+    let id = format!("{:02x}{n:010x}", (n * 37) % 256);
+    let state = ["open", "claimed", "done", "blocked"][n % 4];
+    let mut doc = format!(
+        "format: 1\nid: {id}\ntitle: Packed task number {n}\ntype: task\nstate: {state}\n\
+         priority: {}\nrole: dev\nlabels:\n- packed\n- l{}\n",
+        n % 5,
+        n % 3
+    );
+    if state != "open" {
+        doc.push_str(&format!("assignee: agent{}\n", n % 7));
+    }
+    if n.is_multiple_of(3) {
+        doc.push_str("summary: |-\n  two\n  lines\n");
+    }
+    if state == "blocked" {
+        doc.push_str("block_reason: waiting\n");
+    }
+    doc.push_str(
+        "created: \"2026-01-01T00:00:00.000Z\"\ncreated_by: bench\n\
+         updated: \"2026-01-02T00:00:00.000Z\"\ndescription: Written in one go.\nhistory:\n\
+         - at: \"2026-01-01T00:00:00.000Z\"\n  agent: bench\n  op: new\n",
+    );
+    (id, doc)
+}
+
+#[test]
+fn a_cold_index_of_a_packed_store_lists_what_the_warm_one_does_and_names_the_same_problems() {
+    const TASKS: usize = 600;
+    let repo = TestRepo::init();
+    // One commit of packed documents, each blob a delta of the one before, as fast-import and the
+    // benchmark write them: the cold index reads them in pack order, on several threads.
+    let mut stream = Vec::new();
+    let docs: Vec<(String, String)> = (0..TASKS).map(canonical_task).collect();
+    for (n, (_, doc)) in docs.iter().enumerate() {
+        stream.extend_from_slice(format!("blob\nmark :{}\ndata {}\n", n + 1, doc.len()).as_bytes());
+        stream.extend_from_slice(doc.as_bytes());
+        stream.push(b'\n');
+    }
+    stream.extend_from_slice(
+        format!(
+            "commit {TASKS_REF}\ncommitter Test <test@example.com> 0 +0000\ndata 5\nbulk\nfrom {TASKS_REF}^0\n"
+        )
+        .as_bytes(),
+    );
+    for (n, (id, _)) in docs.iter().enumerate() {
+        stream.extend_from_slice(format!("M 100644 :{} {}\n", n + 1, task_path(id)).as_bytes());
+    }
+    repo.git_with_input(&["fast-import", "--quiet"], &[], &stream);
+    // Loose objects beside the pack: one hand-written document for the YAML parser, and three
+    // that must be named as problems whichever way the index was built.
+    let hand = "ab0000000001";
+    repo.put_document(
+        &task_path(hand),
+        task_yaml(hand, "'single quoted, by hand'").as_bytes(),
+    );
+    let bad_yaml = "b0d000000001";
+    repo.put_document(
+        &task_path(bad_yaml),
+        format!("format: 1\nid: {bad_yaml}\ntitle: [unclosed\n  state: : open\n").as_bytes(),
+    );
+    let misplaced = "c0c000000001";
+    let misplaced_path = format!("tasks/aa/{misplaced}.yaml");
+    repo.put_document(
+        &misplaced_path,
+        task_yaml(misplaced, "elsewhere").as_bytes(),
+    );
+    let huge = "e0e000000bad";
+    let mut big = task_yaml(huge, "too big");
+    big.push_str("description: |\n");
+    while big.len() <= 1024 * 1024 + 100 {
+        big.push_str("  a line of padding that makes this document larger than one mebibyte\n");
+    }
+    let tip = repo.put_document(&task_path(huge), big.as_bytes());
+
+    let cache = repo.path.join(".git/coord/cache");
+    let run = |args: &[&str]| {
+        let out = repo.coord(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        (stdout(&out), stderr(&out))
+    };
+    let _ = std::fs::remove_dir_all(&cache);
+    let cold = run(&["task", "list", "--json"]);
+    let listed = common::array(json(&cold.0));
+    assert_eq!(listed.len(), TASKS + 1, "every good task is listed");
+    for n in [0, 1, 2, 3, 299, 598] {
+        let (id, _) = canonical_task(n);
+        let task = listed
+            .iter()
+            .find(|t| field(t, "id") == Some(id.as_str()))
+            .unwrap_or_else(|| panic!("task {n} ({id}) is not listed"));
+        assert_eq!(
+            field(task, "title"),
+            Some(format!("Packed task number {n}").as_str())
+        );
+        assert_eq!(
+            field(task, "state"),
+            Some(["open", "claimed", "done", "blocked"][n % 4])
+        );
+        assert_eq!(task["priority"], n % 5);
+        assert_eq!(
+            task["labels"],
+            serde_json::json!(["packed", format!("l{}", n % 3)])
+        );
+        let assignee = (!n.is_multiple_of(4)).then(|| format!("agent{}", n % 7));
+        assert_eq!(field(task, "assignee"), assignee.as_deref());
+        assert_eq!(
+            field(task, "summary"),
+            n.is_multiple_of(3).then_some("two\nlines")
+        );
+        assert_eq!(field(task, "updated"), Some("2026-01-02T00:00:00.000Z"));
+    }
+    let by_hand = listed.iter().find(|t| field(t, "id") == Some(hand));
+    assert_eq!(
+        by_hand.and_then(|t| field(t, "title")),
+        Some("single quoted, by hand")
+    );
+    for (bad, why) in [
+        (task_path(bad_yaml), ""),
+        (misplaced_path.clone(), "wrong shard"),
+        (task_path(huge), "limit"),
+    ] {
+        let named = format!("refs/coord/tasks:{bad}");
+        let line = cold.1.lines().find(|l| l.contains(&named));
+        assert!(
+            line.is_some_and(|l| l.contains(why)),
+            "{named} ({why}) not named in:\n{}",
+            cold.1
+        );
+    }
+    assert_eq!(
+        cold.1.lines().count(),
+        3,
+        "one warning per bad document:\n{}",
+        cold.1
+    );
+    let cold_ready = run(&["ready", "--json"]);
+
+    // Warm, from the cache file the cold run wrote: the same listing and the same problems.
+    assert!(
+        cache.join("tasks.index").exists(),
+        "the cold run saved the index"
+    );
+    assert_eq!(run(&["task", "list", "--json"]), cold);
+    assert_eq!(run(&["ready", "--json"]), cold_ready);
+
+    // Repacked (other deltas, another order) and cold again: still the same.
+    repo.git_ok(&[
+        "repack",
+        "-a",
+        "-d",
+        "-f",
+        "-q",
+        "--window=50",
+        "--depth=20",
+    ]);
+    std::fs::remove_dir_all(&cache).expect("the cache is removable");
+    assert_eq!(run(&["task", "list", "--json"]), cold);
+    std::fs::remove_dir_all(&cache).expect("the cache is removable");
+    assert_eq!(run(&["ready", "--json"]), cold_ready);
+    assert_eq!(repo.tip(), tip, "listing changed the ref");
+}
+
 #[test]
 fn malformed_documents_are_named_and_skipped_while_good_tasks_still_list() {
     let repo = TestRepo::init();

@@ -1,5 +1,6 @@
 //! A task: one YAML document at `tasks/<shard>/<id>.yaml` in refs/coord/tasks.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
@@ -365,33 +366,7 @@ impl From<&Task> for TaskSummary {
 impl TaskSummary {
     /// Reads the summary fields of a task document, with the same checks as [`Task::from_yaml`].
     pub fn from_yaml(bytes: &[u8], refname: &str, path: &str) -> Result<TaskSummary> {
-        let fast = std::str::from_utf8(bytes)
-            .ok()
-            .filter(|_| bytes.len() as u64 <= MAX_DOCUMENT_BYTES);
-        let d = match fast.and_then(canonical::read_summary) {
-            Some(d) => {
-                check_format(d.format, refname, path)?;
-                d
-            }
-            None => parse_checked::<SummaryDoc>(bytes, refname, path)?,
-        };
-        check_fields(&d.id, d.priority, refname, path)?;
-        Ok(TaskSummary {
-            id: d.id,
-            title: d.title,
-            kind: d.kind,
-            state: d.state,
-            priority: d.priority,
-            role: d.role,
-            labels: d.labels,
-            deps: d.deps,
-            parent: d.parent,
-            assignee: d.assignee,
-            summary: d.summary,
-            block_reason: d.block_reason,
-            created: d.created,
-            updated: d.updated,
-        })
+        SummaryRef::from_yaml(bytes, refname, path).map(|d| d.to_summary())
     }
 
     /// Urgency order: lower priority number first, then older first, then id.
@@ -400,57 +375,188 @@ impl TaskSummary {
     }
 }
 
+/// The summary fields of a task document, borrowed from its text where they appear there as
+/// they are (the fast reader's plain and quoted scalars), so reading 100,000 documents for the
+/// index costs no allocation per field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryRef<'a> {
+    pub id: Cow<'a, str>,
+    pub title: Cow<'a, str>,
+    pub kind: Kind,
+    pub state: State,
+    pub priority: u8,
+    pub role: Option<Cow<'a, str>>,
+    pub labels: Vec<Cow<'a, str>>,
+    pub deps: Vec<Cow<'a, str>>,
+    pub parent: Option<Cow<'a, str>>,
+    pub assignee: Option<Cow<'a, str>>,
+    pub summary: Option<Cow<'a, str>>,
+    pub block_reason: Option<Cow<'a, str>>,
+    pub created: Cow<'a, str>,
+    pub updated: Cow<'a, str>,
+}
+
+impl<'a> SummaryRef<'a> {
+    /// Reads the summary fields of a task document, with the same checks as [`Task::from_yaml`]:
+    /// the fast reader for documents in the shape git-coord writes, the YAML parser for any other.
+    pub fn from_yaml(bytes: &'a [u8], refname: &str, path: &str) -> Result<SummaryRef<'a>> {
+        let fast = std::str::from_utf8(bytes)
+            .ok()
+            .filter(|_| bytes.len() as u64 <= MAX_DOCUMENT_BYTES);
+        let d = match fast.and_then(canonical::read_summary) {
+            Some((format, d)) => {
+                check_format(format, refname, path)?;
+                d
+            }
+            None => parse_checked::<SummaryDoc>(bytes, refname, path)?.into(),
+        };
+        check_fields(&d.id, d.priority, refname, path)?;
+        Ok(d)
+    }
+
+    pub fn to_summary(&self) -> TaskSummary {
+        let owned = |s: &Cow<'_, str>| s.to_string();
+        TaskSummary {
+            id: owned(&self.id),
+            title: owned(&self.title),
+            kind: self.kind,
+            state: self.state,
+            priority: self.priority,
+            role: self.role.as_ref().map(owned),
+            labels: self.labels.iter().map(owned).collect(),
+            deps: self.deps.iter().map(owned).collect(),
+            parent: self.parent.as_ref().map(owned),
+            assignee: self.assignee.as_ref().map(owned),
+            summary: self.summary.as_ref().map(owned),
+            block_reason: self.block_reason.as_ref().map(owned),
+            created: owned(&self.created),
+            updated: owned(&self.updated),
+        }
+    }
+}
+
+impl From<SummaryDoc> for SummaryRef<'static> {
+    fn from(d: SummaryDoc) -> Self {
+        let list = |v: Vec<String>| v.into_iter().map(Cow::Owned).collect();
+        SummaryRef {
+            id: Cow::Owned(d.id),
+            title: Cow::Owned(d.title),
+            kind: d.kind,
+            state: d.state,
+            priority: d.priority,
+            role: d.role.map(Cow::Owned),
+            labels: list(d.labels),
+            deps: list(d.deps),
+            parent: d.parent.map(Cow::Owned),
+            assignee: d.assignee.map(Cow::Owned),
+            summary: d.summary.map(Cow::Owned),
+            block_reason: d.block_reason.map(Cow::Owned),
+            created: Cow::Owned(d.created),
+            updated: Cow::Owned(d.updated),
+        }
+    }
+}
+
 /// A fast reader for task documents in the exact shape git-coord writes them (block style,
 /// top-level keys at column 0, plain or simple double-quoted scalars, `|`/`|-` block scalars).
 /// It reads only the summary fields and gives up (`None`) on anything else, which then goes to
 /// the full YAML parser: hand-edited or foreign documents are always parsed properly.
 mod canonical {
-    use super::{Kind, State, SummaryDoc};
+    use std::borrow::Cow;
 
-    pub(super) fn read_summary(text: &str) -> Option<SummaryDoc> {
-        let mut doc = SummaryDoc {
+    use super::{Kind, State, SummaryRef};
+
+    /// The top-level keys of the documents git-coord writes (at most 32).
+    const KNOWN_KEYS: [&str; 22] = [
+        "format",
+        "id",
+        "title",
+        "type",
+        "state",
+        "priority",
+        "role",
+        "labels",
+        "deps",
+        "parent",
+        "assignee",
+        "claimed_at",
+        "summary",
+        "block_reason",
+        "created",
+        "created_by",
+        "updated",
+        "description",
+        "comments",
+        "history",
+        "conflicts",
+        "origin",
+    ];
+
+    /// Other keys a document may have before the reader gives it to the parser.
+    const MAX_KEYS: usize = 32;
+
+    /// The format version and the summary fields, or None for the parser.
+    pub(super) fn read_summary(text: &str) -> Option<(u32, SummaryRef<'_>)> {
+        let mut doc = SummaryRef {
+            id: Cow::Borrowed(""),
+            title: Cow::Borrowed(""),
+            kind: Kind::default(),
+            state: State::default(),
             priority: super::DEFAULT_PRIORITY,
-            ..SummaryDoc::default()
+            role: None,
+            labels: Vec::new(),
+            deps: Vec::new(),
+            parent: None,
+            assignee: None,
+            summary: None,
+            block_reason: None,
+            created: Cow::Borrowed(""),
+            updated: Cow::Borrowed(""),
         };
+        let mut format = 0;
         let (mut has_format, mut has_state, mut has_id) = (false, false, false);
-        let mut seen: Vec<&str> = Vec::with_capacity(20);
-        let lines: Vec<&str> = text.lines().collect();
-        let mut i = 0;
-        while i < lines.len() {
-            let line = lines[i];
-            i += 1;
-            let (key, rest) = line.split_once(':')?;
-            if key.is_empty()
-                || !key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-                || seen.contains(&key)
-            {
+        // Keys seen: those git-coord writes as bits, any other by name.
+        let (mut seen_known, mut seen_other, mut others) = (0u32, [""; MAX_KEYS], 0);
+        let mut lines = text.lines().peekable();
+        while let Some(line) = lines.next() {
+            let colon = line.bytes().position(|b| b == b':')?;
+            let (key, rest) = (&line[..colon], &line[colon + 1..]);
+            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
                 return None;
             }
-            seen.push(key);
+            match KNOWN_KEYS.iter().position(|k| *k == key) {
+                Some(bit) if seen_known & (1 << bit) != 0 => return None,
+                Some(bit) => seen_known |= 1 << bit,
+                None if others == MAX_KEYS || seen_other[..others].contains(&key) => return None,
+                None => {
+                    seen_other[others] = key;
+                    others += 1;
+                }
+            }
             let rest = match rest.strip_prefix(' ') {
                 Some(r) => r,
                 None if rest.is_empty() => "",
                 None => return None,
             };
             // The lines that belong to this key: a block scalar, a sequence or a nested mapping.
-            let start = i;
-            while i < lines.len()
-                && (lines[i].starts_with("  ")
-                    || lines[i].starts_with("- ")
-                    || lines[i] == "-"
-                    || lines[i].is_empty())
+            let block_start = lines.clone();
+            let mut block_len = 0;
+            while lines
+                .next_if(|l| {
+                    l.starts_with("  ") || l.starts_with("- ") || *l == "-" || l.is_empty()
+                })
+                .is_some()
             {
-                i += 1;
+                block_len += 1;
             }
-            let block = &lines[start..i];
+            let block = block_start.take(block_len);
             match key {
                 "labels" | "deps" => {
                     if !rest.is_empty() {
                         return None;
                     }
                     let items = block
-                        .iter()
-                        .map(|l| l.strip_prefix("- ").and_then(scalar).map(str::to_string))
+                        .map(|l| l.strip_prefix("- ").and_then(scalar).map(Cow::Borrowed))
                         .collect::<Option<Vec<_>>>()?;
                     if key == "labels" {
                         doc.labels = items
@@ -461,9 +567,9 @@ mod canonical {
                 "title" | "summary" | "block_reason" | "role" | "parent" | "assignee" | "id"
                 | "created" | "updated" | "state" | "type" | "format" | "priority" => {
                     let value = if rest.starts_with('|') {
-                        block_scalar(rest, block)?
-                    } else if block.is_empty() {
-                        scalar(rest)?.to_string()
+                        Cow::Owned(block_scalar(rest, block)?)
+                    } else if block_len == 0 {
+                        Cow::Borrowed(scalar(rest)?)
                     } else {
                         return None;
                     };
@@ -480,7 +586,7 @@ mod canonical {
                         "updated" if !is_null => doc.updated = value,
                         "state" => (doc.state, has_state) = (State::parse(&value).ok()?, true),
                         "type" => doc.kind = Kind::parse(&value).ok()?,
-                        "format" => (doc.format, has_format) = (value.parse().ok()?, true),
+                        "format" => (format, has_format) = (value.parse().ok()?, true),
                         "priority" => doc.priority = value.parse().ok()?,
                         _ => return None,
                     }
@@ -494,22 +600,23 @@ mod canonical {
             && !doc.title.is_empty()
             && !doc.created.is_empty()
             && !doc.updated.is_empty();
-        complete.then_some(doc)
+        complete.then_some((format, doc))
     }
 
     /// A plain scalar, or a double-quoted one without escapes.
     fn scalar(s: &str) -> Option<&str> {
         if let Some(inner) = s.strip_prefix('"') {
             let inner = inner.strip_suffix('"')?;
-            return (!inner.contains('"') && !inner.contains('\\')).then_some(inner);
+            return (!inner.bytes().any(|b| b == b'"' || b == b'\\')).then_some(inner);
         }
         let first = s.bytes().next()?;
         let special = b"&*!|>{}[]%@`'\"#,?:-<=~ \t";
+        // One pass for ": " and " #", which would start a mapping or a comment.
+        let breaks = |w: &[u8]| matches!(w, [b':', b' '] | [b' ', b'#']);
         if special.contains(&first)
             || s.ends_with(' ')
-            || s.contains(": ")
-            || s.contains(" #")
             || s.ends_with(':')
+            || s.as_bytes().windows(2).any(breaks)
         {
             return None;
         }
@@ -517,14 +624,13 @@ mod canonical {
     }
 
     /// A literal block scalar (`|` or `|-`) indented by two spaces.
-    fn block_scalar(header: &str, lines: &[&str]) -> Option<String> {
+    fn block_scalar<'l>(header: &str, lines: impl Iterator<Item = &'l str>) -> Option<String> {
         let keep_newline = match header {
             "|" => true,
             "|-" => false,
             _ => return None,
         };
         let mut body: Vec<&str> = lines
-            .iter()
             .map(|l| l.strip_prefix("  ").or((l.is_empty()).then_some("")))
             .collect::<Option<_>>()?;
         while body.last().is_some_and(|l| l.is_empty()) {
@@ -646,12 +752,89 @@ mod tests {
         );
     }
 
+    /// What the YAML parser alone makes of a document (the path the fast reader gives up to).
+    fn parsed(doc: &str) -> SummaryRef<'static> {
+        let path = "tasks/01/0123456789ab.yaml";
+        let d: SummaryDoc =
+            parse_checked(doc.as_bytes(), "refs/coord/tasks", path).expect("parses");
+        check_fields(&d.id, d.priority, "refs/coord/tasks", path).expect("checks");
+        d.into()
+    }
+
+    #[test]
+    fn the_fast_reader_borrows_what_the_parser_would_read() {
+        let path = "tasks/01/0123456789ab.yaml";
+        let mut t = task("Fix the crash", Some("two\nlines"), &["api", "ui"]);
+        for (state, block_reason, assignee) in [
+            (State::Open, None, None),
+            (State::Blocked, Some("waiting: on ops"), Some("bob")),
+            (State::Done, None, Some("alice")),
+        ] {
+            (t.state, t.block_reason, t.assignee) = (
+                state,
+                block_reason.map(Into::into),
+                assignee.map(Into::into),
+            );
+            t.updated = t.created.clone();
+            let yaml = t.to_yaml();
+            let (format, fast) = canonical::read_summary(&yaml).expect("the fast path");
+            assert_eq!(format, TASK_FORMAT);
+            assert_eq!(fast, parsed(&yaml), "document:\n{yaml}");
+            assert_eq!(
+                SummaryRef::from_yaml(yaml.as_bytes(), "refs/coord/tasks", path).expect("reads"),
+                fast
+            );
+            assert_eq!(fast.to_summary(), TaskSummary::from(&t));
+            // Plain fields point into the document; only the block scalar was built.
+            assert!(matches!(fast.title, Cow::Borrowed(_)));
+            assert!(matches!(fast.created, Cow::Borrowed(_)));
+            assert!(fast.labels.iter().all(|l| matches!(l, Cow::Borrowed(_))));
+            assert!(matches!(fast.summary, Some(Cow::Owned(_))));
+        }
+        // CRLF line ends read the same on both paths.
+        let crlf = task("crlf", None, &["a"]).to_yaml().replace('\n', "\r\n");
+        let (_, fast) = canonical::read_summary(&crlf).expect("the fast path");
+        assert_eq!(fast, parsed(&crlf));
+    }
+
+    #[test]
+    fn a_hostile_document_is_refused_on_either_path() {
+        let path = "tasks/01/0123456789ab.yaml";
+        let good = task("t", None, &["a"]).to_yaml();
+        let over = format!(
+            "{good}description: |\n{}",
+            "  padding padding padding padding\n".repeat(40_000)
+        );
+        for (doc, why) in [
+            (good.replace("format: 1", "format: 7"), "newer"),
+            (good.replace("format: 1", "format: 0"), "format version 0"),
+            (good.replace("priority: 0", "priority: 9"), "priority 9"),
+            (
+                good.replace("id: 0123456789ab", "id: 0123456789ff"),
+                "does not match",
+            ),
+            (good.replace("title: t", "title: &a t"), "Anchors"),
+            (good.replace("title: t", "title: [t"), ""),
+            (format!("{good}state: done\n"), "duplicate"),
+            (over, "limit"),
+        ] {
+            let err = SummaryRef::from_yaml(doc.as_bytes(), "refs/coord/tasks", path)
+                .expect_err(&doc[..doc.len().min(200)]);
+            assert!(
+                err.to_string().contains(why),
+                "{why:?} not in {err} for:\n{}",
+                &doc[..doc.len().min(200)]
+            );
+        }
+    }
+
     #[test]
     fn the_fast_reader_gives_unusual_documents_to_the_parser() {
         for doc in [
             "format: 1\nid: 0123456789ab\ntitle: 'single'\nstate: open\ncreated: a\nupdated: b\n",
             "# comment\nformat: 1\n",
             "format: 1\nformat: 1\n",
+            "format: 1\nid: 0123456789ab\ntitle: x\nstate: open\ncreated: a\nupdated: b\nestimate: 1\nestimate: 2\n",
             "{format: 1}\n",
             "format: 1\nid: 0123456789ab\ntitle: x\nstate: open\ncreated: a\nupdated: b\nlabels: [a, b]\n",
             "format: 1\nid: 0123456789ab\ntitle: x\nstate: open\ncreated: a\nupdated: b\nsummary: |+\n  x\n",

@@ -13,12 +13,12 @@ use std::fs;
 use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::git::{Oid, Repo};
+use crate::git::{Oid, Repo, TreeEntry};
 use crate::model::MAX_DOCUMENT_BYTES;
-use crate::model::task::{Kind, State, TaskSummary};
+use crate::model::task::{Kind, State, SummaryRef, TaskSummary};
 use crate::store::mapped::Bytes;
 use crate::store::{Problem, Snapshot};
 
@@ -135,14 +135,21 @@ impl Shard {
     }
 }
 
-/// Builds a shard record by record.
-#[derive(Default)]
+/// Builds a shard: its records, each written at its slot (the document's place among the
+/// shard's documents, in tree order), and the text they point into, in any order.
 struct ShardBuilder {
     recs: Vec<u8>,
     text: Vec<u8>,
 }
 
 impl ShardBuilder {
+    fn with_slots(slots: usize) -> ShardBuilder {
+        ShardBuilder {
+            recs: vec![0; slots * REC_BYTES],
+            text: Vec::new(),
+        }
+    }
+
     fn text(&mut self, s: Option<&str>) -> [u8; 8] {
         let Some(s) = s else {
             return span_bytes(ABSENT, 0);
@@ -152,23 +159,58 @@ impl ShardBuilder {
         span_bytes(start, s.len() as u32)
     }
 
-    fn list<'s>(&mut self, items: impl Iterator<Item = &'s str>) -> [u8; 8] {
-        let joined = items.collect::<Vec<_>>().join(&LIST_SEP.to_string());
-        self.text(Some(&joined))
+    fn list<'s>(&mut self, mut items: impl Iterator<Item = &'s str>) -> [u8; 8] {
+        let start = self.text.len();
+        if let Some(first) = items.next() {
+            self.text.extend_from_slice(first.as_bytes());
+            for item in items {
+                self.text.push(LIST_SEP as u8);
+                self.text.extend_from_slice(item.as_bytes());
+            }
+        }
+        span_bytes(start as u32, (self.text.len() - start) as u32)
     }
 
-    fn record(&mut self, blob: Oid, flags: [u8; 4], fields: [[u8; 8]; FIELDS]) {
-        self.recs.extend_from_slice(blob.as_bytes());
-        self.recs.extend_from_slice(&flags);
-        for field in fields {
-            self.recs.extend_from_slice(&field);
+    /// The file name and the id: the id is written once, as the start of `<id>.yaml`.
+    fn name_and_id(&mut self, name: &str, id: &str) -> ([u8; 8], [u8; 8]) {
+        let name_span = self.text(Some(name));
+        let id_span = match name.strip_suffix(".yaml") {
+            Some(stem) if stem == id => {
+                let mut span = name_span;
+                span[4..].copy_from_slice(&(id.len() as u32).to_le_bytes());
+                span
+            }
+            _ => self.text(Some(id)),
+        };
+        (name_span, id_span)
+    }
+
+    /// `created` and `updated`, written once when they are the same (a task never changed).
+    fn times(&mut self, created: &str, updated: &str) -> ([u8; 8], [u8; 8]) {
+        let created_span = self.text(Some(created));
+        let updated_span = if updated == created {
+            created_span
+        } else {
+            self.text(Some(updated))
+        };
+        (created_span, updated_span)
+    }
+
+    fn record(&mut self, slot: usize, blob: Oid, flags: [u8; 4], fields: [[u8; 8]; FIELDS]) {
+        let rec = &mut self.recs[slot * REC_BYTES..(slot + 1) * REC_BYTES];
+        rec[..20].copy_from_slice(blob.as_bytes());
+        rec[20..24].copy_from_slice(&flags);
+        for (n, field) in fields.iter().enumerate() {
+            rec[24 + n * 8..32 + n * 8].copy_from_slice(field);
         }
     }
 
-    fn push_task(&mut self, name: &str, blob: Oid, t: TaskRef<'_>) {
+    fn put_task(&mut self, slot: usize, name: &str, blob: Oid, t: TaskRef<'_>) {
+        let (name, id) = self.name_and_id(name, t.id());
+        let (created, updated) = self.times(t.created(), t.updated());
         let fields = [
-            self.text(Some(name)),
-            self.text(Some(t.id())),
+            name,
+            id,
             self.text(Some(t.title())),
             self.text(t.role()),
             self.list(t.labels()),
@@ -177,39 +219,47 @@ impl ShardBuilder {
             self.text(t.assignee()),
             self.text(t.summary()),
             self.text(t.block_reason()),
-            self.text(Some(t.created())),
-            self.text(Some(t.updated())),
+            created,
+            updated,
         ];
         self.record(
+            slot,
             blob,
             [1, t.state() as u8, t.kind() as u8, t.priority()],
             fields,
         );
     }
 
-    fn push_summary(&mut self, name: &str, blob: Oid, t: &TaskSummary) {
+    fn put_summary(&mut self, slot: usize, name: &str, blob: Oid, t: &SummaryRef<'_>) {
+        let (name, id) = self.name_and_id(name, &t.id);
+        let (created, updated) = self.times(&t.created, &t.updated);
         let fields = [
-            self.text(Some(name)),
-            self.text(Some(&t.id)),
+            name,
+            id,
             self.text(Some(&t.title)),
             self.text(t.role.as_deref()),
-            self.list(t.labels.iter().map(String::as_str)),
-            self.list(t.deps.iter().map(String::as_str)),
+            self.list(t.labels.iter().map(|s| s.as_ref())),
+            self.list(t.deps.iter().map(|s| s.as_ref())),
             self.text(t.parent.as_deref()),
             self.text(t.assignee.as_deref()),
             self.text(t.summary.as_deref()),
             self.text(t.block_reason.as_deref()),
-            self.text(Some(&t.created)),
-            self.text(Some(&t.updated)),
+            created,
+            updated,
         ];
-        self.record(blob, [1, t.state as u8, t.kind as u8, t.priority], fields);
+        self.record(
+            slot,
+            blob,
+            [1, t.state as u8, t.kind as u8, t.priority],
+            fields,
+        );
     }
 
-    fn push_problem(&mut self, name: &str, blob: Oid, why: &str) {
+    fn put_problem(&mut self, slot: usize, name: &str, blob: Oid, why: &str) {
         let mut fields = [span_bytes(ABSENT, 0); FIELDS];
         fields[Field::Name as usize] = self.text(Some(name));
         fields[Field::Title as usize] = self.text(Some(why));
-        self.record(blob, [0, 0, 0, 0], fields);
+        self.record(slot, blob, [0, 0, 0, 0], fields);
     }
 
     fn finish(self, tree: Oid) -> Shard {
@@ -470,124 +520,204 @@ fn cache_file(repo: &Repo) -> PathBuf {
         .join("tasks.index")
 }
 
-/// Builds shards from their blobs, on up to four threads when there are many.
+/// A document of a shard being built that must be read from its blob (its blob is new): which
+/// shard and slot its record goes to, and where its file name is in [`Unread::names`].
+struct UnreadDoc {
+    oid: Oid,
+    shard: u32,
+    slot: u32,
+    name: (u32, u32),
+}
+
+/// The documents to read, kept small: at 100,000 tasks they all wait at once.
+#[derive(Default)]
+struct Unread {
+    docs: Vec<UnreadDoc>,
+    names: String,
+}
+
+impl Unread {
+    fn push(&mut self, shard: usize, slot: usize, oid: Oid, name: &str) {
+        let start = self.names.len() as u32;
+        self.names.push_str(name);
+        self.docs.push(UnreadDoc {
+            oid,
+            shard: shard as u32,
+            slot: slot as u32,
+            name: (start, name.len() as u32),
+        });
+    }
+
+    fn name(&self, doc: &UnreadDoc) -> &str {
+        let (start, len) = (doc.name.0 as usize, doc.name.1 as usize);
+        &self.names[start..start + len]
+    }
+}
+
+/// Documents to read below which threads cost more than they save: shards rebuilt from their
+/// older versions parse a document or two each, less than a thread's opening the repository
+/// again costs.
+const THREADS_FROM_DOCUMENTS: usize = 256;
+
+/// Builds shards: lists their trees, keeps what their older versions already hold, then reads
+/// the new blobs in pack order (see [`Repo::pack_order`]), on up to four threads when there are
+/// many.
 fn build_shards(
     repo: &Repo,
     refname: &str,
     missing: Vec<(String, Oid, Option<Shard>)>,
 ) -> Result<Vec<(String, Shard)>> {
-    // Threads pay off only for whole shards to parse: a shard rebuilt from its older version
-    // parses a document or two, less than opening the repository again costs a thread.
-    if missing.iter().filter(|(_, _, base)| base.is_none()).count() < 8 {
-        return missing
-            .into_iter()
-            .map(|(name, tree, base)| build_shard(repo, refname, name, tree, base))
-            .collect();
+    let mut unread = Unread::default();
+    let mut builders = Vec::with_capacity(missing.len());
+    for (n, (_, tree, base)) in missing.iter().enumerate() {
+        builders.push(Mutex::new(plan_shard(
+            repo,
+            n,
+            *tree,
+            base.as_ref(),
+            &mut unread,
+        )?));
     }
+    let oids: Vec<Oid> = unread.docs.iter().map(|u| u.oid).collect();
+    let order = repo.pack_order(&oids);
+    drop(oids);
+    let names: Vec<&str> = missing.iter().map(|(name, _, _)| name.as_str()).collect();
+    let read = |repo: &Repo, part: &[usize]| -> Result<()> {
+        for &at in part {
+            let doc = &unread.docs[at];
+            let (shard, slot, name) = (doc.shard as usize, doc.slot as usize, unread.name(doc));
+            load_summary(repo, refname, names[shard], name, doc.oid, |loaded| {
+                // A poisoned lock means another thread panicked, which the join reports.
+                let mut builder = builders[shard]
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                match loaded {
+                    Ok(task) => builder.put_summary(slot, name, doc.oid, task),
+                    Err(why) => builder.put_problem(slot, name, doc.oid, why),
+                }
+            })?;
+        }
+        Ok(())
+    };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(4);
-    let mut parts: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
-    for (n, item) in missing.into_iter().enumerate() {
-        parts[n % threads].push(item);
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|part| {
-                let git_dir = repo.git_dir();
-                scope.spawn(move || {
-                    let repo = Repo::open(&git_dir)?;
-                    part.into_iter()
-                        .map(|(name, tree, base)| build_shard(&repo, refname, name, tree, base))
-                        .collect::<Result<Vec<_>>>()
+    if threads < 2 || order.len() < THREADS_FROM_DOCUMENTS {
+        read(&repo.for_bulk_reads(), &order)?;
+    } else {
+        // Contiguous runs of the pack order, so each thread still reads deltas after their bases.
+        let per_thread = order.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = order
+                .chunks(per_thread)
+                .map(|part| {
+                    let git_dir = repo.git_dir();
+                    let read = &read;
+                    scope.spawn(move || read(&Repo::open(&git_dir)?.for_bulk_reads(), part))
                 })
-            })
-            .collect();
-        let mut out = Vec::new();
-        for handle in handles {
-            out.extend(
+                .collect();
+            for handle in handles {
                 handle
                     .join()
-                    .map_err(|_| Error::Other("index builder thread panicked".into()))??,
-            );
-        }
-        Ok(out)
-    })
+                    .map_err(|_| Error::Other("index builder thread panicked".into()))??;
+            }
+            Ok::<(), Error>(())
+        })?;
+    }
+    drop((order, unread));
+    Ok(missing
+        .into_iter()
+        .zip(builders)
+        .map(|((name, tree, _), shard)| {
+            let shard = shard
+                .into_inner()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (name, shard.finish(tree))
+        })
+        .collect())
 }
 
-/// Builds one shard, parsing only the documents whose blob is not already in `base`.
-fn build_shard(
+/// Starts shard number `n`: a slot for each document of its tree, filled at once for an odd
+/// entry and for a document whose blob its older version `base` already read; every other
+/// document goes to `unread`.
+fn plan_shard(
     repo: &Repo,
-    refname: &str,
-    name: String,
+    n: usize,
     tree: Oid,
-    base: Option<Shard>,
-) -> Result<(String, Shard)> {
-    let known: HashMap<Oid, usize> = match &base {
+    base: Option<&Shard>,
+    unread: &mut Unread,
+) -> Result<ShardBuilder> {
+    let known: HashMap<Oid, usize> = match base {
         Some(base) => (0..base.len()).map(|i| (base.blob(i), i)).collect(),
         None => HashMap::new(),
     };
-    let mut shard = ShardBuilder::default();
-    for entry in repo.tree_entries(tree)? {
+    // Per-task attachments live beside the documents and get no slot.
+    let is_document = |e: &TreeEntry| e.odd.is_some() || (e.is_blob && e.name.ends_with(".yaml"));
+    let entries = repo.tree_entries(tree)?;
+    let mut shard = ShardBuilder::with_slots(entries.iter().filter(|e| is_document(e)).count());
+    for (slot, entry) in entries.into_iter().filter(is_document).enumerate() {
         if let Some(odd) = entry.odd {
             let shown = entry.name.escape_debug().to_string();
-            shard.push_problem(&shown, entry.oid, &format!("skipped: {odd}"));
+            shard.put_problem(slot, &shown, entry.oid, &format!("skipped: {odd}"));
             continue;
-        }
-        if !entry.is_blob || !entry.name.ends_with(".yaml") {
-            continue; // per-task attachments live beside the documents
         }
         let reusable = base
-            .as_ref()
             .zip(known.get(&entry.oid))
             .filter(|(b, i)| b.str(**i, Field::Name) == entry.name);
-        if let Some((base, &i)) = reusable {
-            if base.ok(i) {
-                shard.push_task(&entry.name, entry.oid, TaskRef { shard: base, i });
-            } else {
-                shard.push_problem(&entry.name, entry.oid, base.str(i, Field::Title));
+        match reusable {
+            Some((base, &i)) if base.ok(i) => {
+                shard.put_task(slot, &entry.name, entry.oid, TaskRef { shard: base, i });
             }
-            continue;
-        }
-        let path = format!("tasks/{name}/{}", entry.name);
-        let size = repo.object_size(entry.oid)?;
-        let loaded = if size > MAX_DOCUMENT_BYTES {
-            Err(format!(
-                "{size} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit"
-            ))
-        } else {
-            let bytes = repo.read_blob(entry.oid)?;
-            match TaskSummary::from_yaml(&bytes, refname, &path) {
-                Ok(task) if !task.id.starts_with(&name) => {
-                    Err(format!("task {} is in the wrong shard", task.id))
-                }
-                Ok(task)
-                    if task
-                        .labels
-                        .iter()
-                        .chain(&task.deps)
-                        .any(|s| s.contains(LIST_SEP)) =>
-                {
-                    Err("a label or dependency contains a line break".to_string())
-                }
-                Ok(task) => Ok(task),
-                Err(Error::Malformed { why, .. }) => Err(why),
-                Err(Error::NewerFormat {
-                    found, supported, ..
-                }) => Err(format!(
-                    "format version {found} is newer than this git-coord understands ({supported})"
-                )),
-                Err(other) => Err(other.to_string()),
+            Some((base, &i)) => {
+                shard.put_problem(slot, &entry.name, entry.oid, base.str(i, Field::Title));
             }
-        };
-        match loaded {
-            Ok(task) => shard.push_summary(&entry.name, entry.oid, &task),
-            Err(why) => shard.push_problem(&entry.name, entry.oid, &why),
+            None => unread.push(n, slot, entry.oid, &entry.name),
         }
     }
-    Ok((name, shard.finish(tree)))
+    Ok(shard)
+}
+
+/// Reads one document of shard `shard` and checks it, as [`SummaryRef::from_yaml`] does (its
+/// size before its bytes), then hands its summary (or why the index skips it) to `put`.
+fn load_summary<T>(
+    repo: &Repo,
+    refname: &str,
+    shard: &str,
+    name: &str,
+    oid: Oid,
+    put: impl FnOnce(std::result::Result<&SummaryRef<'_>, &str>) -> T,
+) -> Result<T> {
+    let size = repo.object_size(oid)?;
+    if size > MAX_DOCUMENT_BYTES {
+        let why = format!("{size} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit");
+        return Ok(put(Err(&why)));
+    }
+    let bytes = repo.read_blob(oid)?;
+    let path = format!("tasks/{shard}/{name}");
+    let why = match SummaryRef::from_yaml(&bytes, refname, &path) {
+        Ok(task) if !task.id.starts_with(shard) => {
+            format!("task {} is in the wrong shard", task.id)
+        }
+        Ok(task)
+            if task
+                .labels
+                .iter()
+                .chain(&task.deps)
+                .any(|s| s.contains(LIST_SEP)) =>
+        {
+            "a label or dependency contains a line break".to_string()
+        }
+        Ok(task) => return Ok(put(Ok(&task))),
+        Err(Error::Malformed { why, .. }) => why,
+        Err(Error::NewerFormat {
+            found, supported, ..
+        }) => {
+            format!("format version {found} is newer than this git-coord understands ({supported})")
+        }
+        Err(other) => other.to_string(),
+    };
+    Ok(put(Err(&why)))
 }
 
 /// Reads the cache file: every shard it holds, with the tree each was built from. The shards
