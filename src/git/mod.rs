@@ -377,26 +377,43 @@ impl Repo {
     /// Takes the lock of ref `name` (git's own `<ref>.lock`), or None when another writer holds
     /// it. A lock left by a killed process is cleared once it is stale.
     pub fn try_lock_ref(&self, name: &str) -> Result<Option<RefLock<'_>>> {
+        self.try_lock_ref_checking(name, true)
+    }
+
+    /// [`Repo::try_lock_ref`]; a held lock is checked for staleness only when `check_stale`
+    /// (a writer waiting for the lock checks now and then, not on every look).
+    fn try_lock_ref_checking(&self, name: &str, check_stale: bool) -> Result<Option<RefLock<'_>>> {
         let checked: &gix::refs::FullNameRef = name
             .try_into()
             .map_err(|e| Error::Git(format!("bad ref name {name}: {e}")))?;
         let common = self.common_dir();
         let path = common.join(checked.as_bstr().to_str_lossy().as_ref());
         let lock = common.join(format!("{name}.lock"));
-        if let Some(dir) = lock.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::Git(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let file = match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock)
-        {
+        let create = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+        };
+        let created = match create() {
+            // The ref's directory does not exist yet (a first write).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = lock.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| Error::Git(format!("cannot create {}: {e}", dir.display())))?;
+                }
+                create()
+            }
+            other => other,
+        };
+        let file = match created {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 // Another writer holds it, or a killed one left it.
                 tracing::debug!(%name, "ref lock held");
-                recover_stale_lock(&lock, &common.join("coord"));
+                if check_stale {
+                    recover_stale_lock(&lock, &common.join("coord"));
+                }
                 return Ok(None);
             }
             Err(e) => return Err(Error::Git(format!("cannot lock {name}: {e}"))),
@@ -423,8 +440,15 @@ impl Repo {
     /// moment it takes to write one commit), until `deadline`: None if it is still held then.
     pub fn lock_ref(&self, name: &str, deadline: Instant) -> Result<Option<RefLock<'_>>> {
         let mut pause = Duration::from_micros(20);
+        // A lock is stale only after seconds: checked on the first look, then every 100 ms.
+        let mut next_check = Instant::now();
         loop {
-            if let Some(lock) = self.try_lock_ref(name)? {
+            let now = Instant::now();
+            let check_stale = now >= next_check;
+            if check_stale {
+                next_check = now + Duration::from_millis(100);
+            }
+            if let Some(lock) = self.try_lock_ref_checking(name, check_stale)? {
                 return Ok(Some(lock));
             }
             if Instant::now() >= deadline {
