@@ -210,6 +210,7 @@ impl<'r> Store<'r> {
                         tree: Some(self.repo.commit_tree(tip)?),
                     },
                     None => {
+                        drop(lock);
                         retry.lost_race(); // the ref was deleted: start again from nothing
                         continue;
                     }
