@@ -35,9 +35,6 @@ pub struct CoordServer {
     tool_router: ToolRouter<Self>,
 }
 
-/// The bytes of objects a session keeps in memory.
-const SESSION_OBJECT_CACHE: usize = 16 << 20;
-
 thread_local! {
     /// The session's repository, opened by the first call and kept: the server answers on one
     /// thread, and an open repository (gix's) stays on the thread that opened it.
@@ -182,9 +179,7 @@ impl CoordServer {
         SESSION.with(|session| {
             let mut held = session.borrow_mut();
             if held.as_ref().is_none_or(|(dir, _)| *dir != self.dir) {
-                let mut coord = Coord::open(&self.dir, None).map_err(failed)?;
-                // Each call reads the trees the last one wrote, and reads them more than once.
-                coord.repo.keep_objects_read(SESSION_OBJECT_CACHE);
+                let coord = Coord::open(&self.dir, None).map_err(failed)?;
                 *held = Some((self.dir.clone(), coord));
             }
             let (_, coord) = held.as_ref().expect("opened above");

@@ -111,12 +111,6 @@ impl Repo {
         Ok(Repo { inner })
     }
 
-    /// Keeps up to `bytes` of the objects read in memory, for a process that reads the same
-    /// trees again and again (a long-lived server).
-    pub fn keep_objects_read(&mut self, bytes: usize) {
-        self.inner.object_cache_size(bytes);
-    }
-
     /// Where the repository's git directory is (per worktree).
     pub fn git_dir(&self) -> PathBuf {
         self.inner.git_dir().to_path_buf()
@@ -206,7 +200,7 @@ impl Repo {
     /// The same repository, keeping the last 64 objects it inflated from a delta chain (up to
     /// 4 MiB in all): for reading many objects in [`Repo::pack_order`], where each delta's base
     /// is usually among the objects just read. Without it, every delta inflates its whole chain.
-    /// It keeps no objects read whole ([`Repo::keep_objects_read`]): each is read once.
+    /// It keeps no objects read whole: each is read once.
     pub fn for_bulk_reads(&self) -> Repo {
         const CACHE_BYTES: usize = 4 << 20;
         let mut inner = self.inner.clone();
