@@ -179,8 +179,10 @@ impl CoordServer {
         SESSION.with(|session| {
             let mut held = session.borrow_mut();
             if held.as_ref().is_none_or(|(dir, _)| *dir != self.dir) {
-                let coord = Coord::open(&self.dir, None).map_err(failed)?;
-                *held = Some((self.dir.clone(), coord));
+                *held = Some((
+                    self.dir.clone(),
+                    Coord::open(&self.dir, None).map_err(failed)?,
+                ));
             }
             let (_, coord) = held.as_ref().expect("opened above");
             crate::ops::presence::implicit_beat(coord);
