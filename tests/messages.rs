@@ -4,26 +4,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use serde_json::Value;
 
-use common::{TestRepo, array, fails, field, json, ok, stdout};
+use common::{TestRepo, array, at_json, fails, field, json, ok, spawn, stdout};
 
 const INBOX_REF: &str = "refs/coord/inbox";
-
-fn spawn(repo: &TestRepo, name: &str, role: &str) -> PathBuf {
-    let agent = repo.coord_json(&["agent", "spawn", name, "--role", role]);
-    PathBuf::from(agent["worktree"].as_str().expect("a worktree"))
-}
-
-/// `git coord ARGS --json` in `dir` with no flag naming the agent; must succeed.
-fn at_json(repo: &TestRepo, dir: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    json(&stdout(&ok(repo.coord_in(dir, &all), &args.join(" "))))
-}
 
 fn send(repo: &TestRepo, agent: &str, args: &[&str]) -> Value {
     let mut all = vec!["send"];

@@ -4,26 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
-use common::{TestRepo, array, fails, json, ok, stdout};
-
-fn spawn(repo: &TestRepo, name: &str, role: &str) -> PathBuf {
-    let agent = repo.coord_json(&["agent", "spawn", name, "--role", role]);
-    PathBuf::from(agent["worktree"].as_str().expect("a worktree"))
-}
-
-fn at(repo: &TestRepo, dir: &Path, args: &[&str]) -> String {
-    stdout(&ok(repo.coord_in(dir, args), &args.join(" ")))
-}
-
-fn at_json(repo: &TestRepo, dir: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    json(&at(repo, dir, &all))
-}
+use common::{TestRepo, array, at, at_json, fails, ok, spawn, stdout};
 
 fn commit(repo: &TestRepo, dir: &Path, file: &str, message: &str) {
     std::fs::write(dir.join(file), format!("{message}\n")).expect("written");

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use common::cluster::Cluster;
-use common::{BIN, TestRepo, array, fails, field, json, ok, stderr, stdout};
+use common::{TestRepo, array, fails, field, json, ok, stderr, stdout};
 
 const CLONE_NAMES: [&str; 3] = ["laptop", "desk", "server"];
 
@@ -649,23 +648,7 @@ fn stop_hook(repo: &TestRepo, dir: &Path, stop_hook_active: bool) -> (String, St
         "stop_hook_active": stop_hook_active,
     })
     .to_string();
-    let mut child = repo
-        .command(BIN, repo.tmp())
-        .args(["hook", "stop"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the hook runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("input written");
-    let out = child.wait_with_output().expect("the hook finishes");
-    assert_eq!(out.status.code(), Some(0), "the stop hook always exits 0");
-    (stdout(&out), stderr(&out))
+    common::stop_hook(repo, &input)
 }
 
 fn blocked(out: &str) -> bool {

@@ -3,49 +3,11 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use serde_json::Value;
 
-use common::{TestRepo, array, fails, json, ok, stdout};
-
-fn spawn(repo: &TestRepo, name: &str, role: &str) -> PathBuf {
-    let agent = repo.coord_json(&["agent", "spawn", name, "--role", role]);
-    PathBuf::from(agent["worktree"].as_str().expect("a worktree"))
-}
-
-fn at(repo: &TestRepo, dir: &Path, args: &[&str]) -> String {
-    stdout(&ok(repo.coord_in(dir, args), &args.join(" ")))
-}
-
-fn at_json(repo: &TestRepo, dir: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    json(&at(repo, dir, &all))
-}
-
-/// Runs `git coord hook stop` with `input` on stdin; returns (stdout, stderr).
-fn stop_hook(repo: &TestRepo, input: &str) -> (String, String) {
-    let mut child = repo
-        .command(common::BIN, repo.tmp())
-        .args(["hook", "stop"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the hook runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("input written");
-    let out = child.wait_with_output().expect("the hook finishes");
-    assert_eq!(out.status.code(), Some(0), "the stop hook always exits 0");
-    (stdout(&out), common::stderr(&out))
-}
+use common::{TestRepo, array, at, at_json, fails, json, ok, spawn, stop_hook};
 
 fn stop_input(dir: &Path) -> String {
     serde_json::json!({

@@ -396,3 +396,43 @@ impl TestRepo {
         self.git_with_input(&["fast-import", "--quiet", "--done"], &[], &stream);
     }
 }
+
+/// Spawns agent `name` with `role` (`agent spawn`) and returns its worktree.
+pub fn spawn(repo: &TestRepo, name: &str, role: &str) -> PathBuf {
+    let agent = repo.coord_json(&["agent", "spawn", name, "--role", role]);
+    PathBuf::from(agent["worktree"].as_str().expect("a worktree"))
+}
+
+/// `git coord ARGS` in `dir` with no flag naming the agent; must succeed. Returns stdout.
+pub fn at(repo: &TestRepo, dir: &Path, args: &[&str]) -> String {
+    stdout(&ok(repo.coord_in(dir, args), &args.join(" ")))
+}
+
+/// `git coord ARGS --json` in `dir` with no flag naming the agent; must succeed.
+pub fn at_json(repo: &TestRepo, dir: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    json(&at(repo, dir, &all))
+}
+
+/// Runs `git coord hook stop` with `input` on stdin; returns (stdout, stderr). The hook must
+/// exit 0 whatever it answers.
+pub fn stop_hook(repo: &TestRepo, input: &str) -> (String, String) {
+    let mut child = repo
+        .command(BIN, repo.tmp())
+        .args(["hook", "stop"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the hook runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("input written");
+    let out = child.wait_with_output().expect("the hook finishes");
+    assert_eq!(out.status.code(), Some(0), "the stop hook always exits 0");
+    (stdout(&out), stderr(&out))
+}
