@@ -322,6 +322,27 @@ fn check_format(found: u32, refname: &str, path: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether `claim --next` may take a task of this kind, state and assignee (its dependencies and
+/// role aside): not an epic, and open and unassigned, or held by one of the `stale` agents.
+pub fn takeable(
+    kind: Kind,
+    state: State,
+    assignee: Option<&str>,
+    stale: &std::collections::HashSet<String>,
+) -> bool {
+    kind != Kind::Epic
+        && match state {
+            State::Open => assignee.is_none(),
+            State::Claimed => assignee.is_some_and(|a| stale.contains(a)),
+            _ => false,
+        }
+}
+
+/// Whether a task of role `own` is for `wanted` (None: any role). A task with no role is anyone's.
+pub fn role_fits(own: Option<&str>, wanted: Option<&str>) -> bool {
+    wanted.is_none_or(|r| own.is_none_or(|own| own == r))
+}
+
 /// What listings need of a task: everything but its description, comments and history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TaskSummary {

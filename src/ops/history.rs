@@ -17,15 +17,6 @@ use crate::ops::checkpoints::Checkpoints;
 use crate::ops::context::{Coord, IdentitySource};
 use crate::ops::tasks::Tasks;
 
-/// The refs whose history is the coordination audit log, in a stable order.
-pub const COORD_REFS: [&str; 5] = [
-    "refs/coord/tasks",
-    "refs/coord/inbox",
-    "refs/coord/leases",
-    "refs/coord/agents",
-    "refs/coord/checkpoints",
-];
-
 /// The values of one trailer in a commit message (`Key: value` lines), in order.
 pub fn trailer_values<'m>(message: &'m str, key: &str) -> Vec<&'m str> {
     message
@@ -146,7 +137,8 @@ fn coordination(
     keep: &dyn Fn(&Entry, &CommitInfo) -> bool,
 ) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
-    for refname in COORD_REFS {
+    // The coordination refs' histories are the audit log, in a stable order.
+    for refname in crate::store::COORD_REFS {
         let Some(tip) = coord.repo.ref_tip(refname)? else {
             continue;
         };

@@ -274,10 +274,15 @@ impl<'c> Tasks<'c> {
         if let Some(role) = role {
             name::validate("role", role)?;
         }
-        let before = self.store.snapshot()?;
+        let online = self.coord.confirm_remote()?.is_some();
+        // Where the ref stood when this claim began: a claim confirmed at a remote that finds it
+        // moved by its first try knows it races.
+        let began = match online {
+            true => self.store.snapshot()?.tip,
+            false => None,
+        };
         let stale = crate::ops::agents::Agents::new(self.coord)?.stale_for_takeover()?;
         crate::ops::team::check_claims_allowed(self.coord)?;
-        let online = self.coord.confirm_remote()?.is_some();
         // The claim cache gives the index's answer only where nothing outside this ref's changes
         // decides (store/claimable.rs).
         let cacheable = !online
@@ -308,7 +313,7 @@ impl<'c> Tasks<'c> {
             // Racing claimers all want the most urgent task. Once there is a sign of a race (a
             // lost try, or the ref moved since this claim began), each starts its search at its
             // own place among the equally urgent tasks at the top, so that they spread.
-            if online && (tries > 1 || snap.tip != before.tip) {
+            if online && (tries > 1 || snap.tip != began) {
                 spread(&mut list.list, &actor.agent, tries);
             }
             let mut found = self.first_loadable(snap, &list.list, &stale)?;
@@ -343,7 +348,7 @@ impl<'c> Tasks<'c> {
             let mut next = next.borrow_mut();
             while !next.is_empty() {
                 let id = next.remove(0);
-                if !self.same_in(base, now, &Task::path(&id))? {
+                if !self.store.same_in(base, now, &Task::path(&id))? {
                     continue;
                 }
                 let mut task = match self.load(now, &id) {
@@ -354,7 +359,7 @@ impl<'c> Tasks<'c> {
                 };
                 let mut deps_same = true;
                 for path in read_set(&task, None.iter()) {
-                    deps_same &= self.same_in(base, now, &path)?;
+                    deps_same &= self.store.same_in(base, now, &path)?;
                 }
                 if !deps_same {
                     continue;
@@ -436,15 +441,6 @@ impl<'c> Tasks<'c> {
                 })
                 .collect(),
         })
-    }
-
-    /// Whether the document at `path` is the same in both snapshots (or absent from both).
-    fn same_in(&self, a: &Snapshot, b: &Snapshot, path: &str) -> Result<bool> {
-        let find = |snap: &Snapshot| match snap.tree {
-            Some(tree) => self.coord.repo.lookup_path(tree, path),
-            None => Ok(None),
-        };
-        Ok(find(a)? == find(b)?)
     }
 
     /// Hands an open task to `agent` (as if it had claimed it), on the organiser's behalf: a
@@ -912,12 +908,7 @@ fn most_urgent_first(tasks: &mut Vec<TaskRef<'_>>, n: usize) {
 /// Whether a loaded task may be taken by `claim --next`: open and unassigned, or held by a stale
 /// agent, and not an epic (its dependencies aside).
 fn takeable(task: &Task, stale: &HashSet<String>) -> bool {
-    task.kind != Kind::Epic
-        && match task.state {
-            State::Open => task.assignee.is_none(),
-            State::Claimed => task.assignee.as_ref().is_some_and(|a| stale.contains(a)),
-            _ => false,
-        }
+    crate::model::task::takeable(task.kind, task.state, task.assignee.as_deref(), stale)
 }
 
 /// What `claim --next` may take, unsorted. (store/claimable.rs applies the same test to the
@@ -929,14 +920,8 @@ fn claimable_unsorted<'i>(
 ) -> Vec<TaskRef<'i>> {
     index
         .tasks()
-        .filter(|t| t.kind() != Kind::Epic)
-        .filter(|t| match t.state() {
-            State::Open => !t.is_assigned(),
-            State::Claimed => t.assignee().is_some_and(|a| stale.contains(a)),
-            _ => false,
-        })
-        // A task with no role is anyone's.
-        .filter(|t| role.is_none_or(|r| t.role().is_none_or(|own| own == r)))
+        .filter(|t| crate::model::task::takeable(t.kind(), t.state(), t.assignee(), stale))
+        .filter(|t| crate::model::task::role_fits(t.role(), role))
         .filter(|t| !t.has_deps() || t.deps().all(|d| index.dep_done(d)))
         .collect()
 }

@@ -54,10 +54,9 @@ pub struct Claimable {
 /// Whether a task summary is one `claim --next` may take (for `role`, if given), its
 /// dependencies aside: an open, unassigned task that is not an epic, of that role or of none.
 pub fn takeable(t: &TaskSummary, role: Option<&str>) -> bool {
-    t.kind != crate::model::task::Kind::Epic
-        && t.state == State::Open
-        && t.assignee.is_none()
-        && role.is_none_or(|r| t.role.as_deref().is_none_or(|own| own == r))
+    // No stale agents: the cache is used only when there are none.
+    crate::model::task::takeable(t.kind, t.state, t.assignee.as_deref(), &Default::default())
+        && crate::model::task::role_fits(t.role.as_deref(), role)
 }
 
 fn file(repo: &Repo, role: Option<&str>) -> PathBuf {

@@ -330,9 +330,6 @@ impl<'a> TaskRef<'a> {
     pub fn assignee(&self) -> Option<&'a str> {
         self.shard.opt(self.i, Field::Assignee)
     }
-    pub fn is_assigned(&self) -> bool {
-        self.shard.span(self.i, Field::Assignee).0 != ABSENT
-    }
     pub fn summary(&self) -> Option<&'a str> {
         self.shard.opt(self.i, Field::Summary)
     }

@@ -290,15 +290,24 @@ impl<'r> Store<'r> {
         let Some(reads) = &change.reads else {
             return Ok(false);
         };
-        let (Some(before), Some(after)) = (base.tree, now.tree) else {
+        if base.tree.is_none() || now.tree.is_none() {
             return Ok(false);
-        };
+        }
         for path in reads.iter().chain(change.docs.iter().map(|(p, _)| p)) {
-            if self.repo.lookup_path(before, path)? != self.repo.lookup_path(after, path)? {
+            if !self.same_in(base, now, path)? {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// Whether the entry at `path` is the same in both snapshots (or absent from both).
+    pub fn same_in(&self, a: &Snapshot, b: &Snapshot, path: &str) -> Result<bool> {
+        let find = |snap: &Snapshot| match snap.tree {
+            Some(tree) => self.repo.lookup_path(tree, path),
+            None => Ok(None),
+        };
+        Ok(find(a)? == find(b)?)
     }
 
     /// Writes the commit of `change` on top of `snap` (the ref is not moved).
