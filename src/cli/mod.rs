@@ -527,11 +527,15 @@ fn run_with(cli: Cli, out: Option<&mut dyn Write>) -> Result<()> {
             }
             let index = tasks.load_index()?;
             output::problems(crate::ops::tasks::TASKS_REF, &index.problems());
-            output::summaries(
-                out,
-                &crate::ops::tasks::ready_tasks(&index, role.as_deref()),
-                json,
-            )?;
+            if json {
+                let ready = crate::ops::tasks::ready_tasks(&index, role.as_deref());
+                output::summaries(out, &ready, json)?;
+            } else {
+                let mut lines = output::SummaryLines::for_tasks(index.len());
+                let order =
+                    crate::ops::tasks::ready_each(&index, role.as_deref(), |t| lines.push(&t));
+                lines.print(out, &order)?;
+            }
         }
         Command::Blocked => {
             let index = tasks.load_index()?;
@@ -676,7 +680,13 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut dyn Write, json: bool) ->
                 role,
                 label,
             };
-            output::summaries(out, &crate::ops::tasks::list(&index, &filter), json)?;
+            if json {
+                output::summaries(out, &crate::ops::tasks::list(&index, &filter), json)?;
+            } else {
+                let mut lines = output::SummaryLines::for_tasks(index.len());
+                let order = crate::ops::tasks::list_each(&index, &filter, |t| lines.push(&t));
+                lines.print(out, &order)?;
+            }
         }
         TaskCommand::Show { id, history, fetch } => {
             let coord = tasks.coord();

@@ -1,6 +1,7 @@
 //! How results look: human text by default, stable JSON with `--json`.
 
 use std::io::{self, Write};
+use std::ops::Range;
 
 use serde_json::{Value, json};
 
@@ -91,8 +92,14 @@ pub fn summaries(out: Out, tasks: &[TaskRef<'_>], json: bool) -> io::Result<()> 
 }
 
 fn summary_line(out: Out, t: &TaskRef<'_>) -> io::Result<()> {
-    // Built by hand rather than with write!: listings print up to a hundred thousand of these.
     let mut line = String::with_capacity(96);
+    push_summary_line(&mut line, t);
+    out.write_all(line.as_bytes())
+}
+
+/// Appends the line of a listing for `t`. Built by hand rather than with write!: listings print
+/// up to a hundred thousand of these.
+fn push_summary_line(line: &mut String, t: &TaskRef<'_>) {
     let pad = |line: &mut String, text: &str, width: usize| {
         line.push_str(text);
         for _ in text.chars().count()..width {
@@ -103,9 +110,9 @@ fn summary_line(out: Out, t: &TaskRef<'_>) -> io::Result<()> {
     line.push_str("  P");
     line.push(char::from(b'0' + t.priority().min(9)));
     line.push_str("  ");
-    pad(&mut line, t.state().as_str(), 7);
+    pad(line, t.state().as_str(), 7);
     line.push_str("  ");
-    pad(&mut line, t.assignee().unwrap_or("-"), 12);
+    pad(line, t.assignee().unwrap_or("-"), 12);
     line.push_str("  ");
     line.push_str(t.title());
     if let Some(role) = t.role() {
@@ -117,7 +124,36 @@ fn summary_line(out: Out, t: &TaskRef<'_>) -> io::Result<()> {
         line.push_str(label);
     }
     line.push('\n');
-    out.write_all(line.as_bytes())
+}
+
+/// The lines of a long listing, written as the operation meets the tasks (in the index's own
+/// order, where reading them is cheap) and printed afterwards in the listing's order.
+pub struct SummaryLines {
+    text: String,
+}
+
+impl SummaryLines {
+    /// Room for about `tasks` lines at once (growing copies; pages never written cost nothing).
+    pub fn for_tasks(tasks: usize) -> SummaryLines {
+        SummaryLines {
+            text: String::with_capacity(tasks * 128),
+        }
+    }
+
+    /// Writes the line of `t`; returns where it is.
+    pub fn push(&mut self, t: &TaskRef<'_>) -> Range<usize> {
+        let start = self.text.len();
+        push_summary_line(&mut self.text, t);
+        start..self.text.len()
+    }
+
+    /// Prints the lines at `order`, in that order.
+    pub fn print(&self, out: Out, order: &[Range<usize>]) -> io::Result<()> {
+        for line in order {
+            out.write_all(&self.text.as_bytes()[line.clone()])?;
+        }
+        Ok(())
+    }
 }
 
 /// The JSON of `task show`: the task, without its history unless asked.

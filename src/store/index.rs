@@ -84,54 +84,26 @@ impl Shard {
         self.recs.len() / REC_BYTES
     }
 
-    fn rec(&self, i: usize) -> &[u8] {
+    /// Record `i` and the text it points into, found once for all its fields.
+    fn task(&self, i: usize) -> TaskRef<'_> {
         let start = self.recs.start + i * REC_BYTES;
-        &self.buf[start..start + REC_BYTES]
-    }
-
-    fn blob(&self, i: usize) -> Oid {
-        Oid::try_from(&self.rec(i)[..20]).expect("twenty bytes make an object id")
-    }
-
-    fn ok(&self, i: usize) -> bool {
-        self.rec(i)[20] == 1
-    }
-
-    fn span(&self, i: usize, field: Field) -> (u32, u32) {
-        let at = 24 + field as usize * 8;
-        let r = &self.rec(i)[at..at + 8];
-        (
-            u32::from_le_bytes([r[0], r[1], r[2], r[3]]),
-            u32::from_le_bytes([r[4], r[5], r[6], r[7]]),
-        )
-    }
-
-    fn opt(&self, i: usize, field: Field) -> Option<&str> {
-        let (start, len) = self.span(i, field);
-        if start == ABSENT {
-            return None;
+        let rec = self.buf[start..start + REC_BYTES]
+            .try_into()
+            .expect("a record is REC_BYTES long");
+        TaskRef {
+            rec,
+            text: self.text(),
         }
-        let text = &self.buf[self.text.clone()];
-        // The cache is checksummed; a span that still does not fit reads as empty.
-        let bytes = text
-            .get(start as usize..start as usize + len as usize)
-            .unwrap_or_default();
-        Some(std::str::from_utf8(bytes).unwrap_or_default())
     }
 
-    fn str(&self, i: usize, field: Field) -> &str {
-        self.opt(i, field).unwrap_or_default()
-    }
-
-    /// The bytes of a field, unchecked as text (for comparisons).
-    fn raw(&self, i: usize, field: Field) -> &[u8] {
-        let (start, len) = self.span(i, field);
-        if start == ABSENT {
-            return &[];
-        }
-        let text = &self.buf[self.text.clone()];
-        text.get(start as usize..start as usize + len as usize)
-            .unwrap_or_default()
+    /// The shard's text, checked as UTF-8 once for the whole shard rather than field by field
+    /// (a listing of 100,000 tasks reads over half a million fields).
+    fn text(&self) -> &str {
+        let bytes = &self.buf[self.text.clone()];
+        // SAFETY: a shard's text is valid UTF-8: `ShardBuilder` writes it from `&str`s only, and
+        // `read_cache` drops a cache file any of whose shards' text is not (`text_is_utf8`). The
+        // file is only ever replaced by rename, so its mapping never changes under us.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 }
 
@@ -286,61 +258,95 @@ fn span_bytes(start: u32, len: u32) -> [u8; 8] {
 /// A task of the index, read in place.
 #[derive(Debug, Clone, Copy)]
 pub struct TaskRef<'a> {
-    shard: &'a Shard,
-    i: usize,
+    rec: &'a [u8; REC_BYTES],
+    /// The text of the record's shard.
+    text: &'a str,
 }
 
 impl<'a> TaskRef<'a> {
+    /// Whether the document loaded (else its title field says why not).
+    fn ok(&self) -> bool {
+        self.rec[20] == 1
+    }
+
+    fn blob(&self) -> Oid {
+        Oid::try_from(&self.rec[..20]).expect("twenty bytes make an object id")
+    }
+
+    fn span(&self, field: Field) -> (u32, u32) {
+        let at = 24 + field as usize * 8;
+        let r = &self.rec[at..at + 8];
+        (
+            u32::from_le_bytes([r[0], r[1], r[2], r[3]]),
+            u32::from_le_bytes([r[4], r[5], r[6], r[7]]),
+        )
+    }
+
+    fn opt(&self, field: Field) -> Option<&'a str> {
+        let (start, len) = self.span(field);
+        if start == ABSENT {
+            return None;
+        }
+        // The cache is checksummed; a span that still does not fit, or cuts a character in two,
+        // reads as empty.
+        let (start, end) = (start as usize, start as usize + len as usize);
+        Some(self.text.get(start..end).unwrap_or_default())
+    }
+
+    fn str(&self, field: Field) -> &'a str {
+        self.opt(field).unwrap_or_default()
+    }
+
     pub fn id(&self) -> &'a str {
-        self.shard.str(self.i, Field::Id)
+        self.str(Field::Id)
     }
     pub fn title(&self) -> &'a str {
-        self.shard.str(self.i, Field::Title)
+        self.str(Field::Title)
     }
     pub fn state(&self) -> State {
         STATES
-            .get(self.shard.rec(self.i)[21] as usize)
+            .get(self.rec[21] as usize)
             .copied()
             .unwrap_or_default()
     }
     pub fn kind(&self) -> Kind {
         KINDS
-            .get(self.shard.rec(self.i)[22] as usize)
+            .get(self.rec[22] as usize)
             .copied()
             .unwrap_or_default()
     }
     pub fn priority(&self) -> u8 {
-        self.shard.rec(self.i)[23]
+        self.rec[23]
     }
     pub fn role(&self) -> Option<&'a str> {
-        self.shard.opt(self.i, Field::Role)
+        self.opt(Field::Role)
     }
     pub fn labels(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        split_list(self.shard.str(self.i, Field::Labels))
+        split_list(self.str(Field::Labels))
     }
     pub fn deps(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        split_list(self.shard.str(self.i, Field::Deps))
+        split_list(self.str(Field::Deps))
     }
     pub fn has_deps(&self) -> bool {
-        self.shard.span(self.i, Field::Deps).1 > 0
+        self.span(Field::Deps).1 > 0
     }
     pub fn parent(&self) -> Option<&'a str> {
-        self.shard.opt(self.i, Field::Parent)
+        self.opt(Field::Parent)
     }
     pub fn assignee(&self) -> Option<&'a str> {
-        self.shard.opt(self.i, Field::Assignee)
+        self.opt(Field::Assignee)
     }
     pub fn summary(&self) -> Option<&'a str> {
-        self.shard.opt(self.i, Field::Summary)
+        self.opt(Field::Summary)
     }
     pub fn block_reason(&self) -> Option<&'a str> {
-        self.shard.opt(self.i, Field::BlockReason)
+        self.opt(Field::BlockReason)
     }
     pub fn created(&self) -> &'a str {
-        self.shard.str(self.i, Field::Created)
+        self.str(Field::Created)
     }
     pub fn updated(&self) -> &'a str {
-        self.shard.str(self.i, Field::Updated)
+        self.str(Field::Updated)
     }
 
     /// Urgency order: lower priority number first, then older first, then id.
@@ -463,13 +469,20 @@ impl TaskIndex {
         self.foreign.get(dep)
     }
 
+    /// How many documents the index holds (at least as many as [`TaskIndex::tasks`] yields).
+    pub fn len(&self) -> usize {
+        self.shards.values().map(Shard::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Every task that loaded, in no particular order.
     pub fn tasks(&self) -> impl Iterator<Item = TaskRef<'_>> {
-        self.shards.values().flat_map(|shard| {
-            (0..shard.len())
-                .filter(|&i| shard.ok(i))
-                .map(move |i| TaskRef { shard, i })
-        })
+        self.shards
+            .values()
+            .flat_map(|shard| (0..shard.len()).map(|i| shard.task(i)).filter(TaskRef::ok))
     }
 
     /// The task with this full id, found in its shard by binary search.
@@ -480,12 +493,11 @@ impl TaskIndex {
         let (mut lo, mut hi) = (0, shard.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match shard.raw(mid, Field::Name).iter().copied().cmp(wanted()) {
+            let task = shard.task(mid);
+            match task.str(Field::Name).bytes().cmp(wanted()) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => {
-                    return shard.ok(mid).then_some(TaskRef { shard, i: mid });
-                }
+                std::cmp::Ordering::Equal => return task.ok().then_some(task),
             }
         }
         None
@@ -498,10 +510,11 @@ impl TaskIndex {
             .iter()
             .flat_map(|(name, shard)| {
                 (0..shard.len())
-                    .filter(|&i| !shard.ok(i))
-                    .map(move |i| Problem {
-                        path: format!("tasks/{name}/{}", shard.str(i, Field::Name)),
-                        why: shard.str(i, Field::Title).to_string(),
+                    .map(|i| shard.task(i))
+                    .filter(|t| !t.ok())
+                    .map(move |t| Problem {
+                        path: format!("tasks/{name}/{}", t.str(Field::Name)),
+                        why: t.str(Field::Title).to_string(),
                     })
             })
             .collect();
@@ -646,7 +659,7 @@ fn plan_shard(
     unread: &mut Unread,
 ) -> Result<ShardBuilder> {
     let known: HashMap<Oid, usize> = match base {
-        Some(base) => (0..base.len()).map(|i| (base.blob(i), i)).collect(),
+        Some(base) => (0..base.len()).map(|i| (base.task(i).blob(), i)).collect(),
         None => HashMap::new(),
     };
     // Per-task attachments live beside the documents and get no slot.
@@ -661,14 +674,11 @@ fn plan_shard(
         }
         let reusable = base
             .zip(known.get(&entry.oid))
-            .filter(|(b, i)| b.str(**i, Field::Name) == entry.name);
+            .map(|(b, &i)| b.task(i))
+            .filter(|t| t.str(Field::Name) == entry.name);
         match reusable {
-            Some((base, &i)) if base.ok(i) => {
-                shard.put_task(slot, &entry.name, entry.oid, TaskRef { shard: base, i });
-            }
-            Some((base, &i)) => {
-                shard.put_problem(slot, &entry.name, entry.oid, base.str(i, Field::Title));
-            }
+            Some(task) if task.ok() => shard.put_task(slot, &entry.name, entry.oid, task),
+            Some(task) => shard.put_problem(slot, &entry.name, entry.oid, task.str(Field::Title)),
             None => unread.push(n, slot, entry.oid, &entry.name),
         }
     }
@@ -743,7 +753,7 @@ fn read_cache(file: &Path) -> Option<HashMap<String, Shard>> {
         r.take(recs.checked_mul(REC_BYTES)?)?;
         let text_start = r.at;
         r.take(text_len)?;
-        if r.at != end {
+        if r.at != end || !text_is_utf8(&buf[text_start..end]) {
             return None;
         }
         let shard = Shard {
@@ -755,6 +765,11 @@ fn read_cache(file: &Path) -> Option<HashMap<String, Shard>> {
         shards.insert(name, shard);
     }
     (r.at == buf.len()).then_some(shards)
+}
+
+/// Whether a shard's text read from the cache file is valid UTF-8 (see [`Shard::text`]).
+fn text_is_utf8(text: &[u8]) -> bool {
+    std::str::from_utf8(text).is_ok()
 }
 
 /// A fast 64-bit checksum, to notice a damaged cache file (not a defence against forgery: the
