@@ -848,6 +848,112 @@ fn a_damaged_index_cache_is_rebuilt_never_trusted() {
     assert_eq!(ids(&repo.list()), vec![a, b]);
 }
 
+/// A task document as a hand edit or a foreign tool may write it.
+fn task_doc(id: &str, priority: u8, created: &str, title: &str, extra: &str) -> String {
+    format!(
+        "format: 1\nid: {id}\ntitle: {title}\ntype: task\npriority: {priority}\n\
+         created: \"{created}\"\ncreated_by: someone\nupdated: \"{created}\"\n{extra}"
+    )
+}
+
+#[test]
+fn listings_order_by_priority_created_and_id_whatever_the_form_of_created_and_read_the_same_from_the_cache()
+ {
+    let repo = TestRepo::init();
+    let t0 = "2026-01-01T00:00:00.000Z";
+    // In the order a listing must show them: priority, then `created` as text, then the id.
+    let tasks = [
+        (
+            "ee0000000001",
+            0,
+            "2027-01-01T00:00:00.000Z",
+            "most urgent",
+            "state: open\n",
+        ),
+        (
+            "cc0000000001",
+            1,
+            "2025-12-31",
+            "created in another form",
+            "state: open\n",
+        ),
+        (
+            "aa0000000001",
+            1,
+            t0,
+            "same time, first id",
+            "state: open\n",
+        ),
+        ("ab0000000001", 1, t0, "émoji 🎉", "state: open\n"),
+        // These two share their first eight characters.
+        ("bbbbbbbb0001", 1, t0, "shares a prefix", "state: open\n"),
+        (
+            "bbbbbbbb0002",
+            1,
+            t0,
+            "shares a prefix too",
+            "state: open\n",
+        ),
+        (
+            "dd0000000001",
+            1,
+            "2026-01-01T00:00:00.000Z and later",
+            "created longer",
+            "state: open\n",
+        ),
+        (
+            "ff0000000001",
+            1,
+            "2026-01-01T00:00:00.001Z",
+            "Ünïcödé ✓ 日本",
+            "state: claimed\nassignee: jürgen\nlabels:\n- größe\n",
+        ),
+    ];
+    for (id, priority, created, title, extra) in tasks {
+        let doc = task_doc(id, priority, created, title, extra);
+        repo.put_document(&task_path(id), doc.as_bytes());
+    }
+    let expected: Vec<&str> = tasks.iter().map(|t| t.0).collect();
+    let first_words = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.split(' ').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    let cache = repo.path.join(".git/coord/cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let cold = repo.coord_ok(&["task", "list"]);
+    assert!(
+        cache.join("tasks.index").exists(),
+        "the cold listing wrote no index cache"
+    );
+    let cold_ready = repo.coord_ok(&["ready"]);
+    let warm = repo.coord_ok(&["task", "list"]);
+    let warm_ready = repo.coord_ok(&["ready"]);
+    assert_eq!(first_words(&cold), expected, "cold listing:\n{cold}");
+    assert_eq!(warm, cold, "the warm listing differs from the cold one");
+    assert_eq!(warm_ready, cold_ready, "warm ready differs from cold");
+    // Ready: the same order, without the claimed task.
+    assert_eq!(
+        first_words(&warm_ready),
+        expected[..7],
+        "ready:\n{warm_ready}"
+    );
+    // Columns are padded by characters, not bytes, and text comes back whole from the cache.
+    assert!(
+        warm.lines()
+            .any(|l| l == "ff0000000001  P1  claimed  jürgen        Ünïcödé ✓ 日本 #größe"),
+        "{warm}"
+    );
+    assert!(
+        warm.lines()
+            .any(|l| l == "ab0000000001  P1  open     -             émoji 🎉"),
+        "{warm}"
+    );
+    let json_ids = |args: &[&str]| ids(&common::array(repo.coord_json(args)));
+    assert_eq!(json_ids(&["task", "list"]), expected);
+    assert_eq!(json_ids(&["ready"]), expected[..7]);
+}
+
 #[test]
 fn claim_next_skips_a_task_whose_document_is_damaged_where_listings_do_not_look() {
     let repo = TestRepo::init();

@@ -860,3 +860,70 @@ impl<'a> Reader<'a> {
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAME: &str = "aa0000000001.yaml";
+
+    /// A cache file of one shard holding one problem whose title is `why`, and the offset of
+    /// that shard's checksummed bytes.
+    fn cache_file_with(dir: &Path, why: &str) -> (PathBuf, usize) {
+        let mut shard = ShardBuilder::with_slots(1);
+        let blob = Oid::try_from(&[1u8; 20][..]).expect("an object id");
+        shard.put_problem(0, NAME, blob, why);
+        let tree = Oid::try_from(&[2u8; 20][..]).expect("an object id");
+        let shards = HashMap::from([("aa".to_string(), shard.finish(tree))]);
+        let file = dir.join("tasks.index");
+        write_cache(&file, &shards);
+        // The header line, the shard count, then the shard's length and checksum.
+        (file, MAGIC.len() + 4 + 4 + 8)
+    }
+
+    fn title_read_back(file: &Path) -> Option<String> {
+        let shards = read_cache(file)?;
+        Some(shards["aa"].task(0).str(Field::Title).to_string())
+    }
+
+    /// Replaces `from` by `to` (of the same length) in the file, and makes its checksum right
+    /// again: damage the checksum alone cannot see.
+    fn rewrite(file: &Path, body_at: usize, from: &[u8], to: &[u8]) {
+        let mut bytes = fs::read(file).expect("the cache file");
+        let at = bytes
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("the bytes are in the file");
+        bytes[at..at + to.len()].copy_from_slice(to);
+        let sum = checksum(&bytes[body_at..]);
+        bytes[body_at - 8..body_at].copy_from_slice(&sum.to_le_bytes());
+        fs::write(file, bytes).expect("the cache file is writable");
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_makes_the_cache_file_unread_even_with_a_right_checksum() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (file, body_at) = cache_file_with(dir.path(), "why: ünïcödé ✓");
+        assert_eq!(title_read_back(&file).as_deref(), Some("why: ünïcödé ✓"));
+        // The first byte of `✓` (three bytes) becomes a byte UTF-8 never has.
+        rewrite(&file, body_at, "✓".as_bytes(), &[0xff]);
+        assert_eq!(title_read_back(&file), None);
+    }
+
+    #[test]
+    fn a_span_that_cuts_a_character_reads_as_empty() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let why = "é";
+        let (file, body_at) = cache_file_with(dir.path(), why);
+        assert_eq!(title_read_back(&file).as_deref(), Some(why));
+        // The title's span: its start (after the name) and its length, 2, made 1.
+        let start = (NAME.len() as u32).to_le_bytes();
+        let mut span = [0u8; 8];
+        span[..4].copy_from_slice(&start);
+        span[4..].copy_from_slice(&2u32.to_le_bytes());
+        let mut cut = span;
+        cut[4..].copy_from_slice(&1u32.to_le_bytes());
+        rewrite(&file, body_at, &span, &cut);
+        assert_eq!(title_read_back(&file).as_deref(), Some(""));
+    }
+}
