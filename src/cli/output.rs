@@ -141,18 +141,26 @@ impl SummaryLines {
     }
 
     /// Writes the line of `t`; returns where it is.
-    pub fn push(&mut self, t: &TaskRef<'_>) -> Range<usize> {
-        let start = self.text.len();
+    pub fn push(&mut self, t: &TaskRef<'_>) -> Range<u32> {
+        let start = self.text.len() as u32;
         push_summary_line(&mut self.text, t);
-        start..self.text.len()
+        start..self.text.len() as u32
     }
 
-    /// Prints the lines at `order`, in that order.
-    pub fn print(&self, out: Out, order: &[Range<usize>]) -> io::Result<()> {
+    /// Prints the lines at `order`, in that order, in large writes (a write system call for every
+    /// 8 KiB of 100,000 lines costs a millisecond).
+    pub fn print(&self, out: Out, order: &[Range<u32>]) -> io::Result<()> {
+        const CHUNK: usize = 64 * 1024;
+        let mut chunk = Vec::with_capacity(CHUNK);
         for line in order {
-            out.write_all(&self.text.as_bytes()[line.clone()])?;
+            let line = &self.text.as_bytes()[line.start as usize..line.end as usize];
+            if chunk.len() + line.len() > CHUNK {
+                out.write_all(&chunk)?;
+                chunk.clear();
+            }
+            chunk.extend_from_slice(line);
         }
-        Ok(())
+        out.write_all(&chunk)
     }
 }
 

@@ -931,18 +931,28 @@ const INEXACT: u64 = 1 << 63;
 /// of a `created` of the form `YYYY-MM-DDTHH:MM:SS.mmmZ` as one number (in that form they order
 /// as the string does), then the id's first 8 bytes. None for a key not of that form.
 fn packed_urgency(t: &TaskRef<'_>) -> Option<(u64, u64)> {
-    let created = t.created().as_bytes();
-    if t.priority() > 15 || created.len() != 24 {
+    let created: &[u8; 24] = t.created().as_bytes().try_into().ok()?;
+    let separators = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ];
+    if t.priority() > 15
+        || created[23] != b'Z'
+        || separators.iter().any(|&(at, c)| created[at] != c)
+    {
         return None;
     }
     let mut digits: u64 = 0;
-    for (at, &b) in created.iter().enumerate() {
-        match (at, b) {
-            (4 | 7, b'-') | (10, b'T') | (13 | 16, b':') | (19, b'.') | (23, b'Z') => {}
-            (4 | 7 | 10 | 13 | 16 | 19 | 23, _) => return None,
-            (_, b'0'..=b'9') => digits = digits * 10 + u64::from(b - b'0'),
-            _ => return None,
+    for at in [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22] {
+        let digit = created[at].wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
         }
+        digits = digits * 10 + u64::from(digit);
     }
     let mut id = [0u8; 8];
     let start = t.id().as_bytes();
