@@ -1,7 +1,6 @@
 //! How results look: human text by default, stable JSON with `--json`.
 
 use std::io::{self, Write};
-use std::ops::Range;
 
 use serde_json::{Value, json};
 
@@ -85,8 +84,11 @@ pub fn summaries(out: Out, tasks: &[TaskRef<'_>], json: bool) -> io::Result<()> 
         serde_json::to_writer(&mut *out, tasks)?;
         return writeln!(out);
     }
+    let mut line = String::with_capacity(256);
     for t in tasks {
-        summary_line(out, t)?;
+        line.clear();
+        push_summary_line(&mut line, t);
+        out.write_all(line.as_bytes())?;
     }
     Ok(())
 }
@@ -124,44 +126,6 @@ fn push_summary_line(line: &mut String, t: &TaskRef<'_>) {
         line.push_str(label);
     }
     line.push('\n');
-}
-
-/// The lines of a long listing, written as the operation meets the tasks (in the index's own
-/// order, where reading them is cheap) and printed afterwards in the listing's order.
-pub struct SummaryLines {
-    text: String,
-}
-
-impl SummaryLines {
-    /// Room for about `tasks` lines at once (growing copies; pages never written cost nothing).
-    pub fn for_tasks(tasks: usize) -> SummaryLines {
-        SummaryLines {
-            text: String::with_capacity(tasks * 128),
-        }
-    }
-
-    /// Writes the line of `t`; returns where it is.
-    pub fn push(&mut self, t: &TaskRef<'_>) -> Range<u32> {
-        let start = self.text.len() as u32;
-        push_summary_line(&mut self.text, t);
-        start..self.text.len() as u32
-    }
-
-    /// Prints the lines at `order`, in that order, in large writes (a write system call for every
-    /// 8 KiB of 100,000 lines costs a millisecond).
-    pub fn print(&self, out: Out, order: &[Range<u32>]) -> io::Result<()> {
-        const CHUNK: usize = 64 * 1024;
-        let mut chunk = Vec::with_capacity(CHUNK);
-        for line in order {
-            let line = &self.text.as_bytes()[line.start as usize..line.end as usize];
-            if chunk.len() + line.len() > CHUNK {
-                out.write_all(&chunk)?;
-                chunk.clear();
-            }
-            chunk.extend_from_slice(line);
-        }
-        out.write_all(&chunk)
-    }
 }
 
 /// The JSON of `task show`: the task, without its history unless asked.

@@ -858,70 +858,53 @@ impl<'c> Tasks<'c> {
 
 /// Tasks matching `filter`, most urgent first.
 pub fn list<'i>(index: &'i TaskIndex, filter: &ListFilter) -> Vec<TaskRef<'i>> {
-    list_each(index, filter, |t| t)
+    let mut out: Vec<TaskRef> = Vec::with_capacity(index.len());
+    out.extend(
+        index
+            .tasks()
+            .filter(|t| filter.state.is_none_or(|s| t.state() == s))
+            .filter(|t| {
+                filter
+                    .assignee
+                    .as_deref()
+                    .is_none_or(|a| t.assignee() == Some(a))
+            })
+            .filter(|t| filter.role.as_deref().is_none_or(|r| t.role() == Some(r)))
+            .filter(|t| {
+                filter
+                    .label
+                    .as_deref()
+                    .is_none_or(|l| t.labels().any(|x| x == l))
+            }),
+    );
+    sort_by_urgency(&mut out);
+    out
 }
 
-/// [`list`], each task made into a `T` by `each`, which sees the tasks in the index's own order
-/// (see [`by_urgency`]).
-pub fn list_each<'i, T>(
-    index: &'i TaskIndex,
-    filter: &ListFilter,
-    each: impl FnMut(TaskRef<'i>) -> T,
-) -> Vec<T> {
-    let matching = index
-        .tasks()
-        .filter(|t| filter.state.is_none_or(|s| t.state() == s))
-        .filter(|t| {
-            filter
-                .assignee
-                .as_deref()
-                .is_none_or(|a| t.assignee() == Some(a))
-        })
-        .filter(|t| filter.role.as_deref().is_none_or(|r| t.role() == Some(r)))
-        .filter(|t| {
-            filter
-                .label
-                .as_deref()
-                .is_none_or(|l| t.labels().any(|x| x == l))
-        });
-    by_urgency(matching, index.len(), each)
-}
-
-/// Most urgent first ([`TaskRef::urgency_key`]), each task made into a `T` by `each` as it comes
-/// (in the index's own order a task's fields are near each other and near the last task's; read
-/// in urgency order, 100,000 tasks cost a cache miss each). Comparing the keys is most of the
-/// rest of a listing's work, so each is packed into two integers where it can be
-/// ([`packed_urgency`]) and sorted with its task's place only, and compared whole only where
+/// Sorts tasks most urgent first ([`TaskRef::urgency_key`]). At 100,000 tasks comparing the
+/// keys is most of a listing's work, so each is packed into two integers where it can be
+/// ([`packed_urgency`]) and sorted with its task's place only; keys are compared whole only where
 /// those tie.
-fn by_urgency<'i, T>(
-    tasks: impl Iterator<Item = TaskRef<'i>>,
-    at_most: usize,
-    mut each: impl FnMut(TaskRef<'i>) -> T,
-) -> Vec<T> {
-    // Room for all at once: growing copies, and pages never written cost nothing.
-    let mut items: Vec<(TaskRef<'i>, Option<T>)> = Vec::with_capacity(at_most);
-    let mut keys: Vec<(u64, u64, u32)> = Vec::with_capacity(at_most);
-    for t in tasks {
-        let (high, low) = packed_urgency(&t).unwrap_or((INEXACT, 0));
-        keys.push((high, low, items.len() as u32));
-        items.push((t, Some(each(t))));
-    }
+fn sort_by_urgency(tasks: &mut Vec<TaskRef<'_>>) {
+    let mut keys: Vec<(u64, u64, u32)> = tasks
+        .iter()
+        .enumerate()
+        .map(|(at, t)| {
+            let (high, low) = packed_urgency(t).unwrap_or((INEXACT, 0));
+            (high, low, at as u32)
+        })
+        .collect();
     keys.sort_unstable_by(|a, b| {
         if (a.0 | b.0) & INEXACT == 0 && (a.0, a.1) != (b.0, b.1) {
             return (a.0, a.1).cmp(&(b.0, b.1));
         }
-        let (ta, tb) = (items[a.2 as usize].0, items[b.2 as usize].0);
+        let (ta, tb) = (tasks[a.2 as usize], tasks[b.2 as usize]);
         ta.urgency_key().cmp(&tb.urgency_key())
     });
-    keys.into_iter()
-        .filter_map(|(_, _, at)| items[at as usize].1.take())
-        .collect()
-}
-
-/// Sorts tasks most urgent first.
-fn sort_by_urgency(tasks: &mut Vec<TaskRef<'_>>) {
-    let at_most = tasks.len();
-    *tasks = by_urgency(tasks.drain(..), at_most, |t| t);
+    *tasks = keys
+        .into_iter()
+        .map(|(_, _, at)| tasks[at as usize])
+        .collect();
 }
 
 /// Marks a key [`packed_urgency`] could not pack (its bits are never set otherwise).
@@ -966,18 +949,7 @@ fn packed_urgency(t: &TaskRef<'_>) -> Option<(u64, u64)> {
 
 /// Open, unclaimed, non-epic tasks whose dependencies are all done, most urgent first.
 pub fn ready_tasks<'i>(index: &'i TaskIndex, role: Option<&str>) -> Vec<TaskRef<'i>> {
-    ready_each(index, role, |t| t)
-}
-
-/// [`ready_tasks`], each task made into a `T` by `each` (see [`by_urgency`]).
-pub fn ready_each<'i, T>(
-    index: &'i TaskIndex,
-    role: Option<&str>,
-    each: impl FnMut(TaskRef<'i>) -> T,
-) -> Vec<T> {
-    let ready = claimable_unsorted(index, role, &HashSet::new());
-    let at_most = ready.len();
-    by_urgency(ready.into_iter(), at_most, each)
+    claimable_tasks(index, role, &HashSet::new())
 }
 
 /// What `claim --next` may take: the ready tasks, and the tasks held by a stale agent whose
