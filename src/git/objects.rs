@@ -1,0 +1,372 @@
+//! Commits and trees kept once read or written, and loose objects written with one compressor.
+//!
+//! gix reads an object afresh each time it is asked for it, and writes each loose object with a
+//! compressor of its own (a few hundred KB, zeroed and freed again), after looking for it in
+//! every pack, where a miss rescans the pack directory. A git-coord write reads the tip's commit
+//! and trees several times (its snapshot, the claim cache's diff, lookups, the tree edit, the
+//! check under the lock) and writes up to five objects that cannot exist yet; the MCP server
+//! reads the same trees on every call. So this process keeps the commits and trees it read or
+//! wrote (an object never changes under its id), and writes loose objects as git does, with one
+//! compressor for all of them.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::Write;
+use std::rc::Rc;
+
+use gix::objs::{Kind, WriteTo};
+use gix::zlib::stream::deflate::{Compress, FlushCompress};
+
+use super::{Oid, Repo, git_err};
+use crate::error::{Error, Result};
+
+/// At most this many bytes of commits and trees are kept; past it, all are let go. The trees of
+/// one tip of a 100,000-task store come to about 5 MB.
+const KEEP_BYTES: usize = 8 << 20;
+
+/// What one [`Repo`] keeps of the objects it read and wrote.
+pub(super) struct Kept {
+    /// Off for a repository handle that reads each object once ([`Repo::for_bulk_reads`]).
+    on: bool,
+    objects: RefCell<HashMap<Oid, (Kind, Rc<[u8]>)>>,
+    bytes: std::cell::Cell<usize>,
+    compressor: RefCell<Option<Compress>>,
+}
+
+impl Kept {
+    pub(super) fn new(on: bool) -> Kept {
+        Kept {
+            on,
+            objects: RefCell::new(HashMap::new()),
+            bytes: std::cell::Cell::new(0),
+            compressor: RefCell::new(None),
+        }
+    }
+
+    fn get(&self, oid: &gix::oid) -> Option<(Kind, Rc<[u8]>)> {
+        self.objects.borrow().get(oid).cloned()
+    }
+
+    /// Keeps `data` if it is a commit or a tree.
+    fn put(&self, oid: Oid, kind: Kind, data: &Rc<[u8]>) {
+        if !self.on || !matches!(kind, Kind::Tree | Kind::Commit) || data.len() > KEEP_BYTES {
+            return;
+        }
+        let mut objects = self.objects.borrow_mut();
+        if self.bytes.get() + data.len() > KEEP_BYTES {
+            objects.clear();
+            self.bytes.set(0);
+        }
+        if objects.insert(oid, (kind, data.clone())).is_none() {
+            self.bytes.set(self.bytes.get() + data.len());
+        }
+    }
+
+    /// Keeps a copy of `data` if it is a commit or a tree.
+    fn put_copy(&self, oid: Oid, kind: Kind, data: &[u8]) {
+        if self.on && matches!(kind, Kind::Tree | Kind::Commit) {
+            self.put(oid, kind, &Rc::from(data));
+        }
+    }
+}
+
+impl Repo {
+    /// The bytes of object `oid`, which must be a `kind`.
+    pub(super) fn object_bytes(&self, oid: Oid, kind: Kind) -> Result<Rc<[u8]>> {
+        let (found, data) = match self.kept.get(&oid) {
+            Some(hit) => hit,
+            None => {
+                let object = self.inner.find_object(oid).map_err(git_err)?;
+                let data: Rc<[u8]> = Rc::from(&object.data[..]);
+                self.kept.put(oid, object.kind, &data);
+                (object.kind, data)
+            }
+        };
+        if found != kind {
+            return Err(Error::Git(format!(
+                "object {oid} is a {found}, where a {kind} was expected"
+            )));
+        }
+        Ok(data)
+    }
+
+    /// Writes `object` as a loose object.
+    pub(super) fn write_object(&self, object: &impl WriteTo) -> Result<Oid> {
+        let mut data = Vec::with_capacity(object.size() as usize);
+        object
+            .write_to(&mut data)
+            .map_err(|e| Error::Git(format!("cannot encode a {}: {e}", object.kind())))?;
+        self.write_object_bytes(object.kind(), &data)
+    }
+
+    /// Writes `data` as a loose object of `kind`, as git does: compressed into a temporary file
+    /// beside where it belongs (`objects/xx/tmp_obj_*`, which `git prune` clears if a killed
+    /// process leaves one), then renamed into place. An object already there loose is not
+    /// written again; one in a pack is, which is harmless (`git prune-packed` drops it).
+    pub(super) fn write_object_bytes(&self, kind: Kind, data: &[u8]) -> Result<Oid> {
+        let oid = gix::objs::compute_hash(self.inner.object_hash(), kind, data).map_err(git_err)?;
+        let hex = oid.to_string();
+        let dir = self.inner.objects.store_ref().path().join(&hex[..2]);
+        let path = dir.join(&hex[2..]);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            self.kept.put_copy(oid, kind, data);
+            return Ok(oid);
+        }
+        let compressed = self.deflate(kind, data)?;
+        let cannot = |e: std::io::Error| Error::Git(format!("cannot write object {oid}: {e}"));
+        let (tmp, mut file) = temporary_in(&dir).map_err(cannot)?;
+        let written = file.write_all(&compressed).and_then(|()| {
+            drop(file);
+            std::fs::rename(&tmp, &path)
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(cannot(e));
+        }
+        self.kept.put_copy(oid, kind, data);
+        Ok(oid)
+    }
+
+    /// The zlib stream of a loose object: its header (`<kind> <size>\0`), then `data`, at git's
+    /// level for loose objects (1, the fastest).
+    fn deflate(&self, kind: Kind, data: &[u8]) -> Result<Vec<u8>> {
+        let mut input = format!("{kind} {}\0", data.len()).into_bytes();
+        input.extend_from_slice(data);
+        let mut slot = self.kept.compressor.borrow_mut();
+        let compressor =
+            slot.get_or_insert_with(|| Compress::new(gix::zlib::Compression::BEST_SPEED));
+        compressor.reset();
+        let mut out = vec![0u8; input.len() + input.len() / 8 + 64];
+        loop {
+            let (read, wrote) = (
+                compressor.total_in() as usize,
+                compressor.total_out() as usize,
+            );
+            let status = compressor
+                .compress(&input[read..], &mut out[wrote..], FlushCompress::Finish)
+                .map_err(git_err)?;
+            match status {
+                gix::zlib::Status::StreamEnd => break,
+                _ if compressor.total_out() as usize == out.len() => {
+                    out.resize(out.len() * 2, 0);
+                }
+                _ => {}
+            }
+        }
+        out.truncate(compressor.total_out() as usize);
+        Ok(out)
+    }
+}
+
+/// A new file for writing in `dir` (made if missing), read-only once closed, as objects are.
+fn temporary_in(dir: &std::path::Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut made_dir = false;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!("tmp_obj_{}_{n}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o444)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((tmp, file)),
+            // Left by a killed process that had this pid: take the next name.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !made_dir => {
+                std::fs::create_dir_all(dir)?;
+                made_dir = true;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Finds objects for gix's tree editor through what the [`Repo`] keeps.
+pub(super) struct KeptFind<'r>(pub &'r Repo);
+
+impl gix::objs::Find for KeptFind<'_> {
+    fn try_find<'a>(
+        &self,
+        id: &gix::oid,
+        buffer: &'a mut Vec<u8>,
+    ) -> std::result::Result<Option<gix::objs::Data<'a>>, gix::Error> {
+        let repo = self.0;
+        if let Some((kind, data)) = repo.kept.get(id) {
+            buffer.clear();
+            buffer.extend_from_slice(&data);
+            return Ok(Some(gix::objs::Data {
+                kind,
+                object_hash: repo.inner.object_hash(),
+                data: buffer,
+            }));
+        }
+        let found = gix::objs::Find::try_find(&repo.inner.objects, id, buffer)?;
+        if let Some(data) = &found {
+            repo.kept.put_copy(id.to_owned(), data.kind, data.data);
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &std::path::Path, args: &[&str], input: Option<&[u8]>) -> String {
+        let mut child = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("git runs");
+        if let Some(input) = input {
+            child
+                .stdin
+                .take()
+                .expect("a stdin")
+                .write_all(input)
+                .expect("git reads");
+        }
+        let out = child.wait_with_output().expect("git ends");
+        assert!(out.status.success(), "git {args:?} failed");
+        String::from_utf8(out.stdout).expect("text")
+    }
+
+    fn repo() -> (tempfile::TempDir, Repo) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        git(dir.path(), &["init", "-q"], None);
+        let repo = Repo::discover(dir.path()).expect("a repository");
+        (dir, repo)
+    }
+
+    #[test]
+    fn objects_are_written_as_git_writes_them() {
+        let (dir, repo) = repo();
+        let dir = dir.path();
+        let small = repo.write_blob(b"title: one\n").expect("written");
+        assert_eq!(
+            git(dir, &["hash-object", "--stdin"], Some(b"title: one\n")).trim(),
+            small.to_string()
+        );
+        // Bytes that do not compress: the output grows past its first guess.
+        let mut noise = Vec::with_capacity(1 << 20);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        while noise.len() < 1 << 20 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            noise.extend_from_slice(&x.to_le_bytes());
+        }
+        let big = repo.write_blob(&noise).expect("written");
+        let tree = repo
+            .edit_tree(
+                None,
+                &[
+                    crate::git::PathEdit {
+                        path: "a/one.yaml".into(),
+                        blob: Some(small),
+                    },
+                    crate::git::PathEdit {
+                        path: "noise".into(),
+                        blob: Some(big),
+                    },
+                ],
+            )
+            .expect("written");
+        let author = crate::git::Author {
+            name: "t".into(),
+            email: "t@example.com".into(),
+            seconds: 1,
+        };
+        let commit = repo
+            .write_commit(tree, &[], &author, "one\n")
+            .expect("written");
+        git(
+            dir,
+            &["update-ref", "refs/coord/test", &commit.to_string()],
+            None,
+        );
+        git(dir, &["fsck", "--strict", "--no-dangling"], None);
+        assert_eq!(
+            git(
+                dir,
+                &["cat-file", "blob", &format!("{commit}:a/one.yaml")],
+                None
+            ),
+            "title: one\n"
+        );
+        assert_eq!(
+            git(dir, &["rev-parse", &format!("{commit}:noise")], None).trim(),
+            big.to_string()
+        );
+        // Written again: the same id, and no temporary file left anywhere.
+        assert_eq!(repo.write_blob(b"title: one\n").expect("written"), small);
+        let leftovers = git(dir, &["count-objects", "-v"], None);
+        assert!(leftovers.contains("garbage: 0"), "{leftovers}");
+        assert_eq!(repo.commit_tree(commit).expect("a commit"), tree);
+    }
+
+    #[test]
+    fn an_object_of_another_kind_is_refused_whether_kept_or_not() {
+        let (dir, repo) = repo();
+        let blob = repo.write_blob(b"text\n").expect("written");
+        let tree = repo
+            .edit_tree(
+                None,
+                &[crate::git::PathEdit {
+                    path: "f".into(),
+                    blob: Some(blob),
+                }],
+            )
+            .expect("written");
+        assert!(repo.commit_tree(tree).is_err(), "a kept tree is no commit");
+        assert!(repo.tree_entries(blob).is_err(), "a blob is no tree");
+        let fresh = Repo::discover(dir.path()).expect("a repository");
+        assert!(fresh.commit_tree(tree).is_err(), "a read tree is no commit");
+        assert_eq!(fresh.tree_entries(tree).expect("a tree").len(), 1);
+    }
+
+    #[test]
+    fn own_refs_read_the_same_loose_packed_or_through_a_tag() {
+        let (dir, repo) = repo();
+        let dir = dir.path();
+        let author = crate::git::Author {
+            name: "t".into(),
+            email: "t@example.com".into(),
+            seconds: 1,
+        };
+        let tree = repo.edit_tree(None, &[]).expect("written");
+        let commit = repo
+            .write_commit(tree, &[], &author, "one\n")
+            .expect("written");
+        let hex = commit.to_string();
+        assert_eq!(repo.ref_tip("refs/coord/tasks").expect("read"), None);
+        git(dir, &["update-ref", "refs/coord/tasks", &hex], None);
+        assert_eq!(
+            repo.ref_tip("refs/coord/tasks").expect("read"),
+            Some(commit)
+        );
+        git(dir, &["pack-refs", "--all"], None);
+        assert!(!dir.join(".git/refs/coord/tasks").exists());
+        assert_eq!(
+            repo.ref_tip("refs/coord/tasks").expect("read"),
+            Some(commit)
+        );
+        // A ref naming a tag is peeled to its commit, as before.
+        git(dir, &["tag", "-a", "-m", "t", "v1", &hex], None);
+        let tag = git(dir, &["rev-parse", "v1"], None);
+        git(dir, &["update-ref", "refs/coord/inbox", tag.trim()], None);
+        assert_eq!(
+            repo.ref_tip("refs/coord/inbox").expect("read"),
+            Some(commit)
+        );
+    }
+}
