@@ -24,11 +24,14 @@ use crate::error::{Error, Result};
 /// one tip of a 100,000-task store come to about 5 MB.
 const KEEP_BYTES: usize = 8 << 20;
 
+/// An object's kind and bytes.
+type Object = (Kind, Rc<[u8]>);
+
 /// What one [`Repo`] keeps of the objects it read and wrote.
 pub(super) struct Kept {
     /// Off for a repository handle that reads each object once ([`Repo::for_bulk_reads`]).
     on: bool,
-    objects: RefCell<HashMap<Oid, (Kind, Rc<[u8]>)>>,
+    objects: RefCell<HashMap<Oid, Object>>,
     bytes: std::cell::Cell<usize>,
     compressor: RefCell<Option<Compress>>,
 }
@@ -43,7 +46,7 @@ impl Kept {
         }
     }
 
-    fn get(&self, oid: &gix::oid) -> Option<(Kind, Rc<[u8]>)> {
+    fn get(&self, oid: &gix::oid) -> Option<Object> {
         self.objects.borrow().get(oid).cloned()
     }
 
