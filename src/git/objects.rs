@@ -33,7 +33,9 @@ pub(super) struct Kept {
     on: bool,
     objects: RefCell<HashMap<Oid, Object>>,
     bytes: std::cell::Cell<usize>,
-    compressor: RefCell<Option<Compress>>,
+    /// One for trees (stored: a tree is mostly object ids, which do not compress), one for the
+    /// rest (git's level for loose objects).
+    compressors: RefCell<[Option<Compress>; 2]>,
 }
 
 impl Kept {
@@ -42,7 +44,7 @@ impl Kept {
             on,
             objects: RefCell::new(HashMap::new()),
             bytes: std::cell::Cell::new(0),
-            compressor: RefCell::new(None),
+            compressors: RefCell::new([None, None]),
         }
     }
 
@@ -130,14 +132,20 @@ impl Repo {
         Ok(oid)
     }
 
-    /// The zlib stream of a loose object: its header (`<kind> <size>\0`), then `data`, at git's
-    /// level for loose objects (1, the fastest).
+    /// The zlib stream of a loose object: its header (`<kind> <size>\0`), then `data`. Trees
+    /// are stored uncompressed: they are mostly object ids, which do not compress, and
+    /// compressing them was most of the time of a write in the MCP server. Everything else gets
+    /// git's level for loose objects (1, the fastest). `git gc` compresses all of them again
+    /// into its packs.
     fn deflate(&self, kind: Kind, data: &[u8]) -> Result<Vec<u8>> {
         let mut input = format!("{kind} {}\0", data.len()).into_bytes();
         input.extend_from_slice(data);
-        let mut slot = self.kept.compressor.borrow_mut();
-        let compressor =
-            slot.get_or_insert_with(|| Compress::new(gix::zlib::Compression::BEST_SPEED));
+        let (slot, level) = match kind {
+            Kind::Tree => (0, gix::zlib::Compression::NONE),
+            _ => (1, gix::zlib::Compression::BEST_SPEED),
+        };
+        let mut compressors = self.kept.compressors.borrow_mut();
+        let compressor = compressors[slot].get_or_insert_with(|| Compress::new(level));
         compressor.reset();
         let mut out = vec![0u8; input.len() + input.len() / 8 + 64];
         loop {
