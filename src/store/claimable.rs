@@ -188,8 +188,19 @@ pub fn load(repo: &Repo, role: Option<&str>, now: &Snapshot) -> Result<Option<Cl
         complete, mut list, ..
     } = saved;
     for (path, old, new) in changed {
-        let Some(old_doc) = summary(repo, &path, old) else {
-            return Ok(None);
+        let id = path
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(".yaml"));
+        // A listed task was open on the saved tree, so not done: its old text need not be read
+        // (the usual case: a task of the list was claimed).
+        let listed = id.is_some_and(|id| list.iter().any(|c| c.id == id));
+        let old_done = match listed {
+            true => false,
+            false => match summary(repo, &path, old) {
+                Some(old_doc) => old_doc.is_some_and(|d| d.state == State::Done),
+                None => return Ok(None),
+            },
         };
         let Some(new_doc) = summary(repo, &path, new) else {
             return Ok(None);
@@ -198,11 +209,7 @@ pub fn load(repo: &Repo, role: Option<&str>, now: &Snapshot) -> Result<Option<Cl
             return Ok(None); // deleted
         };
         let done = |d: &Option<TaskSummary>| d.as_ref().is_some_and(|d| d.state == State::Done);
-        let id = path
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.strip_suffix(".yaml"));
-        if done(&old_doc) || new_doc.state == State::Done || id != Some(new_doc.id.as_str()) {
+        if old_done || new_doc.state == State::Done || id != Some(new_doc.id.as_str()) {
             return Ok(None);
         }
         list.retain(|c| c.id != new_doc.id);
