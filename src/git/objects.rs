@@ -7,7 +7,7 @@
 //! check under the lock) and writes up to five objects that cannot exist yet; the MCP server
 //! reads the same trees on every call. So this process keeps the commits and trees it read or
 //! wrote (an object never changes under its id), and writes loose objects as git does, with one
-//! compressor for all of them.
+//! compressor for all of them (trees are stored uncompressed: see `deflate`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -33,9 +33,8 @@ pub(super) struct Kept {
     on: bool,
     objects: RefCell<HashMap<Oid, Object>>,
     bytes: std::cell::Cell<usize>,
-    /// One for trees (stored: a tree is mostly object ids, which do not compress), one for the
-    /// rest (git's level for loose objects).
-    compressors: RefCell<[Option<Compress>; 2]>,
+    /// Made on the first write of a blob or commit (a few hundred KB).
+    compressor: RefCell<Option<Compress>>,
 }
 
 impl Kept {
@@ -44,7 +43,7 @@ impl Kept {
             on,
             objects: RefCell::new(HashMap::new()),
             bytes: std::cell::Cell::new(0),
-            compressors: RefCell::new([None, None]),
+            compressor: RefCell::new(None),
         }
     }
 
@@ -133,19 +132,19 @@ impl Repo {
     }
 
     /// The zlib stream of a loose object: its header (`<kind> <size>\0`), then `data`. Trees
-    /// are stored uncompressed: they are mostly object ids, which do not compress, and
+    /// are stored, not compressed: they are mostly object ids, which do not compress, and
     /// compressing them was most of the time of a write in the MCP server. Everything else gets
     /// git's level for loose objects (1, the fastest). `git gc` compresses all of them again
     /// into its packs.
     fn deflate(&self, kind: Kind, data: &[u8]) -> Result<Vec<u8>> {
         let mut input = format!("{kind} {}\0", data.len()).into_bytes();
         input.extend_from_slice(data);
-        let (slot, level) = match kind {
-            Kind::Tree => (0, gix::zlib::Compression::NONE),
-            _ => (1, gix::zlib::Compression::BEST_SPEED),
-        };
-        let mut compressors = self.kept.compressors.borrow_mut();
-        let compressor = compressors[slot].get_or_insert_with(|| Compress::new(level));
+        if kind == Kind::Tree {
+            return Ok(stored(&input));
+        }
+        let mut slot = self.kept.compressor.borrow_mut();
+        let compressor =
+            slot.get_or_insert_with(|| Compress::new(gix::zlib::Compression::BEST_SPEED));
         compressor.reset();
         let mut out = vec![0u8; input.len() + input.len() / 8 + 64];
         loop {
@@ -167,6 +166,39 @@ impl Repo {
         out.truncate(compressor.total_out() as usize);
         Ok(out)
     }
+}
+
+/// `input` as a zlib stream of stored (uncompressed) deflate blocks (RFC 1950 and 1951): the
+/// header of a stream at the fastest level, blocks of at most 65,535 bytes each with its length
+/// and that length's complement, the last one marked, then the Adler-32 of `input`.
+fn stored(input: &[u8]) -> Vec<u8> {
+    const BLOCK: usize = 65_535;
+    let mut out = Vec::with_capacity(input.len() + (input.len() / BLOCK + 1) * 5 + 6);
+    out.extend_from_slice(&[0x78, 0x01]);
+    let blocks = input.len().div_ceil(BLOCK).max(1);
+    for (n, block) in input
+        .chunks(BLOCK)
+        .chain(input.is_empty().then_some(&[][..]))
+        .enumerate()
+    {
+        out.push(u8::from(n + 1 == blocks));
+        let len = block.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    // 5,552 bytes is the most that can be summed before `b` could overflow.
+    for chunk in input.chunks(5552) {
+        for &byte in chunk {
+            a += u32::from(byte);
+            b += a;
+        }
+        a %= 65_521;
+        b %= 65_521;
+    }
+    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    out
 }
 
 /// A new file for writing in `dir` (made if missing), read-only once closed, as objects are.
@@ -323,6 +355,39 @@ mod tests {
         let leftovers = git(dir, &["count-objects", "-v"], None);
         assert!(leftovers.contains("garbage: 0"), "{leftovers}");
         assert_eq!(repo.commit_tree(commit).expect("a commit"), tree);
+    }
+
+    #[test]
+    fn a_tree_larger_than_one_stored_block_is_read_back_whole() {
+        let (dir, repo) = repo();
+        let blob = repo.write_blob(b"x\n").expect("written");
+        let edits: Vec<_> = (0..3000)
+            .map(|i| crate::git::PathEdit {
+                path: format!("f{i:04}.yaml"),
+                blob: Some(blob),
+            })
+            .collect();
+        let tree = repo.edit_tree(None, &edits).expect("written");
+        let bytes = repo.object_bytes(tree, Kind::Tree).expect("kept");
+        assert!(bytes.len() > 65_535, "{} bytes: one block", bytes.len());
+        let listed = git(dir.path(), &["ls-tree", &tree.to_string()], None);
+        assert_eq!(listed.lines().count(), 3000);
+        assert!(
+            listed
+                .lines()
+                .last()
+                .expect("a line")
+                .ends_with("\tf2999.yaml")
+        );
+        git(
+            dir.path(),
+            &["update-ref", "refs/coord/t", &tree.to_string()],
+            None,
+        );
+        git(dir.path(), &["fsck", "--strict", "--no-dangling"], None);
+        // And the same bytes when read afresh, not from what this process kept.
+        let fresh = Repo::discover(dir.path()).expect("a repository");
+        assert_eq!(fresh.tree_entries(tree).expect("a tree").len(), 3000);
     }
 
     #[test]
