@@ -1,4 +1,4 @@
-//! Commits and trees kept once read or written, and loose objects written with one compressor.
+//! Commits and trees kept once read or written, and loose objects written stored.
 //!
 //! gix reads an object afresh each time it is asked for it, and writes each loose object with a
 //! compressor of its own (a few hundred KB, zeroed and freed again), after looking for it in
@@ -6,8 +6,11 @@
 //! and trees several times (its snapshot, the claim cache's diff, lookups, the tree edit, the
 //! check under the lock) and writes up to five objects that cannot exist yet; the MCP server
 //! reads the same trees on every call. So this process keeps the commits and trees it read or
-//! wrote (an object never changes under its id), and writes loose objects as git does, with one
-//! compressor for all of them (trees are stored uncompressed: see `deflate`).
+//! wrote (an object never changes under its id), and writes loose objects itself, stored in zlib
+//! streams without compression (as git does with `core.looseCompression=0`): a tree is mostly
+//! object ids, which do not compress, a document is a few hundred bytes, and compressing was
+//! most of the time of a write in the MCP server, and a compressor's fresh pages a sixth of the
+//! page faults of a command. `git gc` compresses them all into its packs.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,7 +18,6 @@ use std::io::Write;
 use std::rc::Rc;
 
 use gix::objs::{Kind, WriteTo};
-use gix::zlib::stream::deflate::{Compress, FlushCompress};
 
 use super::{Oid, Repo, git_err};
 use crate::error::{Error, Result};
@@ -33,8 +35,6 @@ pub(super) struct Kept {
     on: bool,
     objects: RefCell<HashMap<Oid, Object>>,
     bytes: std::cell::Cell<usize>,
-    /// Made on the first write of a blob or commit (a few hundred KB).
-    compressor: RefCell<Option<Compress>>,
 }
 
 impl Kept {
@@ -43,7 +43,6 @@ impl Kept {
             on,
             objects: RefCell::new(HashMap::new()),
             bytes: std::cell::Cell::new(0),
-            compressor: RefCell::new(None),
         }
     }
 
@@ -103,8 +102,8 @@ impl Repo {
         self.write_object_bytes(object.kind(), &data)
     }
 
-    /// Writes `data` as a loose object of `kind`, as git does: compressed into a temporary file
-    /// beside where it belongs (`objects/xx/tmp_obj_*`, which `git prune` clears if a killed
+    /// Writes `data` as a loose object of `kind`, as git does: as a zlib stream (stored, see the
+    /// module's words) into a temporary file beside where it belongs (`objects/xx/tmp_obj_*`, which `git prune` clears if a killed
     /// process leaves one), then renamed into place. An object already there loose is not
     /// written again; one in a pack is, which is harmless (`git prune-packed` drops it).
     pub(super) fn write_object_bytes(&self, kind: Kind, data: &[u8]) -> Result<Oid> {
@@ -116,10 +115,12 @@ impl Repo {
             self.kept.put_copy(oid, kind, data);
             return Ok(oid);
         }
-        let compressed = self.deflate(kind, data)?;
+        let mut input = format!("{kind} {}\0", data.len()).into_bytes();
+        input.extend_from_slice(data);
+        let stream = stored(&input);
         let cannot = |e: std::io::Error| Error::Git(format!("cannot write object {oid}: {e}"));
         let (tmp, mut file) = temporary_in(&dir).map_err(cannot)?;
-        let written = file.write_all(&compressed).and_then(|()| {
+        let written = file.write_all(&stream).and_then(|()| {
             drop(file);
             std::fs::rename(&tmp, &path)
         });
@@ -129,42 +130,6 @@ impl Repo {
         }
         self.kept.put_copy(oid, kind, data);
         Ok(oid)
-    }
-
-    /// The zlib stream of a loose object: its header (`<kind> <size>\0`), then `data`. Trees
-    /// are stored, not compressed: they are mostly object ids, which do not compress, and
-    /// compressing them was most of the time of a write in the MCP server. Everything else gets
-    /// git's level for loose objects (1, the fastest). `git gc` compresses all of them again
-    /// into its packs.
-    fn deflate(&self, kind: Kind, data: &[u8]) -> Result<Vec<u8>> {
-        let mut input = format!("{kind} {}\0", data.len()).into_bytes();
-        input.extend_from_slice(data);
-        if kind == Kind::Tree {
-            return Ok(stored(&input));
-        }
-        let mut slot = self.kept.compressor.borrow_mut();
-        let compressor =
-            slot.get_or_insert_with(|| Compress::new(gix::zlib::Compression::BEST_SPEED));
-        compressor.reset();
-        let mut out = vec![0u8; input.len() + input.len() / 8 + 64];
-        loop {
-            let (read, wrote) = (
-                compressor.total_in() as usize,
-                compressor.total_out() as usize,
-            );
-            let status = compressor
-                .compress(&input[read..], &mut out[wrote..], FlushCompress::Finish)
-                .map_err(git_err)?;
-            match status {
-                gix::zlib::Status::StreamEnd => break,
-                _ if compressor.total_out() as usize == out.len() => {
-                    out.resize(out.len() * 2, 0);
-                }
-                _ => {}
-            }
-        }
-        out.truncate(compressor.total_out() as usize);
-        Ok(out)
     }
 }
 
@@ -299,7 +264,7 @@ mod tests {
             git(dir, &["hash-object", "--stdin"], Some(b"title: one\n")).trim(),
             small.to_string()
         );
-        // Bytes that do not compress: the output grows past its first guess.
+        // More than one stored block.
         let mut noise = Vec::with_capacity(1 << 20);
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         while noise.len() < 1 << 20 {
@@ -369,7 +334,11 @@ mod tests {
             .collect();
         let tree = repo.edit_tree(None, &edits).expect("written");
         let bytes = repo.object_bytes(tree, Kind::Tree).expect("kept");
-        assert!(bytes.len() > 65_535, "{} bytes: one block", bytes.len());
+        assert!(
+            bytes.len() > 65_535,
+            "only {} bytes: it fits one block",
+            bytes.len()
+        );
         let listed = git(dir.path(), &["ls-tree", &tree.to_string()], None);
         assert_eq!(listed.lines().count(), 3000);
         assert!(
