@@ -22,9 +22,10 @@ use gix::objs::{Kind, WriteTo};
 use super::{Oid, Repo, git_err};
 use crate::error::{Error, Result};
 
-/// At most this many bytes of commits and trees are kept; past it, all are let go. The trees of
-/// one tip of a 100,000-task store come to about 5 MB.
-const KEEP_BYTES: usize = 8 << 20;
+/// At most this many bytes of commits and trees are kept; past it, all are let go. A write at
+/// 100,000 tasks reads about 50 KB of trees; a walk of every shard (an index build) reads 5 MB,
+/// which would only add to the peak memory of a cold read.
+const KEEP_BYTES: usize = 1 << 20;
 
 /// An object's kind and bytes.
 type Object = (Kind, Rc<[u8]>);
