@@ -103,10 +103,11 @@ impl Repo {
         self.write_object_bytes(object.kind(), &data)
     }
 
-    /// Writes `data` as a loose object of `kind`, as git does: as a zlib stream (stored, see the
-    /// module's words) into a temporary file beside where it belongs (`objects/xx/tmp_obj_*`, which `git prune` clears if a killed
-    /// process leaves one), then renamed into place. An object already there loose is not
-    /// written again; one in a pack is, which is harmless (`git prune-packed` drops it).
+    /// Writes `data` as a loose object of `kind`, as git does: its zlib stream (stored, see the
+    /// module's words) goes into a temporary file beside where it belongs (`objects/xx/tmp_obj_*`,
+    /// which `git prune` clears if a killed process leaves one), then is renamed into place. An
+    /// object already there loose is not written again; one in a pack is, which is harmless
+    /// (`git prune-packed` drops it).
     pub(super) fn write_object_bytes(&self, kind: Kind, data: &[u8]) -> Result<Oid> {
         let oid = gix::objs::compute_hash(self.inner.object_hash(), kind, data).map_err(git_err)?;
         let hex = oid.to_string();
@@ -136,17 +137,14 @@ impl Repo {
 
 /// `input` as a zlib stream of stored (uncompressed) deflate blocks (RFC 1950 and 1951): the
 /// header of a stream at the fastest level, blocks of at most 65,535 bytes each with its length
-/// and that length's complement, the last one marked, then the Adler-32 of `input`.
+/// and that length's complement, the last one marked, then the Adler-32 of `input`. `input` is
+/// never empty: it begins with the object's header.
 fn stored(input: &[u8]) -> Vec<u8> {
     const BLOCK: usize = 65_535;
-    let mut out = Vec::with_capacity(input.len() + (input.len() / BLOCK + 1) * 5 + 6);
+    let blocks = input.len().div_ceil(BLOCK);
+    let mut out = Vec::with_capacity(2 + input.len() + blocks * 5 + 4);
     out.extend_from_slice(&[0x78, 0x01]);
-    let blocks = input.len().div_ceil(BLOCK).max(1);
-    for (n, block) in input
-        .chunks(BLOCK)
-        .chain(input.is_empty().then_some(&[][..]))
-        .enumerate()
-    {
+    for (n, block) in input.chunks(BLOCK).enumerate() {
         out.push(u8::from(n + 1 == blocks));
         let len = block.len() as u16;
         out.extend_from_slice(&len.to_le_bytes());
