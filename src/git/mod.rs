@@ -12,6 +12,8 @@ pub use gix::ObjectId as Oid;
 
 use crate::error::{Error, Result};
 
+mod objects;
+
 /// One entry of a tree: its name, its object and what it is. Only a plain file (`is_blob`) can
 /// be a document and only a tree (`is_tree`) can hold them; anything else that a remote may push
 /// (a gitlink, a symlink, a name like `..` or with a slash) is neither, and `odd` says what it is.
@@ -94,6 +96,7 @@ pub enum Cas {
 /// A repository opened in-process.
 pub struct Repo {
     inner: gix::Repository,
+    kept: objects::Kept,
 }
 
 impl Repo {
@@ -102,13 +105,19 @@ impl Repo {
         let inner = gix::ThreadSafeRepository::discover_with_environment_overrides(dir)
             .map_err(|_| Error::NotARepository(dir.to_path_buf()))?
             .to_thread_local();
-        Ok(Repo { inner })
+        Ok(Repo {
+            inner,
+            kept: objects::Kept::new(true),
+        })
     }
 
     /// Opens the repository at `git_dir` (for another thread on the same repository).
     pub fn open(git_dir: &Path) -> Result<Repo> {
         let inner = gix::open(git_dir).map_err(git_err)?;
-        Ok(Repo { inner })
+        Ok(Repo {
+            inner,
+            kept: objects::Kept::new(true),
+        })
     }
 
     /// Where the repository's git directory is (per worktree).
@@ -131,6 +140,11 @@ impl Repo {
 
     /// The commit a ref points at, or None if the ref does not exist.
     pub fn ref_tip(&self, name: &str) -> Result<Option<Oid>> {
+        if name.starts_with("refs/coord")
+            && let Some(tip) = self.coord_ref_tip(name)?
+        {
+            return Ok(tip);
+        }
         let found = self.inner.try_find_reference(name).map_err(git_err)?;
         Ok(match found {
             Some(mut r) => Some(r.peel_to_id().map_err(git_err)?.detach()),
@@ -138,16 +152,51 @@ impl Repo {
         })
     }
 
+    /// One of git-coord's own refs, read where git's files backend keeps it: its loose file, else
+    /// packed-refs. None when that is not plainly a commit (a symbolic ref, a tag, a damaged
+    /// file): [`Repo::ref_tip`] then asks gix, which peels or fails as git would. This spares
+    /// gix's lookup of a short name, which for a missing ref tries five more places.
+    fn coord_ref_tip(&self, name: &str) -> Result<Option<Option<Oid>>> {
+        let full: &gix::refs::FullNameRef = name
+            .try_into()
+            .map_err(|e| Error::Git(format!("bad ref name {name}: {e}")))?;
+        let oid = match std::fs::read(self.inner.common_dir().join(name)) {
+            Ok(text) => match text.strip_suffix(b"\n").map(Oid::from_hex) {
+                Some(Ok(oid)) => oid,
+                _ => return Ok(None),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let packed = self.inner.refs.cached_packed_buffer().map_err(git_err)?;
+                match packed.as_ref().map(|p| p.try_find(full)) {
+                    None | Some(Ok(None)) => return Ok(Some(None)),
+                    Some(Ok(Some(r))) => r.object(),
+                    Some(Err(_)) => return Ok(None),
+                }
+            }
+            Err(_) => return Ok(None),
+        };
+        Ok(self
+            .object_bytes(oid, gix::objs::Kind::Commit)
+            .is_ok()
+            .then_some(Some(oid)))
+    }
+
     /// The tree of a commit.
     pub fn commit_tree(&self, commit: Oid) -> Result<Oid> {
-        let c = self.inner.find_commit(commit).map_err(git_err)?;
-        c.tree_id().map(|id| id.detach()).map_err(git_err)
+        let data = self.object_bytes(commit, gix::objs::Kind::Commit)?;
+        gix::objs::CommitRefIter::from_bytes(&data, self.inner.object_hash())
+            .tree_id()
+            .map_err(git_err)
+    }
+
+    fn decode_tree<'a>(&self, data: &'a [u8]) -> Result<gix::objs::TreeRef<'a>> {
+        gix::objs::TreeRef::from_bytes(data, self.inner.object_hash()).map_err(git_err)
     }
 
     /// The entries of a tree, in tree order.
     pub fn tree_entries(&self, tree: Oid) -> Result<Vec<TreeEntry>> {
-        let t = self.inner.find_tree(tree).map_err(git_err)?;
-        let decoded = t.decode().map_err(git_err)?;
+        let data = self.object_bytes(tree, gix::objs::Kind::Tree)?;
+        let decoded = self.decode_tree(&data)?;
         Ok(decoded
             .entries
             .iter()
@@ -164,8 +213,8 @@ impl Repo {
             if !is_tree {
                 return Ok(None);
             }
-            let t = self.inner.find_tree(current).map_err(git_err)?;
-            let decoded = t.decode().map_err(git_err)?;
+            let data = self.object_bytes(current, gix::objs::Kind::Tree)?;
+            let decoded = self.decode_tree(&data)?;
             match decoded.entries.iter().find(|e| e.filename == component) {
                 Some(e) if e.mode.is_tree() || e.mode.is_blob() => {
                     current = e.oid.to_owned();
@@ -210,7 +259,10 @@ impl Repo {
                 CACHE_BYTES,
             ))
         });
-        Repo { inner }
+        Repo {
+            inner,
+            kept: objects::Kept::new(false),
+        }
     }
 
     /// The order in which to read `oids` one after another: the positions of `oids`, sorted by
@@ -260,7 +312,7 @@ impl Repo {
     }
 
     pub fn write_blob(&self, bytes: &[u8]) -> Result<Oid> {
-        Ok(self.inner.write_blob(bytes).map_err(git_err)?.detach())
+        self.write_object_bytes(gix::objs::Kind::Blob, bytes)
     }
 
     /// Applies `edits` to `base` (None: the empty tree) and writes the resulting trees.
@@ -294,8 +346,8 @@ impl Repo {
 
     /// `tree` without the entries whose names [`is_fit_name`] refuses, at any depth.
     pub fn without_unfit_names(&self, tree: Oid) -> Result<Oid> {
-        let t = self.inner.find_tree(tree).map_err(git_err)?;
-        let decoded = t.decode().map_err(git_err)?;
+        let data = self.object_bytes(tree, gix::objs::Kind::Tree)?;
+        let decoded = self.decode_tree(&data)?;
         let mut changed = false;
         let mut entries = Vec::with_capacity(decoded.entries.len());
         for e in &decoded.entries {
@@ -316,8 +368,7 @@ impl Repo {
         if !changed {
             return Ok(tree);
         }
-        let tree = gix::objs::Tree { entries };
-        Ok(self.inner.write_object(&tree).map_err(git_err)?.detach())
+        self.write_object(&gix::objs::Tree { entries })
     }
 
     /// Writes a commit object (the ref is not moved).
@@ -342,7 +393,7 @@ impl Repo {
             message: BString::from(message),
             extra_headers: Vec::new(),
         };
-        Ok(self.inner.write_object(&commit).map_err(git_err)?.detach())
+        self.write_object(&commit)
     }
 
     /// Moves `name` to `new` only if it still points at `expected` (None: it must not exist yet).
@@ -807,11 +858,11 @@ impl Repo {
         let root: gix::objs::Tree = if base.is_empty_tree() {
             gix::objs::Tree::empty()
         } else {
-            let tree = self.inner.find_tree(base).map_err(git_err)?;
-            tree.decode().map_err(git_err)?.into()
+            let data = self.object_bytes(base, gix::objs::Kind::Tree)?;
+            self.decode_tree(&data)?.into()
         };
-        let mut editor =
-            gix::objs::tree::Editor::new(root, &self.inner.objects, self.inner.object_hash());
+        let find = objects::KeptFind(self);
+        let mut editor = gix::objs::tree::Editor::new(root, &find, self.inner.object_hash());
         for edit in edits {
             let path = edit.path.split('/');
             match edit.entry {
@@ -835,7 +886,7 @@ impl Repo {
                     unfit.filename
                 )));
             }
-            Ok(self.inner.write_object(tree).map_err(git_err)?.detach())
+            self.write_object(tree)
         })?;
         Ok(written)
     }

@@ -19,7 +19,7 @@ use crate::model::task::{State, Task, TaskSummary};
 use crate::store::{Snapshot, read_blob};
 
 /// Names the layout of the file and the build that wrote it.
-const MAGIC: &str = concat!("git-coord claimable 1, ", env!("CARGO_PKG_VERSION"));
+const MAGIC: &str = concat!("git-coord claimable 2, ", env!("CARGO_PKG_VERSION"));
 
 /// How many candidates the file keeps.
 pub const KEEP: usize = 128;
@@ -68,31 +68,72 @@ fn file(repo: &Repo, role: Option<&str>) -> PathBuf {
 
 /// Saves `c` as the list for `role`. Failing to save is never an error: the next claim takes the
 /// full path.
+///
+/// The file is rewritten in place under an exclusive lock (`flock`; readers take a shared one),
+/// not replaced by a rename: a new file at every claim costs a new inode, and on ext4 a rename
+/// over an existing file also makes the kernel flush the new file's data. The last line holds a
+/// checksum of the rest, so a writer killed mid-write leaves a file that is ignored, and whole
+/// again after the next claim.
 pub fn save(repo: &Repo, role: Option<&str>, c: &Claimable) {
+    use std::io::Write;
     let Some(tree) = c.tree else { return };
     let path = file(repo, role);
-    let Some(dir) = path.parent() else { return };
     // Only what is kept is complete: a longer list cut short no longer is.
     let complete = c.complete && c.list.len() <= KEEP;
     let mut text = format!("{MAGIC}\ntree {tree}\ncomplete {}\n", u8::from(complete));
     for cand in c.list.iter().take(KEEP) {
         text.push_str(&format!("{} {} {}\n", cand.priority, cand.created, cand.id));
     }
-    text.push_str("end\n");
-    let tmp = dir.join(format!("tmp-claimable-{}", std::process::id()));
-    let saved = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&tmp, text))
-        .and_then(|()| std::fs::rename(&tmp, &path));
+    text.push_str(&format!("end {:016x}\n", checksum(text.as_bytes())));
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+    };
+    let saved = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => path
+            .parent()
+            .map_or(Err(e), std::fs::create_dir_all)
+            .and_then(|()| open()),
+        other => other,
+    }
+    .and_then(|mut f| {
+        f.lock()?;
+        f.write_all(text.as_bytes())?;
+        f.set_len(text.len() as u64)
+    });
     if let Err(e) = saved {
         tracing::debug!("claim cache not saved: {e}");
-        let _ = std::fs::remove_file(&tmp);
     }
+}
+
+/// FNV-1a: enough to notice a torn or damaged file (the file is local and never the source of
+/// truth).
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Reads the saved list for `role`, if any fits this build.
 fn read(repo: &Repo, role: Option<&str>) -> Option<Claimable> {
-    let text = std::fs::read_to_string(file(repo, role)).ok()?;
-    let mut lines = text.lines();
+    let text = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(file(repo, role)).ok()?;
+        f.lock_shared().ok()?;
+        let mut text = String::new();
+        f.read_to_string(&mut text).ok()?;
+        text
+    };
+    // The last line vouches for the rest: a torn or damaged file is not read.
+    let (body, last) = text.split_at(text.rfind("\nend ")? + 1);
+    let sum = u64::from_str_radix(last.strip_prefix("end ")?.strip_suffix('\n')?, 16).ok()?;
+    if sum != checksum(body.as_bytes()) {
+        return None;
+    }
+    let mut lines = body.lines();
     if lines.next()? != MAGIC {
         return None;
     }
@@ -104,13 +145,6 @@ fn read(repo: &Repo, role: Option<&str>) -> Option<Claimable> {
     };
     let mut list = Vec::new();
     for line in lines {
-        if line == "end" {
-            return Some(Claimable {
-                tree: Some(tree),
-                complete,
-                list,
-            });
-        }
         let mut parts = line.split(' ');
         let priority = parts.next()?.parse().ok()?;
         let created = parts.next()?.to_string();
@@ -124,7 +158,11 @@ fn read(repo: &Repo, role: Option<&str>) -> Option<Claimable> {
             id,
         });
     }
-    None // no end line: not a whole file
+    Some(Claimable {
+        tree: Some(tree),
+        complete,
+        list,
+    })
 }
 
 /// The list for `role` as of `now`: the saved one, brought up to date from the documents that
@@ -150,8 +188,19 @@ pub fn load(repo: &Repo, role: Option<&str>, now: &Snapshot) -> Result<Option<Cl
         complete, mut list, ..
     } = saved;
     for (path, old, new) in changed {
-        let Some(old_doc) = summary(repo, &path, old) else {
-            return Ok(None);
+        let id = path
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(".yaml"));
+        // A listed task was open on the saved tree, so not done: its old text need not be read
+        // (the usual case: a task of the list was claimed).
+        let listed = id.is_some_and(|id| list.iter().any(|c| c.id == id));
+        let old_done = match listed {
+            true => false,
+            false => match summary(repo, &path, old) {
+                Some(old_doc) => old_doc.is_some_and(|d| d.state == State::Done),
+                None => return Ok(None),
+            },
         };
         let Some(new_doc) = summary(repo, &path, new) else {
             return Ok(None);
@@ -160,11 +209,7 @@ pub fn load(repo: &Repo, role: Option<&str>, now: &Snapshot) -> Result<Option<Cl
             return Ok(None); // deleted
         };
         let done = |d: &Option<TaskSummary>| d.as_ref().is_some_and(|d| d.state == State::Done);
-        let id = path
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.strip_suffix(".yaml"));
-        if done(&old_doc) || new_doc.state == State::Done || id != Some(new_doc.id.as_str()) {
+        if old_done || new_doc.state == State::Done || id != Some(new_doc.id.as_str()) {
             return Ok(None);
         }
         list.retain(|c| c.id != new_doc.id);
@@ -390,12 +435,31 @@ mod tests {
         let path = file(&repo, None);
         let whole = std::fs::read_to_string(&path).expect("saved");
         assert!(read(&repo, None).is_some());
+        let body = &whole[..whole.rfind("end ").expect("an end line")];
+        let signed = |body: String| format!("{body}end {:016x}\n", checksum(body.as_bytes()));
+        assert_eq!(signed(body.to_string()), whole);
+        // A shorter list saved over a longer one leaves nothing of the longer behind.
+        save(
+            &repo,
+            None,
+            &Claimable {
+                tree: Some(tree),
+                complete: true,
+                list: candidates(2),
+            },
+        );
+        let short = read(&repo, None).expect("saved");
+        assert_eq!((short.list, short.complete), (candidates(2), true));
         for bad in [
-            whole.replace("end\n", ""),
-            whole.replace("complete 0", "complete maybe"),
-            whole.replacen("2 2026", "x 2026", 1),
-            whole.replacen("000000000000", "not-an-id", 1),
-            whole.replacen("git-coord claimable 1", "git-coord claimable 0", 1),
+            // Cut short, damaged, torn (a new beginning over an old end).
+            body.to_string(),
+            whole.replacen("2 2026", "3 2026", 1),
+            format!("{}{}", &whole[..40], &whole[20..]),
+            // Vouched for, but out of shape.
+            signed(body.replace("complete 0", "complete maybe")),
+            signed(body.replacen("2 2026", "x 2026", 1)),
+            signed(body.replacen("000000000000", "not-an-id", 1)),
+            signed(body.replacen("git-coord claimable 2", "git-coord claimable 1", 1)),
         ] {
             std::fs::write(&path, &bad).expect("write");
             assert!(read(&repo, None).is_none(), "{bad}");

@@ -318,15 +318,12 @@ impl<'r> Store<'r> {
 
 /// The bytes of blob `oid`, known as `refname:path`, when it is at most `limit` bytes.
 pub fn read_blob(repo: &Repo, oid: Oid, limit: u64, refname: &str, path: &str) -> Result<Vec<u8>> {
-    let size = repo.object_size(oid)?;
-    if size > limit {
-        return Err(Error::Malformed {
+    repo.read_blob_within(oid, limit)?
+        .map_err(|size| Error::Malformed {
             refname: refname.into(),
             path: path.into(),
             why: format!("{size} bytes, over the {limit}-byte limit"),
-        });
-    }
-    repo.read_blob(oid)
+        })
 }
 
 /// Writes the commit of `change` on top of `snap`, in any ref's history (the ref is not moved).

@@ -1,0 +1,535 @@
+//! Commits and trees kept once read or written, and loose objects written stored.
+//!
+//! gix reads an object afresh each time it is asked for it, and writes each loose object with a
+//! compressor of its own (a few hundred KB, zeroed and freed again), after looking for it in
+//! every pack, where a miss rescans the pack directory. A git-coord write reads the tip's commit
+//! and trees several times (its snapshot, the claim cache's diff, lookups, the tree edit, the
+//! check under the lock) and writes up to five objects that cannot exist yet; the MCP server
+//! reads the same trees on every call. So this process keeps the commits and trees it read or
+//! wrote (an object never changes under its id), and writes loose objects itself, stored in zlib
+//! streams without compression (as git does with `core.looseCompression=0`): a tree is mostly
+//! object ids, which do not compress, a document is a few hundred bytes, and compressing was
+//! most of the time of a write in the MCP server, and a compressor's fresh pages a sixth of the
+//! page faults of a command. `git gc` compresses them all into its packs.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::Write;
+use std::rc::Rc;
+
+use gix::objs::{Kind, WriteTo};
+
+use super::{Oid, Repo, git_err};
+use crate::error::{Error, Result};
+
+/// At most this many bytes of commits and trees are kept; past it, all are let go. A write at
+/// 100,000 tasks reads about 50 KB of trees; a walk of every shard (an index build) reads 5 MB,
+/// which would only add to the peak memory of a cold read.
+const KEEP_BYTES: usize = 1 << 20;
+
+/// An object's kind and bytes.
+type Object = (Kind, Rc<[u8]>);
+
+/// What one [`Repo`] keeps of the objects it read and wrote.
+pub(super) struct Kept {
+    /// Off for a repository handle that reads each object once ([`Repo::for_bulk_reads`]).
+    on: bool,
+    objects: RefCell<HashMap<Oid, Object>>,
+    bytes: std::cell::Cell<usize>,
+}
+
+impl Kept {
+    pub(super) fn new(on: bool) -> Kept {
+        Kept {
+            on,
+            objects: RefCell::new(HashMap::new()),
+            bytes: std::cell::Cell::new(0),
+        }
+    }
+
+    fn get(&self, oid: &gix::oid) -> Option<Object> {
+        self.objects.borrow().get(oid).cloned()
+    }
+
+    /// Keeps `data` if it is a commit or a tree.
+    fn put(&self, oid: Oid, kind: Kind, data: &Rc<[u8]>) {
+        if !self.on || !matches!(kind, Kind::Tree | Kind::Commit) || data.len() > KEEP_BYTES {
+            return;
+        }
+        let mut objects = self.objects.borrow_mut();
+        if self.bytes.get() + data.len() > KEEP_BYTES {
+            objects.clear();
+            self.bytes.set(0);
+        }
+        if objects.insert(oid, (kind, data.clone())).is_none() {
+            self.bytes.set(self.bytes.get() + data.len());
+        }
+    }
+
+    /// Keeps a copy of `data` if it is a commit or a tree.
+    fn put_copy(&self, oid: Oid, kind: Kind, data: &[u8]) {
+        if self.on && matches!(kind, Kind::Tree | Kind::Commit) {
+            self.put(oid, kind, &Rc::from(data));
+        }
+    }
+}
+
+impl Repo {
+    /// The bytes of object `oid`, which must be a `kind`.
+    pub(super) fn object_bytes(&self, oid: Oid, kind: Kind) -> Result<Rc<[u8]>> {
+        let (found, data) = match self.kept.get(&oid) {
+            Some(hit) => hit,
+            None => {
+                let object = self.inner.find_object(oid).map_err(git_err)?;
+                let data: Rc<[u8]> = Rc::from(&object.data[..]);
+                self.kept.put(oid, object.kind, &data);
+                (object.kind, data)
+            }
+        };
+        if found != kind {
+            return Err(Error::Git(format!(
+                "object {oid} is a {found}, where a {kind} was expected"
+            )));
+        }
+        Ok(data)
+    }
+
+    /// The bytes of blob `oid` if it is at most `limit` bytes, else (`Err`) its size: for a loose
+    /// blob, from one read of its file; otherwise the header first, then the blob. A loose file
+    /// that is not plainly such a blob (damaged, another kind, larger than a blob within the
+    /// limit can be) is left to gix, which names what is wrong with it.
+    pub fn read_blob_within(
+        &self,
+        oid: Oid,
+        limit: u64,
+    ) -> Result<std::result::Result<Vec<u8>, u64>> {
+        if let Some(read) = self.loose_blob_within(oid, limit) {
+            return Ok(read);
+        }
+        let size = self.object_size(oid)?;
+        if size > limit {
+            return Ok(Err(size));
+        }
+        self.read_blob(oid).map(Ok)
+    }
+
+    fn loose_blob_within(&self, oid: Oid, limit: u64) -> Option<std::result::Result<Vec<u8>, u64>> {
+        use gix::zlib::{Decompress, FlushDecompress, Status};
+        use std::io::Read;
+        let hex = oid.to_string();
+        let path = self
+            .inner
+            .objects
+            .store_ref()
+            .path()
+            .join(&hex[..2])
+            .join(&hex[2..]);
+        let mut file = std::fs::File::open(path).ok()?;
+        // Stored, a blob of `limit` bytes takes 5 bytes more per 64 KB block; compressed, less.
+        let most = limit + limit / 8192 + 64;
+        let len = file.metadata().ok()?.len();
+        if len > most {
+            return None;
+        }
+        let mut stream = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut stream).ok()?;
+        let mut inflate = Decompress::new();
+        let mut head = [0u8; 32];
+        inflate
+            .decompress(&stream, &mut head, FlushDecompress::None)
+            .ok()?;
+        let head = &head[..inflate.total_out() as usize];
+        let nul = head.iter().position(|&b| b == 0)?;
+        let size: u64 = std::str::from_utf8(head[..nul].strip_prefix(b"blob ")?)
+            .ok()?
+            .parse()
+            .ok()?;
+        if size > limit {
+            return Some(Err(size));
+        }
+        let mut out = vec![0u8; nul + 1 + size as usize];
+        out[..head.len()].copy_from_slice(head);
+        let (read, wrote) = (inflate.total_in() as usize, head.len());
+        let status = inflate
+            .decompress(&stream[read..], &mut out[wrote..], FlushDecompress::Finish)
+            .ok()?;
+        if status != Status::StreamEnd || inflate.total_out() as usize != out.len() {
+            return None;
+        }
+        out.drain(..=nul);
+        Some(Ok(out))
+    }
+
+    /// Writes `object` as a loose object.
+    pub(super) fn write_object(&self, object: &impl WriteTo) -> Result<Oid> {
+        let mut data = Vec::with_capacity(object.size() as usize);
+        object
+            .write_to(&mut data)
+            .map_err(|e| Error::Git(format!("cannot encode a {}: {e}", object.kind())))?;
+        self.write_object_bytes(object.kind(), &data)
+    }
+
+    /// Writes `data` as a loose object of `kind`, as git does: its zlib stream (stored, see the
+    /// module's words) goes into a temporary file beside where it belongs (`objects/xx/tmp_obj_*`,
+    /// which `git prune` clears if a killed process leaves one), then is renamed into place. An
+    /// object already there loose is not written again; one in a pack is, which is harmless
+    /// (`git prune-packed` drops it).
+    pub(super) fn write_object_bytes(&self, kind: Kind, data: &[u8]) -> Result<Oid> {
+        let oid = gix::objs::compute_hash(self.inner.object_hash(), kind, data).map_err(git_err)?;
+        let hex = oid.to_string();
+        let dir = self.inner.objects.store_ref().path().join(&hex[..2]);
+        let path = dir.join(&hex[2..]);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            self.kept.put_copy(oid, kind, data);
+            return Ok(oid);
+        }
+        let mut input = format!("{kind} {}\0", data.len()).into_bytes();
+        input.extend_from_slice(data);
+        let stream = stored(&input);
+        let cannot = |e: std::io::Error| Error::Git(format!("cannot write object {oid}: {e}"));
+        let (tmp, mut file) = temporary_in(&dir).map_err(cannot)?;
+        let written = file.write_all(&stream).and_then(|()| {
+            drop(file);
+            std::fs::rename(&tmp, &path)
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(cannot(e));
+        }
+        self.kept.put_copy(oid, kind, data);
+        Ok(oid)
+    }
+}
+
+/// `input` as a zlib stream of stored (uncompressed) deflate blocks (RFC 1950 and 1951): the
+/// header of a stream at the fastest level, blocks of at most 65,535 bytes each with its length
+/// and that length's complement, the last one marked, then the Adler-32 of `input`. `input` is
+/// never empty: it begins with the object's header.
+fn stored(input: &[u8]) -> Vec<u8> {
+    const BLOCK: usize = 65_535;
+    let blocks = input.len().div_ceil(BLOCK);
+    let mut out = Vec::with_capacity(2 + input.len() + blocks * 5 + 4);
+    out.extend_from_slice(&[0x78, 0x01]);
+    for (n, block) in input.chunks(BLOCK).enumerate() {
+        out.push(u8::from(n + 1 == blocks));
+        let len = block.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    // 5,552 bytes is the most that can be summed before `b` could overflow.
+    for chunk in input.chunks(5552) {
+        for &byte in chunk {
+            a += u32::from(byte);
+            b += a;
+        }
+        a %= 65_521;
+        b %= 65_521;
+    }
+    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    out
+}
+
+/// A new file for writing in `dir` (made if missing), read-only once closed, as objects are.
+fn temporary_in(dir: &std::path::Path) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut made_dir = false;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!("tmp_obj_{}_{n}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o444)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((tmp, file)),
+            // Left by a killed process that had this pid: take the next name.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !made_dir => {
+                std::fs::create_dir_all(dir)?;
+                made_dir = true;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Finds objects for gix's tree editor through what the [`Repo`] keeps.
+pub(super) struct KeptFind<'r>(pub &'r Repo);
+
+impl gix::objs::Find for KeptFind<'_> {
+    fn try_find<'a>(
+        &self,
+        id: &gix::oid,
+        buffer: &'a mut Vec<u8>,
+    ) -> std::result::Result<Option<gix::objs::Data<'a>>, gix::Error> {
+        let repo = self.0;
+        if let Some((kind, data)) = repo.kept.get(id) {
+            buffer.clear();
+            buffer.extend_from_slice(&data);
+            return Ok(Some(gix::objs::Data {
+                kind,
+                object_hash: repo.inner.object_hash(),
+                data: buffer,
+            }));
+        }
+        let found = gix::objs::Find::try_find(&repo.inner.objects, id, buffer)?;
+        if let Some(data) = &found {
+            repo.kept.put_copy(id.to_owned(), data.kind, data.data);
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &std::path::Path, args: &[&str], input: Option<&[u8]>) -> String {
+        let mut child = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("git runs");
+        if let Some(input) = input {
+            child
+                .stdin
+                .take()
+                .expect("a stdin")
+                .write_all(input)
+                .expect("git reads");
+        }
+        let out = child.wait_with_output().expect("git ends");
+        assert!(out.status.success(), "git {args:?} failed");
+        String::from_utf8(out.stdout).expect("text")
+    }
+
+    fn repo() -> (tempfile::TempDir, Repo) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        git(dir.path(), &["init", "-q"], None);
+        let repo = Repo::discover(dir.path()).expect("a repository");
+        (dir, repo)
+    }
+
+    #[test]
+    fn objects_are_written_as_git_writes_them() {
+        let (dir, repo) = repo();
+        let dir = dir.path();
+        let small = repo.write_blob(b"title: one\n").expect("written");
+        assert_eq!(
+            git(dir, &["hash-object", "--stdin"], Some(b"title: one\n")).trim(),
+            small.to_string()
+        );
+        // More than one stored block.
+        let mut noise = Vec::with_capacity(1 << 20);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        while noise.len() < 1 << 20 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            noise.extend_from_slice(&x.to_le_bytes());
+        }
+        let big = repo.write_blob(&noise).expect("written");
+        let tree = repo
+            .edit_tree(
+                None,
+                &[
+                    crate::git::PathEdit {
+                        path: "a/one.yaml".into(),
+                        blob: Some(small),
+                    },
+                    crate::git::PathEdit {
+                        path: "noise".into(),
+                        blob: Some(big),
+                    },
+                ],
+            )
+            .expect("written");
+        let author = crate::git::Author {
+            name: "t".into(),
+            email: "t@example.com".into(),
+            seconds: 1,
+        };
+        let commit = repo
+            .write_commit(tree, &[], &author, "one\n")
+            .expect("written");
+        git(
+            dir,
+            &["update-ref", "refs/coord/test", &commit.to_string()],
+            None,
+        );
+        git(dir, &["fsck", "--strict", "--no-dangling"], None);
+        assert_eq!(
+            git(
+                dir,
+                &["cat-file", "blob", &format!("{commit}:a/one.yaml")],
+                None
+            ),
+            "title: one\n"
+        );
+        assert_eq!(
+            git(dir, &["rev-parse", &format!("{commit}:noise")], None).trim(),
+            big.to_string()
+        );
+        // Written again: the same id, and no temporary file left anywhere.
+        assert_eq!(repo.write_blob(b"title: one\n").expect("written"), small);
+        let leftovers = git(dir, &["count-objects", "-v"], None);
+        assert!(leftovers.contains("garbage: 0"), "{leftovers}");
+        assert_eq!(repo.commit_tree(commit).expect("a commit"), tree);
+    }
+
+    #[test]
+    fn a_tree_larger_than_one_stored_block_is_read_back_whole() {
+        let (dir, repo) = repo();
+        let blob = repo.write_blob(b"x\n").expect("written");
+        let edits: Vec<_> = (0..3000)
+            .map(|i| crate::git::PathEdit {
+                path: format!("f{i:04}.yaml"),
+                blob: Some(blob),
+            })
+            .collect();
+        let tree = repo.edit_tree(None, &edits).expect("written");
+        let bytes = repo.object_bytes(tree, Kind::Tree).expect("kept");
+        assert!(
+            bytes.len() > 65_535,
+            "only {} bytes: it fits one block",
+            bytes.len()
+        );
+        let listed = git(dir.path(), &["ls-tree", &tree.to_string()], None);
+        assert_eq!(listed.lines().count(), 3000);
+        assert!(
+            listed
+                .lines()
+                .last()
+                .expect("a line")
+                .ends_with("\tf2999.yaml")
+        );
+        git(
+            dir.path(),
+            &["update-ref", "refs/coord/t", &tree.to_string()],
+            None,
+        );
+        git(dir.path(), &["fsck", "--strict", "--no-dangling"], None);
+        // And the same bytes when read afresh, not from what this process kept.
+        let fresh = Repo::discover(dir.path()).expect("a repository");
+        assert_eq!(fresh.tree_entries(tree).expect("a tree").len(), 3000);
+    }
+
+    #[test]
+    fn a_loose_blob_is_read_in_one_go_within_its_limit() {
+        let (dir, repo) = repo();
+        let small = repo.write_blob(b"id: x\n").expect("written");
+        let big_bytes = vec![b'y'; 200_000];
+        let big = repo.write_blob(&big_bytes).expect("written");
+        // From the loose file itself, small (the header and all in the first bytes) or not.
+        let read = |oid, limit| {
+            repo.loose_blob_within(oid, limit)
+                .expect("read from the file")
+        };
+        assert_eq!(read(small, 100), Ok(b"id: x\n".to_vec()));
+        assert_eq!(read(big, 200_000), Ok(big_bytes.clone()));
+        assert_eq!(read(big, 199_999), Err(200_000));
+        assert_eq!(
+            repo.read_blob_within(big, 10).expect("a size"),
+            Err(200_000)
+        );
+        // Written by git, compressed: the same.
+        let by_git = git(
+            dir.path(),
+            &["hash-object", "-w", "--stdin"],
+            Some(b"from git\n"),
+        );
+        let by_git = Oid::from_hex(by_git.trim().as_bytes()).expect("an id");
+        assert_eq!(read(by_git, 100), Ok(b"from git\n".to_vec()));
+        // Not a blob, or damaged: gix says what is wrong.
+        let tree = repo
+            .edit_tree(
+                None,
+                &[crate::git::PathEdit {
+                    path: "f".into(),
+                    blob: Some(small),
+                }],
+            )
+            .expect("written");
+        assert!(repo.loose_blob_within(tree, 100).is_none());
+        assert!(repo.read_blob_within(tree, 100).is_err());
+        let hex = small.to_string();
+        let path = dir
+            .path()
+            .join(".git/objects")
+            .join(&hex[..2])
+            .join(&hex[2..]);
+        let mut stream = std::fs::read(&path).expect("loose");
+        let last = stream.len() - 1;
+        stream[last] ^= 0xff; // the checksum no longer fits
+        std::fs::remove_file(&path).expect("removed");
+        std::fs::write(&path, &stream).expect("written");
+        assert!(repo.loose_blob_within(small, 100).is_none());
+        assert!(repo.read_blob_within(small, 100).is_err());
+    }
+
+    #[test]
+    fn an_object_of_another_kind_is_refused_whether_kept_or_not() {
+        let (dir, repo) = repo();
+        let blob = repo.write_blob(b"text\n").expect("written");
+        let tree = repo
+            .edit_tree(
+                None,
+                &[crate::git::PathEdit {
+                    path: "f".into(),
+                    blob: Some(blob),
+                }],
+            )
+            .expect("written");
+        assert!(repo.commit_tree(tree).is_err(), "a kept tree is no commit");
+        assert!(repo.tree_entries(blob).is_err(), "a blob is no tree");
+        let fresh = Repo::discover(dir.path()).expect("a repository");
+        assert!(fresh.commit_tree(tree).is_err(), "a read tree is no commit");
+        assert_eq!(fresh.tree_entries(tree).expect("a tree").len(), 1);
+    }
+
+    #[test]
+    fn own_refs_read_the_same_loose_packed_or_through_a_tag() {
+        let (dir, repo) = repo();
+        let dir = dir.path();
+        let author = crate::git::Author {
+            name: "t".into(),
+            email: "t@example.com".into(),
+            seconds: 1,
+        };
+        let tree = repo.edit_tree(None, &[]).expect("written");
+        let commit = repo
+            .write_commit(tree, &[], &author, "one\n")
+            .expect("written");
+        let hex = commit.to_string();
+        assert_eq!(repo.ref_tip("refs/coord/tasks").expect("read"), None);
+        git(dir, &["update-ref", "refs/coord/tasks", &hex], None);
+        assert_eq!(
+            repo.ref_tip("refs/coord/tasks").expect("read"),
+            Some(commit)
+        );
+        git(dir, &["pack-refs", "--all"], None);
+        assert!(!dir.join(".git/refs/coord/tasks").exists());
+        assert_eq!(
+            repo.ref_tip("refs/coord/tasks").expect("read"),
+            Some(commit)
+        );
+        // A ref naming a tag is peeled to its commit, as before.
+        git(dir, &["tag", "-a", "-m", "t", "v1", &hex], None);
+        let tag = git(dir, &["rev-parse", "v1"], None);
+        git(dir, &["update-ref", "refs/coord/inbox", tag.trim()], None);
+        assert_eq!(
+            repo.ref_tip("refs/coord/inbox").expect("read"),
+            Some(commit)
+        );
+    }
+}
