@@ -62,9 +62,10 @@ struct Store {
 fn main() {
     // The benchmark runs itself as the floor of one write (see `floor_write`).
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--floor-write") {
-        floor_write(Path::new(&args[2]));
-        return;
+    match args.get(1).map(String::as_str) {
+        Some("--floor-write") => return floor_write(Path::new(&args[2])),
+        Some("--floor-write-gix") => return floor_write_gix(Path::new(&args[2])),
+        _ => {}
     }
     let mut sizes = vec![10_000usize, 100_000];
     let mut runs = 15usize;
@@ -117,9 +118,13 @@ fn main() {
             "plain git plumbing (same write)",
             &bench.time_plumbing(runs),
         );
-        let floor = bench.time_floor(runs);
+        let floor = bench.time_floor("--floor-write-gix", runs);
         report("floor: gix blob+tree+commit+CAS", &floor);
         bench.floor_ms.set(median_ms(&floor));
+        report(
+            "(the same with git-coord's writer)",
+            &bench.time_floor("--floor-write", runs),
+        );
         let new = bench.time(runs, |_| {
             vec!["task".into(), "new".into(), "A benchmark task".into()]
         });
@@ -183,9 +188,70 @@ fn median_ms(samples: &[Duration]) -> f64 {
     ms[ms.len() / 2]
 }
 
-/// The floor of one write, in a fresh process: open the repository, write a blob, the trees
-/// from it to the root of refs/coord/tasks' tree, a commit, and move a ref of its own by
-/// compare-and-swap, all through git-coord's git layer (gix), nothing else.
+/// The floor of one write, in a fresh process, through gix alone (the floor the one-write ratios
+/// are taken against): open the repository, write a blob, the trees from it to the root of
+/// refs/coord/tasks' tree (gix's object-level tree editor), a commit, and move a ref of its own
+/// by compare-and-swap (gix's ref transaction).
+fn floor_write_gix(dir: &Path) {
+    use gix::refs::transaction::PreviousValue;
+    let repo = gix::discover(dir).expect("a repository");
+    let peeled = |name: &str| {
+        repo.try_find_reference(name)
+            .expect("readable")
+            .map(|mut r| r.peel_to_id().expect("a commit").detach())
+    };
+    let base: gix::objs::Tree = match peeled("refs/coord/tasks") {
+        Some(tip) => {
+            let tree = repo
+                .find_commit(tip)
+                .expect("a commit")
+                .tree()
+                .expect("a tree");
+            tree.decode().expect("a tree").into()
+        }
+        None => gix::objs::Tree::empty(),
+    };
+    let tip = peeled("refs/bench/floor-gix");
+    let id = new_id();
+    let blob = repo
+        .write_blob(format!("format: 1\nid: {id}\ntitle: floor\n").as_bytes())
+        .expect("a blob")
+        .detach();
+    let mut editor = gix::objs::tree::Editor::new(base, &repo.objects, repo.object_hash());
+    editor
+        .upsert(
+            ["tasks", &id[..2], &format!("{id}.yaml")],
+            gix::objs::tree::EntryKind::Blob,
+            blob,
+        )
+        .expect("an edit");
+    let tree = editor
+        .write(|t| repo.write_object(t).map(|id| id.detach()))
+        .expect("the trees");
+    let sig = gix::actor::Signature {
+        name: "floor".into(),
+        email: "floor@example.com".into(),
+        time: gix::date::Time::new(0, 0),
+    };
+    let commit = gix::objs::Commit {
+        tree,
+        parents: tip.into_iter().collect(),
+        author: sig.clone(),
+        committer: sig,
+        encoding: None,
+        message: "floor\n".into(),
+        extra_headers: Vec::new(),
+    };
+    let commit = repo.write_object(&commit).expect("a commit").detach();
+    let expected = match tip {
+        Some(tip) => PreviousValue::MustExistAndMatch(tip.into()),
+        None => PreviousValue::MustNotExist,
+    };
+    repo.reference("refs/bench/floor-gix", commit, expected, "floor")
+        .expect("a compare-and-swap");
+}
+
+/// The same write through git-coord's git layer, which writes its objects itself.
 fn floor_write(dir: &Path) {
     use git_coord::git::{Author, PathEdit, Repo};
     let repo = Repo::discover(dir).expect("a repository");
@@ -669,13 +735,13 @@ impl Bench {
     }
 
     /// One fresh process doing the floor of one write (`floor_write`), `runs` times.
-    fn time_floor(&self, runs: usize) -> Vec<Duration> {
+    fn time_floor(&self, which: &str, runs: usize) -> Vec<Duration> {
         let me = std::env::current_exe().expect("the benchmark's own path");
         (0..runs)
             .map(|_| {
                 let mut cmd = Command::new(&me);
                 self.env(&mut cmd);
-                cmd.arg("--floor-write").arg(&self.dir);
+                cmd.arg(which).arg(&self.dir);
                 let started = Instant::now();
                 let (code, _) = run_measured(&mut cmd);
                 assert_eq!(code, Some(0), "the floor write failed");
