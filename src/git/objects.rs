@@ -1,4 +1,5 @@
-//! Commits and trees kept once read or written, and loose objects written stored.
+//! Commits and trees kept once read or written; loose objects written stored, and loose blobs
+//! read in one go.
 //!
 //! gix reads an object afresh each time it is asked for it, and writes each loose object with a
 //! compressor of its own (a few hundred KB, zeroed and freed again), after looking for it in
@@ -10,7 +11,8 @@
 //! streams without compression (as git does with `core.looseCompression=0`): a tree is mostly
 //! object ids, which do not compress, a document is a few hundred bytes, and compressing was
 //! most of the time of a write in the MCP server, and a compressor's fresh pages a sixth of the
-//! page faults of a command. `git gc` compresses them all into its packs.
+//! page faults of a command. `git gc` compresses them all into its packs. A loose blob is read
+//! with one open and one inflate, its size checked against the caller's limit on the way.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
