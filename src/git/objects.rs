@@ -322,6 +322,15 @@ mod tests {
         (dir, repo)
     }
 
+    /// A tree holding `blob` as `f`.
+    fn tree_of(repo: &Repo, blob: Oid) -> Oid {
+        let edit = crate::git::PathEdit {
+            path: "f".into(),
+            blob: Some(blob),
+        };
+        repo.edit_tree(None, &[edit]).expect("written")
+    }
+
     #[test]
     fn objects_are_written_as_git_writes_them() {
         let (dir, repo) = repo();
@@ -453,15 +462,7 @@ mod tests {
         let by_git = Oid::from_hex(by_git.trim().as_bytes()).expect("an id");
         assert_eq!(read(by_git, 100), Ok(b"from git\n".to_vec()));
         // Not a blob, or damaged: gix says what is wrong.
-        let tree = repo
-            .edit_tree(
-                None,
-                &[crate::git::PathEdit {
-                    path: "f".into(),
-                    blob: Some(small),
-                }],
-            )
-            .expect("written");
+        let tree = tree_of(&repo, small);
         assert!(repo.loose_blob_within(tree, 100).is_none());
         assert!(repo.read_blob_within(tree, 100).is_err());
         let hex = small.to_string();
@@ -483,15 +484,7 @@ mod tests {
     fn an_object_of_another_kind_is_refused_whether_kept_or_not() {
         let (dir, repo) = repo();
         let blob = repo.write_blob(b"text\n").expect("written");
-        let tree = repo
-            .edit_tree(
-                None,
-                &[crate::git::PathEdit {
-                    path: "f".into(),
-                    blob: Some(blob),
-                }],
-            )
-            .expect("written");
+        let tree = tree_of(&repo, blob);
         assert!(repo.commit_tree(tree).is_err(), "a kept tree is no commit");
         assert!(repo.tree_entries(blob).is_err(), "a blob is no tree");
         let fresh = Repo::discover(dir.path()).expect("a repository");
