@@ -96,6 +96,13 @@ impl Repo {
         Ok(data)
     }
 
+    /// Where object `oid` is (or would be) stored loose: `objects/xx/<the other 38 digits>`.
+    fn loose_path(&self, oid: Oid) -> std::path::PathBuf {
+        let hex = oid.to_string();
+        let objects = self.inner.objects.store_ref().path();
+        objects.join(&hex[..2]).join(&hex[2..])
+    }
+
     /// The bytes of blob `oid` if it is at most `limit` bytes, else (`Err`) its size: for a loose
     /// blob, from one read of its file; otherwise the header first, then the blob. A loose file
     /// that is not plainly such a blob (damaged, another kind, larger than a blob within the
@@ -118,15 +125,7 @@ impl Repo {
     fn loose_blob_within(&self, oid: Oid, limit: u64) -> Option<std::result::Result<Vec<u8>, u64>> {
         use gix::zlib::{Decompress, FlushDecompress, Status};
         use std::io::Read;
-        let hex = oid.to_string();
-        let path = self
-            .inner
-            .objects
-            .store_ref()
-            .path()
-            .join(&hex[..2])
-            .join(&hex[2..]);
-        let mut file = std::fs::File::open(path).ok()?;
+        let mut file = std::fs::File::open(self.loose_path(oid)).ok()?;
         // Stored, a blob of `limit` bytes takes 5 bytes more per 64 KB block; compressed, less.
         let most = limit + limit / 8192 + 64;
         let len = file.metadata().ok()?.len();
@@ -178,9 +177,7 @@ impl Repo {
     /// (`git prune-packed` drops it).
     pub(super) fn write_object_bytes(&self, kind: Kind, data: &[u8]) -> Result<Oid> {
         let oid = gix::objs::compute_hash(self.inner.object_hash(), kind, data).map_err(git_err)?;
-        let hex = oid.to_string();
-        let dir = self.inner.objects.store_ref().path().join(&hex[..2]);
-        let path = dir.join(&hex[2..]);
+        let path = self.loose_path(oid);
         if std::fs::symlink_metadata(&path).is_ok() {
             self.kept.put_copy(oid, kind, data);
             return Ok(oid);
@@ -189,7 +186,8 @@ impl Repo {
         input.extend_from_slice(data);
         let stream = stored(&input);
         let cannot = |e: std::io::Error| Error::Git(format!("cannot write object {oid}: {e}"));
-        let (tmp, mut file) = temporary_in(&dir).map_err(cannot)?;
+        let dir = path.parent().expect("objects/xx/ holds every loose object");
+        let (tmp, mut file) = temporary_in(dir).map_err(cannot)?;
         let written = file.write_all(&stream).and_then(|()| {
             drop(file);
             std::fs::rename(&tmp, &path)
@@ -478,6 +476,25 @@ mod tests {
         std::fs::write(&path, &stream).expect("written");
         assert!(repo.loose_blob_within(small, 100).is_none());
         assert!(repo.read_blob_within(small, 100).is_err());
+    }
+
+    #[test]
+    fn trees_and_commits_are_kept_and_written_stored() {
+        let (dir, repo) = repo();
+        let blob = repo.write_blob(b"text\n").expect("written");
+        let tree = tree_of(&repo, blob);
+        // Stored: the loose file holds the tree's bytes as they are.
+        let bytes = repo.object_bytes(tree, Kind::Tree).expect("kept");
+        let file = std::fs::read(repo.loose_path(tree)).expect("loose");
+        assert!(file.windows(bytes.len()).any(|w| w == &bytes[..]));
+        // Kept: still readable by this process once the loose file is gone, not by a new one.
+        std::fs::remove_file(repo.loose_path(tree)).expect("removed");
+        assert_eq!(repo.tree_entries(tree).expect("kept").len(), 1);
+        let fresh = Repo::discover(dir.path()).expect("a repository");
+        assert!(fresh.tree_entries(tree).is_err());
+        // A blob is not kept.
+        std::fs::remove_file(repo.loose_path(blob)).expect("removed");
+        assert!(repo.read_blob(blob).is_err());
     }
 
     #[test]

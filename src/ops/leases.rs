@@ -403,15 +403,16 @@ impl<'c> Leases<'c> {
             }
             missed = true;
             let path = format!("leases/{}", entry.name);
-            let size = repo.object_size(entry.oid)?;
-            let result = if size > MAX_DOCUMENT_BYTES {
-                Err(Error::Malformed {
-                    refname: LEASES_REF.into(),
-                    path: path.clone(),
-                    why: format!("{size} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit"),
-                })
-            } else {
-                Lease::from_yaml(&repo.read_blob(entry.oid)?, LEASES_REF, &path)
+            let result = match crate::store::read_blob(
+                repo,
+                entry.oid,
+                MAX_DOCUMENT_BYTES,
+                LEASES_REF,
+                &path,
+            ) {
+                Ok(bytes) => Lease::from_yaml(&bytes, LEASES_REF, &path),
+                Err(e @ Error::Malformed { .. }) => Err(e),
+                Err(e) => return Err(e),
             };
             match result {
                 Ok(lease) => {

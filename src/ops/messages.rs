@@ -665,18 +665,19 @@ impl<'c> Messages<'c> {
                 why: "the attachment's bytes are missing".into(),
             })?;
             let name = safe_file_name(&attachment.name, n);
-            let size = self.repo().object_size(blob)?;
-            if size > limit {
-                saved.skipped.push(SkippedAttachment {
-                    name,
-                    bytes: size,
-                    why: format!(
-                        "{size} bytes, over the limit of {limit} bytes (max_attachment_bytes in .coord.yaml)"
-                    ),
-                });
-                continue;
-            }
-            let bytes = self.repo().read_blob(blob)?;
+            let bytes = match self.repo().read_blob_within(blob, limit)? {
+                Ok(bytes) => bytes,
+                Err(size) => {
+                    saved.skipped.push(SkippedAttachment {
+                        name,
+                        bytes: size,
+                        why: format!(
+                            "{size} bytes, over the limit of {limit} bytes (max_attachment_bytes in .coord.yaml)"
+                        ),
+                    });
+                    continue;
+                }
+            };
             saved.written.push(write_new_file(dir, &name, &bytes)?);
         }
         Ok(saved)
@@ -789,15 +790,8 @@ impl<'c> Messages<'c> {
     }
 
     fn parse_blob(&self, oid: Oid, path: &str) -> Result<Message> {
-        let size = self.repo().object_size(oid)?;
-        if size > MAX_DOCUMENT_BYTES {
-            return Err(Error::Malformed {
-                refname: INBOX_REF.into(),
-                path: path.into(),
-                why: format!("{size} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit"),
-            });
-        }
-        Message::from_yaml(&self.repo().read_blob(oid)?, INBOX_REF, path)
+        let bytes = crate::store::read_blob(self.repo(), oid, MAX_DOCUMENT_BYTES, INBOX_REF, path)?;
+        Message::from_yaml(&bytes, INBOX_REF, path)
     }
 
     /// The summaries of every message in `agent`'s box, from the cache where the box's shards

@@ -704,12 +704,13 @@ fn load_summary<T>(
     oid: Oid,
     put: impl FnOnce(std::result::Result<&SummaryRef<'_>, &str>) -> T,
 ) -> Result<T> {
-    let size = repo.object_size(oid)?;
-    if size > MAX_DOCUMENT_BYTES {
-        let why = format!("{size} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit");
-        return Ok(put(Err(&why)));
-    }
-    let bytes = repo.read_blob(oid)?;
+    let bytes = match repo.read_blob_within(oid, MAX_DOCUMENT_BYTES)? {
+        Ok(bytes) => bytes,
+        Err(size) => {
+            let why = format!("{size} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit");
+            return Ok(put(Err(&why)));
+        }
+    };
     let path = format!("tasks/{shard}/{name}");
     let why = match SummaryRef::from_yaml(&bytes, refname, &path) {
         Ok(task) if !task.id.starts_with(shard) => {
