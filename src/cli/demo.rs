@@ -50,7 +50,7 @@ fn shown(dir: &Path, args: &[&str], note: &str) -> Result<String> {
     let cli = <super::Cli as clap::Parser>::try_parse_from(argv)
         .map_err(|e| Error::Other(format!("the demo's command line: {e}")))?;
     let mut buf = Vec::new();
-    super::run_with(cli, Some(&mut buf))?;
+    super::run_with(cli, Some(&mut buf), false)?;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let words: Vec<String> = args.iter().map(|a| quote(a)).collect();
     println!("$ git coord {}{note}", words.join(" "));

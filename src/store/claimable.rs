@@ -22,7 +22,7 @@ use crate::store::{Snapshot, read_blob};
 const MAGIC: &str = concat!("git-coord claimable 2, ", env!("CARGO_PKG_VERSION"));
 
 /// How many candidates the file keeps.
-pub const KEEP: usize = 128;
+pub const KEEP: usize = 256;
 
 /// Changed documents beyond which bringing the list up to date costs more than the index.
 const MAX_CHANGED: usize = 64;
