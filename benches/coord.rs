@@ -734,7 +734,8 @@ impl Bench {
             .is_ok_and(|s| s.success())
     }
 
-    /// One fresh process doing the floor of one write (`floor_write`), `runs` times.
+    /// One fresh process doing the floor of one write, `runs` times: `which` is
+    /// `--floor-write-gix` (`floor_write_gix`) or `--floor-write` (`floor_write`).
     fn time_floor(&self, which: &str, runs: usize) -> Vec<Duration> {
         let me = std::env::current_exe().expect("the benchmark's own path");
         (0..runs)

@@ -926,6 +926,7 @@ fn listings_order_by_priority_created_and_id_whatever_the_form_of_created_and_re
         cache.join("tasks.index").exists(),
         "the cold listing wrote no index cache"
     );
+    std::fs::remove_dir_all(&cache).expect("the cache the listing wrote");
     let cold_ready = repo.coord_ok(&["ready"]);
     let warm = repo.coord_ok(&["task", "list"]);
     let warm_ready = repo.coord_ok(&["ready"]);

@@ -463,12 +463,7 @@ mod tests {
         let tree = tree_of(&repo, small);
         assert!(repo.loose_blob_within(tree, 100).is_none());
         assert!(repo.read_blob_within(tree, 100).is_err());
-        let hex = small.to_string();
-        let path = dir
-            .path()
-            .join(".git/objects")
-            .join(&hex[..2])
-            .join(&hex[2..]);
+        let path = repo.loose_path(small);
         let mut stream = std::fs::read(&path).expect("loose");
         let last = stream.len() - 1;
         stream[last] ^= 0xff; // the checksum no longer fits

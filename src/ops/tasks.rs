@@ -976,7 +976,7 @@ fn most_urgent_first(tasks: &mut Vec<TaskRef<'_>>, n: usize) {
 /// Whether a loaded task may be taken by `claim --next`: open and unassigned, or held by a stale
 /// agent, and not an epic (its dependencies aside).
 fn takeable(task: &Task, stale: &HashSet<String>) -> bool {
-    crate::model::task::takeable(task.kind, task.state, task.assignee.as_deref(), stale)
+    crate::model::task::takeable(task.kind, task.state, || task.assignee.as_deref(), stale)
 }
 
 /// What `claim --next` may take, unsorted. (store/claimable.rs applies the same test to the
@@ -988,9 +988,7 @@ fn claimable_unsorted<'i>(
 ) -> Vec<TaskRef<'i>> {
     index
         .tasks()
-        // Most tasks are done: their assignee is not read at all.
-        .filter(|t| matches!(t.state(), State::Open | State::Claimed))
-        .filter(|t| crate::model::task::takeable(t.kind(), t.state(), t.assignee(), stale))
+        .filter(|t| crate::model::task::takeable(t.kind(), t.state(), || t.assignee(), stale))
         .filter(|t| crate::model::task::role_fits(t.role(), role))
         .filter(|t| !t.has_deps() || t.deps().all(|d| index.dep_done(d)))
         .collect()

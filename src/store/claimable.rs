@@ -55,8 +55,12 @@ pub struct Claimable {
 /// dependencies aside: an open, unassigned task that is not an epic, of that role or of none.
 pub fn takeable(t: &TaskSummary, role: Option<&str>) -> bool {
     // No stale agents: the cache is used only when there are none.
-    crate::model::task::takeable(t.kind, t.state, t.assignee.as_deref(), &Default::default())
-        && crate::model::task::role_fits(t.role.as_deref(), role)
+    crate::model::task::takeable(
+        t.kind,
+        t.state,
+        || t.assignee.as_deref(),
+        &Default::default(),
+    ) && crate::model::task::role_fits(t.role.as_deref(), role)
 }
 
 fn file(repo: &Repo, role: Option<&str>) -> PathBuf {
