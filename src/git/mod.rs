@@ -49,6 +49,47 @@ impl TreeEntry {
     }
 }
 
+/// One entry of a tree's bytes: all of it, and its name.
+#[derive(Clone, Copy)]
+struct RawEntry<'a> {
+    bytes: &'a [u8],
+    name: &'a [u8],
+}
+
+/// Splits a tree's bytes into entries: `MODE SP NAME NUL` and the object id. An entry that is not
+/// whole (no space, no NUL, a short id) ends it with an error.
+struct RawEntries<'a> {
+    rest: &'a [u8],
+    hash_len: usize,
+}
+
+impl<'a> Iterator for RawEntries<'a> {
+    type Item = Result<RawEntry<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let whole = self.rest.find_byte(0).and_then(|nul| {
+            let end = nul.checked_add(1 + self.hash_len)?;
+            let space = self.rest[..nul].find_byte(b' ')?;
+            (end <= self.rest.len()).then_some((space, nul, end))
+        });
+        let Some((space, nul, end)) = whole else {
+            self.rest = &[];
+            return Some(Err(Error::Git(
+                "a tree whose entries are not whole (damaged or not made by git)".into(),
+            )));
+        };
+        let (bytes, rest) = self.rest.split_at(end);
+        self.rest = rest;
+        Some(Ok(RawEntry {
+            bytes,
+            name: &bytes[space + 1..nul],
+        }))
+    }
+}
+
 /// Whether `name` may be one component of a path in a tree git-coord writes: not empty, not `.`,
 /// `..` or `.git`, no slash, no NUL.
 pub fn is_fit_name(name: &[u8]) -> bool {
@@ -204,6 +245,44 @@ impl Repo {
             .collect())
     }
 
+    /// The entries that differ between two trees, by name, in tree order: (in `old`, in `new`).
+    /// Equal entries are equal bytes, so they are passed over undecoded: a tree of a few hundred
+    /// entries that differs in one decodes that one.
+    pub fn tree_diff(
+        &self,
+        old: Oid,
+        new: Oid,
+    ) -> Result<Vec<(Option<TreeEntry>, Option<TreeEntry>)>> {
+        let (old_data, new_data) = (
+            self.object_bytes(old, gix::objs::Kind::Tree)?,
+            self.object_bytes(new, gix::objs::Kind::Tree)?,
+        );
+        let (mut a, mut b) = (self.raw_entries(&old_data), self.raw_entries(&new_data));
+        let (mut x, mut y) = (a.next().transpose()?, b.next().transpose()?);
+        let mut out = Vec::new();
+        loop {
+            match (x, y) {
+                (None, None) => break,
+                (Some(ex), Some(ey)) if ex.name == ey.name => {
+                    if ex.bytes != ey.bytes {
+                        out.push((Some(self.tree_entry(ex)?), Some(self.tree_entry(ey)?)));
+                    }
+                    (x, y) = (a.next().transpose()?, b.next().transpose()?);
+                }
+                (Some(ex), ey) if ey.is_none_or(|ey| ex.name < ey.name) => {
+                    out.push((Some(self.tree_entry(ex)?), None));
+                    x = a.next().transpose()?;
+                }
+                (_, ey) => {
+                    let ey = ey.expect("the arm above takes every other entry on the old side");
+                    out.push((None, Some(self.tree_entry(ey)?)));
+                    y = b.next().transpose()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The blob or tree at `path` (slash-separated) inside `tree`, if any. An entry that is
     /// neither (a gitlink, a symlink) is not there for git-coord.
     pub fn lookup_path(&self, tree: Oid, path: &str) -> Result<Option<Oid>> {
@@ -214,16 +293,40 @@ impl Repo {
                 return Ok(None);
             }
             let data = self.object_bytes(current, gix::objs::Kind::Tree)?;
-            let decoded = self.decode_tree(&data)?;
-            match decoded.entries.iter().find(|e| e.filename == component) {
-                Some(e) if e.mode.is_tree() || e.mode.is_blob() => {
-                    current = e.oid.to_owned();
-                    is_tree = e.mode.is_tree();
+            let mut found = None;
+            for raw in self.raw_entries(&data) {
+                let raw = raw?;
+                if raw.name == component.as_bytes() {
+                    found = Some(raw);
+                    break;
                 }
-                _ => return Ok(None),
             }
+            let Some(raw) = found else { return Ok(None) };
+            let entry = self.tree_entry(raw)?;
+            if entry.odd.is_some() || !(entry.is_tree || entry.is_blob) {
+                return Ok(None);
+            }
+            current = entry.oid;
+            is_tree = entry.is_tree;
         }
         Ok(Some(current))
+    }
+
+    /// The entries of a tree's bytes, each split off whole (`MODE NAME\0ID`) but not decoded.
+    fn raw_entries<'a>(&self, data: &'a [u8]) -> RawEntries<'a> {
+        RawEntries {
+            rest: data,
+            hash_len: self.inner.object_hash().len_in_bytes(),
+        }
+    }
+
+    /// One entry, decoded (its mode checked) by gix.
+    fn tree_entry(&self, raw: RawEntry<'_>) -> Result<TreeEntry> {
+        let e = gix::objs::TreeRefIter::from_bytes(raw.bytes, self.inner.object_hash())
+            .next()
+            .ok_or_else(|| Error::Git("a tree entry that is not one".into()))?
+            .map_err(git_err)?;
+        Ok(TreeEntry::new(e.filename, e.oid.to_owned(), e.mode))
     }
 
     /// The bytes of a blob.

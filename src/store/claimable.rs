@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use crate::error::Result;
-use crate::git::{Oid, Repo};
+use crate::git::{Oid, Repo, TreeEntry};
 use crate::model::MAX_DOCUMENT_BYTES;
 use crate::model::task::{State, Task, TaskSummary};
 use crate::store::{Snapshot, read_blob};
@@ -79,16 +79,26 @@ fn file(repo: &Repo, role: Option<&str>) -> PathBuf {
 /// checksum of the rest, so a writer killed mid-write leaves a file that is ignored, and whole
 /// again after the next claim.
 pub fn save(repo: &Repo, role: Option<&str>, c: &Claimable) {
-    use std::io::Write;
+    use std::fmt::Write as _;
+    use std::io::Write as _;
     let Some(tree) = c.tree else { return };
     let path = file(repo, role);
     // Only what is kept is complete: a longer list cut short no longer is.
     let complete = c.complete && c.list.len() <= KEEP;
-    let mut text = format!("{MAGIC}\ntree {tree}\ncomplete {}\n", u8::from(complete));
+    let mut text = String::with_capacity(128 + 48 * KEEP);
+    // Writing into a String cannot fail.
+    let _ = write!(
+        text,
+        "{MAGIC}\ntree {tree}\ncomplete {}\n",
+        u8::from(complete)
+    );
     for cand in c.list.iter().take(KEEP) {
-        text.push_str(&format!("{} {} {}\n", cand.priority, cand.created, cand.id));
+        let _ = write!(text, "{} ", cand.priority);
+        for part in [&cand.created, " ", &cand.id, "\n"] {
+            text.push_str(part);
+        }
     }
-    text.push_str(&format!("end {:016x}\n", checksum(text.as_bytes())));
+    let _ = writeln!(text, "end {:016x}", checksum(text.as_bytes()));
     let open = || {
         std::fs::OpenOptions::new()
             .write(true)
@@ -147,19 +157,18 @@ fn read(repo: &Repo, role: Option<&str>) -> Option<Claimable> {
         "complete 0" => false,
         _ => return None,
     };
-    let mut list = Vec::new();
+    let mut list = Vec::with_capacity(KEEP);
     for line in lines {
-        let mut parts = line.split(' ');
-        let priority = parts.next()?.parse().ok()?;
-        let created = parts.next()?.to_string();
-        let id = parts.next()?.to_string();
-        if parts.next().is_some() || !crate::model::id::is_full_id(&id) {
+        let (priority, rest) = line.split_once(' ')?;
+        let (created, id) = rest.split_once(' ')?;
+        // A full id is hex: a line with a fourth field fails here too.
+        if !crate::model::id::is_full_id(id) {
             return None;
         }
         list.push(Candidate {
-            priority,
-            created,
-            id,
+            priority: priority.parse().ok()?,
+            created: created.to_string(),
+            id: id.to_string(),
         });
     }
     Some(Claimable {
@@ -337,41 +346,15 @@ type Entry = Option<(Oid, bool)>;
 /// The entries that differ between two trees, by name: (name, in old, in new). None when one
 /// that differs is odd (not a plain blob or tree, or a name no document can have).
 fn diff(repo: &Repo, old: Oid, new: Oid) -> Result<Option<Vec<(String, Entry, Entry)>>> {
-    let (a, b) = (repo.tree_entries(old)?, repo.tree_entries(new)?);
     let mut out = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    loop {
-        let (x, y) = (a.get(i), b.get(j));
-        let (name, old, new, odd) = match (x, y) {
-            (None, None) => break,
-            (Some(x), Some(y)) if x.name == y.name => {
-                i += 1;
-                j += 1;
-                if x.oid == y.oid && x.is_tree == y.is_tree && x.odd == y.odd {
-                    continue;
-                }
-                let odd = x.odd.is_some() || y.odd.is_some();
-                (
-                    &x.name,
-                    Some((x.oid, x.is_tree)),
-                    Some((y.oid, y.is_tree)),
-                    odd,
-                )
-            }
-            (Some(x), y) if y.is_none_or(|y| x.name < y.name) => {
-                i += 1;
-                (&x.name, Some((x.oid, x.is_tree)), None, x.odd.is_some())
-            }
-            (_, y) => {
-                let y = y.expect("the arm above takes every other entry on the old side");
-                j += 1;
-                (&y.name, None, Some((y.oid, y.is_tree)), y.odd.is_some())
-            }
-        };
-        if odd {
+    for (x, y) in repo.tree_diff(old, new)? {
+        if x.iter().chain(&y).any(|e| e.odd.is_some()) {
             return Ok(None);
         }
-        out.push((name.clone(), old, new));
+        let entry = |e: &Option<TreeEntry>| e.as_ref().map(|e| (e.oid, e.is_tree));
+        let (old_entry, new_entry) = (entry(&x), entry(&y));
+        let name = x.or(y).expect("a difference has an entry on one side").name;
+        out.push((name, old_entry, new_entry));
     }
     Ok(Some(out))
 }
