@@ -320,6 +320,50 @@ mod tests {
         (dir, repo)
     }
 
+    /// A tree of blobs, by name (and content).
+    fn tree_with(repo: &Repo, files: &[(&str, &str)]) -> Oid {
+        let edits: Vec<_> = files
+            .iter()
+            .map(|(name, text)| crate::git::PathEdit {
+                path: name.to_string(),
+                blob: Some(repo.write_blob(text.as_bytes()).expect("written")),
+            })
+            .collect();
+        repo.edit_tree(None, &edits).expect("written")
+    }
+
+    #[test]
+    fn a_tree_diff_names_only_what_changed_came_or_went_and_a_damaged_tree_is_an_error() {
+        let (dir, repo) = repo();
+        let old = tree_with(&repo, &[("a", "1"), ("g", "1"), ("h", "1"), ("z", "1")]);
+        let new = tree_with(&repo, &[("a", "1"), ("g", "2"), ("i", "1"), ("z", "1")]);
+        let diff: Vec<_> = repo
+            .tree_diff(old, new)
+            .expect("read")
+            .into_iter()
+            .map(|(x, y)| (x.map(|e| e.name), y.map(|e| e.name)))
+            .collect();
+        let name = |n: &str| Some(n.to_string());
+        assert_eq!(
+            diff,
+            [(name("g"), name("g")), (name("h"), None), (None, name("i"))]
+        );
+        assert!(repo.tree_diff(old, old).expect("read").is_empty());
+        assert!(repo.lookup_path(new, "i").expect("read").is_some());
+        assert!(repo.lookup_path(new, "h").expect("read").is_none());
+
+        // An entry cut short: its id is 5 bytes, not 20.
+        let damaged = git(
+            dir.path(),
+            &["hash-object", "-t", "tree", "--literally", "-w", "--stdin"],
+            Some(b"100644 a\0short"),
+        );
+        let damaged = Oid::from_hex(damaged.trim().as_bytes()).expect("an id");
+        let err = repo.tree_diff(old, damaged).expect_err("a damaged tree");
+        assert!(err.to_string().contains("not whole"), "{err}");
+        assert!(repo.lookup_path(damaged, "a").is_err());
+    }
+
     /// A tree holding `blob` as `f`.
     fn tree_of(repo: &Repo, blob: Oid) -> Oid {
         let edit = crate::git::PathEdit {
