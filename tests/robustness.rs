@@ -752,14 +752,18 @@ fn a_damaged_index_cache_is_rebuilt_never_trusted() {
     let repo = TestRepo::init();
     let a = repo.new_task("alpha", &["--label", "x"]);
     let b = repo.new_task("beta", &["--dep", &a]);
+    repo.list();
+    // A change after the listing that wrote the index: its shard is saved beside it.
     repo.coord_as_ok("alice", &["task", "claim", &a]);
     let expected = repo.list();
     assert_eq!(expected.len(), 2);
     let files = cache_files(&repo);
-    assert!(
-        !files.is_empty(),
-        "listing wrote no cache under .git/coord/cache"
-    );
+    for name in ["tasks.index", "tasks.changed"] {
+        assert!(
+            files.iter().any(|f| f.ends_with(name)),
+            "listing wrote no {name} under .git/coord/cache"
+        );
+    }
     let originals: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
 
     // Damage of the kinds a crash, a full disk or a foreign tool leaves: each file in turn is
@@ -846,6 +850,47 @@ fn a_damaged_index_cache_is_rebuilt_never_trusted() {
     std::fs::remove_dir_all(repo.path.join(".git/coord/cache")).expect("the cache is removable");
     assert_eq!(repo.list(), expected);
     assert_eq!(ids(&repo.list()), vec![a, b]);
+}
+
+#[test]
+fn a_few_changed_shards_are_saved_beside_the_index_and_an_outdated_side_file_is_never_trusted() {
+    let repo = TestRepo::init();
+    let ids: Vec<String> = (0..6)
+        .map(|n| repo.new_task(&format!("task {n}"), &[]))
+        .collect();
+    let a = &ids[0];
+    let cache = repo.path.join(".git/coord/cache");
+    let (index, side) = (cache.join("tasks.index"), cache.join("tasks.changed"));
+    repo.list();
+    let full = std::fs::read(&index).expect("the cold listing wrote the index");
+    assert!(!side.exists());
+
+    // A task changed: its shard goes to the side file; the index file stays as it was.
+    repo.coord_as_ok("alice", &["task", "claim", a]);
+    let listed = repo.list();
+    assert_eq!(std::fs::read(&index).expect("the index"), full);
+    let first_side = std::fs::read(&side).expect("the changed shard was saved beside the index");
+    assert_eq!(repo.list(), listed, "read back from the side file");
+
+    // The same shard changed again, then the whole index rebuilt (which drops the side file):
+    // the first side file, put back, is older than the index and must not be believed.
+    repo.coord_as_ok("alice", &["task", "done", a, "--summary", "finished"]);
+    let expected = repo.list();
+    std::fs::remove_file(&index).expect("the index is removable");
+    assert_eq!(repo.list(), expected);
+    assert!(!side.exists(), "a whole rewrite leaves no side file");
+    std::fs::write(&side, &first_side).expect("the old side file is put back");
+    assert_eq!(repo.list(), expected);
+    let done = expected
+        .iter()
+        .find(|t| t["id"] == a.as_str())
+        .expect("listed");
+    assert_eq!(done["state"], "done");
+
+    // With no index file at all, the side file alone is never taken for the whole.
+    std::fs::remove_file(&index).expect("the index is removable");
+    std::fs::write(&side, &first_side).expect("the old side file is put back");
+    assert_eq!(repo.list(), expected);
 }
 
 /// A task document as a hand edit or a foreign tool may write it.

@@ -31,7 +31,7 @@ const MAGIC: &[u8] = concat!(
 )
 .as_bytes();
 
-/// Changed shards a reader redoes from the cache before it saves a new cache file.
+/// Changed shards the side file (`tasks.changed`) holds before the whole cache file is rewritten.
 const REWRITE_AFTER_SHARDS: usize = 16;
 
 /// Lists (labels, deps) are stored joined by this byte; names and ids never contain it.
@@ -421,31 +421,56 @@ impl TaskIndex {
             None => Vec::new(),
         };
         let file = cache_file(repo);
+        let side_file = file.with_extension("changed");
         let first = !self.loaded;
+        // The cache file's versions of shards the side file holds newer ones of.
+        let mut shadowed = HashMap::new();
         if first {
             self.shards = read_cache(&file).unwrap_or_default();
+            for (name, shard) in read_cache(&side_file).unwrap_or_default() {
+                if let Some(older) = self.shards.insert(name.clone(), shard) {
+                    shadowed.insert(name, older);
+                }
+            }
             self.loaded = true;
         }
         let mut next = HashMap::with_capacity(shard_trees.len());
         let mut missing = Vec::new();
+        // Shards held other than as the cache file has them: from the side file, or rebuilt.
+        let mut changed = Vec::new();
         for entry in shard_trees {
-            match self.shards.remove(&entry.name) {
-                Some(shard) if shard.tree == Some(entry.oid) => {
+            let older = shadowed.remove(&entry.name);
+            match (self.shards.remove(&entry.name), older) {
+                (Some(shard), older) if shard.tree == Some(entry.oid) => {
+                    if older.is_some() {
+                        changed.push(entry.name.clone());
+                    }
                     next.insert(entry.name, shard);
                 }
+                // A side file older than the cache file: the cache file's version is current.
+                (_, Some(older)) if older.tree == Some(entry.oid) => {
+                    next.insert(entry.name, older);
+                }
                 // A changed shard: parse only the documents its older version lacks.
-                base => missing.push((entry.name, entry.oid, base)),
+                (base, _) => {
+                    changed.push(entry.name.clone());
+                    missing.push((entry.name, entry.oid, base));
+                }
             }
         }
         let (rebuilt, removed) = (missing.len(), !self.shards.is_empty());
         let missing_docs = missing.iter().filter(|(_, _, base)| base.is_none()).count();
         next.extend(build_shards(repo, refname, missing)?);
         self.shards = next;
-        // Rewriting the whole file costs more than redoing a few shards from their older cached
-        // versions, so it is saved when the work was substantial, and only on the first refresh of
-        // a process (a retry after a lost race refreshes again within moments).
-        if first && (removed || missing_docs > 0 || rebuilt >= REWRITE_AFTER_SHARDS) {
-            write_cache(&file, &self.shards);
+        // Only the first refresh of a process saves (a retry after a lost race refreshes again
+        // within moments). Rewriting the whole file costs more than writing the few shards that
+        // changed beside it, so those go to the side file until they are many.
+        if first && (removed || missing_docs > 0 || changed.len() >= REWRITE_AFTER_SHARDS) {
+            write_cache(&file, self.shards.iter());
+            let _ = fs::remove_file(&side_file);
+        } else if first && rebuilt > 0 {
+            let changed = changed.iter().filter_map(|n| self.shards.get_key_value(n));
+            write_cache(&side_file, changed);
         }
         // Only a clone that fetched another project can have dependencies there worth reading.
         self.foreign.clear();
@@ -820,7 +845,7 @@ fn checksum(bytes: &[u8], ascii_from: usize) -> (u64, bool) {
 
 /// Writes the cache file (atomically, by rename). Failing to write it is never an error: the
 /// next run rebuilds what it needs.
-fn write_cache(file: &Path, shards: &HashMap<String, Shard>) {
+fn write_cache<'a>(file: &Path, shards: impl Iterator<Item = (&'a String, &'a Shard)>) {
     let Some(dir) = file.parent() else { return };
     if fs::create_dir_all(dir).is_err() {
         return;
@@ -837,7 +862,6 @@ fn write_cache(file: &Path, shards: &HashMap<String, Shard>) {
             let mut out = std::io::BufWriter::new(f);
             out.write_all(MAGIC)?;
             let built: Vec<(&String, &Shard, Oid)> = shards
-                .iter()
                 .filter_map(|(name, shard)| Some((name, shard, shard.tree?)))
                 .collect();
             out.write_all(&(built.len() as u32).to_le_bytes())?;
@@ -902,7 +926,7 @@ mod tests {
         let tree = Oid::try_from(&[2u8; 20][..]).expect("an object id");
         let shards = HashMap::from([("aa".to_string(), shard.finish(tree))]);
         let file = dir.join("tasks.index");
-        write_cache(&file, &shards);
+        write_cache(&file, shards.iter());
         // The header line, the shard count, then the shard's length and checksum.
         (file, MAGIC.len() + 4 + 4 + 8)
     }
