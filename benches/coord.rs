@@ -158,7 +158,8 @@ fn main() {
             "peak memory (any git-coord above)",
             bench.peak_rss_kib() as f64 / 1024.0
         );
-        bench.race_against_floor(8, 40, RACE_ROUNDS);
+        // 3 rounds of 8 x 30 claims: the 10k store has about 800 ready tasks.
+        bench.race_against_floor(8, 30, RACE_ROUNDS);
 
         if size == sizes[0] {
             bench.leases(runs);
@@ -531,6 +532,13 @@ impl Bench {
     /// delete slows the file creations after it on some file systems, so neither always runs on
     /// the other's leavings. Prints each side's median and their ratio.
     fn race_against_floor(&self, processes: usize, each: usize, rounds: usize) {
+        let ready = self.coord(&["ready", "--json"]);
+        let ready = serde_json::from_str::<serde_json::Value>(&ready).expect("json");
+        let ready = ready.as_array().map_or(0, Vec::len);
+        assert!(
+            ready >= rounds * processes * each,
+            "{ready} ready tasks, fewer than the {rounds} x {processes} x {each} claims of the race"
+        );
         let (mut moves, mut claims) = (Vec::new(), Vec::new());
         let (mut claimed, mut tries, mut elapsed) = (Vec::new(), Tries::default(), 0.0);
         for round in 0..rounds {
@@ -804,11 +812,14 @@ fn claims_of(racers: Vec<std::process::Child>) -> (Vec<String>, Tries) {
     let mut tries = Tries::default();
     for racer in racers {
         let out = racer.wait_with_output().expect("racer finishes");
+        let log = String::from_utf8_lossy(&out.stderr);
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let v: serde_json::Value = serde_json::from_str(line).expect("json");
-            claimed.push(v["id"].as_str().expect("an id").to_string());
+            let Some(id) = v["id"].as_str() else {
+                panic!("a racer's claim failed: {line}\n{log}");
+            };
+            claimed.push(id.to_string());
         }
-        let log = String::from_utf8_lossy(&out.stderr);
         tries.attempts += attempts_logged(&log);
         tries.repicked += log.matches("repicked=true").count() as u64;
     }

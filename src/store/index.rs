@@ -8,7 +8,7 @@
 //! file's bytes, so loading 100,000 summaries costs one read and no allocation per task;
 //! [`TaskRef`] reads a record.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write;
 use std::ops::Range;
@@ -423,11 +423,12 @@ impl TaskIndex {
         let file = cache_file(repo);
         let side_file = file.with_extension("changed");
         let first = !self.loaded;
-        // The cache file's versions of shards the side file holds newer ones of.
-        let mut shadowed = HashMap::new();
+        // The shards the side file holds, and the cache file's versions of them.
+        let (mut from_side, mut shadowed) = (HashSet::new(), HashMap::new());
         if first {
             self.shards = read_cache(&file).unwrap_or_default();
             for (name, shard) in read_cache(&side_file).unwrap_or_default() {
+                from_side.insert(name.clone());
                 if let Some(older) = self.shards.insert(name.clone(), shard) {
                     shadowed.insert(name, older);
                 }
@@ -441,8 +442,8 @@ impl TaskIndex {
         for entry in shard_trees {
             let older = shadowed.remove(&entry.name);
             match (self.shards.remove(&entry.name), older) {
-                (Some(shard), older) if shard.tree == Some(entry.oid) => {
-                    if older.is_some() {
+                (Some(shard), _) if shard.tree == Some(entry.oid) => {
+                    if from_side.contains(&entry.name) {
                         changed.push(entry.name.clone());
                     }
                     next.insert(entry.name, shard);
