@@ -171,9 +171,9 @@ fn main() {
             bench.online_claims(scratch.path(), 4, 10);
         }
         // Last: the race and its floor create and delete thousands of files, which on some file
-        // systems slows every file creation after them for hours. 3 rounds of 8 x 30 claims:
-        // the 10k store has about 800 ready tasks.
-        // Local claims, as the floor's are (the sync part added a remote).
+        // systems slows every file creation after them for hours. Local claims, as the floor's
+        // ref moves are (the sync part added a remote); 3 rounds of 8 x 30 claims, as the 10k
+        // store has about 800 ready tasks.
         bench.git(&["config", "coord.online", "false"]);
         bench.race_against_floor(8, 30, RACE_ROUNDS);
         bench.git(&["config", "--unset", "coord.online"]);
