@@ -870,7 +870,26 @@ fn a_few_changed_shards_are_saved_beside_the_index_and_an_outdated_side_file_is_
     let listed = repo.list();
     assert_eq!(std::fs::read(&index).expect("the index"), full);
     let first_side = std::fs::read(&side).expect("the changed shard was saved beside the index");
-    assert_eq!(repo.list(), listed, "read back from the side file");
+    // Read back, not redone: a reader that redoes a shard saves the side file again (a new file,
+    // renamed over it), one that uses it leaves it alone.
+    let inode = |path: &std::path::Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).expect("the side file").ino()
+    };
+    let saved = inode(&side);
+    assert_eq!(repo.list(), listed);
+    assert_eq!(inode(&side), saved, "the side file was not used");
+
+    // A task of another shard changed too: the next side file holds both shards.
+    let b = ids
+        .iter()
+        .find(|id| id[..2] != a[..2])
+        .expect("six random ids are not all in one shard");
+    repo.coord_as_ok("alice", &["task", "claim", b]);
+    let listed = repo.list();
+    let saved = inode(&side);
+    assert_eq!(repo.list(), listed);
+    assert_eq!(inode(&side), saved, "a shard was left out of the side file");
 
     // The same shard changed again, then the whole index rebuilt (which drops the side file):
     // the first side file, put back, is older than the index and must not be believed.
