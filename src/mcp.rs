@@ -248,7 +248,7 @@ impl CoordServer {
     )]
     fn ready(&self, Parameters(a): Parameters<ReadyArg>) -> Answer {
         self.with(|c| {
-            let index = Tasks::new(c).load_index()?;
+            let index = Tasks::new(c).load_ready_index()?;
             let ready = crate::ops::tasks::ready_tasks(&index, a.role.as_deref());
             Ok(json!(ready.iter().take(20).map(|t| json!({ "id": t.id(), "title": t.title(), "priority": t.priority(), "role": t.role() })).collect::<Vec<_>>()))
         })

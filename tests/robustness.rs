@@ -1071,3 +1071,65 @@ fn a_huge_agent_document_is_refused_by_its_size_without_being_read() {
     assert_eq!(sent.status.code(), Some(0), "{}", stderr(&sent));
     assert_eq!(json(&stdout(&sent))["to"], serde_json::json!(["mia"]));
 }
+
+#[test]
+fn ready_never_reads_the_done_tasks_and_a_damaged_done_part_is_never_trusted_even_when_written_again()
+ {
+    let repo = TestRepo::init();
+    let a = repo.new_task("finished-alpha", &[]);
+    let b = repo.new_task("beta", &["--dep", &a]);
+    repo.coord_as_ok("alice", &["task", "claim", &a]);
+    repo.coord_as_ok("alice", &["task", "done", &a, "--summary", "shipped"]);
+    let expected = repo.list();
+    assert_eq!(expected.len(), 2);
+    let ready = repo.coord_ok(&["ready"]);
+    assert!(ready.contains(&b), "beta waits on a done task: {ready}");
+    let index = repo.path.join(".git/coord/cache/tasks.index");
+    let good = std::fs::read(&index).expect("the listing wrote the index");
+
+    // The done task's title is only in its shard's done part: damaged there (its checksum left
+    // as it was), `ready` does not notice, as it never reads that part, and lists the same.
+    let at = good
+        .windows(14)
+        .position(|w| w == b"finished-alpha")
+        .expect("the done task's title is in the index");
+    let mut damaged = good.clone();
+    damaged[at..at + 14].copy_from_slice(b"FINISHED-ALPHA");
+    std::fs::write(&index, &damaged).expect("the index is writable");
+    let out = repo.coord(&["ready"]);
+    assert_eq!(stdout(&out), ready);
+    assert_eq!(stderr(&out), "");
+    assert_eq!(
+        std::fs::read(&index).expect("the index"),
+        damaged,
+        "ready rewrote the index"
+    );
+    // What reads the done tasks checks their part first, and rebuilds it.
+    assert_eq!(repo.list(), expected);
+
+    // Written out again by a reader that did not check it (a new task in a new shard makes
+    // `ready` rewrite the whole file), the damaged part keeps its old checksum, so it is still
+    // found out.
+    std::fs::write(&index, &damaged).expect("the index is writable");
+    let _ = std::fs::remove_file(repo.path.join(".git/coord/cache/tasks.changed"));
+    let c = loop {
+        let c = repo.new_task("gamma", &[]);
+        if c[..2] != a[..2] && c[..2] != b[..2] {
+            break c;
+        }
+    };
+    let out = repo.coord(&["ready"]);
+    assert!(stdout(&out).contains(&c));
+    assert_ne!(
+        std::fs::read(&index).expect("the index"),
+        damaged,
+        "ready kept the old file"
+    );
+    let titles: Vec<String> = repo
+        .list()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(titles.contains(&"finished-alpha".to_string()), "{titles:?}");
+    assert!(!titles.iter().any(|t| t.contains("FINISHED")), "{titles:?}");
+}

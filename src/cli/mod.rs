@@ -549,7 +549,7 @@ fn dispatch(coord: &Coord, cli: Cli, out: Option<&mut dyn Write>) -> Result<()> 
             if let Some(role) = &role {
                 crate::model::name::validate("role", role)?;
             }
-            let index = tasks.load_index()?;
+            let index = tasks.load_ready_index()?;
             output::problems(crate::ops::tasks::TASKS_REF, &index.problems());
             output::summaries(
                 out,

@@ -100,20 +100,26 @@ fn summary_line(out: Out, t: &TaskRef<'_>) -> io::Result<()> {
 }
 
 /// Appends the line of a listing for `t`. Built by hand rather than with write!: listings print
-/// up to a hundred thousand of these.
+/// up to a hundred thousand of these, so the fixed middle (priority and state) is one copy.
 fn push_summary_line(line: &mut String, t: &TaskRef<'_>) {
+    const SPACES: &str = "            ";
     let pad = |line: &mut String, text: &str, width: usize| {
         line.push_str(text);
-        for _ in text.chars().count()..width {
-            line.push(' ');
+        let mut left = width.saturating_sub(text.chars().count());
+        while left > 0 {
+            let n = left.min(SPACES.len());
+            line.push_str(&SPACES[..n]);
+            left -= n;
         }
     };
     line.push_str(t.id());
-    line.push_str("  P");
-    line.push(char::from(b'0' + t.priority().min(9)));
-    line.push_str("  ");
-    pad(line, t.state().as_str(), 7);
-    line.push_str("  ");
+    // "  P<n>  <state, 7 wide>  "
+    let mut middle = *b"  P0  .......  ";
+    middle[3] = b'0' + t.priority().min(9);
+    let state = t.state().as_str().as_bytes();
+    middle[6..13].fill(b' ');
+    middle[6..6 + state.len()].copy_from_slice(state);
+    line.push_str(std::str::from_utf8(&middle).unwrap_or_default());
     pad(line, t.assignee().unwrap_or("-"), 12);
     line.push_str("  ");
     line.push_str(t.title());

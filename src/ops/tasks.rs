@@ -8,7 +8,7 @@ use crate::model::task::{Comment, DEFAULT_PRIORITY, Kind, MAX_PRIORITY, State, T
 use crate::model::{id, name, time};
 use crate::ops::context::Coord;
 use crate::store::claimable::{self, Candidate, Claimable};
-use crate::store::index::{TaskIndex, TaskRef};
+use crate::store::index::{INEXACT, Need, TaskIndex, TaskRef};
 use crate::store::{Actor, Change, Snapshot, Store};
 
 pub const TASKS_REF: &str = "refs/coord/tasks";
@@ -236,7 +236,7 @@ impl<'c> Tasks<'c> {
                 }
             };
             if !force && !task.deps.is_empty() {
-                index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+                index.refresh(&self.coord.repo, TASKS_REF, snap, Need::All)?;
                 let waiting = undone_deps(task.deps.iter().map(String::as_str), &index);
                 if !waiting.is_empty() {
                     let list = waiting
@@ -421,10 +421,10 @@ impl<'c> Tasks<'c> {
     ) -> Result<Claimable> {
         let index = match index {
             Some(index) => {
-                index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+                index.refresh(&self.coord.repo, TASKS_REF, snap, Need::Undone)?;
                 index
             }
-            None => index.insert(self.index(snap)?),
+            None => index.insert(self.index_for(snap, Need::Undone)?),
         };
         let mut top = claimable_unsorted(index, role, stale);
         let all = top.len();
@@ -627,7 +627,7 @@ impl<'c> Tasks<'c> {
             match &parent_prefix {
                 Some(Some(p)) => {
                     let parent = self.resolve(snap, p)?;
-                    index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+                    index.refresh(&self.coord.repo, TASKS_REF, snap, Need::All)?;
                     check_parent_chain(&index, &id, &parent)?;
                     task.parent = Some(parent);
                     changed.push("parent");
@@ -673,7 +673,7 @@ impl<'c> Tasks<'c> {
             if task.deps.contains(&dep) {
                 return Ok((Change::default(), task));
             }
-            index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+            index.refresh(&self.coord.repo, TASKS_REF, snap, Need::All)?;
             if let Some(path) = dep_path(&index, &dep, &id) {
                 let mut cycle = vec![id.clone()];
                 cycle.extend(path);
@@ -729,8 +729,13 @@ impl<'c> Tasks<'c> {
     }
 
     pub fn index(&self, snap: &Snapshot) -> Result<TaskIndex> {
+        self.index_for(snap, Need::All)
+    }
+
+    /// The index for `snap`, ready for what `need` reads.
+    pub fn index_for(&self, snap: &Snapshot, need: Need) -> Result<TaskIndex> {
         let mut index = self.coord.take_task_index();
-        index.refresh(&self.coord.repo, TASKS_REF, snap)?;
+        index.refresh(&self.coord.repo, TASKS_REF, snap, need)?;
         self.coord.keep_task_index(&index);
         Ok(index)
     }
@@ -738,6 +743,11 @@ impl<'c> Tasks<'c> {
     /// The index of the current tip, for the listings below.
     pub fn load_index(&self) -> Result<TaskIndex> {
         self.index(&self.store.snapshot()?)
+    }
+
+    /// The index of the current tip for [`ready_tasks`], which reads no done task.
+    pub fn load_ready_index(&self) -> Result<TaskIndex> {
+        self.index_for(&self.store.snapshot()?, Need::Undone)
     }
 
     /// The audit trail: the history of refs/coord/tasks, newest first.
@@ -883,68 +893,42 @@ pub fn list<'i>(index: &'i TaskIndex, filter: &ListFilter) -> Vec<TaskRef<'i>> {
 
 /// Sorts tasks most urgent first ([`TaskRef::urgency_key`]). At 100,000 tasks comparing the
 /// keys is most of a listing's work, so each is packed into two integers where it can be
-/// ([`packed_urgency`]) and sorted with its task's place only; keys are compared whole only where
+/// ([`TaskRef::packed_urgency`]) and sorted with its task's place only; keys are compared whole only where
 /// those tie.
 fn sort_by_urgency(tasks: &mut Vec<TaskRef<'_>>) {
     let mut keys: Vec<(u64, u64, u32)> = tasks
         .iter()
         .enumerate()
         .map(|(at, t)| {
-            let (high, low) = packed_urgency(t).unwrap_or((INEXACT, 0));
+            let (high, low) = t.packed_urgency();
             (high, low, at as u32)
         })
         .collect();
-    keys.sort_unstable_by(|a, b| {
-        if (a.0 | b.0) & INEXACT == 0 && (a.0, a.1) != (b.0, b.1) {
-            return (a.0, a.1).cmp(&(b.0, b.1));
-        }
+    let whole = |a: &(u64, u64, u32), b: &(u64, u64, u32)| {
         let (ta, tb) = (tasks[a.2 as usize], tasks[b.2 as usize]);
         ta.urgency_key().cmp(&tb.urgency_key())
-    });
+    };
+    if keys.iter().all(|k| k.0 & INEXACT == 0) {
+        // As plain integers (the fastest sort there is for them), then the few runs of equal
+        // packed keys (ids alike in their first 8 bytes) again by the whole key.
+        keys.sort_unstable();
+        for run in keys.chunk_by_mut(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            if run.len() > 1 {
+                run.sort_unstable_by(whole);
+            }
+        }
+    } else {
+        keys.sort_unstable_by(|a, b| {
+            if (a.0 | b.0) & INEXACT == 0 && (a.0, a.1) != (b.0, b.1) {
+                return (a.0, a.1).cmp(&(b.0, b.1));
+            }
+            whole(a, b)
+        });
+    }
     *tasks = keys
         .into_iter()
         .map(|(_, _, at)| tasks[at as usize])
         .collect();
-}
-
-/// Marks a key [`packed_urgency`] could not pack (its bits are never set otherwise).
-const INEXACT: u64 = 1 << 63;
-
-/// The urgency key as two integers that order as the key does: the priority and the 17 digits
-/// of a `created` of the form `YYYY-MM-DDTHH:MM:SS.mmmZ` as one number (in that form they order
-/// as the string does), then the id's first 8 bytes. None for a key not of that form.
-fn packed_urgency(t: &TaskRef<'_>) -> Option<(u64, u64)> {
-    let created: &[u8; 24] = t.created().as_bytes().try_into().ok()?;
-    let separators = [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'.'),
-    ];
-    if t.priority() > 15
-        || created[23] != b'Z'
-        || separators.iter().any(|&(at, c)| created[at] != c)
-    {
-        return None;
-    }
-    let mut digits: u64 = 0;
-    for at in [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22] {
-        let digit = created[at].wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
-        }
-        digits = digits * 10 + u64::from(digit);
-    }
-    let mut id = [0u8; 8];
-    let start = t.id().as_bytes();
-    let start = &start[..start.len().min(8)];
-    id[..start.len()].copy_from_slice(start);
-    Some((
-        u64::from(t.priority()) << 57 | digits,
-        u64::from_be_bytes(id),
-    ))
 }
 
 /// Open, unclaimed, non-epic tasks whose dependencies are all done, most urgent first.

@@ -6,7 +6,9 @@
 //!
 //! In memory a shard is fixed-size records of spans into its text, read in place from the cache
 //! file's bytes, so loading 100,000 summaries costs one read and no allocation per task;
-//! [`TaskRef`] reads a record.
+//! [`TaskRef`] reads a record. The done tasks of a shard are kept apart, with their names beside
+//! the other tasks: a project's done tasks are most of it, and what asks only for the tasks not
+//! done ([`Need::Undone`]: `ready`, `claim --next`) neither checks nor reads them.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -25,7 +27,7 @@ use crate::store::{Problem, Snapshot};
 /// Names the layout of the cache file and the build that wrote it, so another version of
 /// git-coord never trusts what this one made (and the other way round).
 const MAGIC: &[u8] = concat!(
-    "git-coord task index 6, git-coord ",
+    "git-coord task index 7, git-coord ",
     env!("CARGO_PKG_VERSION"),
     ", task format 1\n"
 )
@@ -56,9 +58,11 @@ enum Field {
 
 const FIELDS: usize = 12;
 /// One record: the blob id (20 bytes), ok/state/kind/priority (4 bytes), then for each field
-/// its start and length in the shard's text (`start == u32::MAX`: absent). For a document that
-/// failed to load, `ok` is 0 and the title field holds why.
-const REC_BYTES: usize = 24 + FIELDS * 8;
+/// its start and length in the shard's text (`start == u32::MAX`: absent), then the urgency key
+/// packed as two u64s ([`TaskRef::packed_urgency`]). For a document that failed to load, `ok` is
+/// 0 and the title field holds why.
+const REC_BYTES: usize = URGENCY_AT + 16;
+const URGENCY_AT: usize = 24 + FIELDS * 8;
 const ABSENT: u32 = u32::MAX;
 const STATES: [State; 4] = [State::Open, State::Claimed, State::Done, State::Blocked];
 const KINDS: [Kind; 5] = [
@@ -71,6 +75,10 @@ const KINDS: [Kind; 5] = [
 
 /// The summaries of one shard, read in place from bytes: fixed-size records and their text.
 /// Shards loaded from the cache file share its one buffer, so loading costs one read.
+///
+/// Two parts, each checked by its own checksum: the records of the tasks not done and of the
+/// documents that failed to load, then the names of the done tasks, then the text of both; and
+/// the done tasks' records and their text. Each part's records are in file name order.
 #[derive(Debug, Clone)]
 struct Shard {
     tree: Option<Oid>,
@@ -78,35 +86,128 @@ struct Shard {
     problems: u32,
     buf: Arc<Bytes>,
     recs: Range<usize>,
+    /// Spans into `text`, one per done task, in the order of `done_recs`.
+    done_names: Range<usize>,
     text: Range<usize>,
+    done_recs: Range<usize>,
+    done_text: Range<usize>,
+    /// The checksum of the done part, as built or as read (kept as read until checked, so that
+    /// a damaged part written out again stays damaged).
+    done_sum: u64,
+    /// Whether the done part was checked against `done_sum`: always for a shard built here; for
+    /// a shard read from a file, once something needs its done tasks.
+    done_checked: bool,
 }
 
 impl Shard {
     fn len(&self) -> usize {
-        self.recs.len() / REC_BYTES
+        self.recs.len() / REC_BYTES + self.dones()
     }
 
-    /// Record `i` and the text it points into, found once for all its fields.
+    fn dones(&self) -> usize {
+        self.done_names.len() / 8
+    }
+
+    /// Record `i` of the tasks not done and the text it points into, found once for all its
+    /// fields.
     fn task(&self, i: usize) -> TaskRef<'_> {
         let start = self.recs.start + i * REC_BYTES;
-        let rec = self.buf[start..start + REC_BYTES]
-            .try_into()
-            .expect("a record is REC_BYTES long");
         TaskRef {
-            rec,
+            rec: self.buf[start..start + REC_BYTES]
+                .try_into()
+                .expect("a record is REC_BYTES long"),
             text: self.text(),
         }
+    }
+
+    /// Done task `i`; only for a checked done part.
+    fn done_task(&self, i: usize) -> TaskRef<'_> {
+        debug_assert!(self.done_checked, "a done part read before it was checked");
+        let start = self.done_recs.start + i * REC_BYTES;
+        TaskRef {
+            rec: self.buf[start..start + REC_BYTES]
+                .try_into()
+                .expect("a record is REC_BYTES long"),
+            text: self.part_text(self.done_text.clone()),
+        }
+    }
+
+    /// The file name of done task `i`, from the part checked with the shard.
+    fn done_name(&self, i: usize) -> &str {
+        let at = self.done_names.start + i * 8;
+        let span: [u8; 8] = self.buf[at..at + 8].try_into().expect("eight bytes");
+        let (start, len) = span_of(&span);
+        self.text().get(start..start + len).unwrap_or_default()
+    }
+
+    /// Every task, the done ones only when checked.
+    fn tasks(&self) -> impl Iterator<Item = TaskRef<'_>> {
+        fn part<'a>(recs: &'a [u8], text: &'a str) -> impl Iterator<Item = TaskRef<'a>> {
+            recs.chunks_exact(REC_BYTES).map(move |rec| TaskRef {
+                rec: rec.try_into().expect("a record is REC_BYTES long"),
+                text,
+            })
+        }
+        let done = match self.done_checked {
+            true => self.done_recs.clone(),
+            false => 0..0,
+        };
+        let done_text = self.part_text(self.done_text.clone());
+        part(&self.buf[self.recs.clone()], self.text()).chain(part(&self.buf[done], done_text))
     }
 
     /// The shard's text, checked as UTF-8 once for the whole shard rather than field by field
     /// (a listing of 100,000 tasks reads over half a million fields).
     fn text(&self) -> &str {
-        let bytes = &self.buf[self.text.clone()];
-        // SAFETY: a shard's text is valid UTF-8: `ShardBuilder` writes it from `&str`s only, and
-        // `read_cache` drops a cache file any of whose shards' text is not. The
-        // file is only ever replaced by rename, so its mapping never changes under us.
+        self.part_text(self.text.clone())
+    }
+
+    fn part_text(&self, range: Range<usize>) -> &str {
+        let bytes = &self.buf[range];
+        // SAFETY: a shard's texts are valid UTF-8: `ShardBuilder` writes them from `&str`s only,
+        // `read_cache` drops a cache file whose first part's text is not, and `check_done`
+        // drops a done part whose text is not before any of its records is read (`done_task`
+        // and `tasks` read only checked ones). The file is only ever replaced by rename, so its
+        // mapping never changes under us.
         unsafe { std::str::from_utf8_unchecked(bytes) }
     }
+
+    /// Checks the done part against its checksum, once; false if it is damaged.
+    fn check_done(&mut self) -> bool {
+        if !self.done_checked {
+            let (start, end) = (self.done_recs.start, self.done_text.end);
+            let text_at = self.done_text.start - start;
+            self.done_checked = checked(&self.buf[start..end], text_at, self.done_sum);
+        }
+        self.done_checked
+    }
+
+    /// Binary search of `count` names in name order for `ID.yaml`, compared as bytes without
+    /// being built: the bytes up to the id's length, then what follows them.
+    fn find<'n>(count: usize, name: impl Fn(usize) -> &'n str, id: &str) -> Option<usize> {
+        let id = id.as_bytes();
+        let order = |name: &[u8]| {
+            let (head, rest) = name.split_at(name.len().min(id.len()));
+            head.cmp(id).then_with(|| rest.cmp(b".yaml"))
+        };
+        let (mut lo, mut hi) = (0, count);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match order(name(mid).as_bytes()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+}
+
+/// Whether `bytes` (text from `text_at` on) match `sum` and their text is UTF-8.
+fn checked(bytes: &[u8], text_at: usize, sum: u64) -> bool {
+    let (body_sum, text_ascii) = checksum(bytes, text_at);
+    // ASCII text is UTF-8; other text is checked again as UTF-8 (see `Shard::text`).
+    body_sum == sum && (text_ascii || std::str::from_utf8(&bytes[text_at..]).is_ok())
 }
 
 /// Builds a shard: its records, each written at its slot (the document's place among the
@@ -170,13 +271,22 @@ impl ShardBuilder {
         (created_span, updated_span)
     }
 
-    fn record(&mut self, slot: usize, blob: Oid, flags: [u8; 4], fields: [[u8; 8]; FIELDS]) {
+    fn record(
+        &mut self,
+        slot: usize,
+        blob: Oid,
+        flags: [u8; 4],
+        fields: [[u8; 8]; FIELDS],
+        (high, low): (u64, u64),
+    ) {
         let rec = &mut self.recs[slot * REC_BYTES..(slot + 1) * REC_BYTES];
         rec[..20].copy_from_slice(blob.as_bytes());
         rec[20..24].copy_from_slice(&flags);
         for (n, field) in fields.iter().enumerate() {
             rec[24 + n * 8..32 + n * 8].copy_from_slice(field);
         }
+        rec[URGENCY_AT..URGENCY_AT + 8].copy_from_slice(&high.to_le_bytes());
+        rec[URGENCY_AT + 8..].copy_from_slice(&low.to_le_bytes());
     }
 
     fn put_task(&mut self, slot: usize, name: &str, blob: Oid, t: TaskRef<'_>) {
@@ -201,6 +311,7 @@ impl ShardBuilder {
             blob,
             [1, t.state() as u8, t.kind() as u8, t.priority()],
             fields,
+            t.packed_urgency(),
         );
     }
 
@@ -226,6 +337,7 @@ impl ShardBuilder {
             blob,
             [1, t.state as u8, t.kind as u8, t.priority],
             fields,
+            pack_urgency(t.priority, &t.created, &t.id),
         );
     }
 
@@ -233,27 +345,102 @@ impl ShardBuilder {
         let mut fields = [span_bytes(ABSENT, 0); FIELDS];
         fields[Field::Name as usize] = self.text(Some(name));
         fields[Field::Title as usize] = self.text(Some(why));
-        self.record(slot, blob, [0, 0, 0, 0], fields);
+        self.record(slot, blob, [0, 0, 0, 0], fields, (INEXACT, 0));
     }
 
+    /// The shard, its records put in their parts (see [`Shard`]) with their text after them.
     fn finish(self, tree: Oid) -> Shard {
-        let recs = 0..self.recs.len();
-        let text = self.recs.len()..self.recs.len() + self.text.len();
-        let problems = self
+        let (mut undone, mut done) = (Part::default(), Part::default());
+        for rec in self.recs.chunks_exact(REC_BYTES) {
+            let is_done = rec[20] == 1 && STATES.get(rec[21] as usize) == Some(&State::Done);
+            match is_done {
+                true => done.push(rec, &self.text),
+                false => undone.push(rec, &self.text),
+            }
+        }
+        let problems = undone
             .recs
             .chunks_exact(REC_BYTES)
             .filter(|r| r[20] != 1)
             .count();
-        let mut buf = self.recs;
-        buf.extend_from_slice(&self.text);
+        // The done tasks' names, copied into the first part's text.
+        let mut names = Vec::with_capacity(done.recs.len() / REC_BYTES * 8);
+        for rec in done.recs.chunks_exact(REC_BYTES) {
+            let (start, len) = span_of(rec[24..32].try_into().expect("eight bytes"));
+            let at = undone.text.len() as u32;
+            undone
+                .text
+                .extend_from_slice(&done.text[start..start + len]);
+            names.extend_from_slice(&span_bytes(at, len as u32));
+        }
+        let mut buf = undone.recs;
+        let recs = 0..buf.len();
+        buf.extend_from_slice(&names);
+        let done_names = recs.end..buf.len();
+        buf.extend_from_slice(&undone.text);
+        let text = done_names.end..buf.len();
+        buf.extend_from_slice(&done.recs);
+        let done_recs = text.end..buf.len();
+        buf.extend_from_slice(&done.text);
+        let done_text = done_recs.end..buf.len();
+        let done_sum = checksum(&buf[done_recs.start..], done_recs.len()).0;
         Shard {
             tree: Some(tree),
             problems: problems as u32,
             buf: Arc::new(Bytes::Owned(buf)),
             recs,
+            done_names,
             text,
+            done_recs,
+            done_text,
+            done_sum,
+            done_checked: true,
         }
     }
+}
+
+/// One part of a shard being finished: records and the text they point into.
+#[derive(Default)]
+struct Part {
+    recs: Vec<u8>,
+    text: Vec<u8>,
+}
+
+impl Part {
+    /// Adds a record, its fields' text copied from `text` (the builder's) into the part's. Spans
+    /// that shared text (an id in its file name, `updated` equal to `created`) still do.
+    fn push(&mut self, rec: &[u8], text: &[u8]) {
+        let mut out: [u8; REC_BYTES] = rec.try_into().expect("a record is REC_BYTES long");
+        // (old start, old length, new start) of the text copied so far for this record.
+        let (mut copied, mut n) = ([(0, 0, 0); FIELDS], 0);
+        for field in 0..FIELDS {
+            let at = 24 + field * 8;
+            let (start, len) = span_of(out[at..at + 8].try_into().expect("eight bytes"));
+            if start == ABSENT as usize {
+                continue;
+            }
+            let shared = copied[..n].iter().find(|c| c.0 == start && len <= c.1);
+            let new = match shared {
+                Some(&(_, _, new)) => new,
+                None => {
+                    let new = self.text.len();
+                    self.text.extend_from_slice(&text[start..start + len]);
+                    copied[n] = (start, len, new);
+                    n += 1;
+                    new
+                }
+            };
+            out[at..at + 8].copy_from_slice(&span_bytes(new as u32, len as u32));
+        }
+        self.recs.extend_from_slice(&out);
+    }
+}
+
+/// A span's start and length.
+fn span_of(span: &[u8; 8]) -> (usize, usize) {
+    let start = u32::from_le_bytes([span[0], span[1], span[2], span[3]]);
+    let len = u32::from_le_bytes([span[4], span[5], span[6], span[7]]);
+    (start as usize, len as usize)
 }
 
 fn span_bytes(start: u32, len: u32) -> [u8; 8] {
@@ -362,6 +549,14 @@ impl<'a> TaskRef<'a> {
         (self.priority(), self.created(), self.id())
     }
 
+    /// [`TaskRef::urgency_key`] packed when the task was indexed (see [`pack_urgency`]), read
+    /// without touching the text.
+    pub fn packed_urgency(&self) -> (u64, u64) {
+        let word =
+            |at: usize| u64::from_le_bytes(self.rec[at..at + 8].try_into().expect("eight bytes"));
+        (word(URGENCY_AT), word(URGENCY_AT + 8))
+    }
+
     pub fn to_summary(&self) -> TaskSummary {
         TaskSummary {
             id: self.id().into(),
@@ -391,8 +586,62 @@ impl serde::Serialize for TaskRef<'_> {
     }
 }
 
+/// Marks a key [`pack_urgency`] could not pack (its bits are never set otherwise).
+pub const INEXACT: u64 = 1 << 63;
+
+/// The urgency key as two integers that order as the key does: the priority and the 17 digits
+/// of a `created` of the form `YYYY-MM-DDTHH:MM:SS.mmmZ` as one number (in that form they order
+/// as the string does), then the id's first 8 bytes. `(INEXACT, 0)` for a key not of that form.
+fn pack_urgency(priority: u8, created: &str, id: &str) -> (u64, u64) {
+    let packed = || {
+        let created: &[u8; 24] = created.as_bytes().try_into().ok()?;
+        let separators = [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+        ];
+        if priority > 15
+            || created[23] != b'Z'
+            || separators.iter().any(|&(at, c)| created[at] != c)
+        {
+            return None;
+        }
+        let mut digits: u64 = 0;
+        for at in [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22] {
+            let digit = created[at].wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            digits = digits * 10 + u64::from(digit);
+        }
+        let mut start = [0u8; 8];
+        let id = &id.as_bytes()[..id.len().min(8)];
+        start[..id.len()].copy_from_slice(id);
+        Some((
+            u64::from(priority) << 57 | digits,
+            u64::from_be_bytes(start),
+        ))
+    };
+    packed().unwrap_or((INEXACT, 0))
+}
+
 fn split_list(joined: &str) -> impl Iterator<Item = &str> {
     joined.split(LIST_SEP).filter(|s| !s.is_empty())
+}
+
+/// What a refresh makes ready to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Every task.
+    All,
+    /// The tasks not done, and whether an id is a done task's ([`TaskIndex::dep_done`]): all that
+    /// `ready` and `claim --next` ask. The done tasks of shards read from the cache file are
+    /// then neither checked nor read ([`TaskIndex::tasks`] and [`TaskIndex::get`] leave them
+    /// out), until a refresh for [`Need::All`].
+    Undone,
 }
 
 /// Every task summary of one snapshot of refs/coord/tasks. Cloning shares the shards' buffers.
@@ -408,7 +657,13 @@ pub struct TaskIndex {
 impl TaskIndex {
     /// Loads the index for `snap`, reusing shards already in memory, cache files, and the
     /// unchanged documents of a shard that changed.
-    pub fn refresh(&mut self, repo: &Repo, refname: &str, snap: &Snapshot) -> Result<()> {
+    pub fn refresh(
+        &mut self,
+        repo: &Repo,
+        refname: &str,
+        snap: &Snapshot,
+        need: Need,
+    ) -> Result<()> {
         let shard_trees = match snap.tree {
             Some(tree) => match repo.lookup_path(tree, "tasks")? {
                 Some(tasks) => repo
@@ -439,24 +694,31 @@ impl TaskIndex {
         let mut missing = Vec::new();
         // Shards held other than as the cache file has them: from the side file, or rebuilt.
         let mut changed = Vec::new();
+        // A shard whose done part is wanted must have it checked; one whose part is damaged is
+        // rebuilt from nothing (which rewrites the whole file).
+        let usable = |shard: &mut Shard, tree: Oid| {
+            shard.tree == Some(tree) && (need == Need::Undone || shard.check_done())
+        };
         for entry in shard_trees {
-            let older = shadowed.remove(&entry.name);
-            match (self.shards.remove(&entry.name), older) {
-                (Some(shard), _) if shard.tree == Some(entry.oid) => {
-                    if from_side.contains(&entry.name) {
-                        changed.push(entry.name.clone());
-                    }
-                    next.insert(entry.name, shard);
-                }
-                // A side file older than the cache file: the cache file's version is current.
-                (_, Some(older)) if older.tree == Some(entry.oid) => {
-                    next.insert(entry.name, older);
-                }
-                // A changed shard: parse only the documents its older version lacks.
-                (base, _) => {
+            let mut held = self.shards.remove(&entry.name);
+            let mut older = shadowed.remove(&entry.name);
+            if let Some(shard) = held.take_if(|s| usable(s, entry.oid)) {
+                if from_side.contains(&entry.name) {
                     changed.push(entry.name.clone());
-                    missing.push((entry.name, entry.oid, base));
                 }
+                next.insert(entry.name, shard);
+            } else if let Some(older) = older.take_if(|s| usable(s, entry.oid)) {
+                // A side file older than the cache file: the cache file's version is current.
+                next.insert(entry.name, older);
+            } else {
+                // A changed shard (or one whose done part is damaged): parse only the documents
+                // its older version lacks, its done tasks counting only if their part is sound.
+                let base = held.map(|mut base| {
+                    base.check_done();
+                    base
+                });
+                changed.push(entry.name.clone());
+                missing.push((entry.name, entry.oid, base));
             }
         }
         let (rebuilt, removed) = (missing.len(), !self.shards.is_empty());
@@ -491,9 +753,14 @@ impl TaskIndex {
 
     /// Whether dependency `dep` (an id here, or `NAME:ID` in another project) is done.
     pub fn dep_done(&self, dep: &str) -> bool {
-        match self.get(dep) {
-            Some(t) => t.state() == State::Done,
-            None => self.foreign.get(dep).is_some_and(|f| f.done),
+        let shard = dep
+            .get(..crate::model::id::SHARD_LEN)
+            .and_then(|name| self.shards.get(name));
+        match shard {
+            Some(shard) if Shard::find(shard.dones(), |i| shard.done_name(i), dep).is_some() => {
+                true
+            }
+            _ => self.foreign.get(dep).is_some_and(|f| f.done),
         }
     }
 
@@ -512,29 +779,28 @@ impl TaskIndex {
         self.len() == 0
     }
 
-    /// Every task that loaded, in no particular order.
+    /// Every task that loaded (after a refresh for [`Need::Undone`], those not done), in no
+    /// particular order.
     pub fn tasks(&self) -> impl Iterator<Item = TaskRef<'_>> {
         self.shards
             .values()
-            .flat_map(|shard| (0..shard.len()).map(|i| shard.task(i)).filter(TaskRef::ok))
+            .flat_map(Shard::tasks)
+            .filter(TaskRef::ok)
     }
 
-    /// The task with this full id, found in its shard by binary search.
+    /// The task with this full id (after a refresh for [`Need::Undone`], if it is not done),
+    /// found in its shard by binary search.
     pub fn get(&self, id: &str) -> Option<TaskRef<'_>> {
         let shard = self.shards.get(id.get(..crate::model::id::SHARD_LEN)?)?;
-        // The name is `ID.yaml`, compared as bytes without being built.
-        let wanted = || id.bytes().chain(b".yaml".iter().copied());
-        let (mut lo, mut hi) = (0, shard.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            let task = shard.task(mid);
-            match task.str(Field::Name).bytes().cmp(wanted()) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return task.ok().then_some(task),
-            }
+        let undone = shard.recs.len() / REC_BYTES;
+        if let Some(i) = Shard::find(undone, |i| shard.task(i).str(Field::Name), id) {
+            let task = shard.task(i);
+            return task.ok().then_some(task);
         }
-        None
+        if !shard.done_checked {
+            return None;
+        }
+        Shard::find(shard.dones(), |i| shard.done_name(i), id).map(|i| shard.done_task(i))
     }
 
     /// Documents that failed to load, in path order.
@@ -544,7 +810,7 @@ impl TaskIndex {
             .iter()
             .filter(|(_, shard)| shard.problems > 0)
             .flat_map(|(name, shard)| {
-                (0..shard.len())
+                (0..shard.recs.len() / REC_BYTES)
                     .map(|i| shard.task(i))
                     .filter(|t| !t.ok())
                     .map(move |t| Problem {
@@ -693,8 +959,9 @@ fn plan_shard(
     base: Option<&Shard>,
     unread: &mut Unread,
 ) -> Result<ShardBuilder> {
-    let known: HashMap<Oid, usize> = match base {
-        Some(base) => (0..base.len()).map(|i| (base.task(i).blob(), i)).collect(),
+    // Its done tasks only if their part was checked (`Shard::tasks`).
+    let known: HashMap<Oid, TaskRef<'_>> = match base {
+        Some(base) => base.tasks().map(|t| (t.blob(), t)).collect(),
         None => HashMap::new(),
     };
     // Per-task attachments live beside the documents and get no slot.
@@ -707,12 +974,11 @@ fn plan_shard(
             shard.put_problem(slot, &shown, entry.oid, &format!("skipped: {odd}"));
             continue;
         }
-        let reusable = base
-            .zip(known.get(&entry.oid))
-            .map(|(b, &i)| b.task(i))
+        let reusable = known
+            .get(&entry.oid)
             .filter(|t| t.str(Field::Name) == entry.name);
         match reusable {
-            Some(task) if task.ok() => shard.put_task(slot, &entry.name, entry.oid, task),
+            Some(&task) if task.ok() => shard.put_task(slot, &entry.name, entry.oid, task),
             Some(task) => shard.put_problem(slot, &entry.name, entry.oid, task.str(Field::Title)),
             None => unread.push(n, slot, entry.oid, &entry.name),
         }
@@ -763,8 +1029,9 @@ fn load_summary<T>(
     Ok(put(Err(&why)))
 }
 
-/// Reads the cache file: every shard it holds, with the tree each was built from. The shards
-/// share the file's one buffer.
+/// Reads the cache file: every shard it holds, with the tree each was built from, its first part
+/// checked (the done part is checked when needed, see [`Need`]). The shards share the file's one
+/// buffer.
 fn read_cache(file: &Path) -> Option<HashMap<String, Shard>> {
     let buf = Arc::new(Bytes::map(&fs::File::open(file).ok()?)?);
     let mut r = Reader { bytes: &buf, at: 0 };
@@ -781,28 +1048,32 @@ fn read_cache(file: &Path) -> Option<HashMap<String, Shard>> {
         let name_len = r.u32()? as usize;
         let name = std::str::from_utf8(r.take(name_len)?).ok()?.to_string();
         let tree = Oid::try_from(r.take(20)?).ok()?;
-        let recs = r.u32()? as usize;
         let problems = r.u32()?;
+        let recs = r.u32()? as usize;
+        let dones = r.u32()? as usize;
         let text_len = r.u32()? as usize;
-        let recs_start = r.at;
-        r.take(recs.checked_mul(REC_BYTES)?)?;
-        let text_start = r.at;
-        r.take(text_len)?;
-        if r.at != end {
+        let recs = r.at..r.at + r.take(recs.checked_mul(REC_BYTES)?)?.len();
+        let done_names = r.at..r.at + r.take(dones.checked_mul(8)?)?.len();
+        let text = r.at..r.at + r.take(text_len)?.len();
+        if r.at != end || !checked(&buf[start..end], text.start - start, sum) {
             return None;
         }
-        let (body_sum, text_ascii) = checksum(&buf[start..end], text_start - start);
-        // ASCII text is UTF-8; other text is checked again as UTF-8 (see `Shard::text`).
-        let text_utf8 = text_ascii || std::str::from_utf8(&buf[text_start..end]).is_ok();
-        if body_sum != sum || !text_utf8 {
-            return None;
-        }
+        let done_len = r.u32()? as usize;
+        let done_sum = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
+        let done_recs = r.at..r.at + r.take(dones.checked_mul(REC_BYTES)?)?.len();
+        let done_text_len = done_len.checked_sub(done_recs.len())?;
+        let done_text = r.at..r.at + r.take(done_text_len)?.len();
         let shard = Shard {
             tree: Some(tree),
             problems,
             buf: Arc::clone(&buf),
-            recs: recs_start..text_start,
-            text: text_start..end,
+            recs,
+            done_names,
+            text,
+            done_recs,
+            done_text,
+            done_sum,
+            done_checked: false,
         };
         shards.insert(name, shard);
     }
@@ -872,14 +1143,23 @@ fn write_cache<'a>(file: &Path, shards: impl Iterator<Item = (&'a String, &'a Sh
                 put_u32(&mut w, name.len() as u32);
                 w.extend_from_slice(name.as_bytes());
                 w.extend_from_slice(tree.as_bytes());
-                put_u32(&mut w, shard.len() as u32);
                 put_u32(&mut w, shard.problems);
+                put_u32(&mut w, (shard.recs.len() / REC_BYTES) as u32);
+                put_u32(&mut w, shard.dones() as u32);
                 put_u32(&mut w, shard.text.len() as u32);
                 w.extend_from_slice(&shard.buf[shard.recs.clone()]);
+                w.extend_from_slice(&shard.buf[shard.done_names.clone()]);
+                let text_at = w.len();
                 w.extend_from_slice(&shard.buf[shard.text.clone()]);
                 out.write_all(&(w.len() as u32).to_le_bytes())?;
-                out.write_all(&checksum(&w, w.len()).0.to_le_bytes())?;
+                out.write_all(&checksum(&w, text_at).0.to_le_bytes())?;
                 out.write_all(&w)?;
+                // The done part as it is, with its checksum as built or read: a damaged part
+                // not yet checked stays damaged.
+                let done = shard.done_recs.start..shard.done_text.end;
+                out.write_all(&(done.len() as u32).to_le_bytes())?;
+                out.write_all(&shard.done_sum.to_le_bytes())?;
+                out.write_all(&shard.buf[done])?;
             }
             out.flush()
         })
@@ -937,8 +1217,8 @@ mod tests {
         Some(shards["aa"].task(0).str(Field::Title).to_string())
     }
 
-    /// Replaces `from` by `to` (of the same length) in the file, and makes its checksum right
-    /// again: damage the checksum alone cannot see.
+    /// Replaces `from` by `to` (of the same length) in the file, and makes its first part's
+    /// checksum right again: damage the checksum alone cannot see.
     fn rewrite(file: &Path, body_at: usize, from: &[u8], to: &[u8]) {
         let mut bytes = fs::read(file).expect("the cache file");
         let at = bytes
@@ -946,7 +1226,8 @@ mod tests {
             .position(|w| w == from)
             .expect("the bytes are in the file");
         bytes[at..at + to.len()].copy_from_slice(to);
-        let sum = checksum(&bytes[body_at..], 0).0;
+        let len = u32::from_le_bytes(bytes[body_at - 12..body_at - 8].try_into().unwrap());
+        let sum = checksum(&bytes[body_at..body_at + len as usize], 0).0;
         bytes[body_at - 8..body_at].copy_from_slice(&sum.to_le_bytes());
         fs::write(file, bytes).expect("the cache file is writable");
     }
