@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use serde_json::{Value, json};
 
 use crate::error::Error;
-use crate::model::task::{Task, TaskSummary};
+use crate::model::task::{State, Task, TaskSummary};
 use crate::ops::tasks::{DepNode, LogEntry, Waiting};
 use crate::store::Problem;
 use crate::store::index::TaskRef;
@@ -100,7 +100,7 @@ fn summary_line(out: Out, t: &TaskRef<'_>) -> io::Result<()> {
 }
 
 /// Appends the line of a listing for `t`. Built by hand rather than with write!: listings print
-/// up to a hundred thousand of these, so the fixed middle (priority and state) is one copy.
+/// up to a hundred thousand of these.
 fn push_summary_line(line: &mut String, t: &TaskRef<'_>) {
     const SPACES: &str = "            ";
     let pad = |line: &mut String, text: &str, width: usize| {
@@ -113,13 +113,14 @@ fn push_summary_line(line: &mut String, t: &TaskRef<'_>) {
         }
     };
     line.push_str(t.id());
-    // "  P<n>  <state, 7 wide>  "
-    let mut middle = *b"  P0  .......  ";
-    middle[3] = b'0' + t.priority().min(9);
-    let state = t.state().as_str().as_bytes();
-    middle[6..13].fill(b' ');
-    middle[6..6 + state.len()].copy_from_slice(state);
-    line.push_str(std::str::from_utf8(&middle).unwrap_or_default());
+    line.push_str("  P");
+    line.push(char::from(b'0' + t.priority().min(9)));
+    line.push_str(match t.state() {
+        State::Open => "  open     ",
+        State::Claimed => "  claimed  ",
+        State::Done => "  done     ",
+        State::Blocked => "  blocked  ",
+    });
     pad(line, t.assignee().unwrap_or("-"), 12);
     line.push_str("  ");
     line.push_str(t.title());
