@@ -211,10 +211,14 @@ fn checked(bytes: &[u8], text_at: usize, sum: u64) -> bool {
 }
 
 /// Builds a shard: its records, each written at its slot (the document's place among the
-/// shard's documents, in tree order), and the text they point into, in any order.
+/// shard's documents, in tree order), and the text they point into, in any order: a done task's
+/// in the done part's text, every other record's in the first part's.
 struct ShardBuilder {
     recs: Vec<u8>,
     text: Vec<u8>,
+    done_text: Vec<u8>,
+    /// Whether the record being put is a done task's.
+    done: bool,
 }
 
 impl ShardBuilder {
@@ -222,6 +226,16 @@ impl ShardBuilder {
         ShardBuilder {
             recs: vec![0; slots * REC_BYTES],
             text: Vec::new(),
+            done_text: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The text of the part the record being put goes to.
+    fn out(&mut self) -> &mut Vec<u8> {
+        match self.done {
+            true => &mut self.done_text,
+            false => &mut self.text,
         }
     }
 
@@ -229,21 +243,23 @@ impl ShardBuilder {
         let Some(s) = s else {
             return span_bytes(ABSENT, 0);
         };
-        let start = self.text.len() as u32;
-        self.text.extend_from_slice(s.as_bytes());
+        let out = self.out();
+        let start = out.len() as u32;
+        out.extend_from_slice(s.as_bytes());
         span_bytes(start, s.len() as u32)
     }
 
     fn list<'s>(&mut self, mut items: impl Iterator<Item = &'s str>) -> [u8; 8] {
-        let start = self.text.len();
+        let out = self.out();
+        let start = out.len();
         if let Some(first) = items.next() {
-            self.text.extend_from_slice(first.as_bytes());
+            out.extend_from_slice(first.as_bytes());
             for item in items {
-                self.text.push(LIST_SEP as u8);
-                self.text.extend_from_slice(item.as_bytes());
+                out.push(LIST_SEP as u8);
+                out.extend_from_slice(item.as_bytes());
             }
         }
-        span_bytes(start as u32, (self.text.len() - start) as u32)
+        span_bytes(start as u32, (out.len() - start) as u32)
     }
 
     /// The file name and the id: the id is written once, as the start of `<id>.yaml`.
@@ -290,6 +306,7 @@ impl ShardBuilder {
     }
 
     fn put_task(&mut self, slot: usize, name: &str, blob: Oid, t: TaskRef<'_>) {
+        self.done = t.state() == State::Done;
         let (name, id) = self.name_and_id(name, t.id());
         let (created, updated) = self.times(t.created(), t.updated());
         let fields = [
@@ -316,6 +333,7 @@ impl ShardBuilder {
     }
 
     fn put_summary(&mut self, slot: usize, name: &str, blob: Oid, t: &SummaryRef<'_>) {
+        self.done = t.state == State::Done;
         let (name, id) = self.name_and_id(name, &t.id);
         let (created, updated) = self.times(&t.created, &t.updated);
         let fields = [
@@ -342,46 +360,41 @@ impl ShardBuilder {
     }
 
     fn put_problem(&mut self, slot: usize, name: &str, blob: Oid, why: &str) {
+        self.done = false;
         let mut fields = [span_bytes(ABSENT, 0); FIELDS];
         fields[Field::Name as usize] = self.text(Some(name));
         fields[Field::Title as usize] = self.text(Some(why));
         self.record(slot, blob, [0, 0, 0, 0], fields, (INEXACT, 0));
     }
 
-    /// The shard, its records put in their parts (see [`Shard`]) with their text after them.
+    /// The shard, its records put in their parts (see [`Shard`]), each part's text after them.
     fn finish(self, tree: Oid) -> Shard {
-        let (mut undone, mut done) = (Part::default(), Part::default());
+        let (mut recs, mut done_recs) = (Vec::new(), Vec::new());
         for rec in self.recs.chunks_exact(REC_BYTES) {
-            let is_done = rec[20] == 1 && STATES.get(rec[21] as usize) == Some(&State::Done);
-            match is_done {
-                true => done.push(rec, &self.text),
-                false => undone.push(rec, &self.text),
+            match rec[20] == 1 && STATES.get(rec[21] as usize) == Some(&State::Done) {
+                true => done_recs.extend_from_slice(rec),
+                false => recs.extend_from_slice(rec),
             }
         }
-        let problems = undone
-            .recs
-            .chunks_exact(REC_BYTES)
-            .filter(|r| r[20] != 1)
-            .count();
+        let problems = recs.chunks_exact(REC_BYTES).filter(|r| r[20] != 1).count();
         // The done tasks' names, copied into the first part's text.
-        let mut names = Vec::with_capacity(done.recs.len() / REC_BYTES * 8);
-        for rec in done.recs.chunks_exact(REC_BYTES) {
+        let mut text = self.text;
+        let mut names = Vec::with_capacity(done_recs.len() / REC_BYTES * 8);
+        for rec in done_recs.chunks_exact(REC_BYTES) {
             let (start, len) = span_of(rec[24..32].try_into().expect("eight bytes"));
-            let at = undone.text.len() as u32;
-            undone
-                .text
-                .extend_from_slice(&done.text[start..start + len]);
+            let at = text.len() as u32;
+            text.extend_from_slice(&self.done_text[start..start + len]);
             names.extend_from_slice(&span_bytes(at, len as u32));
         }
-        let mut buf = undone.recs;
+        let mut buf = recs;
         let recs = 0..buf.len();
         buf.extend_from_slice(&names);
         let done_names = recs.end..buf.len();
-        buf.extend_from_slice(&undone.text);
+        buf.extend_from_slice(&text);
         let text = done_names.end..buf.len();
-        buf.extend_from_slice(&done.recs);
+        buf.extend_from_slice(&done_recs);
         let done_recs = text.end..buf.len();
-        buf.extend_from_slice(&done.text);
+        buf.extend_from_slice(&self.done_text);
         let done_text = done_recs.end..buf.len();
         let done_sum = checksum(&buf[done_recs.start..], done_recs.len()).0;
         Shard {
@@ -396,43 +409,6 @@ impl ShardBuilder {
             done_sum,
             done_checked: true,
         }
-    }
-}
-
-/// One part of a shard being finished: records and the text they point into.
-#[derive(Default)]
-struct Part {
-    recs: Vec<u8>,
-    text: Vec<u8>,
-}
-
-impl Part {
-    /// Adds a record, its fields' text copied from `text` (the builder's) into the part's. Spans
-    /// that shared text (an id in its file name, `updated` equal to `created`) still do.
-    fn push(&mut self, rec: &[u8], text: &[u8]) {
-        let mut out: [u8; REC_BYTES] = rec.try_into().expect("a record is REC_BYTES long");
-        // (old start, old length, new start) of the text copied so far for this record.
-        let (mut copied, mut n) = ([(0, 0, 0); FIELDS], 0);
-        for field in 0..FIELDS {
-            let at = 24 + field * 8;
-            let (start, len) = span_of(out[at..at + 8].try_into().expect("eight bytes"));
-            if start == ABSENT as usize {
-                continue;
-            }
-            let shared = copied[..n].iter().find(|c| c.0 == start && len <= c.1);
-            let new = match shared {
-                Some(&(_, _, new)) => new,
-                None => {
-                    let new = self.text.len();
-                    self.text.extend_from_slice(&text[start..start + len]);
-                    copied[n] = (start, len, new);
-                    n += 1;
-                    new
-                }
-            };
-            out[at..at + 8].copy_from_slice(&span_bytes(new as u32, len as u32));
-        }
-        self.recs.extend_from_slice(&out);
     }
 }
 
@@ -918,22 +894,26 @@ fn build_shards(
         read(&repo.for_bulk_reads(), &order)?;
     } else {
         // Contiguous runs of the pack order, so each thread still reads deltas after their bases.
+        // This thread reads the first run itself, with the packs its repository already mapped:
+        // each other thread maps them again, and their pages count again in its memory.
         let per_thread = order.len().div_ceil(threads);
+        let mut parts = order.chunks(per_thread);
+        let first = parts.next().unwrap_or_default();
         std::thread::scope(|scope| {
-            let handles: Vec<_> = order
-                .chunks(per_thread)
+            let handles: Vec<_> = parts
                 .map(|part| {
                     let git_dir = repo.git_dir();
                     let read = &read;
                     scope.spawn(move || read(&Repo::open(&git_dir)?.for_bulk_reads(), part))
                 })
                 .collect();
+            let here = read(&repo.for_bulk_reads(), first);
             for handle in handles {
                 handle
                     .join()
                     .map_err(|_| Error::Other("index builder thread panicked".into()))??;
             }
-            Ok::<(), Error>(())
+            here
         })?;
     }
     drop((order, unread));
