@@ -90,6 +90,28 @@ impl<'a> Iterator for RawEntries<'a> {
     }
 }
 
+/// Git's order of tree entries: by name, a tree's name as if it ended with `/`.
+fn git_order(a: &[u8], a_tree: bool, b: &[u8], b_tree: bool) -> std::cmp::Ordering {
+    let end = |name: &[u8], tree: bool, at: usize| match name.get(at) {
+        Some(&c) => c,
+        None if tree => b'/',
+        None => 0,
+    };
+    let common = a.len().min(b.len());
+    a[..common].cmp(&b[..common]).then_with(|| {
+        match (a.len() == common && b.len() == common, a_tree == b_tree) {
+            (true, true) => std::cmp::Ordering::Equal,
+            _ => end(a, a_tree, common).cmp(&end(b, b_tree, common)),
+        }
+    })
+}
+
+/// The object id at the end of a raw tree entry.
+fn raw_oid(entry: &RawEntry<'_>, hash_len: usize) -> Result<Oid> {
+    Oid::try_from(&entry.bytes[entry.bytes.len() - hash_len..])
+        .map_err(|e| Error::Git(format!("a tree entry's object id: {e}")))
+}
+
 /// Whether `name` may be one component of a path in a tree git-coord writes: not empty, not `.`,
 /// `..` or `.git`, no slash, no NUL.
 pub fn is_fit_name(name: &[u8]) -> bool {
@@ -434,6 +456,9 @@ impl Repo {
     /// [`Repo::edit_entries`] on `base` as it is; if that fails because `base` holds an entry no
     /// tree may hold (a name like `..`, pushed by hand), once more on `base` without such entries.
     fn edit_or_clean(&self, base: Oid, edits: &[EntryEdit]) -> Result<Oid> {
+        if let Some(tree) = self.splice_entries(base, edits)? {
+            return Ok(tree);
+        }
         match self.edit_entries_as_is(base, edits) {
             Ok(tree) => Ok(tree),
             Err(err) => {
@@ -992,6 +1017,120 @@ impl Repo {
             self.write_object(tree)
         })?;
         Ok(written)
+    }
+
+    /// The usual write, done on the trees' bytes: entries put (none removed) at distinct paths
+    /// none of which is inside another, where no entry changes between tree and not. Unchanged
+    /// entries are copied as they are, the others spliced in at their place in git's order, so
+    /// the 256 entries of a store's shards are neither decoded nor encoded again. The trees
+    /// written are the ones [`Repo::edit_entries_as_is`] writes, byte for byte. None when the
+    /// edits or a tree on the way are not of that kind (an unfit or unusual entry, a tree not in
+    /// git's order): the editor then does it.
+    fn splice_entries(&self, base: Oid, edits: &[EntryEdit]) -> Result<Option<Oid>> {
+        let mut puts: Vec<(Vec<&[u8]>, Oid, bool)> = Vec::with_capacity(edits.len());
+        for edit in edits {
+            let Some((oid, is_tree)) = edit.entry else {
+                return Ok(None);
+            };
+            puts.push((
+                edit.path.as_bytes().split(|&b| b == b'/').collect(),
+                oid,
+                is_tree,
+            ));
+        }
+        puts.sort_by(|a, b| a.0.cmp(&b.0));
+        let nested = puts
+            .windows(2)
+            .any(|w| w[1].0.len() >= w[0].0.len() && w[1].0[..w[0].0.len()] == w[0].0[..]);
+        if puts.is_empty() || nested {
+            return Ok(None);
+        }
+        self.splice_level((!base.is_empty_tree()).then_some(base), &puts, 0)
+    }
+
+    /// One tree of [`Repo::splice_entries`]: `tree` (None: a new one) with `puts`, whose paths
+    /// all go through it (their component `depth` names an entry of it).
+    fn splice_level(
+        &self,
+        tree: Option<Oid>,
+        puts: &[(Vec<&[u8]>, Oid, bool)],
+        depth: usize,
+    ) -> Result<Option<Oid>> {
+        const TREE: &[u8] = b"40000";
+        const BLOB: &[u8] = b"100644";
+        let data = match tree {
+            Some(tree) => self.object_bytes(tree, gix::objs::Kind::Tree)?,
+            None => std::rc::Rc::from(&[][..]),
+        };
+        let hash_len = self.inner.object_hash().len_in_bytes();
+        let mut entries = Vec::new();
+        for entry in (RawEntries {
+            rest: &data,
+            hash_len,
+        }) {
+            let Ok(entry) = entry else { return Ok(None) };
+            let mode = &entry.bytes[..entry.bytes.len() - entry.name.len() - hash_len - 2];
+            let usual = [BLOB, TREE, b"100755", b"120000", b"160000"].contains(&mode);
+            let in_order = entries
+                .last()
+                .is_none_or(|(last, last_tree): &(RawEntry, bool)| {
+                    git_order(last.name, *last_tree, entry.name, mode == TREE).is_lt()
+                });
+            if !usual || !is_fit_name(entry.name) || !in_order {
+                return Ok(None);
+            }
+            entries.push((entry, mode == TREE));
+        }
+        // What this tree's entries become, in git's order: (name, is a tree, object id).
+        let mut changes: Vec<(&[u8], bool, Oid)> = Vec::new();
+        for group in puts.chunk_by(|a, b| a.0[depth] == b.0[depth]) {
+            let name = group[0].0[depth];
+            if !is_fit_name(name) {
+                return Ok(None);
+            }
+            let held = entries.iter().find(|(e, _)| e.name == name);
+            let (is_tree, oid) = if group[0].0.len() == depth + 1 {
+                (group[0].2, group[0].1)
+            } else {
+                let child = match held {
+                    Some((e, true)) => Some(raw_oid(e, hash_len)?),
+                    Some((_, false)) => return Ok(None),
+                    None => None,
+                };
+                match self.splice_level(child, group, depth + 1)? {
+                    Some(oid) => (true, oid),
+                    None => return Ok(None),
+                }
+            };
+            if held.is_some_and(|(_, was_tree)| *was_tree != is_tree) {
+                return Ok(None);
+            }
+            changes.push((name, is_tree, oid));
+        }
+        changes.sort_by(|a, b| git_order(a.0, a.1, b.0, b.1));
+        let mut out = Vec::with_capacity(data.len() + changes.len() * (hash_len + 40));
+        let mut changes = changes.into_iter().peekable();
+        let put = |out: &mut Vec<u8>, (name, is_tree, oid): (&[u8], bool, Oid)| {
+            out.extend_from_slice(if is_tree { TREE } else { BLOB });
+            out.push(b' ');
+            out.extend_from_slice(name);
+            out.push(0);
+            out.extend_from_slice(oid.as_bytes());
+        };
+        for (entry, is_tree) in &entries {
+            while let Some(change) =
+                changes.next_if(|c| git_order(c.0, c.1, entry.name, *is_tree).is_lt())
+            {
+                put(&mut out, change);
+            }
+            match changes.next_if(|c| c.0 == entry.name) {
+                Some(change) => put(&mut out, change),
+                None => out.extend_from_slice(entry.bytes),
+            }
+        }
+        changes.for_each(|change| put(&mut out, change));
+        self.write_object_bytes(gix::objs::Kind::Tree, &out)
+            .map(Some)
     }
 
     /// Runs the git binary on this repository (`--git-dir`), for what gix does not do here:

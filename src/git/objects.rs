@@ -287,6 +287,7 @@ impl gix::objs::Find for KeptFind<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::git::EntryEdit;
 
     fn git(dir: &std::path::Path, args: &[&str], input: Option<&[u8]>) -> String {
         let mut child = std::process::Command::new("git")
@@ -330,6 +331,100 @@ mod tests {
             })
             .collect();
         repo.edit_tree(None, &edits).expect("written")
+    }
+
+    #[test]
+    fn splicing_entries_writes_the_same_trees_as_the_editor() {
+        let (_dir, repo) = repo();
+        // Names around `/` in git's order (`-` and `.` sort before a tree's `/`, `0` after), at
+        // several depths, some new, one both a blob and a tree's name (so not spliced).
+        let paths = [
+            "a",
+            "a-b",
+            "a.b",
+            "a0",
+            "d/x",
+            "d/y.yaml",
+            "d/z/q",
+            "d.x",
+            "d0",
+            "d-y/k",
+            "e/f/g/h",
+            "new/one",
+            "x/a",
+            "x",
+            "tasks/3f/3f00.yaml",
+            "tasks/3f/3e00.yaml",
+        ];
+        let mut base = tree_with(
+            &repo,
+            &[("a0", "0"), ("d/x", "0"), ("d.x", "0"), ("q", "0")],
+        );
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut below = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let (mut spliced, mut rounds) = (0, 0);
+        for round in 0..300 {
+            let edits: Vec<EntryEdit> = (0..1 + below(4))
+                .map(|n| {
+                    let path = paths[below(paths.len() as u64) as usize].to_string();
+                    let blob = repo
+                        .write_blob(format!("{round} {n}").as_bytes())
+                        .expect("written");
+                    EntryEdit {
+                        path,
+                        entry: Some((blob, false)),
+                    }
+                })
+                .collect();
+            let by_editor = repo.edit_entries_as_is(base, &edits).ok();
+            match repo.splice_entries(base, &edits).expect("read") {
+                Some(tree) => {
+                    assert_eq!(Some(tree), by_editor, "{edits:?}");
+                    spliced += 1;
+                }
+                // Only a blob where a tree is (or the other way round) stops a single put.
+                None => assert!(
+                    edits.len() > 1 || ["x", "x/a"].contains(&edits[0].path.as_str()),
+                    "{edits:?} not spliced"
+                ),
+            }
+            if let Some(tree) = by_editor {
+                base = tree;
+            }
+            rounds += 1;
+        }
+        assert!(
+            spliced > rounds / 3,
+            "only {spliced} of {rounds} edits were spliced"
+        );
+        // A tree put as a tree, and an edit on the empty tree.
+        let sub = tree_with(&repo, &[("k", "1")]);
+        let edits = [EntryEdit {
+            path: "d/z".into(),
+            entry: Some((sub, true)),
+        }];
+        let by_editor = repo.edit_entries_as_is(base, &edits).expect("written");
+        assert_eq!(
+            repo.splice_entries(base, &edits).expect("read"),
+            Some(by_editor)
+        );
+        let empty = repo.inner.empty_tree().id;
+        let by_editor = repo.edit_entries_as_is(empty, &edits).expect("written");
+        assert_eq!(
+            repo.splice_entries(empty, &edits).expect("read"),
+            Some(by_editor)
+        );
+        // Removals and nested paths are left to the editor.
+        let removal = [EntryEdit {
+            path: "a0".into(),
+            entry: None,
+        }];
+        assert_eq!(repo.splice_entries(base, &removal).expect("read"), None);
     }
 
     #[test]
