@@ -102,15 +102,12 @@ fn summary_line(out: Out, t: &TaskRef<'_>) -> io::Result<()> {
 /// Appends the line of a listing for `t`. Built by hand rather than with write!: listings print
 /// up to a hundred thousand of these.
 fn push_summary_line(line: &mut String, t: &TaskRef<'_>) {
+    // As wide as the widest column padded.
     const SPACES: &str = "            ";
     let pad = |line: &mut String, text: &str, width: usize| {
         line.push_str(text);
-        let mut left = width.saturating_sub(text.chars().count());
-        while left > 0 {
-            let n = left.min(SPACES.len());
-            line.push_str(&SPACES[..n]);
-            left -= n;
-        }
+        let left = width.saturating_sub(text.chars().count());
+        line.push_str(&SPACES[..left.min(SPACES.len())]);
     };
     line.push_str(t.id());
     line.push_str("  P");

@@ -1025,7 +1025,8 @@ impl Repo {
     /// the 256 entries of a store's shards are neither decoded nor encoded again. The trees
     /// written are the ones [`Repo::edit_entries_as_is`] writes, byte for byte. None when the
     /// edits or a tree on the way are not of that kind (an unfit or unusual entry, a tree not in
-    /// git's order): the editor then does it.
+    /// git's order): the editor then does it (the trees this wrote below such a tree stay
+    /// behind unused, for `git gc` to drop).
     fn splice_entries(&self, base: Oid, edits: &[EntryEdit]) -> Result<Option<Oid>> {
         let mut puts: Vec<(Vec<&[u8]>, Oid, bool)> = Vec::with_capacity(edits.len());
         for edit in edits {
@@ -1045,7 +1046,10 @@ impl Repo {
         if puts.is_empty() || nested {
             return Ok(None);
         }
-        self.splice_level((!base.is_empty_tree()).then_some(base), &puts, 0)
+        // A tree that cannot be read (missing, or another kind of object) is the editor's to
+        // report, as it always was.
+        let spliced = self.splice_level((!base.is_empty_tree()).then_some(base), &puts, 0);
+        Ok(spliced.unwrap_or(None))
     }
 
     /// One tree of [`Repo::splice_entries`]: `tree` (None: a new one) with `puts`, whose paths

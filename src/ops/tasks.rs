@@ -892,9 +892,9 @@ pub fn list<'i>(index: &'i TaskIndex, filter: &ListFilter) -> Vec<TaskRef<'i>> {
 }
 
 /// Sorts tasks most urgent first ([`TaskRef::urgency_key`]). At 100,000 tasks comparing the
-/// keys is most of a listing's work, so each is packed into two integers where it can be
-/// ([`TaskRef::packed_urgency`]) and sorted with its task's place only; keys are compared whole only where
-/// those tie.
+/// keys is most of a listing's work, so each is packed into two integers when the task is indexed
+/// ([`TaskRef::packed_urgency`]) and sorted with its task's place only; keys are compared whole
+/// only where those tie.
 fn sort_by_urgency(tasks: &mut Vec<TaskRef<'_>>) {
     let mut keys: Vec<(u64, u64, u32)> = tasks
         .iter()
