@@ -745,7 +745,8 @@ impl<'c> Tasks<'c> {
         self.index(&self.store.snapshot()?)
     }
 
-    /// The index of the current tip for [`ready_tasks`], which reads no done task.
+    /// The index of the current tip for what reads no done task: [`ready_tasks`], the tasks
+    /// an agent holds ([`Need::Undone`]).
     pub fn load_ready_index(&self) -> Result<TaskIndex> {
         self.index_for(&self.store.snapshot()?, Need::Undone)
     }

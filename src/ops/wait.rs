@@ -156,7 +156,7 @@ fn look(
         });
     }
     if what.ready {
-        let index = Tasks::new(coord).load_index()?;
+        let index = Tasks::new(coord).load_ready_index()?;
         let ready = crate::ops::tasks::ready_tasks(&index, role);
         found.extend(ready.iter().take(5).map(|t| Arrival::Ready {
             id: t.id().to_string(),

@@ -96,7 +96,8 @@ fn decide_in(cwd: &Path, continued: bool) -> crate::error::Result<Decision> {
     let agents = Agents::new(&coord)?;
     let role = agents.get(&agent)?.map(|a| a.role);
     let tasks = Tasks::new(&coord);
-    let index = tasks.load_index()?;
+    // The tasks it holds and the ready ones: none of them done.
+    let index = tasks.load_ready_index()?;
     let mut lines = Vec::new();
     let mut claimed: Vec<_> = index
         .tasks()
