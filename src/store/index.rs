@@ -1245,6 +1245,79 @@ mod tests {
         }
     }
 
+    /// A task document as git-coord writes it, in the fields the index reads.
+    fn doc(id: &str, title: &str, state: &str, deps: &str) -> String {
+        format!(
+            "format: 1\nid: {id}\ntitle: {title}\ntype: task\nstate: {state}\npriority: 2\n\
+             deps: [{deps}]\ncreated: \"2026-01-01T00:00:00.000Z\"\ncreated_by: someone\n\
+             updated: \"2026-01-01T00:00:00.000Z\"\n"
+        )
+    }
+
+    #[test]
+    fn one_index_read_for_the_undone_tasks_then_for_all_checks_the_done_part_it_skipped() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let init = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .arg(dir.path())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .status()
+            .expect("git runs");
+        assert!(init.success());
+        let repo = Repo::discover(dir.path()).expect("a repository");
+        let (done, open) = ("aa0000000001", "aa0000000002");
+        let edits: Vec<_> = [
+            (done, doc(done, "finished-alpha", "done", "")),
+            (open, doc(open, "beta", "open", done)),
+        ]
+        .iter()
+        .map(|(id, text)| crate::git::PathEdit {
+            path: format!("tasks/aa/{id}.yaml"),
+            blob: Some(repo.write_blob(text.as_bytes()).expect("written")),
+        })
+        .collect();
+        let snap = Snapshot {
+            tip: None,
+            tree: Some(repo.edit_tree(None, &edits).expect("written")),
+        };
+        let refname = "refs/coord/tasks";
+        TaskIndex::default()
+            .refresh(&repo, refname, &snap, Need::All)
+            .expect("built");
+        // The done title, damaged in the cache file (its checksum left as it was).
+        let file = cache_file(&repo);
+        let mut bytes = fs::read(&file).expect("the cache file");
+        let at = bytes
+            .windows(14)
+            .position(|w| w == b"finished-alpha")
+            .expect("the done title is in the file");
+        bytes[at..at + 14].copy_from_slice(b"FINISHED-ALPHA");
+        fs::write(&file, &bytes).expect("written");
+
+        // As a long-lived server does: one index, first for `ready`, then for a listing.
+        let mut index = TaskIndex::default();
+        index
+            .refresh(&repo, refname, &snap, Need::Undone)
+            .expect("read");
+        let undone: Vec<&str> = index.tasks().map(|t| t.id()).collect();
+        assert_eq!(undone, [open]);
+        assert!(index.dep_done(done), "a done task's name says it is done");
+        assert!(!index.dep_done(open) && !index.dep_done("aa0000000003"));
+        assert!(index.get(done).is_none(), "no done task is read unchecked");
+        index
+            .refresh(&repo, refname, &snap, Need::All)
+            .expect("read");
+        let title = index.get(done).map(|t| t.title().to_string());
+        assert_eq!(
+            title.as_deref(),
+            Some("finished-alpha"),
+            "rebuilt, not trusted"
+        );
+        assert_eq!(index.tasks().count(), 2);
+        assert!(index.dep_done(done));
+    }
+
     #[test]
     fn a_span_that_cuts_a_character_reads_as_empty() {
         let dir = tempfile::tempdir().expect("a temporary directory");
