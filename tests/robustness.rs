@@ -1104,6 +1104,9 @@ fn ready_never_reads_the_done_tasks_and_a_damaged_done_part_is_never_trusted_eve
         damaged,
         "ready rewrote the index"
     );
+    // A reader that checked the done part would have rebuilt that shard into the side file.
+    let side = index.with_extension("changed");
+    assert!(!side.exists(), "ready read the done part");
     // What reads the done tasks checks their part first, and rebuilds it.
     assert_eq!(repo.list(), expected);
 

@@ -49,11 +49,27 @@ impl TreeEntry {
     }
 }
 
-/// One entry of a tree's bytes: all of it, and its name.
+/// One entry of a tree's bytes: all of it, and its mode, name and object id.
 #[derive(Clone, Copy)]
 struct RawEntry<'a> {
     bytes: &'a [u8],
+    mode: &'a [u8],
     name: &'a [u8],
+    id: &'a [u8],
+}
+
+/// A tree's mode, as git writes it.
+const TREE_MODE: &[u8] = b"40000";
+
+impl RawEntry<'_> {
+    fn is_tree(&self) -> bool {
+        self.mode == TREE_MODE
+    }
+
+    /// Git's order of this entry against `other`.
+    fn order(&self, other: &RawEntry<'_>) -> std::cmp::Ordering {
+        git_order(self.name, self.is_tree(), other.name, other.is_tree())
+    }
 }
 
 /// Splits a tree's bytes into entries: `MODE SP NAME NUL` and the object id. An entry that is not
@@ -85,7 +101,9 @@ impl<'a> Iterator for RawEntries<'a> {
         self.rest = rest;
         Some(Ok(RawEntry {
             bytes,
+            mode: &bytes[..space],
             name: &bytes[space + 1..nul],
+            id: &bytes[nul + 1..],
         }))
     }
 }
@@ -104,12 +122,6 @@ fn git_order(a: &[u8], a_tree: bool, b: &[u8], b_tree: bool) -> std::cmp::Orderi
             _ => end(a, a_tree, common).cmp(&end(b, b_tree, common)),
         }
     })
-}
-
-/// The object id at the end of a raw tree entry.
-fn raw_oid(entry: &RawEntry<'_>, hash_len: usize) -> Result<Oid> {
-    Oid::try_from(&entry.bytes[entry.bytes.len() - hash_len..])
-        .map_err(|e| Error::Git(format!("a tree entry's object id: {e}")))
 }
 
 /// Whether `name` may be one component of a path in a tree git-coord writes: not empty, not `.`,
@@ -291,7 +303,7 @@ impl Repo {
                     }
                     (x, y) = (a.next().transpose()?, b.next().transpose()?);
                 }
-                (Some(ex), ey) if ey.is_none_or(|ey| ex.name < ey.name) => {
+                (Some(ex), ey) if ey.is_none_or(|ey| ex.order(&ey).is_lt()) => {
                     out.push((Some(self.tree_entry(ex)?), None));
                     x = a.next().transpose()?;
                 }
@@ -1060,30 +1072,20 @@ impl Repo {
         puts: &[(Vec<&[u8]>, Oid, bool)],
         depth: usize,
     ) -> Result<Option<Oid>> {
-        const TREE: &[u8] = b"40000";
         const BLOB: &[u8] = b"100644";
         let data = match tree {
             Some(tree) => self.object_bytes(tree, gix::objs::Kind::Tree)?,
             None => std::rc::Rc::from(&[][..]),
         };
-        let hash_len = self.inner.object_hash().len_in_bytes();
-        let mut entries = Vec::new();
-        for entry in (RawEntries {
-            rest: &data,
-            hash_len,
-        }) {
+        let mut entries: Vec<RawEntry> = Vec::new();
+        for entry in self.raw_entries(&data) {
             let Ok(entry) = entry else { return Ok(None) };
-            let mode = &entry.bytes[..entry.bytes.len() - entry.name.len() - hash_len - 2];
-            let usual = [BLOB, TREE, b"100755", b"120000", b"160000"].contains(&mode);
-            let in_order = entries
-                .last()
-                .is_none_or(|(last, last_tree): &(RawEntry, bool)| {
-                    git_order(last.name, *last_tree, entry.name, mode == TREE).is_lt()
-                });
+            let usual = [BLOB, TREE_MODE, b"100755", b"120000", b"160000"].contains(&entry.mode);
+            let in_order = entries.last().is_none_or(|last| last.order(&entry).is_lt());
             if !usual || !is_fit_name(entry.name) || !in_order {
                 return Ok(None);
             }
-            entries.push((entry, mode == TREE));
+            entries.push(entry);
         }
         // What this tree's entries become, in git's order: (name, is a tree, object id).
         let mut changes: Vec<(&[u8], bool, Oid)> = Vec::new();
@@ -1092,13 +1094,13 @@ impl Repo {
             if !is_fit_name(name) {
                 return Ok(None);
             }
-            let held = entries.iter().find(|(e, _)| e.name == name);
+            let held = entries.iter().find(|e| e.name == name);
             let (is_tree, oid) = if group[0].0.len() == depth + 1 {
                 (group[0].2, group[0].1)
             } else {
                 let child = match held {
-                    Some((e, true)) => Some(raw_oid(e, hash_len)?),
-                    Some((_, false)) => return Ok(None),
+                    Some(e) if e.is_tree() => Some(Oid::try_from(e.id).map_err(git_err)?),
+                    Some(_) => return Ok(None),
                     None => None,
                 };
                 match self.splice_level(child, group, depth + 1)? {
@@ -1106,24 +1108,24 @@ impl Repo {
                     None => return Ok(None),
                 }
             };
-            if held.is_some_and(|(_, was_tree)| *was_tree != is_tree) {
+            if held.is_some_and(|e| e.is_tree() != is_tree) {
                 return Ok(None);
             }
             changes.push((name, is_tree, oid));
         }
         changes.sort_by(|a, b| git_order(a.0, a.1, b.0, b.1));
-        let mut out = Vec::with_capacity(data.len() + changes.len() * (hash_len + 40));
+        let mut out = Vec::with_capacity(data.len() + changes.len() * 64);
         let mut changes = changes.into_iter().peekable();
         let put = |out: &mut Vec<u8>, (name, is_tree, oid): (&[u8], bool, Oid)| {
-            out.extend_from_slice(if is_tree { TREE } else { BLOB });
+            out.extend_from_slice(if is_tree { TREE_MODE } else { BLOB });
             out.push(b' ');
             out.extend_from_slice(name);
             out.push(0);
             out.extend_from_slice(oid.as_bytes());
         };
-        for (entry, is_tree) in &entries {
+        for entry in &entries {
             while let Some(change) =
-                changes.next_if(|c| git_order(c.0, c.1, entry.name, *is_tree).is_lt())
+                changes.next_if(|c| git_order(c.0, c.1, entry.name, entry.is_tree()).is_lt())
             {
                 put(&mut out, change);
             }
@@ -1347,4 +1349,21 @@ impl Repo {
             path,
         ])
     }
+}
+
+/// A repository in a new temporary directory, made by `git init` outside any configuration, for
+/// the unit tests.
+#[cfg(test)]
+pub(crate) fn test_repo() -> (tempfile::TempDir, Repo) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let init = std::process::Command::new("git")
+        .args(["init", "-q"])
+        .arg(dir.path())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .status()
+        .expect("git runs");
+    assert!(init.success(), "git init failed");
+    let repo = Repo::discover(dir.path()).expect("a repository");
+    (dir, repo)
 }

@@ -315,10 +315,7 @@ mod tests {
     }
 
     fn repo() -> (tempfile::TempDir, Repo) {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        git(dir.path(), &["init", "-q"], None);
-        let repo = Repo::discover(dir.path()).expect("a repository");
-        (dir, repo)
+        crate::git::test_repo()
     }
 
     /// A tree of blobs, by name (and content).
@@ -432,18 +429,26 @@ mod tests {
         let (dir, repo) = repo();
         let old = tree_with(&repo, &[("a", "1"), ("g", "1"), ("h", "1"), ("z", "1")]);
         let new = tree_with(&repo, &[("a", "1"), ("g", "2"), ("i", "1"), ("z", "1")]);
-        let diff: Vec<_> = repo
-            .tree_diff(old, new)
-            .expect("read")
-            .into_iter()
-            .map(|(x, y)| (x.map(|e| e.name), y.map(|e| e.name)))
-            .collect();
+        let names = |old, new| -> Vec<_> {
+            let diff = repo.tree_diff(old, new).expect("read");
+            diff.into_iter()
+                .map(|(x, y)| (x.map(|e| e.name), y.map(|e| e.name)))
+                .collect()
+        };
         let name = |n: &str| Some(n.to_string());
         assert_eq!(
-            diff,
+            names(old, new),
             [(name("g"), name("g")), (name("h"), None), (None, name("i"))]
         );
         assert!(repo.tree_diff(old, old).expect("read").is_empty());
+        // In git's order a tree `a` comes after a blob `a.b` (as if it were `a/`): the tree
+        // changed and the blob went, nothing came.
+        let old_a = tree_with(&repo, &[("a.b", "1"), ("a/x", "1")]);
+        let new_a = tree_with(&repo, &[("a/x", "2")]);
+        assert_eq!(
+            names(old_a, new_a),
+            [(name("a.b"), None), (name("a"), name("a"))]
+        );
         assert!(repo.lookup_path(new, "i").expect("read").is_some());
         assert!(repo.lookup_path(new, "h").expect("read").is_none());
 

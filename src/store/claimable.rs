@@ -364,17 +364,7 @@ mod tests {
     use super::*;
 
     fn repo() -> (tempfile::TempDir, Repo) {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let init = std::process::Command::new("git")
-            .args(["init", "-q"])
-            .arg(dir.path())
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .status()
-            .expect("git runs");
-        assert!(init.success());
-        let repo = Repo::discover(dir.path()).expect("a repository");
-        (dir, repo)
+        crate::git::test_repo()
     }
 
     fn candidates(n: usize) -> Vec<Candidate> {

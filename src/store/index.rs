@@ -101,7 +101,12 @@ struct Shard {
 
 impl Shard {
     fn len(&self) -> usize {
-        self.recs.len() / REC_BYTES + self.dones()
+        self.undone() + self.dones()
+    }
+
+    /// How many records the first part holds: tasks not done, and documents that failed to load.
+    fn undone(&self) -> usize {
+        self.recs.len() / REC_BYTES
     }
 
     fn dones(&self) -> usize {
@@ -768,8 +773,7 @@ impl TaskIndex {
     /// found in its shard by binary search.
     pub fn get(&self, id: &str) -> Option<TaskRef<'_>> {
         let shard = self.shards.get(id.get(..crate::model::id::SHARD_LEN)?)?;
-        let undone = shard.recs.len() / REC_BYTES;
-        if let Some(i) = Shard::find(undone, |i| shard.task(i).str(Field::Name), id) {
+        if let Some(i) = Shard::find(shard.undone(), |i| shard.task(i).str(Field::Name), id) {
             let task = shard.task(i);
             return task.ok().then_some(task);
         }
@@ -786,7 +790,7 @@ impl TaskIndex {
             .iter()
             .filter(|(_, shard)| shard.problems > 0)
             .flat_map(|(name, shard)| {
-                (0..shard.recs.len() / REC_BYTES)
+                (0..shard.undone())
                     .map(|i| shard.task(i))
                     .filter(|t| !t.ok())
                     .map(move |t| Problem {
@@ -1124,7 +1128,7 @@ fn write_cache<'a>(file: &Path, shards: impl Iterator<Item = (&'a String, &'a Sh
                 w.extend_from_slice(name.as_bytes());
                 w.extend_from_slice(tree.as_bytes());
                 put_u32(&mut w, shard.problems);
-                put_u32(&mut w, (shard.recs.len() / REC_BYTES) as u32);
+                put_u32(&mut w, shard.undone() as u32);
                 put_u32(&mut w, shard.dones() as u32);
                 put_u32(&mut w, shard.text.len() as u32);
                 w.extend_from_slice(&shard.buf[shard.recs.clone()]);
@@ -1256,16 +1260,7 @@ mod tests {
 
     #[test]
     fn one_index_read_for_the_undone_tasks_then_for_all_checks_the_done_part_it_skipped() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let init = std::process::Command::new("git")
-            .args(["init", "-q"])
-            .arg(dir.path())
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .status()
-            .expect("git runs");
-        assert!(init.success());
-        let repo = Repo::discover(dir.path()).expect("a repository");
+        let (_dir, repo) = crate::git::test_repo();
         let (done, open) = ("aa0000000001", "aa0000000002");
         let edits: Vec<_> = [
             (done, doc(done, "finished-alpha", "done", "")),
