@@ -27,7 +27,7 @@ use crate::store::{Problem, Snapshot};
 /// Names the layout of the cache file and the build that wrote it, so another version of
 /// git-coord never trusts what this one made (and the other way round).
 const MAGIC: &[u8] = concat!(
-    "git-coord task index 7, git-coord ",
+    "git-coord task index 8, git-coord ",
     env!("CARGO_PKG_VERSION"),
     ", task format 1\n"
 )
@@ -57,13 +57,22 @@ enum Field {
 }
 
 const FIELDS: usize = 12;
-/// One record: the blob id (20 bytes), ok/state/kind/priority (4 bytes), then for each field
-/// its start and length in the shard's text (`start == u32::MAX`: absent), then the urgency key
-/// packed as two u64s ([`TaskRef::packed_urgency`]). For a document that failed to load, `ok` is
-/// 0 and the title field holds why.
+/// One record: the blob id (20 bytes), ok/state/kind/priority (4 bytes), where the record's text
+/// starts in its part's text (a u32, the base), then for each field its offset from the base and
+/// its length, two u16s (offset [`ABSENT`]: absent), then the urgency key packed as two u64s
+/// ([`TaskRef::packed_urgency`]). A record whose fields do not fit in u16s (a title of 64 KiB)
+/// is wide: its base has the [`WIDE`] bit and points at its fields' whole spans, written in its
+/// part's text as hex digits (see [`field_span`]). For a document that failed to load, `ok` is 0
+/// and the title field holds why.
 const REC_BYTES: usize = URGENCY_AT + 16;
-const URGENCY_AT: usize = 24 + FIELDS * 8;
-const ABSENT: u32 = u32::MAX;
+const BASE_AT: usize = 24;
+const SPANS_AT: usize = BASE_AT + 4;
+const URGENCY_AT: usize = SPANS_AT + FIELDS * 4;
+const ABSENT: u16 = u16::MAX;
+const WIDE: u32 = 1 << 31;
+/// A wide record's span of one field in hex: start then length, 8 digits each (start
+/// `ffffffff`: absent).
+const WIDE_SPAN: usize = 16;
 const STATES: [State; 4] = [State::Open, State::Claimed, State::Done, State::Blocked];
 const KINDS: [Kind; 5] = [
     Kind::Bug,
@@ -244,17 +253,15 @@ impl ShardBuilder {
         }
     }
 
-    fn text(&mut self, s: Option<&str>) -> [u8; 8] {
-        let Some(s) = s else {
-            return span_bytes(ABSENT, 0);
-        };
+    fn text(&mut self, s: Option<&str>) -> Span {
+        let s = s?;
         let out = self.out();
         let start = out.len() as u32;
         out.extend_from_slice(s.as_bytes());
-        span_bytes(start, s.len() as u32)
+        Some((start, s.len() as u32))
     }
 
-    fn list<'s>(&mut self, mut items: impl Iterator<Item = &'s str>) -> [u8; 8] {
+    fn list<'s>(&mut self, mut items: impl Iterator<Item = &'s str>) -> Span {
         let out = self.out();
         let start = out.len();
         if let Some(first) = items.next() {
@@ -264,25 +271,21 @@ impl ShardBuilder {
                 out.extend_from_slice(item.as_bytes());
             }
         }
-        span_bytes(start as u32, (out.len() - start) as u32)
+        Some((start as u32, (out.len() - start) as u32))
     }
 
     /// The file name and the id: the id is written once, as the start of `<id>.yaml`.
-    fn name_and_id(&mut self, name: &str, id: &str) -> ([u8; 8], [u8; 8]) {
+    fn name_and_id(&mut self, name: &str, id: &str) -> (Span, Span) {
         let name_span = self.text(Some(name));
-        let id_span = match name.strip_suffix(".yaml") {
-            Some(stem) if stem == id => {
-                let mut span = name_span;
-                span[4..].copy_from_slice(&(id.len() as u32).to_le_bytes());
-                span
-            }
+        let id_span = match (name.strip_suffix(".yaml"), name_span) {
+            (Some(stem), Some((start, _))) if stem == id => Some((start, id.len() as u32)),
             _ => self.text(Some(id)),
         };
         (name_span, id_span)
     }
 
     /// `created` and `updated`, written once when they are the same (a task never changed).
-    fn times(&mut self, created: &str, updated: &str) -> ([u8; 8], [u8; 8]) {
+    fn times(&mut self, created: &str, updated: &str) -> (Span, Span) {
         let created_span = self.text(Some(created));
         let updated_span = if updated == created {
             created_span
@@ -297,15 +300,28 @@ impl ShardBuilder {
         slot: usize,
         blob: Oid,
         flags: [u8; 4],
-        fields: [[u8; 8]; FIELDS],
+        fields: [Span; FIELDS],
         (high, low): (u64, u64),
     ) {
+        let (base, spans) = match narrow_spans(&fields) {
+            Some(narrow) => narrow,
+            None => {
+                // Too long for u16s: the whole spans go in the text, as hex digits (ASCII, so
+                // the text stays UTF-8).
+                let out = self.out();
+                let at = out.len() as u32;
+                for field in fields {
+                    let (start, len) = field.unwrap_or((u32::MAX, 0));
+                    out.extend_from_slice(format!("{start:08x}{len:08x}").as_bytes());
+                }
+                (at | WIDE, [0; FIELDS * 4])
+            }
+        };
         let rec = &mut self.recs[slot * REC_BYTES..(slot + 1) * REC_BYTES];
         rec[..20].copy_from_slice(blob.as_bytes());
         rec[20..24].copy_from_slice(&flags);
-        for (n, field) in fields.iter().enumerate() {
-            rec[24 + n * 8..32 + n * 8].copy_from_slice(field);
-        }
+        rec[BASE_AT..SPANS_AT].copy_from_slice(&base.to_le_bytes());
+        rec[SPANS_AT..URGENCY_AT].copy_from_slice(&spans);
         rec[URGENCY_AT..URGENCY_AT + 8].copy_from_slice(&high.to_le_bytes());
         rec[URGENCY_AT + 8..].copy_from_slice(&low.to_le_bytes());
     }
@@ -366,7 +382,7 @@ impl ShardBuilder {
 
     fn put_problem(&mut self, slot: usize, name: &str, blob: Oid, why: &str) {
         self.done = false;
-        let mut fields = [span_bytes(ABSENT, 0); FIELDS];
+        let mut fields = [None; FIELDS];
         fields[Field::Name as usize] = self.text(Some(name));
         fields[Field::Title as usize] = self.text(Some(why));
         self.record(slot, blob, [0, 0, 0, 0], fields, (INEXACT, 0));
@@ -386,7 +402,8 @@ impl ShardBuilder {
         let mut text = self.text;
         let mut names = Vec::with_capacity(done_recs.len() / REC_BYTES * 8);
         for rec in done_recs.chunks_exact(REC_BYTES) {
-            let (start, len) = span_of(rec[24..32].try_into().expect("eight bytes"));
+            let rec = rec.try_into().expect("a record is REC_BYTES long");
+            let (start, len) = field_span(rec, &self.done_text, Field::Name).unwrap_or((0, 0));
             let at = text.len() as u32;
             text.extend_from_slice(&self.done_text[start..start + len]);
             names.extend_from_slice(&span_bytes(at, len as u32));
@@ -417,7 +434,54 @@ impl ShardBuilder {
     }
 }
 
-/// A span's start and length.
+/// Where a field's text is in its part's text, as the builder has it: start and length (None:
+/// the field is absent).
+type Span = Option<(u32, u32)>;
+
+/// A record's base and its fields' offsets and lengths from it, or None when one does not fit.
+fn narrow_spans(fields: &[Span; FIELDS]) -> Option<(u32, [u8; FIELDS * 4])> {
+    let base = fields
+        .iter()
+        .flatten()
+        .map(|&(start, _)| start)
+        .min()
+        .unwrap_or(0);
+    let mut spans = [0; FIELDS * 4];
+    for (field, out) in fields.iter().zip(spans.chunks_exact_mut(4)) {
+        let (offset, len) = match *field {
+            None => (ABSENT, 0),
+            Some((start, len)) => (
+                u16::try_from(start - base).ok().filter(|&o| o != ABSENT)?,
+                u16::try_from(len).ok()?,
+            ),
+        };
+        out[..2].copy_from_slice(&offset.to_le_bytes());
+        out[2..].copy_from_slice(&len.to_le_bytes());
+    }
+    (base & WIDE == 0).then_some((base, spans))
+}
+
+/// Where `field` of `rec` is in `text` (its part's text): start and length, None when absent.
+/// A wide record's span that does not parse reads as empty.
+fn field_span(rec: &[u8; REC_BYTES], text: &[u8], field: Field) -> Option<(usize, usize)> {
+    let base = u32::from_le_bytes(rec[BASE_AT..SPANS_AT].try_into().expect("four bytes"));
+    if base & WIDE == 0 {
+        let at = SPANS_AT + field as usize * 4;
+        let offset = u16::from_le_bytes([rec[at], rec[at + 1]]);
+        let len = u16::from_le_bytes([rec[at + 2], rec[at + 3]]);
+        return (offset != ABSENT).then_some((base as usize + offset as usize, len as usize));
+    }
+    let at = (base & !WIDE) as usize + field as usize * WIDE_SPAN;
+    let hex = |digits: &[u8]| u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok();
+    let span = text.get(at..at + WIDE_SPAN);
+    match span.and_then(|span| Some((hex(&span[..8])?, hex(&span[8..])?))) {
+        Some((u32::MAX, _)) => None,
+        Some((start, len)) => Some((start as usize, len as usize)),
+        None => Some((0, 0)),
+    }
+}
+
+/// A done name's start and length.
 fn span_of(span: &[u8; 8]) -> (usize, usize) {
     let start = u32::from_le_bytes([span[0], span[1], span[2], span[3]]);
     let len = u32::from_le_bytes([span[4], span[5], span[6], span[7]]);
@@ -449,24 +513,11 @@ impl<'a> TaskRef<'a> {
         Oid::try_from(&self.rec[..20]).expect("twenty bytes make an object id")
     }
 
-    fn span(&self, field: Field) -> (u32, u32) {
-        let at = 24 + field as usize * 8;
-        let r = &self.rec[at..at + 8];
-        (
-            u32::from_le_bytes([r[0], r[1], r[2], r[3]]),
-            u32::from_le_bytes([r[4], r[5], r[6], r[7]]),
-        )
-    }
-
     fn opt(&self, field: Field) -> Option<&'a str> {
-        let (start, len) = self.span(field);
-        if start == ABSENT {
-            return None;
-        }
+        let (start, len) = field_span(self.rec, self.text.as_bytes(), field)?;
         // The cache is checksummed; a span that still does not fit, or cuts a character in two,
         // reads as empty.
-        let (start, end) = (start as usize, start as usize + len as usize);
-        Some(self.text.get(start..end).unwrap_or_default())
+        Some(self.text.get(start..start + len).unwrap_or_default())
     }
 
     fn str(&self, field: Field) -> &'a str {
@@ -504,7 +555,7 @@ impl<'a> TaskRef<'a> {
         split_list(self.str(Field::Deps))
     }
     pub fn has_deps(&self) -> bool {
-        self.span(Field::Deps).1 > 0
+        field_span(self.rec, self.text.as_bytes(), Field::Deps).is_some_and(|(_, len)| len > 0)
     }
     pub fn parent(&self) -> Option<&'a str> {
         self.opt(Field::Parent)
@@ -1319,14 +1370,41 @@ mod tests {
         let why = "é";
         let (file, body_at) = cache_file_with(dir.path(), why);
         assert_eq!(title_read_back(&file).as_deref(), Some(why));
-        // The title's span: its start (after the name) and its length, 2, made 1.
-        let start = (NAME.len() as u32).to_le_bytes();
-        let mut span = [0u8; 8];
-        span[..4].copy_from_slice(&start);
-        span[4..].copy_from_slice(&2u32.to_le_bytes());
-        let mut cut = span;
-        cut[4..].copy_from_slice(&1u32.to_le_bytes());
+        // The title's span: its offset from the record's text (after the name) and its
+        // length, 2, made 1.
+        let offset = (NAME.len() as u16).to_le_bytes();
+        let span = [offset[0], offset[1], 2, 0];
+        let cut = [offset[0], offset[1], 1, 0];
         rewrite(&file, body_at, &span, &cut);
         assert_eq!(title_read_back(&file).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn a_record_whose_fields_do_not_fit_in_u16s_reads_back_whole() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let long = "é".repeat(40_000);
+        let mut shard = ShardBuilder::with_slots(3);
+        let blob = Oid::try_from(&[1u8; 20][..]).expect("an object id");
+        shard.put_problem(0, "aa0000000001.yaml", blob, "short");
+        shard.put_problem(1, "aa0000000002.yaml", blob, &long);
+        shard.put_problem(2, "aa0000000003.yaml", blob, "after");
+        let tree = Oid::try_from(&[2u8; 20][..]).expect("an object id");
+        let shards = HashMap::from([("aa".to_string(), shard.finish(tree))]);
+        let wide = shards["aa"].task(1);
+        assert_ne!(wide.rec[BASE_AT + 3] & 0x80, 0, "the record is wide");
+        let file = dir.path().join("tasks.index");
+        write_cache(&file, shards.iter());
+        let shards = read_cache(&file).expect("the cache file reads back");
+        let read = |i: usize| {
+            let task = shards["aa"].task(i);
+            (
+                task.str(Field::Name).to_string(),
+                task.title().to_string(),
+                task.role(),
+            )
+        };
+        assert_eq!(read(0), ("aa0000000001.yaml".into(), "short".into(), None));
+        assert_eq!(read(1), ("aa0000000002.yaml".into(), long, None));
+        assert_eq!(read(2), ("aa0000000003.yaml".into(), "after".into(), None));
     }
 }
