@@ -169,6 +169,13 @@ pub enum Cas {
 }
 
 /// A repository opened in-process.
+/// The order to read objects in ([`Repo::pack_order`]): indexes into the objects asked about.
+pub struct PackOrder {
+    pub order: Vec<usize>,
+    /// How many of `order`, from its start, are in a pack of the repository.
+    pub packed: usize,
+}
+
 pub struct Repo {
     inner: gix::Repository,
     kept: objects::Kept,
@@ -409,7 +416,7 @@ impl Repo {
     /// of the cost. Objects in no pack of this repository (loose, or in an alternate) come last,
     /// in their given order. Nothing is read but the pack indexes; an index that cannot be
     /// opened only leaves its objects unordered.
-    pub fn pack_order(&self, oids: &[Oid]) -> Vec<usize> {
+    pub fn pack_order(&self, oids: &[Oid]) -> PackOrder {
         let pack_dir = self.inner.objects.store_ref().path().join("pack");
         let mut idx_paths: Vec<PathBuf> = std::fs::read_dir(&pack_dir)
             .map(|dir| {
@@ -445,7 +452,11 @@ impl Repo {
             .map(|(i, oid)| (place(oid, &mut last), i))
             .collect();
         keyed.sort_unstable();
-        keyed.into_iter().map(|(_, i)| i).collect()
+        let packed = keyed.partition_point(|&((pack, _), _)| pack != usize::MAX);
+        PackOrder {
+            order: keyed.into_iter().map(|(_, i)| i).collect(),
+            packed,
+        }
     }
 
     pub fn write_blob(&self, bytes: &[u8]) -> Result<Oid> {

@@ -115,6 +115,17 @@ impl Repo {
         if let Some(read) = self.loose_blob_within(oid, limit) {
             return Ok(read);
         }
+        self.read_packed_blob_within(oid, limit)
+    }
+
+    /// [`Repo::read_blob_within`] for a blob its pack index lists ([`Repo::pack_order`]): no
+    /// loose file is looked for first (a cold index build would look for 100,000 in vain). gix
+    /// still finds the blob wherever it is.
+    pub fn read_packed_blob_within(
+        &self,
+        oid: Oid,
+        limit: u64,
+    ) -> Result<std::result::Result<Vec<u8>, u64>> {
         let size = self.object_size(oid)?;
         if size > limit {
             return Ok(Err(size));

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::git::{Oid, Repo, TreeEntry};
+use crate::git::{Oid, PackOrder, Repo, TreeEntry};
 use crate::model::MAX_DOCUMENT_BYTES;
 use crate::model::task::{Kind, State, SummaryRef, TaskSummary};
 use crate::store::mapped::Bytes;
@@ -921,23 +921,33 @@ fn build_shards(
         )?));
     }
     let oids: Vec<Oid> = unread.docs.iter().map(|u| u.oid).collect();
-    let order = repo.pack_order(&oids);
+    let PackOrder { order, packed } = repo.pack_order(&oids);
     drop(oids);
     let names: Vec<&str> = missing.iter().map(|(name, _, _)| name.as_str()).collect();
-    let read = |repo: &Repo, part: &[usize]| -> Result<()> {
-        for &at in part {
+    // `part` starts at `from` in the order; its documents before `packed` are in a pack.
+    let read = |repo: &Repo, from: usize, part: &[usize]| -> Result<()> {
+        for (n, &at) in part.iter().enumerate() {
             let doc = &unread.docs[at];
             let (shard, slot, name) = (doc.shard as usize, doc.slot as usize, unread.name(doc));
-            load_summary(repo, refname, names[shard], name, doc.oid, |loaded| {
-                // A poisoned lock means another thread panicked, which the join reports.
-                let mut builder = builders[shard]
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                match loaded {
-                    Ok(task) => builder.put_summary(slot, name, doc.oid, task),
-                    Err(why) => builder.put_problem(slot, name, doc.oid, why),
-                }
-            })?;
+            let packed = from + n < packed;
+            load_summary(
+                repo,
+                refname,
+                names[shard],
+                name,
+                doc.oid,
+                packed,
+                |loaded| {
+                    // A poisoned lock means another thread panicked, which the join reports.
+                    let mut builder = builders[shard]
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    match loaded {
+                        Ok(task) => builder.put_summary(slot, name, doc.oid, task),
+                        Err(why) => builder.put_problem(slot, name, doc.oid, why),
+                    }
+                },
+            )?;
         }
         Ok(())
     };
@@ -946,23 +956,24 @@ fn build_shards(
         .unwrap_or(1)
         .min(4);
     if threads < 2 || order.len() < THREADS_FROM_DOCUMENTS {
-        read(&repo.for_bulk_reads(), &order)?;
+        read(&repo.for_bulk_reads(), 0, &order)?;
     } else {
         // Contiguous runs of the pack order, so each thread still reads deltas after their bases.
         // This thread reads the first run itself, with the packs its repository already mapped:
         // each other thread maps them again, and their pages count again in its memory.
         let per_thread = order.len().div_ceil(threads);
-        let mut parts = order.chunks(per_thread);
-        let first = parts.next().unwrap_or_default();
+        let mut parts = order.chunks(per_thread).enumerate();
+        let first = parts.next().map(|(_, part)| part).unwrap_or_default();
         std::thread::scope(|scope| {
             let handles: Vec<_> = parts
-                .map(|part| {
+                .map(|(n, part)| {
                     let git_dir = repo.git_dir();
                     let read = &read;
-                    scope.spawn(move || read(&Repo::open(&git_dir)?.for_bulk_reads(), part))
+                    let from = n * per_thread;
+                    scope.spawn(move || read(&Repo::open(&git_dir)?.for_bulk_reads(), from, part))
                 })
                 .collect();
-            let here = read(&repo.for_bulk_reads(), first);
+            let here = read(&repo.for_bulk_reads(), 0, first);
             for handle in handles {
                 handle
                     .join()
@@ -1022,16 +1033,22 @@ fn plan_shard(
 }
 
 /// Reads one document of shard `shard` and checks it, as [`SummaryRef::from_yaml`] does (its
-/// size before its bytes), then hands its summary (or why the index skips it) to `put`.
+/// size before its bytes; `packed`: its blob is in a pack, see [`Repo::read_packed_blob_within`]),
+/// then hands its summary (or why the index skips it) to `put`.
 fn load_summary<T>(
     repo: &Repo,
     refname: &str,
     shard: &str,
     name: &str,
     oid: Oid,
+    packed: bool,
     put: impl FnOnce(std::result::Result<&SummaryRef<'_>, &str>) -> T,
 ) -> Result<T> {
-    let bytes = match repo.read_blob_within(oid, MAX_DOCUMENT_BYTES)? {
+    let read = match packed {
+        true => repo.read_packed_blob_within(oid, MAX_DOCUMENT_BYTES)?,
+        false => repo.read_blob_within(oid, MAX_DOCUMENT_BYTES)?,
+    };
+    let bytes = match read {
         Ok(bytes) => bytes,
         Err(size) => {
             let why = format!("{size} bytes, over the {MAX_DOCUMENT_BYTES}-byte limit");
