@@ -84,8 +84,17 @@ pub fn summaries(out: Out, tasks: &[TaskRef<'_>], json: bool) -> io::Result<()> 
         serde_json::to_writer(&mut *out, tasks)?;
         return writeln!(out);
     }
+    // The records and their text, loaded ahead of their lines (`TaskRef::prefetch_text`): the
+    // record 16 lines ahead, the text of the one 8 lines ahead, whose record is loaded by now.
+    const AHEAD: usize = 8;
     let mut line = String::with_capacity(256);
-    for t in tasks {
+    for (n, t) in tasks.iter().enumerate() {
+        if let Some(ahead) = tasks.get(n + 2 * AHEAD) {
+            ahead.prefetch_record();
+        }
+        if let Some(ahead) = tasks.get(n + AHEAD) {
+            ahead.prefetch_text();
+        }
         line.clear();
         push_summary_line(&mut line, t);
         out.write_all(line.as_bytes())?;

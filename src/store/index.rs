@@ -481,6 +481,19 @@ fn field_span(rec: &[u8; REC_BYTES], text: &[u8], field: Field) -> Option<(usize
     }
 }
 
+/// Asks the CPU to start loading the cache line at `at` (nothing elsewhere than on x86-64).
+fn prefetch(at: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the address;
+    // SSE, which has it, is part of every x86-64 CPU.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(at.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
 /// A done name's start and length.
 fn span_of(span: &[u8; 8]) -> (usize, usize) {
     let start = u32::from_le_bytes([span[0], span[1], span[2], span[3]]);
@@ -579,6 +592,26 @@ impl<'a> TaskRef<'a> {
     /// Urgency order: lower priority number first, then older first, then id.
     pub fn urgency_key(&self) -> (u8, &'a str, &'a str) {
         (self.priority(), self.created(), self.id())
+    }
+
+    /// Starts loading the record into the CPU's cache, for a reader that reads it soon (see
+    /// [`TaskRef::prefetch_text`]).
+    pub fn prefetch_record(&self) {
+        prefetch(self.rec.as_ptr());
+        prefetch(self.rec[REC_BYTES - 1..].as_ptr());
+    }
+
+    /// Starts loading the start of the record's text (where its fields are, one after another),
+    /// once its record is in the cache. A listing reads records in urgency order, all over a file
+    /// of 20 MB at 100,000 tasks: without these two, it waited on memory for the record and then
+    /// for the text of every line, two thirds of the time it spent on its lines.
+    pub fn prefetch_text(&self) {
+        let base = u32::from_le_bytes(self.rec[BASE_AT..SPANS_AT].try_into().expect("four bytes"));
+        let at = (base & !WIDE) as usize;
+        if let Some(text) = self.text.as_bytes().get(at..) {
+            prefetch(text.as_ptr());
+            prefetch(text[text.len().min(64)..].as_ptr());
+        }
     }
 
     /// [`TaskRef::urgency_key`] packed when the task was indexed (see [`pack_urgency`]), read
