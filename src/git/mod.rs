@@ -168,7 +168,6 @@ pub enum Cas {
     Lost,
 }
 
-/// A repository opened in-process.
 /// The order to read objects in ([`Repo::pack_order`]): indexes into the objects asked about.
 pub struct PackOrder {
     pub order: Vec<usize>,
@@ -176,6 +175,7 @@ pub struct PackOrder {
     pub packed: usize,
 }
 
+/// A repository opened in-process.
 pub struct Repo {
     inner: gix::Repository,
     kept: objects::Kept,

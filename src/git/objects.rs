@@ -589,6 +589,46 @@ mod tests {
     }
 
     #[test]
+    fn the_pack_order_puts_packed_objects_first_and_says_how_many_they_are() {
+        let (dir, repo) = repo();
+        let blobs: Vec<Oid> = (0..5)
+            .map(|n| repo.write_blob(format!("blob {n}\n").as_bytes()))
+            .collect::<Result<_>>()
+            .expect("written");
+        // Blobs 1, 3 and 4 go into a pack (and their loose files away); 0 and 2 stay loose.
+        let packed = [blobs[1], blobs[3], blobs[4]];
+        let list: String = packed.iter().map(|oid| format!("{oid}\n")).collect();
+        git(
+            dir.path(),
+            &["pack-objects", ".git/objects/pack/pack"],
+            Some(list.as_bytes()),
+        );
+        for oid in packed {
+            std::fs::remove_file(repo.loose_path(oid)).expect("the loose copy removed");
+        }
+        let repo = Repo::open(&repo.git_dir()).expect("opened again, seeing the pack");
+        let order = repo.pack_order(&blobs);
+        assert_eq!(order.packed, 3);
+        let mut first: Vec<usize> = order.order[..3].to_vec();
+        first.sort_unstable();
+        assert_eq!(first, [1, 3, 4]);
+        assert_eq!(
+            order.order[3..],
+            [0, 2],
+            "loose ones last, in their given order"
+        );
+        // Packed or not, a blob read as packed is the blob (gix finds a loose one too).
+        for (n, &oid) in blobs.iter().enumerate() {
+            let bytes = repo.read_packed_blob_within(oid, 100).expect("read");
+            assert_eq!(bytes, Ok(format!("blob {n}\n").into_bytes()));
+        }
+        assert_eq!(
+            repo.read_packed_blob_within(blobs[1], 3).expect("a size"),
+            Err(7)
+        );
+    }
+
+    #[test]
     fn a_loose_blob_is_read_in_one_go_within_its_limit() {
         let (dir, repo) = repo();
         let small = repo.write_blob(b"id: x\n").expect("written");
