@@ -68,6 +68,10 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("--floor-write") => return floor_write(Path::new(&args[2])),
         Some("--floor-write-gix") => return floor_write_gix(Path::new(&args[2])),
+        Some("--floor-writes-in-process") => {
+            let writes = args[3].parse().expect("a count of writes");
+            return floor_writes_in_process(Path::new(&args[2]), writes);
+        }
         _ => {}
     }
     let mut sizes = vec![10_000usize, 100_000];
@@ -260,8 +264,27 @@ fn floor_write_gix(dir: &Path) {
 
 /// The same write through git-coord's git layer, which writes its objects itself.
 fn floor_write(dir: &Path) {
-    use git_coord::git::{Author, PathEdit, Repo};
-    let repo = Repo::discover(dir).expect("a repository");
+    let repo = git_coord::git::Repo::discover(dir).expect("a repository");
+    write_through(&repo);
+}
+
+/// The floor of one write in a long-lived process (the floor the MCP server's calls are taken
+/// against): `floor_write`'s write, `writes` times after one to warm up, through one repository
+/// opened once. Prints each write's time in nanoseconds, a line each.
+fn floor_writes_in_process(dir: &Path, writes: usize) {
+    let repo = git_coord::git::Repo::discover(dir).expect("a repository");
+    write_through(&repo);
+    for _ in 0..writes {
+        let started = Instant::now();
+        write_through(&repo);
+        println!("{}", started.elapsed().as_nanos());
+    }
+}
+
+/// One write through git-coord's git layer: a blob, the trees from it to the root of
+/// refs/coord/tasks' tree, a commit, and a compare-and-swap of a ref of its own.
+fn write_through(repo: &git_coord::git::Repo) {
+    use git_coord::git::{Author, PathEdit};
     let base = repo
         .ref_tip("refs/coord/tasks")
         .expect("readable")
@@ -643,6 +666,8 @@ impl Bench {
             .filter_map(|t| t["id"].as_str().map(str::to_string))
             .take(calls)
             .collect();
+        // The in-process floor before and after the session, in the same moments of the machine.
+        let before = self.floor_in_process(calls);
         let mut cmd = Command::new(BIN);
         self.env(&mut cmd);
         let mut child = cmd
@@ -706,8 +731,38 @@ impl Bench {
             .collect();
         drop(stdin);
         let _ = child.wait();
+        let after = self.floor_in_process(calls);
+        let floor: Vec<Duration> = before.into_iter().chain(after).collect();
         report("mcp task_claim (per call)", &claims);
         report("mcp send (per call)", &sends);
+        report("floor: one write, in one process", &floor);
+        for (what, samples) in [("task_claim", &claims), ("send", &sends)] {
+            println!(
+                "  {:<34} {:>8.2}x  ({what} {:.2} ms / in-process floor {:.2} ms)",
+                format!("mcp {what} / floor"),
+                median_ms(samples) / median_ms(&floor),
+                median_ms(samples),
+                median_ms(&floor),
+            );
+        }
+    }
+
+    /// `writes` timed writes of the in-process floor ([`floor_writes_in_process`]).
+    fn floor_in_process(&self, writes: usize) -> Vec<Duration> {
+        let me = std::env::current_exe().expect("the benchmark's own path");
+        let mut cmd = Command::new(me);
+        self.env(&mut cmd);
+        let out = cmd
+            .arg("--floor-writes-in-process")
+            .arg(&self.dir)
+            .arg(writes.to_string())
+            .output()
+            .expect("the in-process floor runs");
+        assert!(out.status.success(), "the in-process floor failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|ns| Duration::from_nanos(ns.parse().expect("nanoseconds")))
+            .collect()
     }
 
     /// Online claims from `clones` clones of one bare remote, `each` `claim --next` per clone, all
