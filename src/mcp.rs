@@ -464,7 +464,7 @@ pub fn serve(dir: PathBuf) -> Result<()> {
     let served = runtime.block_on(async move {
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
         let (from_server, to_server) = tokio::io::split(ours);
-        let out = Arc::new(tokio::sync::Mutex::new(tokio::io::stdout()));
+        let out = Arc::new(tokio::sync::Mutex::new(lines::Stdout(std::io::stdout())));
         tokio::spawn(lines::pump_requests(
             tokio::io::stdin(),
             to_server,

@@ -95,6 +95,37 @@ fn error_line(message: String) -> Vec<u8> {
     line
 }
 
+/// Standard output written in place, on the runtime's own thread. tokio's stdout hands every
+/// write to a thread of its blocking pool and wakes the runtime when it is done: two switches
+/// between threads for each reply, on a 2-core machine each as long as a small write. A reply is
+/// a line of a few kilobytes to a pipe the client reads; a client that stops reading stops the
+/// server either way (with tokio's stdout, once the replies waiting for it fill their buffer).
+pub struct Stdout(pub std::io::Stdout);
+
+impl AsyncWrite for Stdout {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(std::io::Write::write(&mut self.get_mut().0, buf))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(std::io::Write::flush(&mut self.get_mut().0))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
 async fn write_line<W: AsyncWrite + Unpin>(out: &Out<W>, line: &[u8]) -> std::io::Result<()> {
     let mut out = out.lock().await;
     out.write_all(line).await?;
