@@ -80,21 +80,34 @@ pub fn changed(out: Out, verb: &str, task: &Task, json: bool) -> io::Result<()> 
 }
 
 pub fn summaries(out: Out, tasks: &[TaskRef<'_>], json: bool) -> io::Result<()> {
-    if json {
-        serde_json::to_writer(&mut *out, tasks)?;
-        return writeln!(out);
-    }
     // The records and their text, loaded ahead of their lines (`TaskRef::prefetch_text`): the
     // record 16 lines ahead, the text of the one 8 lines ahead, whose record is loaded by now.
     const AHEAD: usize = 8;
-    let mut line = String::with_capacity(256);
-    for (n, t) in tasks.iter().enumerate() {
+    let ahead = |n: usize| {
         if let Some(ahead) = tasks.get(n + 2 * AHEAD) {
             ahead.prefetch_record();
         }
         if let Some(ahead) = tasks.get(n + AHEAD) {
             ahead.prefetch_text();
         }
+    };
+    if json {
+        // As `serde_json::to_writer` writes the list, an element at a time.
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut *out);
+        out.write_all(b"[")?;
+        for (n, t) in tasks.iter().enumerate() {
+            ahead(n);
+            if n > 0 {
+                out.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut out, t)?;
+        }
+        out.write_all(b"]\n")?;
+        return out.flush();
+    }
+    let mut line = String::with_capacity(256);
+    for (n, t) in tasks.iter().enumerate() {
+        ahead(n);
         line.clear();
         push_summary_line(&mut line, t);
         out.write_all(line.as_bytes())?;
