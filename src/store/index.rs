@@ -1377,6 +1377,21 @@ mod tests {
         }
     }
 
+    /// A tree of task documents in shard `aa` (by id and text), as a snapshot of the tasks ref.
+    fn snapshot_of(repo: &Repo, docs: &[(&str, String)]) -> Snapshot {
+        let edits: Vec<_> = docs
+            .iter()
+            .map(|(id, text)| crate::git::PathEdit {
+                path: format!("tasks/aa/{id}.yaml"),
+                blob: Some(repo.write_blob(text.as_bytes()).expect("written")),
+            })
+            .collect();
+        Snapshot {
+            tip: None,
+            tree: Some(repo.edit_tree(None, &edits).expect("written")),
+        }
+    }
+
     /// A task document as git-coord writes it, in the fields the index reads.
     fn doc(id: &str, title: &str, state: &str, deps: &str) -> String {
         format!(
@@ -1390,20 +1405,13 @@ mod tests {
     fn one_index_read_for_the_undone_tasks_then_for_all_checks_the_done_part_it_skipped() {
         let (_dir, repo) = crate::git::test_repo();
         let (done, open) = ("aa0000000001", "aa0000000002");
-        let edits: Vec<_> = [
-            (done, doc(done, "finished-alpha", "done", "")),
-            (open, doc(open, "beta", "open", done)),
-        ]
-        .iter()
-        .map(|(id, text)| crate::git::PathEdit {
-            path: format!("tasks/aa/{id}.yaml"),
-            blob: Some(repo.write_blob(text.as_bytes()).expect("written")),
-        })
-        .collect();
-        let snap = Snapshot {
-            tip: None,
-            tree: Some(repo.edit_tree(None, &edits).expect("written")),
-        };
+        let snap = snapshot_of(
+            &repo,
+            &[
+                (done, doc(done, "finished-alpha", "done", "")),
+                (open, doc(open, "beta", "open", done)),
+            ],
+        );
         let refname = "refs/coord/tasks";
         TaskIndex::default()
             .refresh(&repo, refname, &snap, Need::All)
@@ -1450,17 +1458,10 @@ mod tests {
                     created: \"2026-01-01T00:00:00.000Z\"\ncreated_by: someone\n\
                     updated: \"2026-01-02T00:00:00.000Z\"\n";
         let bare = doc("aa0000000002", "bare", "open", "");
-        let edits: Vec<_> = [("aa0000000001", full.to_string()), ("aa0000000002", bare)]
-            .iter()
-            .map(|(id, text)| crate::git::PathEdit {
-                path: format!("tasks/aa/{id}.yaml"),
-                blob: Some(repo.write_blob(text.as_bytes()).expect("written")),
-            })
-            .collect();
-        let snap = Snapshot {
-            tip: None,
-            tree: Some(repo.edit_tree(None, &edits).expect("written")),
-        };
+        let snap = snapshot_of(
+            &repo,
+            &[("aa0000000001", full.to_string()), ("aa0000000002", bare)],
+        );
         let mut index = TaskIndex::default();
         index
             .refresh(&repo, "refs/coord/tasks", &snap, Need::All)
