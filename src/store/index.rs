@@ -196,6 +196,16 @@ impl Shard {
         self.done_checked
     }
 
+    /// Where the task not done (or the document that failed to load) with this id is.
+    fn find_undone(&self, id: &str) -> Option<usize> {
+        Shard::find(self.undone(), |i| self.task(i).str(Field::Name), id)
+    }
+
+    /// Where the done task with this id is, from the names checked with the first part.
+    fn find_done(&self, id: &str) -> Option<usize> {
+        Shard::find(self.dones(), |i| self.done_name(i), id)
+    }
+
     /// Binary search of `count` names in name order for `ID.yaml`, compared as bytes without
     /// being built: the bytes up to the id's length, then what follows them.
     fn find<'n>(count: usize, name: impl Fn(usize) -> &'n str, id: &str) -> Option<usize> {
@@ -461,10 +471,15 @@ fn narrow_spans(fields: &[Span; FIELDS]) -> Option<(u32, [u8; FIELDS * 4])> {
     (base & WIDE == 0).then_some((base, spans))
 }
 
+/// Where a record's text starts in its part's text, with the [`WIDE`] bit.
+fn base_of(rec: &[u8; REC_BYTES]) -> u32 {
+    u32::from_le_bytes(rec[BASE_AT..SPANS_AT].try_into().expect("four bytes"))
+}
+
 /// Where `field` of `rec` is in `text` (its part's text): start and length, None when absent.
 /// A wide record's span that does not parse reads as empty.
 fn field_span(rec: &[u8; REC_BYTES], text: &[u8], field: Field) -> Option<(usize, usize)> {
-    let base = u32::from_le_bytes(rec[BASE_AT..SPANS_AT].try_into().expect("four bytes"));
+    let base = base_of(rec);
     if base & WIDE == 0 {
         let at = SPANS_AT + field as usize * 4;
         let offset = u16::from_le_bytes([rec[at], rec[at + 1]]);
@@ -606,8 +621,7 @@ impl<'a> TaskRef<'a> {
     /// of 20 MB at 100,000 tasks: without these two, it waited on memory for the record and then
     /// for the text of every line, two thirds of the time it spent on its lines.
     pub fn prefetch_text(&self) {
-        let base = u32::from_le_bytes(self.rec[BASE_AT..SPANS_AT].try_into().expect("four bytes"));
-        let at = (base & !WIDE) as usize;
+        let at = (base_of(self.rec) & !WIDE) as usize;
         if let Some(text) = self.text.as_bytes().get(at..) {
             prefetch(text.as_ptr());
             prefetch(text[text.len().min(64)..].as_ptr());
@@ -843,17 +857,16 @@ impl TaskIndex {
         Ok(())
     }
 
+    /// The shard an id of this project belongs in, if the index holds it.
+    fn shard_of(&self, id: &str) -> Option<&Shard> {
+        self.shards.get(id.get(..crate::model::id::SHARD_LEN)?)
+    }
+
     /// Whether dependency `dep` (an id here, or `NAME:ID` in another project) is done.
     pub fn dep_done(&self, dep: &str) -> bool {
-        let shard = dep
-            .get(..crate::model::id::SHARD_LEN)
-            .and_then(|name| self.shards.get(name));
-        match shard {
-            Some(shard) if Shard::find(shard.dones(), |i| shard.done_name(i), dep).is_some() => {
-                true
-            }
-            _ => self.foreign.get(dep).is_some_and(|f| f.done),
-        }
+        self.shard_of(dep)
+            .is_some_and(|shard| shard.find_done(dep).is_some())
+            || self.foreign.get(dep).is_some_and(|f| f.done)
     }
 
     /// A dependency on another project's task, as last fetched (None: not such a dependency,
@@ -883,15 +896,15 @@ impl TaskIndex {
     /// The task with this full id (after a refresh for [`Need::Undone`], if it is not done),
     /// found in its shard by binary search.
     pub fn get(&self, id: &str) -> Option<TaskRef<'_>> {
-        let shard = self.shards.get(id.get(..crate::model::id::SHARD_LEN)?)?;
-        if let Some(i) = Shard::find(shard.undone(), |i| shard.task(i).str(Field::Name), id) {
+        let shard = self.shard_of(id)?;
+        if let Some(i) = shard.find_undone(id) {
             let task = shard.task(i);
             return task.ok().then_some(task);
         }
         if !shard.done_checked {
             return None;
         }
-        Shard::find(shard.dones(), |i| shard.done_name(i), id).map(|i| shard.done_task(i))
+        shard.find_done(id).map(|i| shard.done_task(i))
     }
 
     /// Documents that failed to load, in path order.
