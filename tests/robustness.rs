@@ -665,6 +665,10 @@ fn usage_errors_exit_2_and_change_nothing() {
         &["task", "new", "x", "--priority", "9"],
         &["task", "list", "--state", "sleeping"],
         &["task", "block", &id],
+        // A global where a value belongs is what clap says it is, wherever it stands.
+        &["task", "block", &id, "--reason", "--json", "why"],
+        &["task", "block", &id, "--reason", "-v", "why"],
+        &["task", "list", "--agent"],
         &["--no-such-flag"],
     ] {
         let out = repo.coord(args);
@@ -677,6 +681,36 @@ fn usage_errors_exit_2_and_change_nothing() {
     let out = repo.coord(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("Exit codes"));
+}
+
+/// The globals read the same before the subcommand, after it and between its arguments; after
+/// `--` they are words like any other.
+#[test]
+fn global_options_read_the_same_wherever_they_stand() {
+    let repo = TestRepo::init();
+    let sub = repo.path.join("sub");
+    std::fs::create_dir(&sub).expect("mkdir");
+    let sub = sub.to_str().expect("utf-8 path");
+    let outside = repo.tmp().to_str().expect("utf-8 path");
+    let out = repo.coord(&["whoami", "--json", "-C", outside]);
+    assert!(fails(&out, 1).contains("not a git repository"));
+    for args in [
+        &["--json", "--agent", "zed", "-C", sub, "whoami"][..],
+        &["whoami", "--agent=zed", "--json", "-C", sub],
+        &["-C", sub, "whoami", "--agent", "zed", "--json"],
+    ] {
+        let who = json(&repo.coord_ok(args));
+        assert_eq!(who["agent"], "zed", "{args:?}");
+        assert_eq!(who["source"], "flag", "{args:?}");
+    }
+    let id = repo.new_task("x", &[]);
+    let out = repo.coord_ok(&["task", "comment", &id, "--", "--json"]);
+    assert!(!out.trim_start().starts_with('{'), "{out}");
+    let task = json(&repo.coord_ok(&["task", "show", &id, "--json", "-v"]));
+    let comments = task["comments"].as_array().expect("comments");
+    assert_eq!(comments[0]["text"], "--json");
+    let json_after_a_flag = repo.coord_ok(&["task", "claim", "--next", "--json", "--agent", "zed"]);
+    assert_eq!(json(&json_after_a_flag)["id"], id.as_str());
 }
 
 #[test]
