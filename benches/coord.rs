@@ -20,8 +20,6 @@ struct Bench {
     home: PathBuf,
     /// The largest resident set of any git-coord process timed so far, in KiB.
     peak_kib: std::cell::Cell<i64>,
-    /// The median floor of one write (gix blob+tree+commit+CAS) at this size, in ms.
-    floor_ms: std::cell::Cell<f64>,
 }
 
 /// Runs `cmd` to its end and returns its exit code and its own peak resident set in KiB (not
@@ -113,7 +111,23 @@ fn main() {
                 vec!["task".into(), "new".into(), "A benchmark task".into()]
             }),
         );
-        let claim_id = bench.time(runs, |_| {
+        report(
+            "plain git plumbing (same write)",
+            &bench.time_plumbing(runs),
+        );
+        report(
+            "floor: gix blob+tree+commit+CAS",
+            &bench.time_floor("--floor-write-gix", runs),
+        );
+        report(
+            "(the same with git-coord's writer)",
+            &bench.time_floor("--floor-write", runs),
+        );
+        bench.against_floor("task new", runs, |_| {
+            vec!["task".into(), "new".into(), "A benchmark task".into()]
+        });
+        // Each claim takes another open task: the race below needs 720 of the 800 at 10k.
+        let claim_id = bench.against_floor("task claim ID", runs, |_| {
             vec![
                 "task".into(),
                 "claim".into(),
@@ -121,28 +135,6 @@ fn main() {
             ]
         });
         report("task claim ID", &claim_id);
-        report(
-            "plain git plumbing (same write)",
-            &bench.time_plumbing(runs),
-        );
-        let floor = bench.time_floor("--floor-write-gix", runs);
-        report("floor: gix blob+tree+commit+CAS", &floor);
-        bench.floor_ms.set(median_ms(&floor));
-        report(
-            "(the same with git-coord's writer)",
-            &bench.time_floor("--floor-write", runs),
-        );
-        let new = bench.time(runs, |_| {
-            vec!["task".into(), "new".into(), "A benchmark task".into()]
-        });
-        println!(
-            "  {:<34} {:>8.2}x  (task new {:.2} ms / floor {:.2} ms, interleaved runs)",
-            "one write / floor",
-            median_ms(&new) / median_ms(&floor),
-            median_ms(&new),
-            median_ms(&floor)
-        );
-        bench.against_floor("task claim ID", &claim_id);
         bench.coord(&["ready"]); // build the index once
         report("ready (warm)", &bench.time(runs, |_| vec!["ready".into()]));
         report(
@@ -336,7 +328,6 @@ impl Bench {
             dir,
             home,
             peak_kib: std::cell::Cell::new(0),
-            floor_ms: std::cell::Cell::new(f64::NAN),
         };
         bench.git(&["init", "-q"]);
         bench.git(&["config", "user.name", "Bench"]);
@@ -540,14 +531,28 @@ impl Bench {
 
     /// The largest resident set of any child process so far.
     /// Prints `what`'s median over the floor of one write measured at this size.
-    fn against_floor(&self, what: &str, samples: &[Duration]) {
-        let floor = self.floor_ms.get();
+    /// Times `args` and the floor write (`--floor-write-gix`) by turns, a run of each, so that
+    /// both meet the machine in the same moments (its speed moves within a run by more than the
+    /// targets' margins), and prints the ratio of their medians. Returns the command's times.
+    fn against_floor(
+        &self,
+        what: &str,
+        runs: usize,
+        mut args: impl FnMut(usize) -> Vec<String>,
+    ) -> Vec<Duration> {
+        let (mut samples, mut floor) = (Vec::new(), Vec::new());
+        for n in 0..runs {
+            samples.extend(self.time(1, |_| args(n)));
+            floor.extend(self.time_floor("--floor-write-gix", 1));
+        }
         println!(
-            "  {:<34} {:>8.2}x  ({what} {:.2} ms / floor {floor:.2} ms)",
+            "  {:<34} {:>8.2}x  ({what} {:.2} ms / floor {:.2} ms, by turns)",
             format!("{what} / floor"),
-            median_ms(samples) / floor,
-            median_ms(samples),
+            median_ms(&samples) / median_ms(&floor),
+            median_ms(&samples),
+            median_ms(&floor),
         );
+        samples
     }
 
     fn peak_rss_kib(&self) -> i64 {
@@ -854,8 +859,6 @@ impl Bench {
     }
 }
 
-/// What racing `claim --next --json -v` loops claimed: claims in all, tries in all (from the
-/// `attempts=N` each write logs), and how many tasks were given twice.
 /// What racing writers logged with `-v`: their tries (`attempts=N`) and the writes that a second
 /// pick under the ref lock made (`repicked=true`) instead of another try.
 #[derive(Default)]
@@ -906,14 +909,13 @@ impl Bench {
     /// agents written in one commit with fast-import, `lease acquire` beside them, and
     /// `lease check` of 1,000 paths against them.
     fn leases(&self, runs: usize) {
-        let acquire = self.time(runs, |n| {
+        let acquire = self.against_floor("lease acquire", runs, |n| {
             let path = format!("bench/own-{n}/**");
             ["lease", "acquire", &path, "--ttl", "1h"]
                 .map(String::from)
                 .to_vec()
         });
         report("lease acquire", &acquire);
-        self.against_floor("lease acquire", &acquire);
         self.build_leases(1000);
         report(
             "lease acquire (1,000 leases held)",
@@ -1052,13 +1054,12 @@ impl Bench {
             "  (built {size} messages in {:.1} s)",
             started.elapsed().as_secs_f64()
         );
-        let send = self.time(runs, |n| {
+        let send = self.against_floor("send", runs, |n| {
             ["send", "--to", "reader", &format!("bench note {n}")]
                 .map(String::from)
                 .to_vec()
         });
         report("send", &send);
-        self.against_floor("send", &send);
         let inbox = |_| ["--agent", "reader", "inbox"].map(String::from).to_vec();
         self.time(1, inbox); // build the cache once
         report(
