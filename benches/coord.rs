@@ -529,8 +529,6 @@ impl Bench {
             .collect()
     }
 
-    /// The largest resident set of any child process so far.
-    /// Prints `what`'s median over the floor of one write measured at this size.
     /// Times `args` and the floor write (`--floor-write-gix`) by turns, a run of each, so that
     /// both meet the machine in the same moments (its speed moves within a run by more than the
     /// targets' margins), and prints the ratio of their medians. Returns the command's times.
@@ -555,6 +553,7 @@ impl Bench {
         samples
     }
 
+    /// The largest resident set of any git-coord process timed so far, in KiB.
     fn peak_rss_kib(&self) -> i64 {
         self.peak_kib.get()
     }
