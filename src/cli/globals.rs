@@ -163,6 +163,32 @@ mod tests {
         );
     }
 
+    /// Trusted: a global after a flag or a word. Not: after an option that takes a value (long,
+    /// short or in a cluster), after an option the command does not have, or in `hook`'s words.
+    #[test]
+    fn a_moved_global_is_trusted_only_where_it_meant_the_same_before() {
+        use clap::CommandFactory;
+        let mut cli = crate::cli::Cli::command();
+        cli.build();
+        let leaf = |path: &[&str]| {
+            path.iter().fold(&cli, |cmd, name| {
+                cmd.find_subcommand(name).expect("a subcommand")
+            })
+        };
+        let trusted = |path: &[&str], before: &[&str]| {
+            let before: Vec<OsString> = before.iter().map(OsString::from).collect();
+            super::trusted(leaf(path), &before)
+        };
+        assert!(trusted(&["task", "claim"], &["--next", "claim", "-"]));
+        assert!(trusted(&["task", "block"], &["--reason=x", "ID"]));
+        assert!(!trusted(&["task", "block"], &["--reason"]));
+        assert!(!trusted(&["task", "new"], &["-d"]));
+        assert!(!trusted(&["task", "new"], &["-Fd"]));
+        assert!(!trusted(&["task", "claim"], &["--no-such-option"]));
+        assert!(!trusted(&["hook"], &["pre-push"]));
+        assert!(trusted(&["hook"], &[]));
+    }
+
     #[test]
     fn nothing_after_a_double_dash_moves_nor_a_global_without_its_value() {
         assert_eq!(
