@@ -454,6 +454,23 @@ impl ServerHandler for CoordServer {
     }
 }
 
+/// Object files made ahead for the next call, once each reply is out: enough for a `send` (11
+/// objects) and a heartbeat.
+const FILES_AHEAD: usize = 16;
+
+/// Makes the session's next writes' object files while the client reads the last reply
+/// ([`Repo::prepare_object_files`](crate::git::Repo::prepare_object_files)): a `task_claim` then
+/// only fills and renames its five.
+fn prepare_next_writes() {
+    SESSION.with(|session| {
+        if let Ok(held) = session.try_borrow()
+            && let Some((_, coord)) = held.as_ref()
+        {
+            coord.repo.prepare_object_files(FILES_AHEAD);
+        }
+    });
+}
+
 /// Serves over stdin and stdout until the client closes them, through the line filter that
 /// answers requests too long or with an id JSON-RPC does not allow (see `lines`).
 pub fn serve(dir: PathBuf) -> Result<()> {
@@ -470,7 +487,7 @@ pub fn serve(dir: PathBuf) -> Result<()> {
             to_server,
             Arc::clone(&out),
         ));
-        let replies = tokio::spawn(lines::pump_replies(from_server, out));
+        let replies = tokio::spawn(lines::pump_replies(from_server, out, prepare_next_writes));
         let service = CoordServer::new(dir)
             .serve(theirs)
             .await
@@ -485,5 +502,11 @@ pub fn serve(dir: PathBuf) -> Result<()> {
     });
     // A read of stdin cannot be cancelled: do not wait for it.
     runtime.shutdown_background();
+    // The session's repository is not closed before the process ends: remove what it made ahead.
+    SESSION.with(|session| {
+        if let Some((_, coord)) = session.borrow().as_ref() {
+            coord.repo.discard_object_files();
+        }
+    });
     served
 }

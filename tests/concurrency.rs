@@ -132,6 +132,7 @@ fn sixteen_agents_claiming_at_once_claim_every_task_exactly_once() {
     assert!(fails(&out, 3).contains(&format!("claimed by {holder}")));
 
     repo.assert_fsck_clean();
+    repo.assert_no_temporary_files();
 }
 
 #[test]

@@ -96,6 +96,8 @@ fn an_independent_mcp_client_works_as_the_agent_of_the_worktree() {
     assert_eq!(array(inbox["messages"].clone())[0]["from"], "mia");
     let log = repo.git_ok(&["log", "--format=%s", "-3", "refs/coord/tasks"]);
     assert!(log.contains(&format!("done {task} by mia")), "{log}");
+    // The object files the server made ahead of its next writes went with it.
+    repo.assert_no_temporary_files();
 }
 
 #[test]

@@ -533,6 +533,8 @@ fn run_with(cli: Cli, out: Option<&mut dyn Write>, last: bool) -> Result<()> {
     coord.offline = cli.offline;
     let result = dispatch(&coord, cli, out);
     if last {
+        // Not closed, so its Drop would not remove them.
+        coord.repo.discard_object_files();
         std::mem::forget(coord);
     }
     result

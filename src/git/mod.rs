@@ -179,6 +179,7 @@ pub struct PackOrder {
 pub struct Repo {
     inner: gix::Repository,
     kept: objects::Kept,
+    spares: objects::Spares,
 }
 
 impl Repo {
@@ -190,6 +191,7 @@ impl Repo {
         Ok(Repo {
             inner,
             kept: objects::Kept::new(true),
+            spares: objects::Spares::default(),
         })
     }
 
@@ -199,6 +201,7 @@ impl Repo {
         Ok(Repo {
             inner,
             kept: objects::Kept::new(true),
+            spares: objects::Spares::default(),
         })
     }
 
@@ -406,6 +409,7 @@ impl Repo {
         Repo {
             inner,
             kept: objects::Kept::new(false),
+            spares: objects::Spares::default(),
         }
     }
 

@@ -76,7 +76,58 @@ impl Kept {
     }
 }
 
+/// Empty files made ahead of the objects this process will write ([`Repo::prepare_object_files`]),
+/// each to be filled and renamed into place by one of them. The ones left unused are removed when
+/// the repository is closed ([`Repo::discard_object_files`]; a process killed first leaves empty
+/// `tmp_obj_*` files, which `git prune` removes as it does git's own).
+#[derive(Default)]
+pub(super) struct Spares {
+    files: RefCell<Vec<(std::path::PathBuf, std::fs::File)>>,
+}
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        for (path, _) in self.files.get_mut().drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 impl Repo {
+    /// Makes empty files ahead for the next `n` loose objects this process writes, so that each
+    /// write only fills one and renames it into place. Creating a file is most of what a loose
+    /// object costs on a journaling file system: on this project's ext4, 2,000 files of 400
+    /// bytes, three rounds, 198-349 us a file created, filled and renamed, 18-23 us one made
+    /// ahead, filled and renamed. A write holds its ref's lock while it writes its objects, and
+    /// every other writer of the ref waits: made before the lock is taken (or, in the MCP
+    /// server, between calls), the files cost them nothing. Failing to make them is no error:
+    /// each write then makes its own. They are made in one fan-out directory of `objects/`, as
+    /// git makes its temporary files, and renamed into the object's own.
+    pub fn prepare_object_files(&self, n: usize) {
+        let mut files = self.spares.files.borrow_mut();
+        if files.len() >= n {
+            return;
+        }
+        let objects = self.inner.objects.store_ref().path();
+        let dir = objects.join(format!("{:02x}", std::process::id() & 0xff));
+        while files.len() < n {
+            match temporary_in(&dir) {
+                Ok(file) => files.push(file),
+                Err(e) => {
+                    tracing::debug!("no object file made ahead in {}: {e}", dir.display());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Removes the files made ahead and not used.
+    pub fn discard_object_files(&self) {
+        for (path, _) in self.spares.files.borrow_mut().drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
     /// The bytes of object `oid`, which must be a `kind`.
     pub(super) fn object_bytes(&self, oid: Oid, kind: Kind) -> Result<Rc<[u8]>> {
         let (found, data) = match self.kept.get(&oid) {
@@ -198,10 +249,21 @@ impl Repo {
         let stream = stored(&input);
         let cannot = |e: std::io::Error| Error::Git(format!("cannot write object {oid}: {e}"));
         let dir = path.parent().expect("objects/xx/ holds every loose object");
-        let (tmp, mut file) = temporary_in(dir).map_err(cannot)?;
+        let spare = self.spares.files.borrow_mut().pop();
+        let (tmp, mut file) = match spare {
+            Some(spare) => spare,
+            None => temporary_in(dir).map_err(cannot)?,
+        };
         let written = file.write_all(&stream).and_then(|()| {
             drop(file);
-            std::fs::rename(&tmp, &path)
+            match std::fs::rename(&tmp, &path) {
+                // Made ahead in another fan-out directory, this one not made yet.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tmp.parent() != Some(dir) => {
+                    std::fs::create_dir_all(dir)?;
+                    std::fs::rename(&tmp, &path)
+                }
+                other => other,
+            }
         });
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
@@ -666,6 +728,50 @@ mod tests {
         std::fs::write(&path, &stream).expect("written");
         assert!(repo.loose_blob_within(small, 100).is_none());
         assert!(repo.read_blob_within(small, 100).is_err());
+    }
+
+    /// Objects written through files made ahead are the objects git would write, in their own
+    /// fan-out directories (made when missing); what is left unused is removed.
+    #[test]
+    fn objects_written_through_files_made_ahead_are_whole_and_leave_nothing_behind() {
+        let (dir, repo) = repo();
+        let objects = dir.path().join(".git/objects");
+        let leftovers = || {
+            let mut found = Vec::new();
+            for fanout in std::fs::read_dir(&objects).expect("objects") {
+                let fanout = fanout.expect("an entry").path();
+                if let Ok(files) = std::fs::read_dir(&fanout) {
+                    found.extend(
+                        files
+                            .map(|f| f.expect("an entry").file_name())
+                            .filter(|n| n.to_string_lossy().starts_with("tmp_obj_")),
+                    );
+                }
+            }
+            found
+        };
+        repo.prepare_object_files(4);
+        assert_eq!(leftovers().len(), 4);
+        let blobs: Vec<Oid> = (0..3)
+            .map(|n| {
+                repo.write_blob(format!("blob {n}\n").as_bytes())
+                    .expect("written")
+            })
+            .collect();
+        assert_eq!(leftovers().len(), 1, "one made ahead per object written");
+        for (n, blob) in blobs.iter().enumerate() {
+            let shown = git(dir.path(), &["cat-file", "-p", &blob.to_string()], None);
+            assert_eq!(shown, format!("blob {n}\n"));
+        }
+        git(dir.path(), &["fsck", "--strict"], None);
+        repo.discard_object_files();
+        assert!(leftovers().is_empty());
+        // Dropped unused, they go too.
+        let other = Repo::discover(dir.path()).expect("a repository");
+        other.prepare_object_files(2);
+        assert_eq!(leftovers().len(), 2);
+        drop(other);
+        assert!(leftovers().is_empty());
     }
 
     #[test]

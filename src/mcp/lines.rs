@@ -164,8 +164,13 @@ where
 }
 
 /// Copies the server's replies to `out`, each line whole, giving an error without an id the
-/// null id JSON-RPC requires.
-pub async fn pump_replies<S, W>(server: S, out: Out<W>) -> std::io::Result<()>
+/// null id JSON-RPC requires. Runs `after_each` once each reply is written: what it does, the
+/// client does not wait for.
+pub async fn pump_replies<S, W>(
+    server: S,
+    out: Out<W>,
+    after_each: impl Fn(),
+) -> std::io::Result<()>
 where
     S: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -182,6 +187,7 @@ where
             None => std::mem::take(&mut line),
         };
         write_line(&out, &line).await?;
+        after_each();
     }
 }
 

@@ -76,6 +76,25 @@ pub struct Change {
     pub reads: Option<Vec<String>>,
 }
 
+impl Change {
+    /// How many objects committing this change writes, at most: its distinct documents, a tree
+    /// for each folder on their paths and the root, and the commit. Trees that come out as they
+    /// were are not written again, so it may be fewer.
+    pub fn objects_written(&self) -> usize {
+        let mut blobs: Vec<&[u8]> = self.docs.iter().filter_map(|(_, b)| b.as_deref()).collect();
+        blobs.sort_unstable();
+        blobs.dedup();
+        let mut folders: Vec<&str> = self
+            .docs
+            .iter()
+            .flat_map(|(path, _)| path.match_indices('/').map(|(at, _)| &path[..at]))
+            .collect();
+        folders.sort_unstable();
+        folders.dedup();
+        blobs.len() + folders.len() + 2
+    }
+}
+
 pub struct Store<'r> {
     pub repo: &'r Repo,
     pub refname: &'static str,
@@ -162,7 +181,8 @@ impl<'r> Store<'r> {
     /// writer holds it) and the ref read again: unmoved, the change is committed; moved, it is
     /// committed on the new tip if none of the documents it read or writes changed (a rebase,
     /// see [`Change::reads`]); else the lock is let go and `op` runs again on the new snapshot.
-    /// Objects are written only under the lock, so a try that loses writes none.
+    /// Objects are written only under the lock, so a try that loses writes none; the empty files
+    /// they are written into are made before it is taken ([`Repo::prepare_object_files`]).
     pub fn update<T>(
         &self,
         actor: &Actor,
@@ -196,6 +216,7 @@ impl<'r> Store<'r> {
             if change.docs.is_empty() {
                 return Ok(value); // nothing to write: the state already says what was asked
             }
+            self.repo.prepare_object_files(change.objects_written());
             let Some(lock) = self.repo.lock_ref(self.refname, retry.deadline())? else {
                 break;
             };

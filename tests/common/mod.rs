@@ -221,6 +221,25 @@ impl TestRepo {
     }
 
     /// `git fsck --strict` finds nothing wrong (dangling objects from lost races are fine).
+    /// No temporary object file is left in `.git/objects` (a write's, or one made ahead).
+    pub fn assert_no_temporary_files(&self) {
+        let objects = self.path.join(".git/objects");
+        let mut left = Vec::new();
+        for fanout in std::fs::read_dir(&objects).expect("objects") {
+            let fanout = fanout.expect("an entry").path();
+            let Ok(files) = std::fs::read_dir(&fanout) else {
+                continue;
+            };
+            for file in files {
+                let name = file.expect("an entry").file_name();
+                if name.to_string_lossy().starts_with("tmp_") {
+                    left.push(fanout.join(name));
+                }
+            }
+        }
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
+
     pub fn assert_fsck_clean(&self) {
         let out = self.git(&["fsck", "--strict", "--no-dangling", "--no-progress"]);
         assert!(
