@@ -233,8 +233,9 @@ impl Repo {
     }
 
     /// Writes `data` as a loose object of `kind`, as git does: its zlib stream (stored, see the
-    /// module's words) goes into a temporary file beside where it belongs (`objects/xx/tmp_obj_*`,
-    /// which `git prune` clears if a killed process leaves one), then is renamed into place. An
+    /// module's words) goes into a temporary file (`objects/xx/tmp_obj_*`, which `git prune`
+    /// clears if a killed process leaves one; made ahead when there is one, else beside where the
+    /// object belongs), then is renamed into place. An
     /// object already there loose is not written again; one in a pack is, which is harmless
     /// (`git prune-packed` drops it).
     pub(super) fn write_object_bytes(&self, kind: Kind, data: &[u8]) -> Result<Oid> {
@@ -250,28 +251,38 @@ impl Repo {
         let cannot = |e: std::io::Error| Error::Git(format!("cannot write object {oid}: {e}"));
         let dir = path.parent().expect("objects/xx/ holds every loose object");
         let spare = self.spares.files.borrow_mut().pop();
-        let (tmp, mut file) = match spare {
-            Some(spare) => spare,
-            None => temporary_in(dir).map_err(cannot)?,
-        };
-        let written = file.write_all(&stream).and_then(|()| {
-            drop(file);
-            match std::fs::rename(&tmp, &path) {
-                // Made ahead in another fan-out directory, this one not made yet.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tmp.parent() != Some(dir) => {
-                    std::fs::create_dir_all(dir)?;
-                    std::fs::rename(&tmp, &path)
-                }
-                other => other,
-            }
-        });
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(cannot(e));
+        // A file made ahead that cannot be used (removed meanwhile by `git prune
+        // --expire=now`, say) gives way to a new one.
+        if spare.is_none_or(|spare| fill_and_rename(spare, &stream, &path).is_err()) {
+            fill_and_rename(temporary_in(dir).map_err(cannot)?, &stream, &path).map_err(cannot)?;
         }
         self.kept.put_copy(oid, kind, data);
         Ok(oid)
     }
+}
+
+/// Writes `bytes` into the temporary file `tmp` and renames it to `path`, making `path`'s
+/// directory when it is missing (a file made ahead sits in another one). The temporary file is
+/// removed when that fails.
+fn fill_and_rename(
+    (tmp, mut file): (std::path::PathBuf, std::fs::File),
+    bytes: &[u8],
+    path: &std::path::Path,
+) -> std::io::Result<()> {
+    let written = file.write_all(bytes).and_then(|()| {
+        drop(file);
+        match std::fs::rename(&tmp, path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tmp.exists() => {
+                std::fs::create_dir_all(path.parent().expect("objects/xx/ holds it"))?;
+                std::fs::rename(&tmp, path)
+            }
+            other => other,
+        }
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// `input` as a zlib stream of stored (uncompressed) deflate blocks (RFC 1950 and 1951): the
@@ -765,6 +776,18 @@ mod tests {
         }
         git(dir.path(), &["fsck", "--strict"], None);
         repo.discard_object_files();
+        assert!(leftovers().is_empty());
+        // One removed meanwhile (`git prune --expire=now`): the write makes its own.
+        repo.prepare_object_files(1);
+        let spare = leftovers().pop().expect("one made ahead");
+        for fanout in std::fs::read_dir(&objects).expect("objects") {
+            let _ = std::fs::remove_file(fanout.expect("an entry").path().join(&spare));
+        }
+        let blob = repo
+            .write_blob(b"after a prune\n")
+            .expect("written all the same");
+        let shown = git(dir.path(), &["cat-file", "-p", &blob.to_string()], None);
+        assert_eq!(shown, "after a prune\n");
         assert!(leftovers().is_empty());
         // Dropped unused, they go too.
         let other = Repo::discover(dir.path()).expect("a repository");
