@@ -96,7 +96,7 @@ impl Drop for Spares {
 impl Repo {
     /// Makes empty files ahead for the next `n` loose objects this process writes, so that each
     /// write only fills one and renames it into place. Creating a file is most of what a loose
-    /// object costs on a journaling file system: on this project's ext4, 2,000 files of 400
+    /// object costs on a journaling file system: on this machine's ext4, 2,000 files of 400
     /// bytes, three rounds, 198-349 us a file created, filled and renamed, 18-23 us one made
     /// ahead, filled and renamed. A write holds its ref's lock while it writes its objects, and
     /// every other writer of the ref waits: made before the lock is taken (or, in the MCP
