@@ -462,11 +462,16 @@ const FILES_AHEAD: usize = 16;
 /// ([`Repo::prepare_object_files`](crate::git::Repo::prepare_object_files)): a `task_claim` then
 /// only fills and renames its five.
 fn prepare_next_writes() {
+    with_session_repo(|repo| repo.prepare_object_files(FILES_AHEAD));
+}
+
+/// Runs `f` on the session's repository, if a call opened one and none is using it now.
+fn with_session_repo(f: impl FnOnce(&crate::git::Repo)) {
     SESSION.with(|session| {
         if let Ok(held) = session.try_borrow()
             && let Some((_, coord)) = held.as_ref()
         {
-            coord.repo.prepare_object_files(FILES_AHEAD);
+            f(&coord.repo);
         }
     });
 }
@@ -503,10 +508,6 @@ pub fn serve(dir: PathBuf) -> Result<()> {
     // A read of stdin cannot be cancelled: do not wait for it.
     runtime.shutdown_background();
     // The session's repository is not closed before the process ends: remove what it made ahead.
-    SESSION.with(|session| {
-        if let Some((_, coord)) = session.borrow().as_ref() {
-            coord.repo.discard_object_files();
-        }
-    });
+    with_session_repo(crate::git::Repo::discard_object_files);
     served
 }

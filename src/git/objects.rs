@@ -85,11 +85,18 @@ pub(super) struct Spares {
     files: RefCell<Vec<(std::path::PathBuf, std::fs::File)>>,
 }
 
-impl Drop for Spares {
-    fn drop(&mut self) {
-        for (path, _) in self.files.get_mut().drain(..) {
+impl Spares {
+    /// Removes the files not used.
+    fn discard(&self) {
+        for (path, _) in self.files.borrow_mut().drain(..) {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        self.discard();
     }
 }
 
@@ -123,9 +130,7 @@ impl Repo {
 
     /// Removes the files made ahead and not used.
     pub fn discard_object_files(&self) {
-        for (path, _) in self.spares.files.borrow_mut().drain(..) {
-            let _ = std::fs::remove_file(path);
-        }
+        self.spares.discard();
     }
 
     /// The bytes of object `oid`, which must be a `kind`.

@@ -444,3 +444,36 @@ pub fn backoff(attempt: u32) {
     let micros = u64::from(u16::from_le_bytes(byte)) % ceiling_us;
     std::thread::sleep(Duration::from_micros(micros));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Change;
+
+    fn change(docs: &[(&str, &str)]) -> Change {
+        Change {
+            docs: docs
+                .iter()
+                .map(|(path, text)| (path.to_string(), Some(text.as_bytes().to_vec())))
+                .collect(),
+            subject: "test".into(),
+            trailers: Vec::new(),
+            reads: None,
+        }
+    }
+
+    /// A claim writes its document, three trees (its shard, `tasks`, the root) and the commit; a
+    /// message writes one blob under three paths, with the trees of each.
+    #[test]
+    fn a_change_counts_its_distinct_blobs_its_folders_the_root_and_the_commit() {
+        assert_eq!(
+            change(&[("tasks/ab/abcdef.yaml", "state: claimed")]).objects_written(),
+            5
+        );
+        let message = change(&[
+            ("messages/c0/c0ffee.yaml", "text"),
+            ("boxes/ned/c0/c0ffee.yaml", "text"),
+            ("threads/c0/c0ffee/c0ffee.yaml", "text"),
+        ]);
+        assert_eq!(message.objects_written(), 11);
+    }
+}
