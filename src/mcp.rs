@@ -458,11 +458,15 @@ impl ServerHandler for CoordServer {
 /// objects) and a heartbeat.
 const FILES_AHEAD: usize = 16;
 
-/// Makes the session's next writes' object files while the client reads the last reply
-/// ([`Repo::prepare_object_files`](crate::git::Repo::prepare_object_files)): a `task_claim` then
-/// only fills and renames its five.
+/// Once the last reply is out, closes the files of the refs the call replaced, freeing them
+/// ([`Repo::close_replaced_refs`](crate::git::Repo::close_replaced_refs)), and makes the files of
+/// the session's next writes ([`Repo::prepare_write_files`](crate::git::Repo::prepare_write_files)):
+/// a `task_claim` then only links its lock, and fills and renames its five objects.
 fn prepare_next_writes() {
-    with_session_repo(|repo| repo.prepare_object_files(FILES_AHEAD));
+    with_session_repo(|repo| {
+        repo.close_replaced_refs();
+        repo.prepare_write_files(FILES_AHEAD);
+    });
 }
 
 /// Runs `f` on the session's repository, if a call opened one and none is using it now.
@@ -508,6 +512,6 @@ pub fn serve(dir: PathBuf) -> Result<()> {
     // A read of stdin cannot be cancelled: do not wait for it.
     runtime.shutdown_background();
     // The session's repository is not closed before the process ends: remove what it made ahead.
-    with_session_repo(crate::git::Repo::discard_object_files);
+    with_session_repo(crate::git::Repo::discard_write_files);
     served
 }

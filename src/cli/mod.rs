@@ -534,7 +534,7 @@ fn run_with(cli: Cli, out: Option<&mut dyn Write>, last: bool) -> Result<()> {
     let result = dispatch(&coord, cli, out);
     if last {
         // Not closed, so its Drop would not remove them.
-        coord.repo.discard_object_files();
+        coord.repo.discard_write_files();
         std::mem::forget(coord);
     }
     result

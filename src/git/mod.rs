@@ -180,6 +180,7 @@ pub struct Repo {
     inner: gix::Repository,
     kept: objects::Kept,
     spares: objects::Spares,
+    replaced: Replaced,
 }
 
 impl Repo {
@@ -188,21 +189,23 @@ impl Repo {
         let inner = gix::ThreadSafeRepository::discover_with_environment_overrides(dir)
             .map_err(|_| Error::NotARepository(dir.to_path_buf()))?
             .to_thread_local();
-        Ok(Repo {
-            inner,
-            kept: objects::Kept::new(true),
-            spares: objects::Spares::default(),
-        })
+        Ok(Repo::around(inner, true))
     }
 
     /// Opens the repository at `git_dir` (for another thread on the same repository).
     pub fn open(git_dir: &Path) -> Result<Repo> {
         let inner = gix::open(git_dir).map_err(git_err)?;
-        Ok(Repo {
+        Ok(Repo::around(inner, true))
+    }
+
+    /// A `Repo` around gix's, keeping the objects it reads when `keep`.
+    fn around(inner: gix::Repository, keep: bool) -> Repo {
+        Repo {
             inner,
-            kept: objects::Kept::new(true),
+            kept: objects::Kept::new(keep),
             spares: objects::Spares::default(),
-        })
+            replaced: Replaced::default(),
+        }
     }
 
     /// Where the repository's git directory is (per worktree).
@@ -406,11 +409,7 @@ impl Repo {
                 CACHE_BYTES,
             ))
         });
-        Repo {
-            inner,
-            kept: objects::Kept::new(false),
-            spares: objects::Spares::default(),
-        }
+        Repo::around(inner, false)
     }
 
     /// The order in which to read `oids` one after another: the positions of `oids`, sorted by
@@ -595,7 +594,7 @@ impl Repo {
                 .create_new(true)
                 .open(&lock)
         };
-        let created = match create() {
+        let created = match self.link_lock_made_ahead(&lock).unwrap_or_else(create) {
             // The ref's directory does not exist yet (a first write).
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(dir) = lock.parent() {
@@ -787,8 +786,10 @@ impl RefLock<'_> {
     /// away meanwhile (cleared as stale while this process stood still): the ref is unchanged.
     pub fn commit(mut self, new: Oid) -> Result<Cas> {
         let lock = self.held.path.clone();
+        let line = format!("{new}\n");
+        allocate(&self.file, line.len());
         self.file
-            .write_all(format!("{new}\n").as_bytes())
+            .write_all(line.as_bytes())
             .and_then(|()| self.file.flush())
             .map_err(|e| Error::Git(format!("cannot write {}: {e}", lock.display())))?;
         if !self.held.still_ours() {
@@ -797,10 +798,58 @@ impl RefLock<'_> {
             self.held.armed = false;
             return Ok(Cas::Lost);
         }
+        let replaced = std::fs::File::open(&self.path).ok();
         std::fs::rename(&lock, &self.path)
             .map_err(|e| Error::Git(format!("cannot update {}: {e}", self.name)))?;
         self.held.armed = false; // renamed: nothing left to remove
+        self.repo.replaced.keep(replaced);
         Ok(Cas::Moved)
+    }
+}
+
+/// Allocates the disk blocks of the `len` bytes about to be written into a new ref lock, where
+/// the file system can (Linux's `fallocate`; elsewhere, or where it fails, nothing changes). On
+/// ext4, whose writes are allocated only when written back, renaming a file whose blocks are not
+/// yet allocated over another (the lock over its ref) allocates them and starts writing them
+/// back inside the rename (`auto_da_alloc`), while the ref's directory is locked to every other
+/// writer of a ref beside it.
+fn allocate(file: &std::fs::File, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: fallocate(2) on a file this process holds open, for a length that fits.
+        let _ = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, len);
+}
+
+/// The files of refs replaced by this process's writes, held open so that the file system frees
+/// them when they are closed, after the write, rather than inside the rename that replaces
+/// them: on this machine's ext4, freeing a small file's blocks took 80-95 us, renaming it 20 us.
+/// The MCP server closes them once each reply is out ([`Repo::close_replaced_refs`]); a command
+/// when it ends. At most [`Replaced::HELD`] are held: a long command closes the oldest first.
+#[derive(Default)]
+struct Replaced {
+    files: std::cell::RefCell<std::collections::VecDeque<std::fs::File>>,
+}
+
+impl Replaced {
+    const HELD: usize = 32;
+
+    fn keep(&self, file: Option<std::fs::File>) {
+        let mut files = self.files.borrow_mut();
+        if files.len() >= Self::HELD {
+            files.pop_front();
+        }
+        files.extend(file);
+    }
+}
+
+impl Repo {
+    /// Closes the files of the refs this process replaced (see [`Replaced`]).
+    pub fn close_replaced_refs(&self) {
+        self.replaced.files.borrow_mut().clear();
     }
 }
 

@@ -182,7 +182,7 @@ impl<'r> Store<'r> {
     /// committed on the new tip if none of the documents it read or writes changed (a rebase,
     /// see [`Change::reads`]); else the lock is let go and `op` runs again on the new snapshot.
     /// Objects are written only under the lock, so a try that loses writes none; the empty files
-    /// they are written into are made before it is taken ([`Repo::prepare_object_files`]).
+    /// they are written into are made before it is taken ([`Repo::prepare_write_files`]).
     pub fn update<T>(
         &self,
         actor: &Actor,
@@ -216,7 +216,7 @@ impl<'r> Store<'r> {
             if change.docs.is_empty() {
                 return Ok(value); // nothing to write: the state already says what was asked
             }
-            self.repo.prepare_object_files(change.objects_written());
+            self.repo.prepare_write_files(change.objects_written());
             let Some(lock) = self.repo.lock_ref(self.refname, retry.deadline())? else {
                 break;
             };
