@@ -97,6 +97,9 @@ fn main() {
     }
     let scratch = tempfile::tempdir().expect("a temporary directory");
     println!("git-coord benchmark: whole-process wall time, median of {runs} runs\n");
+    // The first size's race (claims/s, and its floor's ref moves/s), which the others are
+    // compared with.
+    let mut first_race: Option<(usize, (f64, f64))> = None;
     for &size in &sizes {
         let bench = Bench::new(scratch.path(), size);
         let store = bench.build_store(size);
@@ -171,8 +174,22 @@ fn main() {
         // ref moves are (the sync part added a remote); 3 rounds of 8 x 30 claims, as the 10k
         // store has about 800 ready tasks.
         bench.git(&["config", "coord.online", "false"]);
-        bench.race_against_floor(8, 30, RACE_ROUNDS);
+        let race = bench.race_against_floor(8, 30, RACE_ROUNDS);
         bench.git(&["config", "--unset", "coord.online"]);
+        match first_race {
+            None => first_race = Some((size, race)),
+            Some((first, (rate, floor))) => {
+                let (now_rate, now_floor) = race;
+                println!(
+                    "  {:<34} {:>8.0}%   ({now_rate:.0} / {rate:.0} claims/s); against their floors, taken minutes apart: {:.0}% ({:.0}% / {:.0}%)",
+                    format!("claim --next x8, {size} vs {first}"),
+                    100.0 * now_rate / rate,
+                    100.0 * (now_rate / now_floor) / (rate / floor),
+                    100.0 * now_rate / now_floor,
+                    100.0 * rate / floor,
+                );
+            }
+        }
         println!();
     }
     if keep {
@@ -561,8 +578,9 @@ impl Bench {
     /// The 8-process claim race against its floor, in `rounds` interleaved rounds (the floor first
     /// in one round, the race first in the next): every file the floor and the race create and
     /// delete slows the file creations after it on some file systems, so neither always runs on
-    /// the other's leavings. Prints each side's median and their ratio.
-    fn race_against_floor(&self, processes: usize, each: usize, rounds: usize) {
+    /// the other's leavings. Prints each side's median and their ratio, and returns them (claims/s,
+    /// ref moves/s).
+    fn race_against_floor(&self, processes: usize, each: usize, rounds: usize) -> (f64, f64) {
         let ready = self.coord(&["ready", "--json"]);
         let ready = serde_json::from_str::<serde_json::Value>(&ready).expect("json");
         let ready = ready.as_array().map_or(0, Vec::len);
@@ -607,6 +625,7 @@ impl Bench {
             100.0 * rate / floor,
             tries.attempts as f64 / total.max(1) as f64
         );
+        (rate, floor)
     }
 
     /// `processes` processes each moving a ref of its own with `git update-ref NEW OLD`, `each`
