@@ -12,6 +12,7 @@ pub use gix::ObjectId as Oid;
 
 use crate::error::{Error, Result};
 
+mod ahead;
 mod objects;
 
 /// One entry of a tree: its name, its object and what it is. Only a plain file (`is_blob`) can
@@ -179,8 +180,7 @@ pub struct PackOrder {
 pub struct Repo {
     inner: gix::Repository,
     kept: objects::Kept,
-    spares: objects::Spares,
-    replaced: Replaced,
+    spares: ahead::Spares,
 }
 
 impl Repo {
@@ -203,8 +203,7 @@ impl Repo {
         Repo {
             inner,
             kept: objects::Kept::new(keep),
-            spares: objects::Spares::default(),
-            replaced: Replaced::default(),
+            spares: ahead::Spares::default(),
         }
     }
 
@@ -798,11 +797,14 @@ impl RefLock<'_> {
             self.held.armed = false;
             return Ok(Cas::Lost);
         }
+        // Held open, to be freed after the write (see `ahead`).
         let replaced = std::fs::File::open(&self.path).ok();
         std::fs::rename(&lock, &self.path)
             .map_err(|e| Error::Git(format!("cannot update {}: {e}", self.name)))?;
         self.held.armed = false; // renamed: nothing left to remove
-        self.repo.replaced.keep(replaced);
+        if let Some(file) = replaced {
+            self.repo.hold_replaced(file);
+        }
         Ok(Cas::Moved)
     }
 }
@@ -822,35 +824,6 @@ fn allocate(file: &std::fs::File, len: usize) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, len);
-}
-
-/// The files of refs replaced by this process's writes, held open so that the file system frees
-/// them when they are closed, after the write, rather than inside the rename that replaces
-/// them: on this machine's ext4, freeing a small file's blocks took 80-95 us, renaming it 20 us.
-/// The MCP server closes them once each reply is out ([`Repo::close_replaced_refs`]); a command
-/// when it ends. At most [`Replaced::HELD`] are held: a long command closes the oldest first.
-#[derive(Default)]
-struct Replaced {
-    files: std::cell::RefCell<std::collections::VecDeque<std::fs::File>>,
-}
-
-impl Replaced {
-    const HELD: usize = 32;
-
-    fn keep(&self, file: Option<std::fs::File>) {
-        let mut files = self.files.borrow_mut();
-        if files.len() >= Self::HELD {
-            files.pop_front();
-        }
-        files.extend(file);
-    }
-}
-
-impl Repo {
-    /// Closes the files of the refs this process replaced (see [`Replaced`]).
-    pub fn close_replaced_refs(&self) {
-        self.replaced.files.borrow_mut().clear();
-    }
 }
 
 /// A ref lock older than this was left by a killed process: git-coord holds its locks for

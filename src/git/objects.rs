@@ -21,6 +21,7 @@ use std::rc::Rc;
 
 use gix::objs::{Kind, WriteTo};
 
+use super::ahead::{Made, temporary_in};
 use super::{Oid, Repo, git_err};
 use crate::error::{Error, Result};
 
@@ -76,138 +77,7 @@ impl Kept {
     }
 }
 
-/// Empty files made ahead of what this process will write ([`Repo::prepare_write_files`]): the
-/// files of loose objects, each to be filled and renamed into place by one of them, and a ref
-/// lock, to be linked into place as one. The ones left unused are removed when the repository is
-/// closed ([`Repo::discard_write_files`]); a process killed first leaves empty `tmp_obj_*` files
-/// (`tmp_obj_lock_*` for a lock), which `git prune` removes as it does git's own.
-#[derive(Default)]
-pub(super) struct Spares {
-    files: RefCell<Vec<(std::path::PathBuf, std::fs::File)>>,
-    lock: RefCell<Option<LockAhead>>,
-    /// Set once linking a lock made ahead failed for want of hard links: none is made again.
-    no_links: std::cell::Cell<bool>,
-}
-
-/// A ref lock made ahead, and when its time was last set: a lock's modification time is its age
-/// to the other writers, who take one older than seconds for a killed process's.
-struct LockAhead {
-    path: std::path::PathBuf,
-    file: std::fs::File,
-    touched: std::time::Instant,
-}
-
-impl Spares {
-    /// Removes the files not used.
-    fn discard(&self) {
-        let lock = self.lock.borrow_mut().take().map(|lock| lock.path);
-        for path in self
-            .files
-            .borrow_mut()
-            .drain(..)
-            .map(|(path, _)| path)
-            .chain(lock)
-        {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-impl Drop for Spares {
-    fn drop(&mut self) {
-        self.discard();
-    }
-}
-
 impl Repo {
-    /// Makes empty files ahead for the next `n` loose objects this process writes, and for the
-    /// next ref lock it takes, so that a write only fills the object files and renames them into
-    /// place, and takes the lock by linking its file. Creating a file is most of what a loose
-    /// object or a lock costs on a journaling file system, and much more when its inode table has
-    /// to be read back from the disk: on this machine's ext4, 2,000 files of 400 bytes, three
-    /// rounds, 198-349 us a file created, filled and renamed, 18-23 us one made ahead, filled and
-    /// renamed; 2,000 locks taken by turns, 8-180 us created, 9-11 us linked. A write holds its
-    /// ref's lock while it writes its objects, and every other writer of the ref waits: made
-    /// before the lock is taken (or, in the MCP server, between calls), the files cost them
-    /// nothing. Failing to make them is no error: each write then makes its own. They are made in
-    /// one fan-out directory of `objects/`, as git makes its temporary files, and renamed or
-    /// linked from there.
-    pub fn prepare_write_files(&self, n: usize) {
-        let objects = self.inner.objects.store_ref().path();
-        let dir = objects.join(format!("{:02x}", std::process::id() & 0xff));
-        let mut lock = self.spares.lock.borrow_mut();
-        if lock.is_none() && !self.spares.no_links.get() {
-            match temporary_in(&dir, Made::Lock) {
-                Ok((path, file)) => {
-                    let touched = std::time::Instant::now();
-                    *lock = Some(LockAhead {
-                        path,
-                        file,
-                        touched,
-                    });
-                }
-                Err(e) => tracing::debug!("no ref lock made ahead in {}: {e}", dir.display()),
-            }
-        }
-        let mut files = self.spares.files.borrow_mut();
-        while files.len() < n {
-            match temporary_in(&dir, Made::Object) {
-                Ok(file) => files.push(file),
-                Err(e) => {
-                    tracing::debug!("no object file made ahead in {}: {e}", dir.display());
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Removes the files made ahead and not used.
-    pub fn discard_write_files(&self) {
-        self.spares.discard();
-    }
-
-    /// Takes the ref lock `lock` with the lock file made ahead, if there is one: linked to
-    /// `lock`, which fails if the lock exists (another writer holds it), as creating it would.
-    /// None when there is no file made ahead or it cannot be linked (the lock's folder does not
-    /// exist yet, the file was removed meanwhile, the file system has no hard links): the caller
-    /// creates the lock itself.
-    pub(super) fn link_lock_made_ahead(
-        &self,
-        lock: &std::path::Path,
-    ) -> Option<std::io::Result<std::fs::File>> {
-        let mut ahead = self.spares.lock.borrow_mut().take()?;
-        // Dated now before it is linked, so that no other writer takes it for a stale lock.
-        if ahead.touched.elapsed() > std::time::Duration::from_secs(1) {
-            if ahead
-                .file
-                .set_modified(std::time::SystemTime::now())
-                .is_err()
-            {
-                let _ = std::fs::remove_file(&ahead.path);
-                return None;
-            }
-            ahead.touched = std::time::Instant::now();
-        }
-        match std::fs::hard_link(&ahead.path, lock) {
-            Ok(()) => {
-                let _ = std::fs::remove_file(&ahead.path);
-                Some(Ok(ahead.file))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                *self.spares.lock.borrow_mut() = Some(ahead);
-                Some(Err(e))
-            }
-            Err(e) => {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::debug!("no ref lock linked ({e}): locks are created from now on");
-                    self.spares.no_links.set(true);
-                }
-                let _ = std::fs::remove_file(&ahead.path);
-                None
-            }
-        }
-    }
-
     /// The bytes of object `oid`, which must be a `kind`.
     pub(super) fn object_bytes(&self, oid: Oid, kind: Kind) -> Result<Rc<[u8]>> {
         let (found, data) = match self.kept.get(&oid) {
@@ -330,7 +200,7 @@ impl Repo {
         let stream = stored(&input);
         let cannot = |e: std::io::Error| Error::Git(format!("cannot write object {oid}: {e}"));
         let dir = path.parent().expect("objects/xx/ holds every loose object");
-        let spare = self.spares.files.borrow_mut().pop();
+        let spare = self.object_file_made_ahead();
         // A file made ahead that cannot be used (removed meanwhile by `git prune
         // --expire=now`, say) gives way to a new one.
         if spare.is_none_or(|spare| fill_and_rename(spare, &stream, &path).is_err()) {
@@ -398,48 +268,6 @@ fn stored(input: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(&((b << 16) | a).to_be_bytes());
     out
-}
-
-/// What a temporary file is made for.
-#[derive(Clone, Copy)]
-enum Made {
-    Object,
-    Lock,
-}
-
-/// A new file for writing in `dir` (made if missing): for an object, read-only once closed, as
-/// objects are.
-fn temporary_in(
-    dir: &std::path::Path,
-    made: Made,
-) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let (prefix, mode) = match made {
-        Made::Object => ("tmp_obj", 0o444), // git's objects are read-only
-        // Named as `git fsck` expects a temporary file in objects/ to be named.
-        Made::Lock => ("tmp_obj_lock", 0o666), // as git makes a ref (less the umask)
-    };
-    let mut made_dir = false;
-    loop {
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = dir.join(format!("{prefix}_{}_{n}", std::process::id()));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-        {
-            Ok(file) => return Ok((tmp, file)),
-            // Left by a killed process that had this pid: take the next name.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !made_dir => {
-                std::fs::create_dir_all(dir)?;
-                made_dir = true;
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// Finds objects for gix's tree editor through what the [`Repo`] keeps.
@@ -840,148 +668,6 @@ mod tests {
         std::fs::write(&path, &stream).expect("written");
         assert!(repo.loose_blob_within(small, 100).is_none());
         assert!(repo.read_blob_within(small, 100).is_err());
-    }
-
-    /// Objects written through files made ahead are the objects git would write, in their own
-    /// fan-out directories (made when missing); what is left unused is removed.
-    #[test]
-    fn objects_written_through_files_made_ahead_are_whole_and_leave_nothing_behind() {
-        let (dir, repo) = repo();
-        let objects = dir.path().join(".git/objects");
-        let leftovers = || {
-            let mut found = Vec::new();
-            for fanout in std::fs::read_dir(&objects).expect("objects") {
-                let fanout = fanout.expect("an entry").path();
-                if let Ok(files) = std::fs::read_dir(&fanout) {
-                    found.extend(
-                        files
-                            .map(|f| f.expect("an entry").file_name())
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .filter(|n| n.starts_with("tmp_obj_") && !n.contains("lock")),
-                    );
-                }
-            }
-            found
-        };
-        repo.prepare_write_files(4);
-        assert_eq!(leftovers().len(), 4);
-        let blobs: Vec<Oid> = (0..3)
-            .map(|n| {
-                repo.write_blob(format!("blob {n}\n").as_bytes())
-                    .expect("written")
-            })
-            .collect();
-        assert_eq!(leftovers().len(), 1, "one made ahead per object written");
-        for (n, blob) in blobs.iter().enumerate() {
-            let shown = git(dir.path(), &["cat-file", "-p", &blob.to_string()], None);
-            assert_eq!(shown, format!("blob {n}\n"));
-        }
-        git(dir.path(), &["fsck", "--strict"], None);
-        repo.discard_write_files();
-        assert!(leftovers().is_empty());
-        // One removed meanwhile (`git prune --expire=now`): the write makes its own.
-        repo.prepare_write_files(1);
-        let spare = leftovers().pop().expect("one made ahead");
-        for fanout in std::fs::read_dir(&objects).expect("objects") {
-            let _ = std::fs::remove_file(fanout.expect("an entry").path().join(&spare));
-        }
-        let blob = repo
-            .write_blob(b"after a prune\n")
-            .expect("written all the same");
-        let shown = git(dir.path(), &["cat-file", "-p", &blob.to_string()], None);
-        assert_eq!(shown, "after a prune\n");
-        assert!(leftovers().is_empty());
-        // Dropped unused, they go too.
-        let other = Repo::discover(dir.path()).expect("a repository");
-        other.prepare_write_files(2);
-        assert_eq!(leftovers().len(), 2);
-        drop(other);
-        assert!(leftovers().is_empty());
-    }
-
-    /// A ref lock made ahead is linked into place as the lock: a held lock leaves it for the
-    /// next write, one made long ago is dated now before it is linked (or the other writers would
-    /// take it for a killed process's), and the ref moves as git moves it, leaving no other name.
-    #[test]
-    fn a_ref_lock_made_ahead_is_linked_into_place_dated_now() {
-        use std::os::unix::fs::MetadataExt;
-        let (dir, repo) = repo();
-        let objects = dir.path().join(".git/objects");
-        let locks_made = || {
-            std::fs::read_dir(&objects)
-                .expect("objects")
-                .filter_map(|fanout| std::fs::read_dir(fanout.expect("an entry").path()).ok())
-                .flatten()
-                .filter(|f| {
-                    let name = f.as_ref().expect("an entry").file_name();
-                    name.to_string_lossy().starts_with("tmp_obj_lock_")
-                })
-                .count()
-        };
-        let author = crate::git::Author {
-            name: "t".into(),
-            email: "t@example.com".into(),
-            seconds: 1,
-        };
-        let tree = repo.edit_tree(None, &[]).expect("written");
-        let one = repo
-            .write_commit(tree, &[], &author, "one\n")
-            .expect("written");
-        let two = repo
-            .write_commit(tree, &[one], &author, "two\n")
-            .expect("written");
-        repo.prepare_write_files(0);
-        assert_eq!(locks_made(), 1);
-        // Held by another writer: linking fails as creating would, and the file stays made.
-        let held = dir.path().join(".git/refs/coord/tasks.lock");
-        std::fs::create_dir_all(held.parent().expect("refs/coord")).expect("made");
-        std::fs::write(&held, "").expect("written");
-        assert!(
-            repo.try_lock_ref("refs/coord/tasks")
-                .expect("looked")
-                .is_none()
-        );
-        assert_eq!(locks_made(), 1);
-        std::fs::remove_file(&held).expect("removed");
-        // Made an hour ago.
-        if let Some(ahead) = repo.spares.lock.borrow_mut().as_mut() {
-            let hour = std::time::Duration::from_secs(3600);
-            let long_ago = std::time::SystemTime::now() - hour;
-            ahead.file.set_modified(long_ago).expect("dated");
-            ahead.touched = std::time::Instant::now()
-                .checked_sub(std::time::Duration::from_secs(2))
-                .expect("up for 2 s");
-        }
-        let lock = repo
-            .try_lock_ref("refs/coord/tasks")
-            .expect("looked")
-            .expect("taken");
-        assert_eq!(locks_made(), 0, "linked, and its first name removed");
-        let dated = std::fs::metadata(&held)
-            .expect("the lock")
-            .modified()
-            .expect("a time");
-        assert!(dated.elapsed().unwrap_or_default() < crate::git::STALE_LOCK);
-        assert_eq!(lock.commit(one).expect("moved"), crate::git::Cas::Moved);
-        let file = dir.path().join(".git/refs/coord/tasks");
-        assert_eq!(
-            std::fs::read_to_string(&file).expect("the ref"),
-            format!("{one}\n")
-        );
-        assert_eq!(std::fs::metadata(&file).expect("the ref").nlink(), 1);
-        assert!(!held.exists());
-        // Without one made ahead the lock is created; the ref it replaces is held until closed.
-        let lock = repo
-            .try_lock_ref("refs/coord/tasks")
-            .expect("looked")
-            .expect("taken");
-        assert_eq!(lock.commit(two).expect("moved"), crate::git::Cas::Moved);
-        assert_eq!(repo.replaced.files.borrow().len(), 1);
-        repo.close_replaced_refs();
-        assert!(repo.replaced.files.borrow().is_empty());
-        let tip = git(dir.path(), &["rev-parse", "refs/coord/tasks"], None);
-        assert_eq!(tip.trim(), two.to_string());
-        git(dir.path(), &["fsck", "--strict"], None);
     }
 
     #[test]
