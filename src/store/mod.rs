@@ -182,7 +182,8 @@ impl<'r> Store<'r> {
     /// committed on the new tip if none of the documents it read or writes changed (a rebase,
     /// see [`Change::reads`]); else the lock is let go and `op` runs again on the new snapshot.
     /// Objects are written only under the lock, so a try that loses writes none; the empty files
-    /// they are written into are made before it is taken ([`Repo::prepare_write_files`]).
+    /// they are written into, and the lock's own, are made before it is taken
+    /// ([`Repo::prepare_write_files`]).
     pub fn update<T>(
         &self,
         actor: &Actor,
