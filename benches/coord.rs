@@ -60,6 +60,10 @@ struct Store {
 /// Rounds of the 8-process claim race and its floor, interleaved.
 const RACE_ROUNDS: usize = 3;
 
+/// `task_claim` and `send` calls through one MCP session, each: enough for a median that one
+/// slow moment of the machine does not move.
+const MCP_CALLS: usize = 100;
+
 fn main() {
     // The benchmark runs itself as the floor of one write (see `floor_write`).
     let args: Vec<String> = std::env::args().collect();
@@ -165,7 +169,7 @@ fn main() {
         if size == sizes[0] {
             // Local writes, as the CLI timings above (the sync part added a remote).
             bench.git(&["config", "coord.online", "false"]);
-            bench.mcp_calls(runs.max(20));
+            bench.mcp_calls(MCP_CALLS);
             bench.git(&["config", "--unset", "coord.online"]);
             bench.online_claims(scratch.path(), 4, 10);
         }
@@ -678,8 +682,12 @@ impl Bench {
     }
 
     /// Tool calls through one long-lived `git coord mcp` process: `task_claim` of open tasks and
-    /// `send`, each timed from request to answer by a small JSON-RPC client on its stdio.
+    /// `send`, each timed from request to answer by a small JSON-RPC client on its stdio. As many
+    /// tasks as calls are added first, so that the claims leave the race below its tasks.
     fn mcp_calls(&self, calls: usize) {
+        for n in 0..calls {
+            self.coord(&["task", "new", &format!("For the MCP session, {n}")]);
+        }
         let open = self.coord(&["ready", "--json"]);
         let ids: Vec<String> = serde_json::from_str::<serde_json::Value>(&open)
             .expect("json")
