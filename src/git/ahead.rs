@@ -292,11 +292,7 @@ mod tests {
                 })
                 .count()
         };
-        let author = crate::git::Author {
-            name: "t".into(),
-            email: "t@example.com".into(),
-            seconds: 1,
-        };
+        let author = crate::git::test_author();
         let tree = repo.edit_tree(None, &[]).expect("written");
         let one = repo
             .write_commit(tree, &[], &author, "one\n")

@@ -1388,6 +1388,16 @@ impl Repo {
     }
 }
 
+/// The author of the unit tests' commits.
+#[cfg(test)]
+pub(crate) fn test_author() -> Author {
+    Author {
+        name: "t".into(),
+        email: "t@example.com".into(),
+        seconds: 1,
+    }
+}
+
 /// A repository in a new temporary directory, made by `git init` outside any configuration, for
 /// the unit tests.
 #[cfg(test)]

@@ -520,11 +520,7 @@ mod tests {
                 ],
             )
             .expect("written");
-        let author = crate::git::Author {
-            name: "t".into(),
-            email: "t@example.com".into(),
-            seconds: 1,
-        };
+        let author = crate::git::test_author();
         let commit = repo
             .write_commit(tree, &[], &author, "one\n")
             .expect("written");
@@ -705,11 +701,7 @@ mod tests {
     fn own_refs_read_the_same_loose_packed_or_through_a_tag() {
         let (dir, repo) = repo();
         let dir = dir.path();
-        let author = crate::git::Author {
-            name: "t".into(),
-            email: "t@example.com".into(),
-            seconds: 1,
-        };
+        let author = crate::git::test_author();
         let tree = repo.edit_tree(None, &[]).expect("written");
         let commit = repo
             .write_commit(tree, &[], &author, "one\n")
