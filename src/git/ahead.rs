@@ -210,6 +210,28 @@ mod tests {
     use super::*;
     use crate::git::Oid;
 
+    /// How the name of a lock made ahead begins.
+    const LOCK: &str = "tmp_obj_lock_";
+
+    /// The names of the files in `objects/`'s fan-out directories that were made ahead, objects'
+    /// and locks'.
+    fn made_ahead(objects: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        for fanout in std::fs::read_dir(objects).expect("objects") {
+            let Ok(files) = std::fs::read_dir(fanout.expect("an entry").path()) else {
+                continue;
+            };
+            for file in files {
+                let name = file.expect("an entry").file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with("tmp_obj_") {
+                    found.push(name.into_owned());
+                }
+            }
+        }
+        found
+    }
+
     /// Objects written through files made ahead are the objects git would write, in their own
     /// fan-out directories (made when missing); what is left unused is removed.
     #[test]
@@ -217,18 +239,8 @@ mod tests {
         let (dir, repo) = crate::git::test_repo();
         let objects = dir.path().join(".git/objects");
         let leftovers = || {
-            let mut found = Vec::new();
-            for fanout in std::fs::read_dir(&objects).expect("objects") {
-                let fanout = fanout.expect("an entry").path();
-                if let Ok(files) = std::fs::read_dir(&fanout) {
-                    found.extend(
-                        files
-                            .map(|f| f.expect("an entry").file_name())
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .filter(|n| n.starts_with("tmp_obj_") && !n.contains("lock")),
-                    );
-                }
-            }
+            let mut found = made_ahead(&objects);
+            found.retain(|name| !name.starts_with(LOCK));
             found
         };
         repo.prepare_write_files(4);
@@ -282,15 +294,8 @@ mod tests {
         let (dir, repo) = crate::git::test_repo();
         let objects = dir.path().join(".git/objects");
         let locks_made = || {
-            std::fs::read_dir(&objects)
-                .expect("objects")
-                .filter_map(|fanout| std::fs::read_dir(fanout.expect("an entry").path()).ok())
-                .flatten()
-                .filter(|f| {
-                    let name = f.as_ref().expect("an entry").file_name();
-                    name.to_string_lossy().starts_with("tmp_obj_lock_")
-                })
-                .count()
+            let found = made_ahead(&objects);
+            found.iter().filter(|name| name.starts_with(LOCK)).count()
         };
         let author = crate::git::test_author();
         let tree = repo.edit_tree(None, &[]).expect("written");
@@ -314,12 +319,13 @@ mod tests {
         assert_eq!(locks_made(), 1);
         std::fs::remove_file(&held).expect("removed");
         // Made an hour ago.
-        if let Some(ahead) = repo.spares.lock.borrow_mut().as_mut() {
-            let hour = std::time::Duration::from_secs(3600);
-            let long_ago = std::time::SystemTime::now() - hour;
+        {
+            let mut lock = repo.spares.lock.borrow_mut();
+            let ahead = lock.as_mut().expect("still made ahead");
+            let long_ago = SystemTime::now() - Duration::from_secs(3600);
             ahead.file.set_modified(long_ago).expect("dated");
-            ahead.touched = std::time::Instant::now()
-                .checked_sub(std::time::Duration::from_secs(2))
+            ahead.touched = Instant::now()
+                .checked_sub(Duration::from_secs(2))
                 .expect("up for 2 s");
         }
         let lock = repo

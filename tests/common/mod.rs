@@ -220,7 +220,6 @@ impl TestRepo {
         self.put_document_in(TASKS_REF, path, bytes)
     }
 
-    /// `git fsck --strict` finds nothing wrong (dangling objects from lost races are fine).
     /// No temporary object file is left in `.git/objects` (a write's, or one made ahead).
     pub fn assert_no_temporary_files(&self) {
         let objects = self.path.join(".git/objects");
@@ -240,6 +239,7 @@ impl TestRepo {
         assert!(left.is_empty(), "temporary files left: {left:?}");
     }
 
+    /// `git fsck --strict` finds nothing wrong (dangling objects from lost races are fine).
     pub fn assert_fsck_clean(&self) {
         let out = self.git(&["fsck", "--strict", "--no-dangling", "--no-progress"]);
         assert!(
