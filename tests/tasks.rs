@@ -431,6 +431,8 @@ fn dependencies_gate_readiness_and_show_as_a_tree() {
     assert_eq!(ready(), vec![c.clone(), b.clone()]);
     let out = repo.coord(&["task", "dep", "rm", &b, &c]);
     assert!(fails(&out, 1).contains("does not depend on it"));
+    let out = repo.coord(&["task", "dep", "rm", &b, "lib:1234"]);
+    assert!(fails(&out, 1).contains("does not depend on it"));
 
     // --force claims a task whose dependencies are not done.
     let forced = repo.coord_as("eve", &["task", "claim", &d, "--force", "--json"]);

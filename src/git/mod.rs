@@ -903,15 +903,7 @@ fn output_of(mut cmd: std::process::Command) -> Result<GitOutput> {
 
 /// Runs git in `dir` and returns its trimmed stdout; a failure is an error carrying git's words.
 pub fn run_git(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = output_of(git_command(dir, args))?;
-    if !out.success {
-        return Err(Error::Git(format!(
-            "git {} failed: {}",
-            args.join(" "),
-            out.stderr.trim()
-        )));
-    }
-    Ok(out.stdout)
+    output_of(git_command(dir, args))?.stdout_of(args)
 }
 
 /// What a git process said, for commands whose failure is an answer to show (a hook refusing).
@@ -920,6 +912,20 @@ pub struct GitOutput {
     pub success: bool,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl GitOutput {
+    /// What git printed, or, when it failed, an error carrying its words (`args` name the command).
+    pub fn stdout_of(self, args: &[&str]) -> Result<String> {
+        if !self.success {
+            return Err(Error::Git(format!(
+                "git {} failed: {}",
+                args.join(" "),
+                self.stderr.trim()
+            )));
+        }
+        Ok(self.stdout)
+    }
 }
 
 /// Runs git in `dir` with extra environment variables and returns what it said, success or not.
@@ -1194,15 +1200,7 @@ impl Repo {
 
     /// Like [`Repo::git`], but a failure is an error carrying git's words.
     pub fn git_ok(&self, args: &[&str]) -> Result<String> {
-        let out = self.git(args)?;
-        if !out.success {
-            return Err(Error::Git(format!(
-                "git {} failed: {}",
-                args.join(" "),
-                out.stderr.trim()
-            )));
-        }
-        Ok(out.stdout)
+        self.git(args)?.stdout_of(args)
     }
 
     /// Whether `ancestor` is reachable from `descendant` (or is it).

@@ -690,11 +690,7 @@ impl<'c> Tasks<'c> {
             let wanted = format!("{project}:{}", id::parse_prefix(prefix)?);
             return self.mutate(input, "dep-rm", |task, _| {
                 let Some(dep) = task.deps.iter().find(|d| d.starts_with(&wanted)).cloned() else {
-                    return Err(Error::invalid(
-                        "dependency",
-                        dep_input,
-                        format!("task {} does not depend on it", task.id),
-                    ));
+                    return Err(not_a_dep(task, dep_input));
                 };
                 task.deps.retain(|d| d != &dep);
                 Ok(Some(dep))
@@ -710,11 +706,7 @@ impl<'c> Tasks<'c> {
                     .ok_or_else(|| Error::NoSuchTask(dep_prefix.clone()))
             })?;
             if !task.deps.contains(&dep) {
-                return Err(Error::invalid(
-                    "dependency",
-                    dep_input,
-                    format!("task {} does not depend on it", task.id),
-                ));
+                return Err(not_a_dep(task, dep_input));
             }
             task.deps.retain(|d| d != &dep);
             Ok(Some(dep))
@@ -1201,6 +1193,15 @@ fn wrong_state(task: &Task, why: &str) -> Error {
         state: task.state.as_str().into(),
         why: why.into(),
     }
+}
+
+/// `dep_rm` asked to remove a dependency `task` does not have.
+fn not_a_dep(task: &Task, dep_input: &str) -> Error {
+    Error::invalid(
+        "dependency",
+        dep_input,
+        format!("task {} does not depend on it", task.id),
+    )
 }
 
 pub(crate) fn check_title(title: &str) -> Result<String> {
