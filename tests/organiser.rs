@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use common::{TestRepo, array, at, at_json, fails, ok, spawn, stdout};
+use common::{TestRepo, array, at, at_json, fails, ok, spawn, stdout, strings};
 
 fn commit(repo: &TestRepo, dir: &Path, file: &str, message: &str) {
     std::fs::write(dir.join(file), format!("{message}\n")).expect("written");
@@ -151,10 +151,7 @@ fn a_stage_that_should_produce_code_stays_open_when_it_has_nothing_to_merge() {
     let dev = spawn(&repo, "dev1", "dev");
     repo.write_file(".coord/workflows/two.yaml", TWO_STAGES);
     let started = repo.coord_json(&["workflow", "start", "two", "Login"]);
-    let tasks: Vec<String> = array(started["tasks"].clone())
-        .iter()
-        .map(|t| t.as_str().expect("id").to_string())
-        .collect();
+    let tasks = strings(started["tasks"].clone());
     let (notes, notes_cp, implement, implement_cp) = (&tasks[0], &tasks[1], &tasks[2], &tasks[3]);
     assert!(repo.show(notes)["labels"].to_string().contains("no-code"));
 
@@ -204,10 +201,7 @@ fn review_loops_route_revised_work_back_to_the_reviewer_round_after_round() {
     repo.write_file(".coord/workflows/reviewed.yaml", REVIEWED);
     let started = repo.coord_json(&["workflow", "start", "reviewed", "Search"]);
     let epic = started["id"].as_str().expect("epic").to_string();
-    let ids: Vec<String> = array(started["tasks"].clone())
-        .iter()
-        .map(|t| t.as_str().expect("id").to_string())
-        .collect();
+    let ids = strings(started["tasks"].clone());
     let (plan, review) = (&ids[0], &ids[1]);
     at(&repo, &pia, &["task", "claim", plan]);
     at(&repo, &pia, &["task", "done", plan, "--summary", "v1"]);
@@ -271,10 +265,7 @@ fn the_breaker_pauses_the_team_after_repeated_send_backs_and_resume_counts_again
     let rex = spawn(&repo, "rex", "reviewer");
     repo.write_file(".coord/workflows/reviewed.yaml", REVIEWED);
     let started = repo.coord_json(&["workflow", "start", "reviewed", "Search"]);
-    let ids: Vec<String> = array(started["tasks"].clone())
-        .iter()
-        .map(|t| t.as_str().expect("id").to_string())
-        .collect();
+    let ids = strings(started["tasks"].clone());
     let (plan, review) = (&ids[0], &ids[1]);
     at(&repo, &pia, &["task", "claim", plan]);
     at(&repo, &pia, &["task", "done", plan]);
@@ -337,10 +328,7 @@ fn roles_name_artifact_kinds_and_briefs_show_the_artifacts_a_stage_needs() {
     let rex = spawn(&repo, "rex", "reviewer");
     repo.write_file(".coord/workflows/reviewed.yaml", REVIEWED);
     let started = repo.coord_json(&["workflow", "start", "reviewed", "Search"]);
-    let ids: Vec<String> = array(started["tasks"].clone())
-        .iter()
-        .map(|t| t.as_str().expect("id").to_string())
-        .collect();
+    let ids = strings(started["tasks"].clone());
     let (plan, review) = (&ids[0], &ids[1]);
     let described = repo.show(review)["description"]
         .as_str()
@@ -542,10 +530,7 @@ fn a_workflow_whose_gate_fails_three_times_trips_the_breaker_then_passes_after_r
     );
     let started = repo.coord_json(&["workflow", "start", "two", "Login"]);
     let epic = started["id"].as_str().expect("epic").to_string();
-    let ids: Vec<String> = array(started["tasks"].clone())
-        .iter()
-        .map(|t| t.as_str().expect("id").to_string())
-        .collect();
+    let ids = strings(started["tasks"].clone());
     let (notes, implement, implement_cp) = (&ids[0], &ids[2], &ids[3]);
     at(&repo, &olga, &["task", "claim", notes]);
     at(&repo, &olga, &["task", "done", notes]);

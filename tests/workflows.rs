@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use common::{TestRepo, array, at, at_json, fails, json, ok, spawn, stop_hook};
+use common::{TestRepo, array, at, at_json, fails, json, ok, spawn, stop_hook, strings};
 
 fn stop_input(dir: &Path) -> String {
     serde_json::json!({
@@ -307,10 +307,7 @@ fn cancel_releases_every_claim_and_lease_and_tells_every_agent() {
     let a = spawn(&repo, "ann", "dev");
     let b = spawn(&repo, "bo", "dev");
     let started = repo.coord_json(&["workflow", "start", "bugfix", "Crash"]);
-    let first = array(started["tasks"].clone())[0]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let first = strings(started["tasks"].clone())[0].clone();
     repo.coord_ok(&["task", "edit", &first, "--role", "dev"]);
     at(&repo, &a, &["task", "claim", &first]);
     at(&repo, &a, &["lease", "acquire", "src/**", "--task", &first]);

@@ -295,6 +295,14 @@ pub fn array(value: Value) -> Vec<Value> {
     }
 }
 
+/// A JSON array of strings (the task ids `workflow start` prints, for one).
+pub fn strings(value: Value) -> Vec<String> {
+    array(value)
+        .iter()
+        .map(|s| s.as_str().expect("a string").to_string())
+        .collect()
+}
+
 /// The string field `key` of a JSON object (None when null or absent).
 pub fn field<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key).and_then(Value::as_str)
