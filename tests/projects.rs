@@ -338,47 +338,15 @@ fn a_task_filed_into_another_project_is_worked_there_and_followed_home() {
 
 #[test]
 fn the_handoff_through_a_git_daemon_on_loopback() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        listener.local_addr().expect("address").port()
-    };
+    let port = free_port();
     let mut daemon_base = None;
     let world = World::new(|tmp| {
         daemon_base = Some(tmp.to_path_buf());
         Some(format!("git://127.0.0.1:{port}/b.git"))
     });
     let base = daemon_base.expect("the daemon's base");
-    let mut daemon = world
-        .a1
-        .command("git", &base)
-        .args([
-            "daemon",
-            "--reuseaddr",
-            "--listen=127.0.0.1",
-            &format!("--port={port}"),
-            "--export-all",
-            "--enable=receive-pack",
-            &format!("--base-path={}", base.display()),
-        ])
-        .arg(&base)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("git daemon starts");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "git daemon did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let result = std::panic::catch_unwind(|| handoff(&world));
-    let _ = daemon.kill();
-    let _ = daemon.wait();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    let _daemon = GitDaemon::start(&world.a1, &base, port);
+    handoff(&world);
 }
 
 #[test]

@@ -6,12 +6,11 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Stdio;
 
 use serde_json::Value;
 
 use common::cluster::Cluster;
-use common::{BIN, Jitter, array, fails, json, ok, stderr, stdout};
+use common::{BIN, GitDaemon, Jitter, array, fails, free_port, json, ok, stderr, stdout};
 
 /// What only these tests ask of a cluster.
 trait ClusterState {
@@ -418,79 +417,45 @@ fn failing_remotes_give_clear_errors_change_nothing_and_a_later_sync_recovers() 
 #[test]
 fn sync_through_a_git_daemon_on_loopback() {
     let cluster = Cluster::new(1);
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        listener.local_addr().expect("address").port()
-    };
+    let port = free_port();
     let base = cluster.origin.tmp().to_path_buf();
-    let mut daemon = cluster
-        .origin
-        .command("git", &base)
-        .args([
-            "daemon",
-            "--reuseaddr",
-            "--listen=127.0.0.1",
-            &format!("--port={port}"),
-            "--export-all",
-            "--enable=receive-pack",
-            &format!("--base-path={}", base.display()),
-        ])
-        .arg(&base)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("git daemon starts");
+    let _daemon = GitDaemon::start(&cluster.origin, &base, port);
     let url = format!("git://127.0.0.1:{port}/remote.git");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "git daemon did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let result = std::panic::catch_unwind(|| {
-        let task = id(&cluster.json(0, &["task", "new", "over the wire"]));
-        let second = cluster.origin.tmp().join("second");
-        ok(
-            cluster
-                .origin
-                .command("git", cluster.origin.tmp())
-                .args(["clone", "-q", &url])
-                .arg(&second)
-                .output()
-                .expect("git"),
-            "clone over git://",
-        );
-        ok(
-            cluster
-                .origin
-                .git_in(&second, &["config", "user.name", "Second"]),
-            "config",
-        );
-        cluster.ok(0, &["sync", &url]);
-        let got = cluster
+    let task = id(&cluster.json(0, &["task", "new", "over the wire"]));
+    let second = cluster.origin.tmp().join("second");
+    ok(
+        cluster
             .origin
-            .command(BIN, &second)
-            .args(["sync"])
+            .command("git", cluster.origin.tmp())
+            .args(["clone", "-q", &url])
+            .arg(&second)
             .output()
-            .expect("sync");
-        ok(got, "sync over git://");
-        let claim = cluster
+            .expect("git"),
+        "clone over git://",
+    );
+    ok(
+        cluster
             .origin
-            .command(BIN, &second)
-            .args(["--agent", "zed", "task", "claim", &task])
-            .output()
-            .expect("claim");
-        ok(claim, "an online claim over git://");
-        cluster.ok(0, &["sync", &url]);
-        assert_eq!(cluster.json(0, &["task", "show", &task])["assignee"], "zed");
-    });
-    let _ = daemon.kill();
-    let _ = daemon.wait();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+            .git_in(&second, &["config", "user.name", "Second"]),
+        "config",
+    );
+    cluster.ok(0, &["sync", &url]);
+    let got = cluster
+        .origin
+        .command(BIN, &second)
+        .args(["sync"])
+        .output()
+        .expect("sync");
+    ok(got, "sync over git://");
+    let claim = cluster
+        .origin
+        .command(BIN, &second)
+        .args(["--agent", "zed", "task", "claim", &task])
+        .output()
+        .expect("claim");
+    ok(claim, "an online claim over git://");
+    cluster.ok(0, &["sync", &url]);
+    assert_eq!(cluster.json(0, &["task", "show", &task])["assignee"], "zed");
 }
 
 #[test]

@@ -463,3 +463,54 @@ pub fn stop_hook(repo: &TestRepo, input: &str) -> (String, String) {
     assert_eq!(out.status.code(), Some(0), "the stop hook always exits 0");
     (stdout(&out), stderr(&out))
 }
+
+/// A port free on loopback now, for a server a test starts.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("address").port()
+}
+
+/// `git daemon` on loopback, serving every repository under a folder for fetch and push (as
+/// `git://127.0.0.1:PORT/<path under the folder>`); stopped when dropped, a failing test too.
+pub struct GitDaemon {
+    child: std::process::Child,
+}
+
+impl GitDaemon {
+    /// Starts it with `repo`'s isolated environment and waits until it takes connections.
+    pub fn start(repo: &TestRepo, base: &Path, port: u16) -> GitDaemon {
+        let child = repo
+            .command("git", base)
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+                &format!("--port={port}"),
+                "--export-all",
+                "--enable=receive-pack",
+                &format!("--base-path={}", base.display()),
+            ])
+            .arg(base)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git daemon starts");
+        let daemon = GitDaemon { child };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "git daemon did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        daemon
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
