@@ -295,6 +295,20 @@ impl Browser {
         }
     }
 
+    /// A browser showing the dashboard at `base`, once the page has drawn itself.
+    fn open(profile: &std::path::Path, base: &str) -> Browser {
+        let mut browser = Browser::start(profile);
+        let target = browser.call("Target.createTarget", json!({ "url": format!("{base}/") }));
+        let attached = browser.call(
+            "Target.attachToTarget",
+            json!({ "targetId": target["targetId"], "flatten": true }),
+        );
+        let session = attached["sessionId"].as_str().expect("a session");
+        browser.session = Some(session.to_string());
+        browser.wait_for("!!(window.coord && window.coord.renders > 0)");
+        browser
+    }
+
     fn call(&mut self, method: &str, params: Value) -> Value {
         self.next += 1;
         let mut msg = json!({ "id": self.next, "method": method, "params": params });
@@ -346,23 +360,7 @@ fn the_page_shows_a_new_task_and_follows_its_claim_without_a_reload() {
     let repo = TestRepo::init();
     repo.coord_ok(&["agent", "spawn", "al", "--role", "dev"]);
     let server = Server::start(&repo, &[]);
-    let profile = repo.tmp().join("chromium-profile");
-    let mut browser = Browser::start(&profile);
-    let target = browser.call(
-        "Target.createTarget",
-        json!({ "url": format!("{}/", server.base) }),
-    );
-    let attached = browser.call(
-        "Target.attachToTarget",
-        json!({ "targetId": target["targetId"], "flatten": true }),
-    );
-    browser.session = Some(
-        attached["sessionId"]
-            .as_str()
-            .expect("a session")
-            .to_string(),
-    );
-    browser.wait_for("!!(window.coord && window.coord.renders > 0)");
+    let mut browser = Browser::open(&repo.tmp().join("chromium-profile"), &server.base);
 
     // A task made from the command line appears in the open column, and in the graph.
     let id = repo.new_task("Made on the command line", &[]);
@@ -424,23 +422,7 @@ fn the_page_shows_the_activity_feed_and_the_message_threads_live() {
             .any(|e| e["op"] == "agent-spawn" && e["on"] == "refs/coord/agents"),
         "{activity}"
     );
-    let profile = repo.tmp().join("chromium-profile");
-    let mut browser = Browser::start(&profile);
-    let target = browser.call(
-        "Target.createTarget",
-        json!({ "url": format!("{}/", server.base) }),
-    );
-    let attached = browser.call(
-        "Target.attachToTarget",
-        json!({ "targetId": target["targetId"], "flatten": true }),
-    );
-    browser.session = Some(
-        attached["sessionId"]
-            .as_str()
-            .expect("a session")
-            .to_string(),
-    );
-    browser.wait_for("!!(window.coord && window.coord.renders > 0)");
+    let mut browser = Browser::open(&repo.tmp().join("chromium-profile"), &server.base);
     let feed = browser.eval("document.getElementById('activity').innerText");
     assert!(
         feed.as_str()
