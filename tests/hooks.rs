@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use common::{TestRepo, fails, json, ok, stderr};
+use common::{CLIENT_FILES, INSTALL_ALL, TestRepo, fails, json, ok, stderr};
 
 fn spawn(repo: &TestRepo, name: &str) -> PathBuf {
     let agent = json(&repo.coord_ok(&["agent", "spawn", name, "--role", "dev", "--json"]));
@@ -365,16 +365,8 @@ fn install_codex_refuses_a_git_coord_server_it_did_not_write() {
 #[test]
 fn uninstall_leaves_no_empty_file_behind() {
     let repo = TestRepo::init();
-    repo.coord_ok(&[
-        "hooks", "install", "--claude", "--mcp", "--codex", "--gemini",
-    ]);
-    for file in [
-        ".claude/settings.json",
-        ".mcp.json",
-        ".codex/hooks.json",
-        ".codex/config.toml",
-        ".gemini/settings.json",
-    ] {
+    repo.coord_ok(&INSTALL_ALL);
+    for file in CLIENT_FILES {
         assert!(repo.path.join(file).exists(), "{file} was written");
     }
     repo.coord_ok(&[

@@ -52,16 +52,8 @@ fn team() -> Team {
     let repo = TestRepo::init();
     let first = repo.new_task("First job", &["--role", "dev"]);
     let second = repo.new_task("Second job", &["--role", "dev"]);
-    let installed = repo.coord_ok(&[
-        "hooks", "install", "--claude", "--mcp", "--codex", "--gemini",
-    ]);
-    for file in [
-        ".claude/settings.json",
-        ".mcp.json",
-        ".codex/hooks.json",
-        ".codex/config.toml",
-        ".gemini/settings.json",
-    ] {
+    let installed = repo.coord_ok(&INSTALL_ALL);
+    for file in CLIENT_FILES {
         assert!(installed.contains(file), "{installed}");
     }
     repo.git_ok(&["add", "-A"]);

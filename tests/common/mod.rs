@@ -464,6 +464,18 @@ pub fn stop_hook(repo: &TestRepo, input: &str) -> (String, String) {
     (stdout(&out), stderr(&out))
 }
 
+/// `hooks install` with every agent CLI, and the files it writes for them.
+pub const INSTALL_ALL: [&str; 6] = [
+    "hooks", "install", "--claude", "--mcp", "--codex", "--gemini",
+];
+pub const CLIENT_FILES: [&str; 5] = [
+    ".claude/settings.json",
+    ".mcp.json",
+    ".codex/hooks.json",
+    ".codex/config.toml",
+    ".gemini/settings.json",
+];
+
 /// A port free on loopback now, for a server a test starts.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
