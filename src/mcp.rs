@@ -32,6 +32,9 @@ type Answer = std::result::Result<String, String>;
 #[derive(Debug, Clone)]
 pub struct CoordServer {
     dir: PathBuf,
+    /// The server's own `--agent` and `--offline`, which every call keeps, as a command would.
+    agent: Option<String>,
+    offline: bool,
     tool_router: ToolRouter<Self>,
 }
 
@@ -166,9 +169,11 @@ fn task_json(t: &crate::model::task::Task) -> Value {
 
 #[tool_router]
 impl CoordServer {
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(dir: PathBuf, agent: Option<String>, offline: bool) -> Self {
         CoordServer {
             dir,
+            agent,
+            offline,
             tool_router: Self::tool_router(),
         }
     }
@@ -179,10 +184,9 @@ impl CoordServer {
         SESSION.with(|session| {
             let mut held = session.borrow_mut();
             if held.as_ref().is_none_or(|(dir, _)| *dir != self.dir) {
-                *held = Some((
-                    self.dir.clone(),
-                    Coord::open(&self.dir, None).map_err(failed)?,
-                ));
+                let mut coord = Coord::open(&self.dir, self.agent.clone()).map_err(failed)?;
+                coord.offline = self.offline;
+                *held = Some((self.dir.clone(), coord));
             }
             let (_, coord) = held.as_ref().expect("opened above");
             crate::ops::presence::implicit_beat(coord);
@@ -482,7 +486,7 @@ fn with_session_repo(f: impl FnOnce(&crate::git::Repo)) {
 
 /// Serves over stdin and stdout until the client closes them, through the line filter that
 /// answers requests too long or with an id JSON-RPC does not allow (see `lines`).
-pub fn serve(dir: PathBuf) -> Result<()> {
+pub fn serve(dir: PathBuf, agent: Option<String>, offline: bool) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -497,7 +501,7 @@ pub fn serve(dir: PathBuf) -> Result<()> {
             Arc::clone(&out),
         ));
         let replies = tokio::spawn(lines::pump_replies(from_server, out, prepare_next_writes));
-        let service = CoordServer::new(dir)
+        let service = CoordServer::new(dir, agent, offline)
             .serve(theirs)
             .await
             .map_err(|e| Error::Other(format!("MCP initialisation failed: {e}")))?;

@@ -190,3 +190,111 @@ fn an_oversized_request_or_an_object_id_gets_an_error_and_the_server_keeps_servi
     assert!(answered(1), "initialize answered: {replies:?}");
     assert!(answered(2), "tools/list answered: {replies:?}");
 }
+
+/// The server acts with its command line's `--agent` and `--offline`. Between calls it holds the
+/// files of its next write, made ahead (a lock and the object files), and has let go of the ref
+/// files its last write replaced; when the session ends, nothing is left behind. Only speed
+/// depends on the files, so only this test notices when their wiring goes.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_server_keeps_its_flags_and_between_calls_holds_files_made_ahead_and_no_replaced_ref() {
+    use std::io::{BufRead, Write};
+    let repo = TestRepo::init();
+    let task = repo.new_task("Claimed over MCP", &[]);
+    // A remote that is gone: only an offline claim succeeds.
+    let gone = repo.tmp().join("gone.git");
+    repo.git_ok(&["remote", "add", "origin", gone.to_str().expect("utf-8")]);
+    let mut child = repo
+        .command(common::BIN, &repo.path)
+        .args(["--agent", "mia", "--offline", "mcp"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut call = |id: u64, method: &str, params: Value| {
+        let mut msg = serde_json::json!({ "jsonrpc": "2.0", "method": method, "params": params });
+        if id > 0 {
+            msg["id"] = id.into();
+        }
+        writeln!(stdin, "{msg}").expect("a request");
+        if id == 0 {
+            return Value::Null;
+        }
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("an answer");
+        json(&line)
+    };
+    call(
+        1,
+        "initialize",
+        serde_json::json!({ "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "test", "version": "1" } }),
+    );
+    call(0, "notifications/initialized", serde_json::json!({}));
+    let claimed = call(
+        2,
+        "tools/call",
+        serde_json::json!({ "name": "task_claim", "arguments": { "id": task } }),
+    );
+    assert!(
+        claimed["result"]["isError"] != true,
+        "the claim failed: {claimed}"
+    );
+    assert_eq!(repo.show(&task)["assignee"], "mia");
+
+    // The files are made once the reply is out: wait for them (no time limit is tested).
+    let made_ahead = || {
+        let mut names = Vec::new();
+        for fanout in std::fs::read_dir(repo.path.join(".git/objects")).expect("objects") {
+            let Ok(files) = std::fs::read_dir(fanout.expect("an entry").path()) else {
+                continue;
+            };
+            names.extend(
+                files
+                    .map(|f| {
+                        f.expect("an entry")
+                            .file_name()
+                            .to_string_lossy()
+                            .to_string()
+                    })
+                    .filter(|n| n.starts_with("tmp_obj_")),
+            );
+        }
+        names
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let names = loop {
+        let names = made_ahead();
+        if names.iter().any(|n| n.starts_with("tmp_obj_lock_")) {
+            break names;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no lock made ahead: {names:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let objects = names
+        .iter()
+        .filter(|n| !n.starts_with("tmp_obj_lock_"))
+        .count();
+    assert!(objects >= 11, "a send's 11 object files: {names:?}");
+    // Closed before the files are made: no descriptor of the server is a ref file replaced since.
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", child.id())).expect("the server's fds");
+    let replaced: Vec<_> = fds
+        .filter_map(|fd| std::fs::read_link(fd.expect("an fd").path()).ok())
+        .filter(|target| {
+            let target = target.to_string_lossy();
+            target.contains("refs/coord") && target.ends_with("(deleted)")
+        })
+        .collect();
+    assert!(
+        replaced.is_empty(),
+        "replaced refs still held: {replaced:?}"
+    );
+
+    drop(stdin);
+    assert!(child.wait().expect("the server ends").success());
+    repo.assert_no_temporary_files();
+}

@@ -546,7 +546,7 @@ fn dispatch(coord: &Coord, cli: Cli, out: Option<&mut dyn Write>) -> Result<()> 
     crate::ops::presence::implicit_beat(coord);
     if let Command::Mcp = cli.command {
         // The server writes stdout from its own threads: it must not be locked here.
-        return crate::mcp::serve(coord.start_dir.clone());
+        return crate::mcp::serve(coord.start_dir.clone(), cli.agent, cli.offline);
     }
     let mut stdout = io::stdout();
     let out: &mut dyn Write = match out {
