@@ -209,7 +209,7 @@ impl<'c> Tasks<'c> {
     pub fn claim(&self, input: &str, force: bool) -> Result<Task> {
         let actor = self.coord.actor()?;
         let prefix = id::parse_prefix(input)?;
-        let mut index = TaskIndex::default();
+        let mut index = self.coord.take_task_index();
         let mut stale_agents = None;
         let mut stale = || -> Result<HashSet<String>> {
             if stale_agents.is_none() {
@@ -256,6 +256,7 @@ impl<'c> Tasks<'c> {
             took_from.clone_from(&takeover);
             Ok((claim_write(&mut task, &actor, takeover), task))
         })?;
+        self.coord.keep_task_index(&index);
         if let Some(holder) = took_from {
             crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
         }
@@ -590,8 +591,8 @@ impl<'c> Tasks<'c> {
         };
         let actor = self.coord.actor()?;
         let prefix = id::parse_prefix(input)?;
-        let mut index = TaskIndex::default();
-        self.store.update(&actor, |snap| {
+        let mut index = self.coord.take_task_index();
+        let edited = self.store.update(&actor, |snap| {
             let id = self.resolve(snap, &prefix)?;
             let mut task = self.load(snap, &id)?;
             let mut changed = Vec::new();
@@ -647,7 +648,9 @@ impl<'c> Tasks<'c> {
             }
             task.push_event(&actor.agent, "edit", Some(changed.join(", ")), &time::now());
             Ok((write_change(&task, "edit", &actor), task))
-        })
+        })?;
+        self.coord.keep_task_index(&index);
+        Ok(edited)
     }
 
     pub fn dep_add(&self, input: &str, dep_input: &str) -> Result<Task> {
@@ -662,8 +665,8 @@ impl<'c> Tasks<'c> {
         }
         let actor = self.coord.actor()?;
         let (prefix, dep_prefix) = (id::parse_prefix(input)?, id::parse_prefix(dep_input)?);
-        let mut index = TaskIndex::default();
-        self.store.update(&actor, |snap| {
+        let mut index = self.coord.take_task_index();
+        let added = self.store.update(&actor, |snap| {
             let id = self.resolve(snap, &prefix)?;
             let dep = self.resolve(snap, &dep_prefix)?;
             if id == dep {
@@ -682,7 +685,9 @@ impl<'c> Tasks<'c> {
             task.deps.push(dep.clone());
             task.push_event(&actor.agent, "dep-add", Some(dep), &time::now());
             Ok((write_change(&task, "dep-add", &actor), task))
-        })
+        })?;
+        self.coord.keep_task_index(&index);
+        Ok(added)
     }
 
     pub fn dep_rm(&self, input: &str, dep_input: &str) -> Result<Task> {
