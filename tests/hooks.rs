@@ -347,11 +347,11 @@ fn install_codex_merges_with_the_files_there_and_uninstall_restores_them() {
 }
 
 #[test]
-fn install_codex_refuses_a_git_coord_server_it_did_not_write() {
+fn install_refuses_a_git_coord_server_it_did_not_write_and_a_refusal_changes_no_file() {
     let repo = TestRepo::init();
     let config = "[mcp_servers.git-coord]\ncommand = \"/opt/git-coord\"\n";
     write(&repo.path, ".codex/config.toml", config);
-    let err = fails(&repo.coord(&["hooks", "install", "--codex"]), 1);
+    let err = fails(&repo.coord(&INSTALL_ALL), 1);
     assert!(
         err.contains("already defines an MCP server named git-coord"),
         "{err}"
@@ -360,6 +360,47 @@ fn install_codex_refuses_a_git_coord_server_it_did_not_write() {
         std::fs::read_to_string(repo.path.join(".codex/config.toml")).unwrap(),
         config
     );
+    // Refused, it changed nothing: not the files of the CLIs before it, nor .codex/hooks.json
+    // beside it, nor the git hooks.
+    let status = repo.git_ok(&["status", "--porcelain", "--untracked-files=all"]);
+    assert_eq!(
+        status, "?? .codex/config.toml",
+        "only the user's file is there"
+    );
+    let hooks = repo.path.join(".git/hooks");
+    for hook in ["pre-commit", "prepare-commit-msg", "pre-push"] {
+        assert!(!hooks.join(hook).exists(), "{hook} was installed");
+    }
+
+    // The same for uninstall: a block it cannot take out is refused before anything goes.
+    std::fs::remove_file(repo.path.join(".codex/config.toml")).expect("removed");
+    repo.coord_ok(&INSTALL_ALL);
+    let installed = repo.git_ok(&["status", "--porcelain", "--untracked-files=all"]);
+    let toml = repo.path.join(".codex/config.toml");
+    let cut = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("# <<< git-coord\n", "");
+    std::fs::write(&toml, &cut).expect("the end line gone");
+    let err = fails(
+        &repo.coord(&[
+            "hooks",
+            "uninstall",
+            "--claude",
+            "--mcp",
+            "--codex",
+            "--gemini",
+        ]),
+        1,
+    );
+    assert!(err.contains("has no end line"), "{err}");
+    assert_eq!(
+        repo.git_ok(&["status", "--porcelain", "--untracked-files=all"]),
+        installed
+    );
+    assert_eq!(std::fs::read_to_string(&toml).unwrap(), cut);
+    for hook in ["pre-commit", "prepare-commit-msg", "pre-push"] {
+        assert!(hooks.join(hook).exists(), "{hook} was removed");
+    }
 }
 
 #[test]

@@ -45,6 +45,10 @@ pub enum HooksCommand {
 }
 
 pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) -> Result<()> {
+    // Every agent CLI's file is edited in memory first and the shims checked: a refusal anywhere
+    // leaves every file as it was.
+    let mut files = hooks::PlannedFiles::default();
+    let mut edited = Vec::new();
     let changes = match cmd {
         HooksCommand::Install {
             claude,
@@ -52,20 +56,20 @@ pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) ->
             codex,
             gemini,
         } => {
-            let mut changes = hooks::install(coord)?;
+            let shims = hooks::plan_shims(coord)?;
             if claude {
-                changes.push(hooks::install_claude(coord)?);
+                edited.push(hooks::install_claude(coord, &mut files)?);
             }
             if mcp {
-                changes.push(hooks::install_mcp(coord)?);
+                edited.push(hooks::install_mcp(coord, &mut files)?);
             }
             if codex {
-                changes.extend(hooks::install_codex(coord)?);
+                edited.extend(hooks::install_codex(coord, &mut files)?);
             }
             if gemini {
-                changes.extend(hooks::install_gemini(coord)?);
+                edited.extend(hooks::install_gemini(coord, &mut files)?);
             }
-            changes
+            shims.install()?
         }
         HooksCommand::Uninstall {
             claude,
@@ -73,22 +77,23 @@ pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) ->
             codex,
             gemini,
         } => {
-            let mut changes = hooks::uninstall(coord)?;
             if claude {
-                changes.push(hooks::uninstall_claude(coord)?);
+                edited.push(hooks::uninstall_claude(coord, &mut files)?);
             }
             if mcp {
-                changes.push(hooks::uninstall_mcp(coord)?);
+                edited.push(hooks::uninstall_mcp(coord, &mut files)?);
             }
             if codex {
-                changes.extend(hooks::uninstall_codex(coord)?);
+                edited.extend(hooks::uninstall_codex(coord, &mut files)?);
             }
             if gemini {
-                changes.extend(hooks::uninstall_gemini(coord)?);
+                edited.extend(hooks::uninstall_gemini(coord, &mut files)?);
             }
-            changes
+            hooks::uninstall(coord)?
         }
     };
+    files.write()?;
+    let changes: Vec<_> = changes.into_iter().chain(edited).collect();
     if json {
         writeln!(out, "{}", serde_json::to_value(&changes)?)?;
         return Ok(());

@@ -40,47 +40,65 @@ fn workdir(coord: &Coord) -> Result<PathBuf> {
         .ok_or_else(|| Error::Other("hooks need a worktree (this repository is bare)".into()))
 }
 
-/// Installs the shims. A hook already there is kept and chained; installing twice changes nothing.
-pub fn install(coord: &Coord) -> Result<Vec<HookChange>> {
+/// The shims `hooks install` will write, checked before anything is: a hook already there is kept
+/// and chained after the shim; installing twice changes nothing.
+pub struct ShimPlan {
+    dir: PathBuf,
+    steps: Vec<(&'static str, &'static str, &'static str)>,
+}
+
+/// Checks that the shims can be installed, changing nothing: refused when a hook is there and so
+/// is the file it would be chained to, or when a hook cannot be read.
+pub fn plan_shims(coord: &Coord) -> Result<ShimPlan> {
     let dir = git::hooks_dir(&workdir(coord)?)?;
-    std::fs::create_dir_all(&dir)?;
-    let mut changes = Vec::new();
+    let mut steps = Vec::new();
     for (hook, shim) in SHIMS {
         let path = dir.join(hook);
         let chained = dir.join(format!("{hook}{CHAINED}"));
-        let existing = std::fs::read_to_string(&path).ok();
-        let action = match existing {
+        let action = match std::fs::read_to_string(&path).ok() {
             Some(text) if text.contains(MARKER) => "unchanged",
             Some(_) if chained.exists() => {
                 return Err(Error::Other(format!(
-                    "{} exists and so does {}: move one of them away, then run `git coord hooks install` again",
+                    "{} exists and so does {}: move one of them away, then run `git coord hooks install` again (nothing was changed)",
                     path.display(),
                     chained.display()
                 )));
             }
-            Some(_) => {
-                std::fs::rename(&path, &chained)?;
-                write_shim(&path, shim)?;
-                "chained"
-            }
+            Some(_) => "chained",
             None if path.symlink_metadata().is_ok() => {
                 return Err(Error::Other(format!(
-                    "{} exists but cannot be read; move it away first",
+                    "{} exists but cannot be read; move it away first (nothing was changed)",
                     path.display()
                 )));
             }
-            None => {
-                write_shim(&path, shim)?;
-                "installed"
-            }
+            None => "installed",
         };
-        changes.push(HookChange {
-            hook: hook.into(),
-            path: path.display().to_string(),
-            action,
-        });
+        steps.push((hook, shim, action));
     }
-    Ok(changes)
+    Ok(ShimPlan { dir, steps })
+}
+
+impl ShimPlan {
+    /// Writes the shims, moving each hook already there aside to be chained.
+    pub fn install(self) -> Result<Vec<HookChange>> {
+        std::fs::create_dir_all(&self.dir)?;
+        let mut changes = Vec::new();
+        for (hook, shim, action) in self.steps {
+            let path = self.dir.join(hook);
+            if action == "chained" {
+                std::fs::rename(&path, self.dir.join(format!("{hook}{CHAINED}")))?;
+            }
+            if action != "unchanged" {
+                write_shim(&path, shim)?;
+            }
+            changes.push(HookChange {
+                hook: hook.into(),
+                path: path.display().to_string(),
+                action,
+            });
+        }
+        Ok(changes)
+    }
 }
 
 /// Removes the shims and puts back the hooks they chained.
@@ -116,45 +134,120 @@ fn write_shim(path: &Path, shim: &str) -> Result<()> {
     Ok(())
 }
 
+/// The agent CLIs' files one `hooks install` or `hooks uninstall` changes, edited in memory first
+/// and written only once every one of them was: a file refused (one it cannot parse, a server it
+/// did not write) leaves every file as it was. Two edits of one file see each other.
+#[derive(Debug, Default)]
+pub struct PlannedFiles {
+    /// Each file edited, in order, with its new text (None: removed).
+    planned: Vec<(PathBuf, Option<String>)>,
+}
+
+impl PlannedFiles {
+    /// The text of the file at `path` as planned so far (None: there is none).
+    fn text(&self, path: &Path) -> Result<Option<String>> {
+        if let Some((_, text)) = self.planned.iter().find(|(p, _)| p == path) {
+            return Ok(text.clone());
+        }
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Other(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    fn plan(&mut self, path: &Path, text: Option<String>) {
+        match self.planned.iter_mut().find(|(p, _)| p == path) {
+            Some(slot) => slot.1 = text,
+            None => self.planned.push((path.to_path_buf(), text)),
+        }
+    }
+
+    /// The JSON object in the file at `path`, or an empty one when there is no file.
+    fn settings(&self, path: &Path) -> Result<serde_json::Value> {
+        let Some(text) = self.text(path)? else {
+            return Ok(serde_json::json!({}));
+        };
+        serde_json::from_str(&text).map_err(|e| {
+            Error::Other(format!(
+                "{} is not valid JSON ({e}): fix it, then run this again (nothing was changed)",
+                path.display()
+            ))
+        })
+    }
+
+    /// Plans `settings` as the file's text: sorted keys, two-space indentation.
+    fn put_settings(&mut self, path: &Path, settings: &serde_json::Value) -> Result<()> {
+        let mut text = serde_json::to_string_pretty(settings)?;
+        text.push('\n');
+        self.plan(path, Some(text));
+        Ok(())
+    }
+
+    /// Plans the settings, or the file's removal when nothing is left in it: uninstalling what
+    /// git-coord alone put there leaves no empty file behind.
+    fn put_or_remove(&mut self, path: &Path, settings: &serde_json::Value) -> Result<()> {
+        if settings.as_object().is_some_and(|o| o.is_empty()) {
+            self.plan(path, None);
+            Ok(())
+        } else {
+            self.put_settings(path, settings)
+        }
+    }
+
+    /// Writes every file as planned, and removes the ones planned away (and their folders, if
+    /// that leaves them empty).
+    pub fn write(self) -> Result<()> {
+        for (path, text) in self.planned {
+            match text {
+                Some(text) => write_text(&path, &text)?,
+                None => remove_file_and_dir(&path)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The stop hook entry git-coord adds to `.claude/settings.json` (templates/claude-settings.json).
 const CLAUDE_SETTINGS: &str = include_str!("../../templates/claude-settings.json");
 const STOP_COMMAND: &str = "git coord hook stop";
 
 /// Merges the Stop hook into `.claude/settings.json` of this worktree, creating it if missing and
 /// keeping everything already there. Installing twice changes nothing.
-pub fn install_claude(coord: &Coord) -> Result<HookChange> {
+pub fn install_claude(coord: &Coord, files: &mut PlannedFiles) -> Result<HookChange> {
     let path = workdir(coord)?.join(".claude").join("settings.json");
-    install_stop_entry(&path, "Stop", "claude Stop", claude_stop_entry())
+    install_stop_entry(files, &path, "Stop", "claude Stop", claude_stop_entry())
 }
 
 /// Removes the Stop hook entry git-coord added, keeping everything else. What it leaves empty
 /// (the list, `hooks`, the file, `.claude/`) goes too.
-pub fn uninstall_claude(coord: &Coord) -> Result<HookChange> {
+pub fn uninstall_claude(coord: &Coord, files: &mut PlannedFiles) -> Result<HookChange> {
     let path = workdir(coord)?.join(".claude").join("settings.json");
-    uninstall_stop_entry(&path, "Stop", "claude Stop")
+    uninstall_stop_entry(files, &path, "Stop", "claude Stop")
 }
 
 /// Codex CLI: the Stop hook in `.codex/hooks.json` (Claude Code's shape) and `git coord mcp` as
 /// the `git-coord` MCP server in `.codex/config.toml`, each merged with what is there.
-pub fn install_codex(coord: &Coord) -> Result<Vec<HookChange>> {
+pub fn install_codex(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<HookChange>> {
     let dir = workdir(coord)?.join(".codex");
     Ok(vec![
         install_stop_entry(
+            files,
             &dir.join("hooks.json"),
             "Stop",
             "codex Stop",
             claude_stop_entry(),
         )?,
-        install_toml_block(&dir.join("config.toml"))?,
+        install_toml_block(files, &dir.join("config.toml"))?,
     ])
 }
 
 /// Removes what `install_codex` added, and the files and folder it leaves empty.
-pub fn uninstall_codex(coord: &Coord) -> Result<Vec<HookChange>> {
+pub fn uninstall_codex(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<HookChange>> {
     let dir = workdir(coord)?.join(".codex");
     Ok(vec![
-        uninstall_stop_entry(&dir.join("hooks.json"), "Stop", "codex Stop")?,
-        uninstall_toml_block(&dir.join("config.toml"))?,
+        uninstall_stop_entry(files, &dir.join("hooks.json"), "Stop", "codex Stop")?,
+        uninstall_toml_block(files, &dir.join("config.toml"))?,
     ])
 }
 
@@ -177,12 +270,13 @@ fn gemini_stop_entry() -> serde_json::Value {
 }
 
 fn install_stop_entry(
+    files: &mut PlannedFiles,
     path: &Path,
     event: &str,
     hook: &str,
     entry: serde_json::Value,
 ) -> Result<HookChange> {
-    let mut settings = read_settings(path)?;
+    let mut settings = files.settings(path)?;
     let Some(root) = settings.as_object_mut() else {
         return Err(not_an_object(path));
     };
@@ -198,7 +292,7 @@ fn install_stop_entry(
         "unchanged"
     } else {
         stop.push(entry);
-        write_settings(path, &settings)?;
+        files.put_settings(path, &settings)?;
         "installed"
     };
     Ok(HookChange {
@@ -208,10 +302,15 @@ fn install_stop_entry(
     })
 }
 
-fn uninstall_stop_entry(path: &Path, event: &str, hook: &str) -> Result<HookChange> {
+fn uninstall_stop_entry(
+    files: &mut PlannedFiles,
+    path: &Path,
+    event: &str,
+    hook: &str,
+) -> Result<HookChange> {
     let mut action = "unchanged";
-    if path.exists() {
-        let mut settings = read_settings(path)?;
+    if files.text(path)?.is_some() {
+        let mut settings = files.settings(path)?;
         if let Some(hooks) = settings.get_mut("hooks").and_then(|h| h.as_object_mut())
             && let Some(stop) = hooks.get_mut(event).and_then(|s| s.as_array_mut())
         {
@@ -226,7 +325,7 @@ fn uninstall_stop_entry(path: &Path, event: &str, hook: &str) -> Result<HookChan
                 {
                     root.remove("hooks");
                 }
-                write_or_remove(path, &settings)?;
+                files.put_or_remove(path, &settings)?;
                 action = "removed";
             }
         }
@@ -240,58 +339,57 @@ fn uninstall_stop_entry(path: &Path, event: &str, hook: &str) -> Result<HookChan
 
 /// Registers `git coord mcp` as the `git-coord` server in `.mcp.json` of this worktree (where
 /// Claude Code reads project MCP servers), keeping every other server there.
-pub fn install_mcp(coord: &Coord) -> Result<HookChange> {
-    install_mcp_server(&workdir(coord)?.join(".mcp.json"), "mcp server")
+pub fn install_mcp(coord: &Coord, files: &mut PlannedFiles) -> Result<HookChange> {
+    install_mcp_server(files, &workdir(coord)?.join(".mcp.json"), "mcp server")
 }
 
 /// Removes the `git-coord` server from `.mcp.json`, keeping the others; a file left with no
 /// server at all is removed.
-pub fn uninstall_mcp(coord: &Coord) -> Result<HookChange> {
-    uninstall_mcp_server(&workdir(coord)?.join(".mcp.json"), "mcp server")
+pub fn uninstall_mcp(coord: &Coord, files: &mut PlannedFiles) -> Result<HookChange> {
+    uninstall_mcp_server(files, &workdir(coord)?.join(".mcp.json"), "mcp server")
 }
 
 /// Gemini CLI: the stop hook under `AfterAgent` (its event for the end of an agent turn) and
 /// `git coord mcp` under `mcpServers`, both in `.gemini/settings.json`, merged with what is there.
-pub fn install_gemini(coord: &Coord) -> Result<Vec<HookChange>> {
+pub fn install_gemini(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<HookChange>> {
     let path = workdir(coord)?.join(".gemini").join("settings.json");
     Ok(vec![
         install_stop_entry(
+            files,
             &path,
             "AfterAgent",
             "gemini AfterAgent",
             gemini_stop_entry(),
         )?,
-        install_mcp_server(&path, "gemini mcp server")?,
+        install_mcp_server(files, &path, "gemini mcp server")?,
     ])
 }
 
 /// Removes what `install_gemini` added; a file and folder left holding nothing go too.
-pub fn uninstall_gemini(coord: &Coord) -> Result<Vec<HookChange>> {
+pub fn uninstall_gemini(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<HookChange>> {
     let path = workdir(coord)?.join(".gemini").join("settings.json");
     Ok(vec![
-        uninstall_stop_entry(&path, "AfterAgent", "gemini AfterAgent")?,
-        uninstall_mcp_server(&path, "gemini mcp server")?,
+        uninstall_stop_entry(files, &path, "AfterAgent", "gemini AfterAgent")?,
+        uninstall_mcp_server(files, &path, "gemini mcp server")?,
     ])
 }
 
-/// Registers `git coord mcp` as the `git-coord` entry of `mcpServers` in the JSON file at `path`.
-fn install_mcp_server(path: &Path, hook: &str) -> Result<HookChange> {
-    let path = path.to_path_buf();
-    let mut config = read_settings(&path)?;
+/// Registers `git coord mcp` as the `git-coord` entry of `mcpServers` in the JSON file at `path`
+/// (replacing a `git-coord` entry that says otherwise).
+fn install_mcp_server(files: &mut PlannedFiles, path: &Path, hook: &str) -> Result<HookChange> {
+    let mut config = files.settings(path)?;
     let ours = serde_json::json!({ "command": "git", "args": ["coord", "mcp"] });
     let servers = config
         .as_object_mut()
-        .ok_or_else(|| not_an_object(&path))?
+        .ok_or_else(|| not_an_object(path))?
         .entry("mcpServers")
         .or_insert_with(|| serde_json::json!({}));
-    let servers = servers
-        .as_object_mut()
-        .ok_or_else(|| not_an_object(&path))?;
+    let servers = servers.as_object_mut().ok_or_else(|| not_an_object(path))?;
     let action = if servers.get("git-coord") == Some(&ours) {
         "unchanged"
     } else {
         servers.insert("git-coord".into(), ours);
-        write_settings(&path, &config)?;
+        files.put_settings(path, &config)?;
         "installed"
     };
     Ok(HookChange {
@@ -302,11 +400,10 @@ fn install_mcp_server(path: &Path, hook: &str) -> Result<HookChange> {
 }
 
 /// Removes the `git-coord` entry of `mcpServers` from the JSON file at `path`, keeping the others.
-fn uninstall_mcp_server(path: &Path, hook: &str) -> Result<HookChange> {
-    let path = path.to_path_buf();
+fn uninstall_mcp_server(files: &mut PlannedFiles, path: &Path, hook: &str) -> Result<HookChange> {
     let mut action = "unchanged";
-    if path.exists() {
-        let mut config = read_settings(&path)?;
+    if files.text(path)?.is_some() {
+        let mut config = files.settings(path)?;
         if let Some(servers) = config.get_mut("mcpServers").and_then(|s| s.as_object_mut())
             && servers.remove("git-coord").is_some()
         {
@@ -315,7 +412,7 @@ fn uninstall_mcp_server(path: &Path, hook: &str) -> Result<HookChange> {
             {
                 root.remove("mcpServers");
             }
-            write_or_remove(&path, &config)?;
+            files.put_or_remove(path, &config)?;
             action = "removed";
         }
     }
@@ -333,12 +430,8 @@ const TOML_END: &str = "# <<< git-coord";
 const TOML_BLOCK: &str =
     "[mcp_servers.git-coord]\ncommand = \"git\"\nargs = [\"coord\", \"mcp\"]\n";
 
-fn install_toml_block(path: &Path) -> Result<HookChange> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(Error::Other(format!("cannot read {}: {e}", path.display()))),
-    };
+fn install_toml_block(files: &mut PlannedFiles, path: &Path) -> Result<HookChange> {
+    let text = files.text(path)?.unwrap_or_default();
     let change = |action| HookChange {
         hook: "codex mcp server".into(),
         path: path.display().to_string(),
@@ -364,17 +457,17 @@ fn install_toml_block(path: &Path) -> Result<HookChange> {
         out.push('\n');
     }
     out.push_str(&format!("{TOML_BEGIN}\n{TOML_BLOCK}{TOML_END}\n"));
-    write_text(path, &out)?;
+    files.plan(path, Some(out));
     Ok(change("installed"))
 }
 
-fn uninstall_toml_block(path: &Path) -> Result<HookChange> {
+fn uninstall_toml_block(files: &mut PlannedFiles, path: &Path) -> Result<HookChange> {
     let mut change = HookChange {
         hook: "codex mcp server".into(),
         path: path.display().to_string(),
         action: "unchanged",
     };
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Some(text) = files.text(path)? else {
         return Ok(change);
     };
     let lines: Vec<&str> = text.lines().collect();
@@ -399,11 +492,11 @@ fn uninstall_toml_block(path: &Path) -> Result<HookChange> {
     };
     let mut kept: Vec<&str> = lines[..from].to_vec();
     kept.extend_from_slice(&lines[end + 1..]);
-    if kept.iter().all(|l| l.trim().is_empty()) {
-        remove_file_and_dir(path)?;
-    } else {
-        write_text(path, &(kept.join("\n") + "\n"))?;
-    }
+    let left = match kept.iter().all(|l| l.trim().is_empty()) {
+        true => None,
+        false => Some(kept.join("\n") + "\n"),
+    };
+    files.plan(path, left);
     change.action = "removed";
     Ok(change)
 }
@@ -414,37 +507,11 @@ fn has_stop_command(entry: &serde_json::Value) -> bool {
         .is_some_and(|hooks| hooks.iter().any(|h| h["command"] == STOP_COMMAND))
 }
 
-fn read_settings(path: &Path) -> Result<serde_json::Value> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| {
-            Error::Other(format!(
-                "{} is not valid JSON ({e}): fix it, then run this again (nothing was changed)",
-                path.display()
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::json!({})),
-        Err(e) => Err(Error::Other(format!("cannot read {}: {e}", path.display()))),
-    }
-}
-
-fn write_settings(path: &Path, settings: &serde_json::Value) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(settings)?;
-    text.push('\n');
-    write_text(path, &text)
-}
-
-/// Writes a settings file, or removes it (and its folder, if that is left empty) when nothing
-/// is left in it: uninstalling what git-coord alone put there leaves no empty file behind.
-fn write_or_remove(path: &Path, settings: &serde_json::Value) -> Result<()> {
-    if settings.as_object().is_some_and(|o| o.is_empty()) {
-        remove_file_and_dir(path)
-    } else {
-        write_settings(path, settings)
-    }
-}
-
 fn remove_file_and_dir(path: &Path) -> Result<()> {
-    std::fs::remove_file(path)?;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        removed => removed?,
+    }
     if let Some(dir) = path.parent() {
         // Only an empty folder goes; the worktree root is never empty.
         let _ = std::fs::remove_dir(dir);
