@@ -115,6 +115,14 @@ fn man_writes_the_pages_into_a_folder() {
     }
     let install = std::fs::read_to_string(dir.join("man1/git-coord-hooks-install.1")).unwrap();
     assert!(install.contains("codex"), "{install}");
+
+    // A relative --dir is relative to -C, as every path on the command line is.
+    let base = repo.tmp().display().to_string();
+    repo.coord_ok(&["-C", &base, "man", "--dir", "pages"]);
+    assert!(repo.tmp().join("pages/man1/git-coord.1").exists());
+    // --agent is checked here too, though no repository is opened.
+    let err = fails(&repo.coord(&["--agent", "no good", "man", "--dir", "x"]), 1);
+    assert!(err.contains("agent name"), "{err}");
 }
 
 #[test]

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use common::{TestRepo, array, at, at_json, fails, json, ok, spawn, stop_hook, strings};
+use common::{
+    TestRepo, array, at, at_json, fails, json, ok, spawn, stop_hook, stop_hook_with, strings,
+};
 
 fn stop_input(dir: &Path) -> String {
     serde_json::json!({
@@ -269,6 +271,29 @@ fn the_stop_hook_keeps_a_worker_going_and_lets_it_stop_when_it_should() {
     // Outside any repository: nothing to say.
     let (out, _) = stop_hook(&repo, &stop_input(repo.tmp()));
     assert!(out.is_empty());
+}
+
+#[test]
+fn the_stop_hook_decides_for_the_agent_and_folder_its_command_line_names() {
+    let repo = TestRepo::init();
+    let task = repo.new_task("Wire the parser", &[]);
+    repo.coord_as_ok("mia", &["task", "claim", &task]);
+    let path = repo.path.display().to_string();
+
+    // Run from elsewhere with no cwd in the input: `-C` says where, `--agent` for whom.
+    let (out, _) = stop_hook_with(&repo, &["-C", &path, "--agent", "mia"], "{}");
+    let reason = json(&out)["reason"].as_str().expect("reason").to_string();
+    assert!(reason.contains(&task), "mia's task: {reason}");
+    let (out, _) = stop_hook_with(&repo, &["-C", &path, "--agent", "ned"], "{}");
+    assert!(!out.contains(&task), "ned holds nothing: {out}");
+    // A cwd in the input is relative to `-C`.
+    let (out, _) = stop_hook_with(&repo, &["-C", &path, "--agent", "mia"], r#"{"cwd": "."}"#);
+    assert!(out.contains(&task), "{out}");
+
+    // A bad name is said, and the agent may stop (the hook never fails its client).
+    let (out, err) = stop_hook_with(&repo, &["-C", &path, "--agent", "no good"], "{}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("agent name"), "{err}");
 }
 
 #[test]

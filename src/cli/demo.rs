@@ -447,10 +447,11 @@ fn feature_workflow(dir: &Path) -> Result<()> {
             .unwrap_or("alice");
         let worker = Coord::open(&home(name)?, None)?;
         if name == "alice" {
-            let reason = match crate::views::stop::decide(&format!(
-                "{{\"cwd\": {:?}}}",
-                home(name)?.display().to_string()
-            )) {
+            let asked = crate::views::stop::Asked {
+                dir: &home(name)?,
+                agent: None,
+            };
+            let reason = match crate::views::stop::decide("{}", asked) {
                 crate::views::stop::Decision::Block { reason } => reason,
                 crate::views::stop::Decision::Allow { .. }
                 | crate::views::stop::Decision::Halt { .. } => String::new(),

@@ -116,13 +116,13 @@ pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) ->
 
 /// `git coord hook stop`: the agent CLI's stop hook. Reads its JSON on stdin; prints
 /// `{"decision":"block","reason":...}` to keep the agent going, nothing to let it stop.
-pub fn run_stop_hook() -> Result<()> {
+pub fn run_stop_hook(asked: crate::views::stop::Asked<'_>) -> Result<()> {
     let mut input = String::new();
     let decision = match std::io::stdin()
         .take(2 * 1024 * 1024)
         .read_to_string(&mut input)
     {
-        Ok(_) => crate::views::stop::decide(&input),
+        Ok(_) => crate::views::stop::decide(&input, asked),
         Err(e) => crate::views::stop::Decision::Allow {
             why: format!("cannot read the hook input ({e}); letting the agent stop"),
         },

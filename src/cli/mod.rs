@@ -515,19 +515,30 @@ fn run_with(cli: Cli, out: Option<&mut dyn Write>, last: bool) -> Result<()> {
         Some(dir) => dir.clone(),
         None => std::env::current_dir()?,
     };
+    if let Some(agent) = &cli.agent
+        && !matches!(cli.command, Command::Demo { .. } | Command::Hook { .. })
+    {
+        // Checked here for the commands that open no repository (the others check it opening
+        // one); the stop hook says it and lets the agent stop instead of failing its client.
+        crate::model::name::validate("agent name", agent)?;
+    }
     match &cli.command {
         Command::Demo { keep } => return demo::run(*keep),
         Command::Completions { shell } => {
             return Ok(manual::completions(*shell, &mut io::stdout().lock())?);
         }
-        Command::Man { dir } => return man(dir.clone(), cli.json),
+        // `--dir` is relative to `-C`, as every path given on the command line is.
+        Command::Man { dir: pages } => return man(pages.as_ref().map(|p| dir.join(p)), cli.json),
         _ => {}
     }
     if let Command::Hook { name, .. } = &cli.command
         && name == "stop"
     {
         // The stop hook must answer even where no repository can be opened.
-        return hooks::run_stop_hook();
+        return hooks::run_stop_hook(crate::views::stop::Asked {
+            dir: &dir,
+            agent: cli.agent.as_deref(),
+        });
     }
     let mut coord = Coord::open(&dir, cli.agent.clone())?;
     coord.offline = cli.offline;

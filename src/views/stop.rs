@@ -37,8 +37,22 @@ fn allow(why: impl Into<String>) -> Decision {
     Decision::Allow { why: why.into() }
 }
 
-/// Decides from the hook's JSON input.
-pub fn decide(input: &str) -> Decision {
+/// Who the hook decides for when its input does not say: the command line's `-C` (else the
+/// directory it runs in) and `--agent`.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub dir: &'a Path,
+    pub agent: Option<&'a str>,
+}
+
+/// Decides from the hook's JSON input: for the agent `asked` names (else the one acting in the
+/// input's `cwd`), in that `cwd` (else `asked.dir`).
+pub fn decide(input: &str, asked: Asked<'_>) -> Decision {
+    if let Some(agent) = asked.agent
+        && let Err(e) = crate::model::name::validate("agent name", agent)
+    {
+        return allow(format!("{e}; letting the agent stop"));
+    }
     if input.len() > MAX_INPUT {
         return allow("the hook input is larger than 1 MiB; letting the agent stop");
     }
@@ -52,17 +66,14 @@ pub fn decide(input: &str) -> Decision {
         }
     };
     let cwd = match value.get("cwd") {
-        Some(Value::String(dir)) => PathBuf::from(dir),
-        None => match std::env::current_dir() {
-            Ok(dir) => dir,
-            Err(e) => return allow(format!("no cwd in the hook input and none here ({e})")),
-        },
+        Some(Value::String(dir)) => asked.dir.join(dir),
+        None => asked.dir.to_path_buf(),
         Some(_) => return allow("cwd in the hook input is not a string; letting the agent stop"),
     };
     // Claude Code and Codex send it: true when this stop follows a continuation a stop hook
     // asked for. Absent (a client that does not say): treated as a continuation.
     let continued = !matches!(value.get("stop_hook_active"), Some(Value::Bool(false)));
-    match decide_in(&cwd, continued) {
+    match decide_in(&cwd, continued, asked.agent) {
         Ok(d) => d,
         Err(e) => allow(format!(
             "git-coord could not decide ({e}); letting the agent stop"
@@ -70,8 +81,8 @@ pub fn decide(input: &str) -> Decision {
     }
 }
 
-fn decide_in(cwd: &Path, continued: bool) -> crate::error::Result<Decision> {
-    let coord = match Coord::open(cwd, None) {
+fn decide_in(cwd: &Path, continued: bool, agent: Option<&str>) -> crate::error::Result<Decision> {
+    let coord = match Coord::open(cwd, agent.map(str::to_string)) {
         Ok(c) => c,
         Err(_) => return Ok(allow("")), // not a repository: nothing to coordinate
     };

@@ -445,8 +445,14 @@ pub fn at_json(repo: &TestRepo, dir: &Path, args: &[&str]) -> Value {
 /// Runs `git coord hook stop` with `input` on stdin; returns (stdout, stderr). The hook must
 /// exit 0 whatever it answers.
 pub fn stop_hook(repo: &TestRepo, input: &str) -> (String, String) {
+    stop_hook_with(repo, &[], input)
+}
+
+/// `git coord hook stop` with global flags before it (`--agent`, `-C`), run in the scratch folder.
+pub fn stop_hook_with(repo: &TestRepo, flags: &[&str], input: &str) -> (String, String) {
     let mut child = repo
         .command(BIN, repo.tmp())
+        .args(flags)
         .args(["hook", "stop"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
