@@ -191,6 +191,26 @@ fn attachments_come_back_byte_for_byte_and_never_leave_the_directory() {
         "bob",
         &["--to", "alice", "see attached", "--attach", "repro.bin"],
     );
+    // Attachments that cannot be saved (a file where the folder should be): refused, and the
+    // message stays unread.
+    let blocked = repo.tmp().join("a-file");
+    std::fs::write(&blocked, "in the way").expect("written");
+    let err = fails(
+        &repo.coord_as(
+            "alice",
+            &[
+                "read",
+                &id(&msg),
+                "--save-attachments",
+                blocked.to_str().expect("utf-8"),
+            ],
+        ),
+        1,
+    );
+    assert!(err.contains("cannot create"), "{err}");
+    let inbox = json(&repo.coord_as_ok("alice", &["inbox", "--json"]));
+    assert_eq!(inbox["unread"], 1, "{inbox}");
+
     let out = repo.tmp().join("saved");
     let read = json(&repo.coord_as_ok(
         "alice",

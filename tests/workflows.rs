@@ -203,6 +203,12 @@ fn bad_workflow_requests_are_refused() {
     let err = fails(&repo.coord(&["workflow", "start", "broken", "X"]), 1);
     assert!(err.contains("broken.yaml"), "{err}");
     assert!(repo.list().is_empty(), "nothing was created");
+    // A title that fits alone but not in a stage's title ("Review the plan: ...") is refused
+    // before the epic is created.
+    let long = "x".repeat(195);
+    let err = fails(&repo.coord(&["workflow", "start", "feature", &long]), 1);
+    assert!(err.contains("title"), "{err}");
+    assert!(repo.list().is_empty(), "nothing was created");
     let started = repo.coord_json(&["workflow", "start", "bugfix", "Crash on save"]);
     assert_eq!(array(started["tasks"].clone()).len(), 5);
 }
@@ -421,6 +427,18 @@ fn a_launched_agent_runs_its_role_command_in_its_worktree_until_stopped() {
     assert!(text.contains("started as runner in"), "{text}");
     assert!(text.contains("runner"), "{text}");
     fails(&repo.coord(&["agent", "launch", "runner"]), 1);
+    // Retired while its process runs, it cannot be spawned again with --launch: refused before
+    // any worktree, branch or registration is made.
+    repo.coord_ok(&["agent", "retire", "runner", "--force"]);
+    let before = repo.git_ok(&["worktree", "list"]);
+    let err = fails(
+        &repo.coord(&["agent", "spawn", "runner", "--role", "dev", "--launch"]),
+        1,
+    );
+    assert!(err.contains("already runs"), "{err}");
+    assert_eq!(repo.git_ok(&["worktree", "list"]), before);
+    let shown = repo.coord_json(&["agent", "show", "runner"]);
+    assert_eq!(shown["status"], "retired", "{shown}");
     repo.coord_ok(&["agent", "stop", "runner"]);
     assert!(
         !Path::new(&format!("/proc/{pid}")).exists()

@@ -95,9 +95,12 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
             launch,
             command,
         } => {
+            // Refused before anything is spawned.
             if launch && command.is_none() && agents.config().role(&role)?.command.is_none() {
-                // Refused before anything is spawned.
                 return Err(crate::ops::launch::no_command(&role));
+            }
+            if launch && let Some(pid) = crate::ops::launch::running(coord, &name) {
+                return Err(crate::ops::launch::already_runs(&name, pid));
             }
             let agent = agents.spawn(&Spawn {
                 name,

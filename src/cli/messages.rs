@@ -226,11 +226,15 @@ pub fn inbox(coord: &Coord, a: InboxArgs, out: Out, json: bool) -> Result<()> {
 
 pub fn read(coord: &Coord, id: &str, save: Option<PathBuf>, out: Out, json: bool) -> Result<()> {
     let messages = Messages::new(coord);
-    let opened = messages.read(id)?;
+    // Saved first: attachments that cannot be saved leave the message unread.
     let saved = match save {
-        Some(dir) => messages.save_attachments(&opened.message, &coord.start_dir.join(dir))?,
+        Some(dir) => {
+            let message = messages.show(id)?;
+            messages.save_attachments(&message, &coord.start_dir.join(dir))?
+        }
         None => Default::default(),
     };
+    let opened = messages.read(id)?;
     if json {
         let mut value = message_json(&opened.message, Some(&opened));
         value["saved"] = json!(

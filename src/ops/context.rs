@@ -81,6 +81,11 @@ impl Coord {
         *self.task_index.borrow_mut() = Some(index.clone());
     }
 
+    /// Gives back the index [`Coord::take_task_index`] lent, for the next command.
+    pub fn give_back_task_index(&self, index: TaskIndex) {
+        *self.task_index.borrow_mut() = Some(index);
+    }
+
     /// The acting agent: `--agent`, else GIT_COORD_AGENT, else the agent whose worktree this is,
     /// else the repository's git user.
     pub fn actor(&self) -> Result<Actor> {

@@ -52,6 +52,15 @@ pub fn running(coord: &Coord, agent: &str) -> Option<u32> {
     alive(pid).then_some(pid as u32)
 }
 
+/// What launching an agent whose process still runs says.
+pub fn already_runs(agent: &str, pid: u32) -> Error {
+    Error::invalid(
+        "agent",
+        agent,
+        format!("it already runs (pid {pid}); `git coord agent stop {agent}` first"),
+    )
+}
+
 /// What a role without a command says to `--launch`.
 pub fn no_command(role: &str) -> Error {
     Error::invalid(
@@ -79,11 +88,7 @@ pub fn launch(coord: &Coord, agent: &str, command: Option<&str>) -> Result<Launc
         .filter(|w| w.is_dir())
         .ok_or_else(|| Error::invalid("agent", agent, "its worktree is not on this machine"))?;
     if let Some(pid) = running(coord, agent) {
-        return Err(Error::invalid(
-            "agent",
-            agent,
-            format!("it already runs (pid {pid}); `git coord agent stop {agent}` first"),
-        ));
+        return Err(already_runs(agent, pid));
     }
     let log = log_file(coord, agent);
     std::fs::create_dir_all(log.parent().expect("a logs directory"))?;

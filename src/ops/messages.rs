@@ -650,20 +650,24 @@ impl<'c> Messages<'c> {
     pub fn save_attachments(&self, msg: &Message, dir: &Path) -> Result<SavedAttachments> {
         let snap = self.store.snapshot()?;
         let limit = Agents::new(self.coord)?.config().max_attachment_bytes;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Other(format!("cannot create {}: {e}", dir.display())))?;
-        let mut saved = SavedAttachments::default();
-        for (n, attachment) in msg.attachments.iter().enumerate() {
+        // Every attachment is found before anything is written.
+        let mut blobs = Vec::with_capacity(msg.attachments.len());
+        for n in 0..msg.attachments.len() {
             let path = Message::attachment_path(&msg.id, n);
             let blob = match snap.tree {
                 Some(tree) => self.repo().lookup_path(tree, &path)?,
                 None => None,
             };
-            let blob = blob.ok_or_else(|| Error::Malformed {
+            blobs.push(blob.ok_or_else(|| Error::Malformed {
                 refname: INBOX_REF.into(),
                 path: path.clone(),
                 why: "the attachment's bytes are missing".into(),
-            })?;
+            })?);
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Other(format!("cannot create {}: {e}", dir.display())))?;
+        let mut saved = SavedAttachments::default();
+        for (n, (attachment, blob)) in msg.attachments.iter().zip(blobs).enumerate() {
             let name = safe_file_name(&attachment.name, n);
             let bytes = match self.repo().read_blob_within(blob, limit)? {
                 Ok(bytes) => bytes,

@@ -118,14 +118,7 @@ impl<'c> Tasks<'c> {
 
     pub fn create(&self, new: NewTask) -> Result<Task> {
         let actor = self.coord.actor()?;
-        let title = check_title(&new.title)?;
-        let priority = check_priority(new.priority.unwrap_or(DEFAULT_PRIORITY))?;
-        if let Some(role) = &new.role {
-            name::validate("role", role)?;
-        }
-        for label in &new.labels {
-            name::validate("label", label)?;
-        }
+        let (title, priority) = check_new(&new)?;
         let projects = crate::ops::projects::Projects::new(self.coord);
         let mut dep_prefixes = Vec::new();
         let mut foreign_deps = Vec::new();
@@ -256,7 +249,7 @@ impl<'c> Tasks<'c> {
             took_from.clone_from(&takeover);
             Ok((claim_write(&mut task, &actor, takeover), task))
         })?;
-        self.coord.keep_task_index(&index);
+        self.coord.give_back_task_index(index);
         if let Some(holder) = took_from {
             crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
         }
@@ -649,7 +642,7 @@ impl<'c> Tasks<'c> {
             task.push_event(&actor.agent, "edit", Some(changed.join(", ")), &time::now());
             Ok((write_change(&task, "edit", &actor), task))
         })?;
-        self.coord.keep_task_index(&index);
+        self.coord.give_back_task_index(index);
         Ok(edited)
     }
 
@@ -686,7 +679,7 @@ impl<'c> Tasks<'c> {
             task.push_event(&actor.agent, "dep-add", Some(dep), &time::now());
             Ok((write_change(&task, "dep-add", &actor), task))
         })?;
-        self.coord.keep_task_index(&index);
+        self.coord.give_back_task_index(index);
         Ok(added)
     }
 
@@ -1207,6 +1200,20 @@ fn not_a_dep(task: &Task, dep_input: &str) -> Error {
         dep_input,
         format!("task {} does not depend on it", task.id),
     )
+}
+
+/// What `create` checks of a new task before it reads anything: its title (returned trimmed),
+/// priority (returned with the default filled in), role and labels.
+pub(crate) fn check_new(new: &NewTask) -> Result<(String, u8)> {
+    let title = check_title(&new.title)?;
+    let priority = check_priority(new.priority.unwrap_or(DEFAULT_PRIORITY))?;
+    if let Some(role) = &new.role {
+        name::validate("role", role)?;
+    }
+    for label in &new.labels {
+        name::validate("label", label)?;
+    }
+    Ok((title, priority))
 }
 
 pub(crate) fn check_title(title: &str) -> Result<String> {

@@ -170,7 +170,9 @@ fn fill(text: &str, vars: &BTreeMap<String, String>) -> String {
 }
 
 /// Starts a workflow: an epic titled `title`, and one task per stage (and per checkpoint), each
-/// waiting on the one before. Returns the epic and the tasks in order.
+/// waiting on the one before. Returns the epic and the tasks in order. Every task is laid out
+/// and checked before the first is created: a title too long once filled in, a priority out of
+/// range or a label that is no name refuses the workflow with nothing created.
 pub fn start(
     coord: &Coord,
     template_name: &str,
@@ -182,81 +184,117 @@ pub fn start(
     for s in &t.stages {
         agents.config().role(&s.role)?;
     }
-    let mut values: BTreeMap<String, String> = vars.iter().cloned().collect();
-    values.insert("title".into(), title.to_string());
-    let tasks = Tasks::new(coord);
-    let template_label = format!("workflow-{}", t.name);
-    let epic = tasks.create(NewTask {
-        title: title.to_string(),
-        description: fill(&t.description, &values),
-        kind: Some(Kind::Epic),
-        labels: vec![WORKFLOW_LABEL.into(), template_label.clone()],
-        ..NewTask::default()
-    })?;
     let into = agents.integration_branch()?;
-    let mut created = Vec::new();
-    let mut previous: Option<String> = None;
-    // (stage, task, what its role produces) of the stages created so far.
-    let mut produced: Vec<(String, String, Vec<String>)> = Vec::new();
-    for s in &t.stages {
-        let role = agents.config().role(&s.role)?.clone();
-        let mut description = fill(&s.description, &values);
-        let mut labels = vec![
-            STAGE_LABEL.into(),
-            format!("stage-{}", s.name),
-            template_label.clone(),
-        ];
-        if !s.code {
-            labels.push(NO_CODE_LABEL.into());
-        }
-        let inputs = stage_inputs(&role.inputs, &produced);
-        if !inputs.is_empty() {
-            description.push_str(
-                "\nInputs (artifacts of earlier stages; `git coord brief` shows their summaries):\n",
-            );
-            for (kind, stage, task) in &inputs {
-                description.push_str(&format!(
-                    "- {kind} from stage {stage}: `git coord artifact list --task {task}`\n"
-                ));
-            }
-            for kind in role.inputs.iter() {
-                labels.push(format!("{NEEDS_PREFIX}{kind}"));
-            }
-        }
-        let task = tasks.create(NewTask {
-            title: fill(&s.title, &values),
-            description,
-            priority: s.priority,
-            role: Some(s.role.clone()),
-            labels,
-            deps: previous.iter().cloned().collect(),
-            parent: Some(epic.id.clone()),
+    let layout = Layout {
+        template: &t,
+        agents: &agents,
+        into: &into,
+        title,
+        vars,
+    };
+    layout.make(&mut |new| {
+        crate::ops::tasks::check_new(&new)?;
+        Ok(PLACEHOLDER_ID.to_string())
+    })?;
+    let tasks = Tasks::new(coord);
+    let mut made = Vec::new();
+    layout.make(&mut |new| {
+        let task = tasks.create(new)?;
+        let id = task.id.clone();
+        made.push(task);
+        Ok(id)
+    })?;
+    let epic = made.remove(0);
+    Ok((epic, made))
+}
+
+/// Stands in for a task's id while a workflow is checked before anything is created.
+const PLACEHOLDER_ID: &str = "000000000000";
+
+/// What a workflow creates, from its template, title and variables.
+struct Layout<'a> {
+    template: &'a Template,
+    agents: &'a Agents<'a>,
+    into: &'a str,
+    title: &'a str,
+    vars: &'a [(String, String)],
+}
+
+impl Layout<'_> {
+    /// Hands `make` the epic, then each stage's task and checkpoint in order; `make` returns the
+    /// id the task got, which the tasks after it wait on.
+    fn make(&self, make: &mut dyn FnMut(NewTask) -> Result<String>) -> Result<()> {
+        let (t, agents, into, title) = (self.template, self.agents, self.into, self.title);
+        let mut values: BTreeMap<String, String> = self.vars.iter().cloned().collect();
+        values.insert("title".into(), title.to_string());
+        let template_label = format!("workflow-{}", t.name);
+        let epic = make(NewTask {
+            title: title.to_string(),
+            description: fill(&t.description, &values),
+            kind: Some(Kind::Epic),
+            labels: vec![WORKFLOW_LABEL.into(), template_label.clone()],
             ..NewTask::default()
         })?;
-        previous = Some(task.id.clone());
-        produced.push((s.name.clone(), task.id.clone(), role.outputs.clone()));
-        let needs_checkpoint = s.checkpoint;
-        created.push(task);
-        if needs_checkpoint {
-            let stage_task = created.last().map(|t| t.id.clone()).unwrap_or_default();
-            let checkpoint = tasks.create(NewTask {
-                title: format!("Checkpoint after {}: merge into {into}", s.name),
-                description: format!(
-                    "The {} stage of '{title}' ends with a checkpoint.\n\nSteps:\n- run `git coord checkpoint --tasks {stage_task}` (gates from .coord.yaml, or --gate CMD)\n\nA checkpoint that moves {into} marks this task done; the next stage waits on it.\n\nAcceptance criteria:\n- {into} holds the stage's work and every gate passed\n",
-                    s.name
-                ),
-                kind: Some(Kind::Chore),
-                role: Some("organiser".to_string()).filter(|r| agents.config().role(r).is_ok()),
-                labels: vec![CHECKPOINT_LABEL.into(), template_label.clone()],
-                deps: vec![stage_task],
-                parent: Some(epic.id.clone()),
+        let mut previous: Option<String> = None;
+        // (stage, task, what its role produces) of the stages created so far.
+        let mut produced: Vec<(String, String, Vec<String>)> = Vec::new();
+        for s in &t.stages {
+            let role = agents.config().role(&s.role)?.clone();
+            let mut description = fill(&s.description, &values);
+            let mut labels = vec![
+                STAGE_LABEL.into(),
+                format!("stage-{}", s.name),
+                template_label.clone(),
+            ];
+            if !s.code {
+                labels.push(NO_CODE_LABEL.into());
+            }
+            let inputs = stage_inputs(&role.inputs, &produced);
+            if !inputs.is_empty() {
+                description.push_str(
+                "\nInputs (artifacts of earlier stages; `git coord brief` shows their summaries):\n",
+            );
+                for (kind, stage, task) in &inputs {
+                    description.push_str(&format!(
+                        "- {kind} from stage {stage}: `git coord artifact list --task {task}`\n"
+                    ));
+                }
+                for kind in role.inputs.iter() {
+                    labels.push(format!("{NEEDS_PREFIX}{kind}"));
+                }
+            }
+            let task = make(NewTask {
+                title: fill(&s.title, &values),
+                description,
+                priority: s.priority,
+                role: Some(s.role.clone()),
+                labels,
+                deps: previous.iter().cloned().collect(),
+                parent: Some(epic.clone()),
                 ..NewTask::default()
             })?;
-            previous = Some(checkpoint.id.clone());
-            created.push(checkpoint);
+            previous = Some(task.clone());
+            produced.push((s.name.clone(), task.clone(), role.outputs.clone()));
+            if s.checkpoint {
+                let stage_task = task;
+                let checkpoint = make(NewTask {
+                    title: format!("Checkpoint after {}: merge into {into}", s.name),
+                    description: format!(
+                        "The {} stage of '{title}' ends with a checkpoint.\n\nSteps:\n- run `git coord checkpoint --tasks {stage_task}` (gates from .coord.yaml, or --gate CMD)\n\nA checkpoint that moves {into} marks this task done; the next stage waits on it.\n\nAcceptance criteria:\n- {into} holds the stage's work and every gate passed\n",
+                        s.name
+                    ),
+                    kind: Some(Kind::Chore),
+                    role: Some("organiser".to_string()).filter(|r| agents.config().role(r).is_ok()),
+                    labels: vec![CHECKPOINT_LABEL.into(), template_label.clone()],
+                    deps: vec![stage_task],
+                    parent: Some(epic.clone()),
+                    ..NewTask::default()
+                })?;
+                previous = Some(checkpoint);
+            }
         }
+        Ok(())
     }
-    Ok((epic, created))
 }
 
 /// Every workflow (epics labelled `workflow`), or one.
@@ -385,7 +423,7 @@ pub fn route_back(
     if actor != agent {
         Messages::new(coord).send(Outgoing {
             target: format!("#{}", task.id),
-            subject: Some(format!("Sent back to you: {}", task.title)),
+            subject: Some(subject(&format!("Sent back to you: {}", task.title))),
             importance: Importance::High,
             body: format!(
                 "{actor} reopened task {} and sent it back to you: {}\nIt is claimed for you again; when it is fixed, `git coord task done {}`.",
@@ -466,7 +504,7 @@ pub fn request_checkpoint(coord: &Coord, stage: &Task) {
             for target in targets {
                 let sent = Messages::new(coord).send(Outgoing {
                     target,
-                    subject: Some(format!("Checkpoint requested: {}", stage.title)),
+                    subject: Some(subject(&format!("Checkpoint requested: {}", stage.title))),
                     task: Some(checkpoint.clone()),
                     importance: Importance::High,
                     body: body.clone(),
@@ -711,7 +749,7 @@ pub fn next_review_round(coord: &Coord, done: &Task) {
             tasks.record(&id, ROUND_OP, format!("{}: round {round}", done.id))?;
             Messages::new(coord).send(Outgoing {
                 target: format!("#{id}"),
-                subject: Some(format!("Review round {round}: {}", review.title)),
+                subject: Some(subject(&format!("Review round {round}: {}", review.title))),
                 importance: Importance::High,
                 body: format!(
                     "Task {} ({}) that you sent back is done again: {}\nReview it again as round {round} of task {id}; it is yours. Approve with `git coord task done {id}`, or send it back once more with `git coord task reopen {} --reason \"...\"`.",
@@ -876,4 +914,10 @@ pub fn after_checkpoint(
         }
     }
     Ok(None)
+}
+
+/// A message subject made from a task's title: a title near its 200 characters does not fit
+/// behind a prefix, so the subject is cut, as a subject may be at most 200 characters.
+fn subject(text: &str) -> String {
+    crate::model::message::clip(text, crate::model::message::MAX_SUBJECT)
 }
