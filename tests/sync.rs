@@ -412,6 +412,21 @@ fn failing_remotes_give_clear_errors_change_nothing_and_a_later_sync_recovers() 
         stderr(&listed)
     );
     assert_eq!(array(json(&stdout(&listed))).len(), 1);
+
+    // A .coord.yaml that does not parse is refused before anything is fetched or pushed.
+    cluster.ok(1, &["task", "new", "not pushed yet"]);
+    let config = cluster.dir(1).join(".coord.yaml");
+    std::fs::write(&config, "stale_after: soon\n").expect("a bad config");
+    let remote_tip = cluster.git(1, &["ls-remote", "origin", "refs/coord/tasks"]);
+    let err = fails(&cluster.run(1, &["sync"]), 1);
+    assert!(err.contains(".coord.yaml"), "{err}");
+    assert_eq!(
+        cluster.git(1, &["ls-remote", "origin", "refs/coord/tasks"]),
+        remote_tip,
+        "nothing was pushed"
+    );
+    std::fs::remove_file(&config).expect("config removed");
+    cluster.ok(1, &["sync"]);
 }
 
 #[test]

@@ -81,6 +81,13 @@ impl Coord {
         *self.task_index.borrow_mut() = Some(index.clone());
     }
 
+    /// The project configuration (`.coord.yaml` of this worktree), read now. A command whose
+    /// later steps read it calls this first, so that a file that does not parse is refused
+    /// before anything moves.
+    pub fn config(&self) -> Result<crate::ops::config::Config> {
+        crate::ops::config::Config::load(self.repo.workdir().as_deref())
+    }
+
     /// Gives back the index [`Coord::take_task_index`] lent, for the next command.
     pub fn give_back_task_index(&self, index: TaskIndex) {
         *self.task_index.borrow_mut() = Some(index);

@@ -498,6 +498,7 @@ impl<'c> Tasks<'c> {
     /// Returns a task to open. A workflow stage goes back to whoever did it (claimed for them
     /// again, and told why): that is how a review sends work back.
     pub fn reopen(&self, input: &str, reason: Option<String>, force: bool) -> Result<Task> {
+        self.coord.config()?; // read when a workflow stage is routed back, after the reopen
         let previous = self.show(input)?.assignee;
         let task = self.reopen_only(input, reason.clone(), force)?;
         match crate::ops::workflows::route_back(

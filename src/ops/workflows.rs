@@ -525,6 +525,7 @@ pub fn request_checkpoint(coord: &Coord, stage: &Task) {
 /// Cancels one workflow: its claims and their leases are released, its unfinished tasks blocked,
 /// and every agent told. Returns how many claims were released.
 pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> {
+    coord.config()?; // read to tell everyone, after the tasks are blocked
     let tasks = Tasks::new(coord);
     let epic = tasks.resolve_now(epic)?;
     let index = tasks.load_index()?;
@@ -572,6 +573,7 @@ pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> 
 
 /// Cancels the whole team: no new claims, every claim and lease released, every agent told.
 pub fn cancel_all(coord: &Coord, reason: Option<&str>) -> Result<usize> {
+    coord.config()?; // read to tell everyone, after the work is called off
     crate::ops::team::set(
         coord,
         crate::ops::team::TeamState::Cancelled,
