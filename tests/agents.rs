@@ -465,7 +465,13 @@ fn retire_refuses_to_drop_work_unless_forced_and_keeps_the_branch() {
         "git commit",
     );
     repo.git_ok(&["merge", "-q", "--ff-only", "agent/bob"]);
+    // Merged into the integration branch is what counts, whatever the main worktree has checked
+    // out (git's own `branch -d` would ask HEAD).
+    repo.write_file(".coord.yaml", "integration_branch: main\n");
+    repo.git_ok(&["switch", "-q", "-c", "elsewhere", "main~1"]);
     repo.coord_ok(&["agent", "retire", "bob", "--delete-branch"]);
+    repo.git_ok(&["switch", "-q", "main"]);
+    std::fs::remove_file(repo.path.join(".coord.yaml")).expect("removed");
     assert!(!bob_dir.exists());
     assert!(!branch_exists(&repo, "agent/bob"));
     assert!(repo.path.join("done.txt").is_file(), "merged work is gone");

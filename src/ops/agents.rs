@@ -512,14 +512,17 @@ impl<'c> Agents<'c> {
                 )));
             }
         }
+        // Whether every commit of the branch is in the integration branch, as counted here.
+        let mut merged = false;
         if let Some(branch) = &agent.branch {
             let integration = self.integration_branch()?;
-            let unmerged = probe_git(
+            let counted = probe_git(
                 &top,
                 &["rev-list", "--count", &format!("{integration}..{branch}")],
             )?
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .unwrap_or(0);
+            .and_then(|n| n.trim().parse::<u64>().ok());
+            merged = counted == Some(0);
+            let unmerged = counted.unwrap_or(0);
             if unmerged > 0 && !force {
                 return Err(Error::Other(format!(
                     "cannot retire {name}: {branch} has {unmerged} commit(s) not merged into {integration}; merge them, or pass --force (the branch is kept)"
@@ -537,7 +540,10 @@ impl<'c> Agents<'c> {
         }
         let _ = run_git(&top, &["worktree", "prune"]); // a worktree deleted by hand
         if delete_branch && let Some(branch) = &agent.branch {
-            run_git(&top, &["branch", if force { "-D" } else { "-d" }, branch])?;
+            // `-d` asks whether the branch is merged into HEAD, which need not be the
+            // integration branch: merged into that, counted above, is what decides here.
+            let flag = if force || merged { "-D" } else { "-d" };
+            run_git(&top, &["branch", flag, branch])?;
         }
         let retired = self.store.update(&actor, |snap| {
             let mut current = self.read(snap, name)?.ok_or_else(|| no_such_agent(name))?;
