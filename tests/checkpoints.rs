@@ -268,10 +268,14 @@ fn bad_checkpoint_requests_change_nothing() {
     let err = common::fails(&repo.coord(&["checkpoint", "--into", "nope"]), 1);
     assert!(err.contains("no such branch"), "{err}");
     common::fails(&repo.coord(&["checkpoint", "--agents", "ghost"]), 1);
-    // The main worktree has uncommitted changes to a tracked file: refused, nothing moved.
+    // The main worktree has uncommitted changes to a tracked file: refused before the gates
+    // run, nothing moved.
     std::fs::write(repo.path.join("shared.txt"), "dirty\n").expect("written");
-    let err = common::fails(&repo.coord(&["checkpoint"]), 1);
+    let marker = repo.tmp().join("gate-ran");
+    let gate = format!("touch {}", marker.display());
+    let err = common::fails(&repo.coord(&["checkpoint", "--gate", &gate]), 1);
     assert!(err.contains("uncommitted changes"), "{err}");
+    assert!(!marker.exists(), "the gate ran");
     assert_eq!(main_tip(&repo), before);
     assert_eq!(repo.ref_tip("refs/coord/checkpoints"), tip);
     // A dry run merges in memory only.

@@ -179,6 +179,16 @@ impl<'c> Checkpoints<'c> {
                 breaker: None,
             });
         }
+        // What could refuse comes before the gates run and the branch moves: a dirty checkout
+        // of the branch, and the tasks that resolve the branches left out (filed whatever the
+        // outcome).
+        if !checkpoint.merged.is_empty() {
+            self.clean_checkout_of(&into)?;
+        }
+        for conflict in &mut checkpoint.conflicts {
+            let task = self.open_resolve_task(conflict, &into, &diffs)?;
+            conflict.resolve_task = Some(task);
+        }
         if !checkpoint.merged.is_empty() {
             let gates = match &req.gates {
                 Some(g) => g.clone(),
@@ -196,10 +206,6 @@ impl<'c> Checkpoints<'c> {
                     progress(&format!("{into} moved to {}", &current.to_string()[..12]));
                 }
             }
-        }
-        for conflict in &mut checkpoint.conflicts {
-            let task = self.open_resolve_task(conflict, &into, &diffs)?;
-            conflict.resolve_task = Some(task);
         }
         checkpoint = self.record(checkpoint)?;
         let mut waiting = Vec::new();
@@ -419,11 +425,7 @@ impl<'c> Checkpoints<'c> {
     fn move_branch(&self, into: &str, after: Oid, before: Oid) -> Result<Outcome> {
         let repo = &self.coord.repo;
         let refname = format!("refs/heads/{into}");
-        let checked_out = repo
-            .worktrees()?
-            .into_iter()
-            .find(|w| w.branch.as_deref() == Some(refname.as_str()));
-        let Some(worktree) = checked_out else {
+        let Some(worktree) = self.clean_checkout_of(into)? else {
             return Ok(
                 match repo.move_branch(into, after, before, "git-coord checkpoint")? {
                     Cas::Moved => Outcome::Moved,
@@ -431,16 +433,6 @@ impl<'c> Checkpoints<'c> {
                 },
             );
         };
-        let dirty = run_git(
-            &worktree.path,
-            &["status", "--porcelain", "--untracked-files=no"],
-        )?;
-        if !dirty.is_empty() {
-            return Err(Error::Other(format!(
-                "{into} is checked out in {} with uncommitted changes: commit or stash them there, then run the checkpoint again (nothing was moved)",
-                worktree.path.display()
-            )));
-        }
         if repo.resolve_commit(&refname)? != Some(before) {
             return Ok(Outcome::BranchMoved);
         }
@@ -464,6 +456,32 @@ impl<'c> Checkpoints<'c> {
                 .next()
                 .unwrap_or("git merge --ff-only failed")
         )))
+    }
+
+    /// The worktree that has `into` checked out, if one has; refused when it has uncommitted
+    /// changes, which a fast-forward there would have to carry.
+    fn clean_checkout_of(&self, into: &str) -> Result<Option<crate::git::Worktree>> {
+        let refname = format!("refs/heads/{into}");
+        let checked_out = self
+            .coord
+            .repo
+            .worktrees()?
+            .into_iter()
+            .find(|w| w.branch.as_deref() == Some(refname.as_str()));
+        let Some(worktree) = checked_out else {
+            return Ok(None);
+        };
+        let dirty = run_git(
+            &worktree.path,
+            &["status", "--porcelain", "--untracked-files=no"],
+        )?;
+        if !dirty.is_empty() {
+            return Err(Error::Other(format!(
+                "{into} is checked out in {} with uncommitted changes: commit or stash them there, then run the checkpoint again (nothing was moved)",
+                worktree.path.display()
+            )));
+        }
+        Ok(Some(worktree))
     }
 
     /// Writes the checkpoint under the next number.
