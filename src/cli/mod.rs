@@ -511,8 +511,11 @@ fn run(cli: Cli) -> Result<()> {
 /// `last` says the process ends after it: the repository is then left open for the kernel to
 /// free at exit, which spares each command the unmapping and freeing (3% of a claim's time).
 fn run_with(cli: Cli, out: Option<&mut dyn Write>, last: bool) -> Result<()> {
+    let stop_hook = matches!(&cli.command, Command::Hook { name, .. } if name == "stop");
     let dir = match &cli.dir {
         Some(dir) => dir.clone(),
+        // The stop hook answers even from a folder that was deleted (it lets the agent stop).
+        None if stop_hook => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
         None => std::env::current_dir()?,
     };
     if let Some(agent) = &cli.agent
@@ -531,9 +534,7 @@ fn run_with(cli: Cli, out: Option<&mut dyn Write>, last: bool) -> Result<()> {
         Command::Man { dir: pages } => return man(pages.as_ref().map(|p| dir.join(p)), cli.json),
         _ => {}
     }
-    if let Command::Hook { name, .. } = &cli.command
-        && name == "stop"
-    {
+    if stop_hook {
         // The stop hook must answer even where no repository can be opened.
         return hooks::run_stop_hook(crate::views::stop::Asked {
             dir: &dir,

@@ -252,8 +252,8 @@ impl Layout<'_> {
             let inputs = stage_inputs(&role.inputs, &produced);
             if !inputs.is_empty() {
                 description.push_str(
-                "\nInputs (artifacts of earlier stages; `git coord brief` shows their summaries):\n",
-            );
+                    "\nInputs (artifacts of earlier stages; `git coord brief` shows their summaries):\n",
+                );
                 for (kind, stage, task) in &inputs {
                     description.push_str(&format!(
                         "- {kind} from stage {stage}: `git coord artifact list --task {task}`\n"
