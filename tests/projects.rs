@@ -571,6 +571,10 @@ fn a_missing_or_ambiguous_id_in_the_other_project_is_refused() {
     let waits = a1.new_task("waits", &[]);
     a1.coord_ok(&["task", "dep", "add", &waits, "beads:aaaa00000001"]);
     assert_eq!(a1.show(&waits)["deps"][0], "beads:aaaa00000001");
+    // Added again: nothing is written.
+    let tip = a1.ref_tip(common::TASKS_REF);
+    a1.coord_ok(&["task", "dep", "add", &waits, "beads:aaaa00000001"]);
+    assert_eq!(a1.ref_tip(common::TASKS_REF), tip);
     assert!(ids(&array(a1.coord_json(&["ready"]))).is_empty());
     let tree = a1.coord_ok(&["task", "dep", "tree", &waits]);
     assert!(tree.contains("beads:aaaa00000001 [open] real"), "{tree}");

@@ -650,11 +650,17 @@ impl<'c> Tasks<'c> {
     pub fn dep_add(&self, input: &str, dep_input: &str) -> Result<Task> {
         if id::split_foreign(dep_input).is_some() {
             let dep = crate::ops::projects::Projects::new(self.coord).resolve_dep(dep_input)?;
-            return self.mutate_with(input, "dep-add", |task, _, _, _| {
-                if !task.deps.contains(&dep) {
-                    task.deps.push(dep.clone());
+            let actor = self.coord.actor()?;
+            let prefix = id::parse_prefix(input)?;
+            return self.store.update(&actor, |snap| {
+                let id = self.resolve(snap, &prefix)?;
+                let mut task = self.load(snap, &id)?;
+                if task.deps.contains(&dep) {
+                    return Ok((Change::default(), task)); // already there: nothing to write
                 }
-                Ok(Some(dep.clone()))
+                task.deps.push(dep.clone());
+                task.push_event(&actor.agent, "dep-add", Some(dep.clone()), &time::now());
+                Ok((write_change(&task, "dep-add", &actor), task))
             });
         }
         let actor = self.coord.actor()?;
