@@ -263,23 +263,26 @@ fn the_server_keeps_its_flags_and_between_calls_holds_files_made_ahead_and_no_re
         }
         names
     };
+    // A lock, and the object files of a send (11), at least.
+    let ready = |names: &[String]| {
+        let locks = names
+            .iter()
+            .filter(|n| n.starts_with("tmp_obj_lock_"))
+            .count();
+        locks >= 1 && names.len() - locks >= 11
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let names = loop {
+    loop {
         let names = made_ahead();
-        if names.iter().any(|n| n.starts_with("tmp_obj_lock_")) {
-            break names;
+        if ready(&names) {
+            break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no lock made ahead: {names:?}"
+            "not made ahead: {names:?}"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    let objects = names
-        .iter()
-        .filter(|n| !n.starts_with("tmp_obj_lock_"))
-        .count();
-    assert!(objects >= 11, "a send's 11 object files: {names:?}");
+    }
     // Closed before the files are made: no descriptor of the server is a ref file replaced since.
     let fds = std::fs::read_dir(format!("/proc/{}/fd", child.id())).expect("the server's fds");
     let replaced: Vec<_> = fds

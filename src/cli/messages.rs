@@ -226,6 +226,7 @@ pub fn inbox(coord: &Coord, a: InboxArgs, out: Out, json: bool) -> Result<()> {
 
 pub fn read(coord: &Coord, id: &str, save: Option<PathBuf>, out: Out, json: bool) -> Result<()> {
     let messages = Messages::new(coord);
+    coord.actor()?; // who reads it, known before any file is written
     // Saved first: attachments that cannot be saved leave the message unread.
     let saved = match save {
         Some(dir) => {

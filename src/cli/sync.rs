@@ -24,7 +24,7 @@ pub enum ProjectCommand {
 }
 
 pub fn sync(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
-    coord.config()?; // read by the projects it follows last
+    coord.check_config()?; // read by the projects it follows last
     let remote = resolve_remote(&coord.repo, remote)?;
     let report = core::sync(&coord.repo, &remote, &Notices::new(coord))?;
     let presence = share_presence(coord, &remote, true);
@@ -84,7 +84,7 @@ fn projects_followed(out: Out, followed: &[Followed]) -> Result<()> {
 }
 
 pub fn fetch(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result<()> {
-    coord.config()?; // read by the projects it follows last
+    coord.check_config()?; // read by the projects it follows last
     let remote = resolve_remote(&coord.repo, remote)?;
     let done = core::fetch_and_merge(&coord.repo, &remote, &Notices::new(coord))?;
     if let Err(e) = share_presence(coord, &remote, false) {

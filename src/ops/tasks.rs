@@ -248,8 +248,9 @@ impl<'c> Tasks<'c> {
             }
             took_from.clone_from(&takeover);
             Ok((claim_write(&mut task, &actor, takeover), task))
-        })?;
+        });
         self.coord.give_back_task_index(index);
+        let task = task?;
         if let Some(holder) = took_from {
             crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
         }
@@ -498,8 +499,12 @@ impl<'c> Tasks<'c> {
     /// Returns a task to open. A workflow stage goes back to whoever did it (claimed for them
     /// again, and told why): that is how a review sends work back.
     pub fn reopen(&self, input: &str, reason: Option<String>, force: bool) -> Result<Task> {
-        self.coord.config()?; // read when a workflow stage is routed back, after the reopen
-        let previous = self.show(input)?.assignee;
+        let before = self.show(input)?;
+        if crate::ops::workflows::routed_back(&before) {
+            // Read when the stage is routed back, after the reopen.
+            self.coord.check_config()?;
+        }
+        let previous = before.assignee;
         let task = self.reopen_only(input, reason.clone(), force)?;
         match crate::ops::workflows::route_back(
             self.coord,
@@ -642,9 +647,9 @@ impl<'c> Tasks<'c> {
             }
             task.push_event(&actor.agent, "edit", Some(changed.join(", ")), &time::now());
             Ok((write_change(&task, "edit", &actor), task))
-        })?;
+        });
         self.coord.give_back_task_index(index);
-        Ok(edited)
+        edited
     }
 
     pub fn dep_add(&self, input: &str, dep_input: &str) -> Result<Task> {
@@ -685,9 +690,9 @@ impl<'c> Tasks<'c> {
             task.deps.push(dep.clone());
             task.push_event(&actor.agent, "dep-add", Some(dep), &time::now());
             Ok((write_change(&task, "dep-add", &actor), task))
-        })?;
+        });
         self.coord.give_back_task_index(index);
-        Ok(added)
+        added
     }
 
     pub fn dep_rm(&self, input: &str, dep_input: &str) -> Result<Task> {

@@ -221,14 +221,14 @@ struct Layout<'a> {
 }
 
 impl Layout<'_> {
-    /// Hands `make` the epic, then each stage's task and checkpoint in order; `make` returns the
+    /// Hands `each` the epic, then each stage's task and checkpoint in order; `each` returns the
     /// id the task got, which the tasks after it wait on.
-    fn make(&self, make: &mut dyn FnMut(NewTask) -> Result<String>) -> Result<()> {
+    fn make(&self, each: &mut dyn FnMut(NewTask) -> Result<String>) -> Result<()> {
         let (t, agents, into, title) = (self.template, self.agents, self.into, self.title);
         let mut values: BTreeMap<String, String> = self.vars.iter().cloned().collect();
         values.insert("title".into(), title.to_string());
         let template_label = format!("workflow-{}", t.name);
-        let epic = make(NewTask {
+        let epic = each(NewTask {
             title: title.to_string(),
             description: fill(&t.description, &values),
             kind: Some(Kind::Epic),
@@ -263,7 +263,7 @@ impl Layout<'_> {
                     labels.push(format!("{NEEDS_PREFIX}{kind}"));
                 }
             }
-            let task = make(NewTask {
+            let task = each(NewTask {
                 title: fill(&s.title, &values),
                 description,
                 priority: s.priority,
@@ -277,7 +277,7 @@ impl Layout<'_> {
             produced.push((s.name.clone(), task.clone(), role.outputs.clone()));
             if s.checkpoint {
                 let stage_task = task;
-                let checkpoint = make(NewTask {
+                let checkpoint = each(NewTask {
                     title: format!("Checkpoint after {}: merge into {into}", s.name),
                     description: format!(
                         "The {} stage of '{title}' ends with a checkpoint.\n\nSteps:\n- run `git coord checkpoint --tasks {stage_task}` (gates from .coord.yaml, or --gate CMD)\n\nA checkpoint that moves {into} marks this task done; the next stage waits on it.\n\nAcceptance criteria:\n- {into} holds the stage's work and every gate passed\n",
@@ -405,7 +405,7 @@ pub fn route_back(
     let Some(agent) = previous else {
         return Ok(None);
     };
-    if !task.labels.iter().any(|l| l == STAGE_LABEL) {
+    if !is_stage(task) {
         return Ok(None);
     }
     let tasks = Tasks::new(coord);
@@ -423,7 +423,7 @@ pub fn route_back(
     if actor != agent {
         Messages::new(coord).send(Outgoing {
             target: format!("#{}", task.id),
-            subject: Some(subject(&format!("Sent back to you: {}", task.title))),
+            subject: Some(message_subject(&format!("Sent back to you: {}", task.title))),
             importance: Importance::High,
             body: format!(
                 "{actor} reopened task {} and sent it back to you: {}\nIt is claimed for you again; when it is fixed, `git coord task done {}`.",
@@ -504,7 +504,10 @@ pub fn request_checkpoint(coord: &Coord, stage: &Task) {
             for target in targets {
                 let sent = Messages::new(coord).send(Outgoing {
                     target,
-                    subject: Some(subject(&format!("Checkpoint requested: {}", stage.title))),
+                    subject: Some(message_subject(&format!(
+                        "Checkpoint requested: {}",
+                        stage.title
+                    ))),
                     task: Some(checkpoint.clone()),
                     importance: Importance::High,
                     body: body.clone(),
@@ -525,7 +528,7 @@ pub fn request_checkpoint(coord: &Coord, stage: &Task) {
 /// Cancels one workflow: its claims and their leases are released, its unfinished tasks blocked,
 /// and every agent told. Returns how many claims were released.
 pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> {
-    coord.config()?; // read to tell everyone, after the tasks are blocked
+    coord.check_config()?; // read to tell everyone, after the tasks are blocked
     let tasks = Tasks::new(coord);
     let epic = tasks.resolve_now(epic)?;
     let index = tasks.load_index()?;
@@ -573,7 +576,7 @@ pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> 
 
 /// Cancels the whole team: no new claims, every claim and lease released, every agent told.
 pub fn cancel_all(coord: &Coord, reason: Option<&str>) -> Result<usize> {
-    coord.config()?; // read to tell everyone, after the work is called off
+    coord.check_config()?; // read to tell everyone, after the work is called off
     crate::ops::team::set(
         coord,
         crate::ops::team::TeamState::Cancelled,
@@ -751,7 +754,7 @@ pub fn next_review_round(coord: &Coord, done: &Task) {
             tasks.record(&id, ROUND_OP, format!("{}: round {round}", done.id))?;
             Messages::new(coord).send(Outgoing {
                 target: format!("#{id}"),
-                subject: Some(subject(&format!("Review round {round}: {}", review.title))),
+                subject: Some(message_subject(&format!("Review round {round}: {}", review.title))),
                 importance: Importance::High,
                 body: format!(
                     "Task {} ({}) that you sent back is done again: {}\nReview it again as round {round} of task {id}; it is yours. Approve with `git coord task done {id}`, or send it back once more with `git coord task reopen {} --reason \"...\"`.",
@@ -918,8 +921,18 @@ pub fn after_checkpoint(
     Ok(None)
 }
 
+/// Whether reopening `task` (as it is before the reopen) routes it back to whoever did it: a
+/// workflow stage that has an assignee ([`route_back`]).
+pub fn routed_back(task: &Task) -> bool {
+    task.assignee.is_some() && is_stage(task)
+}
+
+fn is_stage(task: &Task) -> bool {
+    task.labels.iter().any(|l| l == STAGE_LABEL)
+}
+
 /// A message subject made from a task's title: a title near its 200 characters does not fit
 /// behind a prefix, so the subject is cut, as a subject may be at most 200 characters.
-fn subject(text: &str) -> String {
+fn message_subject(text: &str) -> String {
     crate::model::message::clip(text, crate::model::message::MAX_SUBJECT)
 }

@@ -762,8 +762,23 @@ pub struct TaskIndex {
 
 impl TaskIndex {
     /// Loads the index for `snap`, reusing shards already in memory, cache files, and the
-    /// unchanged documents of a shard that changed.
+    /// unchanged documents of a shard that changed. A refresh that fails leaves the index empty,
+    /// as if new, so that an index kept after an error is never half refreshed.
     pub fn refresh(
+        &mut self,
+        repo: &Repo,
+        refname: &str,
+        snap: &Snapshot,
+        need: Need,
+    ) -> Result<()> {
+        let refreshed = self.refresh_from(repo, refname, snap, need);
+        if refreshed.is_err() {
+            *self = TaskIndex::default();
+        }
+        refreshed
+    }
+
+    fn refresh_from(
         &mut self,
         repo: &Repo,
         refname: &str,

@@ -497,10 +497,12 @@ pub struct GitDaemon {
 impl GitDaemon {
     /// Starts it with `repo`'s isolated environment and waits until it takes connections.
     pub fn start(repo: &TestRepo, base: &Path, port: u16) -> GitDaemon {
+        // git-daemon itself, not `git daemon`: the `git` wrapper would run it as a child that
+        // killing the wrapper leaves listening.
+        let exec_path = stdout(&repo.git(&["--exec-path"])).trim().to_string();
         let child = repo
-            .command("git", base)
+            .command(Path::new(&exec_path).join("git-daemon"), base)
             .args([
-                "daemon",
                 "--reuseaddr",
                 "--listen=127.0.0.1",
                 &format!("--port={port}"),
@@ -513,9 +515,11 @@ impl GitDaemon {
             .stderr(Stdio::null())
             .spawn()
             .expect("git daemon starts");
-        let daemon = GitDaemon { child };
+        let mut daemon = GitDaemon { child };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let ended = daemon.child.try_wait().expect("the daemon's state");
+            assert!(ended.is_none(), "git daemon ended at once: {ended:?}");
             assert!(
                 std::time::Instant::now() < deadline,
                 "git daemon did not start"
