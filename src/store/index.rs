@@ -771,20 +771,8 @@ impl TaskIndex {
         snap: &Snapshot,
         need: Need,
     ) -> Result<()> {
-        let refreshed = self.refresh_from(repo, refname, snap, need);
-        if refreshed.is_err() {
-            *self = TaskIndex::default();
-        }
-        refreshed
-    }
-
-    fn refresh_from(
-        &mut self,
-        repo: &Repo,
-        refname: &str,
-        snap: &Snapshot,
-        need: Need,
-    ) -> Result<()> {
+        // Worked on apart: a refresh that fails leaves this index empty, as if new.
+        let mut this = std::mem::take(self);
         let shard_trees = match snap.tree {
             Some(tree) => match repo.lookup_path(tree, "tasks")? {
                 Some(tasks) => repo
@@ -798,18 +786,18 @@ impl TaskIndex {
         };
         let file = cache_file(repo);
         let side_file = file.with_extension("changed");
-        let first = !self.loaded;
+        let first = !this.loaded;
         // The shards the side file holds, and the cache file's versions of them.
         let (mut from_side, mut shadowed) = (HashSet::new(), HashMap::new());
         if first {
-            self.shards = read_cache(&file).unwrap_or_default();
+            this.shards = read_cache(&file).unwrap_or_default();
             for (name, shard) in read_cache(&side_file).unwrap_or_default() {
                 from_side.insert(name.clone());
-                if let Some(older) = self.shards.insert(name.clone(), shard) {
+                if let Some(older) = this.shards.insert(name.clone(), shard) {
                     shadowed.insert(name, older);
                 }
             }
-            self.loaded = true;
+            this.loaded = true;
         }
         let mut next = HashMap::with_capacity(shard_trees.len());
         let mut missing = Vec::new();
@@ -821,7 +809,7 @@ impl TaskIndex {
             shard.tree == Some(tree) && (need == Need::Undone || shard.check_done())
         };
         for entry in shard_trees {
-            let mut held = self.shards.remove(&entry.name);
+            let mut held = this.shards.remove(&entry.name);
             let mut older = shadowed.remove(&entry.name);
             if let Some(shard) = held.take_if(|s| usable(s, entry.oid)) {
                 if from_side.contains(&entry.name) {
@@ -842,33 +830,34 @@ impl TaskIndex {
                 missing.push((entry.name, entry.oid, base));
             }
         }
-        let (rebuilt, removed) = (missing.len(), !self.shards.is_empty());
+        let (rebuilt, removed) = (missing.len(), !this.shards.is_empty());
         let missing_docs = missing.iter().filter(|(_, _, base)| base.is_none()).count();
         next.extend(build_shards(repo, refname, missing)?);
-        self.shards = next;
+        this.shards = next;
         // Only the first refresh of a process saves (a retry after a lost race refreshes again
         // within moments). Rewriting the whole file costs more than writing the few shards that
         // changed beside it, so those go to the side file until they are many.
         if first && (removed || missing_docs > 0 || changed.len() >= REWRITE_AFTER_SHARDS) {
-            write_cache(&file, self.shards.iter());
+            write_cache(&file, this.shards.iter());
             let _ = fs::remove_file(&side_file);
         } else if first && rebuilt > 0 {
-            let changed = changed.iter().filter_map(|n| self.shards.get_key_value(n));
+            let changed = changed.iter().filter_map(|n| this.shards.get_key_value(n));
             write_cache(&side_file, changed);
         }
         // Only a clone that fetched another project can have dependencies there worth reading.
-        self.foreign.clear();
+        this.foreign.clear();
         if !repo
             .refs_under(crate::store::foreign::PROJECTS_NS)?
             .is_empty()
         {
-            let deps: Vec<String> = self
+            let deps: Vec<String> = this
                 .tasks()
                 .filter(|t| t.has_deps())
                 .flat_map(|t| t.deps().filter(|d| d.contains(':')).map(str::to_string))
                 .collect();
-            self.foreign = crate::store::foreign::load_deps(repo, deps.iter().map(String::as_str))?;
+            this.foreign = crate::store::foreign::load_deps(repo, deps.iter().map(String::as_str))?;
         }
+        *self = this;
         Ok(())
     }
 
