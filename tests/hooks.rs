@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use common::{CLIENT_FILES, INSTALL_ALL, TestRepo, fails, json, ok, stderr};
+use common::{CLIENT_FILES, INSTALL_ALL, TestRepo, UNINSTALL_ALL, fails, json, ok, stderr};
 
 fn spawn(repo: &TestRepo, name: &str) -> PathBuf {
     let agent = json(&repo.coord_ok(&["agent", "spawn", name, "--role", "dev", "--json"]));
@@ -381,17 +381,7 @@ fn install_refuses_a_git_coord_server_it_did_not_write_and_a_refusal_changes_no_
         .unwrap()
         .replace("# <<< git-coord\n", "");
     std::fs::write(&toml, &cut).expect("the end line gone");
-    let err = fails(
-        &repo.coord(&[
-            "hooks",
-            "uninstall",
-            "--claude",
-            "--mcp",
-            "--codex",
-            "--gemini",
-        ]),
-        1,
-    );
+    let err = fails(&repo.coord(&UNINSTALL_ALL), 1);
     assert!(err.contains("has no end line"), "{err}");
     assert_eq!(
         repo.git_ok(&["status", "--porcelain", "--untracked-files=all"]),
@@ -410,14 +400,7 @@ fn uninstall_leaves_no_empty_file_behind() {
     for file in CLIENT_FILES {
         assert!(repo.path.join(file).exists(), "{file} was written");
     }
-    repo.coord_ok(&[
-        "hooks",
-        "uninstall",
-        "--claude",
-        "--mcp",
-        "--codex",
-        "--gemini",
-    ]);
+    repo.coord_ok(&UNINSTALL_ALL);
     for path in [".claude", ".mcp.json", ".codex", ".gemini"] {
         assert!(
             !repo.path.join(path).exists(),

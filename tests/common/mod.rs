@@ -474,6 +474,15 @@ pub fn stop_hook_with(repo: &TestRepo, flags: &[&str], input: &str) -> (String, 
 pub const INSTALL_ALL: [&str; 6] = [
     "hooks", "install", "--claude", "--mcp", "--codex", "--gemini",
 ];
+/// ... and `hooks uninstall` of them all.
+pub const UNINSTALL_ALL: [&str; 6] = [
+    "hooks",
+    "uninstall",
+    "--claude",
+    "--mcp",
+    "--codex",
+    "--gemini",
+];
 pub const CLIENT_FILES: [&str; 5] = [
     ".claude/settings.json",
     ".mcp.json",
