@@ -470,11 +470,10 @@ pub fn stop_hook_with(repo: &TestRepo, flags: &[&str], input: &str) -> (String, 
     (stdout(&out), stderr(&out))
 }
 
-/// `hooks install` with every agent CLI, and the files it writes for them.
+/// `hooks install` with every agent CLI, and `hooks uninstall` of them all.
 pub const INSTALL_ALL: [&str; 6] = [
     "hooks", "install", "--claude", "--mcp", "--codex", "--gemini",
 ];
-/// ... and `hooks uninstall` of them all.
 pub const UNINSTALL_ALL: [&str; 6] = [
     "hooks",
     "uninstall",
@@ -483,6 +482,7 @@ pub const UNINSTALL_ALL: [&str; 6] = [
     "--codex",
     "--gemini",
 ];
+/// The files `hooks install` writes for the agent CLIs.
 pub const CLIENT_FILES: [&str; 5] = [
     ".claude/settings.json",
     ".mcp.json",
