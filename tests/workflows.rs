@@ -427,27 +427,39 @@ fn a_launched_agent_runs_its_role_command_in_its_worktree_until_stopped() {
     assert!(text.contains("started as runner in"), "{text}");
     assert!(text.contains("runner"), "{text}");
     fails(&repo.coord(&["agent", "launch", "runner"]), 1);
-    // Retired while its process runs, it cannot be spawned again with --launch: refused before
-    // any worktree, branch or registration is made.
-    repo.coord_ok(&["agent", "retire", "runner", "--force"]);
-    let before = repo.git_ok(&["worktree", "list"]);
-    let err = fails(
-        &repo.coord(&["agent", "spawn", "runner", "--role", "dev", "--launch"]),
-        1,
-    );
-    assert!(err.contains("already runs"), "{err}");
-    assert_eq!(repo.git_ok(&["worktree", "list"]), before);
-    let shown = repo.coord_json(&["agent", "show", "runner"]);
-    assert_eq!(shown["status"], "retired", "{shown}");
-    repo.coord_ok(&["agent", "stop", "runner"]);
-    assert!(
+    let gone = |pid: u64| {
         !Path::new(&format!("/proc/{pid}")).exists()
             || std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .unwrap_or_default()
-                .contains(" Z "),
-        "the process is gone"
-    );
+                .contains(" Z ")
+    };
+    repo.coord_ok(&["agent", "stop", "runner"]);
+    assert!(gone(pid), "the process is gone");
     fails(&repo.coord(&["agent", "stop", "runner"]), 1);
+
+    // Launched again, then retired: the retire stops it first, as its worktree goes.
+    let again = repo.coord_json(&["agent", "launch", "runner"]);
+    let pid = again["pid"].as_u64().expect("a pid");
+    repo.coord_ok(&["agent", "retire", "runner", "--force"]);
+    assert!(gone(pid), "the process is gone");
+    fails(&repo.coord(&["agent", "stop", "runner"]), 1);
+
+    // A pid file naming a live process (a reused pid, say) refuses `spawn --launch` of that name
+    // before any worktree, branch or registration is made.
+    let mut live = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("sleep starts");
+    let run = repo.path.join(".git/coord/run");
+    std::fs::create_dir_all(&run).expect("run dir");
+    std::fs::write(run.join("ghost.pid"), live.id().to_string()).expect("pid file");
+    let before = repo.git_ok(&["worktree", "list"]);
+    let err = repo.coord(&["agent", "spawn", "ghost", "--role", "dev", "--launch"]);
+    let _ = live.kill();
+    let _ = live.wait();
+    assert!(fails(&err, 1).contains("already runs"));
+    assert_eq!(repo.git_ok(&["worktree", "list"]), before);
+    fails(&repo.coord(&["agent", "show", "ghost"]), 1);
 }
 
 #[test]

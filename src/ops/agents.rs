@@ -529,6 +529,8 @@ impl<'c> Agents<'c> {
                 )));
             }
         }
+        // A process launched for the agent stops first: it works in the worktree about to go.
+        stop_launched(self.coord, name)?;
         if let Some(path) = &worktree {
             let path = path.display().to_string();
             let mut args = vec!["worktree", "remove"];
@@ -559,6 +561,7 @@ impl<'c> Agents<'c> {
     /// its work stay as they are.
     fn retire_in_place(&self, agent: &Agent, actor: &crate::store::Actor) -> Result<Agent> {
         let name = agent.name.clone();
+        stop_launched(self.coord, &name)?; // a retired agent works no more
         let retired = self.store.update(actor, |snap| {
             let mut current = self
                 .read(snap, &name)?
@@ -630,6 +633,14 @@ impl<'c> Agents<'c> {
 }
 
 /// Removes the directory that held `path` if nothing else is in it (the `<repo>.agents` folder).
+/// Stops the process `agent spawn --launch` or `agent launch` started for `agent`, if it runs.
+fn stop_launched(coord: &Coord, agent: &str) -> Result<()> {
+    if crate::ops::launch::running(coord, agent).is_some() {
+        crate::ops::launch::stop(coord, agent)?;
+    }
+    Ok(())
+}
+
 fn remove_empty_parent(path: &Path) {
     if let Some(parent) = path.parent() {
         let _ = std::fs::remove_dir(parent); // fails, harmlessly, unless empty
