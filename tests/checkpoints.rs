@@ -216,6 +216,24 @@ fn rollback_restores_an_earlier_checkpoint_without_losing_a_commit() {
 }
 
 #[test]
+fn a_checkpoint_that_moved_the_branch_reports_no_error_when_a_refresh_fails_after() {
+    let (repo, a, _) = setup();
+    commit_in(&repo, &a, "a.txt", "a\n");
+    // a's worktree can no longer be proven its own: refreshing it fails, after the move.
+    std::fs::write(a.join(".git"), "not a pointer\n").expect("written");
+    let (code, report) = checkpoint(&repo, &["--agents", "a", "--refresh"]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["checkpoint"]["outcome"], "moved");
+    assert_eq!(report["recorded"], true);
+    let refreshed = report["refreshed"][0][1]
+        .as_str()
+        .expect("what refresh did");
+    assert!(refreshed.starts_with("not refreshed:"), "{report}");
+    assert_eq!(report["warnings"], serde_json::json!([]));
+    assert!(repo.path.join("a.txt").exists(), "main holds a's work");
+}
+
+#[test]
 fn refresh_brings_clean_agent_branches_up_to_the_integration_branch() {
     let (repo, a, b) = setup();
     commit_in(&repo, &a, "a.txt", "a\n");

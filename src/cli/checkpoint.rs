@@ -112,6 +112,9 @@ pub fn run(coord: &Coord, a: CheckpointArgs, out: Out, json: bool) -> Result<()>
             let report = checkpoints.run(&req, &mut |step| {
                 let _ = writeln!(err, "checkpoint: {step}");
             })?;
+            for warning in &report.warnings {
+                eprintln!("warning: {warning}");
+            }
             if json {
                 writeln!(out, "{}", serde_json::to_value(&report)?)?;
             } else {

@@ -63,6 +63,9 @@ pub struct Report {
     pub waiting: Vec<String>,
     /// Why the breaker paused the team after this checkpoint, if it did.
     pub breaker: Option<String>,
+    /// What failed after the checkpoint was recorded (the branch moved, or not, as recorded):
+    /// finishing the workflow's checkpoint tasks, or counting for the breaker.
+    pub warnings: Vec<String>,
 }
 
 pub struct Checkpoints<'c> {
@@ -177,6 +180,7 @@ impl<'c> Checkpoints<'c> {
                 refreshed: Vec::new(),
                 waiting: Vec::new(),
                 breaker: None,
+                warnings: Vec::new(),
             });
         }
         // What could refuse comes before the gates run and the branch moves: a dirty checkout
@@ -208,15 +212,30 @@ impl<'c> Checkpoints<'c> {
             }
         }
         checkpoint = self.record(checkpoint)?;
+        // Recorded: what follows is said, not failed on, so that a checkpoint that moved the
+        // branch never reports an error.
+        let mut warnings = Vec::new();
         let mut waiting = Vec::new();
         if matches!(checkpoint.outcome, Outcome::Moved | Outcome::NothingToMerge) {
-            waiting = self.finish_checkpoint_tasks(&checkpoint)?;
+            match self.finish_checkpoint_tasks(&checkpoint) {
+                Ok(w) => waiting = w,
+                Err(e) => warnings.push(format!(
+                    "the workflow's checkpoint tasks were not marked done ({e}); run the checkpoint again, or mark them done by hand"
+                )),
+            }
         }
-        let breaker = crate::ops::workflows::after_checkpoint(self.coord, &checkpoint)?;
+        let breaker = crate::ops::workflows::after_checkpoint(self.coord, &checkpoint)
+            .unwrap_or_else(|e| {
+                warnings.push(format!("the breaker did not count this checkpoint ({e})"));
+                None
+            });
         let mut refreshed = Vec::new();
         if req.refresh && checkpoint.outcome == Outcome::Moved {
             for m in &checkpoint.merged {
-                refreshed.push((m.agent.clone(), self.refresh(&m.agent)?));
+                let what = self
+                    .refresh(&m.agent)
+                    .unwrap_or_else(|e| format!("not refreshed: {e}"));
+                refreshed.push((m.agent.clone(), what));
             }
         }
         Ok(Report {
@@ -226,6 +245,7 @@ impl<'c> Checkpoints<'c> {
             refreshed,
             waiting,
             breaker,
+            warnings,
         })
     }
 
