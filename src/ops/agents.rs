@@ -632,7 +632,6 @@ impl<'c> Agents<'c> {
     }
 }
 
-/// Removes the directory that held `path` if nothing else is in it (the `<repo>.agents` folder).
 /// Stops the process `agent spawn --launch` or `agent launch` started for `agent`, if it runs.
 fn stop_launched(coord: &Coord, agent: &str) -> Result<()> {
     if crate::ops::launch::running(coord, agent).is_some() {
@@ -641,6 +640,7 @@ fn stop_launched(coord: &Coord, agent: &str) -> Result<()> {
     Ok(())
 }
 
+/// Removes the directory that held `path` if nothing else is in it (the `<repo>.agents` folder).
 fn remove_empty_parent(path: &Path) {
     if let Some(parent) = path.parent() {
         let _ = std::fs::remove_dir(parent); // fails, harmlessly, unless empty
