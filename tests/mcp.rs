@@ -244,25 +244,6 @@ fn the_server_keeps_its_flags_and_between_calls_holds_files_made_ahead_and_no_re
     assert_eq!(repo.show(&task)["assignee"], "mia");
 
     // The files are made once the reply is out: wait for them (no time limit is tested).
-    let made_ahead = || {
-        let mut names = Vec::new();
-        for fanout in std::fs::read_dir(repo.path.join(".git/objects")).expect("objects") {
-            let Ok(files) = std::fs::read_dir(fanout.expect("an entry").path()) else {
-                continue;
-            };
-            names.extend(
-                files
-                    .map(|f| {
-                        f.expect("an entry")
-                            .file_name()
-                            .to_string_lossy()
-                            .to_string()
-                    })
-                    .filter(|n| n.starts_with("tmp_obj_")),
-            );
-        }
-        names
-    };
     // A lock, and the object files of a send (11), at least.
     let ready = |names: &[String]| {
         let locks = names
@@ -273,7 +254,7 @@ fn the_server_keeps_its_flags_and_between_calls_holds_files_made_ahead_and_no_re
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let names = made_ahead();
+        let names = repo.temporary_files();
         if ready(&names) {
             break;
         }

@@ -519,10 +519,13 @@ fn run_with(cli: Cli, out: Option<&mut dyn Write>, last: bool) -> Result<()> {
         None => std::env::current_dir()?,
     };
     if let Some(agent) = &cli.agent
-        && !matches!(cli.command, Command::Demo { .. } | Command::Hook { .. })
+        && matches!(
+            cli.command,
+            Command::Man { .. } | Command::Completions { .. }
+        )
     {
-        // Checked here for the commands that open no repository (the others check it opening
-        // one); the stop hook says it and lets the agent stop instead of failing its client.
+        // Checked here for the commands that open no repository; the others check it opening
+        // one, and the stop hook says it and lets the agent stop instead of failing its client.
         crate::model::name::validate("agent name", agent)?;
     }
     match &cli.command {

@@ -43,7 +43,7 @@ pub struct Agents<'c> {
 
 impl<'c> Agents<'c> {
     pub fn new(coord: &'c Coord) -> Result<Self> {
-        let config = Config::load(coord.repo.workdir().as_deref())?;
+        let config = coord.config()?;
         Ok(Agents {
             coord,
             store: Store::new(&coord.repo, AGENTS_REF),

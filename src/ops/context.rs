@@ -81,11 +81,16 @@ impl Coord {
         *self.task_index.borrow_mut() = Some(index.clone());
     }
 
-    /// Checks that the project configuration (`.coord.yaml` of this worktree) reads. A command
-    /// whose later steps read it calls this first, so that a file that does not parse is
-    /// refused before anything moves.
+    /// The project configuration: `.coord.yaml` of this worktree, read now (the defaults in a
+    /// bare repository).
+    pub fn config(&self) -> Result<crate::ops::config::Config> {
+        crate::ops::config::Config::load(self.repo.workdir().as_deref())
+    }
+
+    /// Checks that the configuration reads. A command whose later steps read it calls this
+    /// first, so that a file that does not parse is refused before anything moves.
     pub fn check_config(&self) -> Result<()> {
-        crate::ops::config::Config::load(self.repo.workdir().as_deref()).map(|_| ())
+        self.config().map(|_| ())
     }
 
     /// Gives back the index [`Coord::take_task_index`] lent, for the next command.

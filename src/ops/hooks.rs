@@ -309,25 +309,24 @@ fn uninstall_stop_entry(
     hook: &str,
 ) -> Result<HookChange> {
     let mut action = "unchanged";
-    if files.text(path)?.is_some() {
-        let mut settings = files.settings(path)?;
-        if let Some(hooks) = settings.get_mut("hooks").and_then(|h| h.as_object_mut())
-            && let Some(stop) = hooks.get_mut(event).and_then(|s| s.as_array_mut())
-        {
-            let before = stop.len();
-            stop.retain(|e| !has_stop_command(e));
-            if stop.len() != before {
-                if stop.is_empty() {
-                    hooks.remove(event);
-                }
-                if hooks.is_empty()
-                    && let Some(root) = settings.as_object_mut()
-                {
-                    root.remove("hooks");
-                }
-                files.put_or_remove(path, &settings)?;
-                action = "removed";
+    // No file reads as an empty object: nothing to remove.
+    let mut settings = files.settings(path)?;
+    if let Some(hooks) = settings.get_mut("hooks").and_then(|h| h.as_object_mut())
+        && let Some(stop) = hooks.get_mut(event).and_then(|s| s.as_array_mut())
+    {
+        let before = stop.len();
+        stop.retain(|e| !has_stop_command(e));
+        if stop.len() != before {
+            if stop.is_empty() {
+                hooks.remove(event);
             }
+            if hooks.is_empty()
+                && let Some(root) = settings.as_object_mut()
+            {
+                root.remove("hooks");
+            }
+            files.put_or_remove(path, &settings)?;
+            action = "removed";
         }
     }
     Ok(HookChange {
@@ -402,19 +401,18 @@ fn install_mcp_server(files: &mut PlannedFiles, path: &Path, hook: &str) -> Resu
 /// Removes the `git-coord` entry of `mcpServers` from the JSON file at `path`, keeping the others.
 fn uninstall_mcp_server(files: &mut PlannedFiles, path: &Path, hook: &str) -> Result<HookChange> {
     let mut action = "unchanged";
-    if files.text(path)?.is_some() {
-        let mut config = files.settings(path)?;
-        if let Some(servers) = config.get_mut("mcpServers").and_then(|s| s.as_object_mut())
-            && servers.remove("git-coord").is_some()
+    // No file reads as an empty object: nothing to remove.
+    let mut config = files.settings(path)?;
+    if let Some(servers) = config.get_mut("mcpServers").and_then(|s| s.as_object_mut())
+        && servers.remove("git-coord").is_some()
+    {
+        if servers.is_empty()
+            && let Some(root) = config.as_object_mut()
         {
-            if servers.is_empty()
-                && let Some(root) = config.as_object_mut()
-            {
-                root.remove("mcpServers");
-            }
-            files.put_or_remove(path, &config)?;
-            action = "removed";
+            root.remove("mcpServers");
         }
+        files.put_or_remove(path, &config)?;
+        action = "removed";
     }
     Ok(HookChange {
         hook: hook.into(),

@@ -262,7 +262,8 @@ pub fn implicit_beat(coord: &Coord) {
 
 /// `stale_after` of this worktree's configuration (the default if it cannot be read).
 pub fn stale_after(coord: &Coord) -> Duration {
-    crate::ops::config::Config::load(coord.repo.workdir().as_deref())
+    coord
+        .config()
         .map(|c| c.stale_after)
         .unwrap_or(DEFAULT_STALE_AFTER)
 }

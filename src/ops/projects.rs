@@ -116,7 +116,7 @@ impl<'c> Projects<'c> {
     /// win for the same name).
     pub fn list(&self) -> Result<Vec<Project>> {
         let mut found: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
-        let config = crate::ops::config::Config::load(self.coord.repo.workdir().as_deref())?;
+        let config = self.coord.config()?;
         for (project, url) in config.projects {
             found.insert(project, (url, ".coord.yaml"));
         }

@@ -653,39 +653,41 @@ impl<'c> Tasks<'c> {
     }
 
     pub fn dep_add(&self, input: &str, dep_input: &str) -> Result<Task> {
-        if id::split_foreign(dep_input).is_some() {
-            let dep = crate::ops::projects::Projects::new(self.coord).resolve_dep(dep_input)?;
-            let actor = self.coord.actor()?;
-            let prefix = id::parse_prefix(input)?;
-            return self.store.update(&actor, |snap| {
-                let id = self.resolve(snap, &prefix)?;
-                let mut task = self.load(snap, &id)?;
-                if task.deps.contains(&dep) {
-                    return Ok((Change::default(), task)); // already there: nothing to write
-                }
-                task.deps.push(dep.clone());
-                task.push_event(&actor.agent, "dep-add", Some(dep.clone()), &time::now());
-                Ok((write_change(&task, "dep-add", &actor), task))
-            });
+        // A task of another project, resolved against a fresh fetch of it (no cycle check), or a
+        // prefix of a task here, resolved on each snapshot.
+        enum Dep {
+            Foreign(String),
+            Here(String),
         }
+        let wanted = match id::split_foreign(dep_input) {
+            Some(_) => Dep::Foreign(
+                crate::ops::projects::Projects::new(self.coord).resolve_dep(dep_input)?,
+            ),
+            None => Dep::Here(id::parse_prefix(dep_input)?),
+        };
         let actor = self.coord.actor()?;
-        let (prefix, dep_prefix) = (id::parse_prefix(input)?, id::parse_prefix(dep_input)?);
+        let prefix = id::parse_prefix(input)?;
         let mut index = self.coord.take_task_index();
         let added = self.store.update(&actor, |snap| {
             let id = self.resolve(snap, &prefix)?;
-            let dep = self.resolve(snap, &dep_prefix)?;
+            let dep = match &wanted {
+                Dep::Foreign(dep) => dep.clone(),
+                Dep::Here(dep_prefix) => self.resolve(snap, dep_prefix)?,
+            };
             if id == dep {
                 return Err(Error::Cycle(vec![id.clone(), id]));
             }
             let mut task = self.load(snap, &id)?;
             if task.deps.contains(&dep) {
-                return Ok((Change::default(), task));
+                return Ok((Change::default(), task)); // already there: nothing to write
             }
-            index.refresh(&self.coord.repo, TASKS_REF, snap, Need::All)?;
-            if let Some(path) = dep_path(&index, &dep, &id) {
-                let mut cycle = vec![id.clone()];
-                cycle.extend(path);
-                return Err(Error::Cycle(cycle));
+            if let Dep::Here(_) = wanted {
+                index.refresh(&self.coord.repo, TASKS_REF, snap, Need::All)?;
+                if let Some(path) = dep_path(&index, &dep, &id) {
+                    let mut cycle = vec![id.clone()];
+                    cycle.extend(path);
+                    return Err(Error::Cycle(cycle));
+                }
             }
             task.deps.push(dep.clone());
             task.push_event(&actor.agent, "dep-add", Some(dep), &time::now());

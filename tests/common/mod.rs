@@ -220,22 +220,28 @@ impl TestRepo {
         self.put_document_in(TASKS_REF, path, bytes)
     }
 
-    /// No temporary object file is left in `.git/objects` (a write's, or one made ahead).
-    pub fn assert_no_temporary_files(&self) {
-        let objects = self.path.join(".git/objects");
-        let mut left = Vec::new();
-        for fanout in std::fs::read_dir(&objects).expect("objects") {
-            let fanout = fanout.expect("an entry").path();
-            let Ok(files) = std::fs::read_dir(&fanout) else {
+    /// The names of the temporary files in `.git/objects`: a write's, or ones made ahead
+    /// (`tmp_obj_*`, `tmp_obj_lock_*` for a ref lock).
+    pub fn temporary_files(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for fanout in std::fs::read_dir(self.path.join(".git/objects")).expect("objects") {
+            let Ok(files) = std::fs::read_dir(fanout.expect("an entry").path()) else {
                 continue;
             };
             for file in files {
                 let name = file.expect("an entry").file_name();
-                if name.to_string_lossy().starts_with("tmp_") {
-                    left.push(fanout.join(name));
+                let name = name.to_string_lossy();
+                if name.starts_with("tmp_") {
+                    names.push(name.into_owned());
                 }
             }
         }
+        names
+    }
+
+    /// No temporary object file is left in `.git/objects` (a write's, or one made ahead).
+    pub fn assert_no_temporary_files(&self) {
+        let left = self.temporary_files();
         assert!(left.is_empty(), "temporary files left: {left:?}");
     }
 
