@@ -156,7 +156,12 @@ impl Error {
             Error::ClaimedByOther { .. } => {
                 "pick another task with `git coord ready`, or ask the holder to release it".into()
             }
-            Error::NothingReady { .. } => "`git coord blocked` shows what waits and on what".into(),
+            Error::NothingReady { role: Some(_) } => {
+                "`git coord ready --any-role` shows the ready tasks of other roles (`claim --next --any-role` takes one); `git coord blocked` shows what waits and on what".into()
+            }
+            Error::NothingReady { role: None } => {
+                "`git coord blocked` shows what waits and on what".into()
+            }
             Error::Cycle(_) => {
                 "break one link of the cycle first (`git coord task dep rm`, or `task edit --no-parent`)".into()
             }

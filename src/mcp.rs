@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::model::message::Importance;
+use crate::ops::agent_role::{RoleFilter, routing_role};
 use crate::ops::context::Coord;
 use crate::ops::leases::Leases;
 use crate::ops::messages::{InboxFilter, Messages, Outgoing};
@@ -58,8 +59,11 @@ pub struct BriefArg {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ReadyArg {
-    /// Only tasks of this role
+    /// Only tasks of this role (default: your own role; tasks with no role are open to all)
     pub role: Option<String>,
+    /// Tasks of every role, not only of your own
+    #[serde(default)]
+    pub any_role: bool,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -83,8 +87,11 @@ pub struct NewTaskArg {
 pub struct ClaimArg {
     /// The task to claim; leave it out to claim the most urgent ready task
     pub id: Option<String>,
-    /// With no id: only tasks of this role
+    /// With no id: only tasks of this role (default: your own role)
     pub role: Option<String>,
+    /// With no id: a task of any role, not only of your own
+    #[serde(default)]
+    pub any_role: bool,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -248,12 +255,13 @@ impl CoordServer {
     }
 
     #[tool(
-        description = "Open, unclaimed tasks whose dependencies are done, most urgent first (at most 20)."
+        description = "Open, unclaimed tasks whose dependencies are done, most urgent first (at most 20): those of your role and those with no role, unless any_role."
     )]
     fn ready(&self, Parameters(a): Parameters<ReadyArg>) -> Answer {
         self.with(|c| {
             let index = Tasks::new(c).load_ready_index()?;
-            let ready = crate::ops::tasks::ready_tasks(&index, a.role.as_deref());
+            let role = routing_role(c, RoleFilter::from_flags(a.role, a.any_role))?;
+            let ready = crate::ops::tasks::ready_tasks(&index, role.as_deref());
             Ok(json!(ready.iter().take(20).map(|t| json!({ "id": t.id(), "title": t.title(), "priority": t.priority(), "role": t.role() })).collect::<Vec<_>>()))
         })
     }
@@ -316,14 +324,17 @@ impl CoordServer {
     }
 
     #[tool(
-        description = "Claim a task by id, or with no id the most urgent ready task (optionally of a role). Atomic: two agents never hold one task."
+        description = "Claim a task by id, or with no id the most urgent ready task of your role (or of the role given, or any_role). Atomic: two agents never hold one task."
     )]
     fn task_claim(&self, Parameters(a): Parameters<ClaimArg>) -> Answer {
         self.with(|c| {
             let tasks = Tasks::new(c);
             let t = match &a.id {
                 Some(id) => tasks.claim(id, false)?,
-                None => tasks.claim_next(a.role.as_deref())?,
+                None => {
+                    let role = routing_role(c, RoleFilter::from_flags(a.role, a.any_role))?;
+                    tasks.claim_next(role.as_deref())?
+                }
             };
             Ok(task_json(&t))
         })

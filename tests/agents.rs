@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use common::{
-    BIN, TASKS_REF, TestRepo, USER_AGENT, USER_EMAIL, USER_NAME, array, fails, field, json, ok,
-    stderr, stdout,
+    BIN, TASKS_REF, TestRepo, USER_AGENT, USER_EMAIL, USER_NAME, array, fails, field, ids, json,
+    ok, stderr, stdout,
 };
 
 const AGENTS_REF: &str = "refs/coord/agents";
@@ -963,5 +963,49 @@ fn two_spawns_of_one_name_at_once_leave_one_whole_agent() {
             default_worktree(&repo, &name).is_dir(),
             "{name} is registered without its worktree: {errors:?}"
         );
+    }
+}
+
+#[test]
+fn an_agents_ready_and_claim_next_take_its_own_role_unless_told_otherwise() {
+    let repo = TestRepo::init();
+    spawn(&repo, "d", "dev", &[]);
+    let d_dir = default_worktree(&repo, "d");
+    let docs = repo.new_task(
+        "write the guide",
+        &["--role", "reviewer", "--priority", "0"],
+    );
+
+    // Only another role's task is ready: the dev agent claims nothing, and is told how to widen.
+    let err = fails(&repo.coord_in(&d_dir, &["task", "claim", "--next"]), 3);
+    assert!(err.contains("no ready task for role dev"), "{err}");
+    assert!(err.contains("--any-role"), "{err}");
+    assert_eq!(field(&repo.show(&docs), "state"), Some("open"));
+    assert!(array(coord_at_json(&repo, &d_dir, &["ready"])).is_empty());
+
+    // A task with no role is open to every role; the other role's stays out of the way.
+    let anyone = repo.new_task("tidy up", &["--priority", "3"]);
+    let ready = array(coord_at_json(&repo, &d_dir, &["ready"]));
+    assert_eq!(ids(&ready), [anyone.as_str()]);
+    let all = array(coord_at_json(&repo, &d_dir, &["ready", "--any-role"]));
+    assert_eq!(ids(&all), [docs.clone(), anyone.clone()]);
+    let reviewer = array(coord_at_json(
+        &repo,
+        &d_dir,
+        &["ready", "--role", "reviewer"],
+    ));
+    assert_eq!(ids(&reviewer), [docs.clone(), anyone.clone()]);
+    let next = coord_at_json(&repo, &d_dir, &["task", "claim", "--next"]);
+    assert_eq!(field(&next, "id"), Some(anyone.as_str()), "{next}");
+
+    // --any-role says otherwise.
+    let next = coord_at_json(&repo, &d_dir, &["task", "claim", "--next", "--any-role"]);
+    assert_eq!(field(&next, "id"), Some(docs.as_str()), "{next}");
+
+    // Someone who is not an agent has no role: every ready task is theirs, --mine too.
+    let third = repo.new_task("third", &["--role", "reviewer"]);
+    for args in [&["ready"][..], &["ready", "--mine"]] {
+        let ready = array(repo.coord_json(args));
+        assert_eq!(ids(&ready), [third.as_str()], "{args:?}");
     }
 }

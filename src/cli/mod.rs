@@ -22,6 +22,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, Result, exit};
 use crate::model::task::{Kind, State};
+use crate::ops::agent_role::{RoleFilter, routing_role};
 use crate::ops::context::Coord;
 use crate::ops::tasks::{ListFilter, NewTask, TaskEdit, Tasks};
 
@@ -71,12 +72,19 @@ enum Command {
     #[command(subcommand)]
     Task(TaskCommand),
     /// Open, unclaimed tasks whose dependencies are done, most urgent first
+    ///
+    /// A registered agent sees the tasks of its own role and those with no role; anyone else
+    /// sees every ready task.
     Ready {
-        #[arg(long, conflicts_with = "mine")]
+        /// Only tasks of this role (and tasks with no role)
+        #[arg(long, conflicts_with_all = ["mine", "any_role"])]
         role: Option<String>,
-        /// Only tasks of the acting agent's role (as refs/coord/agents has it now)
-        #[arg(long)]
+        /// Only tasks of the acting agent's role, as refs/coord/agents has it now (the default)
+        #[arg(long, conflicts_with = "any_role")]
         mine: bool,
+        /// Tasks of every role
+        #[arg(long)]
+        any_role: bool,
     },
     /// Tasks that wait, and what they wait on
     Blocked,
@@ -263,9 +271,12 @@ enum TaskCommand {
         /// Claim the most urgent ready task
         #[arg(long)]
         next: bool,
-        /// With --next: only tasks of this role
-        #[arg(long, requires = "next")]
+        /// With --next: only tasks of this role (and tasks with no role), instead of your own
+        #[arg(long, requires = "next", conflicts_with = "any_role")]
         role: Option<String>,
+        /// With --next: a task of any role, not only of your own
+        #[arg(long, requires = "next")]
+        any_role: bool,
         /// Claim even though dependencies are not done
         #[arg(long, conflicts_with = "next")]
         force: bool,
@@ -576,14 +587,12 @@ fn dispatch(coord: &Coord, cli: Cli, out: Option<&mut dyn Write>) -> Result<()> 
             output::init(out, &created, json)?;
         }
         Command::Task(cmd) => run_task(&tasks, cmd, out, json)?,
-        Command::Ready { role, mine } => {
-            let role = match mine {
-                true => Some(crate::ops::agent_role::acting_role(coord)?),
-                false => role,
-            };
-            if let Some(role) = &role {
-                crate::model::name::validate("role", role)?;
-            }
+        Command::Ready {
+            role,
+            mine: _,
+            any_role,
+        } => {
+            let role = routing_role(coord, RoleFilter::from_flags(role, any_role))?;
             let index = tasks.load_ready_index()?;
             output::problems(crate::ops::tasks::TASKS_REF, &index.problems());
             output::summaries(
@@ -826,10 +835,14 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut dyn Write, json: bool) ->
             id,
             next,
             role,
+            any_role,
             force,
         } => {
             let task = match (id, next) {
-                (_, true) => tasks.claim_next(role.as_deref())?,
+                (_, true) => {
+                    let role = routing_role(tasks.coord(), RoleFilter::from_flags(role, any_role))?;
+                    tasks.claim_next(role.as_deref())?
+                }
                 (Some(id), false) => tasks.claim(&id, force)?,
                 (None, false) => unreachable!("clap requires an id or --next"),
             };

@@ -67,15 +67,52 @@ pub fn change_role(coord: &Coord, agent_name: &str, role: &str) -> Result<Agent>
     })
 }
 
-/// The role of the acting agent, as refs/coord/agents has it now.
-pub fn acting_role(coord: &Coord) -> Result<String> {
-    let me = coord.actor()?.agent;
-    match Agents::new(coord)?.get(&me)? {
-        Some(agent) if agent.status == AgentStatus::Active => Ok(agent.role),
-        _ => Err(Error::invalid(
-            "agent",
-            &me,
-            "it is not a registered agent, so it has no role; use --role R",
-        )),
+/// Which roles' tasks `ready` and `claim --next` offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleFilter {
+    /// The acting agent's own role (tasks with no role are open to every role).
+    Own,
+    /// This role.
+    Named(String),
+    /// Every role.
+    Any,
+}
+
+impl RoleFilter {
+    /// `--role R`, `--any-role`, or neither (the acting agent's own role).
+    pub fn from_flags(role: Option<String>, any_role: bool) -> RoleFilter {
+        match (role, any_role) {
+            (Some(role), _) => RoleFilter::Named(role),
+            (None, true) => RoleFilter::Any,
+            (None, false) => RoleFilter::Own,
+        }
     }
+}
+
+/// The role `filter` routes work by for the acting agent: its registered role for
+/// [`RoleFilter::Own`], or None (every task) when it is not an active registered agent: a human
+/// working in the main worktree has no role, so every ready task is open to them.
+pub fn routing_role(coord: &Coord, filter: RoleFilter) -> Result<Option<String>> {
+    match filter {
+        RoleFilter::Named(role) => {
+            name::validate("role", &role)?;
+            Ok(Some(role))
+        }
+        RoleFilter::Any => Ok(None),
+        RoleFilter::Own => {
+            let me = coord.actor()?.agent;
+            Ok(active_agent(coord, &me)?.map(|a| a.role))
+        }
+    }
+}
+
+/// `name`'s registration if it is active. Reads the one document, not the configuration.
+fn active_agent(coord: &Coord, agent_name: &str) -> Result<Option<Agent>> {
+    let store = Store::new(&coord.repo, AGENTS_REF);
+    let path = Agent::path(agent_name);
+    let Some(bytes) = store.read(&store.snapshot()?, &path)? else {
+        return Ok(None);
+    };
+    let agent = Agent::from_yaml(&bytes, AGENTS_REF, &path)?;
+    Ok(Some(agent).filter(|a| a.status == AgentStatus::Active))
 }
