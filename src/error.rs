@@ -76,7 +76,12 @@ pub enum Error {
         supported: u32,
     },
     #[error("{what} refused: {count} path(s) are leased exclusively to other agents")]
-    GuardRefused { what: &'static str, count: usize },
+    GuardRefused {
+        what: &'static str,
+        count: usize,
+        /// The first refusing lease's id, for the hint.
+        lease: String,
+    },
     /// `lease check` found conflicts, already listed on stdout one a line.
     #[error("{count} of the paths checked {are} leased by other agents (listed above)", are = if *.count == 1 { "is" } else { "are" })]
     PathsLeased { count: usize },
@@ -175,8 +180,8 @@ impl Error {
             Error::PathsLeased { .. } => {
                 "ask the holder to release the lease or wait for it to expire (`git coord lease list --all` shows them)".into()
             }
-            Error::GuardRefused { what, .. } => format!(
-                "ask the holder to release the lease or wait for it to expire; `git {what} --no-verify` bypasses the guard, GIT_COORD_GUARD=warn only warns"
+            Error::GuardRefused { what, lease, .. } => format!(
+                "ask the holder to release the lease or wait for it to expire; if its holder is gone (stale or retired), `git coord lease release {lease} --force` frees the path (a takeover of its task passes it to you); `git {what} --no-verify` bypasses the guard, GIT_COORD_GUARD=warn only warns"
             ),
             Error::Remote { .. } => {
                 "check the remote's URL and your access (`git remote -v`, `git fetch`); local state is as it was, and a later `git coord sync` picks up where this stopped; `--offline` works locally".into()

@@ -1009,3 +1009,67 @@ fn an_agents_ready_and_claim_next_take_its_own_role_unless_told_otherwise() {
         assert_eq!(ids(&ready), [third.as_str()], "{args:?}");
     }
 }
+
+#[test]
+fn a_takeover_takes_the_dead_holders_leases_so_the_new_holder_can_commit() {
+    let repo = TestRepo::init();
+    commit_file(&repo, ".coord.yaml", "stale_after: 1s\n");
+    repo.coord_ok(&["hooks", "install"]);
+    spawn(&repo, "a", "dev", &[]);
+    spawn(&repo, "b", "dev", &[]);
+    let a_dir = default_worktree(&repo, "a");
+    let b_dir = default_worktree(&repo, "b");
+    let task = repo.new_task("fix the parser", &[]);
+    let other = repo.new_task("something else", &[]);
+    coord_at_ok(&repo, &a_dir, &["task", "claim", &task]);
+    let lease = coord_at_json(
+        &repo,
+        &a_dir,
+        &["lease", "acquire", "src/parser.rs", "--task", &task],
+    );
+    let lease_id = field(&lease, "id").expect("a lease id").to_string();
+    let unrelated = coord_at_json(&repo, &a_dir, &["lease", "acquire", "docs/"]);
+
+    // While a is live, b's commit to the leased path is refused, and the hint names the command
+    // that frees it.
+    std::fs::create_dir_all(b_dir.join("src")).expect("src/");
+    std::fs::write(b_dir.join("src/parser.rs"), "fn parse() {}\n").expect("a file");
+    repo.git_in(&b_dir, &["add", "src/parser.rs"]);
+    let out = repo.git_in(&b_dir, &["commit", "-q", "-m", "parser"]);
+    assert!(!out.status.success(), "a leased path was committed");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("git coord lease release {lease_id} --force")),
+        "{err}"
+    );
+
+    // a goes silent; b takes its task over, and with it a's lease on that task (not the other).
+    std::thread::sleep(Duration::from_secs(2));
+    coord_at_ok(&repo, &b_dir, &["task", "claim", &task]);
+    let leases = repo.leases(false);
+    let passed = leases
+        .iter()
+        .find(|l| l["id"] == lease_id.as_str())
+        .expect("the lease is still active");
+    assert_eq!(passed["agent"], "b", "{leases:?}");
+    let kept = leases
+        .iter()
+        .find(|l| l["id"] == unrelated["id"])
+        .expect("the other lease");
+    assert_eq!(kept["agent"], "a", "{leases:?}");
+    let log = repo.git_ok(&["log", "-1", "--format=%B", "refs/coord/leases"]);
+    assert!(log.contains("takeover") && log.contains("from a"), "{log}");
+
+    // b commits to the path now; a is told the lease went with the task.
+    let out = repo.git_in(&b_dir, &["commit", "-q", "-m", "parser"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let inbox = array(coord_at_json(&repo, &a_dir, &["inbox"])["messages"].clone());
+    let notice = inbox
+        .iter()
+        .find(|m| field(m, "subject").is_some_and(|s| s.contains("taken over by b")))
+        .expect("a notice of the takeover");
+    let id = field(notice, "id").expect("an id");
+    let text = coord_at_ok(&repo, &a_dir, &["read", id]);
+    assert!(text.contains(&lease_id), "{text}");
+    assert_eq!(field(&repo.show(&other), "state"), Some("open"));
+}

@@ -273,5 +273,6 @@ fn report_guard(name: &str, report: &GuardReport, json: bool) -> Result<()> {
     Err(Error::GuardRefused {
         what,
         count: report.conflicts.len(),
+        lease: report.conflicts[0].lease_id.clone(),
     })
 }

@@ -205,6 +205,36 @@ impl<'c> Leases<'c> {
         })
     }
 
+    /// Passes `holder`'s active leases taken for `task_id` to the acting agent, which has just
+    /// taken the task over: one write, confirmed at the remote when one is configured, whose
+    /// commit (`Coord-Op: takeover`) records it. Returns the leases as they are now.
+    pub fn pass_for_task(&self, task_id: &str, holder: &str) -> Result<Vec<Lease>> {
+        let actor = self.coord.actor()?;
+        crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
+            let now = Timestamp::now();
+            let loaded = self.load_all(snap)?;
+            let passed: Vec<Lease> = loaded
+                .leases
+                .iter()
+                .filter(|l| {
+                    l.agent == holder && l.task.as_deref() == Some(task_id) && l.is_active(now)
+                })
+                .map(|l| Lease {
+                    agent: actor.agent.clone(),
+                    human: actor.human.clone(),
+                    ..l.clone()
+                })
+                .collect();
+            if passed.is_empty() {
+                return Ok((Change::default(), passed));
+            }
+            let mut change = write_change("takeover", &passed.iter().collect::<Vec<_>>(), &actor);
+            change.subject = format!("{} (from {holder})", change.subject);
+            prune(&loaded.leases, now, &mut change);
+            Ok((change, passed))
+        })
+    }
+
     /// The active leases, or with `all` every lease still in the tree (expired ones, and released
     /// ones for a day), oldest first; and the documents that could not be loaded.
     pub fn list(&self, all: bool) -> Result<(Vec<LeaseView>, Vec<Problem>)> {

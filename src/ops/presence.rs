@@ -271,7 +271,12 @@ pub fn stale_after(coord: &Coord) -> Duration {
 /// Tells an agent whose task was taken over while it was stale: a message in its inbox (the
 /// brief lists it) that says who took which task, and why. With a remote it is pushed at once,
 /// else it goes with the next sync. Never fails the claim that caused it.
-pub fn tell_taken_over(coord: &Coord, task: &crate::model::task::Task, holder: &str) {
+pub fn tell_taken_over(
+    coord: &Coord,
+    task: &crate::model::task::Task,
+    holder: &str,
+    passed: &[crate::model::lease::Lease],
+) {
     let presence = Presence::new(coord, stale_after(coord));
     let beat = presence.get(holder).ok().flatten();
     let (seen, _) = presence.judge(beat.as_ref());
@@ -292,8 +297,19 @@ pub fn tell_taken_over(coord: &Coord, task: &crate::model::task::Task, holder: &
         "Task {} was taken over by {by}: you were silent too long",
         task.id
     );
+    let leases = match passed {
+        [] => String::new(),
+        passed => format!(
+            " Your leases on it passed to {by}: {}.",
+            passed
+                .iter()
+                .map(|l| format!("{} ({})", l.id, l.patterns.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    };
     let body = format!(
-        "{by} took over task {} ({}) at {at}, because {why}. It is no longer yours: do not go on with it or push work for it. Send what you have to {by} (`git coord send {by} ...`), then `git coord brief` and `git coord task claim --next`.",
+        "{by} took over task {} ({}) at {at}, because {why}.{leases} It is no longer yours: do not go on with it or push work for it. Send what you have to {by} (`git coord send {by} ...`), then `git coord brief` and `git coord task claim --next`.",
         task.id, task.title
     );
     let key = format!("takeover:{}:{holder}:{at}", task.id);

@@ -252,9 +252,23 @@ impl<'c> Tasks<'c> {
         self.coord.give_back_task_index(index);
         let task = task?;
         if let Some(holder) = took_from {
-            crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
+            self.after_takeover(&task, &holder);
         }
         Ok(task)
+    }
+
+    /// A takeover takes the whole claim: the old holder's leases on the task pass to the new
+    /// holder, and the old holder is told. Never fails the claim, which already holds.
+    fn after_takeover(&self, task: &Task, holder: &str) {
+        let passed = crate::ops::leases::Leases::new(self.coord).pass_for_task(&task.id, holder);
+        let passed = passed.unwrap_or_else(|e| {
+            tracing::warn!(
+                "{holder}'s leases on task {} were not passed on: {e}",
+                task.id
+            );
+            Vec::new()
+        });
+        crate::ops::presence::tell_taken_over(self.coord, task, holder, &passed);
     }
 
     /// Claims the most urgent ready task (optionally of one role), atomically.
@@ -374,7 +388,7 @@ impl<'c> Tasks<'c> {
             claimable::save(&self.coord.repo, role, &list);
         }
         if let Some(holder) = took_from.take() {
-            crate::ops::presence::tell_taken_over(self.coord, &task, &holder);
+            self.after_takeover(&task, &holder);
         }
         Ok(task)
     }
