@@ -784,3 +784,85 @@ fn the_stop_hook_bounds_blocks_in_a_row_without_progress() {
     let (out, _) = stop_hook(&repo, &dir, false);
     assert!(blocked(&out), "{out}");
 }
+
+/// An update hook in the bare remote that refuses rewinds and deletions of every ref, as a
+/// gitolite `RW refs/coord/` rule (no `+`) does; git's own receive.denyNonFastForwards guards
+/// branches only.
+fn refuse_rewinds(c: &Cluster) {
+    let hook = c.remote.join("hooks/update");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\n\
+         zero=0000000000000000000000000000000000000000\n\
+         if [ \"$3\" = $zero ]; then echo \"policy: $1 may not be deleted\" >&2; exit 1; fi\n\
+         if [ \"$2\" != $zero ] && ! git merge-base --is-ancestor \"$2\" \"$3\"; then\n\
+             echo \"policy: $1 may only fast-forward\" >&2; exit 1\n\
+         fi\n",
+    )
+    .expect("the hook");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn on_a_server_that_only_fast_forwards_a_heartbeating_agent_is_never_taken_over() {
+    let c = cluster(2);
+    refuse_rewinds(&c);
+    c.config(0, "stale_after: 2s\n");
+    c.ok(0, &["agent", "register", "live", "--role", "dev"]);
+    let task = c.new_task(0, "Keep the lights on");
+    c.ok(0, &["task", "claim", &task]);
+    c.ok(1, &["agent", "register", "taker", "--role", "dev"]);
+    let before = c.remote_commits("refs/coord/presence");
+
+    // live heartbeats every half second for three times its stale_after; every takeover tried
+    // from the other clone meanwhile is refused.
+    let start = Instant::now();
+    let mut tries = 0;
+    while start.elapsed() < Duration::from_secs(6) {
+        let beat = c.json(0, &["agent", "heartbeat"]);
+        assert_eq!(beat["stale"], false, "{beat}");
+        if start.elapsed() > Duration::from_millis(2500) {
+            let err = fails(&c.run(1, &["task", "claim", &task]), 3);
+            assert!(err.contains("claimed by live"), "{err}");
+            tries += 1;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(tries > 0);
+    let after = c.remote_commits("refs/coord/presence");
+    assert!(
+        after > before,
+        "presence did not reach the remote: {before} -> {after}"
+    );
+
+    // A sync says nothing about later: presence went out as fast-forwards.
+    let synced = c.ok(0, &["sync"]);
+    assert!(!synced.contains("next sync"), "{synced}");
+
+    // live goes silent: past stale_after it is taken over.
+    std::thread::sleep(Duration::from_secs(3));
+    let taken = c.json(1, &["task", "claim", &task]);
+    assert_eq!(field(&taken, "assignee"), Some("taker"), "{taken}");
+}
+
+#[test]
+fn a_server_that_refuses_presence_outright_is_an_error_naming_its_words() {
+    let c = cluster(2);
+    let hook = c.remote.join("hooks/update");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\ncase \"$1\" in refs/coord/presence) echo \"policy: no presence here\" >&2; exit 1;; esac\n",
+    )
+    .expect("the hook");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    c.ok(0, &["agent", "register", "lonely", "--role", "dev"]);
+    let err = fails(&c.run(0, &["agent", "heartbeat"]), 1);
+    assert!(err.contains("refs/coord/presence"), "{err}");
+    assert!(!err.contains("next sync"), "{err}");
+    let out = c.run(0, &["sync"]);
+    let err = fails(&out, 1);
+    assert!(err.contains("refs/coord/presence"), "{err}");
+    assert!(!stdout(&out).contains("next sync"), "{}", stdout(&out));
+}

@@ -34,7 +34,7 @@ pub fn sync(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result
         value["presence"] = presence_json(&presence);
         value["projects"] = serde_json::to_value(&followed)?;
         writeln!(out, "{value}")?;
-        return Ok(());
+        return refused_presence(presence);
     }
     writeln!(
         out,
@@ -60,7 +60,17 @@ pub fn sync(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result
         )?;
     }
     drop(err);
-    projects_followed(out, &followed)
+    projects_followed(out, &followed)?;
+    refused_presence(presence)
+}
+
+/// A remote that refuses presence on purpose fails the sync once everything else is reported:
+/// without presence there, other clones would take this clone's live agents' tasks over.
+fn refused_presence(presence: Result<crate::remote::presence::Exchanged>) -> Result<()> {
+    match presence {
+        Err(e) if crate::remote::presence::is_refusal(&e) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// One line per related project a sync or fetch followed; one warning per one it could not.
@@ -202,9 +212,14 @@ fn presence_json(presence: &Result<crate::remote::presence::Exchanged>) -> serde
 fn presence_line(out: Out, presence: &Result<crate::remote::presence::Exchanged>) -> Result<()> {
     match presence {
         Ok(p) => writeln!(out, "  {:<24} {}", crate::store::PRESENCE_REF, p.action)?,
+        Err(e) if crate::remote::presence::is_refusal(e) => writeln!(
+            out,
+            "  {:<24} refused by the remote (below)",
+            crate::store::PRESENCE_REF
+        )?,
         Err(e) => writeln!(
             out,
-            "  {:<24} not shared ({e}); it goes out with the next sync",
+            "  {:<24} not shared ({e}); it goes out with the next sync that reaches the remote",
             crate::store::PRESENCE_REF
         )?,
     }

@@ -276,6 +276,16 @@ impl Repo {
             .map_err(git_err)
     }
 
+    /// The parents of a commit.
+    pub fn commit_parents(&self, commit: Oid) -> Result<Vec<Oid>> {
+        let data = self.object_bytes(commit, gix::objs::Kind::Commit)?;
+        Ok(
+            gix::objs::CommitRefIter::from_bytes(&data, self.inner.object_hash())
+                .parent_ids()
+                .collect(),
+        )
+    }
+
     fn decode_tree<'a>(&self, data: &'a [u8]) -> Result<gix::objs::TreeRef<'a>> {
         gix::objs::TreeRef::from_bytes(data, self.inner.object_hash()).map_err(git_err)
     }

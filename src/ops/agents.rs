@@ -385,7 +385,8 @@ impl<'c> Agents<'c> {
     }
 
     /// Records that `name` is alive now and, with a remote, shares it. An unreachable remote is
-    /// not an error: the heartbeat is kept here and goes out with the next successful contact.
+    /// not an error: the heartbeat is kept here and goes out with the next successful contact. A
+    /// remote that refuses it is.
     pub fn heartbeat(&self, name: &str) -> Result<(AgentView, Option<Error>)> {
         let view = self.show(name)?;
         if view.agent.status == AgentStatus::Retired {
@@ -393,7 +394,10 @@ impl<'c> Agents<'c> {
         }
         let actor = self.coord.actor()?;
         self.presence().beat(&actor, name)?;
-        let unshared = self.presence().share().err();
+        let unshared = match self.presence().share() {
+            Err(e) if crate::remote::presence::is_refusal(&e) => return Err(e), // for good
+            shared => shared.err(),
+        };
         Ok((self.show(name)?, unshared))
     }
 

@@ -1,6 +1,7 @@
 //! Presence across clones: fetch refs/coord/presence into staging, merge it heartbeat by
 //! heartbeat (of two heartbeats of one agent the later stays), and push the result as a commit
-//! without parent that replaces the remote's, leased on the commit fetched. Nothing here touches
+//! without parent that replaces the remote's, leased on the commit fetched; to a remote that
+//! allows fast-forward updates only, as a child of the remote's tip instead. Nothing here touches
 //! the audited refs, so a heartbeat never races with a task write.
 
 use std::collections::BTreeMap;
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::error::Result;
 use crate::git::{Author, Cas, Oid, PathEdit, Repo};
 use crate::model::presence::{Heartbeat, later};
-use crate::remote::transport::{MAX_TRIES, Pushed, Remote, fetch, push_replacing};
+use crate::remote::transport::{MAX_TRIES, Pushed, Remote, fetch, push, push_replacing};
 use crate::store::{PRESENCE_REF, backoff};
 
 /// What an exchange of presence did.
@@ -64,16 +65,142 @@ fn write_presence(repo: &Repo, beats: &BTreeMap<String, (Oid, Heartbeat)>) -> Re
         })
         .collect();
     let tree = repo.edit_tree(None, &edits)?;
-    let author = Author {
-        name: "git-coord".into(),
-        email: "git-coord@localhost".into(),
-        seconds: crate::model::time::now_seconds(),
-    };
     let message = format!(
         "coord: presence of {} agent(s)\n\nCoord-Op: presence-merge\n",
         beats.len()
     );
-    repo.write_commit(tree, &[], &author, &message)
+    repo.write_commit(tree, &[], &presence_author(), &message)
+}
+
+fn presence_author() -> Author {
+    Author {
+        name: "git-coord".into(),
+        email: "git-coord@localhost".into(),
+        seconds: crate::model::time::now_seconds(),
+    }
+}
+
+/// How a remote takes refs/coord/presence: replaced (one commit, no history), or, on a server
+/// that refuses anything but fast-forward updates, as a child of its tip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Replace,
+    FastForward,
+}
+
+/// Where this clone remembers that `remote` takes presence only as fast-forwards: the file
+/// `<common git dir>/coord/presence-fast-forward/<staging slug>`.
+fn fast_forward_marker(repo: &Repo, remote: &Remote) -> std::path::PathBuf {
+    let slug = remote
+        .staging
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("remote")
+        .to_string();
+    repo.common_dir()
+        .join("coord")
+        .join("presence-fast-forward")
+        .join(slug)
+}
+
+fn mode(repo: &Repo, remote: &Remote) -> Mode {
+    match fast_forward_marker(repo, remote).exists() {
+        true => Mode::FastForward,
+        false => Mode::Replace,
+    }
+}
+
+fn remember_fast_forward(repo: &Repo, remote: &Remote) {
+    let marker = fast_forward_marker(repo, remote);
+    if let Some(dir) = marker.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(marker, "");
+}
+
+/// The commit to push so that it fast-forwards the remote's `theirs`: `local` itself when it
+/// already is a child of `theirs`, else a commit with `local`'s tree whose parent is `theirs`.
+fn fast_forward_of(repo: &Repo, local: Oid, theirs: Option<Oid>) -> Result<Oid> {
+    let Some(theirs) = theirs else {
+        return Ok(local);
+    };
+    if repo.commit_parents(local)? == [theirs] {
+        return Ok(local);
+    }
+    let message = "coord: presence\n\nCoord-Op: presence-merge\n";
+    repo.write_commit(
+        repo.commit_tree(local)?,
+        &[theirs],
+        &presence_author(),
+        message,
+    )
+}
+
+/// Whether `e` is the remote refusing a push on purpose (a hook, a policy), not a lost race or
+/// a remote that could not be reached.
+pub fn is_refusal(e: &crate::error::Error) -> bool {
+    matches!(e, crate::error::Error::Remote { why, .. } if why.contains("rejected]"))
+}
+
+/// Pushes `local` as presence: replacing the remote's commit (leased on `theirs`) or, where the
+/// remote takes only fast-forwards, as a child of `theirs`. A remote that refuses to replace is
+/// tried once with a fast-forward, and remembered. Returns what went out and how.
+fn push_presence(
+    repo: &Repo,
+    remote: &Remote,
+    local: Oid,
+    theirs: Option<Oid>,
+) -> Result<(Pushed, Oid)> {
+    if mode(repo, remote) == Mode::Replace {
+        match push_replacing(repo, &remote.name, PRESENCE_REF, local, theirs) {
+            Ok(pushed) => return Ok((pushed, local)),
+            Err(refused) if theirs.is_some() && is_refusal(&refused) => {
+                let child = fast_forward_of(repo, local, theirs)?;
+                return match push(repo, &remote.name, &[(PRESENCE_REF.to_string(), child)]) {
+                    Ok(pushed) => {
+                        remember_fast_forward(repo, remote);
+                        tracing::warn!(
+                            "{} refuses to replace {PRESENCE_REF}; presence goes there as fast-forwards from now on",
+                            remote.name
+                        );
+                        Ok((pushed, child))
+                    }
+                    Err(e) => Err(refused_presence(remote, &refused, &e)),
+                };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let child = fast_forward_of(repo, local, theirs)?;
+    match push(repo, &remote.name, &[(PRESENCE_REF.to_string(), child)]) {
+        Ok(pushed) => Ok((pushed, child)),
+        Err(e) if is_refusal(&e) => Err(refused_presence(remote, &e, &e)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The remote refused presence both ways: in its own words, and what git-coord needs there.
+fn refused_presence(
+    remote: &Remote,
+    replacing: &crate::error::Error,
+    forward: &crate::error::Error,
+) -> crate::error::Error {
+    let words = |e: &crate::error::Error| match e {
+        crate::error::Error::Remote { why, .. } => why.clone(),
+        other => other.to_string(),
+    };
+    let mut why = words(replacing);
+    if words(forward) != why {
+        why = format!("{why}; as a fast-forward: {}", words(forward));
+    }
+    crate::error::Error::Remote {
+        remote: remote.name.clone(),
+        what: format!("push {PRESENCE_REF} to"),
+        why: format!(
+            "{why}; git-coord needs to create and update {PRESENCE_REF} there (forced updates keep it one commit; fast-forward updates are enough; docs/FORMAT.md, \"Server permissions\")"
+        ),
+    }
 }
 
 /// Fetches the remote's presence, merges it into the local one and pushes the result, until the
@@ -127,7 +254,8 @@ pub fn exchange_with(repo: &Repo, remote: &Remote, push: bool) -> Result<Exchang
             backoff(attempt);
             continue;
         }
-        // Nothing taken from the remote: the local commit goes as it is, no new one is written.
+        // Nothing taken from the remote: the local commit goes as it is, no new one is written
+        // (on a remote that takes fast-forwards only, a child of its tip with the same tree).
         let new = match ours.filter(|_| !took_any) {
             Some(ours) => ours,
             None => {
@@ -145,13 +273,18 @@ pub fn exchange_with(repo: &Repo, remote: &Remote, push: bool) -> Result<Exchang
                 arrived,
             ));
         }
-        match push_replacing(repo, &remote.name, PRESENCE_REF, new, theirs)? {
-            Pushed::Accepted => {
-                repo.set_ref(&staged_name, new)?;
+        match push_presence(repo, remote, new, theirs)? {
+            (Pushed::Accepted, sent) => {
+                repo.set_ref(&staged_name, sent)?;
+                if sent != new {
+                    // The local ref follows what the remote holds; a writer that moved it
+                    // meanwhile keeps its heartbeat, which goes with the next exchange.
+                    let _ = repo.cas_ref(PRESENCE_REF, Some(new), sent, "coord: presence pushed");
+                }
                 let action = if took_any { "merged+pushed" } else { "pushed" };
                 return Ok(done(action, arrived));
             }
-            Pushed::Rejected => backoff(attempt + 3),
+            (Pushed::Rejected, _) => backoff(attempt + 3),
         }
     }
     Err(crate::error::Error::Contended {
@@ -172,13 +305,40 @@ pub fn push_pending(repo: &Repo, remote: &Remote) -> Result<Option<Exchanged>> {
     if staged == Some(ours) {
         return Ok(None);
     }
-    match push_replacing(repo, &remote.name, PRESENCE_REF, ours, staged)? {
-        Pushed::Accepted => {
-            repo.set_ref(&staged_name, ours)?;
+    if mode(repo, remote) == Mode::FastForward && !worth_a_commit(repo, ours, staged)? {
+        return Ok(None);
+    }
+    match push_presence(repo, remote, ours, staged)? {
+        (Pushed::Accepted, sent) => {
+            repo.set_ref(&staged_name, sent)?;
+            if sent != ours {
+                let _ = repo.cas_ref(PRESENCE_REF, Some(ours), sent, "coord: presence pushed");
+            }
             Ok(Some(done("pushed", BTreeMap::new())))
         }
-        Pushed::Rejected => exchange(repo, remote).map(Some),
+        (Pushed::Rejected, _) => exchange(repo, remote).map(Some),
     }
+}
+
+/// On a remote where every presence push adds a commit for good: whether `ours` holds a
+/// heartbeat that the remote lacks or has older by at least a quarter of its `stale_after`, so
+/// that the history grows by at most four commits per agent per `stale_after` from the
+/// heartbeats every command gives (`sync` and `agent heartbeat` push whatever this says).
+fn worth_a_commit(repo: &Repo, ours: Oid, staged: Option<Oid>) -> Result<bool> {
+    let theirs = heartbeats(repo, staged)?;
+    Ok(heartbeats(repo, Some(ours))?
+        .values()
+        .any(|(oid, beat)| match theirs.get(&beat.agent) {
+            None => true,
+            Some((their_oid, _)) if their_oid == oid => false,
+            Some((_, seen)) => {
+                let quarter = (beat.stale_after.max(1) as i64) * 1000 / 4;
+                match (beat.at_millis(), seen.at_millis()) {
+                    (Some(now), Some(then)) => now - then >= quarter || beat.clone != seen.clone,
+                    _ => true,
+                }
+            }
+        }))
 }
 
 fn done(action: &str, arrived: BTreeMap<String, Heartbeat>) -> Exchanged {

@@ -27,8 +27,9 @@ pub const COORD_REFS: [&str; 5] = [
     "refs/coord/checkpoints",
 ];
 
-/// Presence (heartbeats): outside [`COORD_REFS`] on purpose. Its commits have no parent, each one
-/// replacing the last, so frequent heartbeats never grow a history; sync exchanges it apart.
+/// Presence (heartbeats): outside [`COORD_REFS`] on purpose. Its commits replace each other, so
+/// frequent heartbeats never grow a history (but on a remote that only fast-forwards); sync
+/// exchanges it apart.
 pub const PRESENCE_REF: &str = "refs/coord/presence";
 
 /// A document that could not be loaded, with where it is and why.
