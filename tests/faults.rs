@@ -194,6 +194,94 @@ fn writers_killed_at_any_instant_in_a_clone_never_lock_it_up() {
     assert!(fsck.status.success(), "fsck: {}", stderr(&fsck));
 }
 
+/// `git coord ARGS` in `dir`, killed after `after` together with the git processes it started
+/// (SIGKILL to each, children first found through /proc), as a crash of the whole command would.
+fn kill_with_children_after(net: &Cluster, dir: &Path, args: &[&str], after: Duration) {
+    let mut child = net
+        .origin
+        .command(BIN, dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("git-coord starts");
+    std::thread::sleep(after);
+    let mut doomed = vec![child.id()];
+    let mut n = 0;
+    while n < doomed.len() {
+        doomed.extend(children_of(doomed[n]));
+        n += 1;
+    }
+    for pid in doomed.iter().rev() {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = child.wait();
+}
+
+/// The processes whose parent is `pid`, from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so read after its closing paren.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) && child > 1 {
+            out.push(child);
+        }
+    }
+    out
+}
+
+#[test]
+fn syncs_killed_at_any_instant_never_jam_the_next_one() {
+    let net = net(2);
+    let clone = net.dir(1).to_path_buf();
+    // What a fetch killed while it moved a staging ref leaves: that ref's lock, just made. The
+    // next sync waits it out until it is stale, then recovers it.
+    let lock = clone.join(".git/refs/coord-sync/origin/tasks.lock");
+    std::fs::write(&lock, "").expect("a lock file");
+    net.ok(0, &["task", "new", "before the kills"]);
+    net.ok(0, &["sync"]);
+    net.ok(1, &["sync"]);
+    assert!(!lock.exists(), "the staging ref's lock is still there");
+
+    // Syncs killed with their git processes at random instants, each after a new task elsewhere.
+    let mut jitter = Jitter::new();
+    for round in 0..20 {
+        net.ok(0, &["task", "new", &format!("round {round}")]);
+        net.ok(0, &["sync"]);
+        let after = Duration::from_millis(jitter.below(150));
+        kill_with_children_after(&net, &clone, &["sync"], after);
+    }
+    net.ok(1, &["sync"]);
+    let titles: Vec<String> = array(json(&net.ok(1, &["task", "list", "--json"])))
+        .iter()
+        .filter_map(|t| t["title"].as_str().map(str::to_string))
+        .collect();
+    for round in 0..20 {
+        assert!(titles.contains(&format!("round {round}")), "{titles:?}");
+    }
+    let fsck = net
+        .origin
+        .git_in(&clone, &["fsck", "--no-dangling", "--no-progress"]);
+    assert!(fsck.status.success(), "fsck: {}", stderr(&fsck));
+}
+
 // 2. Simultaneous syncs fail.
 #[test]
 fn clones_syncing_at_the_same_instant_all_succeed() {

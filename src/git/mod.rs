@@ -740,6 +740,28 @@ impl Repo {
 }
 
 impl Repo {
+    /// Removes the ref locks under `prefix` (a folder of refs, such as `refs/coord-sync/origin/`)
+    /// that a killed process left: each older than the stale-lock age, as for any ref lock.
+    pub fn recover_stale_locks_under(&self, prefix: &str) {
+        let common = self.common_dir();
+        let mut dirs = vec![common.join(prefix.trim_end_matches('/'))];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => dirs.push(path),
+                    Ok(t) if t.is_file() && path.extension().is_some_and(|e| e == "lock") => {
+                        recover_stale_lock(&path, &common.join("coord"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     /// Removes packed-refs.lock if a killed process left it (older than [`STALE_PACKED_LOCK`]),
     /// before running a git command that deletes refs and so must take it.
     pub fn recover_stale_packed_refs_lock(&self) {
@@ -838,7 +860,7 @@ fn allocate(file: &std::fs::File, len: usize) {
 
 /// A ref lock older than this was left by a killed process: git-coord holds its locks for
 /// microseconds, and git's own ref updates for milliseconds.
-const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(5);
+pub const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(5);
 /// packed-refs.lock older than this was left by a killed process: git holds it while it rewrites
 /// packed-refs (pack-refs, gc, deleting a packed ref), which takes well under this even for a
 /// large repository.
@@ -1255,9 +1277,19 @@ impl Repo {
 
     /// Points `name` at `oid` whatever it pointed at (only for refs git-coord owns outright: the
     /// staging refs of a sync, never refs/coord/*).
+    /// A lock that a killed process left on it is waited out until it is stale, then recovered.
     pub fn set_ref(&self, name: &str, oid: Oid) -> Result<()> {
-        self.git_ok(&["update-ref", name, &oid.to_string()])
-            .map(|_| ())
+        let lock = self.common_dir().join(format!("{name}.lock"));
+        let deadline = std::time::Instant::now() + STALE_LOCK * 2;
+        loop {
+            recover_stale_lock(&lock, &self.common_dir().join("coord"));
+            match self.git_ok(&["update-ref", name, &oid.to_string()]) {
+                Err(_) if lock.exists() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+                done => return done.map(|_| ()),
+            }
+        }
     }
 }
 

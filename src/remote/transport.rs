@@ -81,16 +81,27 @@ pub fn resolve_remote(repo: &Repo, given: Option<&str>) -> Result<Remote> {
 /// Fetches every coordination ref of `remote` into its staging namespace. Local refs are not
 /// touched.
 pub fn fetch(repo: &Repo, remote: &Remote, refs: &[&str]) -> Result<()> {
+    // The staging refs are git-coord's own: a lock a killed fetch left there is recovered by the
+    // rule of every ref lock (older than the stale-lock age), never left to jam the clone.
+    repo.recover_stale_locks_under(&remote.staging);
     // Worktrees of one clone share the staging refs: a sibling's fetch that moved one while this
-    // one ran is a lost race for a local ref lock, not a failure of the remote. Fetch again.
+    // one ran is a lost race for a local ref lock, not a failure of the remote. Fetch again; a
+    // lock that stays is waited out until it is old enough to be a dead process's.
+    let deadline = std::time::Instant::now() + crate::git::STALE_LOCK * 2;
     let mut tries = 0;
     loop {
         tries += 1;
         match fetch_once(repo, remote, refs) {
             Err(Error::Remote { why, .. })
-                if tries < MAX_TRIES && LOCAL_REF_RACE.iter().any(|r| why.contains(r)) =>
+                if LOCAL_REF_RACE.iter().any(|r| why.contains(r))
+                    && (tries < MAX_TRIES || std::time::Instant::now() < deadline) =>
             {
-                crate::store::backoff(tries + 2);
+                if tries < MAX_TRIES {
+                    crate::store::backoff(tries + 2);
+                } else {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+                repo.recover_stale_locks_under(&remote.staging);
             }
             other => return other,
         }
