@@ -392,3 +392,29 @@ fn a_killed_checkpoint_leaves_a_gate_worktree_that_the_next_one_removes() {
     );
     assert!(running.exists(), "the running checkpoint's gate is kept");
 }
+
+#[test]
+fn untracked_files_a_checkpoint_would_overwrite_are_named_and_nothing_moves() {
+    let (repo, a, _b) = setup();
+    std::fs::create_dir(a.join("d")).expect("made");
+    commit_in(&repo, &a, "a.txt", "a\n");
+    commit_in(&repo, &a, "d/b.txt", "b\n");
+    // The same names, untracked, in the main worktree where main is checked out.
+    repo.write_file("a.txt", "mine\n");
+    repo.write_file("d/b.txt", "mine too\n");
+    let before = main_tip(&repo);
+    let err = common::fails(&repo.coord(&["checkpoint"]), 1);
+    assert!(
+        err.contains("would be overwritten by merge: a.txt, d/b.txt;"),
+        "{err}"
+    );
+    assert!(
+        err.contains("nothing was moved: move or remove those files"),
+        "{err}"
+    );
+    assert_eq!(main_tip(&repo), before);
+    assert_eq!(
+        std::fs::read_to_string(repo.path.join("a.txt")).expect("file"),
+        "mine\n"
+    );
+}

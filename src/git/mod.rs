@@ -958,6 +958,29 @@ impl GitOutput {
         }
         Ok(self.stdout)
     }
+
+    /// Git's first complaint, with the names it lists under it on the lines that follow (indented
+    /// with a tab, as "would be overwritten by merge:" does), on one line.
+    pub fn failure(&self) -> String {
+        let mut lines = self.stderr.lines().skip_while(|l| l.trim().is_empty());
+        let Some(first) = lines.next() else {
+            return String::new();
+        };
+        let first = first.trim();
+        let first = first
+            .strip_prefix("error: ")
+            .or_else(|| first.strip_prefix("fatal: "))
+            .unwrap_or(first);
+        let names: Vec<&str> = lines
+            .take_while(|l| l.starts_with('\t'))
+            .map(str::trim)
+            .collect();
+        if names.is_empty() {
+            first.to_string()
+        } else {
+            format!("{first} {}", names.join(", "))
+        }
+    }
 }
 
 /// Runs git in `dir` with extra environment variables and returns what it said, success or not.

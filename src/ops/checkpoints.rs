@@ -467,14 +467,18 @@ impl<'c> Checkpoints<'c> {
         if repo.resolve_commit(&refname)? != Some(before) {
             return Ok(Outcome::BranchMoved);
         }
+        let why = match merged.failure() {
+            w if w.is_empty() => "git merge --ff-only failed".to_string(),
+            w => w,
+        };
+        let fix = if why.contains("untracked") {
+            "move or remove those files there, then run it again"
+        } else {
+            "fix that there, then run it again"
+        };
         Err(Error::Other(format!(
-            "cannot fast-forward {into} in {}: {} (nothing was moved)",
+            "cannot fast-forward {into} in {}: {why}; nothing was moved: {fix}",
             worktree.path.display(),
-            merged
-                .stderr
-                .lines()
-                .next()
-                .unwrap_or("git merge --ff-only failed")
         )))
     }
 
