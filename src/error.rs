@@ -113,6 +113,9 @@ pub enum Error {
     LeaseReleased { id: String, at: String },
     #[error("nothing arrived within {waited}")]
     WaitTimedOut { waited: String },
+    /// Refused by the state of the repository, with nothing changed; `hint` says what to do.
+    #[error("{why}")]
+    Refused { why: String, hint: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -145,7 +148,8 @@ impl Error {
             | Error::LeaseConflict(_)
             | Error::LeaseHeldByOther { .. }
             | Error::LeaseReleased { .. }
-            | Error::WaitTimedOut { .. } => exit::REFUSED,
+            | Error::WaitTimedOut { .. }
+            | Error::Refused { .. } => exit::REFUSED,
             _ => exit::ERROR,
         }
     }
@@ -187,7 +191,7 @@ impl Error {
                 "check the remote's URL and your access (`git remote -v`, `git fetch`); local state is as it was, and a later `git coord sync` picks up where this stopped; `--offline` works locally".into()
             }
             Error::TeamStopped { .. } => "`git coord resume` lets the team claim again".into(),
-            Error::Project { hint, .. } => hint.clone(),
+            Error::Project { hint, .. } | Error::Refused { hint, .. } => hint.clone(),
             Error::NoAgent => {
                 "pass --agent NAME, set GIT_COORD_AGENT, or `git config user.name NAME`".into()
             }

@@ -472,3 +472,63 @@ fn install_gemini_refuses_settings_it_cannot_read_and_changes_nothing() {
         settings
     );
 }
+
+#[test]
+fn uninstall_in_one_worktree_is_refused_while_others_share_the_hooks_unless_all() {
+    let repo = TestRepo::init();
+    repo.coord_ok(&["hooks", "install"]);
+    let a = spawn(&repo, "a");
+    let hooks = repo.path.join(".git/hooks");
+    let ours = |hook: &str| {
+        std::fs::read_to_string(hooks.join(hook)).is_ok_and(|t| t.contains("git-coord hook shim"))
+    };
+    ok(
+        repo.coord_in(&a, &["hooks", "install", "--claude"]),
+        "install",
+    );
+    let settings = std::fs::read_to_string(a.join(".claude/settings.json")).expect("settings");
+
+    // In the agent's worktree, and in the main one: refused, nothing changed, --all named.
+    for dir in [&a, &repo.path] {
+        let err = fails(&repo.coord_in(dir, &["hooks", "uninstall", "--claude"]), 3);
+        assert!(err.contains("shared by every worktree"), "{err}");
+        assert!(err.contains("git coord hooks uninstall --all"), "{err}");
+        assert!(ours("pre-commit") && ours("pre-push") && ours("prepare-commit-msg"));
+    }
+    let other = repo.path.canonicalize().expect("the main worktree");
+    let err = fails(&repo.coord_in(&a, &["hooks", "uninstall"]), 3);
+    assert!(err.contains(&other.display().to_string()), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(a.join(".claude/settings.json")).expect("settings"),
+        settings,
+        "a refusal changes no file"
+    );
+
+    // --all: gone for every worktree.
+    let removed = json(&common::stdout(&ok(
+        repo.coord_in(&a, &["hooks", "uninstall", "--all", "--claude", "--json"]),
+        "uninstall --all",
+    )));
+    assert!(
+        actions(&removed).contains(&pair("pre-commit", "removed")),
+        "{removed}"
+    );
+    assert!(!ours("pre-commit") && !ours("pre-push") && !ours("prepare-commit-msg"));
+    assert!(!a.join(".claude/settings.json").exists());
+}
+
+#[test]
+fn hooks_kept_in_each_worktree_are_uninstalled_there_alone() {
+    let repo = TestRepo::init();
+    let a = spawn(&repo, "a");
+    // A relative core.hooksPath: each worktree runs the hooks in its own folder.
+    repo.git_ok(&["config", "core.hooksPath", ".githooks"]);
+    ok(repo.coord_in(&a, &["hooks", "install"]), "install in a");
+    repo.coord_ok(&["hooks", "install"]);
+    ok(repo.coord_in(&a, &["hooks", "uninstall"]), "uninstall in a");
+    assert!(!a.join(".githooks/pre-commit").exists());
+    assert!(
+        repo.path.join(".githooks/pre-commit").exists(),
+        "the main worktree keeps its own"
+    );
+}

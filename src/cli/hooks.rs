@@ -41,6 +41,9 @@ pub enum HooksCommand {
         /// Also remove what `install --gemini` added to .gemini/settings.json
         #[arg(long)]
         gemini: bool,
+        /// Remove the git hooks even though other worktrees share them: they leave every worktree
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -76,6 +79,7 @@ pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) ->
             mcp,
             codex,
             gemini,
+            all,
         } => {
             if claude {
                 edited.push(hooks::uninstall_claude(coord, &mut files)?);
@@ -89,7 +93,7 @@ pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) ->
             if gemini {
                 edited.extend(hooks::uninstall_gemini(coord, &mut files)?);
             }
-            hooks::uninstall(coord)?
+            hooks::uninstall(coord, all)?
         }
     };
     files.write()?;

@@ -101,9 +101,30 @@ impl ShimPlan {
     }
 }
 
-/// Removes the shims and puts back the hooks they chained.
-pub fn uninstall(coord: &Coord) -> Result<Vec<HookChange>> {
+/// Removes the shims and puts back the hooks they chained. Refused, changing nothing, when other
+/// worktrees share these hooks (they would lose their guards too), unless `all`.
+pub fn uninstall(coord: &Coord, all: bool) -> Result<Vec<HookChange>> {
     let dir = git::hooks_dir(&workdir(coord)?)?;
+    let sharing = worktrees_sharing(coord, &dir)?;
+    if !all && !sharing.is_empty() {
+        let shown: Vec<String> = sharing
+            .iter()
+            .take(3)
+            .map(|p| p.display().to_string())
+            .collect();
+        let more = match sharing.len() {
+            n if n > shown.len() => format!(" and {} more", n - shown.len()),
+            _ => String::new(),
+        };
+        return Err(Error::Refused {
+            why: format!(
+                "the git hooks in {} are shared by every worktree of this repository: uninstalling them here would remove the lease guards of all of them (also {}{more}); nothing was changed",
+                dir.display(),
+                shown.join(", ")
+            ),
+            hint: "run `git coord hooks uninstall --all` to remove them from every worktree".into(),
+        });
+    }
     let mut changes = Vec::new();
     for (hook, _) in SHIMS {
         let path = dir.join(hook);
@@ -125,6 +146,24 @@ pub fn uninstall(coord: &Coord) -> Result<Vec<HookChange>> {
         });
     }
     Ok(changes)
+}
+
+/// The other worktrees that run the hooks in `dir`: every other worktree, unless `dir` lies in
+/// this worktree's own files (a relative core.hooksPath, such as a committed `.githooks`).
+fn worktrees_sharing(coord: &Coord, dir: &Path) -> Result<Vec<PathBuf>> {
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let here = canonical(&workdir(coord)?);
+    let dir = canonical(dir);
+    if dir.starts_with(&here) && !dir.starts_with(canonical(&coord.repo.common_dir())) {
+        return Ok(Vec::new());
+    }
+    Ok(coord
+        .repo
+        .worktrees()?
+        .into_iter()
+        .map(|w| canonical(&w.path))
+        .filter(|p| *p != here && p.exists())
+        .collect())
 }
 
 fn write_shim(path: &Path, shim: &str) -> Result<()> {
