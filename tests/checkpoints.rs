@@ -418,3 +418,104 @@ fn untracked_files_a_checkpoint_would_overwrite_are_named_and_nothing_moves() {
         "mine\n"
     );
 }
+
+#[test]
+fn a_branch_changing_a_path_leased_to_another_agent_is_left_out_even_with_hooks_off() {
+    let (repo, a, b) = setup();
+    repo.coord_ok(&["hooks", "install"]);
+    let lease = common::at_json(&repo, &a, &["lease", "acquire", "shared.txt"]);
+    let lease_id = lease["id"].as_str().expect("a lease id").to_string();
+    let until = lease["expires"].as_str().expect("an expiry").to_string();
+    let a_commit = commit_in(&repo, &a, "shared.txt", "a's own\n");
+    // b commits to a's path with the hooks off, as Gemini CLI's shell does.
+    std::fs::write(b.join("shared.txt"), "from b\n").expect("written");
+    ok(repo.git_in(&b, &["add", "shared.txt"]), "add");
+    ok(
+        repo.git_in(
+            &b,
+            &[
+                "-c",
+                "core.hooksPath=/dev/null",
+                "commit",
+                "-q",
+                "-m",
+                "b edits shared",
+            ],
+        ),
+        "a commit with the hooks off",
+    );
+    let offending = repo.git_ok(&["rev-parse", "agent/b"]);
+    commit_in(&repo, &b, "b.txt", "b\n");
+
+    let (code, report) = checkpoint(&repo, &[]);
+    assert_eq!(code, Some(0), "{report}");
+    let c = &report["checkpoint"];
+    assert_eq!(array(c["merged"].clone()).len(), 1, "{report}");
+    assert_eq!(c["merged"][0]["agent"], "a");
+    let refusal = &c["lease_refusals"][0];
+    assert_eq!(refusal["agent"], "b", "{report}");
+    assert_eq!(refusal["branch"], "agent/b");
+    let breaches = array(refusal["breaches"].clone());
+    assert_eq!(breaches.len(), 1, "{report}");
+    let breach = &breaches[0];
+    assert_eq!(breach["path"], "shared.txt");
+    assert_eq!(breach["holder"], "a");
+    assert_eq!(breach["lease"], lease_id.as_str());
+    assert_eq!(breach["pattern"], "shared.txt");
+    assert_eq!(breach["until"], until.as_str());
+    assert_eq!(breach["commit"], offending.as_str());
+    assert_eq!(breach["subject"], "b edits shared");
+    ok(
+        repo.git(&["merge-base", "--is-ancestor", &a_commit, "main"]),
+        "a's work went in",
+    );
+    assert!(
+        !repo
+            .git(&["merge-base", "--is-ancestor", &offending, "main"])
+            .status
+            .success(),
+        "b's work stayed out"
+    );
+    assert!(!repo.path.join("b.txt").exists());
+    // The record keeps it.
+    let recorded = repo.coord_json(&["checkpoint", "show", "1"]);
+    assert_eq!(recorded["lease_refusals"][0]["agent"], "b");
+
+    // b is told, once for the same branch tip.
+    let said = repo.coord_ok(&["checkpoint"]);
+    assert!(
+        said.contains("left out: agent/b")
+            && said.contains(&format!(
+                "shared.txt: leased to a until {until} (lease {lease_id}, pattern 'shared.txt'); changed by {} b edits shared",
+                &offending[..12]
+            )),
+        "{said}"
+    );
+    let inbox = json(&repo.coord_as_ok("b", &["inbox", "--json"]));
+    let told: Vec<Value> = array(inbox["messages"].clone())
+        .into_iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Checkpoint left agent/b"))
+        })
+        .collect();
+    assert_eq!(told.len(), 1, "{inbox}");
+    let id = told[0]["id"].as_str().expect("an id");
+    let body = repo.coord_as_ok("b", &["read", id]);
+    assert!(
+        body.contains(&lease_id) && body.contains(&offending[..12]) && body.contains(&until),
+        "{body}"
+    );
+
+    // Released: the next checkpoint takes b's branch (it conflicts with a's change now, so it is
+    // left out for that instead, with a task, no longer for the lease).
+    common::at(&repo, &a, &["lease", "release", &lease_id]);
+    let (code, report) = checkpoint(&repo, &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(
+        report["checkpoint"].get("lease_refusals").is_none(),
+        "{report}"
+    );
+    assert_eq!(report["checkpoint"]["conflicts"][0]["agent"], "b");
+}

@@ -148,7 +148,11 @@ fn short(oid: &str) -> &str {
 fn line(out: Out, c: &Checkpoint) -> std::io::Result<()> {
     let what = match c.rollback_of {
         Some(n) => format!("rollback to {n}"),
-        None => format!("{} merged, {} left out", c.merged.len(), c.conflicts.len()),
+        None => format!(
+            "{} merged, {} left out",
+            c.merged.len(),
+            c.conflicts.len() + c.lease_refusals.len()
+        ),
     };
     writeln!(
         out,
@@ -198,6 +202,27 @@ fn fields(out: Out, c: &Checkpoint, after_label: &str) -> std::io::Result<()> {
                 .map(|t| format!("; task {t}"))
                 .unwrap_or_default()
         )?;
+    }
+    for x in &c.lease_refusals {
+        writeln!(
+            out,
+            "left out: {} ({}): it changes paths leased to other agents",
+            x.branch,
+            short(&x.commit),
+        )?;
+        for b in &x.breaches {
+            writeln!(
+                out,
+                "    {}: leased to {} until {} (lease {}, pattern '{}'); changed by {} {}",
+                b.path,
+                b.holder,
+                b.until,
+                b.lease,
+                b.pattern,
+                short(&b.commit),
+                b.subject
+            )?;
+        }
     }
     if !c.tasks.is_empty() {
         writeln!(out, "tasks:   {}", c.tasks.join(", "))?;

@@ -1381,6 +1381,48 @@ impl Repo {
         Ok(TreeMerge::Conflicted(paths))
     }
 
+    /// The paths whose content differs between two commits (a rename as its two paths).
+    pub fn changed_paths(&self, from: Oid, to: Oid) -> Result<Vec<String>> {
+        let out = self.git_ok(&[
+            "diff",
+            "--name-only",
+            "--no-renames",
+            "-z",
+            &from.to_string(),
+            &to.to_string(),
+        ])?;
+        Ok(out
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The commits reachable from `tip` and not from `not` that change `path` against their
+    /// parent (merges aside), newest first.
+    pub fn commits_changing(&self, tip: Oid, not: Oid, path: &str) -> Result<Vec<Oid>> {
+        let out = self.git_ok(&[
+            "--literal-pathspecs",
+            "log",
+            "--full-history",
+            "--no-merges",
+            "--format=%H",
+            &tip.to_string(),
+            "--not",
+            &not.to_string(),
+            "--",
+            path,
+        ])?;
+        out.lines().map(parse_oid).collect()
+    }
+
+    /// A commit's message, whole.
+    pub fn commit_message(&self, oid: Oid) -> Result<String> {
+        let commit = self.inner.find_commit(oid).map_err(git_err)?;
+        let decoded = commit.decode().map_err(git_err)?;
+        Ok(decoded.message.to_str_lossy().into_owned())
+    }
+
     /// Writes a commit with the given tree and parents, as the repository's user.
     pub fn commit_tree_as_user(&self, tree: Oid, parents: &[Oid], message: &str) -> Result<Oid> {
         let tree = tree.to_string();

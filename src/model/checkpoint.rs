@@ -57,6 +57,28 @@ pub struct ConflictedBranch {
     pub resolve_task: Option<String>,
 }
 
+/// A branch left out because it changes paths another agent holds an exclusive lease on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRefusal {
+    pub agent: String,
+    pub branch: String,
+    pub commit: String,
+    pub breaches: Vec<LeaseBreach>,
+}
+
+/// One path of a branch left out for a lease: the lease, and a commit of the branch that changes
+/// the path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseBreach {
+    pub path: String,
+    pub holder: String,
+    pub lease: String,
+    pub pattern: String,
+    pub until: String,
+    pub commit: String,
+    pub subject: String,
+}
+
 /// One gate command and how it went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateResult {
@@ -85,6 +107,8 @@ pub struct Checkpoint {
     pub merged: Vec<MergedBranch>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<ConflictedBranch>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lease_refusals: Vec<LeaseRefusal>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -10,20 +10,24 @@ use crate::error::{Error, Result};
 use crate::git::{Cas, Oid, TreeMerge, probe_git, run_git};
 use crate::model::agent::Agent;
 use crate::model::checkpoint::{
-    CHECKPOINT_FORMAT, Checkpoint, ConflictedBranch, GateResult, MergedBranch, Outcome,
+    CHECKPOINT_FORMAT, Checkpoint, ConflictedBranch, GateResult, LeaseBreach, LeaseRefusal,
+    MergedBranch, Outcome,
 };
 use crate::model::message::Importance;
 use crate::model::task::{Kind, State};
 use crate::model::{MAX_DOCUMENT_BYTES, time};
 use crate::ops::agents::Agents;
 use crate::ops::context::Coord;
-use crate::ops::messages::{Messages, Outgoing, clip};
+use crate::ops::leases::Leases;
+use crate::ops::messages::{InboxFilter, Messages, Outgoing, clip};
 use crate::ops::tasks::{NewTask, Tasks};
 use crate::store::{Change, Snapshot, Store};
 
 pub const CHECKPOINTS_REF: &str = "refs/coord/checkpoints";
 /// Lines of a gate's output kept in the record.
 const OUTPUT_TAIL_LINES: usize = 20;
+/// Commits named for each leased path a branch left out changes.
+const BREACH_COMMITS: usize = 3;
 /// The label of the tasks a workflow puts where a stage ends with a checkpoint.
 pub const CHECKPOINT_LABEL: &str = "checkpoint";
 
@@ -105,10 +109,29 @@ impl<'c> Checkpoints<'c> {
         // The tree of each clean merge, to write the merge commits again once gates have run.
         let mut trees = Vec::new();
         let mut conflicts = Vec::new();
+        let mut lease_refusals = Vec::new();
         let mut diffs = Vec::new();
+        let leases = Leases::new(self.coord);
         for (agent, branch, commit) in candidates {
             if repo.is_ancestor(commit, current)? {
                 continue; // already in
+            }
+            // The rule of the pre-commit guard, for commits made with the hooks off.
+            let breaches = self.lease_breaches(&leases, &agent, current, commit)?;
+            if !breaches.is_empty() {
+                let mut paths: Vec<&str> = breaches.iter().map(|b| b.path.as_str()).collect();
+                paths.dedup();
+                progress(&format!(
+                    "left out {branch}: it changes {}, leased to other agents",
+                    paths.join(", ")
+                ));
+                lease_refusals.push(LeaseRefusal {
+                    agent,
+                    branch,
+                    commit: commit.to_string(),
+                    breaches,
+                });
+                continue;
             }
             match repo.merge_commits(current, commit)? {
                 TreeMerge::Clean(tree) => {
@@ -164,6 +187,7 @@ impl<'c> Checkpoints<'c> {
             after: (!merged.is_empty()).then(|| current.to_string()),
             merged,
             conflicts,
+            lease_refusals,
             tasks,
             gates: Vec::new(),
             rollback_of: None,
@@ -192,6 +216,9 @@ impl<'c> Checkpoints<'c> {
         for conflict in &mut checkpoint.conflicts {
             let task = self.open_resolve_task(conflict, &into, &diffs)?;
             conflict.resolve_task = Some(task);
+        }
+        for refusal in &checkpoint.lease_refusals {
+            self.tell_lease_refusal(refusal, &into)?;
         }
         if !checkpoint.merged.is_empty() {
             let gates = match &req.gates {
@@ -672,6 +699,7 @@ impl<'c> Checkpoints<'c> {
             after: Some(commit.to_string()),
             merged: Vec::new(),
             conflicts: Vec::new(),
+            lease_refusals: Vec::new(),
             tasks: Vec::new(),
             gates: Vec::new(),
             rollback_of: Some(seq),
@@ -680,6 +708,113 @@ impl<'c> Checkpoints<'c> {
             by: actor.agent,
             extra: Default::default(),
         })
+    }
+
+    /// What `agent`'s branch at `tip` would change, merged into `current`, on paths another
+    /// agent holds an exclusive lease on: each such path with its lease and the commits of the
+    /// branch that change it (newest first, at most [`BREACH_COMMITS`]; the holder's own commits,
+    /// merged into this branch, aside). A path only the holder's commits change is no breach.
+    fn lease_breaches(
+        &self,
+        leases: &Leases,
+        agent: &str,
+        current: Oid,
+        tip: Oid,
+    ) -> Result<Vec<LeaseBreach>> {
+        let repo = &self.coord.repo;
+        let Some(base) = repo.merge_base(current, tip)? else {
+            return Ok(Vec::new()); // unrelated histories: the merge itself refuses
+        };
+        let paths = repo.changed_paths(base, tip)?;
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut breaches = Vec::new();
+        for conflict in leases.check(agent, &paths)? {
+            let by_holder = |message: &str| {
+                message.lines().any(|l| {
+                    l.split_once(':').is_some_and(|(k, v)| {
+                        k.trim() == "Coord-Agent" && v.trim() == conflict.holder
+                    })
+                })
+            };
+            let changing = repo.commits_changing(tip, current, &conflict.path)?;
+            let mut offenders = Vec::new();
+            for commit in &changing {
+                let message = repo.commit_message(*commit)?;
+                if !by_holder(&message) {
+                    offenders.push((*commit, message));
+                }
+                if offenders.len() == BREACH_COMMITS {
+                    break;
+                }
+            }
+            if offenders.is_empty() {
+                if !changing.is_empty() {
+                    continue;
+                }
+                // Only a merge changes it: name the branch's tip.
+                offenders.push((tip, repo.commit_message(tip)?));
+            }
+            for (commit, message) in offenders {
+                breaches.push(LeaseBreach {
+                    path: conflict.path.clone(),
+                    holder: conflict.holder.clone(),
+                    lease: conflict.lease_id.clone(),
+                    pattern: conflict.pattern.clone(),
+                    until: conflict.expires.clone(),
+                    commit: commit.to_string(),
+                    subject: message.lines().next().unwrap_or_default().to_string(),
+                });
+            }
+        }
+        Ok(breaches)
+    }
+
+    /// Tells the agent whose branch was left out for leases which paths, leases and commits, and
+    /// what to do; once for the same branch tip while the message is unread.
+    fn tell_lease_refusal(&self, refusal: &LeaseRefusal, into: &str) -> Result<()> {
+        let messages = Messages::new(self.coord);
+        let subject = format!(
+            "Checkpoint left {} ({}) out: it changes paths leased to other agents",
+            refusal.branch,
+            &refusal.commit[..12]
+        );
+        let inbox = messages.inbox(&refusal.agent, &InboxFilter::default())?;
+        if inbox
+            .messages
+            .iter()
+            .any(|i| !i.read && i.message.subject == subject)
+        {
+            return Ok(());
+        }
+        let mut body = format!(
+            "The checkpoint into {into} left {} out: it changes paths another agent holds an exclusive lease on (a commit made with the git hooks off is checked here too).\n",
+            refusal.branch
+        );
+        for b in &refusal.breaches {
+            body.push_str(&format!(
+                "- {}: leased to {} until {} (lease {}, pattern '{}'); changed by {} \"{}\"\n",
+                b.path,
+                b.holder,
+                b.until,
+                b.lease,
+                b.pattern,
+                &b.commit[..12],
+                clip(&b.subject, 100)
+            ));
+        }
+        body.push_str(&format!(
+            "\nTake those changes out of your branch (`git checkout $(git merge-base HEAD {into}) -- PATH`, then commit), or ask the holder to release the lease, or wait until it expires. The next checkpoint takes your branch once it changes no path leased to another agent."
+        ));
+        messages.send(Outgoing {
+            target: refusal.agent.clone(),
+            subject: Some(subject),
+            importance: Importance::High,
+            body,
+            ..Outgoing::default()
+        })?;
+        Ok(())
     }
 
     /// A task for the agent whose branch conflicts, with the paths and both sides' diffs, and a
