@@ -333,7 +333,7 @@ fn rollback_undo_takes_the_branch_back_to_before_the_first_checkpoint() {
 
     let said = repo.coord_ok(&["checkpoint", "rollback", "--undo", "1"]);
     assert!(
-        said.starts_with("main is back to the state before checkpoint 1"),
+        said.starts_with("checkpoint 1 is undone on main: commit "),
         "{said}"
     );
     assert_eq!(repo.git_ok(&["rev-parse", "main^{tree}"]), base_tree);
@@ -348,12 +348,9 @@ fn rollback_undo_takes_the_branch_back_to_before_the_first_checkpoint() {
     assert_eq!(record["undo"], true);
     let subject = repo.git_ok(&["log", "-1", "--format=%s", "main"]);
     assert_eq!(subject, "checkpoint: undo checkpoint 1 on main");
-    // Undoing it again: main already has that content.
+    // Undoing it again: none of its changes is left.
     let err = common::fails(&repo.coord(&["checkpoint", "rollback", "--undo", "1"]), 1);
-    assert!(
-        err.contains("already holds the content from before it"),
-        "{err}"
-    );
+    assert!(err.contains("none of its changes is left in main"), "{err}");
 }
 
 #[test]
@@ -518,4 +515,139 @@ fn a_branch_changing_a_path_leased_to_another_agent_is_left_out_even_with_hooks_
         "{report}"
     );
     assert_eq!(report["checkpoint"]["conflicts"][0]["agent"], "b");
+}
+
+/// A role added to .coord.yaml by hand, as a human would on main.
+const ROLES: &str = "roles:\n  - name: dev\n  - name: qa\n";
+
+/// Commits `path` on main in the main worktree, as a human would, and returns the commit.
+fn human_commit(repo: &TestRepo, path: &str, text: &str, subject: &str) -> String {
+    repo.write_file(path, text);
+    ok(repo.git(&["add", path]), "add");
+    ok(repo.git(&["commit", "-q", "-m", subject]), "commit");
+    main_tip(repo)
+}
+
+fn records(repo: &TestRepo) -> usize {
+    array(repo.coord_json(&["checkpoint", "list"])).len()
+}
+
+#[test]
+fn undo_reverts_one_checkpoint_and_keeps_a_human_commit_made_after_it() {
+    let (repo, a, b) = setup();
+    commit_in(&repo, &a, "a.txt", "a\n");
+    checkpoint(&repo, &["--agents", "a"]);
+    let human = human_commit(&repo, ".coord.yaml", ROLES, "add the qa role");
+    commit_in(&repo, &b, "b.txt", "b\n");
+    checkpoint(&repo, &["--agents", "b"]);
+
+    let undone = json(&repo.coord_ok(&["checkpoint", "rollback", "--undo", "1", "--json"]));
+    assert_eq!(undone["undo"], true);
+    assert_eq!(undone["rollback_of"], 1);
+    assert!(
+        !repo.path.join("a.txt").exists(),
+        "checkpoint 1's change is gone"
+    );
+    assert!(repo.path.join("b.txt").exists(), "checkpoint 2's stays");
+    assert_eq!(
+        repo.git_ok(&["show", "main:.coord.yaml"]) + "\n",
+        ROLES,
+        "the human's change stays"
+    );
+    ok(
+        repo.git(&["merge-base", "--is-ancestor", &human, "main"]),
+        "and so does the commit",
+    );
+    assert_eq!(
+        repo.git_ok(&["log", "-1", "--format=%s", "main"]),
+        "checkpoint: undo checkpoint 1 on main"
+    );
+    assert!(repo.git_ok(&["status", "--porcelain"]).is_empty());
+}
+
+#[test]
+fn undo_that_conflicts_with_later_commits_is_refused_and_moves_nothing() {
+    let (repo, a, _b) = setup();
+    commit_in(&repo, &a, "a.txt", "a\n");
+    checkpoint(&repo, &["--agents", "a"]);
+    human_commit(&repo, "a.txt", "a, edited by hand\n", "edit a.txt by hand");
+    let (tip, count) = (main_tip(&repo), records(&repo));
+
+    let err = common::fails(&repo.coord(&["checkpoint", "rollback", "--undo", "1"]), 3);
+    assert!(
+        err.contains("undoing checkpoint 1 conflicts with what main holds now, in a.txt"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert!(err.contains("git apply --3way"), "{err}");
+    assert_eq!(main_tip(&repo), tip);
+    assert_eq!(records(&repo), count, "nothing recorded");
+    assert!(repo.git_ok(&["status", "--porcelain"]).is_empty());
+    assert_eq!(
+        std::fs::read_to_string(repo.path.join("a.txt")).expect("file"),
+        "a, edited by hand\n"
+    );
+}
+
+#[test]
+fn rollback_refuses_to_drop_a_commit_no_checkpoint_made_until_forced() {
+    let (repo, a, b) = setup();
+    commit_in(&repo, &a, "a.txt", "a\n");
+    let (_, first) = checkpoint(&repo, &["--agents", "a"]);
+    let first_after = first["checkpoint"]["after"]
+        .as_str()
+        .expect("after")
+        .to_string();
+    let human = human_commit(&repo, ".coord.yaml", ROLES, "add the qa role");
+    commit_in(&repo, &b, "b.txt", "b\n");
+    checkpoint(&repo, &["--agents", "b"]);
+    let (tip, count) = (main_tip(&repo), records(&repo));
+
+    // Refused: it names the commit and both ways on; nothing moves.
+    let err = common::fails(&repo.coord(&["checkpoint", "rollback", "1"]), 3);
+    assert!(
+        err.contains(&format!("{} add the qa role", &human[..12])),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert!(
+        err.contains("`git coord checkpoint rollback 1 --force`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`git coord checkpoint rollback --undo 2`"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("checkpoint: merge"),
+        "checkpoint commits are not listed: {err}"
+    );
+    assert_eq!(main_tip(&repo), tip);
+    assert_eq!(records(&repo), count);
+    // --force and --undo do not go together.
+    common::fails(
+        &repo.coord(&["checkpoint", "rollback", "1", "--undo", "--force"]),
+        2,
+    );
+
+    // Forced: back to checkpoint 1's content, the dropped commit named, still in the history.
+    let rolled = json(&repo.coord_ok(&["checkpoint", "rollback", "1", "--force", "--json"]));
+    assert_eq!(
+        rolled["dropped"],
+        serde_json::json!([{"commit": human, "subject": "add the qa role"}])
+    );
+    assert_eq!(
+        repo.git_ok(&["rev-parse", "main^{tree}"]),
+        repo.git_ok(&["rev-parse", &format!("{first_after}^{{tree}}")])
+    );
+    assert!(!repo.path.join(".coord.yaml").exists());
+    ok(
+        repo.git(&["merge-base", "--is-ancestor", &human, "main"]),
+        "no commit is lost",
+    );
+    let body = repo.git_ok(&["log", "-1", "--format=%B", "main"]);
+    assert!(
+        body.contains(&format!("- {} add the qa role", &human[..12])),
+        "{body}"
+    );
 }

@@ -47,13 +47,18 @@ pub enum CheckpointCommand {
     List,
     /// One checkpoint whole
     Show { seq: u64 },
-    /// Put the integration branch back to the state after checkpoint SEQ, or with --undo to the
-    /// state before it (a new commit either way; nothing is lost)
+    /// Put the integration branch back to the state after checkpoint SEQ, or with --undo revert
+    /// what checkpoint SEQ brought in (a new commit either way; no commit is lost)
     Rollback {
         seq: u64,
-        /// Undo checkpoint SEQ: go back to the state before it (and before every later one)
+        /// Undo checkpoint SEQ alone: revert the changes it brought in, keeping every later
+        /// commit's (refused when they conflict)
         #[arg(long)]
         undo: bool,
+        /// Roll back even though commits that no checkpoint made came after SEQ: their changes
+        /// are dropped (the commits stay in the history)
+        #[arg(long, conflicts_with = "undo")]
+        force: bool,
     },
 }
 
@@ -83,18 +88,32 @@ pub fn run(coord: &Coord, a: CheckpointArgs, out: Out, json: bool) -> Result<()>
             }
             Ok(())
         }
-        Some(CheckpointCommand::Rollback { seq, undo }) => {
-            let c = checkpoints.rollback(seq, undo)?;
+        Some(CheckpointCommand::Rollback { seq, undo, force }) => {
+            let c = checkpoints.rollback(seq, undo, force)?;
             if json {
                 writeln!(out, "{}", serde_json::to_value(&c)?)?;
-            } else {
-                let state = if undo { "before" } else { "after" };
+                return Ok(());
+            }
+            let commit = short(c.after.as_deref().unwrap_or_default());
+            if undo {
                 writeln!(
                     out,
-                    "{} is back to the state {state} checkpoint {seq} (commit {}); recorded as checkpoint {}",
-                    c.into,
-                    short(c.after.as_deref().unwrap_or_default()),
-                    c.seq
+                    "checkpoint {seq} is undone on {}: commit {commit} reverts its changes, every later commit's are kept; recorded as checkpoint {}",
+                    c.into, c.seq
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{} is back to the state after checkpoint {seq} (commit {commit}); recorded as checkpoint {}",
+                    c.into, c.seq
+                )?;
+            }
+            for d in &c.dropped {
+                writeln!(
+                    out,
+                    "dropped the changes of {} {}",
+                    short(&d.commit),
+                    d.subject
                 )?;
             }
             Ok(())

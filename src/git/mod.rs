@@ -1354,14 +1354,22 @@ impl Repo {
 
     /// Merges `theirs` into `ours` in memory; no worktree or index is touched.
     pub fn merge_commits(&self, ours: Oid, theirs: Oid) -> Result<TreeMerge> {
-        let out = self.git(&[
-            "merge-tree",
-            "--write-tree",
-            "--name-only",
-            "--no-messages",
-            &ours.to_string(),
-            &theirs.to_string(),
-        ])?;
+        self.merge_tree(None, ours, theirs)
+    }
+
+    /// Merges in memory as if `base` were the merge base: with `base` a commit and `theirs` its
+    /// parent, the changes of `base` undone on `ours` (a revert).
+    pub fn merge_on_base(&self, base: Oid, ours: Oid, theirs: Oid) -> Result<TreeMerge> {
+        self.merge_tree(Some(base), ours, theirs)
+    }
+
+    fn merge_tree(&self, base: Option<Oid>, ours: Oid, theirs: Oid) -> Result<TreeMerge> {
+        let base = base.map(|b| format!("--merge-base={b}"));
+        let (ours, theirs) = (ours.to_string(), theirs.to_string());
+        let mut args = vec!["merge-tree", "--write-tree", "--name-only", "--no-messages"];
+        args.extend(base.as_deref());
+        args.extend([ours.as_str(), theirs.as_str()]);
+        let out = self.git(&args)?;
         let mut lines = out.stdout.lines();
         let first = lines.next().unwrap_or_default();
         if out.success {
@@ -1379,6 +1387,19 @@ impl Repo {
             .collect();
         paths.dedup();
         Ok(TreeMerge::Conflicted(paths))
+    }
+
+    /// The commits on the first-parent line of `tip` down to (not including) what `not` reaches,
+    /// newest first: what was done on a branch since `not`.
+    pub fn first_parent_commits(&self, tip: Oid, not: Oid) -> Result<Vec<Oid>> {
+        let out = self.git_ok(&[
+            "rev-list",
+            "--first-parent",
+            &tip.to_string(),
+            "--not",
+            &not.to_string(),
+        ])?;
+        out.lines().map(parse_oid).collect()
     }
 
     /// The paths whose content differs between two commits (a rename as its two paths).

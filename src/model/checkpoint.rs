@@ -79,6 +79,13 @@ pub struct LeaseBreach {
     pub subject: String,
 }
 
+/// A commit, named with its subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRef {
+    pub commit: String,
+    pub subject: String,
+}
+
 /// One gate command and how it went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateResult {
@@ -119,6 +126,10 @@ pub struct Checkpoint {
     /// For a rollback: true when it restored the content from before `rollback_of` (undoing it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub undo: bool,
+    /// For `rollback --force`: the commits made on the branch after `rollback_of`, by no
+    /// checkpoint, whose changes the rollback dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<CommitRef>,
     pub at: String,
     pub by: String,
     #[serde(flatten)]

@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::git::{Cas, Oid, TreeMerge, probe_git, run_git};
 use crate::model::agent::Agent;
 use crate::model::checkpoint::{
-    CHECKPOINT_FORMAT, Checkpoint, ConflictedBranch, GateResult, LeaseBreach, LeaseRefusal,
-    MergedBranch, Outcome,
+    CHECKPOINT_FORMAT, Checkpoint, CommitRef, ConflictedBranch, GateResult, LeaseBreach,
+    LeaseRefusal, MergedBranch, Outcome,
 };
 use crate::model::message::Importance;
 use crate::model::task::{Kind, State};
@@ -192,6 +192,7 @@ impl<'c> Checkpoints<'c> {
             gates: Vec::new(),
             rollback_of: None,
             undo: false,
+            dropped: Vec::new(),
             at: time::now(),
             by: actor.agent.clone(),
             extra: Default::default(),
@@ -621,30 +622,30 @@ impl<'c> Checkpoints<'c> {
         Checkpoint::from_yaml(&bytes, CHECKPOINTS_REF, &path)
     }
 
-    /// Returns the integration branch to checkpoint `seq`'s content with a new commit on top of
-    /// the branch (its tree is that checkpoint's result), so every commit stays reachable.
-    /// Puts checkpoint `seq`'s content back on its branch as a new commit: the state after it,
-    /// or with `undo` the state before it (undoing it and everything after).
-    pub fn rollback(&self, seq: u64, undo: bool) -> Result<Checkpoint> {
+    /// Goes back on checkpoint `seq` with one new commit on top of its branch, so every commit
+    /// stays in the history. With `undo`, the changes checkpoint `seq` brought in are reverted
+    /// (merged in memory like a checkpoint: refused on conflicts) and every later commit's are
+    /// kept. Without, the branch gets checkpoint `seq`'s content back, undoing every later
+    /// checkpoint; refused when commits that no checkpoint made came after it, unless `force`
+    /// (their changes are then dropped, and named in the commit and the record).
+    pub fn rollback(&self, seq: u64, undo: bool, force: bool) -> Result<Checkpoint> {
         let target = self.show(seq)?;
         let repo = &self.coord.repo;
         let moved = matches!(target.outcome, Outcome::Moved | Outcome::RolledBack);
-        let point = if undo {
-            Some(target.before.as_str()).filter(|_| moved)
-        } else {
-            target.after.as_deref().filter(|_| moved)
-        };
-        let Some(after) = point else {
+        let Some(after) = target.after.as_deref().filter(|_| moved) else {
             return Err(Error::invalid(
                 "checkpoint",
                 seq.to_string(),
                 "it did not move the branch, so there is nothing of it to go back to or undo; `git coord checkpoint list` shows those whose outcome is moved",
             ));
         };
-        let after = Oid::from_hex(after.as_bytes())
-            .map_err(|e| Error::Other(format!("checkpoint {seq}: {e}")))?;
+        let parse = |hex: &str| {
+            Oid::from_hex(hex.as_bytes())
+                .map_err(|e| Error::Other(format!("checkpoint {seq}: {e}")))
+        };
+        let (after, start) = (parse(after)?, parse(&target.before)?);
         // The record is data that may have come from a remote: it may only move this clone's
-        // integration branch, and only to a state that branch's own history holds.
+        // integration branch, and only by states that branch's own history holds.
         let into = Agents::new(self.coord)?.integration_branch()?;
         if target.into != into {
             return Err(Error::Other(format!(
@@ -657,32 +658,99 @@ impl<'c> Checkpoints<'c> {
             .ok_or_else(|| {
                 Error::invalid("branch", &into, "the integration branch no longer exists")
             })?;
+        let forged = |oid: Oid| {
+            Error::Other(format!(
+                "checkpoint {seq} names {oid}, which {into} never held: its record may be forged or come from another history; nothing was changed (`git log {into}` shows the states it can go back to)"
+            ))
+        };
         if !repo.has_commit(after)? || !repo.is_ancestor(after, before)? {
-            return Err(Error::Other(format!(
-                "checkpoint {seq} names {after}, which {into} never held: its record may be forged or come from another history; nothing was changed (`git log {into}` shows the states it can go back to)"
-            )));
+            return Err(forged(after));
         }
-        let tree = repo.commit_tree(after)?;
-        if repo.commit_tree(before)? == tree {
-            let hint = if undo {
-                format!("{into} already holds the content from before it")
-            } else {
-                format!(
-                    "{into} already holds the state after it; to undo checkpoint {seq} itself, run `git coord checkpoint rollback --undo {seq}`"
-                )
+        if undo && (!repo.has_commit(start)? || !repo.is_ancestor(start, after)?) {
+            return Err(forged(start));
+        }
+        let current_tree = repo.commit_tree(before)?;
+        let (tree, message, dropped) = if undo {
+            let tree = match repo.merge_on_base(after, before, start)? {
+                TreeMerge::Clean(tree) => tree,
+                TreeMerge::Conflicted(paths) => {
+                    return Err(Error::Refused {
+                        why: format!(
+                            "undoing checkpoint {seq} conflicts with what {into} holds now, in {}: commits made since change the same lines; nothing was changed",
+                            paths.join(", ")
+                        ),
+                        hint: format!(
+                            "undo it by hand in a checkout of {into}: `git diff {after} {start} | git apply --3way`, resolve, commit"
+                        ),
+                    });
+                }
             };
-            return Err(Error::invalid("checkpoint", seq.to_string(), hint));
-        }
-        let message = if undo {
-            format!(
-                "checkpoint: undo checkpoint {seq} on {into}\n\nThe content of {after}, from before checkpoint {seq}; every later commit stays in the history."
-            )
+            if tree == current_tree {
+                return Err(Error::invalid(
+                    "checkpoint",
+                    seq.to_string(),
+                    format!("none of its changes is left in {into}: there is nothing to undo"),
+                ));
+            }
+            let message = format!(
+                "checkpoint: undo checkpoint {seq} on {into}\n\nReverts the changes checkpoint {seq} brought in ({}..{}); every later commit and its changes stay.",
+                &start.to_string()[..12],
+                &after.to_string()[..12]
+            );
+            (tree, message, Vec::new())
         } else {
-            format!(
+            let tree = repo.commit_tree(after)?;
+            if tree == current_tree {
+                return Err(Error::invalid(
+                    "checkpoint",
+                    seq.to_string(),
+                    format!(
+                        "{into} already holds the state after it; to undo checkpoint {seq} itself, run `git coord checkpoint rollback --undo {seq}`"
+                    ),
+                ));
+            }
+            let (dropped, later) = self.made_since(&into, after, before)?;
+            if !dropped.is_empty() && !force {
+                let mut why = format!(
+                    "rolling {into} back to checkpoint {seq} would drop the changes of {} commit(s) made on it since, which no checkpoint made; nothing was changed:",
+                    dropped.len()
+                );
+                for c in &dropped {
+                    why.push_str(&format!("\n  {} {}", &c.commit[..12], c.subject));
+                }
+                let keep = match later.as_slice() {
+                    [] => String::new(),
+                    seqs => format!(
+                        "to keep them, undo the later checkpoints instead, newest first ({}); ",
+                        seqs.iter()
+                            .map(|n| format!("`git coord checkpoint rollback --undo {n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", then ")
+                    ),
+                };
+                return Err(Error::Refused {
+                    why,
+                    hint: format!(
+                        "{keep}to drop them, `git coord checkpoint rollback {seq} --force`"
+                    ),
+                });
+            }
+            let mut message = format!(
                 "checkpoint: roll {into} back to checkpoint {seq}\n\nThe content of {after}; every later commit stays in the history."
-            )
+            );
+            if !dropped.is_empty() {
+                message.push_str(&format!(
+                    "\n\nWith --force, the changes of these commits, made on {into} after checkpoint {seq} by no checkpoint, are dropped:\n"
+                ));
+                for c in &dropped {
+                    message.push_str(&format!("- {} {}\n", &c.commit[..12], c.subject));
+                }
+            }
+            (tree, message, dropped)
         };
         let commit = repo.commit_tree_as_user(tree, &[before], &message)?;
+        // One move of the branch, from the tip read above: interrupted, the branch is either
+        // where it was or on the new commit.
         let outcome = self.move_branch(&into, commit, before)?;
         if outcome != Outcome::Moved {
             return Err(Error::Other(format!(
@@ -704,10 +772,59 @@ impl<'c> Checkpoints<'c> {
             gates: Vec::new(),
             rollback_of: Some(seq),
             undo,
+            dropped,
             at: time::now(),
             by: actor.agent,
             extra: Default::default(),
         })
+    }
+
+    /// What was done on `into` since `since` (its first-parent line from `tip`): the commits no
+    /// checkpoint made, newest first, and the later checkpoints that moved it, newest first. A
+    /// commit is a checkpoint's when it lies between the `before` and `after` of a checkpoint
+    /// that moved `into` and says so in its subject (a record alone, which may come from a
+    /// remote, never hides a commit).
+    fn made_since(&self, into: &str, since: Oid, tip: Oid) -> Result<(Vec<CommitRef>, Vec<u64>)> {
+        let repo = &self.coord.repo;
+        let chain = repo.first_parent_commits(tip, since)?;
+        let (records, _) = self.list()?;
+        // Each checkpoint's `after`, with its `before` and number.
+        let mut ranges = std::collections::HashMap::new();
+        for r in records
+            .iter()
+            .filter(|r| r.into == into && matches!(r.outcome, Outcome::Moved | Outcome::RolledBack))
+        {
+            if let (Some(after), Ok(before)) = (
+                r.after
+                    .as_deref()
+                    .and_then(|a| Oid::from_hex(a.as_bytes()).ok()),
+                Oid::from_hex(r.before.as_bytes()),
+            ) {
+                ranges.insert(after, (before, r.seq));
+            }
+        }
+        let mut foreign = Vec::new();
+        let mut later = Vec::new();
+        // The `before` of the checkpoint whose commits the walk is in, if it is in one.
+        let mut inside: Option<Oid> = None;
+        for commit in chain {
+            if inside == Some(commit) {
+                inside = None;
+            }
+            if let Some((before, n)) = ranges.get(&commit) {
+                inside = Some(*before);
+                later.push(*n);
+            }
+            let message = repo.commit_message(commit)?;
+            let subject = message.lines().next().unwrap_or_default().to_string();
+            if inside.is_none() || !subject.starts_with("checkpoint: ") {
+                foreign.push(CommitRef {
+                    commit: commit.to_string(),
+                    subject,
+                });
+            }
+        }
+        Ok((foreign, later))
     }
 
     /// What `agent`'s branch at `tip` would change, merged into `current`, on paths another
