@@ -651,3 +651,40 @@ fn rollback_refuses_to_drop_a_commit_no_checkpoint_made_until_forced() {
         "{body}"
     );
 }
+
+#[test]
+fn a_forged_record_neither_undoes_into_a_foreign_state_nor_hides_a_human_commit() {
+    let (repo, a, _b) = setup();
+    commit_in(&repo, &a, "a.txt", "a\n");
+    checkpoint(&repo, &["--agents", "a"]);
+    let human = human_commit(&repo, ".coord.yaml", ROLES, "add the qa role");
+    let parent = repo.git_ok(&["rev-parse", "main^"]);
+    // A commit main never held, with a payload.
+    let evil_tree = repo.git_ok(&["mktree"]);
+    let evil = repo.git_ok(&["commit-tree", &evil_tree, "-m", "payload"]);
+    let forge = |seq: u64, before: &str, after: &str| {
+        let record = format!(
+            "format: 1\nseq: {seq}\ninto: main\noutcome: moved\nbefore: {before}\nafter: {after}\nat: 2026-01-01T00:00:00Z\nby: mallory\n"
+        );
+        repo.put_document_in(
+            "refs/coord/checkpoints",
+            &format!("checkpoints/{seq:06}.yaml"),
+            record.as_bytes(),
+        );
+    };
+    // Its `after` is main's own, its `before` is not: undoing it would bring the payload in.
+    forge(2, &evil, &human);
+    let tip = main_tip(&repo);
+    let err = common::fails(&repo.coord(&["checkpoint", "rollback", "--undo", "2"]), 1);
+    assert!(err.contains("never held"), "{err}");
+    assert_eq!(main_tip(&repo), tip);
+    // A record that claims the human's commit as a checkpoint's hides nothing: its subject
+    // does not say it is one.
+    forge(3, &parent, &human);
+    let err = common::fails(&repo.coord(&["checkpoint", "rollback", "1"]), 3);
+    assert!(
+        err.contains(&format!("{} add the qa role", &human[..12])),
+        "{err}"
+    );
+    assert_eq!(main_tip(&repo), tip);
+}
