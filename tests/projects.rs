@@ -663,3 +663,125 @@ fn a_change_seen_first_by_task_show_fetch_is_still_told_on_the_next_sync() {
         "no notice of the task being done: {told:?}"
     );
 }
+
+/// A password in a project's or a remote's URL: `.coord.yaml`, `project add`, `sync URL`, and
+/// URLs that reach nothing. It is shown redacted as git redacts it, and never stored.
+#[test]
+fn a_password_in_a_url_is_never_shown_nor_stored() {
+    const SECRET: &str = "s3cr3t-Pa55";
+    let world = World::new(|tmp| {
+        Some(format!(
+            "file://beads-user:{SECRET}@{}",
+            tmp.join("b.git").display()
+        ))
+    });
+    let (a1, b1) = (&world.a1, &world.b1);
+    let mut said = String::new();
+    let mut run = |args: &[&str], code: i32| -> String {
+        let out = a1.coord_as("alice", args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}\nstdout: {}\nstderr: {}",
+            stdout(&out),
+            stderr(&out)
+        );
+        said.push_str(&stdout(&out));
+        said.push_str(&stderr(&out));
+        format!("{}{}", stdout(&out), stderr(&out))
+    };
+    let b_path = world.b_remote.display().to_string();
+    let lib_url = format!("file://lib-user:{SECRET}@{b_path}");
+    let added = run(&["project", "add", "lib", &lib_url], 0);
+    assert!(
+        added.contains(&format!("file://lib-user:<redacted>@{b_path}")),
+        "{added}"
+    );
+    run(
+        &[
+            "project",
+            "add",
+            "gone",
+            &format!("http://gone-user:{SECRET}@127.0.0.1:1/gone.git"),
+        ],
+        0,
+    );
+    let listed = run(&["project", "list"], 0);
+    assert!(listed.contains("beads-user:<redacted>@"), "{listed}");
+    let listed = json(&run(&["project", "list", "--json"], 0));
+    let urls: Vec<String> = array(listed.clone())
+        .iter()
+        .map(|p| p["url"].as_str().unwrap_or_default().to_string())
+        .map(|u| u[..u.find('@').unwrap_or(0)].to_string())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "file://beads-user:<redacted>",
+            "http://gone-user:<redacted>",
+            "file://lib-user:<redacted>"
+        ],
+        "{listed}"
+    );
+    // The URLs work: a filing through each, a sync that follows them, a show.
+    let filed = run(&["task", "new", "--project", "lib", "a bug"], 0);
+    let b_task = filed
+        .trim()
+        .strip_prefix("lib:")
+        .expect("NAME:ID")
+        .to_string();
+    run(&["task", "comment", &format!("beads:{b_task}"), "more"], 0);
+    run(&["sync", "--json"], 0);
+    run(&["task", "show", &format!("lib:{b_task}"), "--fetch"], 0);
+    // sync with a URL that carries a password, on diverged state so that it merges.
+    world.a2_ok(&["task", "new", "from a2"]);
+    world.a2_ok(&["sync"]);
+    a1.new_task("from a1", &[]);
+    let a_url = format!("file://a-user:{SECRET}@{}", world.a_remote.display());
+    let synced = run(&["sync", &a_url], 0);
+    assert!(synced.contains("a-user:<redacted>@"), "{synced}");
+    run(&["sync", &a_url, "--json"], 0);
+    // Errors that name the project or the remote.
+    let err = run(&["task", "new", "--project", "gone", "a bug"], 1);
+    assert!(
+        err.contains("project gone (http://gone-user:<redacted>@127.0.0.1:1/gone.git)"),
+        "{err}"
+    );
+    run(&["task", "show", "gone:abcd"], 1);
+    run(&["send", "--to", "gone", "hello"], 1);
+    let err = run(
+        &["sync", &format!("http://x:{SECRET}@127.0.0.1:1/a.git")],
+        1,
+    );
+    assert!(err.contains("http://x:<redacted>@127.0.0.1:1"), "{err}");
+    run(
+        &["fetch", &format!("ssh://x:{SECRET}@127.0.0.1:1/a.git")],
+        1,
+    );
+    let _ = world.a2(&["sync"]);
+    assert!(!said.contains(SECRET), "a password was printed:\n{said}");
+    // Nothing stored carries it: not the history of refs/coord/*, not any object, in A or in B
+    // (but the .coord.yaml A's user committed, on its own branch).
+    b1.coord_ok(&["init"]);
+    b1.coord_ok(&["sync"]);
+    for repo in [&a1.path, &b1.path, &world.b_remote] {
+        let log = a1.git_in(repo, &["log", "-p", "--glob=refs/coord/*"]);
+        assert!(log.status.success(), "{}", stderr(&log));
+        assert!(!stdout(&log).is_empty());
+        assert!(
+            !stdout(&log).contains(SECRET),
+            "{}: {}",
+            repo.display(),
+            stdout(&log)
+        );
+        let committed = stdout(&a1.git_in(repo, &["show", "main:.coord.yaml"]));
+        let objects = a1.git_in(repo, &["cat-file", "--batch-all-objects", "--batch"]);
+        assert!(
+            !String::from_utf8_lossy(&objects.stdout)
+                .replace(&committed, "")
+                .contains(SECRET),
+            "an object of {} holds the password",
+            repo.display()
+        );
+    }
+}

@@ -113,7 +113,7 @@ pub fn fetch(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Resul
         out,
         false,
         &format!("fetched from {}", remote.name),
-        &remote.name,
+        &remote.name.to_string(),
         &done,
     )?;
     projects_followed(out, &followed)
@@ -128,7 +128,7 @@ pub fn push(coord: &Coord, remote: Option<&str>, out: Out, json: bool) -> Result
         out,
         json,
         &format!("pushed to {}", remote.name),
-        &remote.name,
+        &remote.name.to_string(),
         &done,
     )
 }

@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 
 mod ahead;
 mod objects;
+mod url;
+
+pub use url::{RemoteUrl, redact_url, redact_urls};
 
 /// One entry of a tree: its name, its object and what it is. Only a plain file (`is_blob`) can
 /// be a document and only a tree (`is_tree`) can hold them; anything else that a remote may push
@@ -950,11 +953,15 @@ impl GitOutput {
     /// What git printed, or, when it failed, an error carrying its words (`args` name the command).
     pub fn stdout_of(self, args: &[&str]) -> Result<String> {
         if !self.success {
-            return Err(Error::Git(format!(
-                "git {} failed: {}",
-                args.join(" "),
-                self.stderr.trim()
-            )));
+            // The command line or git's words may hold a URL with its password.
+            return Err(Error::Git(
+                redact_urls(&format!(
+                    "git {} failed: {}",
+                    args.join(" "),
+                    self.stderr.trim()
+                ))
+                .into_owned(),
+            ));
         }
         Ok(self.stdout)
     }

@@ -239,7 +239,7 @@ impl Config {
             if url.trim().is_empty() || url.trim().starts_with('-') {
                 return Err(in_file(Error::invalid(
                     "url",
-                    url,
+                    crate::git::redact_url(url),
                     format!("give project {project}'s git URL or path"),
                 )));
             }
@@ -334,6 +334,11 @@ pub fn normalize_remote_url(url: &str) -> Option<String> {
     }
     let (host, path) = if let Some((scheme, rest)) = url.split_once("://") {
         if scheme == "file" {
+            // `file://[user@]host/path`: the userinfo (and any password in it) is no identity.
+            let rest = match rest.split_once('/') {
+                Some((authority, _)) if authority.contains('@') => &rest[authority.len()..],
+                _ => rest,
+            };
             return Some(format!(
                 "file:{}",
                 rest.trim_end_matches('/').trim_end_matches(".git")
@@ -379,10 +384,15 @@ mod tests {
             "ssh://git@github.com:22/acme/widget",
             "https://github.com/acme/widget.git",
             "https://user@GitHub.com/acme/widget/",
+            "https://user:s3cret@github.com/acme/widget.git",
         ] {
             assert_eq!(normalize_remote_url(url), want, "{url}");
         }
         assert_ne!(normalize_remote_url("https://github.com/acme/other"), want);
+        assert_eq!(
+            normalize_remote_url("file://me:s3cret@/srv/widget.git").as_deref(),
+            Some("file:/srv/widget")
+        );
     }
 
     #[test]

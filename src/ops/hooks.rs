@@ -663,7 +663,7 @@ pub fn share_on_push(coord: &Coord, remote: Option<&str>) -> Result<Option<Strin
     if let Err(e) = presence.share_with(&remote, true) {
         tracing::debug!("presence not shared on push: {e}");
     }
-    Ok(Some(remote.name))
+    Ok(Some(remote.name.to_string()))
 }
 
 /// A repository git-coord manages has refs/coord/leases; elsewhere the hooks do nothing.

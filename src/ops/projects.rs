@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
-use crate::git::Oid;
+use crate::git::{Oid, RemoteUrl, redact_url};
 use crate::model::agent::{Agent, AgentStatus};
 use crate::model::message::{Importance, MESSAGE_FORMAT, Message, SHARED_TARGET, clip};
 use crate::model::task::{Comment, Kind, Origin, State, TASK_FORMAT, Task};
@@ -35,7 +35,8 @@ const NOTICE_TEXT: usize = 4000;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Project {
     pub name: String,
-    pub url: String,
+    /// Where it is fetched from and pushed to (shown with its password redacted).
+    pub url: RemoteUrl,
     /// The project's identity: its normalized URL, as its own clones compute it.
     pub id: String,
     /// Where it is recorded: `.coord.yaml` (every clone) or `git config` (this clone).
@@ -62,7 +63,7 @@ pub struct FileTask {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Followed {
     pub project: String,
-    pub url: String,
+    pub url: RemoteUrl,
     /// Notices filed in this project's inboxes about its tasks there.
     pub notices: usize,
     /// Why it could not be fetched (the sync itself went on).
@@ -96,7 +97,9 @@ impl<'c> Projects<'c> {
         let url = url.trim();
         let id = crate::ops::config::normalize_remote_url(url)
             .filter(|_| !url.starts_with('-'))
-            .ok_or_else(|| Error::invalid("url", url, "give the project's git URL or path"))?;
+            .ok_or_else(|| {
+                Error::invalid("url", redact_url(url), "give the project's git URL or path")
+            })?;
         self.coord.repo.git_ok(&[
             "config",
             "--local",
@@ -105,7 +108,7 @@ impl<'c> Projects<'c> {
         ])?;
         Ok(Project {
             name: project.into(),
-            url: url.into(),
+            url: RemoteUrl::new(url),
             id,
             source: "git config",
             fetched: fetched_at(&self.coord.repo, project),
@@ -146,7 +149,7 @@ impl<'c> Projects<'c> {
                 list.push(Project {
                     fetched: fetched_at(&self.coord.repo, &project),
                     name: project,
-                    url,
+                    url: RemoteUrl::new(url),
                     id,
                     source,
                 });
@@ -246,7 +249,7 @@ impl<'c> Projects<'c> {
         let repo = &self.coord.repo;
         let malformed = |why: String| Error::Project {
             project: p.name.clone(),
-            url: p.url.clone(),
+            url: p.url.to_string(),
             why: format!("its {refname} is malformed: {why}"),
             hint: format!(
                 "nothing was written on either side; ask project {}'s maintainers to repair or delete {refname} there (`git coord init` recreates it)",
@@ -444,7 +447,7 @@ impl<'c> Projects<'c> {
         let repo = &self.coord.repo;
         let not_found = || Error::Project {
             project: p.name.clone(),
-            url: p.url.clone(),
+            url: p.url.to_string(),
             why: format!("no task matches '{prefix}' there"),
             hint: format!(
                 "check the id with the project's own `git coord task list`; `git coord task show {}:ID --fetch` reads it again",
@@ -474,7 +477,7 @@ impl<'c> Projects<'c> {
             _ if candidates.iter().any(|c| c == prefix) => Ok(prefix.to_string()),
             _ => Err(Error::Project {
                 project: p.name.clone(),
-                url: p.url.clone(),
+                url: p.url.to_string(),
                 why: format!(
                     "'{prefix}' is ambiguous there: it matches {}",
                     candidates.join(", ")
@@ -972,7 +975,7 @@ fn unreachable_project(p: &Project, e: Error) -> Error {
     match e {
         Error::Remote { what, why, .. } => Error::Project {
             project: p.name.clone(),
-            url: p.url.clone(),
+            url: p.url.to_string(),
             why: format!("cannot {what} it: {why}"),
             hint: format!(
                 "nothing was written on either side; check the URL (`git coord project list`; fix it with `git coord project add {} URL` or in .coord.yaml) and your access (`git ls-remote URL`)",

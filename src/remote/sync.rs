@@ -36,7 +36,7 @@ pub fn merge_into_local(
     repo: &Repo,
     refname: &str,
     theirs: Option<Oid>,
-    from: &str,
+    from: &crate::git::RemoteUrl,
 ) -> Result<(&'static str, Vec<Notice>, Vec<String>)> {
     let Some(theirs) = theirs else {
         return Ok(("local-only", Vec::new(), Vec::new()));
@@ -132,7 +132,7 @@ pub fn sync(repo: &Repo, remote: &Remote, courier: &dyn Courier) -> Result<SyncR
                 malformed.sort();
                 malformed.dedup();
                 return Ok(SyncReport {
-                    remote: remote.name.clone(),
+                    remote: remote.name.to_string(),
                     tries,
                     refs,
                     notices,

@@ -3,7 +3,7 @@
 //! work as they do for `git push`.
 
 use crate::error::{Error, Result};
-use crate::git::{Oid, Repo};
+use crate::git::{Oid, RemoteUrl, Repo, redact_urls};
 
 /// Rounds of fetch, merge and push before a sync gives up on a remote that keeps moving.
 pub const MAX_TRIES: u32 = 10;
@@ -13,8 +13,8 @@ const STAGING: &str = "refs/coord-sync";
 /// A remote to sync with: what the user named, and where its refs are staged.
 #[derive(Debug, Clone)]
 pub struct Remote {
-    /// A configured remote's name, or a URL.
-    pub name: String,
+    /// A configured remote's name, or a URL (shown with its password redacted).
+    pub name: RemoteUrl,
     /// `refs/coord-sync/<slug>/`: the staging namespace of this remote.
     pub staging: String,
 }
@@ -53,7 +53,7 @@ pub fn resolve_remote(repo: &Repo, given: Option<&str>) -> Result<Remote> {
     if name.is_empty() || name.starts_with('-') {
         return Err(Error::invalid(
             "remote",
-            &name,
+            crate::git::redact_url(&name),
             "give a remote's name or URL",
         ));
     }
@@ -65,15 +65,16 @@ pub fn resolve_remote(repo: &Repo, given: Option<&str>) -> Result<Remote> {
         if !looks_like_url {
             return Err(Error::invalid(
                 "remote",
-                &name,
+                crate::git::redact_url(&name),
                 "no such remote: `git remote -v` lists them",
             ));
         }
-        let oid = repo.write_blob(name.as_bytes())?;
+        // Named after the URL as shown: no password is written into the repository.
+        let oid = repo.write_blob(crate::git::redact_url(&name).as_bytes())?;
         format!("url-{}", &oid.to_string()[..12])
     };
     Ok(Remote {
-        name,
+        name: RemoteUrl::new(name),
         staging: format!("{STAGING}/{slug}/"),
     })
 }
@@ -122,7 +123,7 @@ fn fetch_once(repo: &Repo, remote: &Remote, refs: &[&str]) -> Result<()> {
         // Pruning deletes refs, for which git takes packed-refs.lock.
         repo.recover_stale_packed_refs_lock();
     }
-    args.push(&remote.name);
+    args.push(remote.name.as_git_arg());
     args.extend(specs.iter().map(String::as_str));
     let out = repo.git(&args)?;
     if !out.success {
@@ -150,9 +151,9 @@ fn remote_error(remote: &Remote, what: &str, stderr: &str) -> Error {
         .collect::<Vec<_>>()
         .join("; ");
     Error::Remote {
-        remote: remote.name.clone(),
+        remote: remote.name.to_string(),
         what: what.to_string(),
-        why,
+        why: redact_urls(&why).into_owned(),
     }
 }
 
@@ -183,7 +184,7 @@ pub enum Pushed {
 }
 
 /// Pushes `updates` (ref, commit) fast-forward only, all or none. The caller owns the retry.
-pub fn push(repo: &Repo, remote: &str, updates: &[(String, Oid)]) -> Result<Pushed> {
+pub fn push(repo: &Repo, remote: &RemoteUrl, updates: &[(String, Oid)]) -> Result<Pushed> {
     if updates.is_empty() {
         return Ok(Pushed::Accepted);
     }
@@ -196,7 +197,7 @@ pub fn push(repo: &Repo, remote: &str, updates: &[(String, Oid)]) -> Result<Push
     if updates.len() > 1 {
         args.push("--atomic");
     }
-    args.push(remote);
+    args.push(remote.as_git_arg());
     args.extend(specs.iter().map(String::as_str));
     let out = repo.git(&args)?;
     if out.success {
@@ -227,7 +228,7 @@ pub fn push(repo: &Repo, remote: &str, updates: &[(String, Oid)]) -> Result<Push
 /// (presence) instead of growing a history. The caller owns the retry.
 pub fn push_replacing(
     repo: &Repo,
-    remote: &str,
+    remote: &RemoteUrl,
     refname: &str,
     new: Oid,
     expected: Option<Oid>,
@@ -237,7 +238,14 @@ pub fn push_replacing(
         expected.map(|o| o.to_string()).unwrap_or_default()
     );
     let spec = format!("{new}:{refname}");
-    let out = repo.git(&["push", "--porcelain", "--no-verify", &lease, remote, &spec])?;
+    let out = repo.git(&[
+        "push",
+        "--porcelain",
+        "--no-verify",
+        &lease,
+        remote.as_git_arg(),
+        &spec,
+    ])?;
     if out.success {
         return Ok(Pushed::Accepted);
     }
@@ -251,14 +259,14 @@ pub fn push_replacing(
 }
 
 /// A refused push, in the remote's words: the refused refs, else what git said.
-fn push_error(remote: &str, refused: &[&str], stderr: &str) -> Error {
+fn push_error(remote: &RemoteUrl, refused: &[&str], stderr: &str) -> Error {
     let why = match refused.join("; ") {
         why if why.is_empty() => stderr.to_string(),
         why => why,
     };
     remote_error(
         &Remote {
-            name: remote.to_string(),
+            name: remote.clone(),
             staging: String::new(),
         },
         "push to",
