@@ -379,14 +379,14 @@ fn artifacts_are_kept_with_their_task_and_shown_only_when_asked() {
             "--task",
             &task,
             "--kind",
-            "essay",
+            "an essay",
             "--summary",
             "x",
             "plan.md",
         ]),
         2,
     );
-    assert!(err.contains("essay"), "{err}");
+    assert!(err.contains("an essay"), "{err}");
     fails(
         &repo.coord(&[
             "artifact",

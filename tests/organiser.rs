@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use common::{TestRepo, array, at, at_json, fails, ok, spawn, stdout, strings};
+use common::{TASKS_REF, TestRepo, array, at, at_json, fails, ok, spawn, stdout, strings};
 
 fn commit(repo: &TestRepo, dir: &Path, file: &str, message: &str) {
     std::fs::write(dir.join(file), format!("{message}\n")).expect("written");
@@ -311,10 +311,14 @@ const ROLES_WITH_IO: &str = "roles:
 #[test]
 fn roles_name_artifact_kinds_and_briefs_show_the_artifacts_a_stage_needs() {
     let repo = TestRepo::init();
-    repo.write_file(".coord.yaml", "roles:\n  - name: dev\n    inputs: [code]\n");
+    repo.write_file(
+        ".coord.yaml",
+        "roles:\n  - name: dev\n    inputs: [../code]\n",
+    );
     let err = fails(&repo.coord(&["roles"]), 1);
     assert!(
-        err.contains("'code'") && err.contains("plan, review"),
+        err.contains("invalid artifact kind '../code': role dev:")
+            && err.contains("letters, digits"),
         "{err}"
     );
     commit_on_main(&repo, &[(".coord.yaml", ROLES_WITH_IO)]);
@@ -595,4 +599,111 @@ fn a_workflow_whose_gate_fails_three_times_trips_the_breaker_then_passes_after_r
     );
     let status = &array(repo.coord_json(&["workflow", "status", &epic]))[0];
     assert_eq!(status["state"], "done", "{status}");
+}
+
+/// Artifact kinds are the team's own: any name, in roles, `artifact put` and briefs, beside the
+/// kinds of the default roles.
+#[test]
+fn a_team_names_its_own_artifact_kinds() {
+    let repo = TestRepo::init();
+    commit_on_main(
+        &repo,
+        &[
+            (
+                ".coord.yaml",
+                "roles:\n  - name: planner\n    outputs: [pseudocode]\n  - name: reviewer\n    inputs: [pseudocode, plan]\n    outputs: [code, test-report]\n",
+            ),
+            (".coord/workflows/reviewed.yaml", REVIEWED),
+        ],
+    );
+    let roles = array(repo.coord_json(&["roles"]));
+    assert_eq!(
+        roles[1]["outputs"],
+        serde_json::json!(["code", "test-report"])
+    );
+    let pia = spawn(&repo, "pia", "planner");
+    let rex = spawn(&repo, "rex", "reviewer");
+    let started = repo.coord_json(&["workflow", "start", "reviewed", "Search"]);
+    let ids = strings(started["tasks"].clone());
+    let (plan, review) = (&ids[0], &ids[1]);
+    let labels = strings(repo.show(review)["labels"].clone());
+    assert!(
+        labels.contains(&"needs-pseudocode".to_string()),
+        "{labels:?}"
+    );
+    at(&repo, &pia, &["task", "claim", plan]);
+    std::fs::write(pia.join("algo.txt"), "for each doc: index it\n").expect("written");
+    let put = at_json(
+        &repo,
+        &pia,
+        &[
+            "artifact",
+            "put",
+            "--task",
+            plan,
+            "--kind",
+            "pseudocode",
+            "--summary",
+            "the indexing loop",
+            "algo.txt",
+        ],
+    );
+    assert_eq!(put["kind"], "pseudocode");
+    // The old kinds still work, and so does any other name.
+    for kind in ["plan", "code"] {
+        let put = repo.coord_json(&[
+            "--agent",
+            "pia",
+            "artifact",
+            "put",
+            "--task",
+            plan,
+            "--kind",
+            kind,
+            "--summary",
+            &format!("a {kind}"),
+            "-",
+        ]);
+        assert_eq!(put["kind"], kind);
+    }
+    at(&repo, &pia, &["task", "done", plan]);
+    at(&repo, &rex, &["task", "claim", review]);
+    let brief = at(&repo, &rex, &["brief"]);
+    assert!(
+        brief.contains("pseudocode") && brief.contains("the indexing loop"),
+        "{brief}"
+    );
+    let listed = repo.coord_ok(&["artifact", "list", "--task", plan]);
+    assert!(
+        listed.contains("code") && listed.contains("a code"),
+        "{listed}"
+    );
+    let organiser = repo.coord_json(&["brief", "--organiser"]);
+    assert!(
+        organiser["text"]
+            .as_str()
+            .expect("text")
+            .contains("by kind: code 1, plan 1, pseudocode 1"),
+        "{organiser}"
+    );
+    // A kind that is no name is refused, and nothing is written.
+    let tip = repo.ref_tip(TASKS_REF);
+    for bad in ["../x", "has space", ""] {
+        let out = repo.coord(&[
+            "--agent",
+            "pia",
+            "artifact",
+            "put",
+            "--task",
+            plan,
+            "--kind",
+            bad,
+            "--summary",
+            "s",
+            "-",
+        ]);
+        let err = fails(&out, 2);
+        assert!(err.contains("artifact kind"), "{bad}: {err}");
+    }
+    assert_eq!(repo.ref_tip(TASKS_REF), tip);
 }

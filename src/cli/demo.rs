@@ -267,7 +267,7 @@ fn walk_through(dir: &Path) -> Result<()> {
     let plan =
         crate::ops::artifacts::Artifacts::new(&alice).put(crate::ops::artifacts::NewArtifact {
             task: alice_task.clone(),
-            kind: crate::model::artifact::ArtifactKind::Report,
+            kind: crate::model::artifact::ArtifactKind::parse("report")?,
             summary: "empty password reproduced and fixed; regression test added".into(),
             name: "report.md".into(),
             content: b"# Report\n\nThe crash came from an unchecked empty string.\n".to_vec(),

@@ -72,7 +72,7 @@ impl<'c> Artifacts<'c> {
                 format: ARTIFACT_FORMAT,
                 id: id.clone(),
                 task: task_id.clone(),
-                kind: new.kind,
+                kind: new.kind.clone(),
                 summary: summary.clone(),
                 name: new.name.clone(),
                 size: new.content.len() as u64,

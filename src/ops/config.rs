@@ -203,15 +203,13 @@ impl Config {
         for role in &roles {
             name::validate("role", &role.name).map_err(in_file)?;
             for kind in role.inputs.iter().chain(&role.outputs) {
-                crate::model::artifact::ArtifactKind::parse(kind).map_err(|_| {
-                    in_file(Error::invalid(
+                crate::model::artifact::ArtifactKind::parse(kind).map_err(|e| match e {
+                    Error::Invalid { value, why, .. } => in_file(Error::invalid(
                         "artifact kind",
-                        kind,
-                        format!(
-                            "role {}: inputs and outputs are artifact kinds: plan, review, doc, report or other",
-                            role.name
-                        ),
-                    ))
+                        value,
+                        format!("role {}: {why}", role.name),
+                    )),
+                    other => in_file(other),
                 })?;
             }
         }
