@@ -1048,6 +1048,7 @@ impl Bench {
                 thread: id.clone(),
                 reply_to: None,
                 task: None,
+                about: None,
                 importance: if n % 13 == 0 {
                     Importance::High
                 } else {

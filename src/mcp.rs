@@ -415,8 +415,9 @@ impl CoordServer {
     #[tool(description = "Reply to a message: to its sender, in its thread.")]
     fn reply(&self, Parameters(a): Parameters<ReplyArg>) -> Answer {
         self.with(|c| {
-            let m = Messages::new(c).reply(&a.id, a.text, Vec::new())?;
-            Ok(json!({ "id": m.id, "to": m.to, "thread": m.thread }))
+            let r = Messages::new(c).reply(&a.id, a.text, Vec::new())?;
+            let m = r.message;
+            Ok(json!({ "id": m.id, "to": m.to, "thread": m.thread, "project": r.project }))
         })
     }
 

@@ -582,3 +582,43 @@ fn a_delivered_attachment_over_the_limit_is_skipped_and_saved_names_lose_bidi_co
     let text = repo.coord_as_ok("alice", &args);
     assert!(text.contains("skipped big.bin: 6291456 bytes"), "{text}");
 }
+
+/// A notice from git-coord has no reader: a reply to one about a task goes on the task's thread,
+/// and a reply to one about nothing is refused, writing nothing.
+#[test]
+fn a_reply_to_a_notice_goes_where_the_notice_points() {
+    let repo = TestRepo::init();
+    let bob = spawn(&repo, "bob", "dev");
+    let task = repo.new_task("the parser", &[]);
+    at_json(&repo, &bob, &["task", "claim", &task]);
+    let notice = |id: &str, task: Option<&str>| {
+        let mut doc = format!(
+            "format: 1\nid: {id}\nfrom: git-coord\nhuman: git-coord sync\ntarget: ada\nto: [ada]\nsubject: Your claim was lost\nthread: {}\nimportance: high\ncreated: \"2026-01-01T00:00:00.000Z\"\nbody: lost\n",
+            task.unwrap_or(id)
+        );
+        if let Some(task) = task {
+            doc.push_str(&format!("task: {task}\n"));
+        }
+        repo.put_document_in(
+            INBOX_REF,
+            &format!("messages/{}/{id}.yaml", &id[..2]),
+            doc.as_bytes(),
+        );
+    };
+    notice("abcabcabcabc", None);
+    notice("defdefdefdef", Some(&task));
+    let before = repo.coord_refs();
+    let err = fails(&repo.coord(&["reply", "abcabcabcabc", "why?"]), 1);
+    assert!(
+        err.contains("reads no replies") && err.contains("send --to"),
+        "{err}"
+    );
+    assert_eq!(repo.coord_refs(), before, "nothing was written");
+    let replied = stdout(&ok(
+        repo.coord(&["reply", "defdefdefdef", "who took it?"]),
+        "reply",
+    ));
+    assert!(replied.contains("to bob (thread"), "{replied}");
+    let thread = repo.coord_ok(&["thread", &task]);
+    assert!(thread.contains("who took it?"), "{thread}");
+}

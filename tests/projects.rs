@@ -785,3 +785,96 @@ fn a_password_in_a_url_is_never_shown_nor_stored() {
         );
     }
 }
+
+/// A question asked on B's task reaches A as a notice; `reply` to it answers on B's task, through
+/// B's URL, and a reply to a message from B goes back to its sender in B. What `send` and
+/// `reply` say is where the message went.
+#[test]
+fn a_reply_to_a_notice_travels_home_to_the_other_project() {
+    let world = World::new(|_| None);
+    let (a1, b1) = (&world.a1, &world.b1);
+    let filed = a1.coord_as_ok("alice", &["task", "new", "--project", "beads", "a bug"]);
+    let b_task = filed
+        .trim()
+        .strip_prefix("beads:")
+        .expect("NAME:ID")
+        .to_string();
+    a1.coord_ok(&["sync"]);
+    b1.coord_ok(&["init"]);
+    b1.coord_ok(&["sync"]);
+    b1.coord_ok(&["agent", "spawn", "bob", "--role", "dev"]);
+    b1.coord_as_ok("bob", &["task", "claim", &b_task]);
+    b1.coord_as_ok(
+        "bob",
+        &["send", "--to", &format!("#{b_task}"), "Which version?"],
+    );
+    b1.coord_ok(&["sync"]);
+    a1.coord_ok(&["sync"]);
+    let inbox = a1.coord_json(&["--agent", "alice", "inbox"]);
+    let notice = array(inbox["messages"].clone())
+        .into_iter()
+        .find(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("message from bob: Which version?")
+        })
+        .unwrap_or_else(|| panic!("no notice of bob's question: {inbox}"));
+    let notice = notice["id"].as_str().expect("id").to_string();
+    let read = a1.coord_json(&["--agent", "alice", "read", &notice]);
+    assert_eq!(read["about"]["task"], b_task.as_str(), "{read}");
+
+    let replied = a1.coord_as_ok("alice", &["reply", &notice, "1.4.2, on Linux"]);
+    assert!(
+        replied.contains("to bob in project beads") && !replied.contains("git-coord"),
+        "{replied}"
+    );
+    b1.coord_ok(&["sync"]);
+    let thread = b1.coord_ok(&["thread", &b_task]);
+    assert!(thread.contains("1.4.2, on Linux"), "{thread}");
+    let bob = b1.coord_json(&["--agent", "bob", "inbox"]);
+    assert!(
+        array(bob["messages"].clone())
+            .iter()
+            .any(|m| m["first_line"] == "1.4.2, on Linux"),
+        "{bob}"
+    );
+    // A's own answer does not come back to alice as a notice.
+    a1.coord_ok(&["sync"]);
+    let told = subjects(&a1.coord_json(&["--agent", "alice", "inbox", "--all"]));
+    assert!(
+        !told.iter().any(|s| s.contains("message from alice")),
+        "{told:?}"
+    );
+
+    // Mail from B to alice: the reply goes back to bob in B.
+    let a_path = world.a_remote.display().to_string();
+    b1.coord_ok(&["project", "add", "app", &a_path]);
+    b1.coord_as_ok("bob", &["send", "--to", "app", "Can you test 1.5?"]);
+    a1.coord_ok(&["sync"]);
+    let inbox = a1.coord_json(&["--agent", "alice", "inbox"]);
+    let ask = array(inbox["messages"].clone())
+        .into_iter()
+        .find(|m| m["subject"] == "Can you test 1.5?")
+        .unwrap_or_else(|| panic!("bob's mail: {inbox}"));
+    let replied = a1.coord_as_ok(
+        "alice",
+        &["reply", ask["id"].as_str().expect("id"), "Yes, tomorrow."],
+    );
+    assert!(replied.contains("to bob in project beads"), "{replied}");
+    b1.coord_ok(&["sync"]);
+    let got = subjects(&b1.coord_json(&["--agent", "bob", "inbox"]));
+    assert!(
+        got.contains(&"Re: Can you test 1.5?".to_string()),
+        "{got:?}"
+    );
+
+    // `send --to NAME` says it reached the project's shared box.
+    let sent = a1.coord_as_ok("alice", &["send", "--to", "beads", "Thanks!"]);
+    assert!(
+        sent.contains("to project beads's shared box") && !sent.contains("thread only"),
+        "{sent}"
+    );
+    let sent = a1.coord_as_ok("alice", &["send", "--to", "beads:bob", "And you."]);
+    assert!(sent.contains("to bob in project beads"), "{sent}");
+}

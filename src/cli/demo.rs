@@ -255,11 +255,13 @@ fn walk_through(dir: &Path) -> Result<()> {
     );
     std::fs::remove_dir_all(alice_home.join("from-bob"))?;
     alice_messages.ack(&sent.id)?;
-    let reply = alice_messages.reply(
-        &sent.id,
-        "Thanks, fixing it in this task.".into(),
-        Vec::new(),
-    )?;
+    let reply = alice_messages
+        .reply(
+            &sent.id,
+            "Thanks, fixing it in this task.".into(),
+            Vec::new(),
+        )?
+        .message;
     println!(
         "$ git coord ack {0} && git coord reply {0} 'Thanks, fixing it in this task.'\n  acknowledged; reply {1} is in bob's inbox, thread {2}",
         sent.id, reply.id, reply.thread

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::error::Result;
 use crate::model::artifact::{Artifact, ArtifactKind};
-use crate::model::message::{Importance, Message};
+use crate::model::message::{Importance, Message, SHARED_TARGET};
 use crate::ops::artifacts::{Artifacts, NewArtifact};
 use crate::ops::context::Coord;
 use crate::ops::messages::{InboxFilter, Messages, Opened, Outgoing};
@@ -134,6 +134,7 @@ fn parse_kind(s: &str) -> Result<ArtifactKind, String> {
 
 pub fn send(coord: &Coord, a: SendArgs, out: Out, json: bool) -> Result<()> {
     let (body, attachments) = a.text.read(&coord.start_dir)?;
+    let target = a.to.trim().to_string();
     let msg = Messages::new(coord).send(Outgoing {
         target: a.to,
         subject: a.subject,
@@ -143,26 +144,57 @@ pub fn send(coord: &Coord, a: SendArgs, out: Out, json: bool) -> Result<()> {
         body,
         attachments,
     })?;
-    sent(out, "sent", &msg, json)
+    // A message written into another project records this project as its sender.
+    let project = msg
+        .from_project
+        .is_some()
+        .then(|| project_of_target(&target));
+    sent(out, "sent", &msg, project, json)
+}
+
+/// The related project a `send --to` target names: `#NAME:ID`, `NAME:AGENT`, `NAME:@ROLE`, or
+/// `NAME` itself (its shared box).
+fn project_of_target(target: &str) -> &str {
+    let target = target.strip_prefix('#').unwrap_or(target);
+    target
+        .split_once(':')
+        .map_or(target, |(project, _)| project)
 }
 
 pub fn reply(coord: &Coord, msg: &str, text: MessageText, out: Out, json: bool) -> Result<()> {
     let (body, attachments) = text.read(&coord.start_dir)?;
-    let msg = Messages::new(coord).reply(msg, body, attachments)?;
-    sent(out, "replied", &msg, json)
+    let replied = Messages::new(coord).reply(msg, body, attachments)?;
+    sent(
+        out,
+        "replied",
+        &replied.message,
+        replied.project.as_deref(),
+        json,
+    )
 }
 
-fn sent(out: Out, verb: &str, msg: &Message, json: bool) -> Result<()> {
+/// Where a message went, in words: `project` is the related project it was written into.
+fn sent(out: Out, verb: &str, msg: &Message, project: Option<&str>, json: bool) -> Result<()> {
     if json {
-        writeln!(out, "{}", message_json(msg, None))?;
-    } else {
-        let to = if msg.to.is_empty() {
-            "the thread only (no one else to deliver to)".to_string()
-        } else {
-            msg.to.join(", ")
-        };
-        writeln!(out, "{verb} {} to {to} (thread {})", msg.id, msg.thread)?;
+        let mut value = message_json(msg, None);
+        value["project"] = json!(project);
+        writeln!(out, "{value}")?;
+        return Ok(());
     }
+    let whom = (!msg.to.is_empty()).then(|| msg.to.join(", "));
+    let to = match (project, whom) {
+        (Some(p), _) if msg.target == SHARED_TARGET => format!(
+            "project {p}'s shared box (every agent there sees it until one acknowledges it)"
+        ),
+        (Some(p), Some(whom)) => format!("{whom} in project {p}"),
+        (Some(p), None) => format!(
+            "the thread of {p}:{} only (nobody holds that task)",
+            msg.thread
+        ),
+        (None, Some(whom)) => whom,
+        (None, None) => "the thread only (no one else to deliver to)".into(),
+    };
+    writeln!(out, "{verb} {} to {to} (thread {})", msg.id, msg.thread)?;
     Ok(())
 }
 
@@ -317,6 +349,9 @@ fn show_message(out: Out, m: &Message) -> io::Result<()> {
     if let Some(task) = &m.task {
         writeln!(out, "task:     {task}")?;
     }
+    if let Some(about) = &m.about {
+        writeln!(out, "about:    task {} of {}", about.task, about.project)?;
+    }
     if let Some(r) = &m.reply_to {
         writeln!(out, "reply to: {r}")?;
     }
@@ -343,6 +378,7 @@ pub fn message_json(m: &Message, opened: Option<&Opened>) -> Value {
         "thread": m.thread,
         "reply_to": m.reply_to,
         "task": m.task,
+        "about": m.about,
         "importance": m.importance.as_str(),
         "created": m.created,
         "body": m.body,

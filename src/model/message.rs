@@ -15,6 +15,17 @@ pub const MAX_RECIPIENTS: usize = 1000;
 /// The target of mail to a whole project (`send --to NAME` from another project): it lands in
 /// the project's shared box, unread for every agent until one of them acknowledges it.
 pub const SHARED_TARGET: &str = "@project";
+/// Who notices come from: git-coord itself (a sync telling an agent what changed). Nobody reads
+/// its box, so a reply to a notice goes where the notice points.
+pub const NOTICE_SENDER: &str = "git-coord";
+
+/// A task of another project, by that project's identity (its normalized URL) and the task's
+/// full id: what a notice about it points at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectTask {
+    pub project: String,
+    pub task: String,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -76,6 +87,9 @@ pub struct Message {
     pub reply_to: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
+    /// For a notice about a task of another project: that task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<ProjectTask>,
     #[serde(default)]
     pub importance: Importance,
     pub created: String,
@@ -148,6 +162,13 @@ impl Message {
             if value.as_deref().is_some_and(|v| !id::is_full_id(v)) {
                 return Err(malformed(format!("{field} is not a full id")));
             }
+        }
+        if let Some(about) = &msg.about
+            && (!id::is_full_id(&about.task) || about.project.trim().is_empty())
+        {
+            return Err(malformed(
+                "about is not a project and a full task id".into(),
+            ));
         }
         if time::parse(&msg.created).is_none() {
             return Err(malformed("created is not a timestamp".into()));

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::git::{Oid, Repo};
 use crate::model::message::{
     Attachment, Importance, MAX_BODY, MAX_RECIPIENTS, MAX_SUBJECT, MESSAGE_FORMAT, Mark, Message,
-    Person, SHARED_TARGET, first_line, safe_file_name,
+    NOTICE_SENDER, Person, ProjectTask, SHARED_TARGET, first_line, safe_file_name,
 };
 pub use crate::model::message::{MessageSummary, clip};
 use crate::model::{MAX_DOCUMENT_BYTES, id, name, time};
@@ -58,6 +58,24 @@ pub struct Outgoing {
     pub importance: Importance,
     pub body: String,
     pub attachments: Files,
+}
+
+/// What a notice from git-coord is about, which is where a reply to it goes.
+#[derive(Debug, Clone)]
+pub enum NoticeAbout<'a> {
+    Nothing,
+    /// A task here.
+    Task(&'a str),
+    /// A task of another project.
+    OtherProject(ProjectTask),
+}
+
+/// A reply as sent: the message, and the related project it was written into (by the name this
+/// clone knows it), if it went to one.
+#[derive(Debug, Clone)]
+pub struct Replied {
+    pub message: Message,
+    pub project: Option<String>,
 }
 
 /// One line of an inbox.
@@ -201,6 +219,7 @@ impl<'c> Messages<'c> {
             thread: thread.unwrap_or_default(),
             reply_to: reply_to.map(|m| m.id.clone()),
             task,
+            about: None,
             importance: out.importance,
             created,
             body,
@@ -250,22 +269,28 @@ impl<'c> Messages<'c> {
     }
 
     /// Files a message from git-coord itself (a sync telling an agent it lost a claim or a
-    /// lease), under an id derived from `key`, unless it is already there.
+    /// lease, or what changed on another project's task), under an id derived from `key`,
+    /// unless it is already there.
     pub fn deliver_notice(
         &self,
         key: &str,
         to: &str,
         subject: &str,
         body: &str,
-        task: Option<&str>,
+        about: NoticeAbout<'_>,
         at: &str,
     ) -> Result<()> {
+        let (task, about) = match about {
+            NoticeAbout::Nothing => (None, None),
+            NoticeAbout::Task(task) => (Some(task), None),
+            NoticeAbout::OtherProject(about) => (None, Some(about)),
+        };
         let actor = self.coord.actor()?;
         let id = self.repo().write_blob(key.as_bytes())?.to_string()[..id::ID_LEN].to_string();
         let msg = Message {
             format: MESSAGE_FORMAT,
             id: id.clone(),
-            from: "git-coord".into(),
+            from: NOTICE_SENDER.into(),
             human: "git-coord sync".into(),
             from_project: None,
             target: to.into(),
@@ -274,6 +299,7 @@ impl<'c> Messages<'c> {
             thread: task.map_or_else(|| id.clone(), str::to_string),
             reply_to: None,
             task: task.map(str::to_string),
+            about,
             importance: Importance::High,
             created: at.into(),
             body: body.into(),
@@ -452,13 +478,15 @@ impl<'c> Messages<'c> {
         })
     }
 
-    /// Replies to a message: to its sender, in its thread, about its task.
+    /// Replies to a message: to its sender, in its thread, about its task. A notice from
+    /// git-coord has no reader: the reply goes on the thread of the task it is about, here or in
+    /// the other project.
     pub fn reply(
         &self,
         input: &str,
         body: String,
         attachments: Vec<(String, Vec<u8>)>,
-    ) -> Result<Message> {
+    ) -> Result<Replied> {
         let actor = self.coord.actor()?;
         let prefix = id::parse_prefix(input)?;
         let original = self.load(&self.store.snapshot()?, &prefix)?;
@@ -481,6 +509,13 @@ impl<'c> Messages<'c> {
             body,
             attachments,
         };
+        let here = |message| Replied {
+            message,
+            project: None,
+        };
+        if original.from == NOTICE_SENDER && original.from_project.is_none() {
+            return self.reply_to_notice(&actor, &original, out);
+        }
         if let Some(project_id) = foreign {
             // About a task of ours: the answer goes on the task's thread, where its sender's
             // project follows it; no address of theirs is needed.
@@ -497,7 +532,7 @@ impl<'c> Messages<'c> {
                 };
                 let sent = self.send_as(&actor, out, None)?;
                 self.mark(&original.id, false, "read")?;
-                return Ok(sent);
+                return Ok(here(sent));
             }
             let project = projects.by_id(project_id)?.ok_or_else(|| {
                 Error::invalid(
@@ -508,9 +543,55 @@ impl<'c> Messages<'c> {
             })?;
             let sent = projects.send(&project.name, &original.from, out, Some(&original))?;
             self.mark(&original.id, false, "read")?;
-            return Ok(sent);
+            return Ok(Replied {
+                message: sent,
+                project: Some(project.name),
+            });
         }
-        self.send_as(&actor, out, Some(&original))
+        self.send_as(&actor, out, Some(&original)).map(here)
+    }
+
+    /// A reply to a notice: on the thread of the task it is about, through the other project's
+    /// URL when the task is theirs (as `send --to '#NAME:ID'` would).
+    fn reply_to_notice(&self, actor: &Actor, notice: &Message, out: Outgoing) -> Result<Replied> {
+        let on_thread = |target: String| Outgoing {
+            target,
+            thread: None,
+            task: None,
+            ..out.clone()
+        };
+        let replied = if let Some(about) = &notice.about {
+            let projects = crate::ops::projects::Projects::new(self.coord);
+            let project = projects.by_id(&about.project)?.ok_or_else(|| {
+                Error::invalid(
+                    "reply",
+                    &notice.id,
+                    format!(
+                        "it is a notice about task {} of project {}, which is no longer recorded here: record it again (`git coord project add NAME URL`), then reply",
+                        about.task, about.project
+                    ),
+                )
+            })?;
+            let target = format!("#{}:{}", project.name, about.task);
+            let message = projects.send_to_task(&project.name, &about.task, on_thread(target))?;
+            Replied {
+                message,
+                project: Some(project.name),
+            }
+        } else if let Some(task) = &notice.task {
+            Replied {
+                message: self.send_as(actor, on_thread(format!("#{task}")), None)?,
+                project: None,
+            }
+        } else {
+            return Err(Error::invalid(
+                "reply",
+                &notice.id,
+                "it is a notice from git-coord, which reads no replies: write to whom it names (`git coord send --to NAME TEXT`)",
+            ));
+        };
+        self.mark(&notice.id, false, "read")?;
+        Ok(replied)
     }
 
     /// Every message of a thread, oldest first. `input` names the thread (a task's id names its

@@ -4,7 +4,7 @@
 use crate::error::Result;
 use crate::model::merge::Notice;
 use crate::ops::context::Coord;
-use crate::ops::messages::Messages;
+use crate::ops::messages::{Messages, NoticeAbout};
 use crate::remote::{Courier, confirmed_update};
 use crate::store::{Actor, Change, Snapshot, Store};
 
@@ -62,8 +62,15 @@ impl Courier for Notices<'_> {
                     at.clone(),
                 ),
             };
-            self.messages
-                .deliver_notice(&key, &to, &subject, &body, task.as_deref(), &at)?;
+            self.messages.deliver_notice(
+                &key,
+                &to,
+                &subject,
+                &body,
+                task.as_deref()
+                    .map_or(NoticeAbout::Nothing, NoticeAbout::Task),
+                &at,
+            )?;
         }
         Ok(notices.len())
     }

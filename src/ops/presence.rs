@@ -314,7 +314,14 @@ pub fn tell_taken_over(
     );
     let key = format!("takeover:{}:{holder}:{at}", task.id);
     let messages = crate::ops::messages::Messages::new(coord);
-    if let Err(e) = messages.deliver_notice(&key, holder, &subject, &body, Some(&task.id), &at) {
+    if let Err(e) = messages.deliver_notice(
+        &key,
+        holder,
+        &subject,
+        &body,
+        crate::ops::messages::NoticeAbout::Task(&task.id),
+        &at,
+    ) {
         tracing::debug!("could not tell {holder} about the takeover: {e}");
         return;
     }

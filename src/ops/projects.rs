@@ -12,12 +12,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::{Error, Result};
 use crate::git::{Oid, RemoteUrl, redact_url};
 use crate::model::agent::{Agent, AgentStatus};
-use crate::model::message::{Importance, MESSAGE_FORMAT, Message, SHARED_TARGET, clip};
+use crate::model::message::{
+    Importance, MESSAGE_FORMAT, Message, ProjectTask, SHARED_TARGET, clip,
+};
 use crate::model::task::{Comment, Kind, Origin, State, TASK_FORMAT, Task};
 use crate::model::{id, name, time};
 use crate::ops::context::Coord;
 use crate::ops::messages::{
-    Files, Messages, Outgoing, add_attachments, attachment_records, check_text, filing,
+    Files, Messages, NoticeAbout, Outgoing, add_attachments, attachment_records, check_text, filing,
 };
 use crate::remote::{MAX_TRIES, Pushed, Remote, fetch, push};
 use crate::store::foreign::{
@@ -416,6 +418,7 @@ impl<'c> Projects<'c> {
                 thread: task_id.clone(),
                 reply_to: None,
                 task: Some(task_id.clone()),
+                about: None,
                 importance: Importance::Normal,
                 created: now.clone(),
                 body: body.clone(),
@@ -613,6 +616,7 @@ impl<'c> Projects<'c> {
                 },
                 reply_to: reply_to.map(|r| r.id.clone()),
                 task: task.or_else(|| reply_to.and_then(|r| r.task.clone())),
+                about: None,
                 importance: out.importance,
                 created: time::now(),
                 body: body.clone(),
@@ -839,7 +843,10 @@ impl<'c> Projects<'c> {
                                 agent,
                                 &subject,
                                 &body,
-                                None,
+                                NoticeAbout::OtherProject(ProjectTask {
+                                    project: p.id.clone(),
+                                    task: task_id.clone(),
+                                }),
                                 &at,
                             )?;
                             notices += 1;
