@@ -213,7 +213,7 @@ fn handoff(world: &World) {
     let text = b1.coord_ok(&["task", "show", &b_task]);
     assert!(
         text.contains(&format!(
-            "origin:   {a_id}:alice (Ada Lovelace <ada@example.com>)"
+            "origin:   a:alice (Ada Lovelace <ada@example.com>), project {a_id}, for its task {mine}"
         )),
         "{text}"
     );
@@ -857,6 +857,23 @@ fn a_reply_to_a_notice_travels_home_to_the_other_project() {
         .into_iter()
         .find(|m| m["subject"] == "Can you test 1.5?")
         .unwrap_or_else(|| panic!("bob's mail: {inbox}"));
+    // Shown by the name A gave B, with B's identity where asked.
+    assert!(
+        ask["from"].as_str().unwrap_or_default().ends_with("/b:bob"),
+        "{ask}"
+    );
+    let listed = a1.coord_as_ok("alice", &["inbox"]);
+    assert!(listed.contains("beads:bob"), "{listed}");
+    let read = a1.coord_as_ok("alice", &["read", ask["id"].as_str().expect("id")]);
+    assert!(
+        read.contains("from:     beads:bob (Ada Lovelace <ada@example.com>), project file:"),
+        "{read}"
+    );
+    let shown = b1.coord_ok(&["task", "show", &b_task]);
+    assert!(
+        shown.contains("origin:   app:alice (Ada Lovelace <ada@example.com>), project file:"),
+        "{shown}"
+    );
     let replied = a1.coord_as_ok(
         "alice",
         &["reply", ask["id"].as_str().expect("id"), "Yes, tomorrow."],

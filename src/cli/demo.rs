@@ -919,7 +919,14 @@ fn across_machines(dir: &Path) -> Result<()> {
     }
     let shown = lib_tasks.show(&filed.id)?;
     if let Some(origin) = &shown.origin {
-        println!("  origin: {}", origin.display());
+        let names = crate::ops::projects::Projects::new(&lib_coord).names();
+        println!(
+            "  origin: {}:{} ({}), project {}",
+            names.of(&origin.project),
+            origin.agent,
+            origin.human,
+            origin.project
+        );
     }
     let lib_mail = crate::ops::messages::Messages::new(&lib_coord);
     lib_mail.send(crate::ops::messages::Outgoing {

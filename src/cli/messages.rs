@@ -13,6 +13,7 @@ use crate::model::message::{Importance, Message, SHARED_TARGET};
 use crate::ops::artifacts::{Artifacts, NewArtifact};
 use crate::ops::context::Coord;
 use crate::ops::messages::{InboxFilter, Messages, Opened, Outgoing};
+use crate::ops::projects::ProjectNames;
 use crate::views::brief;
 
 type Out<'a> = &'a mut dyn Write;
@@ -220,6 +221,10 @@ pub fn inbox(coord: &Coord, a: InboxArgs, out: Out, json: bool) -> Result<()> {
         "{}: {} unread, {} read",
         inbox.agent, inbox.unread, inbox.read
     )?;
+    let names = project_names(
+        coord,
+        inbox.messages.iter().any(|i| i.message.from.contains(':')),
+    );
     for item in &inbox.messages {
         let m = &item.message;
         let flag = match (item.read, item.acked) {
@@ -242,7 +247,7 @@ pub fn inbox(coord: &Coord, a: InboxArgs, out: Out, json: bool) -> Result<()> {
             "{flag}{importance} {}  {}  {:<12} {}{clip}",
             m.id,
             &m.created[..m.created.len().min(16)],
-            m.from,
+            names.sender(&m.from),
             m.subject
         )?;
     }
@@ -281,7 +286,8 @@ pub fn read(coord: &Coord, id: &str, save: Option<PathBuf>, out: Out, json: bool
         writeln!(out, "{value}")?;
         return Ok(());
     }
-    show_message(out, &opened.message)?;
+    let names = project_names(coord, opened.message.from_project.is_some());
+    show_message(out, &opened.message, &names)?;
     for path in &saved.written {
         writeln!(out, "saved {}", path.display())?;
     }
@@ -318,19 +324,29 @@ pub fn thread(coord: &Coord, id: &str, refresh: bool, out: Out, json: bool) -> R
         writeln!(out, "{}", Value::Array(values))?;
         return Ok(());
     }
+    let names = project_names(coord, messages.iter().any(|m| m.from_project.is_some()));
     for (n, m) in messages.iter().enumerate() {
         if n > 0 {
             writeln!(out)?;
         }
-        show_message(out, m)?;
+        show_message(out, m, &names)?;
     }
     Ok(())
 }
 
-fn show_message(out: Out, m: &Message) -> io::Result<()> {
+/// The names of other projects, read only when something shown comes from one.
+pub fn project_names(coord: &Coord, needed: bool) -> ProjectNames {
+    if needed {
+        crate::ops::projects::Projects::new(coord).names()
+    } else {
+        ProjectNames::default()
+    }
+}
+
+fn show_message(out: Out, m: &Message, names: &ProjectNames) -> io::Result<()> {
     writeln!(out, "message {}  {}", m.id, m.importance.as_str())?;
     let from = match &m.from_project {
-        Some(p) => format!("{}:{} ({})", p, m.from, m.human),
+        Some(p) => format!("{}:{} ({}), project {p}", names.of(p), m.from, m.human),
         None => format!("{} ({})", m.from, m.human),
     };
     writeln!(out, "from:     {from}")?;
@@ -500,7 +516,12 @@ pub fn artifact_json(a: &Artifact) -> Value {
 }
 
 /// What `task show` adds after the task: its thread and its artifacts.
-pub fn task_extras(out: Out, messages: &[Message], artifacts: &[Artifact]) -> io::Result<()> {
+pub fn task_extras(
+    out: Out,
+    messages: &[Message],
+    artifacts: &[Artifact],
+    names: &ProjectNames,
+) -> io::Result<()> {
     if !messages.is_empty() {
         writeln!(out, "\nthread ({} messages):", messages.len())?;
         for m in messages {
@@ -510,7 +531,7 @@ pub fn task_extras(out: Out, messages: &[Message], artifacts: &[Artifact]) -> io
                 m.created,
                 m.id,
                 match &m.from_project {
-                    Some(p) => format!("{p}:{} ({})", m.from, m.human),
+                    Some(p) => format!("{}:{} ({})", names.of(p), m.from, m.human),
                     None => m.from.clone(),
                 },
                 if m.to.is_empty() {

@@ -768,8 +768,9 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut dyn Write, json: bool) ->
                         p.url,
                         p.fetched.as_deref().unwrap_or("never")
                     )?;
-                    output::task(out, &task, history, false)?;
-                    messages::task_extras(out, &thread, &[])?;
+                    let names = crate::ops::projects::Projects::new(coord).names();
+                    output::task(out, &task, history, false, &names)?;
+                    messages::task_extras(out, &thread, &[], &names)?;
                 }
                 return Ok(());
             }
@@ -790,8 +791,14 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut dyn Write, json: bool) ->
                 );
                 writeln!(out, "{value}")?;
             } else {
-                output::task(out, &task, history, false)?;
-                messages::task_extras(out, &thread, &artifacts)?;
+                let names = messages::project_names(
+                    coord,
+                    task.origin.is_some()
+                        || task.comments.iter().any(|c| c.project.is_some())
+                        || thread.iter().any(|m| m.from_project.is_some()),
+                );
+                output::task(out, &task, history, false, &names)?;
+                messages::task_extras(out, &thread, &artifacts, &names)?;
             }
         }
         TaskCommand::Edit(a) => {

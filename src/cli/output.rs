@@ -163,7 +163,15 @@ pub fn task_value(task: &Task, history: bool) -> serde_json::Value {
     value
 }
 
-pub fn task(out: Out, task: &Task, history: bool, json: bool) -> io::Result<()> {
+/// A task whole; `names` says how other projects are shown (their identity is shown too, in the
+/// origin).
+pub fn task(
+    out: Out,
+    task: &Task,
+    history: bool,
+    json: bool,
+    names: &crate::ops::projects::ProjectNames,
+) -> io::Result<()> {
     if json {
         return writeln!(out, "{}", task_value(task, history));
     }
@@ -192,9 +200,18 @@ pub fn task(out: Out, task: &Task, history: bool, json: bool) -> io::Result<()> 
         ("summary", task.summary.clone()),
         (
             "origin",
-            task.origin.as_ref().map(|o| match &o.task {
-                Some(t) => format!("{} for its task {t}", o.display()),
-                None => o.display(),
+            task.origin.as_ref().map(|o| {
+                let who = format!(
+                    "{}:{} ({}), project {}",
+                    names.of(&o.project),
+                    o.agent,
+                    o.human,
+                    o.project
+                );
+                match &o.task {
+                    Some(t) => format!("{who}, for its task {t}"),
+                    None => who,
+                }
             }),
         ),
     ];
@@ -224,8 +241,8 @@ pub fn task(out: Out, task: &Task, history: bool, json: bool) -> io::Result<()> 
         writeln!(out, "\ncomments:")?;
         for c in &task.comments {
             let author = match (&c.project, &c.human) {
-                (Some(p), Some(h)) => format!("{p}:{} ({h})", c.author),
-                (Some(p), None) => format!("{p}:{}", c.author),
+                (Some(p), Some(h)) => format!("{}:{} ({h})", names.of(p), c.author),
+                (Some(p), None) => format!("{}:{}", names.of(p), c.author),
                 _ => c.author.clone(),
             };
             writeln!(out, "  {} {author}: {}", c.at, c.text)?;

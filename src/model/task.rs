@@ -123,13 +123,6 @@ pub struct Origin {
     pub task: Option<String>,
 }
 
-impl Origin {
-    /// `project:agent (Human <email>)`, as every listing shows someone from another project.
-    pub fn display(&self) -> String {
-        format!("{}:{} ({})", self.project, self.agent, self.human)
-    }
-}
-
 /// One line of a task's own history: who did what, when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {

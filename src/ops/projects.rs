@@ -47,6 +47,37 @@ pub struct Project {
     pub fetched: Option<String>,
 }
 
+/// How this clone names other projects in what it shows: the name it records a project under
+/// (`project add`, `.coord.yaml`), else the last part of the project's identity
+/// (`example.com/org/app` gives `app`). The identity itself is in JSON and `task show`.
+#[derive(Debug, Default, Clone)]
+pub struct ProjectNames(BTreeMap<String, String>);
+
+impl ProjectNames {
+    /// The short name of the project whose identity is `identity`.
+    pub fn of<'a>(&'a self, identity: &'a str) -> &'a str {
+        self.0
+            .get(identity)
+            .map_or_else(|| short_name(identity), String::as_str)
+    }
+
+    /// A listing's sender, `identity:agent` for someone of another project, as `name:agent`.
+    pub fn sender(&self, from: &str) -> String {
+        match from.rsplit_once(':') {
+            Some((identity, agent)) => format!("{}:{agent}", self.of(identity)),
+            None => from.to_string(),
+        }
+    }
+}
+
+/// The last part of a project's identity: its repository's name.
+fn short_name(identity: &str) -> &str {
+    identity
+        .rsplit(['/', ':'])
+        .find(|part| !part.is_empty())
+        .unwrap_or(identity)
+}
+
 /// A task to file into another project.
 #[derive(Debug, Default, Clone)]
 pub struct FileTask {
@@ -197,6 +228,18 @@ impl<'c> Projects<'c> {
     pub fn own_id(&self) -> String {
         let url = self.coord.repo.config_string("remote.origin.url");
         crate::ops::config::project_id(url.as_deref(), &self.coord.repo.common_dir())
+    }
+
+    /// The names this clone shows other projects under (a configuration it cannot read leaves
+    /// the short names of identities).
+    pub fn names(&self) -> ProjectNames {
+        ProjectNames(
+            self.list()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| (p.id, p.name))
+                .collect(),
+        )
     }
 
     /// The recorded project whose identity is `id`.
@@ -990,5 +1033,23 @@ fn unreachable_project(p: &Project, e: Error) -> Error {
             ),
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_project_is_shown_by_its_recorded_name_else_its_repository_s() {
+        let names = ProjectNames(BTreeMap::from([(
+            "file:/srv/git/b".to_string(),
+            "beads".to_string(),
+        )]));
+        assert_eq!(names.of("file:/srv/git/b"), "beads");
+        assert_eq!(names.sender("file:/srv/git/b:bob"), "beads:bob");
+        assert_eq!(names.of("example.com/org/app"), "app");
+        assert_eq!(names.sender("local:/home/ada/app:alice"), "app:alice");
+        assert_eq!(names.sender("alice"), "alice");
     }
 }

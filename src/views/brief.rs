@@ -14,6 +14,7 @@ use crate::ops::agents::Agents;
 use crate::ops::context::Coord;
 use crate::ops::leases::Leases;
 use crate::ops::messages::{InboxFilter, Messages, clip};
+use crate::ops::projects::ProjectNames;
 use crate::ops::tasks::Tasks;
 
 pub const DEFAULT_MAX_CHARS: usize = 4000;
@@ -163,6 +164,7 @@ pub fn agent_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<Brief
             ..InboxFilter::default()
         },
     )?;
+    let names = sender_names(coord, &inbox);
     sections.push(Section {
         heading: format!("Unread messages ({}):", inbox.unread),
         items: inbox
@@ -178,7 +180,7 @@ pub fn agent_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<Brief
                 let mut item = format!(
                     "- {} from {}{importance}: {}",
                     s.id,
-                    s.from,
+                    names.sender(&s.from),
                     clip(&s.subject, 100)
                 );
                 if !s.first_line.is_empty() && s.first_line != s.subject {
@@ -431,6 +433,7 @@ pub fn organiser_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<B
             ..InboxFilter::default()
         },
     )?;
+    let names = sender_names(coord, &inbox);
     sections.push(Section {
         heading: format!("Unread messages for you ({}):", inbox.unread),
         items: inbox
@@ -440,7 +443,7 @@ pub fn organiser_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<B
                 format!(
                     "- {} from {}: {}",
                     m.message.id,
-                    m.message.from,
+                    names.sender(&m.message.from),
                     clip(&m.message.subject, 100)
                 )
             })
@@ -584,6 +587,15 @@ fn push_line(text: &mut String, line: &str) {
 
 fn chars(text: &str) -> usize {
     text.chars().count()
+}
+
+/// How senders from other projects are named, read only when the inbox has one.
+fn sender_names(coord: &Coord, inbox: &crate::ops::messages::Inbox) -> ProjectNames {
+    if inbox.messages.iter().any(|i| i.message.from.contains(':')) {
+        crate::ops::projects::Projects::new(coord).names()
+    } else {
+        ProjectNames::default()
+    }
 }
 
 #[cfg(test)]
