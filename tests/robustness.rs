@@ -1170,3 +1170,23 @@ fn ready_never_reads_the_done_tasks_and_a_damaged_done_part_is_never_trusted_eve
     assert!(titles.contains(&"finished-alpha".to_string()), "{titles:?}");
     assert!(!titles.iter().any(|t| t.contains("FINISHED")), "{titles:?}");
 }
+
+#[test]
+fn durations_follow_one_rule_exit_two_when_bad_and_never_panic() {
+    let repo = TestRepo::init();
+    for args in [
+        &["wait", "--timeout", "18446744073709551615s"][..],
+        &["wait", "--interval", "18446744073709551615s"],
+        &["wait", "--timeout", "99999999999999999999999d"],
+        &["wait", "--timeout", "soon"],
+        &["wait", "--interval", "0s"],
+        &["lease", "acquire", "src/", "--ttl", "18446744073709551615s"],
+    ] {
+        let err = fails(&repo.coord(args), 2);
+        assert!(err.contains("90s"), "{args:?}: {err}");
+    }
+    // The longest one taken is a deadline a clock can hold: waiting with it is no panic.
+    repo.new_task("ready at once", &[]);
+    let out = repo.coord_ok(&["wait", "--ready", "--timeout", "36500d", "--interval", "36500d"]);
+    assert!(out.contains("ready at once"), "{out}");
+}

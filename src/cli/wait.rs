@@ -2,10 +2,11 @@
 
 use std::io::Write;
 
+use std::time::Duration;
+
 use clap::Args;
 
 use crate::error::Result;
-use crate::ops::config::parse_duration;
 use crate::ops::context::Coord;
 use crate::ops::wait::{Arrival, DEFAULT_INTERVAL, WaitFor, wait};
 
@@ -21,19 +22,16 @@ pub struct WaitArgs {
     #[arg(long)]
     ready: bool,
     /// Give up after this long (90s, 10m, 1h) with exit code 3; default: wait for ever
-    #[arg(long, value_name = "DUR")]
-    timeout: Option<String>,
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_arg)]
+    timeout: Option<Duration>,
     /// With a remote, fetch this often (default 5s; doubles after each failed fetch)
-    #[arg(long, value_name = "DUR")]
-    interval: Option<String>,
+    #[arg(long, value_name = "DUR", value_parser = parse_duration_arg)]
+    interval: Option<Duration>,
 }
 
 pub fn run(coord: &Coord, args: WaitArgs, out: &mut dyn Write, json: bool) -> Result<()> {
-    let timeout = args.timeout.as_deref().map(parse_duration).transpose()?;
-    let interval = match args.interval.as_deref() {
-        Some(text) => parse_duration(text)?,
-        None => DEFAULT_INTERVAL,
-    };
+    let timeout = args.timeout;
+    let interval = args.interval.unwrap_or(DEFAULT_INTERVAL);
     let nothing_named = !args.inbox && !args.ready && args.task.is_none();
     let what = WaitFor {
         inbox: args.inbox || nothing_named,
@@ -78,4 +76,9 @@ pub fn run(coord: &Coord, args: WaitArgs, out: &mut dyn Write, json: bool) -> Re
         }
     }
     Ok(())
+}
+
+/// A bad duration is a usage error (exit 2), found while the command line is read.
+fn parse_duration_arg(text: &str) -> std::result::Result<Duration, String> {
+    crate::ops::config::parse_duration(text).map_err(|e| e.to_string())
 }

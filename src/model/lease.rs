@@ -170,7 +170,7 @@ impl Lease {
     }
 }
 
-/// Reads a lease duration: a number and a unit (`90s`, `30m`, `2h`, `1d`), or several (`1h30m`).
+/// Reads a lease duration: as every duration ([`time::parse_duration`]), at most 7d.
 pub fn parse_ttl(input: &str) -> Result<Duration> {
     let bad = |why: &str| {
         Error::invalid(
@@ -179,46 +179,7 @@ pub fn parse_ttl(input: &str) -> Result<Duration> {
             format!("{why}; use a number and a unit: 90s, 30m, 2h or 1d (at most 7d)"),
         )
     };
-    let text = input.trim().to_ascii_lowercase();
-    if text.is_empty() {
-        return Err(bad("it is empty"));
-    }
-    if let Some(c) = text
-        .chars()
-        .find(|c| !c.is_ascii_digit() && !"smhd".contains(*c))
-    {
-        return Err(bad(&format!("'{c}' is not a unit")));
-    }
-    let mut seconds: u64 = 0;
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            _ => 86400,
-        };
-        if digits.is_empty() {
-            return Err(bad("a unit needs a number before it"));
-        }
-        let n: u64 = digits.parse().map_err(|_| bad("the number is too large"))?;
-        seconds = n
-            .checked_mul(unit)
-            .and_then(|s| seconds.checked_add(s))
-            .ok_or_else(|| bad("it is too long"))?;
-        digits.clear();
-    }
-    if !digits.is_empty() {
-        return Err(bad("the number has no unit"));
-    }
-    let ttl = Duration::from_secs(seconds);
-    if ttl.is_zero() {
-        return Err(bad("it must be at least 1s"));
-    }
+    let ttl = time::parse_duration(input).map_err(|why| bad(&why))?;
     if ttl > MAX_TTL {
         return Err(bad("it is longer than 7d"));
     }

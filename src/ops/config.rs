@@ -279,30 +279,16 @@ impl Config {
     }
 }
 
-/// Parses `90s`, `30m`, `2h`, `1d` (a number and a unit).
+/// Parses a duration of `.coord.yaml` or a flag (`90s`, `30m`, `1h30m`, `1d`): the one rule of
+/// [`crate::model::time::parse_duration`].
 pub fn parse_duration(text: &str) -> Result<Duration> {
-    let bad = || {
+    crate::model::time::parse_duration(text).map_err(|why| {
         Error::invalid(
             "duration",
             text,
-            "use a number and a unit: 90s, 30m, 2h or 1d",
+            format!("{why}; use a number and a unit: 90s, 30m, 2h or 1d"),
         )
-    };
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n.checked_mul(60).ok_or_else(bad)?,
-        "h" => n.checked_mul(3600).ok_or_else(bad)?,
-        "d" => n.checked_mul(86_400).ok_or_else(bad)?,
-        _ => return Err(bad()),
-    };
-    if seconds == 0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(seconds))
+    })
 }
 
 /// The project's identity: its normalized remote URL, so every clone of one remote is one project

@@ -93,10 +93,12 @@ pub fn wait(coord: &Coord, what: &WaitFor) -> Result<Vec<Arrival>> {
                 }
                 Err(e) => {
                     tracing::debug!("wait: fetch from {} failed: {e}", remote.name);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
                 }
             }
-            next_fetch = Instant::now() + backoff;
+            next_fetch = Instant::now()
+                .checked_add(backoff)
+                .unwrap_or_else(|| Instant::now() + MAX_BACKOFF);
         }
         let tips = (
             coord.repo.ref_tip(INBOX_REF)?,
@@ -119,7 +121,8 @@ pub fn wait(coord: &Coord, what: &WaitFor) -> Result<Vec<Arrival>> {
         }
         let mut nap = LOCAL_TICK;
         if let Some(timeout) = what.timeout {
-            nap = nap.min((started + timeout).saturating_duration_since(now));
+            let end = started.checked_add(timeout).unwrap_or(now + MAX_BACKOFF);
+            nap = nap.min(end.saturating_duration_since(now));
         }
         std::thread::sleep(nap.max(Duration::from_millis(10)));
     }
