@@ -687,3 +687,50 @@ fn online_claims_from_worktrees_of_one_clone_racing_all_succeed() {
     let held = tasks.iter().filter(|t| t["state"] == "claimed").count();
     assert_eq!(held, 12);
 }
+
+/// Writes an executable hook into the bare remote.
+fn remote_hook(net: &Cluster, name: &str, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let hook = net.remote.join("hooks").join(name);
+    std::fs::write(&hook, script).expect("the hook");
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn a_lock_left_in_the_remote_fails_sync_and_an_online_claim_naming_it() {
+    let net = net(2);
+    let task = net.ok(0, &["task", "new", "to claim"]).trim().to_string();
+    net.ok(0, &["sync"]);
+    net.ok(1, &["sync"]);
+    net.ok(1, &["task", "new", "made here"]);
+    // What a receive-pack killed while it moved refs/coord/tasks leaves at the remote.
+    std::fs::write(net.remote.join("refs/coord/tasks.lock"), "").expect("a lock file");
+
+    let err = fails(&net.run(1, &["sync"]), 1);
+    assert!(err.contains("refs/coord/tasks.lock"), "{err}");
+    assert!(!err.contains("other writers kept moving"), "{err}");
+    let err = fails(&net.run(1, &["task", "claim", &task]), 1);
+    assert!(err.contains("refs/coord/tasks.lock"), "{err}");
+    assert!(!err.contains("other writers kept moving"), "{err}");
+
+    // Removed at the remote, everything goes through.
+    std::fs::remove_file(net.remote.join("refs/coord/tasks.lock")).expect("removed");
+    net.ok(1, &["task", "claim", &task]);
+    net.ok(1, &["sync"]);
+}
+
+#[test]
+fn a_policy_hooks_own_words_reach_the_user() {
+    let net = net(2);
+    remote_hook(
+        &net,
+        "pre-receive",
+        "#!/bin/sh\necho 'policy: coordination refs are frozen until Monday' >&2\nexit 1\n",
+    );
+    net.ok(1, &["task", "new", "made here"]);
+    let err = fails(&net.run(1, &["sync"]), 1);
+    assert!(err.contains("frozen until Monday"), "{err}");
+    let task = net.ok(1, &["task", "new", "another"]).trim().to_string();
+    let err = fails(&net.run(1, &["task", "claim", &task]), 1);
+    assert!(err.contains("frozen until Monday"), "{err}");
+}

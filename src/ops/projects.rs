@@ -356,10 +356,14 @@ impl<'c> Projects<'c> {
                 Pushed::Rejected => backoff(attempt),
             }
         }
-        Err(Error::Contended {
-            refname: format!("refs/coord/* of project {} ({})", p.name, p.url),
-            attempts: MAX_TRIES,
-        })
+        Err(unreachable_project(
+            p,
+            crate::remote::transport::gave_up(
+                &p.url,
+                format!("refs/coord/* of project {} ({})", p.name, p.url),
+                MAX_TRIES,
+            ),
+        ))
     }
 
     /// Files a task into `project`, with its text and attachments as the first message on its

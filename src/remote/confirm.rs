@@ -1,7 +1,7 @@
 //! Writes confirmed at the remote (online claims and leases): a wrapper around a store write that
 //! reports success only once the remote accepted the new commit.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::git::Cas;
 use crate::remote::Courier;
 use crate::remote::sync::merge_into_local;
@@ -60,10 +60,11 @@ pub fn confirmed_update<T>(
             Pushed::Rejected => backoff(attempt),
         }
     }
-    Err(Error::Contended {
-        refname: format!("{refname} at {}", remote.name),
-        attempts: MAX_TRIES * 4,
-    })
+    Err(crate::remote::transport::gave_up(
+        &remote.name,
+        format!("{refname} at {}", remote.name),
+        MAX_TRIES * 4,
+    ))
 }
 
 /// Moves the local ref (and the staging ref) to a commit the remote accepted: a fast-forward of

@@ -195,7 +195,7 @@ fn refused_presence(
         why = format!("{why}; as a fast-forward: {}", words(forward));
     }
     crate::error::Error::Remote {
-        remote: remote.name.clone(),
+        remote: remote.name.to_string(),
         what: format!("push {PRESENCE_REF} to"),
         why: format!(
             "{why}; git-coord needs to create and update {PRESENCE_REF} there (forced updates keep it one commit; fast-forward updates are enough; docs/FORMAT.md, \"Server permissions\")"
@@ -287,10 +287,11 @@ pub fn exchange_with(repo: &Repo, remote: &Remote, push: bool) -> Result<Exchang
             (Pushed::Rejected, _) => backoff(attempt + 3),
         }
     }
-    Err(crate::error::Error::Contended {
-        refname: format!("{PRESENCE_REF} at {}", remote.name),
-        attempts: MAX_TRIES,
-    })
+    Err(crate::remote::transport::gave_up(
+        &remote.name,
+        format!("{PRESENCE_REF} at {}", remote.name),
+        MAX_TRIES,
+    ))
 }
 
 /// Pushes local presence the remote has not seen, leased on the last commit fetched from it,

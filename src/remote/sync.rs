@@ -142,10 +142,11 @@ pub fn sync(repo: &Repo, remote: &Remote, courier: &dyn Courier) -> Result<SyncR
             Pushed::Rejected => backoff(tries + 3),
         }
     }
-    Err(Error::Contended {
-        refname: format!("the coordination refs at {}", remote.name),
-        attempts: MAX_TRIES,
-    })
+    Err(crate::remote::transport::gave_up(
+        &remote.name,
+        format!("the coordination refs at {}", remote.name),
+        MAX_TRIES,
+    ))
 }
 
 /// Fetches and merges, without pushing.

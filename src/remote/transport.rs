@@ -175,6 +175,60 @@ const BROKEN: [&str; 3] = [
     "Read-only file system",
 ];
 
+/// The lock file a remote last named when it refused a push as a race, and since when it has
+/// named it. A lock that stays past the stale-lock age is no race but a process killed at the
+/// remote: the push fails then, naming it, instead of retrying to the end.
+static REMOTE_LOCK: std::sync::Mutex<Option<(String, std::time::Instant)>> =
+    std::sync::Mutex::new(None);
+
+/// The lock file in git's words "Unable to create '<path>.lock': File exists".
+fn named_lock(stderr: &str) -> Option<String> {
+    let start = stderr.find("Unable to create '")? + "Unable to create '".len();
+    let len = stderr[start..].find("': File exists")?;
+    Some(stderr[start..start + len].replace("/./", "/"))
+}
+
+/// Remembers the lock `stderr` names (or that none was named); returns how long the remote has
+/// named that same lock.
+fn note_remote_lock(stderr: &str) -> Option<(String, std::time::Duration)> {
+    let mut held = REMOTE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(lock) = named_lock(stderr) else {
+        *held = None;
+        return None;
+    };
+    match &*held {
+        Some((same, since)) if *same == lock => Some((lock, since.elapsed())),
+        _ => {
+            *held = Some((lock.clone(), std::time::Instant::now()));
+            Some((lock, std::time::Duration::ZERO))
+        }
+    }
+}
+
+fn remote_lock_error(remote: &RemoteUrl, lock: &str, held: std::time::Duration) -> Error {
+    Error::Remote {
+        remote: remote.to_string(),
+        what: "push to".into(),
+        why: format!(
+            "the remote refused every push for {:.1} s because its ref lock {lock} exists: a git process killed there left it, or one is still writing; if none is running at the remote, remove that file there",
+            held.as_secs_f64()
+        ),
+    }
+}
+
+/// The error of a write that kept losing at `remote`: a lock the remote kept naming (left by a
+/// process killed there), else a remote that kept moving.
+pub fn gave_up(remote: &RemoteUrl, refname: String, attempts: u32) -> Error {
+    let held = REMOTE_LOCK
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    match held {
+        Some((lock, since)) => remote_lock_error(remote, &lock, since.elapsed()),
+        None => Error::Contended { refname, attempts },
+    }
+}
+
 /// The outcome of a push.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Pushed {
@@ -201,6 +255,7 @@ pub fn push(repo: &Repo, remote: &RemoteUrl, updates: &[(String, Oid)]) -> Resul
     args.extend(specs.iter().map(String::as_str));
     let out = repo.git(&args)?;
     if out.success {
+        note_remote_lock("");
         return Ok(Pushed::Accepted);
     }
     let refused: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with('!')).collect();
@@ -215,6 +270,11 @@ pub fn push(repo: &Repo, remote: &RemoteUrl, updates: &[(String, Oid)]) -> Resul
             .iter()
             .any(|l| l.contains("[remote rejected]") && !raced(&l));
     if !refused.is_empty() && !hard {
+        if let Some((lock, held)) = note_remote_lock(&out.stderr)
+            && held > crate::git::STALE_LOCK
+        {
+            return Err(remote_lock_error(remote, &lock, held));
+        }
         return Ok(Pushed::Rejected);
     }
     if broken.is_some() {
@@ -258,11 +318,19 @@ pub fn push_replacing(
     Err(push_error(remote, &refused, &out.stderr))
 }
 
-/// A refused push, in the remote's words: the refused refs, else what git said.
+/// A refused push, in the remote's words: the refused refs and what the remote's hooks printed
+/// (its `remote:` lines: a policy's message), else what git said.
 fn push_error(remote: &RemoteUrl, refused: &[&str], stderr: &str) -> Error {
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("remote:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let why = match refused.join("; ") {
         why if why.is_empty() => stderr.to_string(),
-        why => why,
+        why if said.is_empty() => why,
+        why => format!("{why}; the remote said: {}", said.join(" / ")),
     };
     remote_error(
         &Remote {
