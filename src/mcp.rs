@@ -197,7 +197,24 @@ impl CoordServer {
             }
             let (_, coord) = held.as_ref().expect("opened above");
             crate::ops::presence::implicit_beat(coord);
-            f(coord).map(|v| v.to_string()).map_err(failed)
+            let answer = f(coord);
+            let warnings = coord.take_warnings();
+            answer
+                .map(|mut v| {
+                    if !warnings.is_empty()
+                        && let Some(o) = v.as_object_mut()
+                    {
+                        o.insert("warnings".into(), json!(warnings));
+                    }
+                    v.to_string()
+                })
+                .map_err(|e| {
+                    let mut text = failed(e);
+                    for w in &warnings {
+                        text.push_str(&format!("\nwarning: {w}"));
+                    }
+                    text
+                })
         })
     }
 

@@ -558,6 +558,9 @@ fn run_with(cli: Cli, out: Option<&mut dyn Write>, last: bool) -> Result<()> {
     let mut coord = Coord::open(&dir, cli.agent.clone())?;
     coord.offline = cli.offline;
     let result = dispatch(&coord, cli, out);
+    for warning in coord.take_warnings() {
+        eprintln!("warning: {warning}");
+    }
     if last {
         // Not closed, so its Drop would not remove them.
         coord.repo.discard_write_files();

@@ -93,7 +93,7 @@ pub fn check_stage(coord: &Coord, stage: &str) -> Result<Option<String>> {
         &body,
         Some(&task.id),
     ) {
-        tracing::warn!("the breaker could not tell the organiser: {e}");
+        coord.warn(format!("the breaker could not tell the organiser: {e}"));
     }
     Ok(Some(why))
 }

@@ -34,6 +34,9 @@ pub struct Coord {
     /// The task index last refreshed in this process: a long-lived process (the MCP server)
     /// refreshes it from the tree diff instead of reading the cache file again.
     task_index: std::cell::RefCell<Option<TaskIndex>>,
+    /// What went wrong after an operation's own write held (a follow-up that failed, a write
+    /// kept here because the remote could not be reached): the interface shows each to the user.
+    warnings: std::cell::RefCell<Vec<String>>,
 }
 
 impl Coord {
@@ -52,7 +55,21 @@ impl Coord {
             agent_flag,
             offline: false,
             task_index: Default::default(),
+            warnings: Default::default(),
         })
+    }
+
+    /// Records something the user must hear that does not undo the operation: the interface
+    /// shows it (`warning: ...` on stderr, `warnings` in an MCP result).
+    pub fn warn(&self, text: impl Into<String>) {
+        let text = text.into();
+        tracing::debug!("warning: {text}");
+        self.warnings.borrow_mut().push(text);
+    }
+
+    /// The warnings recorded since the last call.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.borrow_mut())
     }
 
     /// The remote claims and leases are confirmed at: the coordination remote, unless

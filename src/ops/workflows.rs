@@ -470,7 +470,7 @@ pub fn finish_epic(coord: &Coord, task: &Task) {
         Ok(())
     };
     if let Err(e) = finish() {
-        tracing::warn!("could not finish the workflow epic {epic}: {e}");
+        coord.warn(format!("could not finish the workflow epic {epic}: {e}"));
     }
 }
 
@@ -521,7 +521,10 @@ pub fn request_checkpoint(coord: &Coord, stage: &Task) {
         Ok(())
     };
     if let Err(e) = ask() {
-        tracing::warn!("could not request the checkpoint after {}: {e}", stage.id);
+        coord.warn(format!(
+            "could not request the checkpoint after {}: {e}",
+            stage.id
+        ));
     }
 }
 
@@ -769,7 +772,10 @@ pub fn next_review_round(coord: &Coord, done: &Task) {
         Ok(())
     };
     if let Err(e) = route() {
-        tracing::warn!("could not route {} back to its review: {e}", done.id);
+        coord.warn(format!(
+            "could not route {} back to its review: {e}",
+            done.id
+        ));
     }
 }
 
@@ -857,7 +863,7 @@ pub fn no_code_to_merge(
         &body,
         Some(checkpoint_task),
     ) {
-        tracing::warn!("could not tell the organiser about {stage}: {e}");
+        coord.warn(format!("could not tell the organiser about {stage}: {e}"));
     }
     what
 }
