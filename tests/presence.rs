@@ -866,3 +866,47 @@ fn a_server_that_refuses_presence_outright_is_an_error_naming_its_words() {
     assert!(err.contains("refs/coord/presence"), "{err}");
     assert!(!stdout(&out).contains("next sync"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_late_done_of_a_task_taken_over_elsewhere_is_refused_at_the_remote() {
+    let c = cluster(2);
+    c.config(0, "stale_after: 1s\n");
+    c.ok(0, &["agent", "register", "slow", "--role", "dev"]);
+    let task = c.new_task(0, "Race for it");
+    let other = c.new_task(0, "Finish this one");
+    c.ok(0, &["task", "claim", &task]);
+    c.ok(0, &["task", "claim", &other]);
+    c.ok(1, &["agent", "register", "quick", "--role", "dev"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    let taken = c.json(1, &["task", "claim", &task]);
+    assert_eq!(field(&taken, "assignee"), Some("quick"), "{taken}");
+
+    // slow comes back and, without a sync, says it finished: the remote knows better.
+    let err = fails(&c.run(0, &["task", "done", &task, "--summary", "late"]), 3);
+    assert!(err.contains("claimed by quick"), "{err}");
+    c.ok(1, &["task", "done", &task, "--summary", "on time"]);
+    c.ok(0, &["sync"]);
+    let shown = json(&c.ok(0, &["task", "show", &task, "--json"]));
+    assert_eq!(field(&shown, "summary"), Some("on time"), "{shown}");
+
+    // Its own task's done goes to the remote at once: the other clone sees it without a sync
+    // of slow's clone.
+    c.ok(0, &["task", "done", &other, "--summary", "done here"]);
+    c.ok(1, &["sync"]);
+    let shown = json(&c.ok(1, &["task", "show", &other, "--json"]));
+    assert_eq!(field(&shown, "state"), Some("done"), "{shown}");
+
+    // With the remote gone, a done is kept here, said, and goes out with the next sync.
+    let third = c.new_task(0, "Offline finish");
+    c.ok(0, &["task", "claim", &third]);
+    let moved = c.remote.with_extension("away");
+    std::fs::rename(&c.remote, &moved).expect("the remote goes away");
+    let out = c.run(0, &["task", "done", &third]);
+    let kept = stderr(&ok(out, "task done with the remote gone"));
+    assert!(kept.contains("next `git coord sync`"), "{kept}");
+    std::fs::rename(&moved, &c.remote).expect("the remote comes back");
+    c.ok(0, &["sync"]);
+    c.ok(1, &["sync"]);
+    let shown = json(&c.ok(1, &["task", "show", &third, "--json"]));
+    assert_eq!(field(&shown, "state"), Some("done"), "{shown}");
+}

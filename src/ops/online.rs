@@ -107,3 +107,35 @@ pub fn update_or_repick<T>(
         None => store.update_or_repick(actor, op, repick),
     }
 }
+
+/// As [`update`], for a write that must not wait for the network to hold (a task done,
+/// released or blocked): confirmed at the remote when it can be reached, else written here
+/// alone, with a warning, to go out with the next sync. A remote that refuses it on purpose,
+/// or keeps winning, is an error as for any confirmed write.
+pub fn update_or_keep<T>(
+    coord: &Coord,
+    store: &Store,
+    actor: &Actor,
+    mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
+) -> Result<T> {
+    let Some(remote) = coord.confirm_remote()? else {
+        return store.update(actor, op);
+    };
+    match confirmed_update(store, &remote, &Notices::new(coord), actor, &mut op) {
+        Err(e @ crate::error::Error::Remote { .. })
+            if !crate::remote::transport::is_refusal(&e) =>
+        {
+            let value = store.update(actor, op)?;
+            coord.warn(format!(
+                "not confirmed at the remote, which could not be reached ({e}): written here, it goes out with the next `git coord sync`"
+            ));
+            Ok(value)
+        }
+        Ok(value) => {
+            crate::ops::presence::Presence::new(coord, crate::ops::presence::stale_after(coord))
+                .share_pending(&remote);
+            Ok(value)
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -12,6 +12,9 @@ use crate::store::index::{INEXACT, Need, TaskIndex, TaskRef};
 use crate::store::{Actor, Change, Snapshot, Store};
 
 pub const TASKS_REF: &str = "refs/coord/tasks";
+
+/// The writes that end or hand back a claim, confirmed at the remote when there is one.
+const CONFIRMED_OPS: [&str; 4] = ["done", "release", "block", "reopen"];
 const MAX_TITLE: usize = 200;
 
 #[derive(Debug, Default, Clone)]
@@ -262,10 +265,10 @@ impl<'c> Tasks<'c> {
     fn after_takeover(&self, task: &Task, holder: &str) {
         let passed = crate::ops::leases::Leases::new(self.coord).pass_for_task(&task.id, holder);
         let passed = passed.unwrap_or_else(|e| {
-            tracing::warn!(
-                "{holder}'s leases on task {} were not passed on: {e}",
+            self.coord.warn(format!(
+                "{holder}'s leases on task {} stay {holder}'s, not passed to you: {e}",
                 task.id
-            );
+            ));
             Vec::new()
         });
         crate::ops::presence::tell_taken_over(self.coord, task, holder, &passed);
@@ -485,10 +488,16 @@ impl<'c> Tasks<'c> {
     }
 
     /// Marks a task done, then releases the leases taken for it (a second write, on
-    /// refs/coord/leases: killed in between, the leases simply run to their expiry).
+    /// refs/coord/leases: killed in between, or failing, the leases simply run to their expiry,
+    /// and a failure is a warning: the task is done either way).
     pub fn done(&self, input: &str, summary: Option<String>, force: bool) -> Result<Task> {
         let task = self.finish(input, summary, force)?;
-        crate::ops::leases::Leases::new(self.coord).release_for_task(&task.id)?;
+        if let Err(e) = crate::ops::leases::Leases::new(self.coord).release_for_task(&task.id) {
+            self.coord.warn(format!(
+                "task {} is done, but its leases were not released ({e}); they run to their expiry, or `git coord lease release ID` frees them",
+                task.id
+            ));
+        }
         crate::ops::workflows::request_checkpoint(self.coord, &task);
         // A review round may add a task to the workflow: only then is it judged finished.
         crate::ops::workflows::next_review_round(self.coord, &task);
@@ -825,13 +834,19 @@ impl<'c> Tasks<'c> {
     ) -> Result<Task> {
         let actor = self.coord.actor()?;
         let prefix = id::parse_prefix(input)?;
-        self.store.update(&actor, |snap| {
+        let write = |snap: &Snapshot| {
             let id = self.resolve(snap, &prefix)?;
             let mut task = self.load(snap, &id)?;
             let note = apply(&mut task, &actor, self, snap)?;
             task.push_event(&actor.agent, op, note, &time::now());
             Ok((write_change(&task, op, &actor), task))
-        })
+        };
+        // What ends or hands back a claim is confirmed at the remote, as a claim is: a takeover
+        // racing the holder's own late write then has exactly one winner there.
+        match CONFIRMED_OPS.contains(&op) {
+            true => crate::ops::online::update_or_keep(self.coord, &self.store, &actor, write),
+            false => self.store.update(&actor, write),
+        }
     }
 
     fn load(&self, snap: &Snapshot, id: &str) -> Result<Task> {

@@ -210,11 +210,20 @@ fn remote_lock_error(remote: &RemoteUrl, lock: &str, held: std::time::Duration) 
         remote: remote.to_string(),
         what: "push to".into(),
         why: format!(
-            "the remote refused every push for {:.1} s because its ref lock {lock} exists: a git process killed there left it, or one is still writing; if none is running at the remote, remove that file there",
+            "the remote refused every push for {:.1} s {HELD_LOCK} {lock} exists: a git process killed there left it, or one is still writing; if none is running at the remote, remove that file there",
             held.as_secs_f64()
         ),
     }
 }
+
+/// Whether `e` is the remote refusing a push (a hook, a policy, permissions, a lock left there),
+/// not a lost race nor a remote that could not be reached.
+pub fn is_refusal(e: &Error) -> bool {
+    matches!(e, Error::Remote { why, .. } if why.contains("rejected]") || why.contains(HELD_LOCK))
+}
+
+/// How [`remote_lock_error`] names a lock left at the remote.
+const HELD_LOCK: &str = "because its ref lock";
 
 /// The error of a write that kept losing at `remote`: a lock the remote kept naming (left by a
 /// process killed there), else a remote that kept moving.
