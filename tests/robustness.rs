@@ -1187,6 +1187,13 @@ fn durations_follow_one_rule_exit_two_when_bad_and_never_panic() {
     }
     // The longest one taken is a deadline a clock can hold: waiting with it is no panic.
     repo.new_task("ready at once", &[]);
-    let out = repo.coord_ok(&["wait", "--ready", "--timeout", "36500d", "--interval", "36500d"]);
+    let out = repo.coord_ok(&[
+        "wait",
+        "--ready",
+        "--timeout",
+        "36500d",
+        "--interval",
+        "36500d",
+    ]);
     assert!(out.contains("ready at once"), "{out}");
 }

@@ -38,6 +38,12 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
     if text.is_empty() {
         return Err("it is empty".into());
     }
+    if let Some(c) = text
+        .chars()
+        .find(|c| !c.is_ascii_digit() && !"smhd".contains(*c))
+    {
+        return Err(format!("'{c}' is not a unit"));
+    }
     let mut seconds: u64 = 0;
     let mut digits = String::new();
     for c in text.chars() {
