@@ -910,3 +910,67 @@ fn a_late_done_of_a_task_taken_over_elsewhere_is_refused_at_the_remote() {
     let shown = json(&c.ok(1, &["task", "show", &third, "--json"]));
     assert_eq!(field(&shown, "state"), Some("done"), "{shown}");
 }
+
+/// The heartbeat documents of a presence tree, by file name, in the repository at `dir`.
+fn presence_entries(repo: &TestRepo, dir: &Path) -> Vec<String> {
+    let out = ok(
+        repo.git_in(
+            dir,
+            &["ls-tree", "--name-only", "refs/coord/presence:heartbeats"],
+        ),
+        "ls-tree",
+    );
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn presence_swollen_by_a_hostile_push_is_bounded_by_the_next_sync() {
+    let c = cluster(2);
+    c.ok(0, &["agent", "register", "real", "--role", "dev"]);
+    c.ok(0, &["agent", "heartbeat"]);
+    c.ok(0, &["sync"]);
+    c.ok(1, &["agent", "register", "gone", "--role", "dev"]);
+    c.ok(1, &["agent", "heartbeat"]);
+    c.ok(1, &["agent", "retire", "gone"]);
+    c.ok(1, &["sync"]);
+    c.ok(0, &["sync"]);
+
+    // A hostile clone pushes 3,000 fresh heartbeats of agents nobody registered.
+    let now = c.ok(0, &["agent", "show", "real", "--json"]);
+    let at = json(&now)["last_seen"]["at"]
+        .as_str()
+        .expect("a heartbeat time")
+        .to_string();
+    let junk: Vec<(String, Vec<u8>)> = (0..3000)
+        .map(|n| {
+            let doc =
+                format!("format: 1\nagent: junk{n}\nat: \"{at}\"\nclone: evil\nstale_after: 60\n");
+            (format!("heartbeats/junk{n}.yaml"), doc.into_bytes())
+        })
+        .collect();
+    c.origin.import_documents("refs/coord/presence", &junk);
+    c.git(
+        0,
+        &["push", "-q", "--force", "origin", "refs/coord/presence"],
+    );
+    assert!(presence_entries(&c.origin, &c.remote).len() > 3000);
+
+    // One sync of the other clone bounds it, here and at the remote: the registered agent stays,
+    // the retired one goes.
+    c.ok(1, &["sync"]);
+    for dir in [c.dir(1).to_path_buf(), c.remote.clone()] {
+        let entries = presence_entries(&c.origin, &dir);
+        assert!(
+            entries.len() <= 1000,
+            "{} entries in {dir:?}",
+            entries.len()
+        );
+        assert!(entries.contains(&"real.yaml".to_string()), "{dir:?}");
+        assert!(!entries.contains(&"gone.yaml".to_string()), "{dir:?}");
+    }
+    // The swollen clone's next heartbeat exchange bounds its own copy too.
+    c.ok(0, &["agent", "heartbeat"]);
+    assert!(presence_entries(&c.origin, c.dir(0)).len() <= 1000);
+    let real = c.agent(1, "real");
+    assert_eq!(real["stale"], false, "{real}");
+}

@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::model::agent::{Agent, AgentStatus};
 use crate::model::presence::{HEARTBEAT_FORMAT, Heartbeat};
 use crate::model::time;
 use crate::ops::config::DEFAULT_STALE_AFTER;
 use crate::ops::context::Coord;
 use crate::remote::Remote;
-use crate::remote::presence::{Exchanged, exchange_with, heartbeats, push_pending};
+use crate::remote::presence::{Exchanged, Roster, exchange_with, heartbeats, push_pending};
 use crate::store::{Actor, Change, PRESENCE_REF, Store};
 
 /// The longest an agent's own commands go without refreshing its heartbeat.
@@ -143,7 +144,7 @@ impl<'c> Presence<'c> {
 
     /// Fetches and merges the presence of `remote`, and pushes this clone's when `push`.
     pub fn share_with(&self, remote: &Remote, push: bool) -> Result<Exchanged> {
-        let done = exchange_with(&self.coord.repo, remote, push)?;
+        let done = exchange_with(&self.coord.repo, remote, push, &roster(self.coord))?;
         self.note_arrivals(&done.arrived);
         Ok(done)
     }
@@ -151,7 +152,7 @@ impl<'c> Presence<'c> {
     /// After a write that talked to the remote: pushes a heartbeat the remote has not seen.
     /// Never fails the caller: presence goes out with the next successful contact.
     pub fn share_pending(&self, remote: &Remote) {
-        match push_pending(&self.coord.repo, remote) {
+        match push_pending(&self.coord.repo, remote, &roster(self.coord)) {
             Ok(Some(done)) => self.note_arrivals(&done.arrived),
             Ok(None) => {}
             Err(e) => tracing::debug!("presence not shared with {}: {e}", remote.name),
@@ -205,6 +206,38 @@ impl<'c> Presence<'c> {
             })
             .collect()
     }
+}
+
+/// Whose heartbeats presence keeps, from this clone's registrations (refs/coord/agents). A
+/// registration that cannot be read counts as neither active nor retired.
+fn roster(coord: &Coord) -> Roster {
+    let mut roster = Roster::default();
+    let store = Store::new(&coord.repo, crate::ops::agents::AGENTS_REF);
+    let Ok(snap) = store.snapshot() else {
+        return roster;
+    };
+    let Some(tree) = snap.tree else {
+        return roster;
+    };
+    let Ok(Some(dir)) = coord.repo.lookup_path(tree, "agents") else {
+        return roster;
+    };
+    for entry in coord.repo.tree_entries(dir).unwrap_or_default() {
+        let Some(name) = entry.name.strip_suffix(".yaml") else {
+            continue;
+        };
+        let path = Agent::path(name);
+        let agent =
+            store.read(&snap, &path).ok().flatten().and_then(|bytes| {
+                Agent::from_yaml(&bytes, crate::ops::agents::AGENTS_REF, &path).ok()
+            });
+        match agent.map(|a| a.status) {
+            Some(AgentStatus::Active) => roster.active.insert(name.to_string()),
+            Some(AgentStatus::Retired) => roster.retired.insert(name.to_string()),
+            None => false,
+        };
+    }
+    roster
 }
 
 fn arrivals_file(coord: &Coord) -> PathBuf {

@@ -137,11 +137,7 @@ fn fast_forward_of(repo: &Repo, local: Oid, theirs: Option<Oid>) -> Result<Oid> 
     )
 }
 
-/// Whether `e` is the remote refusing a push on purpose (a hook, a policy), not a lost race or
-/// a remote that could not be reached.
-pub fn is_refusal(e: &crate::error::Error) -> bool {
-    matches!(e, crate::error::Error::Remote { why, .. } if why.contains("rejected]"))
-}
+pub use crate::remote::transport::is_refusal;
 
 /// Pushes `local` as presence: replacing the remote's commit (leased on `theirs`) or, where the
 /// remote takes only fast-forwards, as a child of `theirs`. A remote that refuses to replace is
@@ -203,22 +199,82 @@ fn refused_presence(
     }
 }
 
+/// The most heartbeats a presence tree keeps: one per agent of a large team, and a bound on
+/// what a hostile push can make every later exchange read.
+pub const MAX_HEARTBEATS: usize = 1000;
+
+/// Whose heartbeats presence keeps, as this clone's registrations say: an active agent's always
+/// (within [`MAX_HEARTBEATS`]), a retired agent's never, and an agent this clone does not know
+/// (registered elsewhere, not yet synced here; or junk) only within the bound, the most recent
+/// first.
+#[derive(Debug, Default, Clone)]
+pub struct Roster {
+    pub active: std::collections::HashSet<String>,
+    pub retired: std::collections::HashSet<String>,
+}
+
+impl Roster {
+    /// Drops from `beats` what presence does not keep; whether anything was dropped.
+    fn bound(&self, beats: &mut BTreeMap<String, (Oid, Heartbeat)>) -> bool {
+        let before = beats.len();
+        beats.retain(|name, _| !self.retired.contains(name));
+        if beats.len() > MAX_HEARTBEATS {
+            let mut ranked: Vec<(bool, String, String)> = beats
+                .iter()
+                .map(|(name, (_, beat))| {
+                    (self.active.contains(name), beat.at.clone(), name.clone())
+                })
+                .collect();
+            // Active agents first, then the most recent heartbeats.
+            ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+            for (_, _, name) in ranked.into_iter().skip(MAX_HEARTBEATS) {
+                beats.remove(&name);
+            }
+        }
+        beats.len() != before
+    }
+
+    /// Whether the tree of `commit` holds more than presence keeps, seen from its entries' names
+    /// alone (no document read).
+    fn overflows(&self, repo: &Repo, commit: Option<Oid>) -> Result<bool> {
+        let Some(commit) = commit else {
+            return Ok(false);
+        };
+        let Some(dir) = repo.lookup_path(repo.commit_tree(commit)?, "heartbeats")? else {
+            return Ok(false);
+        };
+        let entries = repo.tree_entries(dir)?;
+        Ok(entries.len() > MAX_HEARTBEATS
+            || entries.iter().any(|e| {
+                e.name
+                    .strip_suffix(".yaml")
+                    .is_some_and(|n| self.retired.contains(n))
+            }))
+    }
+}
+
 /// Fetches the remote's presence, merges it into the local one and pushes the result, until the
 /// remote accepts or [`MAX_TRIES`] rounds are spent.
-pub fn exchange(repo: &Repo, remote: &Remote) -> Result<Exchanged> {
-    exchange_with(repo, remote, true)
+pub fn exchange(repo: &Repo, remote: &Remote, roster: &Roster) -> Result<Exchanged> {
+    exchange_with(repo, remote, true, roster)
 }
 
 /// Fetches the remote's presence and merges it into the local one, pushing the result when
 /// `push` (else the local ref may hold heartbeats the remote lacks, sent on the next exchange).
-pub fn exchange_with(repo: &Repo, remote: &Remote, push: bool) -> Result<Exchanged> {
+/// What `roster` does not keep is dropped from the result.
+pub fn exchange_with(
+    repo: &Repo,
+    remote: &Remote,
+    push: bool,
+    roster: &Roster,
+) -> Result<Exchanged> {
     let staged_name = remote.staged(PRESENCE_REF);
     let mut arrived: BTreeMap<String, Heartbeat> = BTreeMap::new();
     for attempt in 1..=MAX_TRIES {
         fetch(repo, remote, &[PRESENCE_REF])?;
         let theirs = repo.ref_tip(&staged_name)?;
         let ours = repo.ref_tip(PRESENCE_REF)?;
-        if ours == theirs {
+        if ours == theirs && !roster.overflows(repo, ours)? {
             let action = if ours.is_none() {
                 "absent"
             } else {
@@ -241,7 +297,10 @@ pub fn exchange_with(repo: &Repo, remote: &Remote, push: bool) -> Result<Exchang
                 took_any = true;
             }
         }
+        let dropped = roster.bound(&mut merged);
+        arrived.retain(|name, _| merged.contains_key(name));
         let same_as_theirs = theirs.is_some()
+            && !dropped
             && merged.len() == remote_beats.len()
             && merged
                 .iter()
@@ -256,7 +315,7 @@ pub fn exchange_with(repo: &Repo, remote: &Remote, push: bool) -> Result<Exchang
         }
         // Nothing taken from the remote: the local commit goes as it is, no new one is written
         // (on a remote that takes fast-forwards only, a child of its tip with the same tree).
-        let new = match ours.filter(|_| !took_any) {
+        let new = match ours.filter(|_| !took_any && !dropped) {
             Some(ours) => ours,
             None => {
                 let new = write_presence(repo, &merged)?;
@@ -297,7 +356,7 @@ pub fn exchange_with(repo: &Repo, remote: &Remote, push: bool) -> Result<Exchang
 /// Pushes local presence the remote has not seen, leased on the last commit fetched from it,
 /// without fetching first; a rejection (someone else's heartbeat got there first) falls back to
 /// a full [`exchange`]. Returns None when there was nothing to push.
-pub fn push_pending(repo: &Repo, remote: &Remote) -> Result<Option<Exchanged>> {
+pub fn push_pending(repo: &Repo, remote: &Remote, roster: &Roster) -> Result<Option<Exchanged>> {
     let staged_name = remote.staged(PRESENCE_REF);
     let Some(ours) = repo.ref_tip(PRESENCE_REF)? else {
         return Ok(None);
@@ -317,7 +376,7 @@ pub fn push_pending(repo: &Repo, remote: &Remote) -> Result<Option<Exchanged>> {
             }
             Ok(Some(done("pushed", BTreeMap::new())))
         }
-        (Pushed::Rejected, _) => exchange(repo, remote).map(Some),
+        (Pushed::Rejected, _) => exchange(repo, remote, roster).map(Some),
     }
 }
 
