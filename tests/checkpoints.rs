@@ -391,6 +391,53 @@ fn a_killed_checkpoint_leaves_a_gate_worktree_that_the_next_one_removes() {
 }
 
 #[test]
+fn a_gate_worktree_left_locked_initializing_without_its_directory_is_removed() {
+    let (repo, a, _b) = setup();
+    commit_in(&repo, &a, "a.txt", "a\n");
+    // What a checkpoint killed inside `git worktree add` leaves: a registration locked
+    // "initializing" whose directory is gone, which `git worktree prune` keeps.
+    let gates = repo.path.join(".git/coord/gates");
+    std::fs::create_dir_all(&gates).expect("the gates directory");
+    let dead = gates.join("0123456789ab-999999999");
+    let shown = dead.display().to_string();
+    repo.git_ok(&["worktree", "add", "--detach", "--quiet", &shown, "HEAD"]);
+    repo.git_ok(&["worktree", "lock", "--reason", "initializing", &shown]);
+    std::fs::remove_dir_all(&dead).expect("the directory goes");
+    repo.git_ok(&["worktree", "prune"]);
+    assert!(
+        repo.git_ok(&["worktree", "list"])
+            .contains("0123456789ab-999999999")
+    );
+
+    let (code, report) = checkpoint(&repo, &["--gate", "test -f a.txt"]);
+    assert_eq!(code, Some(0), "{report}");
+    let worktrees = repo.git_ok(&["worktree", "list", "--porcelain"]);
+    assert!(!worktrees.contains("0123456789ab-999999999"), "{worktrees}");
+
+    // Checkpoints killed at random instants, many rounds: the next gated one succeeds and no
+    // gate worktree stays registered.
+    let mut jitter = common::Jitter::new();
+    for round in 0..12 {
+        commit_in(&repo, &a, &format!("r{round}.txt"), "r\n");
+        let mut child = repo
+            .coord_cmd(&["checkpoint", "--gate", "sleep 0.05"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("a checkpoint starts");
+        std::thread::sleep(std::time::Duration::from_millis(jitter.below(120)));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    commit_in(&repo, &a, "last.txt", "last\n");
+    let (code, report) = checkpoint(&repo, &["--gate", "test -f last.txt"]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["checkpoint"]["outcome"], "moved", "{report}");
+    let worktrees = repo.git_ok(&["worktree", "list", "--porcelain"]);
+    assert!(!worktrees.contains("coord/gates"), "{worktrees}");
+}
+
+#[test]
 fn untracked_files_a_checkpoint_would_overwrite_are_named_and_nothing_moves() {
     let (repo, a, _b) = setup();
     std::fs::create_dir(a.join("d")).expect("made");

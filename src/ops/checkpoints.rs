@@ -3,7 +3,7 @@
 //! move meanwhile, and record what happened in refs/coord/checkpoints. Also rollback to an
 //! earlier checkpoint (a new commit: nothing is lost) and bringing agent branches up to date.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
@@ -1150,20 +1150,42 @@ impl<'c> Checkpoints<'c> {
 
 /// Removes the gate worktrees that killed checkpoints left behind. Each is named
 /// `<commit>-<pid>` after the checkpoint process that made it: one whose process no longer runs
-/// is stale; one whose process runs (a checkpoint in progress) is kept.
+/// is stale; one whose process runs (a checkpoint in progress) is kept. They are found both in
+/// the gates directory and among the registered worktrees: a checkpoint killed inside `git
+/// worktree add` leaves a registration locked "initializing" whose directory may be gone, which
+/// `git worktree prune` does not remove while it is locked.
 fn remove_stale_gates(repo: &crate::git::Repo) {
-    let Ok(entries) = std::fs::read_dir(repo.common_dir().join("coord").join("gates")) else {
-        return;
-    };
-    let mut removed = false;
-    for entry in entries.flatten() {
+    let gates = repo.common_dir().join("coord").join("gates");
+    let mut found: Vec<PathBuf> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&gates) {
         // Only real directories: never follow a link out of the gates directory.
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
+        found.extend(
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path()),
+        );
+    }
+    let gates_real = gates.canonicalize().ok();
+    let is_gate = |path: &Path| {
+        let parent = path.parent();
+        parent == Some(gates.as_path())
+            || (gates_real.is_some() && parent.and_then(|p| p.canonicalize().ok()) == gates_real)
+    };
+    for worktree in repo.worktrees().unwrap_or_default() {
+        if is_gate(&worktree.path)
+            && !found
+                .iter()
+                .any(|f| f.file_name() == worktree.path.file_name())
+        {
+            found.push(worktree.path);
         }
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
+    }
+    let mut removed = false;
+    for path in found {
+        let Some(pid) = path
+            .file_name()
+            .and_then(|n| n.to_str())
             .and_then(|n| n.rsplit_once('-'))
             .and_then(|(_, pid)| pid.parse::<i32>().ok())
         else {
@@ -1172,9 +1194,13 @@ fn remove_stale_gates(repo: &crate::git::Repo) {
         if pid == std::process::id() as i32 || crate::ops::launch::alive(pid) {
             continue;
         }
-        let path = entry.path();
-        let _ = repo.git(&["worktree", "remove", "--force", &path.display().to_string()]);
-        let _ = std::fs::remove_dir_all(&path);
+        let shown = path.display().to_string();
+        let _ = repo.git(&["worktree", "unlock", &shown]);
+        let _ = repo.git(&["worktree", "remove", "--force", "--force", &shown]);
+        // Only what lies in the gates directory itself is removed by hand.
+        if path.parent() == Some(gates.as_path()) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
         removed = true;
     }
     if removed {
