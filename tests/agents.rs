@@ -1073,3 +1073,14 @@ fn a_takeover_takes_the_dead_holders_leases_so_the_new_holder_can_commit() {
     assert!(text.contains(&lease_id), "{text}");
     assert_eq!(field(&repo.show(&other), "state"), Some("open"));
 }
+
+#[test]
+fn retiring_an_agent_registered_in_place_says_its_files_stay() {
+    let repo = TestRepo::init();
+    repo.write_file("notes.txt", "mine\n");
+    repo.coord_ok(&["agent", "register", "here", "--role", "dev"]);
+    let said = repo.coord_ok(&["agent", "retire", "here"]);
+    assert!(!said.contains("worktree removed"), "{said}");
+    assert!(said.contains("stay"), "{said}");
+    assert!(repo.path.join("notes.txt").exists());
+}

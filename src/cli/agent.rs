@@ -250,12 +250,21 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
                 writeln!(out, "{}", serde_json::to_value(&agent)?)?;
             } else {
                 let kept = if delete_branch { "deleted" } else { "kept" };
-                writeln!(
-                    out,
-                    "retired {}: worktree removed, branch {} {kept}",
-                    agent.name,
-                    agent.branch.as_deref().unwrap_or("-")
-                )?;
+                match agent.branch.as_deref() {
+                    Some(branch) => writeln!(
+                        out,
+                        "retired {}: worktree removed, branch {branch} {kept}",
+                        agent.name
+                    )?,
+                    // Registered in place: its checkout is someone's own, and stays.
+                    None => writeln!(
+                        out,
+                        "retired {}: it worked in place, so its checkout {} and its files stay; it no longer acts as {} there",
+                        agent.name,
+                        agent.worktree.as_deref().unwrap_or("-"),
+                        agent.name
+                    )?,
+                }
             }
         }
     }
