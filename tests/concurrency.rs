@@ -301,3 +301,68 @@ fn racing_dependency_edits_never_make_a_cycle() {
         }
     }
 }
+
+#[test]
+fn mixed_writers_and_a_sync_loop_with_git_gc_running_never_fail_spuriously() {
+    use std::time::{Duration, Instant};
+    let net = common::cluster::Cluster::new(1);
+    // `git gc --auto` in the foreground after every few fetches: packs come and go, loose
+    // objects are packed and their directories removed, while the writers run.
+    net.git(0, &["config", "gc.auto", "20"]);
+    net.git(0, &["config", "gc.autoDetach", "false"]);
+    for n in 0..120 {
+        net.ok(0, &["task", "new", &format!("work {n}")]);
+    }
+    net.ok(0, &["sync"]);
+    let until = Instant::now() + Duration::from_secs(20);
+    let dir = net.dir(0).to_path_buf();
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while Instant::now() < until {
+                let out = net.run(0, &["sync"]);
+                if out.status.code() == Some(1) {
+                    failures
+                        .lock()
+                        .expect("lock")
+                        .push(format!("sync: {}", stderr(&out)));
+                }
+            }
+        });
+        for w in 0..16 {
+            let (net, dir, failures) = (&net, &dir, &failures);
+            scope.spawn(move || {
+                let agent = format!("w{w}");
+                let mut n = 0u32;
+                while Instant::now() < until {
+                    n += 1;
+                    let path = format!("src/{agent}/f{n}");
+                    let args: Vec<&str> = match n % 3 {
+                        0 => vec!["--agent", &agent, "task", "claim", "--next"],
+                        1 => vec!["--agent", &agent, "task", "new", "more"],
+                        _ => vec!["--agent", &agent, "lease", "acquire", &path, "--ttl", "1m"],
+                    };
+                    let out = net
+                        .origin
+                        .command(common::BIN, dir)
+                        .args(&args)
+                        .output()
+                        .expect("git-coord runs");
+                    if out.status.code() == Some(1) {
+                        failures.lock().expect("lock").push(format!(
+                            "{}: {}",
+                            args.join(" "),
+                            stderr(&out)
+                        ));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().expect("lock");
+    assert!(
+        failures.is_empty(),
+        "{} spurious failures: {failures:#?}",
+        failures.len()
+    );
+}

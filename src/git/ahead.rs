@@ -183,7 +183,7 @@ pub(super) fn temporary_in(dir: &Path, made: Made) -> std::io::Result<(PathBuf, 
         // Named as `git fsck` expects a temporary file in objects/ to be named.
         Made::Lock => ("tmp_obj_lock", 0o666), // as git makes a ref (less the umask)
     };
-    let mut made_dir = false;
+    let mut made_dir = 0;
     loop {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = dir.join(format!("{prefix}_{}_{n}", std::process::id()));
@@ -196,9 +196,10 @@ pub(super) fn temporary_in(dir: &Path, made: Made) -> std::io::Result<(PathBuf, 
             Ok(file) => return Ok((tmp, file)),
             // Left by a killed process that had this pid: take the next name.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !made_dir => {
+            // Missing, or removed again by a concurrent `git prune-packed`: made again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && made_dir < 8 => {
                 std::fs::create_dir_all(dir)?;
-                made_dir = true;
+                made_dir += 1;
             }
             Err(e) => return Err(e),
         }

@@ -189,15 +189,25 @@ pub struct Repo {
 impl Repo {
     /// Finds the repository that contains `dir`, as git does (linked worktrees included).
     pub fn discover(dir: &Path) -> Result<Repo> {
-        let inner = gix::ThreadSafeRepository::discover_with_environment_overrides(dir)
-            .map_err(|_| Error::NotARepository(dir.to_path_buf()))?
-            .to_thread_local();
+        let trust: gix::sec::trust::Mapping<gix::open::Options> = Default::default();
+        let trust = gix::sec::trust::Mapping {
+            full: trust.full.object_store_slots(OBJECT_STORE_SLOTS),
+            reduced: trust.reduced.object_store_slots(OBJECT_STORE_SLOTS),
+        };
+        let inner = gix::ThreadSafeRepository::discover_with_environment_overrides_opts(
+            dir,
+            Default::default(),
+            trust,
+        )
+        .map_err(|_| Error::NotARepository(dir.to_path_buf()))?
+        .to_thread_local();
         Ok(Repo::around(inner, true))
     }
 
     /// Opens the repository at `git_dir` (for another thread on the same repository).
     pub fn open(git_dir: &Path) -> Result<Repo> {
-        let inner = gix::open(git_dir).map_err(git_err)?;
+        let options = gix::open::Options::default().object_store_slots(OBJECT_STORE_SLOTS);
+        let inner = gix::open_opts(git_dir, options).map_err(git_err)?;
         Ok(Repo::around(inner, true))
     }
 
@@ -741,6 +751,17 @@ impl Repo {
         Ok(())
     }
 }
+
+/// Slots for pack indices in gix's object store, fixed for the life of a `Repo`. gix's default
+/// (10% more than the packs on disk when it opens, at least 32) ran out in a clone where `git gc
+/// --auto` kept writing packs while commands ran ("The object database has too few index
+/// slots"), and an object moved into a new pack then could not be found. Each slot is a few
+/// words.
+const OBJECT_STORE_SLOTS: gix::odb::store::init::Slots =
+    gix::odb::store::init::Slots::AsNeededByDiskState {
+        multiplier: 2.0,
+        minimum: 512,
+    };
 
 impl Repo {
     /// Removes the ref locks under `prefix` (a folder of refs, such as `refs/coord-sync/origin/`)

@@ -226,12 +226,17 @@ fn fill_and_rename(
 ) -> std::io::Result<()> {
     let written = file.write_all(bytes).and_then(|()| {
         drop(file);
-        match std::fs::rename(&tmp, path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tmp.exists() => {
-                std::fs::create_dir_all(path.parent().expect("objects/xx/ holds it"))?;
-                std::fs::rename(&tmp, path)
+        // `git prune-packed` (run by `git gc --auto` in another process) removes a fan-out
+        // directory it emptied, maybe between the two calls: make it again, a few times.
+        let mut tries = 0;
+        loop {
+            match std::fs::rename(&tmp, path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tmp.exists() && tries < 8 => {
+                    tries += 1;
+                    std::fs::create_dir_all(path.parent().expect("objects/xx/ holds it"))?;
+                }
+                other => return other,
             }
-            other => other,
         }
     });
     if written.is_err() {
