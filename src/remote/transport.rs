@@ -232,11 +232,34 @@ pub fn gave_up(remote: &RemoteUrl, refname: String, attempts: u32) -> Error {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    match held {
-        Some((lock, since)) => remote_lock_error(remote, &lock, since.elapsed()),
+    if let Some((lock, since)) = held {
+        return remote_lock_error(remote, &lock, since.elapsed());
+    }
+    match LAST_TRANSIENT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        Some(words) => Error::Remote {
+            remote: remote.to_string(),
+            what: "push to".into(),
+            why: format!("{attempts} attempts failed, the last with: {words}"),
+        },
         None => Error::Contended { refname, attempts },
     }
 }
+
+/// How git says a push failed for a race inside git itself, not a refusal: objects the remote
+/// was still moving into place while another push landed, or an object a concurrent repack was
+/// moving when this side's pack was built. Retried as a lost race.
+const TRANSIENT: [&str; 3] = [
+    "unable to migrate objects to permanent storage",
+    "could not parse commit",
+    "Could not read ",
+];
+
+/// The last transient failure a push met, for the error of a write that gave up after it.
+static LAST_TRANSIENT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
 /// The outcome of a push.
 #[derive(Debug, PartialEq, Eq)]
@@ -274,6 +297,12 @@ pub fn push(repo: &Repo, remote: &RemoteUrl, updates: &[(String, Oid)]) -> Resul
     // The same words ("failed to update ref", "cannot lock ref") also come with a remote that
     // cannot write at all (permissions, a full disk): not a race.
     let broken = BROKEN.iter().find(|b| out.stderr.contains(*b));
+    if broken.is_none() && TRANSIENT.iter().any(|t| out.stderr.contains(t)) {
+        let words = redact_urls(out.stderr.trim()).replace('\n', "; ");
+        tracing::debug!("push to {remote} failed for a race in git, retried: {words}");
+        *LAST_TRANSIENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(words);
+        return Ok(Pushed::Rejected);
+    }
     let hard = broken.is_some()
         || refused
             .iter()
