@@ -172,6 +172,7 @@ fn main() {
             bench.mcp_calls(MCP_CALLS);
             bench.git(&["config", "--unset", "coord.online"]);
             bench.online_claims(scratch.path(), 4, 10);
+            bench.claims_under_load(scratch.path(), 60);
         }
         // Last: the race and its floor create and delete thousands of files, which on some file
         // systems slows every file creation after them for hours. Local claims, as the floor's
@@ -854,6 +855,112 @@ impl Bench {
             total as f64 / elapsed,
             tries.attempts as f64 / total.max(1) as f64,
             doubles
+        );
+    }
+
+    /// Claim latency under load: one clone of a bare remote holding this store's tasks, 16
+    /// processes claiming (confirmed at the remote), filing and leasing in it while a sync loop
+    /// runs, for `secs` seconds, with `git gc --auto` after every few fetches. Prints the claims'
+    /// median and longest wall time, and how many commands of any kind exited 1.
+    fn claims_under_load(&self, root: &Path, secs: u64) {
+        let remote = root.join("load-remote.git");
+        let dir = root.join("load-clone");
+        let _ = std::fs::remove_dir_all(&remote);
+        let _ = std::fs::remove_dir_all(&dir);
+        self.git(&["init", "-q", "--bare", remote.to_str().expect("utf-8")]);
+        let url = remote.to_str().expect("utf-8").to_string();
+        let _ = self.git_status(&["remote", "remove", "load"]);
+        self.git(&["remote", "add", "load", &url]);
+        self.git(&["push", "-q", "load", "refs/coord/tasks:refs/coord/tasks"]);
+        self.git(&["remote", "remove", "load"]);
+        self.git(&[
+            "clone",
+            "-q",
+            "--no-checkout",
+            &url,
+            dir.to_str().expect("utf-8"),
+        ]);
+        let in_clone = |args: &[&str]| {
+            let mut cmd = Command::new("git");
+            self.env(&mut cmd);
+            cmd.current_dir(&dir)
+                .args(args)
+                .stdout(Stdio::null())
+                .status()
+                .expect("git runs");
+        };
+        in_clone(&["fetch", "-q", "origin", "refs/coord/tasks:refs/coord/tasks"]);
+        in_clone(&["config", "gc.auto", "20"]);
+        in_clone(&["config", "gc.autoDetach", "false"]);
+        let until = Instant::now() + Duration::from_secs(secs);
+        let claims = std::sync::Mutex::new(Vec::<Duration>::new());
+        let failed = std::sync::atomic::AtomicUsize::new(0);
+        let commands = std::sync::atomic::AtomicUsize::new(0);
+        let home = self.home.clone();
+        let run = |args: &[&str]| {
+            let mut cmd = Command::new(BIN);
+            cmd.env("HOME", &home)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env_remove("GIT_COORD_AGENT");
+            let started = Instant::now();
+            let out = cmd
+                .current_dir(&dir)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("git-coord runs");
+            commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if out.code() == Some(1) {
+                failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            (out.code(), started.elapsed())
+        };
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while Instant::now() < until {
+                    run(&["sync"]);
+                }
+            });
+            for w in 0..16 {
+                let (run, claims) = (&run, &claims);
+                scope.spawn(move || {
+                    let agent = format!("load{w}");
+                    let mut n = 0u32;
+                    while Instant::now() < until {
+                        n += 1;
+                        let path = format!("src/{agent}/f{n}");
+                        match n % 3 {
+                            0 => {
+                                let (code, took) =
+                                    run(&["--agent", &agent, "task", "claim", "--next"]);
+                                if code == Some(0) {
+                                    claims.lock().expect("lock").push(took);
+                                }
+                            }
+                            1 => {
+                                run(&["--agent", &agent, "task", "new", "filed under load"]);
+                            }
+                            _ => {
+                                run(&["--agent", &agent, "lease", "acquire", &path, "--ttl", "1m"]);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let mut claims = claims.into_inner().expect("lock");
+        claims.sort();
+        let longest = claims.last().copied().unwrap_or_default();
+        println!(
+            "  {:<34} {:>8.2} s median   (max {:.2} s; {} claims; {} of {} commands exited 1; 16 writers and a sync loop in one clone, gc.auto=20, {secs} s)",
+            "claim --next under load",
+            median_ms(&claims) / 1000.0,
+            longest.as_secs_f64(),
+            claims.len(),
+            failed.into_inner(),
+            commands.into_inner(),
         );
     }
 
