@@ -895,3 +895,95 @@ fn a_reply_to_a_notice_travels_home_to_the_other_project() {
     let sent = a1.coord_as_ok("alice", &["send", "--to", "beads:bob", "And you."]);
     assert!(sent.contains("to bob in project beads"), "{sent}");
 }
+
+/// What cannot be read in B's tasks (a malformed task, a gitlink where a task belongs, a
+/// malformed message on a followed thread) is named as B's, in the copy A fetched: never as A's
+/// own refs/coord/tasks, never "no task matches" without the project; a sync warns of each.
+#[test]
+fn damaged_entries_of_the_other_project_are_named_as_its_own() {
+    let world = World::new(|_| None);
+    let (a1, b1) = (&world.a1, &world.b1);
+    let filed = a1.coord_as_ok("alice", &["task", "new", "--project", "beads", "a bug"]);
+    let b_task = filed
+        .trim()
+        .strip_prefix("beads:")
+        .expect("NAME:ID")
+        .to_string();
+    let other = a1.coord_as_ok("alice", &["task", "new", "--project", "beads", "another"]);
+    let other = other
+        .trim()
+        .strip_prefix("beads:")
+        .expect("NAME:ID")
+        .to_string();
+    let waits = a1.new_task("waits", &["--dep", &format!("beads:{b_task}")]);
+    a1.coord_ok(&["sync"]);
+    b1.coord_ok(&["init"]);
+    b1.coord_ok(&["sync"]);
+    b1.put_document(&task_path(&b_task), b"format: 1\ntitle: [unclosed\n");
+    let commit = b1.git_ok(&["rev-parse", "main"]);
+    b1.put_entry_in(
+        common::TASKS_REF,
+        "160000",
+        commit.trim(),
+        &task_path("ab0123456789"),
+    );
+    let thread = format!("threads/{}/{other}/0123456789ab.yaml", &other[..2]);
+    b1.put_document_in("refs/coord/inbox", &thread, b"format: 1\nid: [\n");
+    b1.git_ok(&[
+        "push",
+        "-q",
+        "origin",
+        "refs/coord/tasks",
+        "refs/coord/inbox",
+    ]);
+
+    let err = fails(
+        &a1.coord(&["task", "show", &format!("beads:{b_task}"), "--fetch"]),
+        1,
+    );
+    let copy = format!("refs/coord-projects/beads/tasks:{}", task_path(&b_task));
+    assert!(
+        err.contains("project beads") && err.contains("cannot be read") && err.contains(&copy),
+        "{err}"
+    );
+    assert!(
+        !err.contains("refs/coord/tasks:"),
+        "named as A's own: {err}"
+    );
+    let err = fails(&a1.coord(&["task", "show", "beads:ab01"]), 1);
+    assert!(
+        err.contains("project beads") && err.contains("gitlink") && err.contains("ab0123456789"),
+        "{err}"
+    );
+    let err = fails(
+        &a1.coord(&["task", "new", "never", "--dep", "beads:ab01"]),
+        1,
+    );
+    assert!(
+        err.contains("project beads") && err.contains("gitlink"),
+        "{err}"
+    );
+    assert!(!a1.list().iter().any(|t| t["title"] == "never"));
+
+    // A sync warns of what it skipped there, by the copy's ref and path, and goes on.
+    let synced = ok(a1.coord(&["sync"]), "sync");
+    let warned = stderr(&synced);
+    assert!(
+        warned.contains(&format!("warning: skipped {copy} of project beads")),
+        "{warned}"
+    );
+    assert!(
+        warned.contains(&format!("refs/coord-projects/beads/inbox:{thread}")),
+        "{warned}"
+    );
+    let report = a1.coord_json(&["sync"]);
+    let skipped = array(report["projects"][0]["skipped"].clone());
+    assert_eq!(skipped.len(), 2, "{report}");
+    // The dependent task waits, saying why.
+    let blocked = a1.coord_ok(&["blocked"]);
+    assert!(
+        blocked.contains(&format!("waits on beads:{b_task} (unreadable)")),
+        "{blocked}"
+    );
+    assert!(!ids(&array(a1.coord_json(&["ready"]))).contains(&waits));
+}

@@ -313,9 +313,9 @@ pub fn ack(coord: &Coord, id: &str, out: Out, json: bool) -> Result<()> {
 
 pub fn thread(coord: &Coord, id: &str, refresh: bool, out: Out, json: bool) -> Result<()> {
     let messages = if crate::model::id::split_foreign(id).is_some() {
-        crate::ops::projects::Projects::new(coord)
-            .show_task(id, refresh)?
-            .2
+        let found = crate::ops::projects::Projects::new(coord).show_task(id, refresh)?;
+        super::output::skipped_in_projects(&found.skipped);
+        found.thread
     } else {
         Messages::new(coord).thread(id)?
     };

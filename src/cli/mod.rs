@@ -750,8 +750,13 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut dyn Write, json: bool) ->
         TaskCommand::Show { id, history, fetch } => {
             let coord = tasks.coord();
             if crate::model::id::split_foreign(&id).is_some() {
-                let (p, task, thread) =
-                    crate::ops::projects::Projects::new(coord).show_task(&id, fetch)?;
+                let crate::ops::projects::ForeignTask {
+                    project: p,
+                    task,
+                    thread,
+                    skipped,
+                } = crate::ops::projects::Projects::new(coord).show_task(&id, fetch)?;
+                output::skipped_in_projects(&skipped);
                 if json {
                     let mut value = output::task_value(&task, history);
                     value["project"] = serde_json::json!(p.name);

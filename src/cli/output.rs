@@ -37,6 +37,18 @@ pub fn problems(refname: &str, problems: &[Problem]) {
     }
 }
 
+/// Warnings for what of another project's fetched copy was skipped.
+pub fn skipped_in_projects(skipped: &[crate::ops::projects::Skipped]) {
+    let mut stderr = io::stderr().lock();
+    for s in skipped {
+        let _ = writeln!(
+            stderr,
+            "warning: skipped {}:{} of project {}: {}",
+            s.refname, s.path, s.project, s.why
+        );
+    }
+}
+
 pub fn init(out: Out, created: &[&str], json: bool) -> io::Result<()> {
     if json {
         return writeln!(out, "{}", json!({ "created": created }));

@@ -76,6 +76,7 @@ fn refused_presence(presence: Result<crate::remote::presence::Exchanged>) -> Res
 /// One line per related project a sync or fetch followed; one warning per one it could not.
 fn projects_followed(out: Out, followed: &[Followed]) -> Result<()> {
     for f in followed {
+        super::output::skipped_in_projects(&f.skipped);
         match &f.error {
             None => writeln!(
                 out,

@@ -102,6 +102,62 @@ pub struct Followed {
     /// Why it could not be fetched (the sync itself went on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What of the followed tasks and their threads could not be read there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+/// Another project's task as `task show NAME:ID` and `thread NAME:ID` read it.
+#[derive(Debug)]
+pub struct ForeignTask {
+    pub project: Project,
+    pub task: Task,
+    /// Its thread, oldest first.
+    pub thread: Vec<Message>,
+    /// What of it could not be read (each also a warning).
+    pub skipped: Vec<Skipped>,
+}
+
+/// A document of another project's fetched copy that was skipped, and why: a warning naming
+/// the copy's ref and path (`git show REF:PATH` reads it), as for this project's own.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Skipped {
+    pub project: String,
+    pub refname: String,
+    pub path: String,
+    pub why: String,
+}
+
+impl Skipped {
+    fn of(project: &str, e: Error) -> Skipped {
+        match e {
+            Error::Malformed { refname, path, why } => Skipped {
+                project: project.into(),
+                refname,
+                path,
+                why: why.strip_prefix("skipped: ").unwrap_or(&why).to_string(),
+            },
+            Error::NewerFormat {
+                refname,
+                path,
+                found,
+                supported,
+            } => Skipped {
+                project: project.into(),
+                refname,
+                path,
+                why: format!(
+                    "format version {found}, newer than this git-coord understands ({supported})"
+                ),
+            },
+            other => Skipped {
+                project: project.into(),
+                refname: String::new(),
+                path: String::new(),
+                why: other.to_string(),
+            },
+        }
+    }
 }
 
 /// A project's refs as just fetched: each ref's tip there, or its root commit when it has none.
@@ -495,15 +551,7 @@ impl<'c> Projects<'c> {
     /// Finds the task `NAME:PREFIX` names in the fetched copy of its project.
     fn resolve_in(&self, p: &Project, tip: Option<Oid>, prefix: &str) -> Result<String> {
         let repo = &self.coord.repo;
-        let not_found = || Error::Project {
-            project: p.name.clone(),
-            url: p.url.to_string(),
-            why: format!("no task matches '{prefix}' there"),
-            hint: format!(
-                "check the id with the project's own `git coord task list`; `git coord task show {}:ID --fetch` reads it again",
-                p.name
-            ),
-        };
+        let not_found = || no_task(p, prefix);
         let Some(tip) = tip else {
             return Err(not_found());
         };
@@ -551,6 +599,9 @@ impl<'c> Projects<'c> {
         let (p, prefix) = self.parse_ref(input)?;
         let fetched = self.fetch_refs(&p, &[TASKS, INBOX])?;
         let full = self.resolve_in(&p, fetched.tips[TASKS], &prefix)?;
+        // A task that cannot be read there could never be seen done.
+        load_task(&self.coord.repo, &p.name, fetched.tips[TASKS], &full)
+            .map_err(|e| unreadable_task(&p, e))?;
         Ok(format!("{}:{full}", p.name))
     }
 
@@ -564,8 +615,9 @@ impl<'c> Projects<'c> {
         let own = self.own_id();
         let task = self.write_remote(&p, |fetched| {
             let full = self.resolve_in(&p, fetched.tips[TASKS], &prefix)?;
-            let mut task = load_task(&self.coord.repo, fetched.tips[TASKS], &full)?
-                .ok_or_else(|| Error::NoSuchTask(full.clone()))?;
+            let mut task = load_task(&self.coord.repo, &p.name, fetched.tips[TASKS], &full)
+                .map_err(|e| unreadable_task(&p, e))?
+                .ok_or_else(|| no_task(&p, &full))?;
             let now = time::now();
             task.comments.push(Comment {
                 id: id::new_id(),
@@ -614,8 +666,9 @@ impl<'c> Projects<'c> {
         let prefix = id::parse_prefix(task_prefix)?;
         self.send_message(&p, out, None, |this, fetched| {
             let full = this.resolve_in(&p, fetched.tips[TASKS], &prefix)?;
-            let task = load_task(&this.coord.repo, fetched.tips[TASKS], &full)?
-                .ok_or_else(|| Error::NoSuchTask(full.clone()))?;
+            let task = load_task(&this.coord.repo, &p.name, fetched.tips[TASKS], &full)
+                .map_err(|e| unreadable_task(&p, e))?
+                .ok_or_else(|| no_task(&p, &full))?;
             let to = task
                 .assignee
                 .filter(|_| task.state != State::Done)
@@ -744,44 +797,69 @@ impl<'c> Projects<'c> {
 
     /// Another project's task and its thread, from the fetched copy (fetched first when `fetch`
     /// is set or when this clone never fetched that project).
-    pub fn show_task(&self, input: &str, refresh: bool) -> Result<(Project, Task, Vec<Message>)> {
-        let (p, prefix) = self.parse_ref(input)?;
+    pub fn show_task(&self, input: &str, refresh: bool) -> Result<ForeignTask> {
+        let (mut p, prefix) = self.parse_ref(input)?;
         let repo = &self.coord.repo;
         let staged = |kind: &str| repo.ref_tip(&staged_ref(&p.name, kind));
         if refresh || staged("tasks")?.is_none() {
             self.fetch_refs(&p, &[TASKS, INBOX])?;
+            p.fetched = fetched_at(repo, &p.name);
         } else if let Some(tip) = staged("tasks")? {
             self.check_coord_ref(&p, TASKS, tip)?;
         }
         let tip = staged("tasks")?;
         let full = self.resolve_in(&p, tip, &prefix)?;
-        let task = load_task(repo, tip, &full)?.ok_or_else(|| Error::NoSuchTask(full.clone()))?;
-        let thread = self.thread_of(staged("inbox")?, &full)?;
-        Ok((p, task, thread))
+        let task = load_task(repo, &p.name, tip, &full)
+            .map_err(|e| unreadable_task(&p, e))?
+            .ok_or_else(|| no_task(&p, &full))?;
+        let mut skipped = Vec::new();
+        let thread = self.thread_of(&p, staged("inbox")?, &full, &mut skipped)?;
+        Ok(ForeignTask {
+            project: p,
+            task,
+            thread,
+            skipped,
+        })
     }
 
-    /// The messages of the thread of task `id` in a fetched inbox, oldest first.
-    fn thread_of(&self, inbox_tip: Option<Oid>, id: &str) -> Result<Vec<Message>> {
+    /// The messages of the thread of task `id` in the fetched inbox of `p`, oldest first; what
+    /// cannot be read there is added to `skipped`.
+    fn thread_of(
+        &self,
+        p: &Project,
+        inbox_tip: Option<Oid>,
+        id: &str,
+        skipped: &mut Vec<Skipped>,
+    ) -> Result<Vec<Message>> {
         let repo = &self.coord.repo;
         let mut out = Vec::new();
         let Some(tip) = inbox_tip else {
             return Ok(out);
         };
+        let refname = staged_ref(&p.name, "inbox");
         let dir = format!("threads/{}/{id}", id::shard(id));
         if let Some(tree) = repo.lookup_path(repo.commit_tree(tip)?, &dir)? {
             for e in repo.tree_entries(tree)? {
                 let path = format!("{dir}/{}", e.name);
-                if !e.is_tree
-                    && let Ok(m) = crate::store::read_blob(
+                let read = match e.odd {
+                    Some(odd) => Err(Error::Malformed {
+                        refname: refname.clone(),
+                        path: path.clone(),
+                        why: format!("skipped: {odd}"),
+                    }),
+                    None if e.is_tree => continue,
+                    None => crate::store::read_blob(
                         repo,
                         e.oid,
                         crate::model::MAX_DOCUMENT_BYTES,
-                        INBOX,
+                        &refname,
                         &path,
                     )
-                    .and_then(|b| Message::from_yaml(&b, INBOX, &path))
-                {
-                    out.push(m);
+                    .and_then(|b| Message::from_yaml(&b, &refname, &path)),
+                };
+                match read {
+                    Ok(m) => out.push(m),
+                    Err(e) => skipped.push(Skipped::of(&p.name, e)),
                 }
             }
         }
@@ -857,30 +935,35 @@ impl<'c> Projects<'c> {
                         url: p.url.clone(),
                         notices: 0,
                         error: Some(e.to_string()),
+                        skipped: Vec::new(),
                     });
                     continue;
                 }
             };
             let mut notices = 0;
-            if old_tasks.is_some() {
-                for (task_id, mut to) in wanted {
-                    let Some(new) = load_task(repo, fetched.tips[TASKS], &task_id)
-                        .ok()
-                        .flatten()
-                    else {
+            let mut skipped = Vec::new();
+            for (task_id, mut to) in wanted {
+                let new = match load_task(repo, &p.name, fetched.tips[TASKS], &task_id) {
+                    Ok(Some(new)) => new,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        skipped.push(Skipped::of(&p.name, e));
                         continue;
-                    };
+                    }
+                };
+                let thread = self.thread_of(p, fetched.tips[INBOX], &task_id, &mut skipped)?;
+                // The first fetch sets the baseline: nothing to tell yet.
+                if old_tasks.is_some() {
                     if let Some(origin) = new.origin.as_ref().filter(|o| o.project == own) {
                         to.insert(origin.agent.clone());
                     }
                     to.retain(|a| name::validate("agent name", a).is_ok());
-                    let old = load_task(repo, old_tasks, &task_id).ok().flatten();
+                    let old = load_task(repo, &p.name, old_tasks, &task_id).ok().flatten();
                     let old_thread: BTreeSet<String> = self
-                        .thread_of(old_inbox, &task_id)?
+                        .thread_of(p, old_inbox, &task_id, &mut Vec::new())?
                         .into_iter()
                         .map(|m| m.id)
                         .collect();
-                    let thread = self.thread_of(fetched.tips[INBOX], &task_id)?;
                     for (key, subject, body, at) in
                         changes(p, &own, old.as_ref(), &new, &old_thread, &thread)
                     {
@@ -912,6 +995,7 @@ impl<'c> Projects<'c> {
                 url: p.url.clone(),
                 notices,
                 error: None,
+                skipped,
             });
         }
         Ok(report)
@@ -1022,6 +1106,39 @@ fn changes(
 
 fn kind(refname: &str) -> &str {
     refname.rsplit('/').next().unwrap_or(refname)
+}
+
+/// No task of project `p` matches `prefix` in its fetched copy.
+fn no_task(p: &Project, prefix: &str) -> Error {
+    Error::Project {
+        project: p.name.clone(),
+        url: p.url.to_string(),
+        why: format!("no task matches '{prefix}' there"),
+        hint: format!(
+            "check the id with the project's own `git coord task list`; `git coord task show {}:ID --fetch` reads it again",
+            p.name
+        ),
+    }
+}
+
+/// A task of project `p` whose entry in the fetched copy is no readable task, said about the
+/// project: the copy's ref and path (which `git show` reads), and whom to ask.
+fn unreadable_task(p: &Project, e: Error) -> Error {
+    match e {
+        Error::Malformed { refname, path, why } => Error::Project {
+            project: p.name.clone(),
+            url: p.url.to_string(),
+            why: format!(
+                "its task {path} cannot be read: {}",
+                why.strip_prefix("skipped: ").unwrap_or(&why)
+            ),
+            hint: format!(
+                "`git show {refname}:{path}` shows it as fetched here; ask project {}'s maintainers to repair it there (its other tasks are unaffected)",
+                p.name
+            ),
+        },
+        other => other,
+    }
 }
 
 /// A remote error, said about the project: its name, its URL and what to do.

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::error::Result;
-use crate::git::{Oid, Repo};
+use crate::error::{Error, Result};
+use crate::git::{Oid, Repo, TreeEntry};
 use crate::model::task::{Task, TaskSummary};
 
 /// Where the fetched copies of related projects' refs live.
@@ -60,37 +60,71 @@ pub fn record_filed(repo: &Repo, name: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// A task of another project, as last fetched.
-pub fn load_task(repo: &Repo, tip: Option<Oid>, id: &str) -> Result<Option<Task>> {
-    let Some(tip) = tip else {
-        return Ok(None);
-    };
-    let path = Task::path(id);
-    match repo.lookup_path(repo.commit_tree(tip)?, &path)? {
-        Some(blob) => {
-            Task::from_yaml(&read_bounded(repo, blob, &path)?, "refs/coord/tasks", &path).map(Some)
-        }
+/// A task of another project in its fetched copy at `tip`. No entry for it is `None`; an entry
+/// that is not a readable task (malformed, oversized, a gitlink, a symbolic link) is an error
+/// naming the copy's ref and path, never this project's own refs/coord/tasks.
+pub fn load_task(repo: &Repo, name: &str, tip: Option<Oid>, id: &str) -> Result<Option<Task>> {
+    match task_bytes(repo, name, tip, id)? {
+        Some((refname, path, bytes)) => Task::from_yaml(&bytes, &refname, &path).map(Some),
         None => Ok(None),
     }
 }
 
+/// The bytes of task `id` in the copy at `tip`, with the copy's ref and the path, to parse.
+fn task_bytes(
+    repo: &Repo,
+    name: &str,
+    tip: Option<Oid>,
+    id: &str,
+) -> Result<Option<(String, String, Vec<u8>)>> {
+    let Some(tip) = tip else {
+        return Ok(None);
+    };
+    let refname = staged_ref(name, "tasks");
+    let path = Task::path(id);
+    match entry_at(repo, repo.commit_tree(tip)?, &path)? {
+        None => Ok(None),
+        Some(e) if e.is_blob => {
+            let bytes = read_bounded(repo, &refname, e.oid, &path)?;
+            Ok(Some((refname, path, bytes)))
+        }
+        Some(e) => Err(Error::Malformed {
+            refname,
+            path,
+            why: format!("skipped: {}", e.odd.unwrap_or("a directory, not a file")),
+        }),
+    }
+}
+
+/// The entry at `path` inside `tree`, whatever it is (a gitlink or a symbolic link too).
+fn entry_at(repo: &Repo, tree: Oid, path: &str) -> Result<Option<TreeEntry>> {
+    let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+    let dir = if dir.is_empty() {
+        Some(tree)
+    } else {
+        repo.lookup_path(tree, dir)?
+    };
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    Ok(repo
+        .tree_entries(dir)
+        .ok()
+        .and_then(|entries| entries.into_iter().find(|e| e.name == file)))
+}
+
 /// A document fetched from another project, refused by its size before it is read.
-fn read_bounded(repo: &Repo, blob: Oid, path: &str) -> Result<Vec<u8>> {
-    crate::store::read_blob(
-        repo,
-        blob,
-        crate::model::MAX_DOCUMENT_BYTES,
-        "refs/coord/tasks",
-        path,
-    )
+fn read_bounded(repo: &Repo, refname: &str, blob: Oid, path: &str) -> Result<Vec<u8>> {
+    crate::store::read_blob(repo, blob, crate::model::MAX_DOCUMENT_BYTES, refname, path)
 }
 
 /// A dependency on a task of another project, as this clone last fetched it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ForeignDep {
     pub title: String,
-    /// The task's state there, `missing` if the fetched copy lacks it, `not fetched` if the
-    /// project was never fetched.
+    /// The task's state there, `missing` if the fetched copy lacks it, `unreadable` if its
+    /// entry there is no readable task (malformed, a gitlink...), `not fetched` if the project
+    /// was never fetched.
     pub state: String,
     pub done: bool,
     /// When the project was last fetched.
@@ -133,26 +167,21 @@ pub fn load_deps<'d>(
                 fetched,
             },
             Some(tip) => {
-                let path = Task::path(id);
-                let summary = match repo.lookup_path(repo.commit_tree(tip)?, &path)? {
-                    Some(blob) => read_bounded(repo, blob, &path)
-                        .and_then(|b| TaskSummary::from_yaml(&b, "refs/coord/tasks", &path))
-                        .ok(),
-                    None => None,
+                let summary = task_bytes(repo, name, Some(tip), id).and_then(|found| {
+                    found
+                        .map(|(refname, path, b)| TaskSummary::from_yaml(&b, &refname, &path))
+                        .transpose()
+                });
+                let (title, state) = match summary {
+                    Ok(Some(s)) => (s.title, s.state.as_str()),
+                    Ok(None) => (String::new(), "missing"),
+                    Err(_) => (String::new(), "unreadable"),
                 };
-                match summary {
-                    Some(s) => ForeignDep {
-                        title: s.title,
-                        state: s.state.as_str().into(),
-                        done: s.state == crate::model::task::State::Done,
-                        fetched,
-                    },
-                    None => ForeignDep {
-                        title: String::new(),
-                        state: "missing".into(),
-                        done: false,
-                        fetched,
-                    },
+                ForeignDep {
+                    title,
+                    done: state == crate::model::task::State::Done.as_str(),
+                    state: state.into(),
+                    fetched,
                 }
             }
         };

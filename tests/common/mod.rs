@@ -382,6 +382,12 @@ impl TestRepo {
     /// ref), and returns the new tip.
     pub fn put_document_in(&self, refname: &str, path: &str, bytes: &[u8]) -> String {
         let blob = self.git_with_input(&["hash-object", "-w", "--stdin"], &[], bytes);
+        self.put_entry_in(refname, "100644", blob.trim(), path)
+    }
+
+    /// Puts a tree entry of any mode (`160000` with a commit: a gitlink) at `path` in
+    /// `refname` with git plumbing only, and returns the new tip.
+    pub fn put_entry_in(&self, refname: &str, mode: &str, oid: &str, path: &str) -> String {
         let old = self.ref_tip(refname);
         assert!(!old.is_empty(), "put_document_in needs {refname} to exist");
         let index = self.tmp().join("plumbing-index");
@@ -395,7 +401,7 @@ impl TestRepo {
                 .to_string()
         };
         run(&["read-tree", &old]);
-        let cacheinfo = format!("100644,{blob},{path}");
+        let cacheinfo = format!("{mode},{oid},{path}");
         run(&["update-index", "--add", "--cacheinfo", &cacheinfo]);
         let tree = run(&["write-tree"]);
         let new = run(&["commit-tree", &tree, "-p", &old, "-m", "hand edit"]);
