@@ -987,3 +987,139 @@ fn damaged_entries_of_the_other_project_are_named_as_its_own() {
     );
     assert!(!ids(&array(a1.coord_json(&["ready"]))).contains(&waits));
 }
+
+/// A related project's state is tied to the URL it was fetched from. An uncommitted .coord.yaml
+/// in one agent's worktree that points the project at another repository (here: a copy of B
+/// where A's dependency is done) does not repoint the clone's copy: nothing is fetched from it,
+/// nobody is told of its state, the dependent task still waits, and the user is told how to
+/// confirm. Confirmed, the new source is used, from a fresh start that tells no one.
+#[test]
+fn a_switched_url_is_a_new_source_that_must_be_confirmed() {
+    let world = World::new(|_| None);
+    let (a1, b1) = (&world.a1, &world.b1);
+    b1.coord_ok(&["init"]);
+    let b_task = b1.new_task("empty input panics", &[]);
+    b1.coord_ok(&["sync"]);
+    let waits = a1.coord_as_ok(
+        "alice",
+        &[
+            "task",
+            "new",
+            "ship it",
+            "--dep",
+            &format!("beads:{b_task}"),
+        ],
+    );
+    let waits = waits.trim().to_string();
+    a1.coord_ok(&["sync"]);
+
+    // Another repository with B's refs, where the task is done.
+    let evil = a1.tmp().join("evil.git");
+    let evil_url = evil.display().to_string();
+    ok(
+        a1.git_in(a1.tmp(), &["init", "-q", "--bare", &evil_url]),
+        "a bare repository",
+    );
+    b1.coord_as_ok("bob", &["task", "claim", &b_task, "--offline"]);
+    b1.coord_as_ok(
+        "bob",
+        &["task", "done", &b_task, "--summary", "fixed upstream"],
+    );
+    b1.git_ok(&["push", "-q", &evil_url, "refs/coord/*:refs/coord/*"]);
+    let evil_refs = || {
+        stdout(&ok(
+            a1.git_in(a1.tmp(), &["ls-remote", &evil_url]),
+            "ls-remote",
+        ))
+    };
+    let evil_before = evil_refs();
+
+    // An agent's worktree with an uncommitted switch.
+    let wt = spawn(a1, "mallory", "dev");
+    std::fs::write(
+        wt.join(".coord.yaml"),
+        format!("projects:\n  beads: {evil_url}\n"),
+    )
+    .expect("edit");
+    let synced = ok(a1.coord_in(&wt, &["sync"]), "sync in the switched worktree");
+    let warned = stderr(&synced);
+    let b_url = world.b_remote.display().to_string();
+    assert!(
+        warned.contains("warning")
+            && warned.contains(&format!("changed from {b_url} to {evil_url}"))
+            && warned.contains(&format!("git coord project add beads {evil_url} --replace")),
+        "{warned}"
+    );
+    let listed = at(a1, &wt, &["project", "list"]);
+    assert!(listed.contains(&format!("came from {b_url}")), "{listed}");
+    // Nothing of the other repository's state reached anyone.
+    for dir in [&a1.path, &wt] {
+        a1.coord_in(dir, &["sync"]);
+        let ready = ids(&array(at_json(a1, dir, &["ready"])));
+        assert!(!ready.contains(&waits), "{ready:?}");
+    }
+    let inbox = a1.coord_json(&["--agent", "alice", "inbox", "--all"]);
+    assert!(
+        !subjects(&inbox).iter().any(|s| s.contains("done")),
+        "a notice claims the switch's state: {:?}",
+        subjects(&inbox)
+    );
+    let shown = a1.coord_json(&["task", "show", &format!("beads:{b_task}")]);
+    assert_eq!(shown["state"], "open", "the copy is still B's");
+    // In the switched worktree, the copy is not shown under the new URL, nor written through it.
+    for args in [
+        vec!["task", "show", &format!("beads:{b_task}")],
+        vec!["task", "new", "--project", "beads", "a bug"],
+    ] {
+        let err = fails(&a1.coord_in(&wt, &args), 1);
+        assert!(err.contains("--replace"), "{args:?}: {err}");
+    }
+    assert_eq!(evil_refs(), evil_before, "nothing was written there");
+    // A URL with a password is shown redacted, and is never reached before it is confirmed.
+    std::fs::write(
+        wt.join(".coord.yaml"),
+        "projects:\n  beads: https://u:s3cret@127.0.0.1:1/evil.git\n",
+    )
+    .expect("edit");
+    let synced = ok(a1.coord_in(&wt, &["sync"]), "sync");
+    let warned = stderr(&synced);
+    assert!(
+        warned.contains("https://u:<redacted>@127.0.0.1:1/evil.git") && !warned.contains("s3cret"),
+        "{warned}"
+    );
+    std::fs::write(
+        wt.join(".coord.yaml"),
+        format!("projects:\n  beads: {evil_url}\n"),
+    )
+    .expect("edit");
+
+    // `project add` to another URL is refused without --replace, and changes nothing.
+    let err = fails(&a1.coord(&["project", "add", "beads", &evil_url]), 1);
+    assert!(err.contains("--replace") && err.contains(&b_url), "{err}");
+    assert_eq!(
+        a1.git(&["config", "--local", "coord.project.beads.url"])
+            .status
+            .code(),
+        Some(1),
+        "nothing recorded"
+    );
+    // Confirmed: the new source is used, and its first fetch tells no one.
+    at(
+        a1,
+        &wt,
+        &["project", "add", "beads", &evil_url, "--replace"],
+    );
+    let synced = ok(a1.coord(&["sync"]), "sync after confirming");
+    assert!(!stderr(&synced).contains("warning"), "{}", stderr(&synced));
+    let shown = a1.coord_json(&["task", "show", &format!("beads:{b_task}")]);
+    assert_eq!(shown["state"], "done", "the copy is the new source's");
+    let ready = ids(&array(a1.coord_json(&["ready"])));
+    assert!(ready.contains(&waits), "{ready:?}");
+    let inbox = a1.coord_json(&["--agent", "alice", "inbox", "--all"]);
+    assert!(
+        !subjects(&inbox).iter().any(|s| s.contains("done")),
+        "the switch was told as a change: {:?}",
+        subjects(&inbox)
+    );
+    assert!(!at(a1, &wt, &["project", "list"]).contains("came from"));
+}

@@ -856,7 +856,7 @@ fn across_machines(dir: &Path) -> Result<()> {
     run_git(&lib, &["remote", "add", "origin", &lib_url])?;
     run_git(&lib, &["push", "-q", "origin", "main"])?;
     let projects = crate::ops::projects::Projects::new(&erin);
-    projects.add("lib", &lib_url)?;
+    projects.add("lib", &lib_url, false)?;
     println!("$ git coord project add lib {lib_url}     # lib has no refs/coord yet");
     let (_, filed) = projects.file_task(
         "lib",

@@ -16,7 +16,14 @@ type Out<'a> = &'a mut dyn Write;
 #[derive(Subcommand, Debug)]
 pub enum ProjectCommand {
     /// Record a related project in this clone (`projects:` in .coord.yaml records it for all)
-    Add { name: String, url: String },
+    Add {
+        name: String,
+        url: String,
+        /// Confirm a new URL for a project this clone fetched from another: its tasks here are
+        /// dropped and fetched afresh from URL
+        #[arg(long)]
+        replace: bool,
+    },
     /// The related projects: name, URL, identity, where recorded, when last fetched
     List,
     /// Forget a related project
@@ -153,8 +160,8 @@ fn refs(out: Out, refs: &[RefReport]) -> Result<()> {
 pub fn project(coord: &Coord, cmd: ProjectCommand, out: Out, json: bool) -> Result<()> {
     let projects = Projects::new(coord);
     match cmd {
-        ProjectCommand::Add { name, url } => {
-            let p = projects.add(&name, &url)?;
+        ProjectCommand::Add { name, url, replace } => {
+            let p = projects.add(&name, &url, replace)?;
             if json {
                 writeln!(out, "{}", serde_json::to_value(&p)?)?;
             } else {
@@ -163,10 +170,22 @@ pub fn project(coord: &Coord, cmd: ProjectCommand, out: Out, json: bool) -> Resu
         }
         ProjectCommand::List => {
             let list = projects.list()?;
+            let mut switched = Vec::new();
+            for p in &list {
+                switched.push(projects.switched_from(p)?);
+            }
             if json {
-                writeln!(out, "{}", serde_json::to_value(&list)?)?;
+                let mut value = serde_json::to_value(&list)?;
+                if let Some(items) = value.as_array_mut() {
+                    for (item, from) in items.iter_mut().zip(&switched) {
+                        if let Some(from) = from {
+                            item["switched_from"] = json!(from);
+                        }
+                    }
+                }
+                writeln!(out, "{value}")?;
             } else {
-                for p in &list {
+                for (p, from) in list.iter().zip(&switched) {
                     writeln!(
                         out,
                         "{:<16} {}  id {}  from {}  fetched {}",
@@ -176,6 +195,13 @@ pub fn project(coord: &Coord, cmd: ProjectCommand, out: Out, json: bool) -> Resu
                         p.source,
                         p.fetched.as_deref().unwrap_or("never")
                     )?;
+                    if let Some(from) = from {
+                        writeln!(
+                            out,
+                            "{:<16} its tasks here came from {from}: nothing is fetched from the new URL until `git coord project add {} {} --replace` confirms it",
+                            "", p.name, p.url
+                        )?;
+                    }
                 }
             }
         }

@@ -23,7 +23,8 @@ use crate::ops::messages::{
 };
 use crate::remote::{MAX_TRIES, Pushed, Remote, fetch, push};
 use crate::store::foreign::{
-    PROJECTS_NS, fetched_at, filed, load_task, record_fetch, record_filed, staged_ref,
+    NOTIFIED_NS, PROJECTS_NS, drop_copy, fetched_at, fetched_from, filed, has_copy, load_task,
+    record_fetch, record_filed, record_source, staged_ref,
 };
 use crate::store::{COORD_REFS, Change, Snapshot, Store, backoff, build_commit};
 
@@ -181,7 +182,10 @@ impl<'c> Projects<'c> {
         Projects { coord }
     }
 
-    pub fn add(&self, project: &str, url: &str) -> Result<Project> {
+    /// Records `project` at `url` in this clone. When this clone's copy of the project came from
+    /// another URL, that is a new source: refused unless `replace`, which drops the copy so
+    /// that the first fetch from `url` starts afresh and tells no one of what differs.
+    pub fn add(&self, project: &str, url: &str, replace: bool) -> Result<Project> {
         name::validate("project name", project)?;
         let url = url.trim();
         let id = crate::ops::config::normalize_remote_url(url)
@@ -189,18 +193,51 @@ impl<'c> Projects<'c> {
             .ok_or_else(|| {
                 Error::invalid("url", redact_url(url), "give the project's git URL or path")
             })?;
-        self.coord.repo.git_ok(&[
+        let repo = &self.coord.repo;
+        let added = Project {
+            name: project.into(),
+            url: RemoteUrl::new(url),
+            id,
+            source: "git config",
+            fetched: None,
+        };
+        let now = match self.list()?.into_iter().find(|p| p.name == project) {
+            Some(p) => p,
+            None => added.clone(),
+        };
+        let from = match has_copy(repo, project)? {
+            true => fetched_from(repo, project).or_else(|| Some(now.url.redacted().into_owned())),
+            false => None,
+        };
+        let switch = from.filter(|from| *from != added.url.redacted());
+        if let Some(from) = &switch
+            && !replace
+        {
+            return Err(Error::Project {
+                project: project.into(),
+                url: added.url.to_string(),
+                why: format!(
+                    "this clone's copy of its tasks was fetched from {from}; {} is a new source, whose state would replace it",
+                    added.url
+                ),
+                hint: format!(
+                    "if {} is project {project}'s, confirm it with `--replace`: the copy from {from} is dropped, and the first fetch from the new URL tells no one of what differs",
+                    added.url
+                ),
+            });
+        }
+        repo.git_ok(&[
             "config",
             "--local",
             &format!("coord.project.{project}.url"),
             url,
         ])?;
+        if switch.is_some() {
+            drop_copy(repo, project)?;
+        }
         Ok(Project {
-            name: project.into(),
-            url: RemoteUrl::new(url),
-            id,
-            source: "git config",
-            fetched: fetched_at(&self.coord.repo, project),
+            fetched: fetched_at(repo, project),
+            ..added
         })
     }
 
@@ -310,11 +347,50 @@ impl<'c> Projects<'c> {
         }
     }
 
+    /// The URL this clone's copy of `p` was fetched from, when it is not `p`'s URL now: a
+    /// switch not confirmed yet. A copy fetched before sources were recorded is taken as the
+    /// URL's of the moment.
+    pub fn switched_from(&self, p: &Project) -> Result<Option<String>> {
+        let repo = &self.coord.repo;
+        if !has_copy(repo, &p.name)? {
+            return Ok(None);
+        }
+        Ok(fetched_from(repo, &p.name).filter(|from| *from != p.url.redacted()))
+    }
+
+    /// Refuses to use the copy of `p`, or to fetch into it, when it came from another URL: the
+    /// new URL is a new source, which only `project add NAME URL --replace` confirms.
+    fn check_source(&self, p: &Project) -> Result<()> {
+        let Some(from) = self.switched_from(p)? else {
+            return Ok(());
+        };
+        let set_back = match p.source {
+            ".coord.yaml" => "set it back in .coord.yaml".to_string(),
+            _ => format!("set it back with `git coord project add {} {from}`", p.name),
+        };
+        Err(Error::Project {
+            project: p.name.clone(),
+            url: p.url.to_string(),
+            why: format!(
+                "its URL changed from {from} to {} (in {}) since this clone fetched it; nothing is fetched from or written to {} until you confirm that it is project {}'s: `git coord project add {} {} --replace`",
+                p.url, p.source, p.url, p.name, p.name, p.url
+            ),
+            hint: format!(
+                "until then its tasks here keep the state fetched from {from}; if the new URL is a mistake, {set_back}"
+            ),
+        })
+    }
+
     /// Fetches `refs` of project `p` into its read-only copy, and checks what came.
     fn fetch_refs(&self, p: &Project, refs: &[&'static str]) -> Result<Fetched> {
         let repo = &self.coord.repo;
+        self.check_source(p)?;
         fetch(repo, &Self::remote(p), refs).map_err(|e| unreachable_project(p, e))?;
         record_fetch(repo, &p.name)?;
+        let url = p.url.redacted();
+        if fetched_from(repo, &p.name).as_deref() != Some(&*url) {
+            record_source(repo, &p.name, &p.url)?;
+        }
         let mut fetched = Fetched {
             tips: BTreeMap::new(),
             bases: BTreeMap::new(),
@@ -805,6 +881,7 @@ impl<'c> Projects<'c> {
             self.fetch_refs(&p, &[TASKS, INBOX])?;
             p.fetched = fetched_at(repo, &p.name);
         } else if let Some(tip) = staged("tasks")? {
+            self.check_source(&p)?;
             self.check_coord_ref(&p, TASKS, tip)?;
         }
         let tip = staged("tasks")?;
@@ -918,7 +995,7 @@ impl<'c> Projects<'c> {
             };
             // What the notices were last sent for: other commands (a filing, `task show --fetch`)
             // move the fetched copy too, and must not swallow what happened meanwhile.
-            let notified = |kind: &str| format!("{NOTIFIED}/{}/{kind}", p.name);
+            let notified = |kind: &str| format!("{NOTIFIED_NS}{}/{kind}", p.name);
             let old_tasks = match repo.ref_tip(&notified("tasks"))? {
                 Some(tip) => Some(tip),
                 None => repo.ref_tip(&staged_ref(&p.name, "tasks"))?,
@@ -1001,9 +1078,6 @@ impl<'c> Projects<'c> {
         Ok(report)
     }
 }
-
-/// Where a clone keeps, per related project, the tips its last notices were sent for.
-const NOTIFIED: &str = "refs/coord-notified";
 
 /// What changed on a followed task between two fetches, as notices: (key, subject, body, at).
 fn changes(

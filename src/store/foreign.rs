@@ -6,11 +6,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::git::{Oid, Repo, TreeEntry};
+use crate::git::{Oid, RemoteUrl, Repo, TreeEntry};
 use crate::model::task::{Task, TaskSummary};
 
 /// Where the fetched copies of related projects' refs live.
 pub const PROJECTS_NS: &str = "refs/coord-projects/";
+
+/// Where a clone keeps, per related project, the tips its last notices were sent for.
+pub const NOTIFIED_NS: &str = "refs/coord-notified/";
 
 /// The fetched copy of `kind` (`tasks`, `inbox`, ...) of project `name`.
 pub fn staged_ref(name: &str, kind: &str) -> String {
@@ -33,6 +36,54 @@ pub fn record_fetch(repo: &Repo, name: &str) -> Result<()> {
     let dir = state_dir(repo, name);
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("fetched"), crate::model::time::now())?;
+    Ok(())
+}
+
+/// The URL (as shown: its password redacted) this clone's copy of project `name` was fetched
+/// from, when recorded.
+pub fn fetched_from(repo: &Repo, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(state_dir(repo, name).join("source")).ok()?;
+    Some(text.trim_end_matches('\n').to_string()).filter(|url| !url.is_empty())
+}
+
+/// Records that this clone's copy of project `name` comes from `url` (never its password).
+pub fn record_source(repo: &Repo, name: &str, url: &RemoteUrl) -> Result<()> {
+    let dir = state_dir(repo, name);
+    std::fs::create_dir_all(&dir)?;
+    // Whole or not at all: a reader never sees half a URL.
+    let tmp = dir.join(format!("source.{}", std::process::id()));
+    std::fs::write(&tmp, format!("{url}\n"))?;
+    std::fs::rename(&tmp, dir.join("source"))?;
+    Ok(())
+}
+
+/// Whether this clone holds state fetched from project `name`: its copy, or the tips notices
+/// were last sent for.
+pub fn has_copy(repo: &Repo, name: &str) -> Result<bool> {
+    Ok(!repo
+        .refs_under(&format!("{PROJECTS_NS}{name}/"))?
+        .is_empty()
+        || !repo
+            .refs_under(&format!("{NOTIFIED_NS}{name}/"))?
+            .is_empty())
+}
+
+/// Forgets what this clone fetched of project `name` (its copy, the tips notices were sent for,
+/// when and where from it was fetched), so that the next fetch starts afresh and tells no one
+/// of what differs. What this clone filed there is kept.
+pub fn drop_copy(repo: &Repo, name: &str) -> Result<()> {
+    for ns in [PROJECTS_NS, NOTIFIED_NS] {
+        for (refname, _) in repo.refs_under(&format!("{ns}{name}/"))? {
+            repo.delete_ref(&refname)?;
+        }
+    }
+    let dir = state_dir(repo, name);
+    for file in ["fetched", "source"] {
+        match std::fs::remove_file(dir.join(file)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
     Ok(())
 }
 
