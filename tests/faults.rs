@@ -197,7 +197,7 @@ fn writers_killed_at_any_instant_in_a_clone_never_lock_it_up() {
 /// `git coord ARGS` in `dir`, killed after `after` together with the git processes it started
 /// (SIGKILL to each, children first found through /proc), as a crash of the whole command would.
 fn kill_with_children_after(net: &Cluster, dir: &Path, args: &[&str], after: Duration) {
-    let mut child = net
+    let child = net
         .origin
         .command(BIN, dir)
         .args(args)
@@ -205,46 +205,7 @@ fn kill_with_children_after(net: &Cluster, dir: &Path, args: &[&str], after: Dur
         .stderr(Stdio::null())
         .spawn()
         .expect("git-coord starts");
-    std::thread::sleep(after);
-    let mut doomed = vec![child.id()];
-    let mut n = 0;
-    while n < doomed.len() {
-        doomed.extend(children_of(doomed[n]));
-        n += 1;
-    }
-    for pid in doomed.iter().rev() {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .stderr(Stdio::null())
-            .status();
-    }
-    let _ = child.wait();
-}
-
-/// The processes whose parent is `pid`, from /proc.
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(child) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...: comm may hold spaces, so read after its closing paren.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(pid) && child > 1 {
-            out.push(child);
-        }
-    }
-    out
+    common::kill_tree_after(child, after);
 }
 
 #[test]

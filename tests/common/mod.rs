@@ -557,3 +557,49 @@ impl Drop for GitDaemon {
         let _ = self.child.wait();
     }
 }
+
+/// Sends SIGKILL, after `after`, to `child` and to every process below it (found through /proc,
+/// the deepest first), as a crash of the whole command would. Never to a process group, which
+/// may hold the test harness itself.
+pub fn kill_tree_after(mut child: std::process::Child, after: std::time::Duration) {
+    std::thread::sleep(after);
+    let mut doomed = vec![child.id()];
+    let mut n = 0;
+    while n < doomed.len() {
+        doomed.extend(children_of(doomed[n]));
+        n += 1;
+    }
+    for pid in doomed.iter().rev() {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = child.wait();
+}
+
+/// The processes whose parent is `pid`, from /proc.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so read after its closing paren.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) && child > 1 {
+            out.push(child);
+        }
+    }
+    out
+}
