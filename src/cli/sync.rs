@@ -84,13 +84,27 @@ fn refused_presence(presence: Result<crate::remote::presence::Exchanged>) -> Res
 fn projects_followed(out: Out, followed: &[Followed]) -> Result<()> {
     for f in followed {
         super::output::skipped_in_projects(&f.skipped);
+        for warning in &f.warnings {
+            writeln!(
+                std::io::stderr(),
+                "warning: project {}: {warning}",
+                f.project
+            )?;
+        }
         match &f.error {
             None => writeln!(
                 out,
-                "  project {:<16} fetched ({} notice{})",
+                "  project {:<16} fetched ({} notice{}{})",
                 f.project,
                 f.notices,
-                if f.notices == 1 { "" } else { "s" }
+                if f.notices == 1 { "" } else { "s" },
+                match f.recovered {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} interrupted filing{} found there and recorded",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                }
             )?,
             Some(why) => writeln!(
                 std::io::stderr(),

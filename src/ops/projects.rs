@@ -23,8 +23,9 @@ use crate::ops::messages::{
 };
 use crate::remote::{MAX_TRIES, Pushed, Remote, fetch, push};
 use crate::store::foreign::{
-    NOTIFIED_NS, PROJECTS_NS, drop_copy, fetched_at, fetched_from, filed, has_copy, load_task,
-    record_fetch, record_filed, record_source, staged_ref,
+    Filing, FilingRecord, NOTIFIED_NS, PROJECTS_NS, begin_filing, drop_copy, fetched_at,
+    fetched_from, filed, has_copy, has_filings, load_task, orphaned_filings, record_fetch,
+    record_filed, record_source, staged_ref,
 };
 use crate::store::{COORD_REFS, Change, Snapshot, Store, backoff, build_commit};
 
@@ -106,6 +107,16 @@ pub struct Followed {
     /// What of the followed tasks and their threads could not be read there.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<Skipped>,
+    /// Interrupted filings found there (whole, or completed) and now recorded as filed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub recovered: usize,
+    /// What else the user should know (a filing that could not be settled).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Another project's task as `task show NAME:ID` and `thread NAME:ID` read it.
@@ -457,7 +468,17 @@ impl<'c> Projects<'c> {
     fn write_remote<T>(
         &self,
         p: &Project,
+        op: impl FnMut(&Fetched) -> Result<(Vec<(&'static str, Change)>, T)>,
+    ) -> Result<T> {
+        self.write_remote_with(p, op, || Ok(()))
+    }
+
+    /// [`Self::write_remote`], with `before_push` run before each push.
+    fn write_remote_with<T>(
+        &self,
+        p: &Project,
         mut op: impl FnMut(&Fetched) -> Result<(Vec<(&'static str, Change)>, T)>,
+        mut before_push: impl FnMut() -> Result<()>,
     ) -> Result<T> {
         let repo = &self.coord.repo;
         let actor = self.coord.actor()?;
@@ -478,6 +499,7 @@ impl<'c> Projects<'c> {
                     ));
                 }
             }
+            before_push()?;
             match push(repo, &p.url, &updates).map_err(|e| unreachable_project(p, e))? {
                 Pushed::Accepted => {
                     for (refname, commit) in &updates {
@@ -535,92 +557,132 @@ impl<'c> Projects<'c> {
                 labels.push(label.clone());
             }
         }
-        let task = self.write_remote(&p, |fetched| {
-            let repo = &self.coord.repo;
-            let tasks_tree = fetched.base(TASKS).tree.expect("a tree");
-            let inbox_tree = fetched.base(INBOX).tree.expect("a tree");
-            let mut task_id = id::new_id();
-            while repo
-                .lookup_path(tasks_tree, &Task::path(&task_id))?
-                .is_some()
-            {
-                task_id = id::new_id();
-            }
-            let mut msg_id = id::new_id();
-            while repo
-                .lookup_path(inbox_tree, &Message::path(&msg_id))?
-                .is_some()
-            {
-                msg_id = id::new_id();
-            }
-            let now = time::now();
-            let mut task = Task {
-                format: TASK_FORMAT,
-                id: task_id.clone(),
-                title: title.clone(),
-                kind: f.kind.unwrap_or(Kind::Bug),
-                state: State::Open,
-                priority,
-                role: f.role.clone(),
-                labels: labels.clone(),
-                deps: Vec::new(),
-                parent: None,
-                assignee: None,
-                claimed_at: None,
-                summary: None,
-                block_reason: None,
-                created: now.clone(),
-                created_by: actor.agent.clone(),
-                updated: now.clone(),
-                description: f.description.clone(),
-                comments: Vec::new(),
-                history: Vec::new(),
-                conflicts: Vec::new(),
-                origin: Some(Origin {
-                    project: own.clone(),
-                    agent: actor.agent.clone(),
-                    human: actor.human.clone(),
-                    task: from.clone(),
-                }),
-                extra: Default::default(),
-            };
-            task.push_event(&actor.agent, "new", Some(format!("filed from {own}")), &now);
-            let msg = Message {
-                format: MESSAGE_FORMAT,
-                id: msg_id.clone(),
-                from: actor.agent.clone(),
+        // The ids and documents are chosen once: a filing is the same documents at every try,
+        // so a sync can tell whether it landed (and complete one that landed in part).
+        let task_id = id::new_id();
+        let msg_id = id::new_id();
+        let now = time::now();
+        let mut task = Task {
+            format: TASK_FORMAT,
+            id: task_id.clone(),
+            title: title.clone(),
+            kind: f.kind.unwrap_or(Kind::Bug),
+            state: State::Open,
+            priority,
+            role: f.role.clone(),
+            labels,
+            deps: Vec::new(),
+            parent: None,
+            assignee: None,
+            claimed_at: None,
+            summary: None,
+            block_reason: None,
+            created: now.clone(),
+            created_by: actor.agent.clone(),
+            updated: now.clone(),
+            description: f.description.clone(),
+            comments: Vec::new(),
+            history: Vec::new(),
+            conflicts: Vec::new(),
+            origin: Some(Origin {
+                project: own.clone(),
+                agent: actor.agent.clone(),
                 human: actor.human.clone(),
-                from_project: Some(own.clone()),
-                target: format!("#{task_id}"),
-                to: Vec::new(),
-                subject: clip(&title, crate::model::message::MAX_SUBJECT),
-                thread: task_id.clone(),
-                reply_to: None,
-                task: Some(task_id.clone()),
-                about: None,
-                importance: Importance::Normal,
-                created: now.clone(),
-                body: body.clone(),
-                attachments: attachment_records(&attachments),
-                extra: Default::default(),
-            };
+                task: from,
+            }),
+            extra: Default::default(),
+        };
+        task.push_event(&actor.agent, "new", Some(format!("filed from {own}")), &now);
+        let msg = Message {
+            format: MESSAGE_FORMAT,
+            id: msg_id.clone(),
+            from: actor.agent.clone(),
+            human: actor.human.clone(),
+            from_project: Some(own.clone()),
+            target: format!("#{task_id}"),
+            to: Vec::new(),
+            subject: clip(&title, crate::model::message::MAX_SUBJECT),
+            thread: task_id.clone(),
+            reply_to: None,
+            task: Some(task_id.clone()),
+            about: None,
+            importance: Importance::Normal,
+            created: now.clone(),
+            body,
+            attachments: attachment_records(&attachments),
+            extra: Default::default(),
+        };
+        let task_docs = vec![(Task::path(&task_id), Some(task.to_yaml().into_bytes()))];
+        let mut msg_change = filing(&msg);
+        add_attachments(&mut msg_change, &msg_id, &attachments);
+        let msg_docs = msg_change.docs;
+        let changes = || {
             let task_change = Change {
                 reads: None,
-                docs: vec![(Task::path(&task_id), Some(task.to_yaml().into_bytes()))],
+                docs: task_docs.clone(),
                 subject: format!("new {task_id} by {} of {own}", actor.agent),
                 trailers: vec![("Coord-Op", "new".into()), ("Coord-Task", task_id.clone())],
             };
-            let mut msg_change = filing(&msg);
-            add_attachments(&mut msg_change, &msg_id, &attachments);
-            msg_change.subject = format!("send {msg_id} by {} of {own} to #{task_id}", actor.agent);
-            msg_change.trailers = vec![
-                ("Coord-Op", "send".into()),
-                ("Coord-Message", msg_id.clone()),
-                ("Coord-Task", task_id.clone()),
-            ];
-            Ok((vec![(TASKS, task_change), (INBOX, msg_change)], task))
-        })?;
-        record_filed(&self.coord.repo, &p.name, &task.id)?;
+            let msg_change = Change {
+                reads: None,
+                docs: msg_docs.clone(),
+                subject: format!("send {msg_id} by {} of {own} to #{task_id}", actor.agent),
+                trailers: vec![
+                    ("Coord-Op", "send".into()),
+                    ("Coord-Message", msg_id.clone()),
+                    ("Coord-Task", task_id.clone()),
+                ],
+            };
+            vec![(TASKS, task_change), (INBOX, msg_change)]
+        };
+        let repo = &self.coord.repo;
+        let mut record = None;
+        let recorded = |record: &mut Option<FilingRecord>| -> Result<()> {
+            if record.is_some() {
+                return Ok(());
+            }
+            let mut docs = Vec::new();
+            for (refname, change) in changes() {
+                for (path, bytes) in change.docs {
+                    let blob = repo.write_blob(bytes.as_deref().unwrap_or_default())?;
+                    docs.push((refname.to_string(), path, blob));
+                }
+            }
+            let filing = Filing {
+                url: p.url.redacted().into_owned(),
+                task: task_id.clone(),
+                message: msg_id.clone(),
+                docs,
+            };
+            *record = Some(begin_filing(repo, &p.name, &filing)?);
+            Ok(())
+        };
+        let written = self.write_remote_with(
+            &p,
+            |fetched| {
+                let taken = |refname: &str, path: &str| {
+                    let tree = fetched.base(refname).tree.expect("a tree");
+                    repo.lookup_path(tree, path).map(|found| found.is_some())
+                };
+                if taken(TASKS, &Task::path(&task_id))? || taken(INBOX, &Message::path(&msg_id))? {
+                    return Err(Error::Project {
+                        project: p.name.clone(),
+                        url: p.url.to_string(),
+                        why: format!("the new ids {task_id} and {msg_id} are taken there"),
+                        hint: "nothing was written on either side; file it again".into(),
+                    });
+                }
+                Ok((changes(), ()))
+            },
+            || recorded(&mut record),
+        );
+        // A filing whose push failed may still have landed: its record stays for the next
+        // sync to settle. One that was never pushed has none.
+        written?;
+        record_filed(repo, &p.name, &task_id)?;
+        if let Some(record) = record {
+            record.settle()?;
+        }
         Ok((p, task))
     }
 
@@ -978,6 +1040,9 @@ impl<'c> Projects<'c> {
         }
         let projects = self.list()?;
         for p in &projects {
+            if has_filings(repo, &p.name) {
+                followed.entry(p.name.clone()).or_default(); // a filing to settle there
+            }
             for task in filed(repo, &p.name) {
                 followed
                     .entry(p.name.clone())
@@ -1013,6 +1078,8 @@ impl<'c> Projects<'c> {
                         notices: 0,
                         error: Some(e.to_string()),
                         skipped: Vec::new(),
+                        recovered: 0,
+                        warnings: Vec::new(),
                     });
                     continue;
                 }
@@ -1067,16 +1134,122 @@ impl<'c> Projects<'c> {
                     repo.set_ref(&notified(kind), tip)?;
                 }
             }
+            let settled = self.settle_filings(p, &fetched);
             report.push(Followed {
                 project: p.name.clone(),
                 url: p.url.clone(),
                 notices,
                 error: None,
                 skipped,
+                recovered: settled.recovered,
+                warnings: settled.warnings,
             });
         }
         Ok(report)
     }
+
+    /// Settles the filings into `p` whose process died or failed before it knew whether they
+    /// landed, from what was just fetched: one that is there whole is recorded as filed; one
+    /// that is there in part (a push killed at the remote between its refs) is completed, then
+    /// recorded; one that is not there at all never landed, and is forgotten.
+    fn settle_filings(&self, p: &Project, fetched: &Fetched) -> Settled {
+        let repo = &self.coord.repo;
+        let mut settled = Settled::default();
+        for (filing, record) in orphaned_filings(repo, &p.name) {
+            let Some(filing) = filing else {
+                let _ = record.settle(); // torn: its writer died before pushing
+                continue;
+            };
+            if filing.url != p.url.redacted() {
+                continue; // pushed to another URL: settled when the project is there again
+            }
+            let done = self
+                .settle_filing(p, fetched, &filing)
+                .and_then(|recovered| {
+                    if recovered {
+                        record_filed(repo, &p.name, &filing.task)?;
+                        settled.recovered += 1;
+                    }
+                    record.settle()
+                });
+            if let Err(e) = done {
+                settled.warnings.push(format!(
+                    "the filing of {}:{} was interrupted and could not be settled: {e}; the next sync tries again",
+                    p.name, filing.task
+                ));
+            }
+        }
+        settled
+    }
+
+    /// Whether `filing` is in `p` (completing it there when only part of it landed).
+    fn settle_filing(&self, p: &Project, fetched: &Fetched, filing: &Filing) -> Result<bool> {
+        let repo = &self.coord.repo;
+        let present =
+            |tips: &BTreeMap<&'static str, Option<Oid>>, refname: &str, path: &str| match tips
+                .get(refname)
+                .copied()
+                .flatten()
+            {
+                Some(tip) => Ok(repo.lookup_path(repo.commit_tree(tip)?, path)?.is_some()),
+                None => Ok::<_, Error>(false),
+            };
+        let keys = [
+            (TASKS, Task::path(&filing.task)),
+            (INBOX, Message::path(&filing.message)),
+        ];
+        let mut landed = 0;
+        for (refname, path) in &keys {
+            landed += usize::from(present(&fetched.tips, refname, path)?);
+        }
+        match landed {
+            0 => return Ok(false),
+            2 => return Ok(true),
+            _ => {}
+        }
+        let own = self.own_id();
+        self.write_remote(p, |now| {
+            let mut changes = Vec::new();
+            for (refname, key) in &keys {
+                if present(&now.tips, refname, key)? {
+                    continue;
+                }
+                let mut docs = Vec::new();
+                for (r, path, blob) in &filing.docs {
+                    if r == refname {
+                        docs.push((path.clone(), Some(repo.read_blob(*blob)?)));
+                    }
+                }
+                changes.push((
+                    *refname,
+                    Change {
+                        reads: None,
+                        docs,
+                        subject: format!(
+                            "complete the filing of {} from {own} (its push was cut short)",
+                            filing.task
+                        ),
+                        trailers: vec![
+                            (
+                                "Coord-Op",
+                                if *refname == TASKS { "new" } else { "send" }.into(),
+                            ),
+                            ("Coord-Task", filing.task.clone()),
+                        ],
+                    },
+                ));
+            }
+            Ok((changes, ()))
+        })?;
+        Ok(true)
+    }
+}
+
+/// What settling interrupted filings into one project did.
+#[derive(Debug, Default)]
+struct Settled {
+    recovered: usize,
+    warnings: Vec<String>,
 }
 
 /// What changed on a followed task between two fetches, as notices: (key, subject, body, at).

@@ -98,9 +98,13 @@ pub fn filed(repo: &Repo, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Remembers that this clone filed task `id` into project `name` (after the remote accepted it).
+/// Remembers that this clone filed task `id` into project `name` (after the remote accepted it,
+/// or once a sync found it there), once.
 pub fn record_filed(repo: &Repo, name: &str, id: &str) -> Result<()> {
     use std::io::Write;
+    if filed(repo, name).iter().any(|f| f == id) {
+        return Ok(());
+    }
     let dir = state_dir(repo, name);
     std::fs::create_dir_all(&dir)?;
     let mut file = std::fs::OpenOptions::new()
@@ -109,6 +113,135 @@ pub fn record_filed(repo: &Repo, name: &str, id: &str) -> Result<()> {
         .open(dir.join("filed"))?;
     writeln!(file, "{id}")?;
     Ok(())
+}
+
+/// A filing into another project, as recorded before it is pushed: where it goes and what it
+/// writes, so that a later sync can tell whether it landed, and complete one that landed in
+/// part (a remote killed between the refs of its atomic push).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filing {
+    /// The URL it is pushed to, as shown (redacted).
+    pub url: String,
+    pub task: String,
+    pub message: String,
+    /// Every document it writes: (ref, path, blob).
+    pub docs: Vec<(String, String, Oid)>,
+}
+
+impl Filing {
+    fn to_text(&self) -> String {
+        let mut text = format!(
+            "url {}\ntask {}\nmessage {}\n",
+            self.url, self.task, self.message
+        );
+        for (refname, path, blob) in &self.docs {
+            text.push_str(&format!("doc {refname} {blob} {path}\n"));
+        }
+        text.push_str("end\n");
+        text
+    }
+
+    /// A record as written, or None if it is torn (its writer died before it pushed anything).
+    fn from_text(text: &str) -> Option<Filing> {
+        let mut filing = Filing {
+            url: String::new(),
+            task: String::new(),
+            message: String::new(),
+            docs: Vec::new(),
+        };
+        let mut complete = false;
+        for line in text.lines() {
+            let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+            match key {
+                "url" => filing.url = value.to_string(),
+                "task" => filing.task = value.to_string(),
+                "message" => filing.message = value.to_string(),
+                "doc" => {
+                    let mut parts = value.splitn(3, ' ');
+                    let (refname, blob, path) = (parts.next()?, parts.next()?, parts.next()?);
+                    let blob = Oid::from_hex(blob.as_bytes()).ok()?;
+                    filing.docs.push((refname.into(), path.into(), blob));
+                }
+                "end" => complete = true,
+                _ => return None,
+            }
+        }
+        let ids_ok = crate::model::id::is_full_id(&filing.task)
+            && crate::model::id::is_full_id(&filing.message);
+        (complete && ids_ok).then_some(filing)
+    }
+}
+
+/// A filing's record, held (locked) by the process it belongs to: another process sees it is
+/// alive, and a killed one's lock goes with it.
+pub struct FilingRecord {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl FilingRecord {
+    /// Forgets the record: the filing is in `filed`, or known never to have landed.
+    pub fn settle(self) -> Result<()> {
+        std::fs::remove_file(&self.path)?;
+        drop(self.file);
+        Ok(())
+    }
+}
+
+fn filings_dir(repo: &Repo, name: &str) -> PathBuf {
+    state_dir(repo, name).join("filing")
+}
+
+/// Records `filing` into project `name` before it is pushed, and holds the record while this
+/// process lives.
+pub fn begin_filing(repo: &Repo, name: &str, filing: &Filing) -> Result<FilingRecord> {
+    use std::io::Write;
+    let dir = filings_dir(repo, name);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(&filing.task);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    file.lock()?;
+    // Written whole before anything is pushed: a torn record is one that never pushed.
+    file.write_all(filing.to_text().as_bytes())?;
+    Ok(FilingRecord { path, file })
+}
+
+/// The recorded filings into project `name` whose process is gone, each held now: the record
+/// (None when torn) and its hold.
+pub fn orphaned_filings(repo: &Repo, name: &str) -> Vec<(Option<Filing>, FilingRecord)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(filings_dir(repo, name)) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_record = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(crate::model::id::is_full_id);
+        if !is_record {
+            continue;
+        }
+        let Ok(file) = std::fs::OpenOptions::new().read(true).open(&path) else {
+            continue;
+        };
+        if file.try_lock().is_err() {
+            continue; // its filing is still at work
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        out.push((Filing::from_text(&text), FilingRecord { path, file }));
+    }
+    out
+}
+
+/// Whether any filing into project `name` is recorded and not yet settled.
+pub fn has_filings(repo: &Repo, name: &str) -> bool {
+    std::fs::read_dir(filings_dir(repo, name))
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false)
 }
 
 /// A task of another project in its fetched copy at `tip`. No entry for it is `None`; an entry
