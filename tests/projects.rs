@@ -1282,3 +1282,112 @@ fn ref_locks(repo: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The two ways a kill cuts a filing short, made on purpose: B's remote accepted it but the
+/// filing command died before recording it (killed while B's post-receive hook ran), and B kept
+/// only half of it (its refs/coord/tasks put back, as a receive-pack killed between its two
+/// ref renames leaves it). The next sync records the first and completes the second, once.
+#[test]
+fn a_filing_cut_short_at_the_remote_is_settled_by_the_next_sync() {
+    let world = World::new(|_| None);
+    let a1 = &world.a1;
+    world.b1.coord_ok(&["init"]);
+    world.b1.coord_ok(&["sync"]);
+    let marker = a1.tmp().join("received");
+    let hook = world.b_remote.join("hooks/post-receive");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\ntouch '{}'\nsleep 60\n", marker.display()),
+    )
+    .expect("hook");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let b_git = |args: &[&str]| {
+        let mut all = vec!["--git-dir", world.b_remote.to_str().expect("utf-8")];
+        all.extend_from_slice(args);
+        stdout(&ok(a1.git_in(a1.tmp(), &all), &args.join(" ")))
+    };
+    let filed = a1.path.join(".git/coord/projects/beads/filed");
+    let record = || std::fs::read_to_string(&filed).unwrap_or_default();
+    let tasks_in_b = || {
+        b_git(&["ls-tree", "-r", "--name-only", "refs/coord/tasks"])
+            .lines()
+            .filter(|p| p.starts_with("tasks/"))
+            .count()
+    };
+    // Kills `task new --project` once B's remote has accepted it.
+    let file_and_die = |title: &str| {
+        let _ = std::fs::remove_file(&marker);
+        let child = a1
+            .coord_cmd(&["task", "new", "--project", "beads", title])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git-coord starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !marker.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(marker.exists(), "B never received the filing");
+        kill_tree_after(child, std::time::Duration::ZERO);
+    };
+
+    // Landed whole, unrecorded: the next sync finds it and records it.
+    file_and_die("landed whole");
+    assert_eq!(tasks_in_b(), 1);
+    assert_eq!(record(), "", "the killed command recorded nothing");
+    std::fs::write(&hook, "#!/bin/sh\nexit 0\n").expect("hook");
+    let synced = a1.coord_json(&["sync"]);
+    assert_eq!(synced["projects"][0]["recovered"], 1, "{synced}");
+    assert_eq!(record().lines().count(), 1);
+
+    // Half landed: the message on its thread, not the task.
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\ntouch '{}'\nsleep 60\n", marker.display()),
+    )
+    .expect("hook");
+    let before = b_git(&["rev-parse", "refs/coord/tasks"]);
+    file_and_die("landed in half");
+    b_git(&["update-ref", "refs/coord/tasks", before.trim()]);
+    assert_eq!(tasks_in_b(), 1, "B lacks the second task");
+    std::fs::write(&hook, "#!/bin/sh\nexit 0\n").expect("hook");
+    let synced = ok(a1.coord(&["sync"]), "sync");
+    assert!(
+        stdout(&synced).contains("1 interrupted filing found there and recorded"),
+        "{}",
+        stdout(&synced)
+    );
+    assert_eq!(tasks_in_b(), 2, "the filing was completed in B");
+    assert_eq!(record().lines().count(), 2);
+    let log = b_git(&["log", "-1", "--format=%s", "refs/coord/tasks"]);
+    assert!(log.contains("complete the filing of"), "{log}");
+    // Settled: another sync changes nothing there.
+    let tip = b_git(&["rev-parse", "refs/coord/tasks", "refs/coord/inbox"]);
+    a1.coord_ok(&["sync"]);
+    assert_eq!(
+        b_git(&["rev-parse", "refs/coord/tasks", "refs/coord/inbox"]),
+        tip
+    );
+    assert_eq!(record().lines().count(), 2);
+    // B reads it as one task with its thread.
+    world.b1.coord_ok(&["sync"]);
+    let titles: Vec<String> = world
+        .b1
+        .list()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    let half = world
+        .b1
+        .list()
+        .into_iter()
+        .find(|t| t["title"] == "landed in half")
+        .expect("the completed filing");
+    let shown = world.b1.show(half["id"].as_str().expect("an id"));
+    assert_eq!(array(shown["messages"].clone()).len(), 1, "{shown}");
+}
