@@ -856,3 +856,89 @@ fn claim_of(repo: &TestRepo, agent: &str) -> String {
     assert_eq!(mine.len(), 1, "{agent} holds {mine:?}");
     field(mine[0], "id").expect("an id").to_string()
 }
+
+/// The subjects of the messages in `agent`'s inbox.
+fn inbox_subjects(repo: &TestRepo, agent: &str) -> Vec<String> {
+    let inbox = json(&repo.coord_as_ok(agent, &["inbox", "--json"]));
+    inbox["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["subject"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_tasks_creator_hears_when_it_is_done_or_blocked_unless_told_not_to() {
+    let repo = TestRepo::init();
+    let fix = field(
+        &repo.coord_json(&["--agent", "alice", "task", "new", "Fix it"]),
+        "id",
+    )
+    .expect("an id")
+    .to_string();
+    let stuck = field(
+        &repo.coord_json(&["--agent", "alice", "task", "new", "Stuck"]),
+        "id",
+    )
+    .expect("an id")
+    .to_string();
+    repo.coord_as_ok("bob", &["task", "claim", &fix]);
+    repo.coord_as_ok(
+        "bob",
+        &["task", "done", &fix, "--summary", "patched the parser"],
+    );
+    repo.coord_as_ok(
+        "bob",
+        &["task", "block", &stuck, "--reason", "needs the new API"],
+    );
+    let subjects = inbox_subjects(&repo, "alice");
+    assert!(
+        subjects.contains(&format!("Task {fix} is done: Fix it")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.contains(&format!("Task {stuck} is blocked: Stuck")),
+        "{subjects:?}"
+    );
+    let inbox = json(&repo.coord_as_ok("alice", &["inbox", "--json"]));
+    let done = inbox["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["subject"].as_str().is_some_and(|s| s.contains("is done")))
+        .expect("the done message");
+    let id = done["id"].as_str().expect("an id");
+    let text = repo.coord_as_ok("alice", &["read", id]);
+    assert!(
+        text.contains("patched the parser") && text.contains("bob"),
+        "{text}"
+    );
+
+    // --quiet, the creator's own work, and notify_creator: false tell no one.
+    let quiet = field(
+        &repo.coord_json(&["--agent", "alice", "task", "new", "Quiet"]),
+        "id",
+    )
+    .expect("an id")
+    .to_string();
+    repo.coord_as_ok("bob", &["task", "done", &quiet, "--quiet"]);
+    let own = field(
+        &repo.coord_json(&["--agent", "alice", "task", "new", "Own"]),
+        "id",
+    )
+    .expect("an id")
+    .to_string();
+    repo.coord_as_ok("alice", &["task", "done", &own]);
+    repo.write_file(".coord.yaml", "notify_creator: false\n");
+    let off = field(
+        &repo.coord_json(&["--agent", "alice", "task", "new", "Off"]),
+        "id",
+    )
+    .expect("an id")
+    .to_string();
+    repo.coord_as_ok("bob", &["task", "done", &off]);
+    // Only the blocked notice is still unread: the done one was read above.
+    let subjects = inbox_subjects(&repo, "alice");
+    assert_eq!(subjects, [format!("Task {stuck} is blocked: Stuck")]);
+}

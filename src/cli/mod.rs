@@ -297,6 +297,9 @@ enum TaskCommand {
         /// Finish a task claimed by another agent
         #[arg(long)]
         force: bool,
+        /// Tell no one: its creator gets no message
+        #[arg(long)]
+        quiet: bool,
     },
     /// Return a task to open (from done, claimed or blocked)
     Reopen {
@@ -312,6 +315,9 @@ enum TaskCommand {
         id: String,
         #[arg(long)]
         reason: String,
+        /// Tell no one: its creator gets no message
+        #[arg(long)]
+        quiet: bool,
     },
     /// Dependencies between tasks
     #[command(subcommand)]
@@ -866,13 +872,20 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut dyn Write, json: bool) ->
         TaskCommand::Release { id, force } => {
             output::changed(out, "released", &tasks.release(&id, force)?, json)?
         }
-        TaskCommand::Done { id, summary, force } => {
+        TaskCommand::Done {
+            id,
+            summary,
+            force,
+            quiet,
+        } => {
+            let tasks = Tasks::new(tasks.coord()).quiet(quiet);
             output::changed(out, "done:", &tasks.done(&id, summary, force)?, json)?
         }
         TaskCommand::Reopen { id, reason, force } => {
             output::changed(out, "reopened", &tasks.reopen(&id, reason, force)?, json)?
         }
-        TaskCommand::Block { id, reason } => {
+        TaskCommand::Block { id, reason, quiet } => {
+            let tasks = Tasks::new(tasks.coord()).quiet(quiet);
             output::changed(out, "blocked", &tasks.block(&id, &reason)?, json)?
         }
         TaskCommand::Dep(DepCommand::Add { id, dep }) => {

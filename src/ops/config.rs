@@ -61,6 +61,9 @@ struct ConfigFile {
     /// How many times in a row the stop hook keeps an agent going while it makes no progress.
     #[serde(default)]
     stop_max_blocks: Option<u32>,
+    /// Whether a task's creator gets a message when it is done or blocked (default true).
+    #[serde(default)]
+    notify_creator: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +86,8 @@ pub struct Config {
     /// Related projects (name, URL) from the committed file, in name order.
     pub projects: Vec<(String, String)>,
     pub stop_max_blocks: u32,
+    /// Whether a task's creator gets a message when it is done or blocked.
+    pub notify_creator: bool,
 }
 
 pub const DEFAULT_BREAKER: u32 = 3;
@@ -251,6 +256,7 @@ impl Config {
             )));
         }
         Ok(Config {
+            notify_creator: file.notify_creator.unwrap_or(true),
             breaker: file.breaker.unwrap_or(DEFAULT_BREAKER),
             projects,
             gates: file.gates.unwrap_or_default(),

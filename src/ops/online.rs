@@ -139,3 +139,16 @@ pub fn update_or_keep<T>(
         Err(e) => Err(e),
     }
 }
+
+/// Sends what the inbox holds to the coordination remote now, by an empty write confirmed there
+/// (no remote, or `--offline`: nothing), so that a notice just filed reaches its reader without
+/// waiting for a sync. Best effort: a failure leaves it for the next sync.
+pub fn push_inbox(coord: &Coord) {
+    let Ok(actor) = coord.actor() else {
+        return;
+    };
+    let inbox = Store::new(&coord.repo, crate::ops::messages::INBOX_REF);
+    if let Err(e) = update(coord, &inbox, &actor, |_| Ok((Change::default(), ()))) {
+        tracing::debug!("the inbox goes with the next sync: {e}");
+    }
+}

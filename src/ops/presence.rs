@@ -358,14 +358,5 @@ pub fn tell_taken_over(
         tracing::debug!("could not tell {holder} about the takeover: {e}");
         return;
     }
-    let Ok(actor) = coord.actor() else {
-        return;
-    };
-    // An empty write confirmed at the remote pushes what the inbox holds.
-    let inbox = Store::new(&coord.repo, crate::ops::messages::INBOX_REF);
-    if let Err(e) =
-        crate::ops::online::update(coord, &inbox, &actor, |_| Ok((Change::default(), ())))
-    {
-        tracing::debug!("takeover notice for {holder} not pushed yet: {e}");
-    }
+    crate::ops::online::push_inbox(coord);
 }

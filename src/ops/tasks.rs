@@ -96,6 +96,8 @@ pub struct LogEntry {
 pub struct Tasks<'c> {
     coord: &'c Coord,
     store: Store<'c>,
+    /// No message to a task's creator when it is done or blocked (`--quiet`).
+    quiet: bool,
 }
 
 impl<'c> Tasks<'c> {
@@ -103,7 +105,14 @@ impl<'c> Tasks<'c> {
         Tasks {
             coord,
             store: Store::new(&coord.repo, TASKS_REF),
+            quiet: false,
         }
+    }
+
+    /// The same, telling no creator that its task is done or blocked.
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
     }
 
     pub fn coord(&self) -> &'c Coord {
@@ -498,6 +507,7 @@ impl<'c> Tasks<'c> {
                 task.id
             ));
         }
+        self.tell_creator(&task, "done", task.summary.as_deref());
         crate::ops::workflows::request_checkpoint(self.coord, &task);
         // A review round may add a task to the workflow: only then is it judged finished.
         crate::ops::workflows::next_review_round(self.coord, &task);
@@ -565,7 +575,7 @@ impl<'c> Tasks<'c> {
                 "say what the task waits for",
             ));
         }
-        self.mutate(input, "block", |task, _| {
+        let task = self.mutate(input, "block", |task, _| {
             if task.state == State::Done {
                 return Err(wrong_state(
                     task,
@@ -575,7 +585,49 @@ impl<'c> Tasks<'c> {
             task.state = State::Blocked;
             task.block_reason = Some(reason.to_string());
             Ok(Some(reason.to_string()))
-        })
+        })?;
+        self.tell_creator(&task, "blocked", Some(reason));
+        Ok(task)
+    }
+
+    /// Tells the agent that created `task` that it is now done or blocked, with the summary or
+    /// the reason: a message in its inbox, pushed at once with a remote. Not for its own work,
+    /// a workflow's stages (the workflow tells the organiser), another project's filing (its
+    /// dependants there are told by their sync), with `quiet`, or with `notify_creator: false`.
+    fn tell_creator(&self, task: &Task, what: &str, note: Option<&str>) {
+        let Ok(actor) = self.coord.actor() else {
+            return;
+        };
+        let creator = task.created_by.as_str();
+        if self.quiet
+            || creator.is_empty()
+            || creator == actor.agent
+            || task.origin.is_some()
+            || task
+                .labels
+                .iter()
+                .any(|l| l == crate::ops::workflows::STAGE_LABEL)
+            || !self.coord.config().map_or(true, |c| c.notify_creator)
+        {
+            return;
+        }
+        let at = task.updated.clone();
+        let note = note.map(|n| format!(": {n}")).unwrap_or_default();
+        let subject = format!("Task {} is {what}: {}", task.id, task.title);
+        let body = format!(
+            "{} marked task {} ({}) {what} at {at}{note}. `git coord task show {}` shows it whole.",
+            actor.agent, task.id, task.title, task.id
+        );
+        let key = format!("{what}:{}:{at}", task.id);
+        let messages = crate::ops::messages::Messages::new(self.coord);
+        let about = crate::ops::messages::NoticeAbout::Task(&task.id);
+        match messages.deliver_notice(&key, creator, &subject, &body, about, &at) {
+            Ok(()) => crate::ops::online::push_inbox(self.coord),
+            Err(e) => self.coord.warn(format!(
+                "{creator}, who created task {}, was not told: {e}",
+                task.id
+            )),
+        }
     }
 
     pub fn comment(&self, input: &str, text: &str) -> Result<Task> {
