@@ -62,3 +62,82 @@ fn graph_json_gives_nodes_and_edges() {
     assert_eq!(open_only["nodes"].as_array().expect("nodes").len(), 1);
     assert_eq!(open_only["edges"], serde_json::json!([]));
 }
+
+/// GET `path` from the dashboard on `port`; the body.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("response");
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn status_and_the_dashboard_follow_the_remote_when_told_to_fetch() {
+    let c = common::cluster::Cluster::new(2);
+    let task = c
+        .ok(0, &["task", "new", "Claimed far away"])
+        .trim()
+        .to_string();
+    c.ok(0, &["sync"]);
+    c.ok(1, &["sync"]);
+    c.ok(1, &["--agent", "far", "task", "claim", &task]);
+
+    // This clone's own refs have not seen the claim; a fetch brings it, and says when.
+    assert_eq!(c.json(0, &["status"])["tasks"]["claimed"], 0);
+    let fetched = c.json(0, &["status", "--fetch"]);
+    assert_eq!(fetched["tasks"]["claimed"], 1, "{fetched}");
+    assert_eq!(fetched["fetched"]["remote"], "origin", "{fetched}");
+    let text = c.ok(0, &["status", "--fetch"]);
+    assert!(text.contains("fetched from origin at"), "{text}");
+
+    // serve --fetch: the page's status says when it last fetched, and a claim made on the other
+    // clone shows without anyone syncing here.
+    let second = c.ok(0, &["task", "new", "Another"]).trim().to_string();
+    c.ok(0, &["sync"]);
+    c.ok(1, &["sync"]);
+    let mut serve = c.spawn(0, &["serve", "--port", "0", "--fetch", "1s"]);
+    let mut first_line = String::new();
+    {
+        use std::io::BufRead;
+        let stdout = serve.stdout.as_mut().expect("stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first_line)
+            .expect("the address");
+    }
+    let port: u16 = first_line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first_line:?}"));
+    c.ok(1, &["--agent", "far", "task", "claim", &second]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = String::new();
+    while std::time::Instant::now() < deadline {
+        seen = http_get(port, "/api/tasks");
+        let claimed = common::json(&seen).as_array().is_some_and(|all| {
+            all.iter()
+                .any(|t| t["id"] == second.as_str() && t["state"] == "claimed")
+        });
+        if claimed {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let status = http_get(port, "/api/status");
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(seen.contains(&second) && seen.contains("claimed"), "{seen}");
+    assert!(
+        status.contains("\"fetched\"") && status.contains("origin"),
+        "{status}"
+    );
+}

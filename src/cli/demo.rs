@@ -637,6 +637,7 @@ fn interfaces(dir: &Path) -> Result<()> {
         bind: std::net::IpAddr::from([127, 0, 0, 1]),
         port: 0,
         token: None,
+        fetch: None,
     };
     let listener = crate::serve::bind(&opts)?;
     let port = listener.local_addr()?.port();

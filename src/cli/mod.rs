@@ -149,7 +149,11 @@ enum Command {
     #[command(subcommand)]
     Project(sync::ProjectCommand),
     /// The team in a screenful: tasks, agents, leases, workflows, the last checkpoint
-    Status,
+    Status {
+        /// Fetch the coordination remote first (read-only, never pushing), to see every machine
+        #[arg(long)]
+        fetch: bool,
+    },
     /// Block until something arrives: an unread message, a change to a task, ready work for
     /// your role (all but --task: inbox and ready work). Exit 3 on --timeout
     Wait(wait::WaitArgs),
@@ -166,6 +170,10 @@ enum Command {
         /// A secret every request must carry (?token=SECRET or Authorization: Bearer SECRET)
         #[arg(long)]
         token: Option<String>,
+        /// Fetch the coordination remote this often (read-only, never pushing), so the page
+        /// shows what every machine did
+        #[arg(long, value_name = "DUR", value_parser = wait::parse_duration_arg)]
+        fetch: Option<std::time::Duration>,
     },
     /// The dependency graph for other tools
     Graph {
@@ -636,15 +644,21 @@ fn dispatch(coord: &Coord, cli: Cli, out: Option<&mut dyn Write>) -> Result<()> 
         Command::Checkpoint(a) => checkpoint::run(coord, a, out, json)?,
         Command::Pause { reason } => hooks::team(coord, "pause", reason, None, out, json)?,
         Command::Workflow(cmd) => workflow::run(coord, cmd, out, json)?,
-        Command::Status => status::status(coord, out, json)?,
+        Command::Status { fetch } => status::status(coord, fetch, out, json)?,
         Command::Wait(args) => wait::run(coord, args, out, json)?,
         Command::Mcp => unreachable!("handled before stdout is locked"),
-        Command::Serve { port, bind, token } => {
+        Command::Serve {
+            port,
+            bind,
+            token,
+            fetch,
+        } => {
             let opts = crate::serve::Options {
                 dir: coord.start_dir.clone(),
                 bind,
                 port,
                 token,
+                fetch,
             };
             let listener = crate::serve::bind(&opts)?;
             let addr = listener.local_addr()?;

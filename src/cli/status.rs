@@ -45,7 +45,22 @@ impl Paint {
     }
 }
 
-pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
+pub fn status(coord: &Coord, fetch: bool, out: Out, json: bool) -> Result<()> {
+    let fetched = match fetch {
+        true => crate::ops::online::fetch_for_view(coord)?,
+        false => crate::ops::online::last_fetch(coord),
+    };
+    if let Some(crate::ops::online::Fetched {
+        remote,
+        error: Some(why),
+        ..
+    }) = fetched.as_ref().filter(|_| fetch)
+    {
+        eprintln!("warning: not fetched from {remote} ({why}); this clone's state follows");
+    }
+    if fetch && fetched.is_none() {
+        eprintln!("warning: no coordination remote to fetch from; this clone's state follows");
+    }
     let st = TeamStatus::gather(coord)?;
     let me = &st.me;
     let count = |s: State| st.count(s);
@@ -70,6 +85,7 @@ pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
             "unread": st.unread,
             "last_checkpoint": last.map(|c| json!({ "seq": c.seq, "outcome": c.outcome.as_str(), "at": c.at })),
             "workflows": st.workflows.iter().map(|w| json!({ "id": w.id, "title": w.title, "state": w.state, "done": w.done, "total": w.total, "current": w.current })).collect::<Vec<_>>(),
+            "fetched": fetched,
         });
         writeln!(out, "{value}")?;
         return Ok(());
@@ -85,6 +101,12 @@ pub fn status(coord: &Coord, out: Out, json: bool) -> Result<()> {
         },
         st.unread
     )?;
+    if let Some(f) = &fetched {
+        match &f.error {
+            None => writeln!(out, "fetched from {} at {}", f.remote, f.at)?,
+            Some(_) => writeln!(out, "fetch from {} failed at {}", f.remote, f.at)?,
+        }
+    }
     writeln!(
         out,
         "tasks: {} {}, {} {}, {} {}, {} {}; {ready} ready",

@@ -79,6 +79,6 @@ pub fn run(coord: &Coord, args: WaitArgs, out: &mut dyn Write, json: bool) -> Re
 }
 
 /// A bad duration is a usage error (exit 2), found while the command line is read.
-fn parse_duration_arg(text: &str) -> std::result::Result<Duration, String> {
+pub(crate) fn parse_duration_arg(text: &str) -> std::result::Result<Duration, String> {
     crate::ops::config::parse_duration(text).map_err(|e| e.to_string())
 }

@@ -152,3 +152,58 @@ pub fn push_inbox(coord: &Coord) {
         tracing::debug!("the inbox goes with the next sync: {e}");
     }
 }
+
+/// What a read-only fetch of the coordination remote brought into this clone, for views that
+/// follow the remote (`status --fetch`, `serve --fetch`): from where, when, and what failed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fetched {
+    pub remote: String,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn last_fetch_file(coord: &Coord) -> std::path::PathBuf {
+    coord
+        .repo
+        .common_dir()
+        .join("coord")
+        .join("last-fetch.json")
+}
+
+/// Fetches every coordination ref and presence from the coordination remote and merges them
+/// here, pushing nothing; remembers when (`<common git dir>/coord/last-fetch.json`). None
+/// without a remote (or `--offline`). A remote that cannot be reached is reported in `error`.
+pub fn fetch_for_view(coord: &Coord) -> Result<Option<Fetched>> {
+    let Some(remote) = coord.confirm_remote()? else {
+        return Ok(None);
+    };
+    let fetched = crate::remote::fetch_and_merge(&coord.repo, &remote, &Notices::new(coord))
+        .and_then(|_| {
+            crate::ops::presence::Presence::new(coord, crate::ops::presence::stale_after(coord))
+                .share_with(&remote, false)
+        });
+    let report = Fetched {
+        remote: remote.name.to_string(),
+        at: crate::model::time::now(),
+        error: fetched.err().map(|e| e.to_string()),
+    };
+    let file = last_fetch_file(coord);
+    if let Some(dir) = file.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let tmp = file.with_extension("tmp");
+    if serde_json::to_vec(&report)
+        .ok()
+        .is_some_and(|bytes| std::fs::write(&tmp, bytes).is_ok())
+    {
+        let _ = std::fs::rename(&tmp, &file);
+    }
+    Ok(Some(report))
+}
+
+/// The last [`fetch_for_view`] of this clone, if any.
+pub fn last_fetch(coord: &Coord) -> Option<Fetched> {
+    let bytes = std::fs::read(last_fetch_file(coord)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}

@@ -20,6 +20,7 @@ use crate::ops::checkpoints::Checkpoints;
 use crate::ops::context::Coord;
 use crate::ops::leases::Leases;
 use crate::ops::messages::Messages;
+use crate::ops::online::Fetched;
 use crate::ops::tasks::Tasks;
 use crate::store::COORD_REFS;
 use crate::views::status::agent_rows;
@@ -49,6 +50,8 @@ pub struct Options {
     pub port: u16,
     /// Required (as `?token=` or `Authorization: Bearer`) when set; set it to bind beyond loopback.
     pub token: Option<String>,
+    /// Fetch the coordination remote this often (read-only), so the page shows every machine.
+    pub fetch: Option<Duration>,
 }
 
 /// Binds the listener, refusing a non-loopback address without a token.
@@ -103,6 +106,20 @@ pub fn run(listener: TcpListener, opts: Options) -> Result<()> {
     });
     let watcher = Arc::clone(&shared);
     std::thread::spawn(move || watch(&watcher));
+    if let Some(every) = shared.opts.fetch {
+        let dir = shared.opts.dir.clone();
+        // The refs it merges move the tips, which the watcher turns into events for the page.
+        std::thread::spawn(move || {
+            loop {
+                match Coord::open(&dir, None).and_then(|c| crate::ops::online::fetch_for_view(&c)) {
+                    Ok(Some(Fetched { error: Some(e), .. })) => tracing::debug!("fetch: {e}"),
+                    Err(e) => tracing::debug!("fetch: {e}"),
+                    _ => {}
+                }
+                std::thread::sleep(every);
+            }
+        });
+    }
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
         let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
@@ -399,6 +416,7 @@ pub fn api(coord: &Coord, endpoint: &str) -> Result<Option<Value>> {
             }
             json!({
                 "team": crate::ops::team::get(coord)?.state.as_str(),
+                "fetched": crate::ops::online::last_fetch(coord),
                 "tasks": counts,
                 "tips": tips(coord),
             })
