@@ -460,22 +460,73 @@ fn a_project_that_is_not_configured_is_named_with_what_to_do() {
 }
 
 #[test]
-fn an_unreachable_project_fails_clearly_and_leaves_no_trace() {
+fn a_filing_into_an_unreachable_project_waits_in_the_outbox_and_goes_out_once() {
     let world = World::new(|tmp| Some(tmp.join("nowhere.git").display().to_string()));
     let a1 = &world.a1;
     let before = a1.coord_refs();
-    let err = fails(
-        &a1.coord(&["task", "new", "--project", "beads", "a bug"]),
-        1,
-    );
-    assert!(
-        err.contains("project beads") && err.contains("nowhere.git"),
-        "{err}"
-    );
-    assert!(err.contains("check the URL"), "{err}");
-    assert_eq!(a1.coord_refs(), before);
+    let out = a1.coord(&["task", "new", "--project", "beads", "a bug", "--json"]);
+    let said = stderr(&ok(out.clone(), "a filing into an unreachable project"));
+    assert!(said.contains("queued: beads is unreachable"), "{said}");
+    assert!(said.contains("nowhere.git"), "{said}");
+    let filed = json(&stdout(&out));
+    let id = filed["task"]["id"]
+        .as_str()
+        .or_else(|| filed["id"].as_str())
+        .unwrap_or_else(|| panic!("an id in {filed}"))
+        .to_string();
+    assert_eq!(a1.coord_refs(), before, "nothing of A's own moved");
     let staged = a1.git_ok(&["for-each-ref", "refs/coord-projects/"]);
     assert_eq!(staged, "", "no copy claims anything was filed");
+    let status = a1.coord_json(&["status"]);
+    assert_eq!(status["outbox"][0]["task"], id.as_str(), "{status}");
+    assert_eq!(status["outbox"][0]["project"], "beads", "{status}");
+    // While it stays unreachable, a sync warns and keeps it.
+    a1.coord(&["sync"]);
+    assert_eq!(a1.coord_json(&["status"])["outbox"][0]["task"], id.as_str());
+
+    // The project comes to be: the next sync delivers the filing, once.
+    let nowhere = a1.tmp().join("nowhere.git");
+    ok(
+        a1.command("git", a1.tmp())
+            .args(["init", "-q", "--bare"])
+            .arg(&nowhere)
+            .output()
+            .expect("git"),
+        "the remote is created",
+    );
+    a1.coord_ok(&["sync"]);
+    a1.coord_ok(&["sync"]);
+    let landed = stdout(&ok(
+        a1.git_in(
+            &nowhere,
+            &["ls-tree", "-r", "--name-only", "refs/coord/tasks"],
+        ),
+        "ls-tree",
+    ));
+    let copies = landed.lines().filter(|l| l.contains(&id)).count();
+    assert_eq!(copies, 1, "{landed}");
+    let thread = stdout(&ok(
+        a1.git_in(
+            &nowhere,
+            &["ls-tree", "-r", "--name-only", "refs/coord/inbox"],
+        ),
+        "ls-tree",
+    ));
+    assert!(
+        thread.lines().any(|l| l.starts_with("messages/")),
+        "{thread}"
+    );
+    assert_eq!(
+        a1.coord_json(&["status"])["outbox"],
+        serde_json::json!([]),
+        "the outbox is empty"
+    );
+}
+
+#[test]
+fn a_dependency_on_an_unreachable_project_fails_clearly() {
+    let world = World::new(|tmp| Some(tmp.join("nowhere.git").display().to_string()));
+    let a1 = &world.a1;
     // sync goes on, warning about the project A depends on.
     let err = fails(
         &a1.coord(&["task", "new", "waits", "--dep", "beads:abcd"]),

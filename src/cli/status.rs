@@ -62,6 +62,9 @@ pub fn status(coord: &Coord, fetch: bool, out: Out, json: bool) -> Result<()> {
         eprintln!("warning: no coordination remote to fetch from; this clone's state follows");
     }
     let st = TeamStatus::gather(coord)?;
+    let outbox = crate::ops::projects::Projects::new(coord)
+        .outbox()
+        .unwrap_or_default();
     let me = &st.me;
     let count = |s: State| st.count(s);
     let ready = st.ready;
@@ -86,6 +89,7 @@ pub fn status(coord: &Coord, fetch: bool, out: Out, json: bool) -> Result<()> {
             "last_checkpoint": last.map(|c| json!({ "seq": c.seq, "outcome": c.outcome.as_str(), "at": c.at })),
             "workflows": st.workflows.iter().map(|w| json!({ "id": w.id, "title": w.title, "state": w.state, "done": w.done, "total": w.total, "current": w.current })).collect::<Vec<_>>(),
             "fetched": fetched,
+            "outbox": outbox.iter().map(|(project, task)| json!({ "project": project, "task": task })).collect::<Vec<_>>(),
         });
         writeln!(out, "{value}")?;
         return Ok(());
@@ -106,6 +110,15 @@ pub fn status(coord: &Coord, fetch: bool, out: Out, json: bool) -> Result<()> {
             None => writeln!(out, "fetched from {} at {}", f.remote, f.at)?,
             Some(_) => writeln!(out, "fetch from {} failed at {}", f.remote, f.at)?,
         }
+    }
+    if !outbox.is_empty() {
+        let waiting: Vec<String> = outbox.iter().map(|(p, t)| format!("{p}:{t}")).collect();
+        writeln!(
+            out,
+            "outbox: {} filing(s) wait for their project to be reachable: {} (the next sync sends them)",
+            outbox.len(),
+            waiting.join(", ")
+        )?;
     }
     writeln!(
         out,

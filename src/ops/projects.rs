@@ -520,6 +520,20 @@ impl<'c> Projects<'c> {
         ))
     }
 
+    /// The outbox: filings queued for projects that could not be reached, as (project, task).
+    pub fn outbox(&self) -> Result<Vec<(String, String)>> {
+        let repo = &self.coord.repo;
+        Ok(self
+            .list()?
+            .into_iter()
+            .flat_map(|p| {
+                crate::store::foreign::queued_filings(repo, &p.name)
+                    .into_iter()
+                    .map(move |task| (p.name.clone(), task))
+            })
+            .collect())
+    }
+
     /// Files a task into `project`, with its text and attachments as the first message on its
     /// thread. Returns the project and the task as filed.
     pub fn file_task(&self, project: &str, f: FileTask) -> Result<(Project, Task)> {
@@ -653,6 +667,7 @@ impl<'c> Projects<'c> {
                 task: task_id.clone(),
                 message: msg_id.clone(),
                 docs,
+                queued: false,
             };
             *record = Some(begin_filing(repo, &p.name, &filing)?);
             Ok(())
@@ -676,9 +691,27 @@ impl<'c> Projects<'c> {
             },
             || recorded(&mut record),
         );
-        // A filing whose push failed may still have landed: its record stays for the next
-        // sync to settle. One that was never pushed has none.
-        written?;
+        match written {
+            Ok(()) => {}
+            // The project cannot be reached: the filing waits in the outbox, and the next sync
+            // that reaches the project pushes it, once (its ids are chosen).
+            Err(e) if is_unreachable(&e) => {
+                recorded(&mut record)?;
+                let Some(mut held) = record else {
+                    return Err(e);
+                };
+                held.queue()?;
+                drop(held); // the next sync takes it up
+                self.coord.warn(format!(
+                    "queued: {} is unreachable ({e}); {}:{task_id} goes out with the next `git coord sync` that reaches it (`git coord status` lists the outbox)",
+                    p.name, p.name
+                ));
+                return Ok((p, task));
+            }
+            // A filing whose push failed may still have landed: its record stays for the next
+            // sync to settle. One that was never pushed has none.
+            Err(e) => return Err(e),
+        }
         record_filed(repo, &p.name, &task_id)?;
         if let Some(record) = record {
             record.settle()?;
@@ -1203,10 +1236,14 @@ impl<'c> Projects<'c> {
             landed += usize::from(present(&fetched.tips, refname, path)?);
         }
         match landed {
-            0 => return Ok(false),
+            0 if !filing.queued => return Ok(false),
             2 => return Ok(true),
             _ => {}
         }
+        let why = match filing.queued {
+            true => "queued while it was unreachable",
+            false => "its push was cut short",
+        };
         let own = self.own_id();
         self.write_remote(p, |now| {
             let mut changes = Vec::new();
@@ -1226,7 +1263,7 @@ impl<'c> Projects<'c> {
                         reads: None,
                         docs,
                         subject: format!(
-                            "complete the filing of {} from {own} (its push was cut short)",
+                            "complete the filing of {} from {own} ({why})",
                             filing.task
                         ),
                         trailers: vec![
@@ -1242,6 +1279,22 @@ impl<'c> Projects<'c> {
             Ok((changes, ()))
         })?;
         Ok(true)
+    }
+}
+
+/// Whether `e` says a project could not be reached (its remote missing, a network down), not
+/// that it refused what was sent.
+fn is_unreachable(e: &Error) -> bool {
+    match e {
+        Error::Project { why, .. } => {
+            (why.starts_with("cannot fetch from it") || why.starts_with("cannot push to it"))
+                && !crate::remote::transport::is_refusal(&Error::Remote {
+                    remote: String::new(),
+                    what: String::new(),
+                    why: why.clone(),
+                })
+        }
+        _ => false,
     }
 }
 

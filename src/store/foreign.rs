@@ -126,6 +126,9 @@ pub struct Filing {
     pub message: String,
     /// Every document it writes: (ref, path, blob).
     pub docs: Vec<(String, String, Oid)>,
+    /// Kept for later because the project could not be reached (the outbox): the next sync
+    /// that reaches it pushes it, where an interrupted filing that is not there is forgotten.
+    pub queued: bool,
 }
 
 impl Filing {
@@ -148,6 +151,7 @@ impl Filing {
             task: String::new(),
             message: String::new(),
             docs: Vec::new(),
+            queued: false,
         };
         let mut complete = false;
         for line in text.lines() {
@@ -163,6 +167,7 @@ impl Filing {
                     filing.docs.push((refname.into(), path.into(), blob));
                 }
                 "end" => complete = true,
+                "queued" if complete => filing.queued = true,
                 _ => return None,
             }
         }
@@ -180,6 +185,15 @@ pub struct FilingRecord {
 }
 
 impl FilingRecord {
+    /// Marks the filing as queued in the outbox: the project could not be reached, and the next
+    /// sync that reaches it pushes it.
+    pub fn queue(&mut self) -> Result<()> {
+        use std::io::Write;
+        self.file.write_all(b"queued\n")?;
+        self.file.sync_data()?;
+        Ok(())
+    }
+
     /// Forgets the record: the filing is in `filed`, or known never to have landed.
     pub fn settle(self) -> Result<()> {
         std::fs::remove_file(&self.path)?;
@@ -372,4 +386,22 @@ pub fn load_deps<'d>(
         out.insert(dep.to_string(), found);
     }
     Ok(out)
+}
+
+/// The filings queued for project `name` (the outbox): their task ids, oldest first.
+pub fn queued_filings(repo: &Repo, name: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(filings_dir(repo, name)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(std::time::SystemTime, String)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            let filing = Filing::from_text(&text).filter(|f| f.queued)?;
+            let when = e.metadata().and_then(|m| m.modified()).ok()?;
+            Some((when, filing.task))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, task)| task).collect()
 }
