@@ -793,7 +793,8 @@ fn a_password_in_a_url_is_never_shown_nor_stored() {
     assert!(synced.contains("a-user:<redacted>@"), "{synced}");
     run(&["sync", &a_url, "--json"], 0);
     // Errors that name the project or the remote.
-    let err = run(&["task", "new", "--project", "gone", "a bug"], 1);
+    // A filing into it waits in the outbox (exit 0), saying why, redacted.
+    let err = run(&["task", "new", "--project", "gone", "a bug"], 0);
     assert!(
         err.contains("project gone (http://gone-user:<redacted>@127.0.0.1:1/gone.git)"),
         "{err}"
@@ -1072,9 +1073,17 @@ fn a_switched_url_is_a_new_source_that_must_be_confirmed() {
         "a bare repository",
     );
     b1.coord_as_ok("bob", &["task", "claim", &b_task, "--offline"]);
+    // Offline, as the claim: a done is confirmed at B's own remote otherwise.
     b1.coord_as_ok(
         "bob",
-        &["task", "done", &b_task, "--summary", "fixed upstream"],
+        &[
+            "task",
+            "done",
+            &b_task,
+            "--summary",
+            "fixed upstream",
+            "--offline",
+        ],
     );
     b1.git_ok(&["push", "-q", &evil_url, "refs/coord/*:refs/coord/*"]);
     let evil_refs = || {
