@@ -175,7 +175,9 @@ impl<'c> Agents<'c> {
                 history: Vec::new(),
                 extra: Default::default(),
             };
-            self.store.update(&actor, |snap| {
+            // Confirmed at the remote when there is one, so that every clone knows the agent
+            // at once (a claim it makes elsewhere is not refused as an unknown agent's).
+            crate::ops::online::update_or_keep(self.coord, &self.store, &actor, |snap| {
                 let existing = self.read(snap, &agent.name)?;
                 if existing.is_some_and(|a| a.status == AgentStatus::Active) {
                     return Err(Error::invalid(
@@ -551,12 +553,13 @@ impl<'c> Agents<'c> {
             let flag = if force || merged { "-D" } else { "-d" };
             run_git(&top, &["branch", flag, branch])?;
         }
-        let retired = self.store.update(&actor, |snap| {
-            let mut current = self.read(snap, name)?.ok_or_else(|| no_such_agent(name))?;
-            current.status = AgentStatus::Retired;
-            current.retired = Some(time::now());
-            Ok((write_change(&current, "retire", &actor.agent), current))
-        })?;
+        let retired =
+            crate::ops::online::update_or_keep(self.coord, &self.store, &actor, |snap| {
+                let mut current = self.read(snap, name)?.ok_or_else(|| no_such_agent(name))?;
+                current.status = AgentStatus::Retired;
+                current.retired = Some(time::now());
+                Ok((write_change(&current, "retire", &actor.agent), current))
+            })?;
         Ok(retired)
     }
 
@@ -566,7 +569,7 @@ impl<'c> Agents<'c> {
     fn retire_in_place(&self, agent: &Agent, actor: &crate::store::Actor) -> Result<Agent> {
         let name = agent.name.clone();
         stop_launched(self.coord, &name)?; // a retired agent works no more
-        let retired = self.store.update(actor, |snap| {
+        let retired = crate::ops::online::update_or_keep(self.coord, &self.store, actor, |snap| {
             let mut current = self
                 .read(snap, &name)?
                 .ok_or_else(|| no_such_agent(&name))?;
