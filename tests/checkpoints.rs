@@ -735,3 +735,32 @@ fn a_forged_record_neither_undoes_into_a_foreign_state_nor_hides_a_human_commit(
     );
     assert_eq!(main_tip(&repo), tip);
 }
+
+#[test]
+fn a_failing_gate_is_told_to_the_agent_whose_branch_was_merged() {
+    let (repo, a, _b) = setup();
+    commit_in(&repo, &a, "a.txt", "a\n");
+    let (code, report) = checkpoint(&repo, &["--gate", "echo 'test_parser failed'; exit 4"]);
+    assert_ne!(code, Some(0), "{report}");
+    assert_eq!(report["checkpoint"]["outcome"], "gates-failed", "{report}");
+    let inbox = common::json(&repo.coord_as_ok("a", &["inbox", "--json"]));
+    let told = inbox["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("failed on your branch"))
+        })
+        .unwrap_or_else(|| panic!("a was not told: {inbox}"))
+        .clone();
+    let text = repo.coord_as_ok("a", &["read", told["id"].as_str().expect("an id")]);
+    assert!(
+        text.contains("test_parser failed") && text.contains("exit 4"),
+        "{text}"
+    );
+    // b merged nothing: it hears nothing.
+    let b_inbox = common::json(&repo.coord_as_ok("b", &["inbox", "--json"]));
+    assert_eq!(b_inbox["unread"], 0, "{b_inbox}");
+}

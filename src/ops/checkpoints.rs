@@ -252,6 +252,16 @@ impl<'c> Checkpoints<'c> {
                 )),
             }
         }
+        if checkpoint.outcome == Outcome::GatesFailed {
+            for m in &checkpoint.merged {
+                if let Err(e) = self.tell_gate_failure(&checkpoint, m, &into) {
+                    warnings.push(format!(
+                        "{} was not told that the gates failed ({e})",
+                        m.agent
+                    ));
+                }
+            }
+        }
         let breaker = crate::ops::workflows::after_checkpoint(self.coord, &checkpoint)
             .unwrap_or_else(|e| {
                 warnings.push(format!("the breaker did not count this checkpoint ({e})"));
@@ -890,6 +900,56 @@ impl<'c> Checkpoints<'c> {
 
     /// Tells the agent whose branch was left out for leases which paths, leases and commits, and
     /// what to do; once for the same branch tip while the message is unread.
+    /// Tells the agent of a merged branch that the gates failed on the merge: the code that
+    /// failed is its (or its and the others' merged with it), so it hears it, not only the
+    /// organiser. A message in its inbox, pushed at once with a remote.
+    fn tell_gate_failure(
+        &self,
+        checkpoint: &Checkpoint,
+        m: &MergedBranch,
+        into: &str,
+    ) -> Result<()> {
+        let Some(failed) = checkpoint.gates.iter().find(|g| !g.passed) else {
+            return Ok(());
+        };
+        let others: Vec<&str> = checkpoint
+            .merged
+            .iter()
+            .filter(|o| o.agent != m.agent)
+            .map(|o| o.branch.as_str())
+            .collect();
+        let with = match others.as_slice() {
+            [] => String::new(),
+            branches => format!(" together with {}", branches.join(", ")),
+        };
+        let code = failed
+            .exit_code
+            .map_or_else(|| "no exit code".to_string(), |c| format!("exit {c}"));
+        let subject = format!(
+            "Checkpoint {}: gate `{}` failed on your branch",
+            checkpoint.seq, failed.command
+        );
+        let body = format!(
+            "Checkpoint {} merged {} ({}){with} into {into} in memory and ran the gates: `{}` failed ({code}), so {into} did not move. Its last lines:\n\n{}\n\nFix it on your branch and commit; the next checkpoint merges it again.",
+            checkpoint.seq,
+            m.branch,
+            &m.commit[..m.commit.len().min(12)],
+            failed.command,
+            failed.output_tail
+        );
+        let key = format!("gate-failed:{}:{}:{}", checkpoint.seq, m.agent, m.commit);
+        Messages::new(self.coord).deliver_notice(
+            &key,
+            &m.agent,
+            &subject,
+            &body,
+            crate::ops::messages::NoticeAbout::Nothing,
+            &checkpoint.at,
+        )?;
+        crate::ops::online::push_inbox(self.coord);
+        Ok(())
+    }
+
     fn tell_lease_refusal(&self, refusal: &LeaseRefusal, into: &str) -> Result<()> {
         let messages = Messages::new(self.coord);
         let subject = format!(
