@@ -53,7 +53,8 @@ pub struct IdArg {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct BriefArg {
-    /// At most this many characters (default 4000)
+    /// At most this many characters (default 4000, at least 200)
+    #[schemars(range(min = crate::views::brief::MIN_MAX_CHARS))]
     pub max_chars: Option<usize>,
 }
 
@@ -73,6 +74,7 @@ pub struct NewTaskArg {
     /// Objective, context files, steps, acceptance criteria
     pub description: Option<String>,
     /// 0 (most urgent) to 4; default 2
+    #[schemars(range(max = crate::model::task::MAX_PRIORITY))]
     pub priority: Option<u8>,
     /// The role that should do it
     pub role: Option<String>,
@@ -167,6 +169,47 @@ fn failed(e: Error) -> String {
     }
 }
 
+/// The formats JSON Schema (2020-12) defines. schemars adds its own for Rust's integer types
+/// (`uint`, `uint8`), which clients' validators warn about or reject: those go, the bounds stay.
+const STANDARD_FORMATS: [&str; 19] = [
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// Removes every `format` JSON Schema does not define, anywhere in `schema`.
+fn keep_standard_formats(schema: &mut Value) {
+    match schema {
+        Value::Object(o) => {
+            if o.get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| !STANDARD_FORMATS.contains(&f))
+            {
+                o.remove("format");
+            }
+            o.values_mut().for_each(keep_standard_formats);
+        }
+        Value::Array(items) => items.iter_mut().for_each(keep_standard_formats),
+        _ => {}
+    }
+}
+
 fn task_json(t: &crate::model::task::Task) -> Value {
     json!({
         "id": t.id, "title": t.title, "state": t.state.as_str(), "assignee": t.assignee,
@@ -177,11 +220,19 @@ fn task_json(t: &crate::model::task::Task) -> Value {
 #[tool_router]
 impl CoordServer {
     pub fn new(dir: PathBuf, agent: Option<String>, offline: bool) -> Self {
+        let mut tool_router = Self::tool_router();
+        for route in tool_router.map.values_mut() {
+            let mut schema = Value::Object(route.attr.input_schema.as_ref().clone());
+            keep_standard_formats(&mut schema);
+            if let Value::Object(schema) = schema {
+                route.attr.input_schema = Arc::new(schema);
+            }
+        }
         CoordServer {
             dir,
             agent,
             offline,
-            tool_router: Self::tool_router(),
+            tool_router,
         }
     }
 
@@ -279,7 +330,8 @@ impl CoordServer {
             let index = Tasks::new(c).load_ready_index()?;
             let role = routing_role(c, RoleFilter::from_flags(a.role, a.any_role))?;
             let ready = crate::ops::tasks::ready_tasks(&index, role.as_deref());
-            Ok(json!(ready.iter().take(20).map(|t| json!({ "id": t.id(), "title": t.title(), "priority": t.priority(), "role": t.role() })).collect::<Vec<_>>()))
+            let tasks: Vec<Value> = ready.iter().take(20).map(|t| json!({ "id": t.id(), "title": t.title(), "priority": t.priority(), "role": t.role() })).collect();
+            Ok(json!({ "tasks": tasks }))
         })
     }
 

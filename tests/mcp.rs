@@ -282,3 +282,241 @@ fn the_server_keeps_its_flags_and_between_calls_holds_files_made_ahead_and_no_re
     assert!(child.wait().expect("the server ends").success());
     repo.assert_no_temporary_files();
 }
+
+/// `git coord mcp` over stdio, spoken to line by line as a client would.
+struct Server {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    next_id: u64,
+}
+
+impl Server {
+    fn start(repo: &TestRepo, dir: &std::path::Path) -> Server {
+        let mut child = repo
+            .command(common::BIN, dir)
+            .arg("mcp")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut server = Server {
+            child,
+            stdin,
+            stdout,
+            next_id: 0,
+        };
+        server.request(
+            "initialize",
+            serde_json::json!({ "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "test", "version": "1" } }),
+        );
+        server.notify("notifications/initialized");
+        server
+    }
+
+    fn notify(&mut self, method: &str) {
+        use std::io::Write;
+        let msg = serde_json::json!({ "jsonrpc": "2.0", "method": method, "params": {} });
+        writeln!(self.stdin, "{msg}").expect("a notification");
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        use std::io::{BufRead, Write};
+        self.next_id += 1;
+        let msg = serde_json::json!({ "jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params });
+        writeln!(self.stdin, "{msg}").expect("a request");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("an answer");
+        json(&line)
+    }
+
+    /// Calls a tool: Ok(the result's text parsed), Err(why it failed).
+    fn call(&mut self, tool: &str, arguments: &Value) -> Result<Value, String> {
+        let answer = self.request(
+            "tools/call",
+            serde_json::json!({ "name": tool, "arguments": arguments }),
+        );
+        let result = &answer["result"];
+        if answer.get("error").is_some() || result["isError"] == true {
+            return Err(answer.to_string());
+        }
+        let text = result["content"][0]["text"]
+            .as_str()
+            .expect("a text result");
+        Ok(serde_json::from_str(text).expect("the text is JSON"))
+    }
+
+    fn stop(self) {
+        drop(self.stdin);
+        let mut child = self.child;
+        assert!(child.wait().expect("the server ends").success());
+    }
+}
+
+/// Where a format is named in a schema that JSON Schema does not define, as a JSON pointer.
+fn nonstandard_formats(schema: &Value, at: &str, found: &mut Vec<String>) {
+    const STANDARD: [&str; 19] = [
+        "date-time",
+        "date",
+        "time",
+        "duration",
+        "email",
+        "idn-email",
+        "hostname",
+        "idn-hostname",
+        "ipv4",
+        "ipv6",
+        "uri",
+        "uri-reference",
+        "iri",
+        "iri-reference",
+        "uuid",
+        "uri-template",
+        "json-pointer",
+        "relative-json-pointer",
+        "regex",
+    ];
+    match schema {
+        Value::Object(o) => {
+            if let Some(f) = o.get("format").and_then(Value::as_str)
+                && !STANDARD.contains(&f)
+            {
+                found.push(format!("{at}: format {f}"));
+            }
+            for (k, v) in o {
+                nonstandard_formats(v, &format!("{at}/{k}"), found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                nonstandard_formats(v, &format!("{at}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One MCP contract for every client, Gemini CLI's included (it copies the parsed text of a
+/// result into `structuredContent`, which must be an object): every tool's result is a JSON
+/// object; the schemas name only JSON Schema's own formats; a value at each declared bound is
+/// accepted, and one past it refused.
+#[test]
+fn every_tool_answers_an_object_and_declares_the_bounds_it_enforces() {
+    let repo = TestRepo::init();
+    let mia = repo.coord_json(&["agent", "spawn", "mia", "--role", "dev"]);
+    repo.coord_ok(&["agent", "spawn", "ned", "--role", "dev"]);
+    let worktree = std::path::PathBuf::from(mia["worktree"].as_str().expect("a worktree"));
+    let held = repo.new_task("Held by mia", &["--role", "dev"]);
+    let finished = repo.new_task("Finished by mia", &["--role", "dev"]);
+    repo.new_task("Ready for dev", &["--role", "dev"]);
+    repo.coord_as_ok("mia", &["task", "claim", &held]);
+    repo.coord_as_ok("mia", &["task", "claim", &finished]);
+    let sent = json(&repo.coord_as_ok("ned", &["send", "--to", "mia", "a question", "--json"]));
+    let message = sent["id"].as_str().expect("a message id").to_string();
+
+    let mut server = Server::start(&repo, &worktree);
+    let listed = server.request("tools/list", serde_json::json!({}));
+    let tools = array(listed["result"]["tools"].clone());
+    // Arguments that succeed, tool by tool: every tool is here, in an order that works.
+    let calls: Vec<(&str, Value)> = vec![
+        ("whoami", serde_json::json!({})),
+        ("status", serde_json::json!({})),
+        ("brief", serde_json::json!({})),
+        ("ready", serde_json::json!({})),
+        ("task_show", serde_json::json!({ "id": held })),
+        ("task_new", serde_json::json!({ "title": "New over MCP" })),
+        (
+            "task_comment",
+            serde_json::json!({ "id": held, "text": "on it" }),
+        ),
+        ("task_claim", serde_json::json!({})),
+        (
+            "task_done",
+            serde_json::json!({ "id": finished, "summary": "done" }),
+        ),
+        ("send", serde_json::json!({ "to": "ned", "text": "hello" })),
+        ("inbox", serde_json::json!({})),
+        ("read", serde_json::json!({ "id": message })),
+        ("ack", serde_json::json!({ "id": message })),
+        (
+            "reply",
+            serde_json::json!({ "id": message, "text": "an answer" }),
+        ),
+        ("lease_acquire", serde_json::json!({ "globs": ["src/**"] })),
+        ("lease_check", serde_json::json!({ "paths": ["src/a.rs"] })),
+        ("lease_release", serde_json::json!({})),
+    ];
+    let mut named: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+    named.sort();
+    let mut covered: Vec<&str> = calls.iter().map(|(name, _)| *name).collect();
+    covered.sort();
+    assert_eq!(named, covered, "every tool is called here");
+
+    let mut formats = Vec::new();
+    for tool in &tools {
+        let name = tool["name"].as_str().expect("a name");
+        nonstandard_formats(&tool["inputSchema"], name, &mut formats);
+        if let Some(output) = tool.get("outputSchema") {
+            nonstandard_formats(output, name, &mut formats);
+        }
+    }
+    assert!(
+        formats.is_empty(),
+        "formats JSON Schema does not define: {formats:?}"
+    );
+
+    for (tool, arguments) in &calls {
+        let result = server
+            .call(tool, arguments)
+            .unwrap_or_else(|e| panic!("{tool} failed: {e}"));
+        assert!(
+            result.is_object(),
+            "{tool} answered {result}, not an object"
+        );
+    }
+
+    // Each bound a schema declares: the value at it is accepted, the one past it refused.
+    let mut bounds = 0;
+    for tool in &tools {
+        let name = tool["name"].as_str().expect("a name");
+        let base = &calls.iter().find(|(n, _)| *n == name).expect("called").1;
+        let properties = tool["inputSchema"]["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (property, schema) in properties {
+            for (keyword, step) in [("minimum", -1), ("maximum", 1)] {
+                let Some(bound) = schema[keyword].as_i64() else {
+                    continue;
+                };
+                bounds += 1;
+                let mut at = base.clone();
+                at[&property] = bound.into();
+                let answered = server
+                    .call(name, &at)
+                    .unwrap_or_else(|e| panic!("{name} {property}={bound} refused: {e}"));
+                assert!(answered.is_object(), "{name}: {answered}");
+                let mut past = base.clone();
+                past[&property] = (bound + step).into();
+                assert!(
+                    server.call(name, &past).is_err(),
+                    "{name} accepted {property}={}, past its declared {keyword} {bound}",
+                    bound + step
+                );
+            }
+        }
+    }
+    // brief's max_chars (at least 200), task_new's priority (0 to 4), inbox's limit (from 0).
+    assert!(bounds >= 4, "{bounds} bounds declared: {tools:?}");
+    let new_task = tools
+        .iter()
+        .find(|t| t["name"] == "task_new")
+        .expect("task_new");
+    assert_eq!(
+        new_task["inputSchema"]["properties"]["priority"]["maximum"],
+        4
+    );
+    server.stop();
+}
