@@ -776,12 +776,23 @@ fn the_stop_hook_bounds_blocks_in_a_row_without_progress() {
     commit_in(&repo, &dir, "fix.rs");
     let (out, _) = stop_hook(&repo, &dir, true);
     assert!(blocked(&out) && out.contains(&task), "{out}");
-    // So does a stop after the user's own input (stop_hook_active false).
     stop_hook(&repo, &dir, true);
     stop_hook(&repo, &dir, true);
     let (out, _) = stop_hook(&repo, &dir, true);
     assert!(out.is_empty(), "{out}");
-    let (out, _) = stop_hook(&repo, &dir, false);
+    // However the client reports stop_hook_active: Gemini CLI sends false after every retry
+    // turn that made tool calls, so false starts no new count.
+    for _ in 0..3 {
+        let (out, _) = stop_hook(&repo, &dir, false);
+        assert!(out.is_empty(), "{out}");
+    }
+    // A new session of the agent does.
+    let input = serde_json::json!({
+        "session_id": "s2",
+        "cwd": dir.display().to_string(),
+        "stop_hook_active": false,
+    });
+    let (out, _) = common::stop_hook(&repo, &input.to_string());
     assert!(blocked(&out), "{out}");
 }
 

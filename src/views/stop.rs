@@ -70,10 +70,13 @@ pub fn decide(input: &str, asked: Asked<'_>) -> Decision {
         None => asked.dir.to_path_buf(),
         Some(_) => return allow("cwd in the hook input is not a string; letting the agent stop"),
     };
-    // Claude Code and Codex send it: true when this stop follows a continuation a stop hook
-    // asked for. Absent (a client that does not say): treated as a continuation.
-    let continued = !matches!(value.get("stop_hook_active"), Some(Value::Bool(false)));
-    match decide_in(&cwd, continued, asked.agent) {
+    // The count of blocks is per agent and session. `stop_hook_active` is not used: Gemini CLI
+    // sends false after every retry turn that made tool calls, so it cannot start a new count.
+    let session = match value.get("session_id") {
+        Some(Value::String(id)) => session_key(id),
+        _ => NO_SESSION.to_string(),
+    };
+    match decide_in(&cwd, &session, asked.agent) {
         Ok(d) => d,
         Err(e) => allow(format!(
             "git-coord could not decide ({e}); letting the agent stop"
@@ -81,7 +84,31 @@ pub fn decide(input: &str, asked: Asked<'_>) -> Decision {
     }
 }
 
-fn decide_in(cwd: &Path, continued: bool, agent: Option<&str>) -> crate::error::Result<Decision> {
+/// Stands for a client that sends no session id: all its stops are one session.
+const NO_SESSION: &str = "-";
+
+/// A session id as one word of the progress file: whitespace and control characters become `_`,
+/// at most 128 characters.
+fn session_key(id: &str) -> String {
+    let key: String = id
+        .chars()
+        .take(128)
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if key.is_empty() {
+        NO_SESSION.to_string()
+    } else {
+        key
+    }
+}
+
+fn decide_in(cwd: &Path, session: &str, agent: Option<&str>) -> crate::error::Result<Decision> {
     let coord = match Coord::open(cwd, agent.map(str::to_string)) {
         Ok(c) => c,
         Err(_) => return Ok(allow("")), // not a repository: nothing to coordinate
@@ -167,10 +194,13 @@ fn decide_in(cwd: &Path, continued: bool, agent: Option<&str>) -> crate::error::
         clock = Progress {
             since: now,
             blocks: 0,
+            session: session.to_string(),
             mark,
         };
-    } else if !continued {
-        clock.blocks = 0; // a stop after the user's own input starts a new count
+    } else if clock.session != session {
+        // A new session of the agent starts a new count; the idle clock goes on.
+        clock.blocks = 0;
+        clock.session = session.to_string();
     }
     let stalled_for = now.saturating_sub(clock.since);
     if stalled_for >= config.stop_idle.as_secs() {
@@ -206,29 +236,34 @@ pub fn duration_text(seconds: u64) -> String {
 }
 
 /// The stop hook's memory of one agent: since when its progress mark has not changed, and how
-/// many times in a row it was kept going meanwhile. A local file, never shared.
+/// many times in a row it was kept going meanwhile in its current session. A local file, never
+/// shared: `SINCE BLOCKS SESSION MARK...` on one line.
 struct Progress {
     since: u64,
     blocks: u32,
+    session: String,
     mark: String,
 }
 
 impl Progress {
     fn load(coord: &Coord, agent: &str) -> Progress {
         let text = std::fs::read_to_string(progress_file(coord, agent)).unwrap_or_default();
-        let mut fields = text.trim().splitn(3, ' ');
+        let mut fields = text.trim().splitn(4, ' ');
         let since = fields.next().and_then(|s| s.parse().ok());
         let blocks = fields.next().and_then(|s| s.parse().ok());
+        let session = fields.next().map(str::to_string);
         let mark = fields.next().map(str::to_string);
-        match (since, blocks, mark) {
-            (Some(since), Some(blocks), Some(mark)) => Progress {
+        match (since, blocks, session, mark) {
+            (Some(since), Some(blocks), Some(session), Some(mark)) => Progress {
                 since,
                 blocks,
+                session,
                 mark,
             },
             _ => Progress {
                 since: now_seconds(),
                 blocks: 0,
+                session: NO_SESSION.to_string(),
                 mark: String::new(),
             },
         }
@@ -241,7 +276,10 @@ impl Progress {
         }
         let _ = std::fs::write(
             &file,
-            format!("{} {} {}\n", self.since, self.blocks, self.mark),
+            format!(
+                "{} {} {} {}\n",
+                self.since, self.blocks, self.session, self.mark
+            ),
         );
     }
 }
