@@ -162,6 +162,7 @@ fn main() {
             bench.peak_rss_kib() as f64 / 1024.0
         );
         if size == sizes[0] {
+            stop_hook(scratch.path(), runs.max(50));
             bench.leases(runs);
             bench.sync(scratch.path(), runs);
         }
@@ -200,6 +201,87 @@ fn main() {
     if keep {
         println!("stores kept in {}", scratch.keep().display());
     }
+}
+
+/// The stop hook that blocks (w1 holds a task) against the one that lets the agent stop (w2 has
+/// nothing), interleaved, in a team of 200 tasks and 60 messages, each written by its own
+/// command (a history of one commit each, as a team makes it). The blocking hook is asked again
+/// and again in one session, as a stuck client asks it (the bound set out of reach).
+fn stop_hook(root: &Path, runs: usize) {
+    let bench = Bench::new(root, 0);
+    bench.git(&["commit", "-q", "--allow-empty", "-m", "start"]);
+    bench.coord(&["init"]);
+    for n in 0..200 {
+        bench.coord(&[
+            "--agent",
+            "org",
+            "task",
+            "new",
+            &format!("task {n}"),
+            "--role",
+            "dev",
+        ]);
+    }
+    bench.coord(&["agent", "spawn", "carol", "--role", "docs"]);
+    for n in 0..60 {
+        bench.coord(&[
+            "--agent",
+            "bob",
+            "send",
+            "--to",
+            "carol",
+            &format!("message {n}"),
+        ]);
+    }
+    bench.coord(&["--agent", "w1", "task", "claim", "--next", "--role", "dev"]);
+    std::fs::write(
+        bench.dir.join(".coord.yaml"),
+        "stop_max_blocks: 1000000\nstop_idle: 30d\n",
+    )
+    .expect("the config");
+    let input = format!(
+        r#"{{"cwd":"{}","session_id":"bench","stop_hook_active":true}}"#,
+        bench.dir.display()
+    );
+    let hook = |agent: &str, blocks: bool| {
+        let mut cmd = Command::new(BIN);
+        bench.env(&mut cmd);
+        let started = Instant::now();
+        let mut child = cmd
+            .args(["--agent", agent, "hook", "stop"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the hook runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("the input");
+        let out = child.wait_with_output().expect("the hook ends");
+        let elapsed = started.elapsed();
+        assert_eq!(
+            out.stdout.starts_with(b"{\"decision\":\"block\""),
+            blocks,
+            "{agent}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        elapsed
+    };
+    let (mut block, mut allow) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        block.push(hook("w1", true));
+        allow.push(hook("w2", false));
+    }
+    report("hook stop: blocks (200 tasks)", &block);
+    report("hook stop: lets stop (200 tasks)", &allow);
+    println!(
+        "  {:<34} {:>8.2}x",
+        "hook stop: blocks / lets stop",
+        median_ms(&block) / median_ms(&allow)
+    );
 }
 
 /// The median of a few figures (the upper one of an even count).

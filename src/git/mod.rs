@@ -1366,6 +1366,12 @@ fn parse_oid(text: &str) -> Result<Oid> {
 }
 
 impl Repo {
+    /// The commit checked out in this worktree (None: an unborn branch), read in-process.
+    pub fn head_commit(&self) -> Result<Option<Oid>> {
+        let head = self.inner.head().map_err(git_err)?;
+        Ok(head.id().map(|id| id.detach()))
+    }
+
     /// The commit `rev` names, if it names one.
     pub fn resolve_commit(&self, rev: &str) -> Result<Option<Oid>> {
         let out = self.git(&[

@@ -187,21 +187,24 @@ fn decide_in(cwd: &Path, session: &str, agent: Option<&str>) -> crate::error::Re
     // Still something to do: but an agent that makes no progress of its own for the idle
     // time, or is kept going too many times in a row without any, may stop.
     let config = agents.config();
-    let mut clock = Progress::load(&coord, &agent);
     let now = now_seconds();
-    let mark = progress_mark(&coord, &agent)?;
-    if clock.mark != mark {
-        clock = Progress {
+    let seen = Seen::now(&coord)?;
+    let mut clock = match Progress::load(&coord, &agent) {
+        Some(last) if !made_progress(&coord, &agent, &last.seen, &seen)? => last,
+        _ => Progress {
             since: now,
             blocks: 0,
             session: session.to_string(),
-            mark,
-        };
-    } else if clock.session != session {
+            seen: seen.clone(),
+        },
+    };
+    if clock.session != session {
         // A new session of the agent starts a new count; the idle clock goes on.
         clock.blocks = 0;
         clock.session = session.to_string();
     }
+    // The next stop looks only at what is new since this one.
+    clock.seen = seen;
     let stalled_for = now.saturating_sub(clock.since);
     if stalled_for >= config.stop_idle.as_secs() {
         clock.save(&coord, &agent);
@@ -235,38 +238,52 @@ pub fn duration_text(seconds: u64) -> String {
     }
 }
 
-/// The stop hook's memory of one agent: since when its progress mark has not changed, and how
-/// many times in a row it was kept going meanwhile in its current session. A local file, never
-/// shared: `SINCE BLOCKS SESSION MARK...` on one line.
+/// The stop hook's memory of one agent: since when it has made no progress of its own, how many
+/// times in a row it was kept going meanwhile in its current session, and what it saw then. A
+/// local file, never shared: `SINCE BLOCKS SESSION HEAD TIP...` on one line.
 struct Progress {
     since: u64,
     blocks: u32,
     session: String,
-    mark: String,
+    seen: Seen,
+}
+
+/// The commit checked out where the agent works and the tip of each audited ref (`-`: none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    head: String,
+    tips: Vec<String>,
+}
+
+impl Seen {
+    fn now(coord: &Coord) -> crate::error::Result<Seen> {
+        let text = |oid: Option<crate::git::Oid>| oid.map_or_else(|| "-".into(), |o| o.to_string());
+        let mut tips = Vec::with_capacity(crate::store::COORD_REFS.len());
+        for refname in crate::store::COORD_REFS {
+            tips.push(text(coord.repo.ref_tip(refname)?));
+        }
+        Ok(Seen {
+            head: text(coord.repo.head_commit()?),
+            tips,
+        })
+    }
 }
 
 impl Progress {
-    fn load(coord: &Coord, agent: &str) -> Progress {
-        let text = std::fs::read_to_string(progress_file(coord, agent)).unwrap_or_default();
-        let mut fields = text.trim().splitn(4, ' ');
-        let since = fields.next().and_then(|s| s.parse().ok());
-        let blocks = fields.next().and_then(|s| s.parse().ok());
-        let session = fields.next().map(str::to_string);
-        let mark = fields.next().map(str::to_string);
-        match (since, blocks, session, mark) {
-            (Some(since), Some(blocks), Some(session), Some(mark)) => Progress {
-                since,
-                blocks,
-                session,
-                mark,
-            },
-            _ => Progress {
-                since: now_seconds(),
-                blocks: 0,
-                session: NO_SESSION.to_string(),
-                mark: String::new(),
-            },
-        }
+    fn load(coord: &Coord, agent: &str) -> Option<Progress> {
+        let text = std::fs::read_to_string(progress_file(coord, agent)).ok()?;
+        let mut fields = text.split_whitespace();
+        let since = fields.next()?.parse().ok()?;
+        let blocks = fields.next()?.parse().ok()?;
+        let session = fields.next()?.to_string();
+        let head = fields.next()?.to_string();
+        let tips: Vec<String> = fields.map(str::to_string).collect();
+        (tips.len() == crate::store::COORD_REFS.len()).then_some(Progress {
+            since,
+            blocks,
+            session,
+            seen: Seen { head, tips },
+        })
     }
 
     fn save(&self, coord: &Coord, agent: &str) {
@@ -277,8 +294,12 @@ impl Progress {
         let _ = std::fs::write(
             &file,
             format!(
-                "{} {} {} {}\n",
-                self.since, self.blocks, self.session, self.mark
+                "{} {} {} {} {}\n",
+                self.since,
+                self.blocks,
+                self.session,
+                self.seen.head,
+                self.seen.tips.join(" ")
             ),
         );
     }
@@ -291,36 +312,45 @@ fn now_seconds() -> u64 {
         .unwrap_or(0)
 }
 
-/// What changes when the agent itself makes progress: the commit checked out where it works
-/// (its branch), and its latest write to the coordination refs (a commit it authored). A
-/// teammate's commits and writes leave it as it is; so do heartbeats (not in these refs).
-fn progress_mark(coord: &Coord, agent: &str) -> crate::error::Result<String> {
-    let head = coord
-        .repo
-        .resolve_commit("HEAD")?
-        .map(|o| o.to_string())
-        .unwrap_or_else(|| "-".into());
-    let mut mark = head;
-    for refname in crate::store::COORD_REFS {
-        let Some(tip) = coord.repo.ref_tip(refname)? else {
-            continue;
-        };
-        let mut looked = 0;
-        let mut own = None;
-        coord.repo.walk_history(tip, |c| {
-            looked += 1;
-            if c.author == agent {
-                own = Some(c.oid);
-            }
-            own.is_none() && looked < OWN_WRITE_DEPTH
-        })?;
-        mark.push(' ');
-        mark.push_str(&own.map(|o| o.to_string()).unwrap_or_else(|| "-".into()));
+/// Whether the agent itself made progress between two stops: the commit checked out where it
+/// works moved (its branch), or one of the commits added to an audited ref since is its own (a
+/// commit it authored). A teammate's commits and writes do not count; nor do heartbeats (not in
+/// these refs). Only the new commits are read, so a stop where nothing moved reads none.
+fn made_progress(
+    coord: &Coord,
+    agent: &str,
+    before: &Seen,
+    now: &Seen,
+) -> crate::error::Result<bool> {
+    if before.head != now.head {
+        return Ok(true);
     }
-    Ok(mark)
+    for (old, new) in before.tips.iter().zip(&now.tips) {
+        if old == new {
+            continue;
+        }
+        let Ok(tip) = crate::git::Oid::from_hex(new.as_bytes()) else {
+            continue; // the ref is gone: nothing of the agent's is new there
+        };
+        let old = crate::git::Oid::from_hex(old.as_bytes()).ok();
+        let mut looked = 0;
+        let mut own = false;
+        coord.repo.walk_history(tip, |c| {
+            if Some(c.oid) == old {
+                return false;
+            }
+            looked += 1;
+            own = c.author == agent;
+            !own && looked < OWN_WRITE_DEPTH
+        })?;
+        if own {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
-/// How far back each ref is searched for the agent's own latest write.
+/// How many of the commits added to a ref since the last stop are searched for the agent's own.
 const OWN_WRITE_DEPTH: usize = 500;
 
 fn forget_progress(coord: &Coord, agent: &str) {
