@@ -393,6 +393,62 @@ fn install_refuses_a_git_coord_server_it_did_not_write_and_a_refusal_changes_no_
     }
 }
 
+/// Issue 29: a `.codex/config.toml` git-coord cannot parse is refused and left byte for byte,
+/// with no file of any client written; so is one where git-coord's table cannot go (an inline
+/// `mcp_servers` table), or that defines the server in another form.
+#[test]
+fn install_codex_refuses_toml_it_cannot_parse_and_leaves_it_as_it_was() {
+    let cases = [
+        (
+            "an unclosed table header",
+            "model = \"gpt-5\"\n[mcp_servers.other\ncommand = \"x\"\n",
+            "is not valid TOML",
+        ),
+        (
+            "an unclosed string",
+            "model = \"gpt-5\n",
+            "is not valid TOML",
+        ),
+        (
+            "a duplicate key",
+            "model = \"gpt-5\"\nmodel = \"o3\"\n",
+            "is not valid TOML",
+        ),
+        (
+            "an inline mcp_servers table",
+            "mcp_servers = { other = { command = \"x\" } }\n",
+            "cannot be added",
+        ),
+        (
+            "the server as an inline table",
+            "mcp_servers = { git-coord = { command = \"/opt/git-coord\" } }\n",
+            "already defines an MCP server named git-coord",
+        ),
+        (
+            "the server as a quoted table",
+            "[mcp_servers.\"git-coord\"]\ncommand = \"/opt/git-coord\"\n",
+            "already defines an MCP server named git-coord",
+        ),
+    ];
+    for (what, config, said) in cases {
+        let repo = TestRepo::init();
+        write(&repo.path, ".codex/config.toml", config);
+        let err = fails(&repo.coord(&["hooks", "install", "--codex"]), 1);
+        assert!(err.contains(said), "{what}: {err}");
+        assert!(err.contains("nothing was changed"), "{what}: {err}");
+        assert_eq!(
+            std::fs::read(repo.path.join(".codex/config.toml")).unwrap(),
+            config.as_bytes(),
+            "{what}: the file is left byte for byte"
+        );
+        assert_eq!(
+            repo.git_ok(&["status", "--porcelain", "--untracked-files=all"]),
+            "?? .codex/config.toml",
+            "{what}: no other file written"
+        );
+    }
+}
+
 #[test]
 fn uninstall_leaves_no_empty_file_behind() {
     let repo = TestRepo::init();

@@ -461,11 +461,24 @@ fn uninstall_mcp_server(files: &mut PlannedFiles, path: &Path, hook: &str) -> Re
 }
 
 /// The block git-coord appends to `.codex/config.toml`, between these marker lines. A table
-/// appended at the end of a TOML file never changes the meaning of what is above it.
+/// appended at the end of a TOML file never changes the meaning of what is above it. Codex
+/// starts MCP servers with a reduced environment: `env_vars` passes on the variable that names
+/// the agent, so the server acts as the agent the hook and the shell act as.
 const TOML_BEGIN: &str = "# >>> git-coord: `git coord hooks uninstall --codex` removes this block";
 const TOML_END: &str = "# <<< git-coord";
 const TOML_BLOCK: &str =
     "[mcp_servers.git-coord]\ncommand = \"git\"\nargs = [\"coord\", \"mcp\"]\n";
+
+/// Parses `text` as TOML, or says what is wrong with it and where.
+fn parse_toml(text: &str) -> std::result::Result<toml_edit::DocumentMut, String> {
+    text.parse::<toml_edit::DocumentMut>().map_err(|e| {
+        let why = e.message().trim().to_string();
+        match e.span() {
+            Some(span) => format!("{why}, line {}", text[..span.start].lines().count().max(1)),
+            None => why,
+        }
+    })
+}
 
 fn install_toml_block(files: &mut PlannedFiles, path: &Path) -> Result<HookChange> {
     let text = files.text(path)?.unwrap_or_default();
@@ -474,19 +487,28 @@ fn install_toml_block(files: &mut PlannedFiles, path: &Path) -> Result<HookChang
         path: path.display().to_string(),
         action,
     };
-    if text.lines().any(|l| l.trim_end() == TOML_BEGIN) {
-        return Ok(change("unchanged"));
-    }
-    if text.lines().any(|l| {
-        let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();
-        l.starts_with("[mcp_servers.git-coord]") || l.starts_with("[mcp_servers.\"git-coord\"]")
-    }) {
+    // A block of an earlier git-coord is taken out and the current one appended.
+    let (theirs, had_block) = match without_toml_block(path, &text)? {
+        Some(rest) => (rest, true),
+        None => (text.clone(), false),
+    };
+    let doc = parse_toml(&theirs).map_err(|why| {
+        Error::Other(format!(
+            "{} is not valid TOML ({why}): fix it, then run this again (nothing was changed)",
+            path.display()
+        ))
+    })?;
+    if doc
+        .get("mcp_servers")
+        .and_then(|servers| servers.get("git-coord"))
+        .is_some()
+    {
         return Err(Error::Other(format!(
             "{} already defines an MCP server named git-coord: remove that table (git-coord adds its own), then run this again (nothing was changed)",
             path.display()
         )));
     }
-    let mut out = text;
+    let mut out = theirs;
     if !out.is_empty() {
         if !out.ends_with('\n') {
             out.push('\n');
@@ -494,22 +516,26 @@ fn install_toml_block(files: &mut PlannedFiles, path: &Path) -> Result<HookChang
         out.push('\n');
     }
     out.push_str(&format!("{TOML_BEGIN}\n{TOML_BLOCK}{TOML_END}\n"));
+    if had_block && out == text {
+        return Ok(change("unchanged"));
+    }
+    // What is there may make git-coord's table invalid (`mcp_servers` as an inline table).
+    if parse_toml(&out).is_err() {
+        return Err(Error::Other(format!(
+            "{}: git-coord's [mcp_servers.git-coord] table cannot be added to it: its mcp_servers is an inline table or not a table; write each server as a table of its own ([mcp_servers.NAME]), then run this again (nothing was changed)",
+            path.display()
+        )));
+    }
     files.plan(path, Some(out));
     Ok(change("installed"))
 }
 
-fn uninstall_toml_block(files: &mut PlannedFiles, path: &Path) -> Result<HookChange> {
-    let mut change = HookChange {
-        hook: "codex mcp server".into(),
-        path: path.display().to_string(),
-        action: "unchanged",
-    };
-    let Some(text) = files.text(path)? else {
-        return Ok(change);
-    };
+/// The text without git-coord's block (and the blank line install put before it); None when
+/// there is no block. A block with no end line is refused.
+fn without_toml_block(path: &Path, text: &str) -> Result<Option<String>> {
     let lines: Vec<&str> = text.lines().collect();
     let Some(begin) = lines.iter().position(|l| l.trim_end() == TOML_BEGIN) else {
-        return Ok(change);
+        return Ok(None);
     };
     let end = lines[begin..]
         .iter()
@@ -521,7 +547,6 @@ fn uninstall_toml_block(files: &mut PlannedFiles, path: &Path) -> Result<HookCha
                 path.display()
             ))
         })?;
-    // The blank line install put before the block goes with it.
     let from = if begin > 0 && lines[begin - 1].trim().is_empty() {
         begin - 1
     } else {
@@ -529,11 +554,25 @@ fn uninstall_toml_block(files: &mut PlannedFiles, path: &Path) -> Result<HookCha
     };
     let mut kept: Vec<&str> = lines[..from].to_vec();
     kept.extend_from_slice(&lines[end + 1..]);
-    let left = match kept.iter().all(|l| l.trim().is_empty()) {
-        true => None,
-        false => Some(kept.join("\n") + "\n"),
+    Ok(Some(match kept.iter().all(|l| l.trim().is_empty()) {
+        true => String::new(),
+        false => kept.join("\n") + "\n",
+    }))
+}
+
+fn uninstall_toml_block(files: &mut PlannedFiles, path: &Path) -> Result<HookChange> {
+    let mut change = HookChange {
+        hook: "codex mcp server".into(),
+        path: path.display().to_string(),
+        action: "unchanged",
     };
-    files.plan(path, left);
+    let Some(text) = files.text(path)? else {
+        return Ok(change);
+    };
+    let Some(left) = without_toml_block(path, &text)? else {
+        return Ok(change);
+    };
+    files.plan(path, (!left.is_empty()).then_some(left));
     change.action = "removed";
     Ok(change)
 }
