@@ -328,7 +328,7 @@ fn install_codex_merges_with_the_files_there_and_uninstall_restores_them() {
     let toml = std::fs::read_to_string(repo.path.join(".codex/config.toml")).unwrap();
     assert!(toml.starts_with(config), "{toml}");
     assert!(
-        toml.contains("[mcp_servers.git-coord]\ncommand = \"git\"\nargs = [\"coord\", \"mcp\"]\n"),
+        toml.contains("[mcp_servers.git-coord]\ncommand = \"git\"\nargs = [\"coord\", \"mcp\"]\nenv_vars = [\"GIT_COORD_AGENT\"]\n"),
         "{toml}"
     );
     assert_eq!(toml.matches("[mcp_servers.git-coord]").count(), 1, "{toml}");
@@ -447,6 +447,33 @@ fn install_codex_refuses_toml_it_cannot_parse_and_leaves_it_as_it_was() {
             "{what}: no other file written"
         );
     }
+}
+
+/// A block written by an earlier git-coord (without `env_vars`) is replaced by the current one.
+#[test]
+fn install_codex_brings_an_earlier_block_up_to_date() {
+    let repo = TestRepo::init();
+    let config = "model = \"gpt-5\"\n\n# >>> git-coord: `git coord hooks uninstall --codex` removes this block\n[mcp_servers.git-coord]\ncommand = \"git\"\nargs = [\"coord\", \"mcp\"]\n# <<< git-coord\n";
+    write(&repo.path, ".codex/config.toml", config);
+    let out = repo.coord_ok(&["hooks", "install", "--codex"]);
+    assert!(out.contains("codex mcp server: installed"), "{out}");
+    let toml = std::fs::read_to_string(repo.path.join(".codex/config.toml")).unwrap();
+    assert!(
+        toml.starts_with("model = \"gpt-5\"\n\n# >>> git-coord"),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("env_vars = [\"GIT_COORD_AGENT\"]\n# <<< git-coord\n"),
+        "{toml}"
+    );
+    assert_eq!(toml.matches("[mcp_servers.git-coord]").count(), 1, "{toml}");
+    let again = repo.coord_ok(&["hooks", "install", "--codex"]);
+    assert!(again.contains("codex mcp server: unchanged"), "{again}");
+    repo.coord_ok(&["hooks", "uninstall", "--codex"]);
+    assert_eq!(
+        std::fs::read_to_string(repo.path.join(".codex/config.toml")).unwrap(),
+        "model = \"gpt-5\"\n"
+    );
 }
 
 #[test]

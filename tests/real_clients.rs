@@ -104,6 +104,11 @@ impl Session {
 
 /// Runs one session of `client` in alice's worktree against the scripted model in `mode`.
 fn run(team: &Team, client: Client, mode: &str) -> Session {
+    run_in(team, client, mode, &team.alice, &[])
+}
+
+/// Runs one session of `client` in `dir`, with `env` added to its environment.
+fn run_in(team: &Team, client: Client, mode: &str, dir: &Path, env: &[(&str, &str)]) -> Session {
     let bin = clients_bin();
     let tmp = team.repo.tmp();
     let home = tmp.join(format!("home-{mode}"));
@@ -160,12 +165,12 @@ fn run(team: &Team, client: Client, mode: &str) -> Session {
     );
     let isolated = can_isolate_network();
     let mut cmd = if isolated {
-        let mut c = team.repo.command("unshare", &team.alice);
+        let mut c = team.repo.command("unshare", dir);
         c.args(["-n", "bash", "-c", &script]);
         c
     } else {
         eprintln!("note: `unshare -n` is not available here; the clients talk to 127.0.0.1 only");
-        let mut c = team.repo.command("bash", &team.alice);
+        let mut c = team.repo.command("bash", dir);
         c.args(["-c", &script]);
         c
     };
@@ -188,7 +193,8 @@ fn run(team: &Team, client: Client, mode: &str) -> Session {
         .env("IS_SANDBOX", "1")
         .env("DISABLE_AUTOUPDATER", "1")
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("DISABLE_TELEMETRY", "1");
+        .env("DISABLE_TELEMETRY", "1")
+        .envs(env.iter().copied());
     let status = cmd.status().expect("bash runs");
     let output = std::fs::read_to_string(&out_file).unwrap_or_default();
     assert!(
@@ -421,4 +427,31 @@ fn gemini_works_through_the_mcp_tools() {
 #[test]
 fn gemini_with_a_stuck_model_ends_within_the_bound_git_coord_sets() {
     stuck(Client::Gemini);
+}
+
+#[test]
+fn codex_mcp_server_acts_as_the_agent_the_environment_names() {
+    // Codex starts MCP servers with a reduced environment: GIT_COORD_AGENT reaches `git coord
+    // mcp` through the env_vars line of the installed block. In the main checkout, with w1
+    // named by the environment, the claim over MCP is w1's, as the hook's and the shell's are.
+    let team = team();
+    let main = team.repo.path.clone();
+    let session = run_in(
+        &team,
+        Client::Codex,
+        "mcp",
+        &main,
+        &[("GIT_COORD_AGENT", "w1")],
+    );
+    let first = &team.tasks[0];
+    let task = team.repo.show(first);
+    assert_eq!(task["assignee"], "w1", "{task}");
+    assert_eq!(task["state"], "done", "{task}");
+    let log = team
+        .repo
+        .git_ok(&["log", "--format=%s", "refs/coord/tasks"]);
+    assert!(log.contains(&format!("claim {first} by w1")), "{log}");
+    // The hook acted as w1 too: its reason named the task w1 held.
+    assert!(session.sent(&format!("You hold task {first}: First job")));
+    assert!(!session.sent(&format!("claimed {first} First job")));
 }

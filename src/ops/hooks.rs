@@ -466,8 +466,7 @@ fn uninstall_mcp_server(files: &mut PlannedFiles, path: &Path, hook: &str) -> Re
 /// the agent, so the server acts as the agent the hook and the shell act as.
 const TOML_BEGIN: &str = "# >>> git-coord: `git coord hooks uninstall --codex` removes this block";
 const TOML_END: &str = "# <<< git-coord";
-const TOML_BLOCK: &str =
-    "[mcp_servers.git-coord]\ncommand = \"git\"\nargs = [\"coord\", \"mcp\"]\n";
+const TOML_BLOCK: &str = "[mcp_servers.git-coord]\ncommand = \"git\"\nargs = [\"coord\", \"mcp\"]\nenv_vars = [\"GIT_COORD_AGENT\"]\n";
 
 /// Parses `text` as TOML, or says what is wrong with it and where.
 fn parse_toml(text: &str) -> std::result::Result<toml_edit::DocumentMut, String> {
