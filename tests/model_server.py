@@ -13,6 +13,10 @@ The script, by --mode:
          hook's reason), with `<what you did>` filled in.
   mcp    The same, but claims and finishes through git-coord's MCP tools (task_claim, task_done).
   stuck  Never calls a tool: every turn ends with the same text.
+  varied Stuck too, but varies a read-only call between stops: after the prompt or a reason, it
+         runs `git coord brief --max-chars N` (N different each time) through the shell tool,
+         then ends the turn.
+  ready  As mcp, but first calls git-coord's MCP `ready` tool (its list comes back in an object).
 
 Usage: model_server.py --mode MODE --log FILE --port-file FILE. It listens on 127.0.0.1 (a free
 port, written to --port-file once it listens) and runs until it is killed.
@@ -37,6 +41,7 @@ class Script:
         self.mode = mode
         self.lock = threading.Lock()
         self.calls = 0
+        self.asked_ready = False
 
     def next_call_id(self):
         with self.lock:
@@ -50,10 +55,15 @@ class Script:
             return ("text", STUCK_TEXT)
         if last_is_tool_result:
             return ("text", END_TEXT)
+        if self.mode == "varied":
+            return ("tool", "shell", "git coord brief --max-chars %d" % (500 + self.next_call_id()))
+        if self.mode == "ready" and not self.asked_ready:
+            self.asked_ready = True
+            return ("tool", "ready", {})
         command = first_command(text)
         if command is None:
             return ("text", END_TEXT)
-        if self.mode == "mcp":
+        if self.mode in ("mcp", "ready"):
             call = as_mcp(command)
             if call is not None:
                 return ("tool", call[0], call[1])
@@ -362,7 +372,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["shell", "mcp", "stuck"], required=True)
+    parser.add_argument("--mode", choices=["shell", "mcp", "stuck", "varied", "ready"], required=True)
     parser.add_argument("--log", required=True)
     parser.add_argument("--port-file", required=True)
     args = parser.parse_args()

@@ -429,6 +429,75 @@ fn gemini_with_a_stuck_model_ends_within_the_bound_git_coord_sets() {
     stuck(Client::Gemini);
 }
 
+/// The user parts of the last turn's conversation (Gemini's `contents`) that carry `needle`:
+/// each reason the stop hook gave is one.
+fn gemini_user_parts_with(session: &Session, needle: &str) -> usize {
+    let turns = session.turns();
+    let Some(last) = turns.last() else {
+        return 0;
+    };
+    last["body"]["contents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|turn| turn["role"] == "user")
+        .flat_map(|turn| turn["parts"].as_array().cloned().unwrap_or_default())
+        .filter(|part| part["text"].as_str().is_some_and(|t| t.contains(needle)))
+        .count()
+}
+
+#[test]
+fn gemini_gets_ready_through_mcp() {
+    // Gemini CLI copies the parsed text of a tool result into structuredContent, which its MCP
+    // SDK accepts only as an object: `ready` answers {"tasks": [...]}.
+    let team = team();
+    let session = run(&team, Client::Gemini, "ready");
+    let answered = session
+        .turns()
+        .iter()
+        .flat_map(|r| {
+            r["body"]["contents"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|turn| turn["parts"].as_array().cloned().unwrap_or_default())
+        .find(|part| part["functionResponse"]["name"] == "mcp_git-coord_ready")
+        .expect("the ready tool's result went back to the model");
+    let text = answered.to_string();
+    assert!(
+        text.contains(&team.tasks[0]) && text.contains(&team.tasks[1]),
+        "ready's result should list both tasks: {text}"
+    );
+    assert!(!text.contains("expected record"), "{text}");
+    // Then the work went on through the other tools, to the end.
+    assert_both_done(&team);
+    assert_ended_when_nothing_was_left(&team, &session);
+}
+
+#[test]
+fn gemini_with_a_model_that_varies_a_read_only_call_ends_within_the_bound() {
+    // Gemini CLI sends stop_hook_active: false after each retry turn that made tool calls; the
+    // count is git-coord's own, per agent and session, so the bound holds all the same.
+    let team = team();
+    let session = run(&team, Client::Gemini, "varied");
+    let first = format!("Ready work for role dev: {} First job", team.tasks[0]);
+    let reasons = gemini_user_parts_with(&session, &first);
+    assert!(
+        (1..=3).contains(&reasons),
+        "{reasons} reasons reached the model: the stop hook should have let it stop after 3 blocks"
+    );
+    // Each reason was followed by a read-only call (a brief), then the end of a turn.
+    assert!(session.sent("functionResponse"));
+    assert!(session.sent("git coord brief --max-chars"));
+    for id in &team.tasks {
+        assert_eq!(team.repo.show(id)["state"], "open");
+    }
+    // The prompt's turn and each reason's: two requests each (the call, then the text).
+    let turns = session.turns().len();
+    assert!(turns <= 2 * 4, "the model was asked for {turns} turns");
+}
+
 #[test]
 fn codex_mcp_server_acts_as_the_agent_the_environment_names() {
     // Codex starts MCP servers with a reduced environment: GIT_COORD_AGENT reaches `git coord
