@@ -52,6 +52,12 @@ pub struct IdArg {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct TaskIdArg {
+    /// A task id or a unique prefix of at least 4 characters; NAME:ID for a related project's task
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct BriefArg {
     /// At most this many characters (default 4000, at least 200)
     #[schemars(range(min = crate::views::brief::MIN_MAX_CHARS))]
@@ -105,6 +111,7 @@ pub struct DoneArg {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct CommentArg {
+    /// A task id or prefix; NAME:ID for a related project's task
     pub id: String,
     pub text: String,
 }
@@ -336,14 +343,48 @@ impl CoordServer {
     }
 
     #[tool(
-        description = "One task whole: description, comments, its thread's messages (subjects), artifacts (summaries)."
+        description = "One task whole: description, comments, its thread's messages (subjects), artifacts (summaries). NAME:ID: a related project's task, from what this clone fetched of it."
     )]
-    fn task_show(&self, Parameters(a): Parameters<IdArg>) -> Answer {
+    fn task_show(&self, Parameters(a): Parameters<TaskIdArg>) -> Answer {
         self.with(|c| {
+            let projects = crate::ops::projects::Projects::new(c);
+            if crate::model::id::split_foreign(&a.id).is_some() {
+                let crate::ops::projects::ForeignTask {
+                    project: p,
+                    task: t,
+                    thread,
+                    skipped,
+                } = projects.show_task(&a.id, false)?;
+                for s in skipped {
+                    c.warn(format!(
+                        "skipped {}:{} of project {}: {}",
+                        s.refname, s.path, s.project, s.why
+                    ));
+                }
+                let mut v = task_json(&t);
+                v["project"] = json!(p.name);
+                v["fetched"] = json!(p.fetched);
+                v["description"] = json!(t.description);
+                v["comments"] = json!(t.comments);
+                v["messages"] = json!(
+                    thread
+                        .iter()
+                        .map(|m| json!({ "id": m.id, "from": m.from, "subject": m.subject }))
+                        .collect::<Vec<_>>()
+                );
+                return Ok(v);
+            }
             let t = Tasks::new(c).show(&a.id)?;
             let thread = Messages::new(c).task_thread(&t.id)?;
             let (artifacts, _) = crate::ops::artifacts::Artifacts::new(c).list(Some(&t.id))?;
             let mut v = task_json(&t);
+            // A task filed here from another project says which, by the name this clone knows.
+            if let Some(o) = &t.origin {
+                v["origin"] = json!({
+                    "project": projects.names().of(&o.project), "agent": o.agent,
+                    "human": o.human, "task": o.task,
+                });
+            }
             v["description"] = json!(t.description);
             v["comments"] = json!(t.comments);
             v["messages"] = json!(
@@ -418,8 +459,10 @@ impl CoordServer {
     fn task_comment(&self, Parameters(a): Parameters<CommentArg>) -> Answer {
         self.with(|c| {
             if crate::model::id::split_foreign(&a.id).is_some() {
-                let (_, t) = crate::ops::projects::Projects::new(c).comment(&a.id, &a.text)?;
-                return Ok(task_json(&t));
+                let (p, t) = crate::ops::projects::Projects::new(c).comment(&a.id, &a.text)?;
+                let mut v = task_json(&t);
+                v["project"] = json!(p.name);
+                return Ok(v);
             }
             Ok(task_json(&Tasks::new(c).comment(&a.id, &a.text)?))
         })

@@ -1451,3 +1451,93 @@ fn a_filing_cut_short_at_the_remote_is_settled_by_the_next_sync() {
     let shown = world.b1.show(half["id"].as_str().expect("an id"));
     assert_eq!(array(shown["messages"].clone()).len(), 1, "{shown}");
 }
+
+/// Calls tools of `git coord mcp` started in `dir`, in order, and returns each answer: the
+/// result's text parsed, or `{"error": TEXT}`.
+fn mcp_calls(repo: &TestRepo, dir: &Path, calls: &[(&str, Value)]) -> Vec<Value> {
+    use std::io::Write;
+    let mut lines = vec![
+        serde_json::json!({ "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "test", "version": "1" } } }),
+        serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
+    ];
+    for (n, (tool, arguments)) in calls.iter().enumerate() {
+        lines.push(serde_json::json!({ "jsonrpc": "2.0", "id": n + 1, "method": "tools/call", "params": { "name": tool, "arguments": arguments } }));
+    }
+    let mut child = repo
+        .command(common::BIN, dir)
+        .arg("mcp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    for line in &lines {
+        writeln!(stdin, "{line}").expect("a request");
+    }
+    drop(stdin);
+    let out = child.wait_with_output().expect("the server ends");
+    let replies: Vec<Value> = stdout(&out).lines().map(json).collect();
+    (1..=calls.len())
+        .map(|id| {
+            let reply = replies
+                .iter()
+                .find(|r| r["id"] == id)
+                .unwrap_or_else(|| panic!("no answer to call {id}: {replies:?}"));
+            let text = reply["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default();
+            if reply["result"]["isError"] == true || reply.get("error").is_some() {
+                serde_json::json!({ "error": format!("{text}{}", reply["error"]) })
+            } else {
+                json(text)
+            }
+        })
+        .collect()
+}
+
+/// The MCP tools that take a task id take `NAME:ID` as the command line does, and say which
+/// project a task came from: the other project's name on its task, the filing project (and who
+/// filed it) on a task filed from there.
+#[test]
+fn mcp_tools_reach_another_projects_task_and_say_where_a_task_came_from() {
+    let world = World::new(|_| None);
+    let (a1, b1) = (&world.a1, &world.b1);
+    let filed = a1.coord_as_ok("alice", &["task", "new", "--project", "beads", "a bug"]);
+    let b_task = filed
+        .trim()
+        .strip_prefix("beads:")
+        .expect("NAME:ID")
+        .to_string();
+    let foreign = format!("beads:{b_task}");
+    let answers = mcp_calls(
+        a1,
+        &a1.path,
+        &[
+            ("task_show", serde_json::json!({ "id": foreign })),
+            (
+                "task_comment",
+                serde_json::json!({ "id": foreign, "text": "a repro" }),
+            ),
+        ],
+    );
+    assert_eq!(answers[0]["project"], "beads", "{}", answers[0]);
+    assert_eq!(answers[0]["id"], b_task.as_str(), "{}", answers[0]);
+    assert_eq!(answers[0]["title"], "a bug", "{}", answers[0]);
+    assert_eq!(answers[1]["project"], "beads", "{}", answers[1]);
+    assert_eq!(answers[1]["id"], b_task.as_str(), "{}", answers[1]);
+    // In B the task says it was filed from A, by alice.
+    b1.coord_ok(&["init"]);
+    b1.coord_ok(&["sync"]);
+    let answers = mcp_calls(
+        b1,
+        &b1.path,
+        &[("task_show", serde_json::json!({ "id": b_task }))],
+    );
+    assert_eq!(answers[0]["origin"]["agent"], "alice", "{}", answers[0]);
+    assert!(
+        answers[0]["origin"]["project"].is_string(),
+        "{}",
+        answers[0]
+    );
+    assert!(answers[0]["comments"].to_string().contains("a repro"));
+}
