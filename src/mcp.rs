@@ -577,7 +577,7 @@ impl ServerHandler for CoordServer {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("git-coord", env!("CARGO_PKG_VERSION")))
             .with_instructions(
-            "git-coord: tasks, messages and leases shared through git. Call brief first; claim a task before working on it; lease paths before editing; task_done with a summary when finished.",
+            "git-coord: tasks, messages and leases shared through git. Call brief first; claim a task before working on it (task_claim); lease paths before editing (lease_acquire); task_done with a summary when finished. Other tools: ready, task_show, task_new, task_comment, send, inbox, read, ack, reply, lease_release, lease_check, whoami, status.",
         )
     }
 }

@@ -81,6 +81,12 @@ fn an_independent_mcp_client_works_as_the_agent_of_the_worktree() {
             .contains(&task)
     );
     assert_eq!(seen["done"]["state"], "done");
+    // The brief names the tools, for clients that load MCP tools only when searched for.
+    let brief = seen["brief"]["text"].as_str().expect("text");
+    assert!(
+        brief.contains("task_claim") && brief.contains("search for git-coord"),
+        "{brief}"
+    );
 
     // The state changed in git, as the CLI sees it.
     let shown = repo.show(&task);

@@ -277,8 +277,16 @@ pub fn agent_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<Brief
         }
     }
 
-    Ok(render(agent, false, &head, sections, max_chars))
+    let mut brief = render(agent, false, &head, sections, max_chars);
+    if chars(&brief.text) + TOOLS_LINE.chars().count() < max_chars {
+        push_line(&mut brief.text, TOOLS_LINE);
+    }
+    Ok(brief)
 }
+
+/// Names git-coord's MCP tools, for clients that load MCP tools only when the model searches for
+/// them (Claude Code 2.1's tool search): a model never told they exist never looks.
+pub const TOOLS_LINE: &str = "Tools: `git coord` in your shell, or git-coord's MCP tools (brief, ready, task_claim, task_done, task_show, send, inbox, lease_acquire, whoami...): if your tools load on demand, search for git-coord.";
 
 /// The organiser's brief: counts, progress, stale agents, blocked work and the latest summaries;
 /// never task bodies.
