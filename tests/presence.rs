@@ -746,6 +746,12 @@ fn the_stop_hook_tells_the_agent_why_the_team_is_paused_or_cancelled_on_stdout()
     );
     assert!(why.contains("git coord resume"), "{why}");
     assert!(answer.get("decision").is_none(), "{answer}");
+    // Clients do not show stopReason in headless mode: the next session's brief says it.
+    let brief = stdout(&ok(repo.coord_in(&dir, &["brief"]), "brief"));
+    assert!(
+        brief.contains("The team is paused (the release is frozen)"),
+        "{brief}"
+    );
     repo.coord_ok(&["cancel", "--reason", "wrong plan"]);
     let (out, _) = stop_hook(&repo, &dir, true);
     let why = json(&out)["stopReason"]

@@ -85,6 +85,20 @@ pub fn agent_brief(coord: &Coord, agent: &str, max_chars: usize) -> Result<Brief
         None => head.push_str(" (not a registered agent)"),
     }
     head.push('.');
+    // Clients in headless mode do not show the stop hook's stopReason: the next session reads
+    // why the team stopped here.
+    let team = crate::ops::team::get(coord)?;
+    if team.state != crate::ops::team::TeamState::Running {
+        let what = match team.state {
+            crate::ops::team::TeamState::Paused => "stop here until `git coord resume`",
+            _ => "its work is called off",
+        };
+        head.push_str(&format!(
+            " The team is {}{}: {what}.",
+            team.state.as_str(),
+            team.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+        ));
+    }
 
     let tasks = Tasks::new(coord);
     let index = tasks.load_index()?;
