@@ -524,3 +524,65 @@ fn codex_mcp_server_acts_as_the_agent_the_environment_names() {
     assert!(session.sent(&format!("You hold task {first}: First job")));
     assert!(!session.sent(&format!("claimed {first} First job")));
 }
+
+/// HOOKS.md's table of what each client shows, does and skips names the tests that assert each
+/// row: every test it names exists here, and every client test here is named by a row.
+#[test]
+fn hooks_md_names_the_tests_that_assert_its_table() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/HOOKS.md")).expect("HOOKS.md");
+    let source = std::fs::read_to_string(root.join("tests/real_clients.rs")).expect("the tests");
+    let tests: Vec<&str> = source
+        .split("#[test]\nfn ")
+        .skip(1)
+        .filter_map(|rest| rest.split('(').next())
+        .filter(|name| *name != "hooks_md_names_the_tests_that_assert_its_table")
+        .collect();
+    let table = doc
+        .split("## What each client shows, does and skips")
+        .nth(1)
+        .expect("the table's section")
+        .split("\n## ")
+        .next()
+        .expect("its text");
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| |"))
+        .collect();
+    assert!(rows.len() >= 9, "{rows:?}");
+    let matches = |pattern: &str, name: &str| match pattern.split_once('*') {
+        None => pattern == name,
+        Some((before, after)) => {
+            let after = after.trim_end_matches('*');
+            ["claude_code", "codex", "gemini"]
+                .iter()
+                .any(|client| name.starts_with(&format!("{before}{client}{after}")))
+        }
+    };
+    let mut named = Vec::new();
+    for row in &rows {
+        let last = row
+            .trim_end_matches('|')
+            .rsplit('|')
+            .next()
+            .expect("a last cell")
+            .trim();
+        if last.starts_with("not tested") {
+            continue;
+        }
+        for pattern in last.split('`').skip(1).step_by(2) {
+            let found: Vec<&&str> = tests.iter().filter(|t| matches(pattern, t)).collect();
+            assert!(
+                !found.is_empty(),
+                "HOOKS.md names `{pattern}`, which no test is"
+            );
+            named.extend(found);
+        }
+    }
+    for test in &tests {
+        assert!(
+            named.contains(&test),
+            "{test} asserts something of a client that HOOKS.md's table does not name"
+        );
+    }
+}
