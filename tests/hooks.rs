@@ -615,3 +615,49 @@ fn hooks_kept_in_each_worktree_are_uninstalled_there_alone() {
         "the main worktree keeps its own"
     );
 }
+
+#[test]
+fn an_idle_workers_stop_hook_waits_for_work_then_lets_go() {
+    let repo = TestRepo::init();
+    std::fs::write(repo.path.join(".coord.yaml"), "idle_wait: 6s\n").expect("config");
+    repo.git_ok(&["add", ".coord.yaml"]);
+    repo.git_ok(&["commit", "-q", "-m", "config"]);
+    let dev = common::spawn(&repo, "w", "dev");
+    let input = serde_json::json!({ "cwd": dev, "session_id": "s1" }).to_string();
+
+    // Nothing to do when the hook starts; a task for its role is filed 2 s later.
+    let filed = std::thread::scope(|scope| {
+        let filer = scope.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            repo.new_task("Arrives while the worker waits", &["--role", "dev"])
+        });
+        let (out, _) = common::stop_hook(&repo, &input);
+        let id = filer.join().expect("the filer");
+        (out, id)
+    });
+    let (out, id) = filed;
+    let decision = json(&out);
+    assert_eq!(decision["decision"], "block", "{decision}");
+    assert!(
+        decision["reason"].as_str().is_some_and(|r| r.contains(&id)),
+        "{decision}"
+    );
+
+    // Nothing for its role arrives: past idle_wait it lets the agent stop, and says why.
+    let docs = common::spawn(&repo, "d", "docs");
+    let input = serde_json::json!({ "cwd": docs, "session_id": "s2" }).to_string();
+    let (out, err) = common::stop_hook(&repo, &input);
+    assert_eq!(out, "", "{err}");
+    assert!(err.contains("idle_wait"), "{err}");
+
+    // hooks install gives the clients a time limit the wait fits in.
+    repo.coord_ok(&["hooks", "install", "--claude"]);
+    let settings: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.path.join(".claude/settings.json")).expect("settings"),
+    )
+    .expect("json");
+    assert_eq!(
+        settings["hooks"]["Stop"][0]["hooks"][0]["timeout"], 36,
+        "{settings}"
+    );
+}

@@ -64,6 +64,9 @@ struct ConfigFile {
     /// Whether a task's creator gets a message when it is done or blocked (default true).
     #[serde(default)]
     notify_creator: Option<bool>,
+    /// How long the stop hook keeps an agent with nothing to do available for work.
+    #[serde(default)]
+    idle_wait: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +91,14 @@ pub struct Config {
     pub stop_max_blocks: u32,
     /// Whether a task's creator gets a message when it is done or blocked.
     pub notify_creator: bool,
+    /// How long the stop hook keeps an agent with nothing to do available for work (zero: it
+    /// lets it stop at once).
+    pub idle_wait: Duration,
 }
+
+/// The longest `idle_wait`: the stop hook holds its client that long at most, and the timeout
+/// `hooks install` gives the clients is this plus a margin.
+pub const MAX_IDLE_WAIT: Duration = Duration::from_secs(30 * 60);
 
 pub const DEFAULT_BREAKER: u32 = 3;
 
@@ -255,8 +265,21 @@ impl Config {
                 "use 1 or more (how many times in a row an agent without progress is kept going)",
             )));
         }
+        let idle_wait = match &file.idle_wait {
+            Some(text) if text.trim() == "0" || text.trim() == "off" => Duration::ZERO,
+            Some(text) => parse_duration(text).map_err(in_file)?,
+            None => Duration::ZERO,
+        };
+        if idle_wait > MAX_IDLE_WAIT {
+            return Err(in_file(Error::invalid(
+                "idle_wait",
+                file.idle_wait.clone().unwrap_or_default(),
+                "at most 30m: the stop hook holds its client that long",
+            )));
+        }
         Ok(Config {
             notify_creator: file.notify_creator.unwrap_or(true),
+            idle_wait,
             breaker: file.breaker.unwrap_or(DEFAULT_BREAKER),
             projects,
             gates: file.gates.unwrap_or_default(),

@@ -255,7 +255,13 @@ const STOP_COMMAND: &str = "git coord hook stop";
 /// keeping everything already there. Installing twice changes nothing.
 pub fn install_claude(coord: &Coord, files: &mut PlannedFiles) -> Result<HookChange> {
     let path = workdir(coord)?.join(".claude").join("settings.json");
-    install_stop_entry(files, &path, "Stop", "claude Stop", claude_stop_entry())
+    install_stop_entry(
+        files,
+        &path,
+        "Stop",
+        "claude Stop",
+        claude_stop_entry(coord),
+    )
 }
 
 /// Removes the Stop hook entry git-coord added, keeping everything else. What it leaves empty
@@ -275,7 +281,7 @@ pub fn install_codex(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<Hook
             &dir.join("hooks.json"),
             "Stop",
             "codex Stop",
-            claude_stop_entry(),
+            claude_stop_entry(coord),
         )?,
         install_toml_block(files, &dir.join("config.toml"))?,
     ])
@@ -290,21 +296,34 @@ pub fn uninstall_codex(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<Ho
     ])
 }
 
-/// The Stop entry of templates/claude-settings.json (Claude Code and Codex CLI share its shape).
-fn claude_stop_entry() -> serde_json::Value {
+/// The time limit the clients give the stop hook, in seconds: 30, plus `idle_wait` when the
+/// hook waits for work (`.coord.yaml`), so that the client never kills a hook that waits.
+fn stop_timeout(coord: &Coord) -> u64 {
+    let idle = coord.config().map(|c| c.idle_wait.as_secs()).unwrap_or(0);
+    STOP_TIMEOUT + idle
+}
+
+/// The stop hook's time limit when it does not wait for work.
+const STOP_TIMEOUT: u64 = 30;
+
+/// The Stop entry of templates/claude-settings.json (Claude Code and Codex CLI share its shape),
+/// with the time limit `idle_wait` needs.
+fn claude_stop_entry(coord: &Coord) -> serde_json::Value {
     let ours: serde_json::Value =
         serde_json::from_str(CLAUDE_SETTINGS).expect("the template is JSON");
-    ours["hooks"]["Stop"][0].clone()
+    let mut entry = ours["hooks"]["Stop"][0].clone();
+    entry["hooks"][0]["timeout"] = serde_json::json!(stop_timeout(coord));
+    entry
 }
 
 /// Gemini CLI's entry: its hook timeout is in milliseconds, and a named hook shows as
 /// `git-coord` in its `/hooks` panel.
-fn gemini_stop_entry() -> serde_json::Value {
+fn gemini_stop_entry(coord: &Coord) -> serde_json::Value {
     serde_json::json!({ "hooks": [{
         "type": "command",
         "name": "git-coord",
         "command": STOP_COMMAND,
-        "timeout": 30000,
+        "timeout": stop_timeout(coord) * 1000,
     }] })
 }
 
@@ -327,12 +346,25 @@ fn install_stop_entry(
     let Some(stop) = stop.as_array_mut() else {
         return Err(not_an_object(path));
     };
-    let action = if stop.iter().any(has_stop_command) {
-        "unchanged"
-    } else {
-        stop.push(entry);
-        files.put_settings(path, &settings)?;
-        "installed"
+    let timeout = entry["hooks"][0]["timeout"].clone();
+    // Our hook already there: only its time limit may need to follow `idle_wait`.
+    let ours = stop
+        .iter_mut()
+        .filter_map(|e| e["hooks"].as_array_mut())
+        .flatten()
+        .find(|h| h["command"] == STOP_COMMAND);
+    let action = match ours {
+        Some(hook) if hook["timeout"] == timeout => "unchanged",
+        Some(hook) => {
+            hook["timeout"] = timeout;
+            files.put_settings(path, &settings)?;
+            "updated"
+        }
+        None => {
+            stop.push(entry);
+            files.put_settings(path, &settings)?;
+            "installed"
+        }
     };
     Ok(HookChange {
         hook: hook.into(),
@@ -397,7 +429,7 @@ pub fn install_gemini(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<Hoo
             &path,
             "AfterAgent",
             "gemini AfterAgent",
-            gemini_stop_entry(),
+            gemini_stop_entry(coord),
         )?,
         install_mcp_server(files, &path, "gemini mcp server")?,
     ])

@@ -76,13 +76,16 @@ pub fn decide(input: &str, asked: Asked<'_>) -> Decision {
         Some(Value::String(id)) => session_key(id),
         _ => NO_SESSION.to_string(),
     };
-    match decide_in(&cwd, &session, asked.agent) {
+    match decide_in(&cwd, &session, asked.agent, true) {
         Ok(d) => d,
         Err(e) => allow(format!(
             "git-coord could not decide ({e}); letting the agent stop"
         )),
     }
 }
+
+/// How often an idle stop hook fetches from the remote while it waits for work.
+const IDLE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Stands for a client that sends no session id: all its stops are one session.
 const NO_SESSION: &str = "-";
@@ -108,7 +111,12 @@ fn session_key(id: &str) -> String {
     }
 }
 
-fn decide_in(cwd: &Path, session: &str, agent: Option<&str>) -> crate::error::Result<Decision> {
+fn decide_in(
+    cwd: &Path,
+    session: &str,
+    agent: Option<&str>,
+    may_wait: bool,
+) -> crate::error::Result<Decision> {
     let coord = match Coord::open(cwd, agent.map(str::to_string)) {
         Ok(c) => c,
         Err(_) => return Ok(allow("")), // not a repository: nothing to coordinate
@@ -182,7 +190,29 @@ fn decide_in(cwd: &Path, session: &str, agent: Option<&str>) -> crate::error::Re
     }
     if lines.is_empty() {
         forget_progress(&coord, &agent);
-        return Ok(allow(""));
+        let idle_wait = agents.config().idle_wait;
+        if !may_wait || idle_wait.is_zero() {
+            return Ok(allow(""));
+        }
+        // Nothing to do now: stay available for `idle_wait`, as `wait` would (an unread
+        // message, or ready work for its role), and decide again as soon as something arrives.
+        let what = crate::ops::wait::WaitFor {
+            inbox: true,
+            task: None,
+            ready: is_worker,
+            timeout: Some(idle_wait),
+            interval: IDLE_POLL,
+        };
+        return match crate::ops::wait::wait(&coord, &what) {
+            Ok(_) => decide_in(cwd, session, Some(&agent), false),
+            Err(crate::error::Error::WaitTimedOut { .. }) => Ok(allow(format!(
+                "nothing arrived for {agent} within idle_wait ({}); letting it stop",
+                duration_text(idle_wait.as_secs())
+            ))),
+            Err(e) => Ok(allow(format!(
+                "waiting for work failed ({e}); letting the agent stop"
+            ))),
+        };
     }
     // Still something to do: but an agent that makes no progress of its own for the idle
     // time, or is kept going too many times in a row without any, may stop.
