@@ -661,3 +661,42 @@ fn an_idle_workers_stop_hook_waits_for_work_then_lets_go() {
         "{settings}"
     );
 }
+
+#[test]
+fn install_gemini_writes_the_identity_its_shell_cannot_see_into_the_repository() {
+    let repo = TestRepo::init();
+    // The identity lives in the user's global configuration only.
+    let global = repo.tmp().join("gitconfig");
+    std::fs::write(
+        &global,
+        "[user]\n\tname = Gem User\n\temail = gem@example.com\n",
+    )
+    .expect("a global config");
+    repo.git_ok(&["config", "--local", "--unset", "user.name"]);
+    repo.git_ok(&["config", "--local", "--unset", "user.email"]);
+    let out = repo.coord_env(
+        &[("GIT_CONFIG_GLOBAL", global.to_str().expect("utf-8"))],
+        &["hooks", "install", "--gemini"],
+    );
+    let said = common::stdout(&ok(out, "hooks install --gemini"));
+    assert!(said.contains("gemini identity"), "{said}");
+    assert!(said.contains("no hooks"), "{said}");
+    // As Gemini CLI's shell runs git: no global configuration, no hooks. The commit has an
+    // identity.
+    std::fs::write(repo.path.join("g.txt"), "g\n").expect("a file");
+    let add = repo
+        .command("git", &repo.path)
+        .args(["add", "g.txt"])
+        .output()
+        .expect("git");
+    assert!(add.status.success());
+    let commit = repo
+        .command("git", &repo.path)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args(["-c", "core.hooksPath=", "commit", "-q", "-m", "from gemini"])
+        .output()
+        .expect("git");
+    assert!(commit.status.success(), "{}", stderr(&commit));
+    let author = repo.git_ok(&["log", "-1", "--format=%an <%ae>"]);
+    assert_eq!(author, "Gem User <gem@example.com>");
+}

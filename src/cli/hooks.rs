@@ -97,6 +97,13 @@ pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) ->
         }
     };
     files.write()?;
+    let gemini_installed = edited.iter().any(|c| c.hook.starts_with("gemini"))
+        && edited
+            .iter()
+            .any(|c| c.action != "removed" && c.action != "restored");
+    if gemini_installed {
+        edited.extend(hooks::gemini_identity(coord)?);
+    }
     let changes: Vec<_> = changes.into_iter().chain(edited).collect();
     if json {
         writeln!(out, "{}", serde_json::to_value(&changes)?)?;
@@ -111,9 +118,16 @@ pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) ->
             ),
             "restored" => "removed; the earlier hook is back".to_string(),
             "removed" => "removed".to_string(),
+            "updated" => "updated (its time limit follows idle_wait)".to_string(),
             _ => "unchanged".to_string(),
         };
         writeln!(out, "{}: {what} ({})", c.hook, c.path)?;
+    }
+    if gemini_installed {
+        writeln!(
+            out,
+            "note: Gemini CLI's shell runs git with no hooks and no ~/.gitconfig: the lease guards and commit trailers are skipped there (checkpoint still leaves out a branch that touches another agent's exclusive lease), and commits take the identity in this repository's own configuration"
+        )?;
     }
     Ok(())
 }

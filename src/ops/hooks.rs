@@ -435,6 +435,43 @@ pub fn install_gemini(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<Hoo
     ])
 }
 
+/// Gemini CLI's shell runs every git command with `GIT_CONFIG_GLOBAL=/dev/null`, so a commit
+/// made there has no identity when it lives only in `~/.gitconfig`: the identity git sees here
+/// is written into the repository's own configuration, where that shell reads it. Nothing is
+/// written when the repository has one, or when there is none to copy. (Its shell also runs no
+/// git hooks: that cannot be set from here; checkpoint's lease check at merge-back still guards.)
+pub fn gemini_identity(coord: &Coord) -> Result<Option<HookChange>> {
+    let local = |key: &str| {
+        coord
+            .repo
+            .git(&["config", "--local", "--get", key])
+            .ok()
+            .filter(|o| o.success)
+            .map(|o| o.stdout.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let mut set = Vec::new();
+    for key in ["user.name", "user.email"] {
+        if local(key).is_some() {
+            continue;
+        }
+        let Some(value) = coord
+            .repo
+            .config_string(key)
+            .filter(|v| !v.trim().is_empty())
+        else {
+            continue;
+        };
+        coord.repo.git_ok(&["config", "--local", key, &value])?;
+        set.push(key);
+    }
+    Ok((!set.is_empty()).then(|| HookChange {
+        hook: format!("gemini identity ({})", set.join(", ")),
+        path: coord.repo.common_dir().join("config").display().to_string(),
+        action: "installed",
+    }))
+}
+
 /// Removes what `install_gemini` added; a file and folder left holding nothing go too.
 pub fn uninstall_gemini(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<HookChange>> {
     let path = workdir(coord)?.join(".gemini").join("settings.json");
