@@ -514,3 +514,53 @@ fn spawn_launch_with_the_default_roles_takes_a_command_or_says_how() {
         2,
     );
 }
+
+#[test]
+fn a_paused_agent_claims_nothing_and_may_stop_while_the_team_goes_on() {
+    let repo = TestRepo::init();
+    let mia = spawn(&repo, "mia", "dev");
+    let bo = spawn(&repo, "bo", "dev");
+    let first = repo.new_task("First", &["--role", "dev"]);
+    let second = repo.new_task("Second", &["--role", "dev"]);
+    at(&repo, &mia, &["task", "claim", &first]);
+
+    repo.coord_ok(&["agent", "pause", "mia", "--reason", "too eager"]);
+    let err = fails(&repo.coord_in(&mia, &["task", "claim", &second]), 3);
+    assert!(
+        err.contains("mia is paused") && err.contains("too eager"),
+        "{err}"
+    );
+    assert!(err.contains("git coord agent resume mia"), "{err}");
+    fails(&repo.coord_in(&mia, &["task", "claim", "--next"]), 3);
+    // What it holds stays its own; the rest of the team claims as before.
+    assert_eq!(repo.show(&first)["assignee"], "mia");
+    at(&repo, &bo, &["task", "claim", &second]);
+    let (out, _) = stop_hook(&repo, &stop_input(&mia));
+    let halt = json(&out);
+    assert_eq!(halt["continue"], false, "{halt}");
+    assert!(
+        halt["stopReason"]
+            .as_str()
+            .expect("why")
+            .contains("agent resume mia"),
+        "{halt}"
+    );
+    let shown = repo.coord_json(&["agent", "show", "mia"]);
+    assert_eq!(shown["paused"]["reason"], "too eager", "{shown}");
+    // Pausing again writes nothing; the history has one pause.
+    let tip = repo.ref_tip("refs/coord/agents");
+    repo.coord_ok(&["agent", "pause", "mia"]);
+    assert_eq!(repo.ref_tip("refs/coord/agents"), tip);
+
+    repo.coord_ok(&["agent", "resume", "mia"]);
+    at(&repo, &mia, &["task", "release", &first]);
+    at(&repo, &mia, &["task", "claim", &first]);
+    let shown = repo.coord_json(&["agent", "show", "mia"]);
+    assert!(shown.get("paused").is_none(), "{shown}");
+    let ops: Vec<String> = array(shown["history"].clone())
+        .iter()
+        .map(|e| e["op"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(ops, ["pause", "resume"]);
+    fails(&repo.coord(&["agent", "pause", "nobody"]), 1);
+}

@@ -44,6 +44,19 @@ pub enum AgentCommand {
     },
     /// End the process `--launch` started for the agent
     Stop { name: String },
+    /// Pause agents: their claims are refused, their stop hooks let them stop, `supervise` stops
+    /// them and does not launch them again
+    Pause {
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Let paused agents take work again
+    Resume {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// List agents with role, branch and presence
     List {
         /// Retired agents too
@@ -232,6 +245,30 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
                 writeln!(out, "stopped {name} (pid {pid})")?;
             }
         }
+        AgentCommand::Pause { names, reason } => {
+            let reason = reason.unwrap_or_else(|| "no reason given".into());
+            for name in names {
+                let agent = crate::ops::agent_pause::pause(coord, &name, &reason)?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_value(&agent)?)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{name} paused: its claims are refused and its stop hook lets it stop; `git coord agent resume {name}` undoes it"
+                    )?;
+                }
+            }
+        }
+        AgentCommand::Resume { names } => {
+            for name in names {
+                let agent = crate::ops::agent_pause::resume(coord, &name)?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_value(&agent)?)?;
+                } else {
+                    writeln!(out, "{name} resumed: it may claim again")?;
+                }
+            }
+        }
         AgentCommand::Refresh { name } => {
             let what = crate::ops::checkpoints::Checkpoints::new(coord).refresh(&name)?;
             if json {
@@ -329,6 +366,13 @@ fn show(coord: &Coord, out: &mut dyn Write, view: &AgentView, json: bool) -> Res
     )?;
     for (id, title) in &row.claimed {
         writeln!(out, "holds:     {id} {title}")?;
+    }
+    if let Some(pause) = &a.paused {
+        writeln!(
+            out,
+            "paused:    {} (by {} at {})",
+            pause.reason, pause.by, pause.at
+        )?;
     }
     if let Some(retired) = &a.retired {
         writeln!(out, "retired:   {retired}")?;

@@ -37,12 +37,24 @@ pub struct Agent {
     pub created_by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired: Option<String>,
-    /// Changes made to the registration after its spawn (a role change), oldest first.
+    /// Set while the agent is paused (`agent pause`, the breaker, a supervisor giving up on a
+    /// crash loop): its claims are refused, its stop hook lets it stop, supervise stops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<AgentPause>,
+    /// Changes made to the registration after its spawn (a role change, a pause), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<AgentEvent>,
     /// Fields of a newer build of the same format, kept as they are.
     #[serde(flatten)]
     pub extra: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// Why and since when an agent is paused, and by whom.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentPause {
+    pub at: String,
+    pub by: String,
+    pub reason: String,
 }
 
 /// One change to an agent's registration: when, by whom, what (`role`), and from what to what.

@@ -172,6 +172,7 @@ impl<'c> Agents<'c> {
                 created: time::now(),
                 created_by: actor.agent.clone(),
                 retired: None,
+                paused: None,
                 history: Vec::new(),
                 extra: Default::default(),
             };
@@ -446,6 +447,7 @@ impl<'c> Agents<'c> {
             created: time::now(),
             created_by,
             retired: None,
+            paused: None,
             history: Vec::new(),
             extra: Default::default(),
         };

@@ -223,7 +223,7 @@ impl<'c> Tasks<'c> {
             }
             Ok(stale_agents.clone().unwrap_or_default())
         };
-        crate::ops::team::check_claims_allowed(self.coord)?;
+        crate::ops::team::check_claims_allowed(self.coord, &actor.agent)?;
         let mut took_from = None;
         let task = crate::ops::online::update(self.coord, &self.store, &actor, |snap| {
             let id = self.resolve(snap, &prefix)?;
@@ -303,7 +303,7 @@ impl<'c> Tasks<'c> {
             false => None,
         };
         let stale = crate::ops::agents::Agents::new(self.coord)?.stale_for_takeover()?;
-        crate::ops::team::check_claims_allowed(self.coord)?;
+        crate::ops::team::check_claims_allowed(self.coord, &actor.agent)?;
         // The claim cache gives the index's answer only where nothing outside this ref's changes
         // decides (store/claimable.rs).
         let cacheable = !online

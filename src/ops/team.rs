@@ -1,9 +1,11 @@
 //! The team's state: running, paused or cancelled, in `team.yaml` of refs/coord/agents. Paused
-//! and cancelled teams take no new claims, and their stop hooks let workers stop.
+//! and cancelled teams take no new claims, and their stop hooks let workers stop; so does a
+//! paused agent (ops/agent_pause.rs), whose pause this module checks with the team's.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::agent::{Agent, AgentStatus};
 use crate::model::{parse_document, time};
 use crate::ops::agents::AGENTS_REF;
 use crate::ops::context::Coord;
@@ -88,14 +90,28 @@ pub fn set(coord: &Coord, state: TeamState, reason: Option<String>) -> Result<Te
     })
 }
 
-/// Refuses new claims while the team is paused or cancelled.
-pub fn check_claims_allowed(coord: &Coord) -> Result<()> {
-    let team = get(coord)?;
-    if team.state == TeamState::Running {
-        return Ok(());
+/// Refuses new claims while the team is paused or cancelled, or `claimant` is paused (read
+/// from the same snapshot of refs/coord/agents).
+pub fn check_claims_allowed(coord: &Coord, claimant: &str) -> Result<()> {
+    let store = Store::new(&coord.repo, AGENTS_REF);
+    let snap = store.snapshot()?;
+    let team = read(&store, &snap)?;
+    if team.state != TeamState::Running {
+        return Err(Error::TeamStopped {
+            state: team.state.as_str().to_string(),
+            reason: team.reason.unwrap_or_else(|| "no reason given".into()),
+        });
     }
-    Err(Error::TeamStopped {
-        state: team.state.as_str().to_string(),
-        reason: team.reason.unwrap_or_else(|| "no reason given".into()),
-    })
+    let path = Agent::path(claimant);
+    let Some(bytes) = store.read(&snap, &path)? else {
+        return Ok(()); // not a registered agent: nothing of its own to pause
+    };
+    match Agent::from_yaml(&bytes, AGENTS_REF, &path) {
+        Ok(Agent {
+            paused: Some(pause),
+            status: AgentStatus::Active,
+            ..
+        }) => Err(crate::ops::agent_pause::paused_error(claimant, &pause)),
+        _ => Ok(()),
+    }
 }

@@ -1,10 +1,10 @@
 //! The stop hook of agent CLIs (Claude Code's Stop contract; Codex and Gemini CLI's AfterAgent
 //! read the same output): keep a worker going while it holds a claimed task, has unread
-//! messages, or ready work exists for its role; let it stop when the team is paused or
-//! cancelled (saying why on stdout, in the client's contract), when nothing is left, after an idle
-//! time with no progress by the agent itself (its commits, its coordination writes; a teammate's
-//! do not count), or after a bounded number of blocks in a row without progress. Malformed input
-//! never keeps an agent forever: it lets it stop.
+//! messages, or ready work exists for its role; let it stop when the team (or the agent itself)
+//! is paused or cancelled (saying why on stdout, in the client's contract), when nothing is left,
+//! after an idle time with no progress by the agent itself (its commits, its coordination writes;
+//! a teammate's do not count), or after a bounded number of blocks in a row without progress.
+//! Malformed input never keeps an agent forever: it lets it stop.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -140,7 +140,16 @@ fn decide_in(
     }
     let agent = coord.actor()?.agent;
     let agents = Agents::new(&coord)?;
-    let role = agents.get(&agent)?.map(|a| a.role);
+    let registered = agents.get(&agent)?;
+    if let Some(pause) = registered.as_ref().and_then(|a| a.paused.as_ref()) {
+        return Ok(Decision::Halt {
+            reason: format!(
+                "agent {agent} is paused: {}; stop here until `git coord agent resume {agent}`",
+                pause.reason
+            ),
+        });
+    }
+    let role = registered.map(|a| a.role);
     let tasks = Tasks::new(&coord);
     // The tasks it holds and the ready ones: none of them done.
     let index = tasks.load_ready_index()?;
