@@ -44,6 +44,14 @@ pub enum AgentCommand {
     },
     /// End the process `--launch` started for the agent
     Stop { name: String },
+    /// Run CMD for agent NAME in the foreground, its output stamped into the agent's log (what
+    /// `--launch` and `supervise` start, detached, in the agent's worktree)
+    #[command(hide = true)]
+    Run {
+        name: String,
+        #[arg(long, value_name = "CMD")]
+        command: String,
+    },
     /// Pause agents: their claims are refused, their stop hooks let them stop, `supervise` stops
     /// them and does not launch them again
     Pause {
@@ -112,8 +120,8 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
             if launch && command.is_none() && agents.config().role(&role)?.command.is_none() {
                 return Err(crate::ops::launch::no_command(&role));
             }
-            if launch && let Some(pid) = crate::ops::launch::running(coord, &name) {
-                return Err(crate::ops::launch::already_runs(&name, pid));
+            if launch && let Some(run) = crate::ops::launch::running(coord, &name) {
+                return Err(crate::ops::launch::already_runs(&name, run.process.pid));
             }
             let agent = agents.spawn(&Spawn {
                 name,
@@ -244,6 +252,10 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
             } else {
                 writeln!(out, "stopped {name} (pid {pid})")?;
             }
+        }
+        AgentCommand::Run { name, command } => {
+            // Its exit code is the runner's, not the command's: `run/NAME.exit` has that.
+            crate::ops::launch::run_attended(coord, &name, &command)?;
         }
         AgentCommand::Pause { names, reason } => {
             let reason = reason.unwrap_or_else(|| "no reason given".into());

@@ -2,6 +2,7 @@
 //! `context` (who acts, where, online or not) and `config` sit at the bottom of this layer; the
 //! others build on them and on store/ and remote/ below.
 
+pub mod agent_logs;
 pub mod agent_pause;
 pub mod agent_role;
 pub mod agents;
