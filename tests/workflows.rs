@@ -576,3 +576,21 @@ fn a_paused_agent_claims_nothing_and_may_stop_while_the_team_goes_on() {
     assert_eq!(ops, ["pause", "resume"]);
     fails(&repo.coord(&["agent", "pause", "nobody"]), 1);
 }
+
+#[test]
+fn cancel_stops_launched_agents_even_without_a_supervisor() {
+    let repo = TestRepo::init();
+    repo.write_file(
+        ".coord.yaml",
+        "roles:\n  - name: dev\n    command: \"exec sleep 60\"\n",
+    );
+    let spawned = repo.coord_json(&["agent", "spawn", "lou", "--role", "dev", "--launch"]);
+    let pid = spawned["launched"]["pid"].as_u64().expect("a pid");
+    let started = std::time::Instant::now();
+    let out = repo.coord_ok(&["cancel", "--reason", "enough"]);
+    assert!(out.contains("stopped: lou"), "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(stat.is_empty() || stat.contains(" Z "), "{stat}");
+    fails(&repo.coord(&["agent", "stop", "lou"]), 1);
+}

@@ -199,8 +199,15 @@ pub fn team(
             format!("workflow {epic} cancelled: {n} claim(s) released, its agents told")
         }
         _ => {
-            let n = crate::ops::workflows::cancel_all(coord, reason.as_deref())?;
-            format!("team cancelled: {n} claim(s) released, every agent told")
+            let done = crate::ops::workflows::cancel_all(coord, reason.as_deref())?;
+            let stopped = match done.stopped.as_slice() {
+                [] => String::new(),
+                names => format!(", launched agent(s) stopped: {}", names.join(", ")),
+            };
+            format!(
+                "team cancelled: {} claim(s) released{stopped}, every agent told",
+                done.released
+            )
         }
     };
     if json {

@@ -577,14 +577,32 @@ pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> 
     Ok(released)
 }
 
-/// Cancels the whole team: no new claims, every claim and lease released, every agent told.
-pub fn cancel_all(coord: &Coord, reason: Option<&str>) -> Result<usize> {
+/// What `cancel` did: the claims it released and the launched agents it stopped.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Cancelled {
+    pub released: usize,
+    pub stopped: Vec<String>,
+}
+
+/// Cancels the whole team: no new claims, every launched agent on this machine stopped, every
+/// claim and lease released, every agent told.
+pub fn cancel_all(coord: &Coord, reason: Option<&str>) -> Result<Cancelled> {
     coord.check_config()?; // read to tell everyone, after the work is called off
     crate::ops::team::set(
         coord,
         crate::ops::team::TeamState::Cancelled,
         reason.map(str::to_string),
     )?;
+    // Stopped before their claims go, so that none finishes or takes work meanwhile.
+    let mut stopped = Vec::new();
+    for view in Agents::new(coord)?.list(true)?.0 {
+        let name = view.agent.name;
+        if crate::ops::launch::running(coord, &name).is_some()
+            && crate::ops::launch::stop(coord, &name).is_ok()
+        {
+            stopped.push(name);
+        }
+    }
     let tasks = Tasks::new(coord);
     let index = tasks.load_index()?;
     let claimed: Vec<String> = index
@@ -607,7 +625,10 @@ pub fn cancel_all(coord: &Coord, reason: Option<&str>) -> Result<usize> {
             "All work was cancelled ({why}). Every claim and lease is released; stop now. `git coord resume` reopens claims."
         ),
     )?;
-    Ok(claimed.len())
+    Ok(Cancelled {
+        released: claimed.len(),
+        stopped,
+    })
 }
 
 fn tell_everyone(coord: &Coord, subject: &str, body: &str) -> Result<()> {
