@@ -251,12 +251,21 @@ pub fn launch_child(
     // The runner records itself; wait for it, so that a launch that reports success is found.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(run) = record(coord, agent).filter(|r| r.process.pid == pid) {
+        // Its pid file, or (a command that ended at once) the record of how it ended.
+        let recorded = record(coord, agent)
+            .map(|r| r.process)
+            .filter(|p| p.pid == pid)
+            .or_else(|| {
+                let text = std::fs::read_to_string(exit_file(coord, agent)).ok()?;
+                let exit = crate::model::parse_yaml::<ExitRecord>(&text).ok()?;
+                Some(exit.process).filter(|p| p.pid == pid)
+            });
+        if let Some(process) = recorded {
             return Ok((
                 Launched {
                     agent: agent.to_string(),
                     pid,
-                    start: run.process.start,
+                    start: process.start,
                     command,
                     log: log.display().to_string(),
                 },
