@@ -7,10 +7,12 @@ mod globals;
 mod history;
 mod hooks;
 mod lease;
+mod logs;
 mod manual;
 mod messages;
 mod output;
 mod status;
+mod supervise;
 mod sync;
 mod wait;
 mod workflow;
@@ -157,6 +159,11 @@ enum Command {
     /// Block until something arrives: an unread message, a change to a task, ready work for
     /// your role (all but --task: inbox and ready work). Exit 3 on --timeout
     Wait(wait::WaitArgs),
+    /// Run the team until stopped: launch the agents whose role has a command, launch again one
+    /// that ends while work waits for it (bounded), stop them on pause, cancel and exit
+    Supervise(supervise::SuperviseArgs),
+    /// Launched agents' output, interleaved in time order, each line after its agent's name
+    Logs(logs::LogsArgs),
     /// Serve the agent's operations over the Model Context Protocol (stdio)
     Mcp,
     /// A read-only web dashboard of the team, live as refs/coord/* change
@@ -646,6 +653,8 @@ fn dispatch(coord: &Coord, cli: Cli, out: Option<&mut dyn Write>) -> Result<()> 
         Command::Workflow(cmd) => workflow::run(coord, cmd, out, json)?,
         Command::Status { fetch } => status::status(coord, fetch, out, json)?,
         Command::Wait(args) => wait::run(coord, args, out, json)?,
+        Command::Supervise(args) => supervise::supervise(coord, args, out, json)?,
+        Command::Logs(args) => logs::logs(coord, args, out, json)?,
         Command::Mcp => unreachable!("handled before stdout is locked"),
         Command::Serve {
             port,

@@ -67,6 +67,13 @@ struct ConfigFile {
     /// How long the stop hook keeps an agent with nothing to do available for work.
     #[serde(default)]
     idle_wait: Option<String>,
+    /// Fruitless runs in a row after which `supervise` gives up on an agent.
+    #[serde(default)]
+    supervise_restarts: Option<u32>,
+    /// The wait before `supervise` launches an agent again after a fruitless run (doubled after
+    /// each one in a row).
+    #[serde(default)]
+    supervise_backoff: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,11 +101,18 @@ pub struct Config {
     /// How long the stop hook keeps an agent with nothing to do available for work (zero: it
     /// lets it stop at once).
     pub idle_wait: Duration,
+    /// Fruitless runs in a row after which `supervise` gives up on an agent.
+    pub supervise_restarts: u32,
+    /// The first wait before a launch after a fruitless run; doubled after each one in a row.
+    pub supervise_backoff: Duration,
 }
 
 /// The longest `idle_wait`: the stop hook holds its client that long at most, and the timeout
 /// `hooks install` gives the clients is this plus a margin.
 pub const MAX_IDLE_WAIT: Duration = Duration::from_secs(30 * 60);
+
+pub const DEFAULT_SUPERVISE_RESTARTS: u32 = 5;
+pub const DEFAULT_SUPERVISE_BACKOFF: Duration = Duration::from_secs(2);
 
 pub const DEFAULT_BREAKER: u32 = 3;
 
@@ -277,9 +291,25 @@ impl Config {
                 "at most 30m: the stop hook holds its client that long",
             )));
         }
+        let supervise_restarts = file
+            .supervise_restarts
+            .unwrap_or(DEFAULT_SUPERVISE_RESTARTS);
+        if supervise_restarts == 0 {
+            return Err(in_file(Error::invalid(
+                "supervise_restarts",
+                "0",
+                "use 1 or more (how many fruitless runs in a row supervise allows an agent)",
+            )));
+        }
+        let supervise_backoff = match &file.supervise_backoff {
+            Some(text) => parse_duration(text).map_err(in_file)?,
+            None => DEFAULT_SUPERVISE_BACKOFF,
+        };
         Ok(Config {
             notify_creator: file.notify_creator.unwrap_or(true),
             idle_wait,
+            supervise_restarts,
+            supervise_backoff,
             breaker: file.breaker.unwrap_or(DEFAULT_BREAKER),
             projects,
             gates: file.gates.unwrap_or_default(),

@@ -19,6 +19,7 @@ pub mod messages;
 pub mod online;
 pub mod presence;
 pub mod projects;
+pub mod supervision;
 pub mod tasks;
 pub mod team;
 pub mod wait;
