@@ -145,7 +145,7 @@ pub fn run(coord: &Coord, a: CheckpointArgs, out: Out, json: bool) -> Result<()>
                     report.checkpoint.into,
                     report.checkpoint.seq,
                     if report.breaker.is_some() {
-                        "; the breaker paused the team"
+                        "; the breaker tripped (the organiser is told what it paused)"
                     } else {
                         ""
                     }

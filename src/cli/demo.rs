@@ -507,8 +507,8 @@ fn feature_workflow(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A bugfix whose gate keeps failing: the breaker pauses the team and tells the organiser; after
-/// `resume` the fix passes, and main's log says which agent wrote it under which gates.
+/// A bugfix whose gate keeps failing: the breaker pauses the workflow's agents and tells the
+/// organiser; after `agent resume` the fix passes, and main's log says which agent wrote it under which gates.
 fn breaker(dir: &Path) -> Result<()> {
     step("A gate that keeps failing trips the breaker; resumed, the fix lands with its trailers");
     let olga = Coord::open(dir, Some("olga".into()))?;
@@ -570,7 +570,7 @@ fn breaker(dir: &Path) -> Result<()> {
     shown(
         dir,
         &["--agent", "olga", "status"],
-        "     # the breaker paused the team",
+        "     # the breaker paused the workflow's agents; the team runs",
     )?;
     let inbox = crate::ops::messages::Messages::new(&olga)
         .inbox("olga", &crate::ops::messages::InboxFilter::default())?;
@@ -581,7 +581,14 @@ fn breaker(dir: &Path) -> Result<()> {
     {
         shown(dir, &["--agent", "olga", "inbox", "--limit", "1"], "")?;
     }
-    shown(dir, &["--agent", "olga", "resume"], "")?;
+    let (agents, _) = crate::ops::agents::Agents::new(&olga)?.list(false)?;
+    for view in agents.iter().filter(|v| v.agent.paused.is_some()) {
+        shown(
+            dir,
+            &["--agent", "olga", "agent", "resume", &view.agent.name],
+            "",
+        )?;
+    }
     std::fs::write(
         home("alice")?.join("src/save_test.rs"),
         "// the missing test\n",

@@ -65,7 +65,7 @@ pub struct Report {
     /// Workflow stages that should have produced code and had none to merge: their checkpoint
     /// task stays open, and the organiser was told.
     pub waiting: Vec<String>,
-    /// Why the breaker paused the team after this checkpoint, if it did.
+    /// Why the breaker tripped after this checkpoint, and what it paused, if it did.
     pub breaker: Option<String>,
     /// What failed after the checkpoint was recorded (the branch moved, or not, as recorded):
     /// finishing the workflow's checkpoint tasks, or counting for the breaker.
