@@ -594,3 +594,20 @@ fn cancel_stops_launched_agents_even_without_a_supervisor() {
     assert!(stat.is_empty() || stat.contains(" Z "), "{stat}");
     fails(&repo.coord(&["agent", "stop", "lou"]), 1);
 }
+
+#[test]
+fn a_workflow_with_stages_no_agent_can_take_says_so_when_it_starts() {
+    let repo = TestRepo::init();
+    for (name, role) in [("pam", "planner"), ("rita", "reviewer"), ("dev1", "dev")] {
+        repo.coord_ok(&["agent", "spawn", name, "--role", role]);
+    }
+    let out = repo.coord(&["workflow", "start", "feature", "Add search"]);
+    let said = common::stderr(&ok(out, "workflow start"));
+    assert!(said.contains("no active agent"), "{said}");
+    assert!(
+        said.contains("role docs") && said.contains("role tester"),
+        "{said}"
+    );
+    assert!(!said.contains("role dev "), "{said}");
+    assert!(said.contains("agent spawn NAME --role docs"), "{said}");
+}

@@ -205,7 +205,57 @@ pub fn start(
         Ok(id)
     })?;
     let epic = made.remove(0);
+    tell_missing_roles(coord, &agents, &t, &epic);
     Ok((epic, made))
+}
+
+/// A workflow whose stages name roles no active agent has would wait for ever: the one who
+/// started it hears it at once (a warning) and so does the organiser (a message), naming the
+/// stages and the command that spawns an agent for each role.
+fn tell_missing_roles(coord: &Coord, agents: &Agents, t: &Template, epic: &Task) {
+    let Ok((active, _)) = agents.list(false) else {
+        return;
+    };
+    let mut missing: Vec<(&str, Vec<&str>)> = Vec::new();
+    for stage in &t.stages {
+        if active.iter().any(|a| a.agent.role == stage.role) {
+            continue;
+        }
+        match missing.iter_mut().find(|(role, _)| *role == stage.role) {
+            Some((_, stages)) => stages.push(&stage.name),
+            None => missing.push((&stage.role, vec![&stage.name])),
+        }
+    }
+    if missing.is_empty() {
+        return;
+    }
+    let what: Vec<String> = missing
+        .iter()
+        .map(|(role, stages)| {
+            format!(
+                "role {role} (stage {}): `git coord agent spawn NAME --role {role}`",
+                stages.join(", ")
+            )
+        })
+        .collect();
+    let text = format!(
+        "workflow {} ({}) has stages for roles no active agent has; they wait until one is spawned: {}",
+        epic.id,
+        epic.title,
+        what.join("; ")
+    );
+    let _ = Messages::new(coord).send(Outgoing {
+        target: "@organiser".into(),
+        subject: Some(message_subject(&format!(
+            "No agent for some stages of {}",
+            epic.title
+        ))),
+        task: Some(epic.id.clone()),
+        importance: Importance::High,
+        body: text.clone(),
+        ..Outgoing::default()
+    });
+    coord.warn(text);
 }
 
 /// Stands in for a task's id while a workflow is checked before anything is created.
