@@ -1541,3 +1541,34 @@ fn mcp_tools_reach_another_projects_task_and_say_where_a_task_came_from() {
     );
     assert!(answers[0]["comments"].to_string().contains("a repro"));
 }
+
+#[test]
+fn agent_list_of_another_project_shows_its_agents_busy_or_idle_from_its_presence() {
+    let world = World::new(|_| None);
+    let (a1, b1) = (&world.a1, &world.b1);
+    b1.coord_ok(&["init"]);
+    b1.coord_ok(&["agent", "register", "bob", "--role", "dev"]);
+    let task = b1.new_task("fix the lexer", &[]);
+    b1.coord_ok(&["task", "claim", &task]);
+    b1.coord_ok(&["agent", "heartbeat"]);
+    b1.coord_ok(&["sync"]);
+
+    let found = a1.coord_json(&["agent", "list", "--project", "beads", "--fetch"]);
+    assert_eq!(found["project"], "beads", "{found}");
+    assert!(found["fetched"].is_string(), "{found}");
+    let bob = array(found["agents"].clone())
+        .into_iter()
+        .find(|a| a["name"] == "bob")
+        .unwrap_or_else(|| panic!("bob is not listed: {found}"));
+    assert_eq!(bob["presence"], "busy", "{bob}");
+    assert_eq!(bob["claimed"][0], task.as_str(), "{bob}");
+    assert!(bob["last_seen"].is_string(), "{bob}");
+    let text = a1.coord_ok(&["agent", "list", "--project", "beads"]);
+    assert!(text.contains("bob") && text.contains("busy"), "{text}");
+
+    // bob finishes: fetched again, it shows idle.
+    b1.coord_ok(&["task", "done", &task]);
+    b1.coord_ok(&["sync"]);
+    let found = a1.coord_json(&["agent", "list", "--project", "beads", "--fetch"]);
+    assert_eq!(found["agents"][0]["presence"], "idle", "{found}");
+}

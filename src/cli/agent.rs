@@ -70,6 +70,13 @@ pub enum AgentCommand {
         /// Retired agents too
         #[arg(long)]
         all: bool,
+        /// A related project's agents instead, from this clone's last fetch of it (a sync
+        /// fetches it), or fetched now with --fetch
+        #[arg(long, value_name = "NAME", conflicts_with = "all")]
+        project: Option<String>,
+        /// With --project: fetch its agents and presence first
+        #[arg(long, requires = "project")]
+        fetch: bool,
     },
     /// Show one agent (and, spawned again, what it did before)
     Show { name: String },
@@ -165,7 +172,39 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
                 )?;
             }
         }
-        AgentCommand::List { all } => {
+        AgentCommand::List {
+            project: Some(project),
+            fetch,
+            ..
+        } => {
+            let found = crate::ops::projects::Projects::new(coord).agents(&project, fetch)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_value(&found)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "project {} ({}), fetched {}",
+                    found.project,
+                    found.url,
+                    found.fetched.as_deref().unwrap_or("never")
+                )?;
+                for a in &found.agents {
+                    writeln!(
+                        out,
+                        "{:<16} {:<10} {:<6} last seen {}{}",
+                        a.name,
+                        a.role,
+                        a.presence,
+                        a.last_seen.as_deref().unwrap_or("never"),
+                        match a.claimed.as_slice() {
+                            [] => String::new(),
+                            held => format!("  holds {}", held.join(", ")),
+                        }
+                    )?;
+                }
+            }
+        }
+        AgentCommand::List { all, .. } => {
             let (rows, problems) = crate::views::status::agents_with_claims(coord, all)?;
             for p in problems {
                 eprintln!("warning: skipped {p}");
@@ -378,6 +417,20 @@ fn show(coord: &Coord, out: &mut dyn Write, view: &AgentView, json: bool) -> Res
     )?;
     for (id, title) in &row.claimed {
         writeln!(out, "holds:     {id} {title}")?;
+    }
+    if let Some(last) = &row.last_claimed {
+        writeln!(
+            out,
+            "claimed:   {} {} (at {})",
+            last.id, last.title, last.at
+        )?;
+    }
+    if let Some(last) = &row.last_done {
+        writeln!(
+            out,
+            "finished:  {} {} (at {})",
+            last.id, last.title, last.at
+        )?;
     }
     if let Some(pause) = &a.paused {
         writeln!(

@@ -32,6 +32,7 @@ use crate::store::{COORD_REFS, Change, Snapshot, Store, backoff, build_commit};
 const TASKS: &str = "refs/coord/tasks";
 const INBOX: &str = "refs/coord/inbox";
 const AGENTS: &str = "refs/coord/agents";
+const PRESENCE: &str = crate::store::PRESENCE_REF;
 /// How much of a comment or message from another project a notice quotes (the rest is a
 /// `task show` or `thread` away).
 const NOTICE_TEXT: usize = 4000;
@@ -409,6 +410,11 @@ impl<'c> Projects<'c> {
         for refname in refs {
             let kind = kind(refname);
             let tip = repo.ref_tip(&staged_ref(&p.name, kind))?;
+            if *refname == PRESENCE {
+                // Heartbeats: data read document by document, no coordination ref of its own.
+                fetched.tips.insert(refname, tip);
+                continue;
+            }
             let base = match tip {
                 Some(tip) => {
                     let tree = self.check_coord_ref(p, refname, tip)?;
@@ -518,6 +524,93 @@ impl<'c> Projects<'c> {
                 MAX_TRIES,
             ),
         ))
+    }
+
+    /// Project `name`'s agents as this clone last fetched them (fetching first with `fetch`):
+    /// each active one, its role, whether it is busy (holds a claimed task there), idle or stale
+    /// by its last heartbeat there, and what it holds; and when the copy was fetched.
+    pub fn agents(&self, name: &str, fetch: bool) -> Result<ProjectAgents> {
+        let p = self.get(name)?;
+        let repo = &self.coord.repo;
+        if fetch {
+            self.fetch_refs(&p, &[TASKS, AGENTS, PRESENCE])?;
+        }
+        let tip = |kind: &str| repo.ref_tip(&staged_ref(&p.name, kind));
+        let beats = crate::remote::presence::heartbeats(repo, tip("presence")?)?;
+        let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // What each holds there: every task of the copy read once (a listing, not a hot path).
+        if let Some(commit) = tip("tasks")?
+            && let Some(dir) = repo.lookup_path(repo.commit_tree(commit)?, "tasks")?
+        {
+            for shard in repo.tree_entries(dir)?.into_iter().filter(|e| e.is_tree) {
+                for entry in repo.tree_entries(shard.oid)? {
+                    let Some(id) = entry.name.strip_suffix(".yaml") else {
+                        continue;
+                    };
+                    if !entry.is_blob || entry.odd.is_some() || !id::is_full_id(id) {
+                        continue;
+                    }
+                    if let Ok(Some(t)) = load_task(repo, &p.name, Some(commit), id)
+                        && t.state == State::Claimed
+                        && let Some(who) = t.assignee
+                    {
+                        held.entry(who).or_default().push(t.id);
+                    }
+                }
+            }
+        }
+        let mut agents = Vec::new();
+        if let Some(commit) = tip("agents")?
+            && let Some(dir) = repo.lookup_path(repo.commit_tree(commit)?, "agents")?
+        {
+            let now = jiff::Timestamp::now().as_millisecond();
+            for entry in repo.tree_entries(dir)? {
+                if !entry.is_blob || entry.odd.is_some() {
+                    continue;
+                }
+                let path = format!("agents/{}", entry.name);
+                let refname = staged_ref(&p.name, "agents");
+                let Ok(bytes) = crate::store::read_blob(
+                    repo,
+                    entry.oid,
+                    crate::model::MAX_DOCUMENT_BYTES,
+                    &refname,
+                    &path,
+                ) else {
+                    continue;
+                };
+                let Ok(agent) = Agent::from_yaml(&bytes, &refname, &path) else {
+                    continue;
+                };
+                if agent.status != AgentStatus::Active {
+                    continue;
+                }
+                let beat = beats.get(&agent.name).map(|(_, b)| b);
+                let stale = beat.is_some_and(|b| {
+                    let limit = (b.stale_after.max(1) as i64) * 1000;
+                    b.at_millis().is_none_or(|at| now - at > limit)
+                });
+                let claimed = held.remove(&agent.name).unwrap_or_default();
+                let presence = match (stale, claimed.is_empty()) {
+                    (true, _) => "stale",
+                    (false, false) => "busy",
+                    (false, true) => "idle",
+                };
+                agents.push(ProjectAgent {
+                    name: agent.name,
+                    role: agent.role,
+                    presence,
+                    last_seen: beat.map(|b| b.at.clone()),
+                    claimed,
+                });
+            }
+        }
+        Ok(ProjectAgents {
+            project: p.name.clone(),
+            url: p.url.clone(),
+            fetched: fetched_at(repo, &p.name),
+            agents,
+        })
     }
 
     /// The outbox: filings queued for projects that could not be reached, as (project, task).
@@ -1102,7 +1195,8 @@ impl<'c> Projects<'c> {
                 Some(tip) => Some(tip),
                 None => repo.ref_tip(&staged_ref(&p.name, "inbox"))?,
             };
-            let fetched = match self.fetch_refs(p, &[TASKS, INBOX]) {
+            // Its agents and their presence come in the same fetch: `agent list --project`.
+            let fetched = match self.fetch_refs(p, &[TASKS, INBOX, AGENTS, PRESENCE]) {
                 Ok(f) => f,
                 Err(e) => {
                     report.push(Followed {
@@ -1296,6 +1390,28 @@ fn is_unreachable(e: &Error) -> bool {
         }
         _ => false,
     }
+}
+
+/// A related project's agents, from this clone's last fetch of it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProjectAgents {
+    pub project: String,
+    pub url: RemoteUrl,
+    /// When the copy was last fetched (None: never).
+    pub fetched: Option<String>,
+    pub agents: Vec<ProjectAgent>,
+}
+
+/// One active agent of a related project.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProjectAgent {
+    pub name: String,
+    pub role: String,
+    /// busy (holds a claimed task there), idle, or stale (its last heartbeat there is older than
+    /// its stale_after); an agent never seen there counts as idle.
+    pub presence: &'static str,
+    pub last_seen: Option<String>,
+    pub claimed: Vec<String>,
 }
 
 /// What settling interrupted filings into one project did.
