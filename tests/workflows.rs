@@ -611,3 +611,20 @@ fn a_workflow_with_stages_no_agent_can_take_says_so_when_it_starts() {
     assert!(!said.contains("role dev "), "{said}");
     assert!(said.contains("agent spawn NAME --role docs"), "{said}");
 }
+
+#[test]
+fn agent_list_and_show_give_the_last_claimed_and_finished_task() {
+    let repo = TestRepo::init();
+    repo.coord_ok(&["agent", "spawn", "w", "--role", "dev"]);
+    let first = repo.new_task("first", &[]);
+    let second = repo.new_task("second", &[]);
+    repo.coord_as_ok("w", &["task", "claim", &first]);
+    repo.coord_as_ok("w", &["task", "done", &first]);
+    repo.coord_as_ok("w", &["task", "claim", &second]);
+    let shown = repo.coord_json(&["agent", "show", "w"]);
+    assert_eq!(shown["last_done"]["id"], first.as_str(), "{shown}");
+    assert_eq!(shown["last_claimed"]["id"], second.as_str(), "{shown}");
+    assert!(shown["last_done"]["at"].is_string(), "{shown}");
+    let text = repo.coord_ok(&["agent", "list"]);
+    assert!(text.contains(&format!("last done {first}")), "{text}");
+}

@@ -370,6 +370,8 @@ fn row_json(row: &AgentRow) -> Result<serde_json::Value> {
             .map(|(id, _)| id.as_str())
             .collect::<Vec<_>>()
     );
+    value["last_claimed"] = serde_json::to_value(&row.last_claimed)?;
+    value["last_done"] = serde_json::to_value(&row.last_done)?;
     Ok(value)
 }
 
@@ -377,12 +379,16 @@ fn line(out: &mut dyn Write, row: &AgentRow) -> Result<()> {
     let a = &row.view.agent;
     writeln!(
         out,
-        "{:<16} {:<10} {:<8} {:<24} seen {}",
+        "{:<16} {:<10} {:<8} {:<24} seen {}{}",
         a.name,
         a.role,
         row.presence(),
         a.branch.as_deref().unwrap_or("(in place)"),
-        LastSeen::describe(row.view.last_seen.as_ref())
+        LastSeen::describe(row.view.last_seen.as_ref()),
+        match &row.last_done {
+            Some(last) => format!("; last done {} at {}", last.id, last.at),
+            None => String::new(),
+        }
     )?;
     Ok(())
 }

@@ -20,6 +20,18 @@ use crate::store::index::TaskIndex;
 pub struct AgentRow {
     pub view: AgentView,
     pub claimed: Vec<(String, String)>,
+    /// Its most recently claimed task it still holds, and when (the task's last change).
+    pub last_claimed: Option<LastTask>,
+    /// Its most recently finished task, and when (the task's last change).
+    pub last_done: Option<LastTask>,
+}
+
+/// A task an agent claimed or finished last, and when.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LastTask {
+    pub id: String,
+    pub title: String,
+    pub at: String,
 }
 
 impl AgentRow {
@@ -100,18 +112,48 @@ impl TeamStatus {
 /// Each agent with the tasks it holds claimed.
 pub fn agent_rows(index: &TaskIndex, views: Vec<AgentView>) -> Vec<AgentRow> {
     let mut held: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
-    for t in index.tasks().filter(|t| t.state() == State::Claimed) {
-        if let Some(who) = t.assignee() {
-            held.entry(who)
-                .or_default()
-                .push((t.id().to_string(), t.title().to_string()));
+    let mut last_claimed: BTreeMap<&str, LastTask> = BTreeMap::new();
+    let mut last_done: BTreeMap<&str, LastTask> = BTreeMap::new();
+    let latest = |map: &mut BTreeMap<_, LastTask>, who, t: &crate::store::index::TaskRef<'_>| {
+        let newer = map
+            .get(who)
+            .is_none_or(|l: &LastTask| l.at.as_str() < t.updated());
+        if newer {
+            map.insert(
+                who,
+                LastTask {
+                    id: t.id().to_string(),
+                    title: t.title().to_string(),
+                    at: t.updated().to_string(),
+                },
+            );
+        }
+    };
+    for t in index.tasks() {
+        let Some(who) = t.assignee() else {
+            continue;
+        };
+        match t.state() {
+            State::Claimed => {
+                held.entry(who)
+                    .or_default()
+                    .push((t.id().to_string(), t.title().to_string()));
+                latest(&mut last_claimed, who, &t);
+            }
+            State::Done => latest(&mut last_done, who, &t),
+            _ => {}
         }
     }
     views
         .into_iter()
-        .map(|view| AgentRow {
-            claimed: held.remove(view.agent.name.as_str()).unwrap_or_default(),
-            view,
+        .map(|view| {
+            let name = view.agent.name.as_str();
+            AgentRow {
+                claimed: held.remove(name).unwrap_or_default(),
+                last_claimed: last_claimed.remove(name),
+                last_done: last_done.remove(name),
+                view,
+            }
         })
         .collect()
 }
