@@ -9,7 +9,7 @@ use std::process::Stdio;
 
 use serde_json::Value;
 
-use common::{TestRepo, array, at_json, fails, field, json, ok, spawn, stdout};
+use common::{TestRepo, array, at, at_json, fails, field, json, ok, spawn, stdout};
 
 const INBOX_REF: &str = "refs/coord/inbox";
 
@@ -621,4 +621,276 @@ fn a_reply_to_a_notice_goes_where_the_notice_points() {
     assert!(replied.contains("to bob (thread"), "{replied}");
     let thread = repo.coord_ok(&["thread", &task]);
     assert!(thread.contains("who took it?"), "{thread}");
+}
+
+/// Runs `git coord hook after-tool` in `dir` with `input` on stdin, as an agent CLI does after a
+/// tool call; it always exits 0 and says nothing on stderr. Returns what it printed.
+fn after_tool(repo: &TestRepo, dir: &Path, input: &str) -> String {
+    use std::io::Write;
+    let mut child = repo
+        .command(common::BIN, dir)
+        .args(["hook", "after-tool"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the hook runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // A client may write a large input; the hook must read it to the end.
+    let _ = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    let out = child.wait_with_output().expect("the hook finishes");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the after-tool hook always exits 0"
+    );
+    assert_eq!(
+        common::stderr(&out),
+        "",
+        "the after-tool hook says nothing on stderr"
+    );
+    stdout(&out)
+}
+
+/// A PostToolUse input of session `session`, as Claude Code sends it, for the worktree `dir`.
+fn post_tool_use(dir: &Path, session: &str) -> String {
+    serde_json::json!({
+        "session_id": session,
+        "transcript_path": "/nonexistent/transcript.jsonl",
+        "cwd": dir,
+        "hook_event_name": "PostToolUse",
+        "tool_name": "Bash",
+        "tool_input": {"command": "cargo test"},
+        "tool_response": {"stdout": "ok", "stderr": "", "interrupted": false},
+    })
+    .to_string()
+}
+
+/// The context the hook added, checking the answer's shape: the event named as the input named it.
+fn added_context(answer: &str, event: &str) -> String {
+    let answer = json(answer);
+    assert_eq!(
+        answer["hookSpecificOutput"]["hookEventName"], event,
+        "{answer}"
+    );
+    answer["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .expect("additionalContext is text")
+        .to_string()
+}
+
+#[test]
+fn the_after_tool_hook_brings_up_unread_mail_once_the_most_important_first() {
+    let repo = TestRepo::init();
+    let alice = spawn(&repo, "alice", "dev");
+    // The urgent one is the older: the order is by importance before time.
+    let urgent = id(&send(
+        &repo,
+        "bob",
+        &[
+            "--to",
+            "alice",
+            "--subject",
+            "stop, the API changed",
+            "--importance",
+            "high",
+            "The login API takes a token now.\nRebase on main before going on.",
+        ],
+    ));
+    let lunch = id(&send(&repo, "carol", &["--to", "alice", "Lunch at noon?"]));
+
+    let context = added_context(
+        &after_tool(&repo, &alice, &post_tool_use(&alice, "s1")),
+        "PostToolUse",
+    );
+    assert!(
+        context.starts_with("git-coord: 2 new message(s) for alice"),
+        "{context}"
+    );
+    for needle in [
+        &urgent,
+        &lunch,
+        "stop, the API changed",
+        "Rebase on main before going on.",
+        "Lunch at noon?",
+        "`git coord inbox`",
+    ] {
+        assert_eq!(
+            context.matches(needle).count(),
+            1,
+            "{needle} once in:\n{context}"
+        );
+    }
+    assert!(
+        context.find(&urgent) < context.find(&lunch),
+        "high importance first:\n{context}"
+    );
+    assert!(
+        context.contains(&format!("[high] {urgent} from bob")),
+        "{context}"
+    );
+    assert!(context.chars().count() <= 1500, "{context}");
+
+    // The next call adds nothing; the messages stay unread.
+    assert_eq!(after_tool(&repo, &alice, &post_tool_use(&alice, "s1")), "");
+    let listed = at_json(&repo, &alice, &["inbox"]);
+    assert_eq!(listed["unread"], 2, "{listed}");
+
+    // A message that arrives later is brought up at the next call, alone.
+    let later = id(&send(
+        &repo,
+        "dan",
+        &["--to", "alice", "The build is green again"],
+    ));
+    let context = added_context(
+        &after_tool(&repo, &alice, &post_tool_use(&alice, "s1")),
+        "PostToolUse",
+    );
+    assert!(
+        context.starts_with("git-coord: 1 new message(s) for alice"),
+        "{context}"
+    );
+    assert!(context.contains(&later), "{context}");
+    assert!(
+        !context.contains(&urgent) && !context.contains(&lunch),
+        "{context}"
+    );
+    assert_eq!(after_tool(&repo, &alice, &post_tool_use(&alice, "s1")), "");
+
+    // A message read is never brought up again; a new session (a new context) hears the rest.
+    at(&repo, &alice, &["read", &lunch]);
+    let context = added_context(
+        &after_tool(&repo, &alice, &post_tool_use(&alice, "s2")),
+        "PostToolUse",
+    );
+    assert!(
+        context.contains(&urgent) && context.contains(&later),
+        "{context}"
+    );
+    assert!(!context.contains(&lunch), "{context}");
+    assert_eq!(after_tool(&repo, &alice, &post_tool_use(&alice, "s2")), "");
+
+    // What it remembers is a local file, not in refs/coord/.
+    let ledger = repo.path.join(".git/coord/injected/alice");
+    let text = std::fs::read_to_string(&ledger).expect("the ledger");
+    assert!(text.contains(&format!("s2 {urgent}")), "{text}");
+    assert!(
+        !text.contains(&lunch),
+        "a read message is forgotten: {text}"
+    );
+}
+
+#[test]
+fn the_after_tool_hook_answers_in_the_event_the_client_named() {
+    let repo = TestRepo::init();
+    let alice = spawn(&repo, "alice", "dev");
+    send(&repo, "bob", &["--to", "alice", "hello"]);
+    // Gemini CLI's AfterTool event: same fields, its own name.
+    let input = serde_json::json!({
+        "session_id": "g1", "cwd": alice, "hook_event_name": "AfterTool",
+        "tool_name": "run_shell_command", "tool_input": {}, "tool_response": {},
+    });
+    let context = added_context(&after_tool(&repo, &alice, &input.to_string()), "AfterTool");
+    assert!(context.contains("hello"), "{context}");
+    // An event whose answer cannot carry context (Stop) gets nothing, and nothing is recorded.
+    let stop = serde_json::json!({"session_id": "g2", "cwd": alice, "hook_event_name": "Stop"});
+    assert_eq!(after_tool(&repo, &alice, &stop.to_string()), "");
+    let input = serde_json::json!({"session_id": "g2", "cwd": alice});
+    assert!(
+        added_context(
+            &after_tool(&repo, &alice, &input.to_string()),
+            "PostToolUse"
+        )
+        .contains("hello")
+    );
+}
+
+#[test]
+fn the_after_tool_hook_keeps_to_its_budget_and_says_what_it_left_out() {
+    let repo = TestRepo::init();
+    let alice = spawn(&repo, "alice", "dev");
+    let long = "word ".repeat(400);
+    for n in 0..12 {
+        send(
+            &repo,
+            "bob",
+            &["--to", "alice", "--subject", &format!("note {n}"), &long],
+        );
+    }
+    let urgent = id(&send(
+        &repo,
+        "carol",
+        &[
+            "--to",
+            "alice",
+            "--importance",
+            "high",
+            "--subject",
+            "halt",
+            "halt everything",
+        ],
+    ));
+    let context = added_context(
+        &after_tool(&repo, &alice, &post_tool_use(&alice, "s1")),
+        "PostToolUse",
+    );
+    assert!(
+        context.chars().count() <= 1500,
+        "{} characters:\n{context}",
+        context.chars().count()
+    );
+    assert!(
+        context.starts_with("git-coord: 13 new message(s) for alice"),
+        "{context}"
+    );
+    assert!(
+        context.contains(&format!("[high] {urgent} from carol: \"halt\"")),
+        "{context}"
+    );
+    let shown = context.matches("[normal]").count();
+    assert!(shown >= 1, "{context}");
+    assert!(
+        context.contains(&format!("{} more not shown here", 12 - shown))
+            && context.ends_with("`git coord inbox`."),
+        "{context}"
+    );
+    // Those counted are not repeated: the next call adds nothing.
+    assert_eq!(after_tool(&repo, &alice, &post_tool_use(&alice, "s1")), "");
+}
+
+#[test]
+fn the_after_tool_hook_never_fails_its_client() {
+    let repo = TestRepo::init();
+    let alice = spawn(&repo, "alice", "dev");
+    send(&repo, "bob", &["--to", "alice", "hello"]);
+    let elsewhere = repo.tmp().join("not-a-repository");
+    std::fs::create_dir_all(&elsewhere).expect("a folder");
+    let huge = serde_json::json!({
+        "session_id": "s1", "cwd": alice, "hook_event_name": "PostToolUse",
+        "tool_response": {"stdout": "x".repeat(3 * 1024 * 1024)},
+    });
+    for input in [
+        String::new(),
+        "not json".to_string(),
+        "[1, 2]".to_string(),
+        "{\"cwd\": 7}".to_string(),
+        "{\"cwd\": \"/nonexistent/folder\"}".to_string(),
+        serde_json::json!({"cwd": elsewhere}).to_string(),
+        "\u{feff}\u{0}".to_string(),
+        // Larger than the hook parses: read to its end, nothing added.
+        huge.to_string(),
+    ] {
+        assert_eq!(after_tool(&repo, &alice, &input), "", "input {:.80}", input);
+    }
+    // An agent name that is not one: nothing, and no failure.
+    let out = repo
+        .command(common::BIN, &alice)
+        .args(["--agent", "no good", "hook", "after-tool"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out), "");
+    // None of it used up the message: a good call still brings it up.
+    assert!(after_tool(&repo, &alice, &post_tool_use(&alice, "s1")).contains("hello"));
 }

@@ -172,6 +172,36 @@ pub fn run_stop_hook(asked: crate::views::stop::Asked<'_>) -> Result<()> {
     Ok(())
 }
 
+/// `git coord hook after-tool`: the agent CLI's after-tool hook (mail mid-turn). Reads its JSON
+/// on stdin; prints `{"hookSpecificOutput":{"hookEventName":...,"additionalContext":...}}` with
+/// the messages to bring up, nothing when there are none. Never fails its client: whatever goes
+/// wrong, it prints nothing and exits 0.
+pub fn run_after_tool_hook(asked: crate::views::stop::Asked<'_>) -> Result<()> {
+    use crate::views::midturn;
+    let mut input = Vec::new();
+    let mut stdin = std::io::stdin().lock();
+    let read = (&mut stdin)
+        .take(midturn::MAX_INPUT as u64 + 1)
+        .read_to_end(&mut input);
+    // The rest of a larger input (a tool's long output) is read and dropped, so the client's
+    // write never fails on a closed pipe; only the first MiB is kept.
+    let _ = std::io::copy(&mut stdin, &mut std::io::sink());
+    let Ok(_) = read else { return Ok(()) };
+    let Ok(input) = std::str::from_utf8(&input) else {
+        return Ok(());
+    };
+    if let Some(injection) = midturn::inject(input, asked) {
+        let answer = serde_json::json!({
+            "hookSpecificOutput": {
+                "hookEventName": injection.event,
+                "additionalContext": injection.context,
+            }
+        });
+        let _ = writeln!(std::io::stdout().lock(), "{answer}");
+    }
+    Ok(())
+}
+
 /// `pause`, `resume` and `cancel`.
 pub fn team(
     coord: &Coord,
@@ -264,7 +294,7 @@ pub fn run_hook(coord: &Coord, name: &str, args: &[String], json: bool) -> Resul
             return Err(Error::invalid(
                 "hook",
                 other,
-                "git-coord provides pre-commit, prepare-commit-msg, pre-push and stop",
+                "git-coord provides pre-commit, prepare-commit-msg, pre-push, stop and after-tool",
             ));
         }
     };

@@ -209,7 +209,7 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Run one hook (what the installed shims and agent CLIs call): pre-commit, prepare-commit-msg, pre-push, stop
+    /// Run one hook (what the installed shims and agent CLIs call): pre-commit, prepare-commit-msg, pre-push, stop, after-tool
     Hook {
         name: String,
         /// What git passed to the hook
@@ -544,10 +544,14 @@ fn run(cli: Cli) -> Result<()> {
 /// free at exit, which spares each command the unmapping and freeing (3% of a claim's time).
 fn run_with(cli: Cli, out: Option<&mut dyn Write>, last: bool) -> Result<()> {
     let stop_hook = matches!(&cli.command, Command::Hook { name, .. } if name == "stop");
+    let after_tool_hook =
+        matches!(&cli.command, Command::Hook { name, .. } if name == "after-tool");
     let dir = match &cli.dir {
         Some(dir) => dir.clone(),
         // The stop hook answers even from a folder that was deleted (it lets the agent stop).
-        None if stop_hook => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        None if stop_hook || after_tool_hook => {
+            std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+        }
         None => std::env::current_dir()?,
     };
     if let Some(agent) = &cli.agent
@@ -572,6 +576,13 @@ fn run_with(cli: Cli, out: Option<&mut dyn Write>, last: bool) -> Result<()> {
     if stop_hook {
         // The stop hook must answer even where no repository can be opened.
         return hooks::run_stop_hook(crate::views::stop::Asked {
+            dir: &dir,
+            agent: cli.agent.as_deref(),
+        });
+    }
+    if after_tool_hook {
+        // It runs after every tool call: it never fails the client, and takes no heartbeat.
+        return hooks::run_after_tool_hook(crate::views::stop::Asked {
             dir: &dir,
             agent: cli.agent.as_deref(),
         });

@@ -773,6 +773,22 @@ impl<'c> Messages<'c> {
         self.load(&self.store.snapshot()?, &id::parse_prefix(input)?)
     }
 
+    /// The messages with these full ids, read from one snapshot, in the order given; one that
+    /// cannot be read is left out (the after-tool hook shows its summary instead).
+    pub fn open_many(&self, ids: &[&str]) -> Result<Vec<Message>> {
+        let snap = self.store.snapshot()?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            let path = Message::path(id);
+            if let Ok(Some(bytes)) = self.store.read(&snap, &path)
+                && let Ok(msg) = Message::from_yaml(&bytes, INBOX_REF, &path)
+            {
+                found.push(msg);
+            }
+        }
+        Ok(found)
+    }
+
     fn load(&self, snap: &Snapshot, prefix: &str) -> Result<Message> {
         let id = self.resolve(snap, "messages", prefix, ".yaml")?;
         let path = Message::path(&id);

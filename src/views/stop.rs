@@ -92,7 +92,7 @@ const NO_SESSION: &str = "-";
 
 /// A session id as one word of the progress file: whitespace and control characters become `_`,
 /// at most 128 characters.
-fn session_key(id: &str) -> String {
+pub(crate) fn session_key(id: &str) -> String {
     let key: String = id
         .chars()
         .take(128)
