@@ -700,3 +700,74 @@ fn install_gemini_writes_the_identity_its_shell_cannot_see_into_the_repository()
     let author = repo.git_ok(&["log", "-1", "--format=%an <%ae>"]);
     assert_eq!(author, "Gem User <gem@example.com>");
 }
+
+#[test]
+fn install_adds_the_after_tool_hook_for_each_client_and_uninstall_removes_it() {
+    let repo = TestRepo::init();
+    // A PostToolUse hook of the user's own, for one tool, stays as it is.
+    let settings = "{\n  \"hooks\": {\n    \"PostToolUse\": [\n      {\n        \"hooks\": [\n          {\n            \"command\": \"echo mine\",\n            \"type\": \"command\"\n          }\n        ],\n        \"matcher\": \"Edit\"\n      }\n    ]\n  }\n}\n";
+    write(&repo.path, ".claude/settings.json", settings);
+    let args = ["hooks", "install", "--claude", "--codex", "--gemini"];
+    let out = repo.coord_ok(&args);
+    for hook in [
+        "claude PostToolUse",
+        "codex PostToolUse",
+        "gemini AfterTool",
+    ] {
+        assert!(out.contains(&format!("{hook}: installed")), "{out}");
+    }
+    let again = repo.coord_ok(&args);
+    for hook in [
+        "claude PostToolUse",
+        "codex PostToolUse",
+        "gemini AfterTool",
+    ] {
+        assert!(again.contains(&format!("{hook}: unchanged")), "{again}");
+    }
+    let read = |path: &str| json(&std::fs::read_to_string(repo.path.join(path)).unwrap());
+    let claude = read(".claude/settings.json");
+    let after = claude["hooks"]["PostToolUse"]
+        .as_array()
+        .expect("a list")
+        .clone();
+    assert_eq!(after.len(), 2, "theirs kept, ours added once: {after:?}");
+    assert_eq!(after[0]["matcher"], "Edit");
+    // Ours has no matcher: it runs after every tool. Claude Code and Codex count seconds.
+    assert!(after[1].get("matcher").is_none(), "{claude}");
+    assert_eq!(after[1]["hooks"][0]["command"], "git coord hook after-tool");
+    assert_eq!(after[1]["hooks"][0]["timeout"], 10);
+    assert_eq!(
+        claude["hooks"]["Stop"][0]["hooks"][0]["command"],
+        "git coord hook stop"
+    );
+    let codex = read(".codex/hooks.json");
+    assert_eq!(
+        codex["hooks"]["PostToolUse"][0]["hooks"][0]["command"],
+        "git coord hook after-tool"
+    );
+    let gemini = read(".gemini/settings.json");
+    let ours = &gemini["hooks"]["AfterTool"][0]["hooks"][0];
+    assert_eq!(ours["command"], "git coord hook after-tool");
+    assert_eq!(ours["timeout"], 10000, "Gemini CLI counts milliseconds");
+    assert!(gemini["hooks"].get("PostToolUse").is_none(), "{gemini}");
+
+    let out = repo.coord_ok(&["hooks", "uninstall", "--claude", "--codex", "--gemini"]);
+    for hook in [
+        "claude PostToolUse",
+        "codex PostToolUse",
+        "gemini AfterTool",
+    ] {
+        assert!(out.contains(&format!("{hook}: removed")), "{out}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(repo.path.join(".claude/settings.json")).unwrap(),
+        settings,
+        "uninstall gives back the settings byte for byte"
+    );
+    for gone in [".codex", ".gemini"] {
+        assert!(
+            !repo.path.join(gone).exists(),
+            "{gone} held only git-coord's entries"
+        );
+    }
+}

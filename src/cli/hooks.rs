@@ -12,24 +12,24 @@ use crate::ops::hooks::{self, GuardReport};
 pub enum HooksCommand {
     /// Install the pre-commit and pre-push lease guards (chained with the hooks already there)
     Install {
-        /// Also merge the stop hook into .claude/settings.json (Claude Code)
+        /// Also merge the stop and after-tool hooks into .claude/settings.json (Claude Code)
         #[arg(long)]
         claude: bool,
         /// Also register `git coord mcp` in .mcp.json (project MCP servers)
         #[arg(long)]
         mcp: bool,
-        /// Also merge the stop hook into .codex/hooks.json and `git coord mcp` into
-        /// .codex/config.toml (Codex CLI)
+        /// Also merge the stop and after-tool hooks into .codex/hooks.json and `git coord mcp`
+        /// into .codex/config.toml (Codex CLI)
         #[arg(long)]
         codex: bool,
-        /// Also merge the stop hook (AfterAgent) and `git coord mcp` into .gemini/settings.json
-        /// (Gemini CLI)
+        /// Also merge the stop hook (AfterAgent), the after-tool hook (AfterTool) and `git coord
+        /// mcp` into .gemini/settings.json (Gemini CLI)
         #[arg(long)]
         gemini: bool,
     },
     /// Remove them and put back the hooks they chained
     Uninstall {
-        /// Also remove the stop hook from .claude/settings.json
+        /// Also remove the hooks install added to .claude/settings.json
         #[arg(long)]
         claude: bool,
         /// Also remove `git coord mcp` from .mcp.json
@@ -61,7 +61,7 @@ pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) ->
         } => {
             let shims = hooks::plan_shims(coord)?;
             if claude {
-                edited.push(hooks::install_claude(coord, &mut files)?);
+                edited.extend(hooks::install_claude(coord, &mut files)?);
             }
             if mcp {
                 edited.push(hooks::install_mcp(coord, &mut files)?);
@@ -82,7 +82,7 @@ pub fn run(coord: &Coord, cmd: HooksCommand, out: &mut dyn Write, json: bool) ->
             all,
         } => {
             if claude {
-                edited.push(hooks::uninstall_claude(coord, &mut files)?);
+                edited.extend(hooks::uninstall_claude(coord, &mut files)?);
             }
             if mcp {
                 edited.push(hooks::uninstall_mcp(coord, &mut files)?);

@@ -247,41 +247,70 @@ impl PlannedFiles {
     }
 }
 
-/// The stop hook entry git-coord adds to `.claude/settings.json` (templates/claude-settings.json).
+/// The hook entries git-coord adds to `.claude/settings.json` (templates/claude-settings.json).
 const CLAUDE_SETTINGS: &str = include_str!("../../templates/claude-settings.json");
 const STOP_COMMAND: &str = "git coord hook stop";
+/// Mail mid-turn: run after every tool call (docs/HOOKS.md, "Mail mid-turn").
+const AFTER_TOOL_COMMAND: &str = "git coord hook after-tool";
 
-/// Merges the Stop hook into `.claude/settings.json` of this worktree, creating it if missing and
-/// keeping everything already there. Installing twice changes nothing.
-pub fn install_claude(coord: &Coord, files: &mut PlannedFiles) -> Result<HookChange> {
+/// Merges the Stop and PostToolUse hooks into `.claude/settings.json` of this worktree, creating
+/// it if missing and keeping everything already there. Installing twice changes nothing.
+pub fn install_claude(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<HookChange>> {
     let path = workdir(coord)?.join(".claude").join("settings.json");
-    install_stop_entry(
-        files,
-        &path,
-        "Stop",
-        "claude Stop",
-        claude_stop_entry(coord),
-    )
+    Ok(vec![
+        install_hook_entry(
+            files,
+            &path,
+            "Stop",
+            "claude Stop",
+            claude_stop_entry(coord),
+        )?,
+        install_hook_entry(
+            files,
+            &path,
+            "PostToolUse",
+            "claude PostToolUse",
+            claude_entry("PostToolUse"),
+        )?,
+    ])
 }
 
-/// Removes the Stop hook entry git-coord added, keeping everything else. What it leaves empty
-/// (the list, `hooks`, the file, `.claude/`) goes too.
-pub fn uninstall_claude(coord: &Coord, files: &mut PlannedFiles) -> Result<HookChange> {
+/// Removes the hook entries git-coord added, keeping everything else. What it leaves empty
+/// (the lists, `hooks`, the file, `.claude/`) goes too.
+pub fn uninstall_claude(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<HookChange>> {
     let path = workdir(coord)?.join(".claude").join("settings.json");
-    uninstall_stop_entry(files, &path, "Stop", "claude Stop")
+    Ok(vec![
+        uninstall_hook_entry(files, &path, "Stop", "claude Stop", STOP_COMMAND)?,
+        uninstall_hook_entry(
+            files,
+            &path,
+            "PostToolUse",
+            "claude PostToolUse",
+            AFTER_TOOL_COMMAND,
+        )?,
+    ])
 }
 
-/// Codex CLI: the Stop hook in `.codex/hooks.json` (Claude Code's shape) and `git coord mcp` as
-/// the `git-coord` MCP server in `.codex/config.toml`, each merged with what is there.
+/// Codex CLI: the Stop and PostToolUse hooks in `.codex/hooks.json` (Claude Code's shape) and
+/// `git coord mcp` as the `git-coord` MCP server in `.codex/config.toml`, each merged with what
+/// is there.
 pub fn install_codex(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<HookChange>> {
     let dir = workdir(coord)?.join(".codex");
+    let hooks = dir.join("hooks.json");
     Ok(vec![
-        install_stop_entry(
+        install_hook_entry(
             files,
-            &dir.join("hooks.json"),
+            &hooks,
             "Stop",
             "codex Stop",
             claude_stop_entry(coord),
+        )?,
+        install_hook_entry(
+            files,
+            &hooks,
+            "PostToolUse",
+            "codex PostToolUse",
+            claude_entry("PostToolUse"),
         )?,
         install_toml_block(files, &dir.join("config.toml"))?,
     ])
@@ -290,8 +319,16 @@ pub fn install_codex(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<Hook
 /// Removes what `install_codex` added, and the files and folder it leaves empty.
 pub fn uninstall_codex(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<HookChange>> {
     let dir = workdir(coord)?.join(".codex");
+    let hooks = dir.join("hooks.json");
     Ok(vec![
-        uninstall_stop_entry(files, &dir.join("hooks.json"), "Stop", "codex Stop")?,
+        uninstall_hook_entry(files, &hooks, "Stop", "codex Stop", STOP_COMMAND)?,
+        uninstall_hook_entry(
+            files,
+            &hooks,
+            "PostToolUse",
+            "codex PostToolUse",
+            AFTER_TOOL_COMMAND,
+        )?,
         uninstall_toml_block(files, &dir.join("config.toml"))?,
     ])
 }
@@ -306,34 +343,44 @@ fn stop_timeout(coord: &Coord) -> u64 {
 /// The stop hook's time limit when it does not wait for work.
 const STOP_TIMEOUT: u64 = 30;
 
-/// The Stop entry of templates/claude-settings.json (Claude Code and Codex CLI share its shape),
-/// with the time limit `idle_wait` needs.
-fn claude_stop_entry(coord: &Coord) -> serde_json::Value {
+/// The entry for `event` (Stop, PostToolUse) of templates/claude-settings.json (Claude Code and
+/// Codex CLI share its shape).
+fn claude_entry(event: &str) -> serde_json::Value {
     let ours: serde_json::Value =
         serde_json::from_str(CLAUDE_SETTINGS).expect("the template is JSON");
-    let mut entry = ours["hooks"]["Stop"][0].clone();
+    ours["hooks"][event][0].clone()
+}
+
+/// The Stop entry, with the time limit `idle_wait` needs.
+fn claude_stop_entry(coord: &Coord) -> serde_json::Value {
+    let mut entry = claude_entry("Stop");
     entry["hooks"][0]["timeout"] = serde_json::json!(stop_timeout(coord));
     entry
 }
 
-/// Gemini CLI's entry: its hook timeout is in milliseconds, and a named hook shows as
-/// `git-coord` in its `/hooks` panel.
-fn gemini_stop_entry(coord: &Coord) -> serde_json::Value {
+/// Gemini CLI's entries: its hook timeout is in milliseconds, and a named hook shows by its
+/// name in its `/hooks` panel.
+fn gemini_entry(name: &str, command: &str, timeout_ms: u64) -> serde_json::Value {
     serde_json::json!({ "hooks": [{
         "type": "command",
-        "name": "git-coord",
-        "command": STOP_COMMAND,
-        "timeout": stop_timeout(coord) * 1000,
+        "name": name,
+        "command": command,
+        "timeout": timeout_ms,
     }] })
 }
 
-fn install_stop_entry(
+/// Adds `entry` to the list of hooks for `event`, unless an entry there runs its command already.
+fn install_hook_entry(
     files: &mut PlannedFiles,
     path: &Path,
     event: &str,
     hook: &str,
     entry: serde_json::Value,
 ) -> Result<HookChange> {
+    let command = entry["hooks"][0]["command"]
+        .as_str()
+        .expect("git-coord's entries name their command")
+        .to_string();
     let mut settings = files.settings(path)?;
     let Some(root) = settings.as_object_mut() else {
         return Err(not_an_object(path));
@@ -347,12 +394,12 @@ fn install_stop_entry(
         return Err(not_an_object(path));
     };
     let timeout = entry["hooks"][0]["timeout"].clone();
-    // Our hook already there: only its time limit may need to follow `idle_wait`.
+    // Our hook already there: only its time limit may need to follow (`idle_wait`).
     let ours = stop
         .iter_mut()
         .filter_map(|e| e["hooks"].as_array_mut())
         .flatten()
-        .find(|h| h["command"] == STOP_COMMAND);
+        .find(|h| h["command"] == command.as_str());
     let action = match ours {
         Some(hook) if hook["timeout"] == timeout => "unchanged",
         Some(hook) => {
@@ -373,11 +420,13 @@ fn install_stop_entry(
     })
 }
 
-fn uninstall_stop_entry(
+/// Removes every entry for `event` that runs `command`.
+fn uninstall_hook_entry(
     files: &mut PlannedFiles,
     path: &Path,
     event: &str,
     hook: &str,
+    command: &str,
 ) -> Result<HookChange> {
     let mut action = "unchanged";
     // No file reads as an empty object: nothing to remove.
@@ -386,7 +435,7 @@ fn uninstall_stop_entry(
         && let Some(stop) = hooks.get_mut(event).and_then(|s| s.as_array_mut())
     {
         let before = stop.len();
-        stop.retain(|e| !has_stop_command(e));
+        stop.retain(|e| !has_command(e, command));
         if stop.len() != before {
             if stop.is_empty() {
                 hooks.remove(event);
@@ -419,17 +468,25 @@ pub fn uninstall_mcp(coord: &Coord, files: &mut PlannedFiles) -> Result<HookChan
     uninstall_mcp_server(files, &workdir(coord)?.join(".mcp.json"), "mcp server")
 }
 
-/// Gemini CLI: the stop hook under `AfterAgent` (its event for the end of an agent turn) and
-/// `git coord mcp` under `mcpServers`, both in `.gemini/settings.json`, merged with what is there.
+/// Gemini CLI: the stop hook under `AfterAgent` (its event for the end of an agent turn), the
+/// after-tool hook under `AfterTool` and `git coord mcp` under `mcpServers`, all in
+/// `.gemini/settings.json`, merged with what is there.
 pub fn install_gemini(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<HookChange>> {
     let path = workdir(coord)?.join(".gemini").join("settings.json");
     Ok(vec![
-        install_stop_entry(
+        install_hook_entry(
             files,
             &path,
             "AfterAgent",
             "gemini AfterAgent",
-            gemini_stop_entry(coord),
+            gemini_entry("git-coord", STOP_COMMAND, stop_timeout(coord) * 1000),
+        )?,
+        install_hook_entry(
+            files,
+            &path,
+            "AfterTool",
+            "gemini AfterTool",
+            gemini_entry("git-coord-mail", AFTER_TOOL_COMMAND, 10000),
         )?,
         install_mcp_server(files, &path, "gemini mcp server")?,
     ])
@@ -476,7 +533,20 @@ pub fn gemini_identity(coord: &Coord) -> Result<Option<HookChange>> {
 pub fn uninstall_gemini(coord: &Coord, files: &mut PlannedFiles) -> Result<Vec<HookChange>> {
     let path = workdir(coord)?.join(".gemini").join("settings.json");
     Ok(vec![
-        uninstall_stop_entry(files, &path, "AfterAgent", "gemini AfterAgent")?,
+        uninstall_hook_entry(
+            files,
+            &path,
+            "AfterAgent",
+            "gemini AfterAgent",
+            STOP_COMMAND,
+        )?,
+        uninstall_hook_entry(
+            files,
+            &path,
+            "AfterTool",
+            "gemini AfterTool",
+            AFTER_TOOL_COMMAND,
+        )?,
         uninstall_mcp_server(files, &path, "gemini mcp server")?,
     ])
 }
@@ -645,10 +715,10 @@ fn uninstall_toml_block(files: &mut PlannedFiles, path: &Path) -> Result<HookCha
     Ok(change)
 }
 
-fn has_stop_command(entry: &serde_json::Value) -> bool {
+fn has_command(entry: &serde_json::Value, command: &str) -> bool {
     entry["hooks"]
         .as_array()
-        .is_some_and(|hooks| hooks.iter().any(|h| h["command"] == STOP_COMMAND))
+        .is_some_and(|hooks| hooks.iter().any(|h| h["command"] == command))
 }
 
 fn remove_file_and_dir(path: &Path) -> Result<()> {
@@ -676,7 +746,7 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
 
 fn not_an_object(path: &Path) -> Error {
     Error::Other(format!(
-        "{}: `hooks` and `hooks.Stop` must be an object and an array; fix it, then run this again (nothing was changed)",
+        "{}: `hooks` must be an object and each of its events (`hooks.Stop`, `hooks.PostToolUse`...) an array; fix it, then run this again (nothing was changed)",
         path.display()
     ))
 }
