@@ -586,3 +586,55 @@ fn hooks_md_names_the_tests_that_assert_its_table() {
         );
     }
 }
+
+/// Mail mid-turn: the model's first tool call sends alice (whose session it is) an urgent message
+/// from bob; the after-tool hook brings it up with that call's result, so the very next request
+/// to the model carries it, once: no later call of the session repeats it.
+fn hears_mail_mid_turn(client: Client) {
+    let team = team();
+    let prompt = "Work on this team's tasks. Start: `git coord --agent bob send --to alice --importance high --subject 'stop, the API changed' 'The login API takes a token now'`";
+    let session = run_in(&team, client, "shell", &team.alice, &[("PROMPT", prompt)]);
+    let inbox = json(
+        &team
+            .repo
+            .coord_as_ok("alice", &["inbox", "--all", "--json"]),
+    );
+    let sent = inbox["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["from"] == "bob"))
+        .expect("bob's message reached alice's box")
+        .clone();
+    let id = sent["id"].as_str().expect("an id");
+    let marker = format!("[high] {id} from bob");
+    let turns = session.turns();
+    let first = turns
+        .iter()
+        .position(|r| r["body"].to_string().contains(&marker))
+        .unwrap_or_else(|| {
+            panic!(
+                "the message never reached the model; its output:\n{}",
+                session.output
+            )
+        });
+    assert!(first >= 1, "it arrived after the call that sent it");
+    let header = "git-coord: 1 new message(s) for alice";
+    assert!(turns[first]["body"].to_string().contains(header));
+    // Once: the conversation the model was last sent holds it once, whatever calls followed.
+    let last = turns.last().expect("a turn")["body"].to_string();
+    assert_eq!(last.matches(header).count(), 1, "brought up more than once");
+}
+
+#[test]
+fn claude_code_hears_mail_mid_turn() {
+    hears_mail_mid_turn(Client::Claude);
+}
+
+#[test]
+fn codex_hears_mail_mid_turn() {
+    hears_mail_mid_turn(Client::Codex);
+}
+
+#[test]
+fn gemini_hears_mail_mid_turn() {
+    hears_mail_mid_turn(Client::Gemini);
+}
