@@ -79,6 +79,22 @@ fn http_get(port: u16, path: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The port `git coord serve --port 0` says it listens on (its first line of output).
+fn served_port(serve: &mut std::process::Child) -> u16 {
+    use std::io::BufRead;
+    let mut first_line = String::new();
+    let stdout = serve.stdout.as_mut().expect("stdout");
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first_line)
+        .expect("the address");
+    first_line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first_line:?}"))
+}
+
 #[test]
 fn status_and_the_dashboard_follow_the_remote_when_told_to_fetch() {
     let c = common::cluster::Cluster::new(2);
@@ -104,20 +120,7 @@ fn status_and_the_dashboard_follow_the_remote_when_told_to_fetch() {
     c.ok(0, &["sync"]);
     c.ok(1, &["sync"]);
     let mut serve = c.spawn(0, &["serve", "--port", "0", "--fetch", "1s"]);
-    let mut first_line = String::new();
-    {
-        use std::io::BufRead;
-        let stdout = serve.stdout.as_mut().expect("stdout");
-        std::io::BufReader::new(stdout)
-            .read_line(&mut first_line)
-            .expect("the address");
-    }
-    let port: u16 = first_line
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {first_line:?}"));
+    let port = served_port(&mut serve);
     c.ok(1, &["--agent", "far", "task", "claim", &second]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut seen = String::new();
@@ -140,4 +143,52 @@ fn status_and_the_dashboard_follow_the_remote_when_told_to_fetch() {
         status.contains("\"fetched\"") && status.contains("origin"),
         "{status}"
     );
+}
+
+#[test]
+fn the_dashboard_shows_launched_agents_output_interleaved_in_time_order() {
+    let repo = TestRepo::init();
+    repo.coord_ok(&["init"]);
+    let logs = repo.path.join(".git/coord/logs");
+    std::fs::create_dir_all(&logs).expect("the logs folder");
+    std::fs::write(
+        logs.join("mia.log"),
+        "2026-12-01T10:00:00.000Z mia starts\n2026-12-01T10:00:02.000Z mia runs the tests\n",
+    )
+    .expect("a log");
+    std::fs::write(
+        logs.join("ned.log"),
+        "2026-12-01T10:00:01.000Z ned reads the plan\n",
+    )
+    .expect("a log");
+    let mut serve = repo
+        .coord_cmd(&["serve", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let port = served_port(&mut serve);
+    let body = http_get(port, "/api/logs");
+    let page = http_get(port, "/");
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let lines: Vec<String> = common::array(common::json(&body))
+        .iter()
+        .map(|l| {
+            format!(
+                "[{}] {}",
+                l["agent"].as_str().unwrap_or(""),
+                l["text"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "[mia] mia starts",
+            "[ned] ned reads the plan",
+            "[mia] mia runs the tests"
+        ],
+        "{body}"
+    );
+    assert!(page.contains("Agents' output"), "the page has the section");
 }

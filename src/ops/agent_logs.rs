@@ -249,6 +249,36 @@ impl Followed {
     }
 }
 
+/// The last `most` lines of every agent's current log, in time order: what the dashboard shows.
+/// Only each log's last 64 KiB is read, so a large log costs no more than a small one.
+pub fn tail(coord: &Coord, most: usize) -> Vec<LogLine> {
+    const TAIL_BYTES: u64 = 64 * 1024;
+    let mut lines = Vec::new();
+    for agent in logged_agents(coord) {
+        let Ok(mut file) = File::open(log_file(coord, &agent)) else {
+            continue;
+        };
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let start = size.saturating_sub(TAIL_BYTES);
+        let mut bytes = Vec::new();
+        if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
+            continue;
+        }
+        // A read that starts inside a line drops that line's start.
+        if start > 0
+            && let Some(cut) = bytes.iter().position(|b| *b == b'\n')
+        {
+            bytes.drain(..=cut);
+        }
+        let mut last = String::new();
+        split_lines(&agent, &bytes, &mut last, &mut lines);
+    }
+    // Stable: an agent's own lines keep their order.
+    lines.sort_by(|a, b| a.at.cmp(&b.at));
+    let skip = lines.len().saturating_sub(most);
+    lines.split_off(skip)
+}
+
 fn split_lines(agent: &str, bytes: &[u8], last: &mut String, out: &mut Vec<LogLine>) {
     let text = String::from_utf8_lossy(bytes);
     for line in text.lines() {

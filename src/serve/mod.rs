@@ -31,6 +31,8 @@ const POLL: Duration = Duration::from_millis(300);
 /// A comment line now and then keeps proxies and browsers from closing an idle stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 const MAX_REQUEST: usize = 16 * 1024;
+/// The launched agents' log lines the page shows, the newest.
+const LOG_LINES: usize = 200;
 /// Event streams served at once; one more is refused with 503.
 pub const MAX_EVENT_STREAMS: usize = 64;
 /// Connections served at once, streams included; one more is refused with 503 unread. The gap
@@ -405,6 +407,7 @@ pub fn api(coord: &Coord, endpoint: &str) -> Result<Option<Value>> {
         }
         "checkpoints" => serde_json::to_value(Checkpoints::new(coord).list()?.0)?,
         "activity" => serde_json::to_value(crate::ops::history::activity(coord, 100)?)?,
+        "logs" => serde_json::to_value(crate::ops::agent_logs::tail(coord, LOG_LINES))?,
         "status" => {
             let index = tasks.load_index()?;
             let mut counts = serde_json::Map::new();
