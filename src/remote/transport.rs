@@ -219,7 +219,10 @@ fn remote_lock_error(remote: &RemoteUrl, lock: &str, held: std::time::Duration) 
 /// Whether `e` is the remote refusing a push (a hook, a policy, permissions, a lock left there),
 /// not a lost race nor a remote that could not be reached.
 pub fn is_refusal(e: &Error) -> bool {
-    matches!(e, Error::Remote { why, .. } if why.contains("rejected]") || why.contains(HELD_LOCK))
+    matches!(e, Error::Remote { why, .. }
+        if why.contains("rejected]")
+            || why.contains(HELD_LOCK)
+            || REFUSING.iter().chain(BROKEN.iter()).any(|w| why.contains(w)))
 }
 
 /// How [`remote_lock_error`] names a lock left at the remote.
@@ -252,10 +255,29 @@ pub fn gave_up(remote: &RemoteUrl, refname: String, attempts: u32) -> Error {
 /// How git says a push failed for a race inside git itself, not a refusal: objects the remote
 /// was still moving into place while another push landed, or an object a concurrent repack was
 /// moving when this side's pack was built. Retried as a lost race.
-const TRANSIENT: [&str; 3] = [
+const TRANSIENT: [&str; 2] = [
     "unable to migrate objects to permanent storage",
     "could not parse commit",
-    "Could not read ",
+];
+
+/// Whether git's words are one of [`TRANSIENT`], or "Could not read <object id>" (an object a
+/// concurrent repack moved), which is not "Could not read from remote repository".
+fn transient(stderr: &str) -> bool {
+    TRANSIENT.iter().any(|t| stderr.contains(t))
+        || stderr.match_indices("Could not read ").any(|(at, found)| {
+            let rest = &stderr[at + found.len()..];
+            rest.len() >= 7 && rest.bytes().take(7).all(|b| b.is_ascii_hexdigit())
+        })
+}
+
+/// Words of a server or a transport that will not let this push through, whatever is retried:
+/// not a race, and not a remote that could not be reached.
+const REFUSING: [&str; 5] = [
+    "Permission denied",
+    "denied",
+    "not allowed",
+    "read only",
+    "read-only",
 ];
 
 /// The last transient failure a push met, for the error of a write that gave up after it.
@@ -288,6 +310,7 @@ pub fn push(repo: &Repo, remote: &RemoteUrl, updates: &[(String, Oid)]) -> Resul
     let out = repo.git(&args)?;
     if out.success {
         note_remote_lock("");
+        *LAST_TRANSIENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
         return Ok(Pushed::Accepted);
     }
     let refused: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with('!')).collect();
@@ -297,7 +320,7 @@ pub fn push(repo: &Repo, remote: &RemoteUrl, updates: &[(String, Oid)]) -> Resul
     // The same words ("failed to update ref", "cannot lock ref") also come with a remote that
     // cannot write at all (permissions, a full disk): not a race.
     let broken = BROKEN.iter().find(|b| out.stderr.contains(*b));
-    if broken.is_none() && TRANSIENT.iter().any(|t| out.stderr.contains(t)) {
+    if broken.is_none() && transient(&out.stderr) {
         let words = redact_urls(out.stderr.trim()).replace('\n', "; ");
         tracing::debug!("push to {remote} failed for a race in git, retried: {words}");
         *LAST_TRANSIENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(words);
@@ -308,15 +331,14 @@ pub fn push(repo: &Repo, remote: &RemoteUrl, updates: &[(String, Oid)]) -> Resul
             .iter()
             .any(|l| l.contains("[remote rejected]") && !raced(&l));
     if !refused.is_empty() && !hard {
+        // A race: the last failure is this one, not a transient one before it.
+        *LAST_TRANSIENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if let Some((lock, held)) = note_remote_lock(&out.stderr)
             && held > crate::git::STALE_LOCK
         {
             return Err(remote_lock_error(remote, &lock, held));
         }
         return Ok(Pushed::Rejected);
-    }
-    if broken.is_some() {
-        return Err(push_error(remote, &[], &out.stderr));
     }
     Err(push_error(remote, &refused, &out.stderr))
 }
@@ -378,4 +400,48 @@ fn push_error(remote: &RemoteUrl, refused: &[&str], stderr: &str) -> Error {
         "push to",
         &why,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_race_inside_git_is_told_apart_from_a_remote_that_cannot_be_read() {
+        assert!(transient(
+            "error: Could not read 0617c98a1b2c3d4e\nfatal: could not parse commit"
+        ));
+        assert!(transient(
+            "remote: error: unable to migrate objects to permanent storage"
+        ));
+        assert!(!transient(
+            "ERROR: Permission to x.git denied\nfatal: Could not read from remote repository."
+        ));
+        assert!(!transient("fatal: Could not read from remote repository."));
+    }
+
+    #[test]
+    fn refusals_are_never_taken_for_an_unreachable_remote() {
+        let remote = |why: &str| Error::Remote {
+            remote: "origin".into(),
+            what: "push to".into(),
+            why: why.into(),
+        };
+        for why in [
+            "! refs/coord/tasks [remote rejected] (pre-receive hook declined)",
+            "ERROR: The key you are authenticating with has been marked as read only.",
+            "git@host: Permission denied (publickey).; fatal: Could not read from remote repository.",
+            "remote: GitLab: You are not allowed to push code to this project.",
+            "the remote refused every push for 6.0 s because its ref lock x.lock exists",
+        ] {
+            assert!(is_refusal(&remote(why)), "{why}");
+        }
+        for why in [
+            "ssh: connect to host h port 22: Connection refused; fatal: Could not read from remote repository.",
+            "fatal: '/gone.git' does not appear to be a git repository",
+            "fatal: unable to access 'http://h/': Failed to connect to h port 80",
+        ] {
+            assert!(!is_refusal(&remote(why)), "{why}");
+        }
+    }
 }
