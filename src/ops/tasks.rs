@@ -13,8 +13,10 @@ use crate::store::{Actor, Change, Snapshot, Store};
 
 pub const TASKS_REF: &str = "refs/coord/tasks";
 
-/// The writes that end or hand back a claim, confirmed at the remote when there is one.
-const CONFIRMED_OPS: [&str; 4] = ["done", "release", "block", "reopen"];
+/// The writes that end, hand back or hand out a claim, confirmed at the remote when there is
+/// one (`assign`: a stage a review sends back is claimed again for whoever did it, right after
+/// its reopen reached the remote; a claim from elsewhere in between wins there, and says so).
+const CONFIRMED_OPS: [&str; 5] = ["done", "release", "block", "reopen", "assign"];
 const MAX_TITLE: usize = 200;
 
 #[derive(Debug, Default, Clone)]
