@@ -253,6 +253,17 @@ impl Roster {
     }
 }
 
+/// How many entries the `heartbeats` folder of `commit`'s tree has, read or not.
+fn tree_entry_count(repo: &Repo, commit: Option<Oid>) -> Result<usize> {
+    let Some(commit) = commit else {
+        return Ok(0);
+    };
+    match repo.lookup_path(repo.commit_tree(commit)?, "heartbeats")? {
+        Some(dir) => Ok(repo.tree_entries(dir)?.len()),
+        None => Ok(0),
+    }
+}
+
 /// Fetches the remote's presence, merges it into the local one and pushes the result, until the
 /// remote accepts or [`MAX_TRIES`] rounds are spent.
 pub fn exchange(repo: &Repo, remote: &Remote, roster: &Roster) -> Result<Exchanged> {
@@ -297,7 +308,12 @@ pub fn exchange_with(
                 took_any = true;
             }
         }
-        let dropped = roster.bound(&mut merged);
+        // Past the bound, entries of theirs that are no readable heartbeat (junk a hostile clone
+        // pushed) go too: the merged commit is written and pushed without them, rather than the
+        // remote's taken as it is. (Under the bound they cost no more than heartbeats would, and
+        // may be a newer build's.)
+        let junk_there = tree_entry_count(repo, theirs)? > MAX_HEARTBEATS;
+        let dropped = roster.bound(&mut merged) | junk_there;
         arrived.retain(|name, _| merged.contains_key(name));
         let same_as_theirs = theirs.is_some()
             && !dropped
