@@ -479,6 +479,10 @@ fn a_filing_into_an_unreachable_project_waits_in_the_outbox_and_goes_out_once() 
     assert_eq!(staged, "", "no copy claims anything was filed");
     let status = a1.coord_json(&["status"]);
     assert_eq!(status["outbox"][0]["task"], id.as_str(), "{status}");
+    // Its documents are kept reachable while it waits (git gc prunes loose objects after two
+    // weeks), outside refs/coord/, so nothing pushes them.
+    let kept = a1.git_ok(&["for-each-ref", "--format=%(refname)", "refs/coord-outbox/"]);
+    assert_eq!(kept, format!("refs/coord-outbox/beads/{id}"));
     assert_eq!(status["outbox"][0]["project"], "beads", "{status}");
     // While it stays unreachable, a sync warns and keeps it.
     a1.coord(&["sync"]);
@@ -520,6 +524,11 @@ fn a_filing_into_an_unreachable_project_waits_in_the_outbox_and_goes_out_once() 
         a1.coord_json(&["status"])["outbox"],
         serde_json::json!([]),
         "the outbox is empty"
+    );
+    assert_eq!(
+        a1.git_ok(&["for-each-ref", "refs/coord-outbox/"]),
+        "",
+        "its documents are let go"
     );
 }
 

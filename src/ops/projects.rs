@@ -794,6 +794,14 @@ impl<'c> Projects<'c> {
                     return Err(e);
                 };
                 held.queue()?;
+                let mut docs = Vec::new();
+                for (refname, change) in changes() {
+                    for (path, bytes) in change.docs {
+                        let blob = repo.write_blob(bytes.as_deref().unwrap_or_default())?;
+                        docs.push((refname.to_string(), path, blob));
+                    }
+                }
+                crate::store::foreign::keep_queued(repo, &p.name, &task_id, &docs)?;
                 drop(held); // the next sync takes it up
                 self.coord.warn(format!(
                     "queued: {} is unreachable ({e}); {}:{task_id} goes out with the next `git coord sync` that reaches it (`git coord status` lists the outbox)",
@@ -1297,7 +1305,9 @@ impl<'c> Projects<'c> {
                         record_filed(repo, &p.name, &filing.task)?;
                         settled.recovered += 1;
                     }
-                    record.settle()
+                    record.settle()?;
+                    crate::store::foreign::forget_queued(repo, &p.name, &filing.task);
+                    Ok(())
                 });
             if let Err(e) = done {
                 settled.warnings.push(format!(

@@ -405,3 +405,44 @@ pub fn queued_filings(repo: &Repo, name: &str) -> Vec<String> {
     found.sort();
     found.into_iter().map(|(_, task)| task).collect()
 }
+
+/// Where a queued filing's documents are kept reachable: git gc prunes loose objects that no ref
+/// reaches once they are two weeks old, and a project may stay unreachable longer than that.
+fn outbox_ref(name: &str, task: &str) -> String {
+    format!("refs/coord-outbox/{name}/{task}")
+}
+
+/// Keeps the documents `docs` (ref, path, blob) of the filing of `task` into project `name`
+/// reachable until it is settled: a commit of them under `refs/coord-outbox/` (outside
+/// refs/coord/, so nothing pushes it).
+pub fn keep_queued(
+    repo: &Repo,
+    name: &str,
+    task: &str,
+    docs: &[(String, String, Oid)],
+) -> Result<()> {
+    let edits: Vec<crate::git::PathEdit> = docs
+        .iter()
+        .map(|(refname, path, blob)| crate::git::PathEdit {
+            path: format!("{}/{path}", refname.rsplit('/').next().unwrap_or("ref")),
+            blob: Some(*blob),
+        })
+        .collect();
+    let tree = repo.edit_tree(None, &edits)?;
+    let author = crate::git::Author {
+        name: "git-coord".into(),
+        email: "git-coord@localhost".into(),
+        seconds: crate::model::time::now_seconds(),
+    };
+    let message = format!("coord: outbox: filing of {task} into {name}\n");
+    let commit = repo.write_commit(tree, &[], &author, &message)?;
+    repo.set_ref(&outbox_ref(name, task), commit)
+}
+
+/// Lets the documents of a settled filing go (see [`keep_queued`]).
+pub fn forget_queued(repo: &Repo, name: &str, task: &str) {
+    let refname = outbox_ref(name, task);
+    if repo.ref_tip(&refname).ok().flatten().is_some() {
+        let _ = repo.delete_ref(&refname);
+    }
+}
