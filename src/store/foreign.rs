@@ -155,6 +155,12 @@ impl Filing {
         };
         let mut complete = false;
         for line in text.lines() {
+            if complete {
+                // After `end`, only the outbox's mark: a mark cut short by a kill (the command
+                // never said "queued") leaves the record as it was, not torn.
+                filing.queued |= line == "queued";
+                continue;
+            }
             let (key, value) = line.split_once(' ').unwrap_or((line, ""));
             match key {
                 "url" => filing.url = value.to_string(),
@@ -167,7 +173,6 @@ impl Filing {
                     filing.docs.push((refname.into(), path.into(), blob));
                 }
                 "end" => complete = true,
-                "queued" if complete => filing.queued = true,
                 _ => return None,
             }
         }
