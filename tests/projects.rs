@@ -1275,6 +1275,23 @@ fn filings_killed_at_any_instant_land_whole_or_not_at_all_and_are_recorded() {
             .filter(|task| !tasks.contains(&format!("/{task}.yaml")))
             .collect::<std::collections::BTreeSet<_>>()
     };
+    // A receive-pack the kills missed may still be landing a filing in B: the sync judges what B
+    // holds, so it waits for them to end.
+    let receiving = || {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .any(|cmd| {
+                let cmd = String::from_utf8_lossy(&cmd);
+                cmd.contains("receive-pack") && cmd.contains("b.git")
+            })
+    };
+    let waited = std::time::Instant::now();
+    while receiving() && waited.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let halves = threads_without_task().len();
     let synced = a1.coord_json(&["sync"]);
     assert!(
