@@ -1591,6 +1591,16 @@ fn agent_list_of_another_project_shows_its_agents_busy_or_idle_from_its_presence
     assert!(bob["last_seen"].is_string(), "{bob}");
     let text = a1.coord_ok(&["agent", "list", "--project", "beads"]);
     assert!(text.contains("bob") && text.contains("busy"), "{text}");
+    // status shows them too, from the same fetched copy.
+    let status = a1.coord_json(&["status"]);
+    assert_eq!(status["projects"][0]["project"], "beads", "{status}");
+    assert_eq!(
+        status["projects"][0]["agents"][0]["presence"], "busy",
+        "{status}"
+    );
+    let text = a1.coord_ok(&["status"]);
+    assert!(text.contains("project beads (fetched "), "{text}");
+    assert!(text.contains("bob busy"), "{text}");
 
     // bob finishes: fetched again, it shows idle.
     b1.coord_ok(&["task", "done", &task]);

@@ -62,9 +62,10 @@ pub fn status(coord: &Coord, fetch: bool, out: Out, json: bool) -> Result<()> {
         eprintln!("warning: no coordination remote to fetch from; this clone's state follows");
     }
     let st = TeamStatus::gather(coord)?;
-    let outbox = crate::ops::projects::Projects::new(coord)
-        .outbox()
-        .unwrap_or_default();
+    let projects = crate::ops::projects::Projects::new(coord);
+    let outbox = projects.outbox().unwrap_or_default();
+    // Related projects' agents, as last fetched (unreadable: left out, as the outbox is).
+    let related = projects.fetched_agents().unwrap_or_default();
     let me = &st.me;
     let count = |s: State| st.count(s);
     let ready = st.ready;
@@ -90,6 +91,7 @@ pub fn status(coord: &Coord, fetch: bool, out: Out, json: bool) -> Result<()> {
             "workflows": st.workflows.iter().map(|w| json!({ "id": w.id, "title": w.title, "state": w.state, "done": w.done, "total": w.total, "current": w.current })).collect::<Vec<_>>(),
             "fetched": fetched,
             "outbox": outbox.iter().map(|(project, task)| json!({ "project": project, "task": task })).collect::<Vec<_>>(),
+            "projects": related,
         });
         writeln!(out, "{value}")?;
         return Ok(());
@@ -110,6 +112,24 @@ pub fn status(coord: &Coord, fetch: bool, out: Out, json: bool) -> Result<()> {
             None => writeln!(out, "fetched from {} at {}", f.remote, f.at)?,
             Some(_) => writeln!(out, "fetch from {} failed at {}", f.remote, f.at)?,
         }
+    }
+    for p in &related {
+        let agents: Vec<String> = p
+            .agents
+            .iter()
+            .map(|a| format!("{} {}", a.name, a.presence))
+            .collect();
+        writeln!(
+            out,
+            "project {} (fetched {}): {}",
+            p.project,
+            p.fetched.as_deref().unwrap_or("never"),
+            if agents.is_empty() {
+                "no active agent".to_string()
+            } else {
+                agents.join(", ")
+            }
+        )?;
     }
     if !outbox.is_empty() {
         let waiting: Vec<String> = outbox.iter().map(|(p, t)| format!("{p}:{t}")).collect();

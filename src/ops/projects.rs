@@ -613,6 +613,19 @@ impl<'c> Projects<'c> {
         })
     }
 
+    /// The agents of every related project whose agents this clone has fetched (a sync that
+    /// follows it, or `agent list --project NAME --fetch`), as [`Projects::agents`] gives them.
+    pub fn fetched_agents(&self) -> Result<Vec<ProjectAgents>> {
+        let repo = &self.coord.repo;
+        let mut out = Vec::new();
+        for p in self.list()? {
+            if repo.ref_tip(&staged_ref(&p.name, "agents"))?.is_some() {
+                out.push(self.agents(&p.name, false)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// The outbox: filings queued for projects that could not be reached, as (project, task).
     pub fn outbox(&self) -> Result<Vec<(String, String)>> {
         let repo = &self.coord.repo;
