@@ -79,6 +79,16 @@ fn http_get(port: u16, path: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A process that is stopped when dropped, a failing test's too.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The port `git coord serve --port 0` says it listens on (its first line of output).
 fn served_port(serve: &mut std::process::Child) -> u16 {
     use std::io::BufRead;
@@ -119,8 +129,8 @@ fn status_and_the_dashboard_follow_the_remote_when_told_to_fetch() {
     let second = c.ok(0, &["task", "new", "Another"]).trim().to_string();
     c.ok(0, &["sync"]);
     c.ok(1, &["sync"]);
-    let mut serve = c.spawn(0, &["serve", "--port", "0", "--fetch", "1s"]);
-    let port = served_port(&mut serve);
+    let mut serve = Stopped(c.spawn(0, &["serve", "--port", "0", "--fetch", "1s"]));
+    let port = served_port(&mut serve.0);
     c.ok(1, &["--agent", "far", "task", "claim", &second]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut seen = String::new();
@@ -136,8 +146,7 @@ fn status_and_the_dashboard_follow_the_remote_when_told_to_fetch() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let status = http_get(port, "/api/status");
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
     assert!(seen.contains(&second) && seen.contains("claimed"), "{seen}");
     assert!(
         status.contains("\"fetched\"") && status.contains("origin"),
@@ -161,16 +170,16 @@ fn the_dashboard_shows_launched_agents_output_interleaved_in_time_order() {
         "2026-12-01T10:00:01.000Z ned reads the plan\n",
     )
     .expect("a log");
-    let mut serve = repo
-        .coord_cmd(&["serve", "--port", "0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("serve starts");
-    let port = served_port(&mut serve);
+    let mut serve = Stopped(
+        repo.coord_cmd(&["serve", "--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("serve starts"),
+    );
+    let port = served_port(&mut serve.0);
     let body = http_get(port, "/api/logs");
     let page = http_get(port, "/");
-    let _ = serve.kill();
-    let _ = serve.wait();
+    drop(serve);
     let lines: Vec<String> = common::array(common::json(&body))
         .iter()
         .map(|l| {
