@@ -1405,11 +1405,7 @@ fn is_unreachable(e: &Error) -> bool {
     match e {
         Error::Project { why, .. } => {
             (why.starts_with("cannot fetch from it") || why.starts_with("cannot push to it"))
-                && !crate::remote::transport::is_refusal(&Error::Remote {
-                    remote: String::new(),
-                    what: String::new(),
-                    why: why.clone(),
-                })
+                && !crate::remote::transport::refuses(why)
         }
         _ => false,
     }

@@ -219,10 +219,18 @@ fn remote_lock_error(remote: &RemoteUrl, lock: &str, held: std::time::Duration) 
 /// Whether `e` is the remote refusing a push (a hook, a policy, permissions, a lock left there),
 /// not a lost race nor a remote that could not be reached.
 pub fn is_refusal(e: &Error) -> bool {
-    matches!(e, Error::Remote { why, .. }
-        if why.contains("rejected]")
-            || why.contains(HELD_LOCK)
-            || REFUSING.iter().chain(BROKEN.iter()).any(|w| why.contains(w)))
+    matches!(e, Error::Remote { why, .. } if refuses(why))
+}
+
+/// Whether the words of a failed fetch or push are a refusal (see [`is_refusal`]), wherever
+/// they were carried to.
+pub fn refuses(why: &str) -> bool {
+    why.contains("rejected]")
+        || why.contains(HELD_LOCK)
+        || REFUSING
+            .iter()
+            .chain(BROKEN.iter())
+            .any(|w| why.contains(w))
 }
 
 /// How [`remote_lock_error`] names a lock left at the remote.
