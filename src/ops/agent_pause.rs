@@ -4,11 +4,9 @@
 //! it stop, and `supervise` stops it and does not launch it again until it is resumed.
 
 use crate::error::{Error, Result};
-use crate::model::agent::{Agent, AgentEvent, AgentPause, AgentStatus};
-use crate::model::{name, time};
-use crate::ops::agents::AGENTS_REF;
+use crate::model::agent::{Agent, AgentPause};
+use crate::ops::agents::{RegistrationEdit, edit_registration};
 use crate::ops::context::Coord;
-use crate::store::{Change, Store};
 
 /// Pauses the active agent `agent_name` for `reason`. Pausing a paused agent writes nothing.
 pub fn pause(coord: &Coord, agent_name: &str, reason: &str) -> Result<Agent> {
@@ -21,48 +19,22 @@ pub fn resume(coord: &Coord, agent_name: &str) -> Result<Agent> {
 }
 
 fn set(coord: &Coord, agent_name: &str, reason: Option<&str>) -> Result<Agent> {
-    name::validate("agent name", agent_name)?;
-    let actor = coord.actor()?;
-    let store = Store::new(&coord.repo, AGENTS_REF);
-    let path = Agent::path(agent_name);
-    store.update(&actor, |snap| {
-        let bytes = store.read(snap, &path)?.ok_or_else(|| {
-            Error::invalid(
-                "agent",
-                agent_name,
-                "no such agent; `git coord agent list` shows them",
-            )
-        })?;
-        let mut agent = Agent::from_yaml(&bytes, AGENTS_REF, &path)?;
-        if agent.status == AgentStatus::Retired {
-            return Err(Error::invalid("agent", agent_name, "it is retired"));
-        }
+    edit_registration(coord, agent_name, "it is retired", |agent, by, at| {
         if agent.paused.is_some() == reason.is_some() {
-            return Ok((Change::default(), agent)); // already as asked
+            return Ok(None); // already as asked
         }
         let op = if reason.is_some() { "pause" } else { "resume" };
-        let at = time::now();
         agent.paused = reason.map(|reason| AgentPause {
-            at: at.clone(),
-            by: actor.agent.clone(),
+            at: at.to_string(),
+            by: by.to_string(),
             reason: reason.to_string(),
         });
-        agent.history.push(AgentEvent {
-            at,
-            by: actor.agent.clone(),
+        Ok(Some(RegistrationEdit {
             op: op.into(),
             note: reason.map(str::to_string),
-        });
-        let change = Change {
-            reads: None,
-            docs: vec![(path.clone(), Some(agent.to_yaml().into_bytes()))],
-            subject: format!("{op} agent {agent_name} by {}", actor.agent),
-            trailers: vec![
-                ("Coord-Op", format!("agent-{op}")),
-                ("Coord-Target", agent_name.to_string()),
-            ],
-        };
-        Ok((change, agent))
+            subject: format!("{op} agent {agent_name} by {by}"),
+            coord_op: format!("agent-{op}"),
+        }))
     })
 }
 

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::git::{probe_git, run_git};
-use crate::model::agent::{AGENT_FORMAT, Agent, AgentStatus};
+use crate::model::agent::{AGENT_FORMAT, Agent, AgentEvent, AgentStatus};
 use crate::model::{name, time};
 use crate::ops::config::Config;
 use crate::ops::context::{Coord, IDENTITY_FILE, worktree_agent};
@@ -674,4 +674,60 @@ fn write_change(agent: &Agent, op: &str, by: &str) -> Change {
             ("Coord-Target", agent.name.clone()),
         ],
     }
+}
+
+/// What an edit of one agent's registration did: the event it adds to its history and the
+/// commit that records it.
+pub struct RegistrationEdit {
+    /// The history event's op (`role`, `pause`, `resume`) and note.
+    pub op: String,
+    pub note: Option<String>,
+    pub subject: String,
+    /// The commit's `Coord-Op`.
+    pub coord_op: String,
+}
+
+/// Rewrites the registration of the active agent `agent_name`: `edit` changes the document (given
+/// the acting agent and the time) and says what it did, or None when it is already as asked, and
+/// nothing is written. A name that is no agent is refused, and so is a retired one (`retired`
+/// says why). One write, as every registration's.
+pub fn edit_registration(
+    coord: &Coord,
+    agent_name: &str,
+    retired: &str,
+    mut edit: impl FnMut(&mut Agent, &str, &str) -> Result<Option<RegistrationEdit>>,
+) -> Result<Agent> {
+    name::validate("agent name", agent_name)?;
+    let actor = coord.actor()?;
+    let store = Store::new(&coord.repo, AGENTS_REF);
+    let path = Agent::path(agent_name);
+    store.update(&actor, |snap| {
+        let bytes = store
+            .read(snap, &path)?
+            .ok_or_else(|| no_such_agent(agent_name))?;
+        let mut agent = Agent::from_yaml(&bytes, AGENTS_REF, &path)?;
+        if agent.status == AgentStatus::Retired {
+            return Err(Error::invalid("agent", agent_name, retired));
+        }
+        let at = time::now();
+        let Some(done) = edit(&mut agent, &actor.agent, &at)? else {
+            return Ok((Change::default(), agent));
+        };
+        agent.history.push(AgentEvent {
+            at,
+            by: actor.agent.clone(),
+            op: done.op,
+            note: done.note,
+        });
+        let change = Change {
+            reads: None,
+            docs: vec![(path.clone(), Some(agent.to_yaml().into_bytes()))],
+            subject: done.subject,
+            trailers: vec![
+                ("Coord-Op", done.coord_op),
+                ("Coord-Target", agent_name.to_string()),
+            ],
+        };
+        Ok((change, agent))
+    })
 }
