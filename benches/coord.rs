@@ -885,34 +885,45 @@ impl Bench {
 
     /// Online claims from `clones` clones of one bare remote, `each` `claim --next` per clone, all
     /// at once: each claim is confirmed at the remote before it reports success.
-    fn online_claims(&self, root: &Path, clones: usize, each: usize) {
-        let remote = root.join("online-remote.git");
+    /// A new bare repository `<root>/<name>-remote.git` holding this store's refs/coord/tasks;
+    /// its path, as a URL.
+    fn bare_remote_of_tasks(&self, root: &Path, name: &str) -> String {
+        let remote = root.join(format!("{name}-remote.git"));
         let _ = std::fs::remove_dir_all(&remote);
         self.git(&["init", "-q", "--bare", remote.to_str().expect("utf-8")]);
         let url = remote.to_str().expect("utf-8").to_string();
-        let _ = self.git_status(&["remote", "remove", "online"]);
-        self.git(&["remote", "add", "online", &url]);
-        self.git(&["push", "-q", "online", "refs/coord/tasks:refs/coord/tasks"]);
-        self.git(&["remote", "remove", "online"]);
-        let mut dirs = Vec::new();
-        for c in 0..clones {
-            let dir = root.join(format!("online-clone{c}"));
-            let _ = std::fs::remove_dir_all(&dir);
-            self.git(&[
-                "clone",
-                "-q",
-                "--no-checkout",
-                &url,
-                dir.to_str().expect("utf-8"),
-            ]);
-            let mut cmd = Command::new("git");
-            self.env(&mut cmd);
-            cmd.current_dir(&dir)
-                .args(["fetch", "-q", "origin", "refs/coord/tasks:refs/coord/tasks"])
-                .status()
-                .expect("git fetch");
-            dirs.push(dir);
-        }
+        let _ = self.git_status(&["remote", "remove", name]);
+        self.git(&["remote", "add", name, &url]);
+        self.git(&["push", "-q", name, "refs/coord/tasks:refs/coord/tasks"]);
+        self.git(&["remote", "remove", name]);
+        url
+    }
+
+    /// A clone of `url` at `dir` (made anew) with its refs/coord/tasks fetched; `dir`.
+    fn clone_with_tasks(&self, url: &str, dir: &Path) -> PathBuf {
+        let _ = std::fs::remove_dir_all(dir);
+        self.git(&[
+            "clone",
+            "-q",
+            "--no-checkout",
+            url,
+            dir.to_str().expect("utf-8"),
+        ]);
+        let mut cmd = Command::new("git");
+        self.env(&mut cmd);
+        cmd.current_dir(dir)
+            .args(["fetch", "-q", "origin", "refs/coord/tasks:refs/coord/tasks"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("git fetch");
+        dir.to_path_buf()
+    }
+
+    fn online_claims(&self, root: &Path, clones: usize, each: usize) {
+        let url = self.bare_remote_of_tasks(root, "online");
+        let dirs: Vec<PathBuf> = (0..clones)
+            .map(|c| self.clone_with_tasks(&url, &root.join(format!("online-clone{c}"))))
+            .collect();
         let started = Instant::now();
         let handles: Vec<_> = dirs
             .iter()
@@ -949,33 +960,8 @@ impl Bench {
     /// runs, for `secs` seconds (git's own gc settings; tests/concurrency.rs makes gc run often).
     /// Prints the claims' median and longest wall time, and how many commands exited 1.
     fn claims_under_load(&self, root: &Path, secs: u64) {
-        let remote = root.join("load-remote.git");
-        let dir = root.join("load-clone");
-        let _ = std::fs::remove_dir_all(&remote);
-        let _ = std::fs::remove_dir_all(&dir);
-        self.git(&["init", "-q", "--bare", remote.to_str().expect("utf-8")]);
-        let url = remote.to_str().expect("utf-8").to_string();
-        let _ = self.git_status(&["remote", "remove", "load"]);
-        self.git(&["remote", "add", "load", &url]);
-        self.git(&["push", "-q", "load", "refs/coord/tasks:refs/coord/tasks"]);
-        self.git(&["remote", "remove", "load"]);
-        self.git(&[
-            "clone",
-            "-q",
-            "--no-checkout",
-            &url,
-            dir.to_str().expect("utf-8"),
-        ]);
-        let in_clone = |args: &[&str]| {
-            let mut cmd = Command::new("git");
-            self.env(&mut cmd);
-            cmd.current_dir(&dir)
-                .args(args)
-                .stdout(Stdio::null())
-                .status()
-                .expect("git runs");
-        };
-        in_clone(&["fetch", "-q", "origin", "refs/coord/tasks:refs/coord/tasks"]);
+        let url = self.bare_remote_of_tasks(root, "load");
+        let dir = self.clone_with_tasks(&url, &root.join("load-clone"));
         let until = Instant::now() + Duration::from_secs(secs);
         let claims = std::sync::Mutex::new(Vec::<Duration>::new());
         let failed = std::sync::atomic::AtomicUsize::new(0);
