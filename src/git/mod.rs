@@ -400,21 +400,29 @@ impl Repo {
 
     /// The bytes of a blob.
     pub fn read_blob(&self, oid: Oid) -> Result<Vec<u8>> {
-        let mut blob = self.inner.find_blob(oid).map_err(git_err)?;
-        Ok(blob.take_data())
+        let object = objects::looked_up_twice(oid, || self.inner.try_find_object(oid))?;
+        if object.kind != gix::objs::Kind::Blob {
+            return Err(Error::Git(format!(
+                "object {oid} is a {}, where a blob was expected",
+                object.kind
+            )));
+        }
+        Ok(object.detach().data)
     }
 
     /// Whether `oid` is a commit in this repository.
     pub fn has_commit(&self, oid: Oid) -> Result<bool> {
-        match self.inner.try_find_header(oid).map_err(git_err)? {
-            Some(h) => Ok(h.kind() == gix::objs::Kind::Commit),
-            None => Ok(false),
+        let mut header = self.inner.try_find_header(oid).map_err(git_err)?;
+        if header.is_none() {
+            // Looked for once more: see [`objects::looked_up_twice`].
+            header = self.inner.try_find_header(oid).map_err(git_err)?;
         }
+        Ok(header.is_some_and(|h| h.kind() == gix::objs::Kind::Commit))
     }
 
     /// The size of an object without reading it whole.
     pub fn object_size(&self, oid: Oid) -> Result<u64> {
-        let header = self.inner.find_header(oid).map_err(git_err)?;
+        let header = objects::looked_up_twice(oid, || self.inner.try_find_header(oid))?;
         Ok(header.size())
     }
 

@@ -83,7 +83,7 @@ impl Repo {
         let (found, data) = match self.kept.get(&oid) {
             Some(hit) => hit,
             None => {
-                let object = self.inner.find_object(oid).map_err(git_err)?;
+                let object = looked_up_twice(oid, || self.inner.try_find_object(oid))?;
                 let data: Rc<[u8]> = Rc::from(&object.data[..]);
                 self.kept.put(oid, object.kind, &data);
                 (object.kind, data)
@@ -294,11 +294,40 @@ impl gix::objs::Find for KeptFind<'_> {
                 data: buffer,
             }));
         }
-        let found = gix::objs::Find::try_find(&repo.inner.objects, id, buffer)?;
+        let mut kind = None;
+        // Looked for once more after a miss: see [`looked_up_twice`].
+        for _ in 0..2 {
+            kind = gix::objs::Find::try_find(&repo.inner.objects, id, buffer)?.map(|d| d.kind);
+            if kind.is_some() {
+                break;
+            }
+        }
+        let found = kind.map(|kind| gix::objs::Data {
+            kind,
+            object_hash: repo.inner.object_hash(),
+            data: buffer,
+        });
         if let Some(data) = &found {
             repo.kept.put_copy(id.to_owned(), data.kind, data.data);
         }
         Ok(found)
+    }
+}
+
+/// `find` (a gix lookup of `oid`), once more if it misses, then the object or a "not found"
+/// error. gix looks in the packs it knows, then for a loose file, then in packs new on disk;
+/// when `git prune-packed` (run by `git gc --auto` in another process) deletes the loose file
+/// between gix's check for it and its read of it, the object (already in a new pack) is
+/// reported missing. git looks once more in that case too (`odb.c`), and so does this.
+pub(super) fn looked_up_twice<T, E: std::fmt::Display>(
+    oid: Oid,
+    mut find: impl FnMut() -> std::result::Result<Option<T>, E>,
+) -> Result<T> {
+    match find().map_err(git_err)? {
+        Some(found) => Ok(found),
+        None => find()
+            .map_err(git_err)?
+            .ok_or_else(|| Error::Git(format!("object {oid} could not be found"))),
     }
 }
 
@@ -732,5 +761,21 @@ mod tests {
             repo.ref_tip("refs/coord/inbox").expect("read"),
             Some(commit)
         );
+    }
+
+    #[test]
+    fn a_miss_is_looked_up_once_more_and_then_named() {
+        let oid = Oid::null(gix::hash::Kind::Sha1);
+        let mut tries = 0;
+        let found = looked_up_twice(oid, || {
+            tries += 1;
+            Ok::<_, String>((tries == 2).then_some(7))
+        });
+        assert_eq!((found.expect("found"), tries), (7, 2));
+        let missing = looked_up_twice(oid, || Ok::<Option<u8>, String>(None));
+        let Err(Error::Git(e)) = missing else {
+            panic!("a miss twice is an error")
+        };
+        assert!(e.contains("could not be found"), "{e}");
     }
 }
