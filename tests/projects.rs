@@ -460,6 +460,72 @@ fn a_project_that_is_not_configured_is_named_with_what_to_do() {
 }
 
 #[test]
+fn mail_and_comments_to_an_unreachable_project_wait_in_the_outbox_and_go_out_once() {
+    let world = World::new(|_| None);
+    let (a1, b1) = (&world.a1, &world.b1);
+    b1.coord_ok(&["agent", "spawn", "bob", "--role", "dev"]);
+    let b_task = b1.new_task("empty input panics", &[]);
+    b1.coord_ok(&["sync"]);
+    // A writes to B once while it is reachable, which leaves A a copy of B: what queued mail
+    // is checked against.
+    a1.coord_as_ok("alice", &["send", "--to", "beads:bob", "Hello."]);
+
+    // B's remote goes away.
+    let away = world.b_remote.with_extension("away");
+    std::fs::rename(&world.b_remote, &away).expect("move B's remote away");
+    let queued = |args: &[&str]| {
+        let said = stderr(&ok(a1.coord_as("alice", args), "queued while unreachable"));
+        assert!(
+            said.contains("queued: beads is unreachable"),
+            "{args:?}: {said}"
+        );
+    };
+    queued(&["send", "--to", "beads:bob", "Are you there?"]);
+    queued(&["send", "--to", &format!("#beads:{b_task}"), "On the task."]);
+    queued(&["task", "comment", &format!("beads:{b_task}"), "1.4.2 too"]);
+    let status = a1.coord_json(&["status"]);
+    let kinds: Vec<String> = array(status["outbox"].clone())
+        .iter()
+        .map(|q| q["kind"].as_str().expect("kind").to_string())
+        .collect();
+    assert_eq!(kinds, ["message", "message", "comment"], "{status}");
+    let text = a1.coord_ok(&["status"]);
+    assert!(text.contains("outbox: 3 wait"), "{text}");
+    // An agent there that the copy does not know is refused at once, not queued.
+    let err = fails(
+        &a1.coord_as("alice", &["send", "--to", "beads:nobody", "hi"]),
+        1,
+    );
+    assert!(err.contains("no such active agent"), "{err}");
+    // While it stays unreachable, a sync keeps them.
+    a1.coord(&["sync"]);
+    assert_eq!(array(a1.coord_json(&["status"])["outbox"].clone()).len(), 3);
+
+    // B is back: the next sync writes each there once, and a second sync writes nothing more.
+    std::fs::rename(&away, &world.b_remote).expect("bring B's remote back");
+    let synced = a1.coord_ok(&["sync"]);
+    assert!(synced.contains("3 queued"), "{synced}");
+    a1.coord_ok(&["sync"]);
+    b1.coord_ok(&["sync"]);
+    let shown = b1.show(&b_task);
+    let comments = array(shown["comments"].clone());
+    assert_eq!(comments.len(), 1, "{shown}");
+    assert_eq!(comments[0]["text"], "1.4.2 too");
+    let bob = b1.coord_json(&["--agent", "bob", "inbox"]);
+    let got = subjects(&bob);
+    let once = got.iter().filter(|s| *s == "Are you there?").count();
+    assert_eq!(once, 1, "{got:?}");
+    let thread = b1.coord_ok(&["thread", &b_task]);
+    let copies = thread
+        .lines()
+        .filter(|l| l.trim() == "On the task.")
+        .count();
+    assert_eq!(copies, 1, "{thread}");
+    assert_eq!(a1.coord_json(&["status"])["outbox"], serde_json::json!([]));
+    assert_eq!(a1.git_ok(&["for-each-ref", "refs/coord-outbox/"]), "");
+}
+
+#[test]
 fn a_filing_into_an_unreachable_project_waits_in_the_outbox_and_goes_out_once() {
     let world = World::new(|tmp| Some(tmp.join("nowhere.git").display().to_string()));
     let a1 = &world.a1;

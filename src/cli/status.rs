@@ -90,7 +90,7 @@ pub fn status(coord: &Coord, fetch: bool, out: Out, json: bool) -> Result<()> {
             "last_checkpoint": last.map(|c| json!({ "seq": c.seq, "outcome": c.outcome.as_str(), "at": c.at })),
             "workflows": st.workflows.iter().map(|w| json!({ "id": w.id, "title": w.title, "state": w.state, "done": w.done, "total": w.total, "current": w.current })).collect::<Vec<_>>(),
             "fetched": fetched,
-            "outbox": outbox.iter().map(|(project, task)| json!({ "project": project, "task": task })).collect::<Vec<_>>(),
+            "outbox": outbox,
             "projects": related,
         });
         writeln!(out, "{value}")?;
@@ -132,10 +132,13 @@ pub fn status(coord: &Coord, fetch: bool, out: Out, json: bool) -> Result<()> {
         )?;
     }
     if !outbox.is_empty() {
-        let waiting: Vec<String> = outbox.iter().map(|(p, t)| format!("{p}:{t}")).collect();
+        let waiting: Vec<String> = outbox
+            .iter()
+            .map(|q| format!("{}: {}", q.project, q.what))
+            .collect();
         writeln!(
             out,
-            "outbox: {} filing(s) wait for their project to be reachable: {} (the next sync sends them)",
+            "outbox: {} wait for their project to be reachable: {} (the next sync sends them)",
             outbox.len(),
             waiting.join(", ")
         )?;

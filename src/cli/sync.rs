@@ -94,7 +94,7 @@ fn projects_followed(out: Out, followed: &[Followed]) -> Result<()> {
         match &f.error {
             None => writeln!(
                 out,
-                "  project {:<16} fetched ({} notice{}{})",
+                "  project {:<16} fetched ({} notice{}{}{})",
                 f.project,
                 f.notices,
                 if f.notices == 1 { "" } else { "s" },
@@ -104,6 +104,10 @@ fn projects_followed(out: Out, followed: &[Followed]) -> Result<()> {
                         "; {n} interrupted filing{} found there and recorded",
                         if n == 1 { "" } else { "s" }
                     ),
+                },
+                match f.sent {
+                    0 => String::new(),
+                    n => format!("; {n} queued message(s) and comment(s) sent there"),
                 }
             )?,
             Some(why) => writeln!(

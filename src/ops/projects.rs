@@ -23,9 +23,10 @@ use crate::ops::messages::{
 };
 use crate::remote::{MAX_TRIES, Pushed, Remote, fetch, push};
 use crate::store::foreign::{
-    Filing, FilingRecord, NOTIFIED_NS, PROJECTS_NS, begin_filing, drop_copy, fetched_at,
-    fetched_from, filed, has_copy, has_filings, load_task, orphaned_filings, record_fetch,
-    record_filed, record_source, staged_ref,
+    Filing, FilingRecord, NOTIFIED_NS, PROJECTS_NS, QueuedWrite, begin_filing, drop_copy,
+    fetched_at, fetched_from, filed, forget_write, has_copy, has_filings, load_task,
+    orphaned_filings, queue_write, queued_writes, record_fetch, record_filed, record_source,
+    staged_ref,
 };
 use crate::store::{COORD_REFS, Change, Snapshot, Store, backoff, build_commit};
 
@@ -95,6 +96,19 @@ pub struct FileTask {
     pub from: Option<String>,
 }
 
+/// One entry of the outbox: what waits for which project.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Queued {
+    pub project: String,
+    /// `filing`, `message` or `comment`.
+    pub kind: &'static str,
+    /// What it is, in words: `task ID`, `message ID`, `comment on ID`.
+    pub what: String,
+    /// The task there it files or comments on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+}
+
 /// What following one project did on a sync or fetch.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Followed {
@@ -111,6 +125,9 @@ pub struct Followed {
     /// Interrupted filings found there (whole, or completed) and now recorded as filed.
     #[serde(skip_serializing_if = "is_zero")]
     pub recovered: usize,
+    /// Mail and comments from the outbox written there now.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sent: usize,
     /// What else the user should know (a filing that could not be settled).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -403,6 +420,12 @@ impl<'c> Projects<'c> {
         if fetched_from(repo, &p.name).as_deref() != Some(&*url) {
             record_source(repo, &p.name, &p.url)?;
         }
+        self.last_fetched(p, refs)
+    }
+
+    /// `refs` of project `p` as this clone last fetched them (a missing one as its root).
+    fn last_fetched(&self, p: &Project, refs: &[&'static str]) -> Result<Fetched> {
+        let repo = &self.coord.repo;
         let mut fetched = Fetched {
             tips: BTreeMap::new(),
             bases: BTreeMap::new(),
@@ -504,6 +527,9 @@ impl<'c> Projects<'c> {
                         fetched.base(refname).tip.expect("root"),
                     ));
                 }
+            }
+            if updates.is_empty() {
+                return Ok(value); // nothing to write: what it would write is there
             }
             before_push()?;
             match push(repo, &p.url, &updates).map_err(|e| unreachable_project(p, e))? {
@@ -626,18 +652,34 @@ impl<'c> Projects<'c> {
         Ok(out)
     }
 
-    /// The outbox: filings queued for projects that could not be reached, as (project, task).
-    pub fn outbox(&self) -> Result<Vec<(String, String)>> {
+    /// The outbox: filings, mail and comments queued for projects that could not be reached,
+    /// filings first, each oldest first.
+    pub fn outbox(&self) -> Result<Vec<Queued>> {
         let repo = &self.coord.repo;
-        Ok(self
-            .list()?
-            .into_iter()
-            .flat_map(|p| {
-                crate::store::foreign::queued_filings(repo, &p.name)
-                    .into_iter()
-                    .map(move |task| (p.name.clone(), task))
-            })
-            .collect())
+        let mut out = Vec::new();
+        for p in self.list()? {
+            for task in crate::store::foreign::queued_filings(repo, &p.name) {
+                out.push(Queued {
+                    project: p.name.clone(),
+                    kind: "filing",
+                    what: format!("task {task}"),
+                    task: Some(task),
+                });
+            }
+            for w in queued_writes(repo, &p.name) {
+                out.push(Queued {
+                    project: p.name.clone(),
+                    kind: if w.comment.is_some() {
+                        "comment"
+                    } else {
+                        "message"
+                    },
+                    what: w.describe(),
+                    task: w.comment.map(|(task, _)| task),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Files a task into `project`, with its text and attachments as the first message on its
@@ -890,38 +932,97 @@ impl<'c> Projects<'c> {
         Ok(format!("{}:{full}", p.name))
     }
 
-    /// Comments on another project's task, through its URL.
+    /// Comments on another project's task, through its URL. When the project cannot be reached,
+    /// the comment waits in the outbox (its task found in the last fetched copy) and the next
+    /// sync that reaches the project writes it there.
     pub fn comment(&self, input: &str, text: &str) -> Result<(Project, Task)> {
         if text.trim().is_empty() {
             return Err(Error::invalid("comment", text, "it is empty"));
         }
         let (p, prefix) = self.parse_ref(input)?;
         let actor = self.coord.actor()?;
-        let own = self.own_id();
-        let task = self.write_remote(&p, |fetched| {
+        let comment = Comment {
+            id: id::new_id(),
+            author: actor.agent.clone(),
+            at: time::now(),
+            text: text.to_string(),
+            project: Some(self.own_id()),
+            human: Some(actor.human.clone()),
+        };
+        let written = self.write_remote(&p, |fetched| {
             let full = self.resolve_in(&p, fetched.tips[TASKS], &prefix)?;
-            let mut task = load_task(&self.coord.repo, &p.name, fetched.tips[TASKS], &full)
-                .map_err(|e| unreadable_task(&p, e))?
-                .ok_or_else(|| no_task(&p, &full))?;
-            let now = time::now();
-            task.comments.push(Comment {
-                id: id::new_id(),
-                author: actor.agent.clone(),
-                at: now.clone(),
-                text: text.to_string(),
-                project: Some(own.clone()),
-                human: Some(actor.human.clone()),
-            });
-            task.push_event(&actor.agent, "comment", Some(format!("from {own}")), &now);
-            let change = Change {
-                reads: None,
-                docs: vec![(Task::path(&full), Some(task.to_yaml().into_bytes()))],
-                subject: format!("comment {full} by {} of {own}", actor.agent),
-                trailers: vec![("Coord-Op", "comment".into()), ("Coord-Task", full.clone())],
-            };
-            Ok((vec![(TASKS, change)], task))
-        })?;
-        Ok((p, task))
+            self.comment_change(&p, fetched, &full, &comment)
+        });
+        match written {
+            Err(e) if is_unreachable(&e) => {
+                let copy = self.copy_for_outbox(&p, e)?;
+                let full = self.resolve_in(&p, copy.tips[TASKS], &prefix)?;
+                let (_, task) = self.comment_change(&p, &copy, &full, &comment)?;
+                queue_write(
+                    &self.coord.repo,
+                    &p.name,
+                    &QueuedWrite {
+                        url: p.url.redacted().into_owned(),
+                        id: comment.id.clone(),
+                        docs: Vec::new(),
+                        comment: Some((full.clone(), comment)),
+                    },
+                )?;
+                self.coord.warn(format!(
+                    "queued: {} is unreachable; the comment on {}:{full} goes out with the next `git coord sync` that reaches it (`git coord status` lists the outbox)",
+                    p.name, p.name
+                ));
+                Ok((p, task))
+            }
+            other => other.map(|task| (p, task)),
+        }
+    }
+
+    /// `comment` on task `full` of `p` as `fetched` has it: the change that adds it, none when
+    /// it is there already (a queued comment that went out before), and the task with it.
+    fn comment_change(
+        &self,
+        p: &Project,
+        fetched: &Fetched,
+        full: &str,
+        comment: &Comment,
+    ) -> Result<(Vec<(&'static str, Change)>, Task)> {
+        let mut task = load_task(&self.coord.repo, &p.name, fetched.tips[TASKS], full)
+            .map_err(|e| unreadable_task(p, e))?
+            .ok_or_else(|| no_task(p, full))?;
+        if task.comments.iter().any(|c| c.id == comment.id) {
+            return Ok((Vec::new(), task));
+        }
+        let own = self.own_id();
+        task.comments.push(comment.clone());
+        task.push_event(
+            &comment.author,
+            "comment",
+            Some(format!("from {own}")),
+            &comment.at,
+        );
+        let change = Change {
+            reads: None,
+            docs: vec![(Task::path(full), Some(task.to_yaml().into_bytes()))],
+            subject: format!("comment {full} by {} of {own}", comment.author),
+            trailers: vec![
+                ("Coord-Op", "comment".into()),
+                ("Coord-Task", full.to_string()),
+            ],
+        };
+        Ok((vec![(TASKS, change)], task))
+    }
+
+    /// The last fetched copy of `p`, to queue a write for it in the outbox when `unreachable`
+    /// says it cannot be reached now. Without a copy fetched from its URL (never fetched, or
+    /// its URL changed since), nothing can be checked against it: `unreachable` is returned.
+    fn copy_for_outbox(&self, p: &Project, unreachable: Error) -> Result<Fetched> {
+        let repo = &self.coord.repo;
+        let from_here = fetched_from(repo, &p.name).as_deref() == Some(&*p.url.redacted());
+        if !from_here || repo.ref_tip(&staged_ref(&p.name, "tasks"))?.is_none() {
+            return Err(unreachable);
+        }
+        self.last_fetched(p, &COORD_REFS)
     }
 
     /// Sends `out` to `target` (`AGENT`, `@ROLE`, `@all`, or empty for the project's shared
@@ -976,7 +1077,7 @@ impl<'c> Projects<'c> {
         let (body, subject) = check_text(&out)?;
         let attachments = Messages::new(self.coord).check_attachments(&out.attachments)?;
         let own = self.own_id();
-        self.write_remote(p, |fetched| {
+        let build = |fetched: &Fetched| {
             let (target, to, task) = route(self, fetched)?;
             let repo = &self.coord.repo;
             let inbox_tree = fetched.base(INBOX).tree.expect("a tree");
@@ -1016,7 +1117,49 @@ impl<'c> Projects<'c> {
                 change.trailers.push(("Coord-Task", task.clone()));
             }
             Ok((vec![(INBOX, change)], msg))
-        })
+        };
+        match self.write_remote(p, build) {
+            Err(e) if is_unreachable(&e) => self.queue_message(p, e, build),
+            other => other,
+        }
+    }
+
+    /// Keeps the message `build` makes from the last fetched copy of `p` (its recipients and
+    /// task as they were there) in the outbox, for the next sync that reaches `p`.
+    fn queue_message(
+        &self,
+        p: &Project,
+        unreachable: Error,
+        build: impl Fn(&Fetched) -> Result<(Vec<(&'static str, Change)>, Message)>,
+    ) -> Result<Message> {
+        let repo = &self.coord.repo;
+        let copy = self.copy_for_outbox(p, unreachable)?;
+        let (changes, msg) = build(&copy)?;
+        let mut kept = Vec::new();
+        let mut docs = Vec::new();
+        for (refname, change) in changes {
+            for (path, bytes) in change.docs {
+                let blob = repo.write_blob(bytes.as_deref().unwrap_or_default())?;
+                kept.push((refname.to_string(), path.clone(), blob));
+                docs.push((path, blob.to_string()));
+            }
+        }
+        crate::store::foreign::keep_queued(repo, &p.name, &msg.id, &kept)?;
+        queue_write(
+            repo,
+            &p.name,
+            &QueuedWrite {
+                url: p.url.redacted().into_owned(),
+                id: msg.id.clone(),
+                docs,
+                comment: None,
+            },
+        )?;
+        self.coord.warn(format!(
+            "queued: {} is unreachable; message {} goes out with the next `git coord sync` that reaches it (`git coord status` lists the outbox)",
+            p.name, msg.id
+        ));
+        Ok(msg)
     }
 
     /// The agents of `project` a target reaches, from its fetched registrations.
@@ -1187,7 +1330,7 @@ impl<'c> Projects<'c> {
         }
         let projects = self.list()?;
         for p in &projects {
-            if has_filings(repo, &p.name) {
+            if has_filings(repo, &p.name) || !queued_writes(repo, &p.name).is_empty() {
                 followed.entry(p.name.clone()).or_default(); // a filing to settle there
             }
             for task in filed(repo, &p.name) {
@@ -1227,6 +1370,7 @@ impl<'c> Projects<'c> {
                         error: Some(e.to_string()),
                         skipped: Vec::new(),
                         recovered: 0,
+                        sent: 0,
                         warnings: Vec::new(),
                     });
                     continue;
@@ -1282,7 +1426,8 @@ impl<'c> Projects<'c> {
                     repo.set_ref(&notified(kind), tip)?;
                 }
             }
-            let settled = self.settle_filings(p, &fetched);
+            let mut settled = self.settle_filings(p, &fetched);
+            let sent = self.send_queued(p, &mut settled.warnings)?;
             report.push(Followed {
                 project: p.name.clone(),
                 url: p.url.clone(),
@@ -1290,10 +1435,111 @@ impl<'c> Projects<'c> {
                 error: None,
                 skipped,
                 recovered: settled.recovered,
+                sent,
                 warnings: settled.warnings,
             });
         }
         Ok(report)
+    }
+
+    /// Writes the mail and comments queued for `p` (the outbox) there, each once: one whose id
+    /// is there already went out before, and is only forgotten. One that `p` refuses for good
+    /// (its task gone there, say) is dropped, and its author told with its text; one that cannot
+    /// go yet stays. Returns how many were written.
+    fn send_queued(&self, p: &Project, warnings: &mut Vec<String>) -> Result<usize> {
+        let repo = &self.coord.repo;
+        let own = self.own_id();
+        let mut sent = 0;
+        for queued in queued_writes(repo, &p.name) {
+            if queued.url != p.url.redacted() {
+                continue; // for another URL: it waits until the project is there again
+            }
+            let written = match &queued.comment {
+                Some((full, comment)) => self
+                    .write_remote(p, |fetched| self.comment_change(p, fetched, full, comment))
+                    .map(|_| ()),
+                None => self.write_remote(p, |fetched| {
+                    let inbox = fetched.base(INBOX).tree.expect("a tree");
+                    if repo
+                        .lookup_path(inbox, &Message::path(&queued.id))?
+                        .is_some()
+                    {
+                        return Ok((Vec::new(), ()));
+                    }
+                    let mut docs = Vec::new();
+                    for (path, blob) in &queued.docs {
+                        let blob = Oid::from_hex(blob.as_bytes())
+                            .map_err(|e| Error::Other(format!("a bad blob in the outbox: {e}")))?;
+                        docs.push((path.clone(), Some(repo.read_blob(blob)?)));
+                    }
+                    let change = Change {
+                        reads: None,
+                        docs,
+                        subject: format!("send {} of {own}, queued while unreachable", queued.id),
+                        trailers: vec![
+                            ("Coord-Op", "send".into()),
+                            ("Coord-Message", queued.id.clone()),
+                        ],
+                    };
+                    Ok((vec![(INBOX, change)], ()))
+                }),
+            };
+            match written {
+                Ok(()) => {
+                    forget_write(repo, &p.name, &queued.id)?;
+                    sent += 1;
+                }
+                Err(e) if is_unreachable(&e) => {
+                    warnings.push(format!(
+                        "the queued {} stays in the outbox: {e}",
+                        queued.describe()
+                    ));
+                }
+                Err(e) => {
+                    self.tell_unsent(p, &queued, &e)?;
+                    forget_write(repo, &p.name, &queued.id)?;
+                    warnings.push(format!(
+                        "the queued {} could not be written into {} and was dropped ({e}); its author was told, with its text",
+                        queued.describe(),
+                        p.name
+                    ));
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Tells the author of a queued write that `p` refused for good what it was, with its text.
+    fn tell_unsent(&self, p: &Project, queued: &QueuedWrite, why: &Error) -> Result<()> {
+        let repo = &self.coord.repo;
+        let (author, text) = match &queued.comment {
+            Some((_, comment)) => (comment.author.clone(), comment.text.clone()),
+            None => {
+                let path = Message::path(&queued.id);
+                let msg = queued
+                    .docs
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .and_then(|(_, blob)| Oid::from_hex(blob.as_bytes()).ok())
+                    .and_then(|blob| repo.read_blob(blob).ok())
+                    .and_then(|bytes| Message::from_yaml(&bytes, INBOX, &path).ok());
+                match msg {
+                    Some(m) => (m.from, m.body),
+                    None => return Ok(()), // nothing left to tell: its text is gone
+                }
+            }
+        };
+        Messages::new(self.coord).deliver_notice(
+            &format!("outbox-dropped:{}", queued.id),
+            &author,
+            &format!("Your queued {} did not reach {}", queued.describe(), p.name),
+            &format!(
+                "It waited in the outbox while {} was unreachable, and {} refused it when it came back: {why}. Its text:\n\n{text}",
+                p.name, p.name
+            ),
+            NoticeAbout::Nothing,
+            &time::now(),
+        )
     }
 
     /// Settles the filings into `p` whose process died or failed before it knew whether they

@@ -451,3 +451,93 @@ pub fn forget_queued(repo: &Repo, name: &str, task: &str) {
         let _ = repo.delete_ref(&refname);
     }
 }
+
+/// Mail or a comment for a related project that could not be reached, kept in the outbox with
+/// its id chosen: the next sync that reaches the project writes it there, once (a write whose id
+/// is already there is not written again).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct QueuedWrite {
+    /// The URL it is for, as shown (redacted): one whose project moved waits, as a filing does.
+    pub url: String,
+    /// The message's or the comment's id.
+    pub id: String,
+    /// Mail: its documents in refs/coord/inbox, as (path, blob), kept reachable by
+    /// [`keep_queued`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub docs: Vec<(String, String)>,
+    /// A comment: the task there it goes on, and the comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<(String, crate::model::task::Comment)>,
+}
+
+impl QueuedWrite {
+    /// What it is, for `status`: `message ID` or `comment on TASK`.
+    pub fn describe(&self) -> String {
+        match &self.comment {
+            Some((task, _)) => format!("comment on {task}"),
+            None => format!("message {}", self.id),
+        }
+    }
+}
+
+fn writes_dir(repo: &Repo, name: &str) -> PathBuf {
+    state_dir(repo, name).join("outbox")
+}
+
+/// Keeps `write` for project `name` in the outbox: whole or not at all (written aside, flushed,
+/// then renamed into place), so a kill never leaves half a record.
+pub fn queue_write(repo: &Repo, name: &str, write: &QueuedWrite) -> Result<()> {
+    use std::io::Write;
+    if !crate::model::id::is_full_id(&write.id) {
+        return Err(Error::Other(format!(
+            "an outbox entry with a bad id '{}'",
+            write.id
+        )));
+    }
+    let dir = writes_dir(repo, name);
+    std::fs::create_dir_all(&dir)?;
+    let tmp = dir.join(format!(".{}.{}", write.id, std::process::id()));
+    let mut file = std::fs::File::create(&tmp)?;
+    let written = serde_json::to_writer(&mut file, write)
+        .map_err(|e| Error::Other(format!("cannot record the outbox entry: {e}")))
+        .and_then(|()| Ok(file.flush().and_then(|()| file.sync_data())?))
+        .and_then(|()| Ok(std::fs::rename(&tmp, dir.join(&write.id))?));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// The mail and comments queued for project `name`, oldest first. A record that cannot be read
+/// (not one this build wrote) is left where it is and not listed.
+pub fn queued_writes(repo: &Repo, name: &str) -> Vec<QueuedWrite> {
+    let Ok(entries) = std::fs::read_dir(writes_dir(repo, name)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(std::time::SystemTime, QueuedWrite)> = entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(crate::model::id::is_full_id)
+        })
+        .filter_map(|e| {
+            let text = std::fs::read(e.path()).ok()?;
+            let write: QueuedWrite = serde_json::from_slice(&text).ok()?;
+            let when = e.metadata().and_then(|m| m.modified()).ok()?;
+            (e.file_name().to_str() == Some(write.id.as_str())).then_some((when, write))
+        })
+        .collect();
+    found.sort_by_key(|(when, _)| *when);
+    found.into_iter().map(|(_, write)| write).collect()
+}
+
+/// Forgets the queued write `id` for project `name` (it is there now) and lets its documents go.
+pub fn forget_write(repo: &Repo, name: &str, id: &str) -> Result<()> {
+    match std::fs::remove_file(writes_dir(repo, name).join(id)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    forget_queued(repo, name, id);
+    Ok(())
+}
