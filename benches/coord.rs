@@ -534,6 +534,7 @@ impl Bench {
                 role: Some(["dev", "review", "docs"][n % 3].to_string()),
                 labels: vec!["bench".into()],
                 deps,
+                followers: Vec::new(),
                 parent: None,
                 assignee,
                 claimed_at: None,

@@ -942,3 +942,40 @@ fn a_tasks_creator_hears_when_it_is_done_or_blocked_unless_told_not_to() {
     let subjects = inbox_subjects(&repo, "alice");
     assert_eq!(subjects, [format!("Task {stuck} is blocked: Stuck")]);
 }
+
+#[test]
+fn a_tasks_followers_are_told_when_it_is_done_and_stop_when_they_unfollow() {
+    let repo = TestRepo::init();
+    let id = field(
+        &repo.coord_json(&["--agent", "alice", "task", "new", "Ship it"]),
+        "id",
+    )
+    .expect("an id")
+    .to_string();
+    repo.coord_as_ok("carol", &["task", "follow", &id]);
+    repo.coord_as_ok("dave", &["task", "follow", &id]);
+    repo.coord_as_ok("dave", &["task", "follow", &id]); // twice is once
+    repo.coord_as_ok("erin", &["task", "follow", &id]);
+    repo.coord_as_ok("erin", &["task", "unfollow", &id]);
+    let shown = repo.show(&id);
+    assert_eq!(shown["followers"], serde_json::json!(["carol", "dave"]));
+    assert!(
+        repo.coord_ok(&["task", "show", &id])
+            .contains("followed: carol, dave")
+    );
+    // The fast summary reader still reads the task: it is ready, and listed.
+    let ready = repo.coord_ok(&["ready"]);
+    assert!(ready.contains("Ship it"), "{ready}");
+
+    repo.coord_as_ok("dave", &["task", "claim", &id]);
+    repo.coord_as_ok("dave", &["task", "done", &id, "--summary", "shipped"]);
+    let done = format!("Task {id} is done: Ship it");
+    for who in ["alice", "carol"] {
+        assert!(inbox_subjects(&repo, who).contains(&done), "{who}");
+    }
+    assert!(
+        inbox_subjects(&repo, "dave").is_empty(),
+        "not the one who did it"
+    );
+    assert!(inbox_subjects(&repo, "erin").is_empty(), "erin unfollowed");
+}

@@ -279,6 +279,10 @@ enum TaskCommand {
     Edit(EditArgs),
     /// Add a comment to a task (NAME:ID: on another project's task, through its URL)
     Comment { id: String, text: String },
+    /// Be told when a task is done or blocked, as its creator is (`--agent` follows as another)
+    Follow { id: String },
+    /// Stop following a task
+    Unfollow { id: String },
     /// Claim a task, or the most urgent ready one with --next
     Claim {
         #[arg(required_unless_present = "next", conflicts_with = "next")]
@@ -885,6 +889,19 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut dyn Write, json: bool) ->
                 return Ok(());
             }
             output::changed(out, "commented on", &tasks.comment(&id, &text)?, json)?
+        }
+        TaskCommand::Follow { id } => {
+            let agent = tasks.coord().actor()?.agent;
+            output::changed(out, "following", &tasks.follow(&id, &agent, true)?, json)?
+        }
+        TaskCommand::Unfollow { id } => {
+            let agent = tasks.coord().actor()?.agent;
+            output::changed(
+                out,
+                "no longer following",
+                &tasks.follow(&id, &agent, false)?,
+                json,
+            )?
         }
         TaskCommand::Claim {
             id,

@@ -66,6 +66,7 @@ pub fn task_json(task: &Task) -> Value {
     let map = value.as_object_mut().expect("a summary is an object");
     map.insert("claimed_at".into(), json!(task.claimed_at));
     map.insert("created_by".into(), json!(task.created_by));
+    map.insert("followers".into(), json!(task.followers));
     map.insert("description".into(), json!(task.description));
     map.insert("comments".into(), json!(task.comments));
     map.insert("history".into(), json!(task.history));
@@ -206,6 +207,10 @@ pub fn task(
         (
             "deps",
             (!task.deps.is_empty()).then(|| task.deps.join(", ")),
+        ),
+        (
+            "followed",
+            (!task.followers.is_empty()).then(|| task.followers.join(", ")),
         ),
         ("parent", task.parent.clone()),
         ("blocked", task.block_reason.clone()),

@@ -161,6 +161,9 @@ pub struct Task {
     pub labels: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deps: Vec<String>,
+    /// Agents told when the task is done or blocked, besides its creator (`task follow`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub followers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -483,7 +486,7 @@ mod canonical {
     use super::{Kind, State, SummaryRef};
 
     /// The top-level keys of the documents git-coord writes (at most 32).
-    const KNOWN_KEYS: [&str; 22] = [
+    const KNOWN_KEYS: [&str; 23] = [
         "format",
         "id",
         "title",
@@ -493,6 +496,7 @@ mod canonical {
         "role",
         "labels",
         "deps",
+        "followers",
         "parent",
         "assignee",
         "claimed_at",
@@ -607,7 +611,8 @@ mod canonical {
                         _ => return None,
                     }
                 }
-                _ => {} // description, created_by, claimed_at, comments, history: not needed here
+                // description, created_by, claimed_at, followers, comments, history: not needed
+                _ => {}
             }
         }
         let complete = has_format
@@ -678,6 +683,7 @@ mod tests {
             role: Some("dev".into()),
             labels: labels.iter().map(|l| l.to_string()).collect(),
             deps: vec!["ba9876543210".into()],
+            followers: Vec::new(),
             parent: None,
             assignee: Some("alice".into()),
             claimed_at: Some("2026-01-01T00:00:01.000Z".into()),
@@ -941,7 +947,7 @@ pub fn merge_task(base: Option<&Task>, ours: &Task, theirs: &Task) -> (Task, Opt
                     e.to_string(),
                 )
             }),
-            "labels" | "deps" => merge_set(bv, ov, tv),
+            "labels" | "deps" | "followers" => merge_set(bv, ov, tv),
             "updated" | "format" => max_value(ov, tv),
             _ => match three_way(bv, ov, tv) {
                 Some(v) => v,
@@ -1072,6 +1078,7 @@ mod merge_tests {
             role: None,
             labels: vec!["a".into()],
             deps: Vec::new(),
+            followers: Vec::new(),
             parent: None,
             assignee: assignee.map(String::from),
             claimed_at: claimed_at.map(String::from),
@@ -1150,6 +1157,25 @@ mod merge_tests {
         assert_eq!(m1.labels, ["a", "b"]);
         assert_eq!(m1.comments.len(), 1);
         assert_eq!(m1.conflicts.len(), 1, "the state conflict is recorded");
+    }
+
+    #[test]
+    fn followers_merge_as_a_set_on_both_sides_alike() {
+        let mut base = task(State::Open, None, None, "t", "2026-01-01T00:00:00Z");
+        base.followers = vec!["ann".into(), "cy".into()];
+        let mut a = base.clone();
+        a.followers = vec!["cy".into()]; // ann unfollows
+        a.updated = "2026-01-01T00:00:01Z".into();
+        let mut b = base.clone();
+        b.followers = vec!["ann".into(), "cy".into(), "bo".into()]; // bo follows
+        b.updated = "2026-01-01T00:00:02Z".into();
+        let (m1, _) = merge_task(Some(&base), &a, &b);
+        let (m2, _) = merge_task(Some(&base), &b, &a);
+        assert_eq!(m1, m2);
+        let mut followers = m1.followers.clone();
+        followers.sort();
+        assert_eq!(followers, ["bo", "cy"]);
+        assert!(m1.conflicts.is_empty(), "{:?}", m1.conflicts);
     }
 
     #[test]

@@ -734,6 +734,7 @@ impl<'c> Projects<'c> {
             role: f.role.clone(),
             labels,
             deps: Vec::new(),
+            followers: Vec::new(),
             parent: None,
             assignee: None,
             claimed_at: None,

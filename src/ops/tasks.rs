@@ -178,6 +178,7 @@ impl<'c> Tasks<'c> {
                 role: new.role.clone(),
                 labels,
                 deps,
+                followers: Vec::new(),
                 parent,
                 assignee: None,
                 claimed_at: None,
@@ -592,25 +593,37 @@ impl<'c> Tasks<'c> {
         Ok(task)
     }
 
-    /// Tells the agent that created `task` that it is now done or blocked, with the summary or
-    /// the reason: a message in its inbox, pushed at once with a remote. Not for its own work,
-    /// a workflow's stages (the workflow tells the organiser), another project's filing (its
-    /// dependants there are told by their sync), with `quiet`, or with `notify_creator: false`.
+    /// Tells the agent that created `task`, and the agents that follow it, that it is now done
+    /// or blocked, with the summary or the reason: a message in each inbox, pushed at once with
+    /// a remote. Never the agent that did it. The creator is not told of a workflow's stages
+    /// (the workflow tells the organiser), of another project's filing (its dependants there
+    /// are told by their sync), or with `notify_creator: false`; nobody is with `quiet`.
     fn tell_creator(&self, task: &Task, what: &str, note: Option<&str>) {
         let Ok(actor) = self.coord.actor() else {
             return;
         };
+        if self.quiet {
+            return;
+        }
         let creator = task.created_by.as_str();
-        if self.quiet
-            || creator.is_empty()
-            || creator == actor.agent
-            || task.origin.is_some()
-            || task
+        let tell_creator = !creator.is_empty()
+            && task.origin.is_none()
+            && !task
                 .labels
                 .iter()
                 .any(|l| l == crate::ops::workflows::STAGE_LABEL)
-            || !self.coord.config().map_or(true, |c| c.notify_creator)
+            && self.coord.config().map_or(true, |c| c.notify_creator);
+        let mut to: Vec<&str> = Vec::new();
+        for who in tell_creator
+            .then_some(creator)
+            .into_iter()
+            .chain(task.followers.iter().map(String::as_str))
         {
+            if who != actor.agent && !to.contains(&who) {
+                to.push(who);
+            }
+        }
+        if to.is_empty() {
             return;
         }
         let at = task.updated.clone();
@@ -620,16 +633,41 @@ impl<'c> Tasks<'c> {
             "{} marked task {} ({}) {what} at {at}{note}. `git coord task show {}` shows it whole.",
             actor.agent, task.id, task.title, task.id
         );
-        let key = format!("{what}:{}:{at}", task.id);
         let messages = crate::ops::messages::Messages::new(self.coord);
-        let about = crate::ops::messages::NoticeAbout::Task(&task.id);
-        match messages.deliver_notice(&key, creator, &subject, &body, about, &at) {
-            Ok(()) => crate::ops::online::push_inbox(self.coord),
-            Err(e) => self.coord.warn(format!(
-                "{creator}, who created task {}, was not told: {e}",
-                task.id
-            )),
+        let mut told = false;
+        for who in to {
+            let key = match who == creator {
+                true => format!("{what}:{}:{at}", task.id),
+                false => format!("{what}:{}:{at}:{who}", task.id),
+            };
+            let about = crate::ops::messages::NoticeAbout::Task(&task.id);
+            match messages.deliver_notice(&key, who, &subject, &body, about, &at) {
+                Ok(()) => told = true,
+                Err(e) => self.coord.warn(format!(
+                    "{who}, who follows task {}, was not told: {e}",
+                    task.id
+                )),
+            }
         }
+        if told {
+            crate::ops::online::push_inbox(self.coord);
+        }
+    }
+
+    /// Adds `agent` to the followers of task `input` (`on`), or takes it off: a follower is told
+    /// when the task is done or blocked, as its creator is.
+    pub fn follow(&self, input: &str, agent: &str, on: bool) -> Result<Task> {
+        name::validate("agent name", agent)?;
+        let op = if on { "follow" } else { "unfollow" };
+        self.mutate(input, op, |task, _| {
+            let has = task.followers.iter().any(|f| f == agent);
+            match (on, has) {
+                (true, false) => task.followers.push(agent.to_string()),
+                (false, true) => task.followers.retain(|f| f != agent),
+                _ => {}
+            }
+            Ok(Some(agent.to_string()))
+        })
     }
 
     pub fn comment(&self, input: &str, text: &str) -> Result<Task> {
