@@ -7,7 +7,7 @@ use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::merge::Notice;
+use crate::model::rules::Notice;
 use crate::model::{id, name, parse_document, time};
 
 /// The lease document format this build writes and the newest it reads.
@@ -481,7 +481,7 @@ pub fn merge_lease(path: &str, base: Option<&[u8]>, ours: &[u8], theirs: &[u8]) 
         (None, Some(_)) => return Some(theirs.to_vec()),
         (None, None) => return None,
     };
-    let merged_fields = crate::model::merge::merge_fields(base, ours, theirs)?;
+    let merged_fields = crate::model::rules::merge_fields(base, ours, theirs)?;
     let mut lease = Lease::from_yaml(&merged_fields, "", path).ok()?;
     lease.expires = o.expires.clone().max(t.expires.clone());
     lease.released = match (&o.released, &t.released) {

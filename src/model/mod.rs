@@ -9,6 +9,7 @@ pub mod merge;
 pub mod message;
 pub mod name;
 pub mod presence;
+pub mod rules;
 pub mod task;
 pub mod time;
 

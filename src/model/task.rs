@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::model::merge::{Notice, json_text, max_value, merge_set, three_way, union_by};
+use crate::model::rules::{Notice, json_text, max_value, merge_set, three_way, union_by};
 use crate::model::{MAX_DOCUMENT_BYTES, id};
 
 /// The task document format this build writes and the newest it reads.
