@@ -137,11 +137,10 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
                 path,
             })?;
             let launched = if launch {
-                Some(crate::ops::launch::launch(
-                    coord,
-                    &agent.name,
-                    command.as_deref(),
-                )?)
+                Some(
+                    crate::ops::agents::Agents::new(coord)?
+                        .launch(&agent.name, command.as_deref())?,
+                )
             } else {
                 None
             };
@@ -273,7 +272,7 @@ pub fn run(coord: &Coord, cmd: AgentCommand, out: &mut dyn Write, json: bool) ->
             }
         }
         AgentCommand::Launch { name, command } => {
-            let l = crate::ops::launch::launch(coord, &name, command.as_deref())?;
+            let l = crate::ops::agents::Agents::new(coord)?.launch(&name, command.as_deref())?;
             if json {
                 writeln!(out, "{}", serde_json::to_value(&l)?)?;
             } else {

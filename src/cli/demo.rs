@@ -729,7 +729,7 @@ fn across_machines(dir: &Path) -> Result<()> {
         crate::remote::sync(
             &coord.repo,
             remote,
-            &crate::ops::online::Notices::new(coord),
+            &crate::ops::notices::Notices::new(coord),
         )
     };
     let root = dir.parent().unwrap_or(dir);

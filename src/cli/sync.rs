@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::error::Result;
 use crate::ops::context::Coord;
-use crate::ops::online::Notices;
+use crate::ops::notices::Notices;
 use crate::ops::projects::{Followed, Projects};
 use crate::remote::{self as core, RefReport, resolve_remote};
 

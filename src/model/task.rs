@@ -145,6 +145,14 @@ pub struct Conflict {
     pub at: String,
 }
 
+/// The label of a workflow's stage tasks.
+pub const STAGE_LABEL: &str = "workflow-stage";
+/// Marks a stage whose template says it produces no code (`code: false`): its checkpoint may
+/// pass with nothing to merge.
+pub const NO_CODE_LABEL: &str = "no-code";
+/// The label of the tasks a workflow puts where a stage ends with a checkpoint.
+pub const CHECKPOINT_LABEL: &str = "checkpoint";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub format: u32,

@@ -9,12 +9,13 @@ use crate::model::agent::{AGENT_FORMAT, Agent, AgentEvent, AgentStatus};
 use crate::model::{name, time};
 use crate::ops::config::Config;
 use crate::ops::context::{Coord, IDENTITY_FILE, worktree_agent};
+use crate::ops::launch::Launched;
 use crate::ops::presence::{LastSeen, Presence};
 use crate::store::{Change, Store};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub const AGENTS_REF: &str = "refs/coord/agents";
+pub use crate::store::AGENTS_REF;
 
 /// What `agent spawn` is asked to do.
 #[derive(Debug, Clone)]
@@ -621,6 +622,34 @@ impl<'c> Agents<'c> {
             return Ok(head);
         }
         Ok("main".to_string())
+    }
+
+    /// Starts `command`, else the agent's role command, in its worktree, detached.
+    pub fn launch(&self, name: &str, command: Option<&str>) -> Result<Launched> {
+        self.launch_child(name, command)
+            .map(|(launched, _)| launched)
+    }
+
+    /// [`Agents::launch`], also handing back the runner's process, which a long-lived caller
+    /// (supervise) must reap once it ends.
+    pub fn launch_child(
+        &self,
+        name: &str,
+        command: Option<&str>,
+    ) -> Result<(Launched, std::process::Child)> {
+        let view = self.show(name)?;
+        let role = self.config().role(&view.agent.role)?;
+        let command = command
+            .map(str::to_string)
+            .or_else(|| role.command.clone())
+            .ok_or_else(|| crate::ops::launch::no_command(&role.name))?;
+        let worktree = view
+            .agent
+            .worktree
+            .map(PathBuf::from)
+            .filter(|w| w.is_dir())
+            .ok_or_else(|| Error::invalid("agent", name, "its worktree is not on this machine"))?;
+        crate::ops::launch::launch_child(self.coord, name, &worktree, &command)
     }
 
     fn main_workdir(&self) -> Result<PathBuf> {

@@ -8,12 +8,12 @@
 
 use crate::error::Result;
 use crate::model::checkpoint::Outcome;
+use crate::model::task::STAGE_LABEL;
 use crate::ops::agents::Agents;
 use crate::ops::checkpoints::Checkpoints;
 use crate::ops::context::Coord;
 use crate::ops::tasks::Tasks;
 use crate::ops::team::{self, TeamState};
-use crate::ops::workflows::STAGE_LABEL;
 
 /// Counts the failures of one stage and trips the breaker when they reach the limit. Returns
 /// why the team was paused, if this call paused it.

@@ -23,13 +23,12 @@ use crate::ops::messages::{InboxFilter, Messages, Outgoing, clip};
 use crate::ops::tasks::{NewTask, Tasks};
 use crate::store::{Change, Snapshot, Store};
 
-pub const CHECKPOINTS_REF: &str = "refs/coord/checkpoints";
+pub use crate::store::CHECKPOINTS_REF;
 /// Lines of a gate's output kept in the record.
 const OUTPUT_TAIL_LINES: usize = 20;
 /// Commits named for each leased path a branch left out changes.
 const BREACH_COMMITS: usize = 3;
-/// The label of the tasks a workflow puts where a stage ends with a checkpoint.
-pub const CHECKPOINT_LABEL: &str = "checkpoint";
+pub use crate::model::task::CHECKPOINT_LABEL;
 
 /// What to merge and how to check it.
 #[derive(Debug, Default, Clone)]

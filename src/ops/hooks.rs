@@ -833,7 +833,7 @@ pub fn share_on_push(coord: &Coord, remote: Option<&str>) -> Result<Option<Strin
     crate::remote::sync(
         &coord.repo,
         &remote,
-        &crate::ops::online::Notices::new(coord),
+        &crate::ops::notices::Notices::new(coord),
     )?;
     let presence =
         crate::ops::presence::Presence::new(coord, crate::ops::presence::stale_after(coord));

@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::time;
 use crate::ops::agent_logs::{LogWriter, MAX_LOG_BYTES};
-use crate::ops::agents::Agents;
 use crate::ops::context::{AGENT_ENV, Coord};
 
 pub use crate::ops::agent_logs::log_file;
@@ -188,31 +187,15 @@ pub fn no_command(role: &str) -> Error {
     )
 }
 
-/// Starts `command`, else the agent's role command, in its worktree, detached.
-pub fn launch(coord: &Coord, agent: &str, command: Option<&str>) -> Result<Launched> {
-    launch_child(coord, agent, command).map(|(launched, _)| launched)
-}
-
-/// [`launch`], also handing back the runner's process, which a long-lived caller (supervise)
-/// must reap once it ends.
+/// Starts `command` in `worktree` as agent `agent`, detached, with its output in the agent's
+/// log; hands back the runner's process, which a long-lived caller (supervise) must reap once it
+/// ends. [`crate::ops::agents::Agents::launch`] finds the worktree and the role's command.
 pub fn launch_child(
     coord: &Coord,
     agent: &str,
-    command: Option<&str>,
+    worktree: &std::path::Path,
+    command: &str,
 ) -> Result<(Launched, std::process::Child)> {
-    let agents = Agents::new(coord)?;
-    let view = agents.show(agent)?;
-    let role = agents.config().role(&view.agent.role)?;
-    let command = command
-        .map(str::to_string)
-        .or_else(|| role.command.clone())
-        .ok_or_else(|| no_command(&role.name))?;
-    let worktree = view
-        .agent
-        .worktree
-        .map(PathBuf::from)
-        .filter(|w| w.is_dir())
-        .ok_or_else(|| Error::invalid("agent", agent, "its worktree is not on this machine"))?;
     if let Some(run) = running(coord, agent) {
         return Err(already_runs(agent, run.process.pid));
     }
@@ -228,8 +211,8 @@ pub fn launch_child(
     let exe = std::env::current_exe()
         .map_err(|e| Error::Other(format!("cannot find the git-coord binary to launch: {e}")))?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(["agent", "run", agent, "--command", &command])
-        .current_dir(&worktree)
+    cmd.args(["agent", "run", agent, "--command", command])
+        .current_dir(worktree)
         .env(AGENT_ENV, agent)
         .stdin(std::process::Stdio::null())
         .stdout(out)
@@ -266,7 +249,7 @@ pub fn launch_child(
                     agent: agent.to_string(),
                     pid,
                     start: process.start,
-                    command,
+                    command: command.to_string(),
                     log: log.display().to_string(),
                 },
                 child,

@@ -20,7 +20,7 @@ use crate::store::{Actor, Change, Snapshot, Store};
 
 pub use crate::model::lease::LeaseConflict;
 
-pub const LEASES_REF: &str = "refs/coord/leases";
+pub use crate::store::LEASES_REF;
 /// How long a released or expired lease stays in the tree (for `lease list --all`) before the
 /// next lease write drops it.
 pub const KEEP_ENDED: Duration = Duration::from_secs(24 * 60 * 60);

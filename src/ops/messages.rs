@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::git::{Oid, Repo};
 use crate::model::message::{
     Attachment, Importance, MAX_BODY, MAX_RECIPIENTS, MAX_SUBJECT, MESSAGE_FORMAT, Mark, Message,
-    NOTICE_SENDER, Person, ProjectTask, SHARED_TARGET, first_line, safe_file_name,
+    NOTICE_SENDER, Person, first_line, safe_file_name,
 };
 pub use crate::model::message::{MessageSummary, clip};
 use crate::model::{MAX_DOCUMENT_BYTES, id, name, time};
@@ -23,7 +23,9 @@ use crate::ops::tasks::Tasks;
 use crate::store::Problem;
 use crate::store::{Actor, Change, Snapshot, Store};
 
-pub const INBOX_REF: &str = "refs/coord/inbox";
+pub use crate::ops::notices::NoticeAbout;
+pub(crate) use crate::ops::notices::filing;
+pub use crate::store::INBOX_REF;
 /// What saving a message's attachments did.
 #[derive(Debug, Default)]
 pub struct SavedAttachments {
@@ -58,16 +60,6 @@ pub struct Outgoing {
     pub importance: Importance,
     pub body: String,
     pub attachments: Files,
-}
-
-/// What a notice from git-coord is about, which is where a reply to it goes.
-#[derive(Debug, Clone)]
-pub enum NoticeAbout<'a> {
-    Nothing,
-    /// A task here.
-    Task(&'a str),
-    /// A task of another project.
-    OtherProject(ProjectTask),
 }
 
 /// A reply as sent: the message, and the related project it was written into (by the name this
@@ -268,9 +260,7 @@ impl<'c> Messages<'c> {
         })
     }
 
-    /// Files a message from git-coord itself (a sync telling an agent it lost a claim or a
-    /// lease, or what changed on another project's task), under an id derived from `key`,
-    /// unless it is already there.
+    /// Files a message from git-coord itself: see [`crate::ops::notices::deliver`].
     pub fn deliver_notice(
         &self,
         key: &str,
@@ -280,41 +270,7 @@ impl<'c> Messages<'c> {
         about: NoticeAbout<'_>,
         at: &str,
     ) -> Result<()> {
-        let (task, about) = match about {
-            NoticeAbout::Nothing => (None, None),
-            NoticeAbout::Task(task) => (Some(task), None),
-            NoticeAbout::OtherProject(about) => (None, Some(about)),
-        };
-        let actor = self.coord.actor()?;
-        let id = self.repo().write_blob(key.as_bytes())?.to_string()[..id::ID_LEN].to_string();
-        let msg = Message {
-            format: MESSAGE_FORMAT,
-            id: id.clone(),
-            from: NOTICE_SENDER.into(),
-            human: "git-coord sync".into(),
-            from_project: None,
-            target: to.into(),
-            to: vec![to.into()],
-            subject: clip(subject, MAX_SUBJECT),
-            thread: task.map_or_else(|| id.clone(), str::to_string),
-            reply_to: None,
-            task: task.map(str::to_string),
-            about,
-            importance: Importance::High,
-            created: at.into(),
-            body: body.into(),
-            attachments: Vec::new(),
-            extra: Default::default(),
-        };
-        self.store.update(&actor, |snap| {
-            if self.store.exists(snap, &Message::path(&id))? {
-                return Ok((Change::default(), ()));
-            }
-            let mut change = filing(&msg);
-            change.subject = format!("notify {id} to {to}");
-            change.trailers = vec![("Coord-Op", "notify".into()), ("Coord-Message", id.clone())];
-            Ok((change, ()))
-        })
+        crate::ops::notices::deliver(self.coord, key, to, subject, body, about, at)
     }
 
     /// The agents a target reaches, and the task when the target is one (`#ID`).
@@ -1008,26 +964,6 @@ impl<'c> Messages<'c> {
         all.sort_by(|a, b| b.created.cmp(&a.created));
         all.truncate(limit);
         Ok(all)
-    }
-}
-
-/// The documents that file one message: itself, one copy per recipient, one under its thread.
-pub(crate) fn filing(msg: &Message) -> Change {
-    let bytes = msg.to_yaml().into_bytes();
-    let mut docs = vec![(Message::path(&msg.id), Some(bytes.clone()))];
-    let mut seen = HashSet::new();
-    for to in &msg.to {
-        if seen.insert(to) {
-            docs.push((Message::box_path(to, &msg.id), Some(bytes.clone())));
-        }
-    }
-    if msg.target == SHARED_TARGET {
-        docs.push((Message::shared_path(&msg.id), Some(bytes.clone())));
-    }
-    docs.push((Message::thread_path(&msg.thread, &msg.id), Some(bytes)));
-    Change {
-        docs,
-        ..Change::default()
     }
 }
 

@@ -16,6 +16,7 @@ pub mod hooks;
 pub mod launch;
 pub mod leases;
 pub mod messages;
+pub mod notices;
 pub mod online;
 pub mod presence;
 pub mod projects;

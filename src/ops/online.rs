@@ -1,80 +1,10 @@
-//! Writes confirmed at the remote (online claims and leases) as the operations use them, and the
-//! notices the merges on the way owe: one inbox message per lost claim or revoked lease.
+//! Writes confirmed at the remote (online claims and leases) as the operations use them.
 
 use crate::error::Result;
-use crate::model::merge::Notice;
 use crate::ops::context::Coord;
-use crate::ops::messages::{Messages, NoticeAbout};
-use crate::remote::{Courier, confirmed_update};
+use crate::ops::notices::Notices;
+use crate::remote::confirmed_update;
 use crate::store::{Actor, Change, Snapshot, Store};
-
-/// Delivers merge notices to the inbox. Their ids derive from what happened, so replicas that
-/// settle the same conflict write the same message once.
-pub struct Notices<'c> {
-    messages: Messages<'c>,
-}
-
-impl<'c> Notices<'c> {
-    pub fn new(coord: &'c Coord) -> Self {
-        Notices {
-            messages: Messages::new(coord),
-        }
-    }
-}
-
-impl Courier for Notices<'_> {
-    fn deliver(&self, notices: &[Notice]) -> Result<usize> {
-        for notice in notices {
-            let (key, to, subject, body, task, at) = match notice {
-                Notice::LostClaim {
-                    task,
-                    title,
-                    loser,
-                    loser_claimed_at,
-                    winner,
-                    winner_claimed_at,
-                } => (
-                    format!("lost-claim:{task}:{loser}:{loser_claimed_at}"),
-                    loser.clone(),
-                    format!("You lost the claim on task {task}"),
-                    format!(
-                        "Task {task} ({title}) was claimed on two machines: by you at {loser_claimed_at} and by {winner} at {winner_claimed_at}. The earlier claim holds, so the task is {winner}'s. Pick another with `git coord task claim --next`."
-                    ),
-                    Some(task.clone()),
-                    loser_claimed_at.clone().max(winner_claimed_at.clone()),
-                ),
-                Notice::LeaseRevoked {
-                    lease,
-                    loser,
-                    patterns,
-                    winner,
-                    winner_lease,
-                    at,
-                } => (
-                    format!("lease-revoked:{lease}"),
-                    loser.clone(),
-                    format!("Your lease {lease} was revoked"),
-                    format!(
-                        "Your lease {lease} on {} overlapped lease {winner_lease} of {winner}, taken earlier on another machine. The earlier lease holds; yours is revoked. `git coord lease check PATH` tells what you may touch.",
-                        patterns.join(", ")
-                    ),
-                    None,
-                    at.clone(),
-                ),
-            };
-            self.messages.deliver_notice(
-                &key,
-                &to,
-                &subject,
-                &body,
-                task.as_deref()
-                    .map_or(NoticeAbout::Nothing, NoticeAbout::Task),
-                &at,
-            )?;
-        }
-        Ok(notices.len())
-    }
-}
 
 /// Runs `op` as a write to `store`: confirmed at the coordination remote when there is one (and
 /// not `--offline`), else a local compare-and-swap.
@@ -147,7 +77,7 @@ pub fn push_inbox(coord: &Coord) {
     let Ok(actor) = coord.actor() else {
         return;
     };
-    let inbox = Store::new(&coord.repo, crate::ops::messages::INBOX_REF);
+    let inbox = Store::new(&coord.repo, crate::store::INBOX_REF);
     if let Err(e) = update(coord, &inbox, &actor, |_| Ok((Change::default(), ()))) {
         tracing::debug!("the inbox goes with the next sync: {e}");
     }

@@ -212,7 +212,7 @@ impl<'c> Presence<'c> {
 /// registration that cannot be read counts as neither active nor retired.
 fn roster(coord: &Coord) -> Roster {
     let mut roster = Roster::default();
-    let store = Store::new(&coord.repo, crate::ops::agents::AGENTS_REF);
+    let store = Store::new(&coord.repo, crate::store::AGENTS_REF);
     let Ok(snap) = store.snapshot() else {
         return roster;
     };
@@ -227,10 +227,11 @@ fn roster(coord: &Coord) -> Roster {
             continue;
         };
         let path = Agent::path(name);
-        let agent =
-            store.read(&snap, &path).ok().flatten().and_then(|bytes| {
-                Agent::from_yaml(&bytes, crate::ops::agents::AGENTS_REF, &path).ok()
-            });
+        let agent = store
+            .read(&snap, &path)
+            .ok()
+            .flatten()
+            .and_then(|bytes| Agent::from_yaml(&bytes, crate::store::AGENTS_REF, &path).ok());
         match agent.map(|a| a.status) {
             Some(AgentStatus::Active) => roster.active.insert(name.to_string()),
             Some(AgentStatus::Retired) => roster.retired.insert(name.to_string()),
@@ -302,14 +303,14 @@ pub fn stale_after(coord: &Coord) -> Duration {
 }
 
 /// Tells an agent whose task was taken over while it was stale: a message in its inbox (the
-/// brief lists it) that says who took which task, and why. With a remote it is pushed at once,
-/// else it goes with the next sync. Never fails the claim that caused it.
+/// brief lists it) that says who took which task, and why. Whether it was filed: the caller
+/// pushes the inbox. Never fails the claim that caused it.
 pub fn tell_taken_over(
     coord: &Coord,
     task: &crate::model::task::Task,
     holder: &str,
     passed: &[crate::model::lease::Lease],
-) {
+) -> bool {
     let presence = Presence::new(coord, stale_after(coord));
     let beat = presence.get(holder).ok().flatten();
     let (seen, _) = presence.judge(beat.as_ref());
@@ -346,17 +347,12 @@ pub fn tell_taken_over(
         task.id, task.title
     );
     let key = format!("takeover:{}:{holder}:{at}", task.id);
-    let messages = crate::ops::messages::Messages::new(coord);
-    if let Err(e) = messages.deliver_notice(
-        &key,
-        holder,
-        &subject,
-        &body,
-        crate::ops::messages::NoticeAbout::Task(&task.id),
-        &at,
-    ) {
-        tracing::debug!("could not tell {holder} about the takeover: {e}");
-        return;
+    let about = crate::ops::notices::NoticeAbout::Task(&task.id);
+    match crate::ops::notices::deliver(coord, &key, holder, &subject, &body, about, &at) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!("could not tell {holder} about the takeover: {e}");
+            false
+        }
     }
-    crate::ops::online::push_inbox(coord);
 }

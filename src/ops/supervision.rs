@@ -279,7 +279,7 @@ impl<'c> Supervisor<'c> {
                 }
             }
             tracked.seen = true;
-            match launch::launch_child(coord, &name, None) {
+            match Agents::new(coord).and_then(|a| a.launch_child(&name, None)) {
                 Ok((launched, child)) => {
                     self.children.push(child);
                     tracked.process = Some(ProcessIdentity {

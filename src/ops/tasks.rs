@@ -11,7 +11,7 @@ use crate::store::claimable::{self, Candidate, Claimable};
 use crate::store::index::{INEXACT, Need, TaskIndex, TaskRef};
 use crate::store::{Actor, Change, Snapshot, Store};
 
-pub const TASKS_REF: &str = "refs/coord/tasks";
+pub use crate::store::TASKS_REF;
 
 /// The writes that end, hand back or hand out a claim, confirmed at the remote when there is
 /// one (`assign`: a stage a review sends back is claimed again for whoever did it, right after
@@ -283,7 +283,9 @@ impl<'c> Tasks<'c> {
             ));
             Vec::new()
         });
-        crate::ops::presence::tell_taken_over(self.coord, task, holder, &passed);
+        if crate::ops::presence::tell_taken_over(self.coord, task, holder, &passed) {
+            crate::ops::online::push_inbox(self.coord); // with a remote, it is there at once
+        }
     }
 
     /// Claims the most urgent ready task (optionally of one role), atomically.
@@ -611,7 +613,7 @@ impl<'c> Tasks<'c> {
             && !task
                 .labels
                 .iter()
-                .any(|l| l == crate::ops::workflows::STAGE_LABEL)
+                .any(|l| l == crate::model::task::STAGE_LABEL)
             && self.coord.config().map_or(true, |c| c.notify_creator);
         let mut to: Vec<&str> = Vec::new();
         for who in tell_creator

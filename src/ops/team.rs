@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::agent::{Agent, AgentStatus};
 use crate::model::{parse_document, time};
-use crate::ops::agents::AGENTS_REF;
 use crate::ops::context::Coord;
+use crate::store::AGENTS_REF;
 use crate::store::{Change, Store};
 
 const TEAM_PATH: &str = "team.yaml";

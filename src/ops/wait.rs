@@ -80,7 +80,7 @@ pub fn wait(coord: &Coord, what: &WaitFor) -> Result<Vec<Arrival>> {
             let fetched = crate::remote::fetch_and_merge(
                 &coord.repo,
                 remote,
-                &crate::ops::online::Notices::new(coord),
+                &crate::ops::notices::Notices::new(coord),
             );
             match fetched {
                 Ok(_) => {

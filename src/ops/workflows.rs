@@ -14,10 +14,10 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::model::agent::{Agent, AgentStatus};
 use crate::model::message::Importance;
+use crate::model::task::CHECKPOINT_LABEL;
 use crate::model::task::{Kind, State, Task};
 use crate::model::{name, parse_yaml};
 use crate::ops::agents::Agents;
-use crate::ops::checkpoints::CHECKPOINT_LABEL;
 use crate::ops::context::Coord;
 use crate::ops::leases::Leases;
 use crate::ops::messages::{Messages, Outgoing};
@@ -27,10 +27,7 @@ use crate::ops::tasks::{NewTask, Tasks};
 pub const WORKFLOW_LABEL: &str = "workflow";
 /// Put on a workflow's epic by `cancel --workflow`.
 pub const CANCELLED_LABEL: &str = "cancelled";
-pub const STAGE_LABEL: &str = "workflow-stage";
-/// Marks a stage whose template says it produces no code (`code: false`): its checkpoint may
-/// pass with nothing to merge.
-pub const NO_CODE_LABEL: &str = "no-code";
+pub use crate::model::task::{NO_CODE_LABEL, STAGE_LABEL};
 /// Marks a stage that reads artifacts of a kind from earlier stages: `needs-<kind>`.
 pub const NEEDS_PREFIX: &str = "needs-";
 /// History events of a reviewing stage: it sent an earlier stage back; that stage came back.

@@ -18,13 +18,20 @@ use crate::model::MAX_DOCUMENT_BYTES;
 const MAX_ATTEMPTS: u32 = 400;
 const MAX_RETRY_TIME: Duration = Duration::from_secs(30);
 
+/// The coordination refs, one per kind of document: named here once.
+pub const TASKS_REF: &str = "refs/coord/tasks";
+pub const INBOX_REF: &str = "refs/coord/inbox";
+pub const LEASES_REF: &str = "refs/coord/leases";
+pub const AGENTS_REF: &str = "refs/coord/agents";
+pub const CHECKPOINTS_REF: &str = "refs/coord/checkpoints";
+
 /// Every ref git-coord keeps, one per kind of document.
 pub const COORD_REFS: [&str; 5] = [
-    "refs/coord/tasks",
-    "refs/coord/inbox",
-    "refs/coord/leases",
-    "refs/coord/agents",
-    "refs/coord/checkpoints",
+    TASKS_REF,
+    INBOX_REF,
+    LEASES_REF,
+    AGENTS_REF,
+    CHECKPOINTS_REF,
 ];
 
 /// Presence (heartbeats): outside [`COORD_REFS`] on purpose. Its commits replace each other, so
