@@ -1034,6 +1034,18 @@ fn git_err(err: impl std::fmt::Display) -> Error {
     Error::Git(err.to_string())
 }
 
+/// The values of one trailer in a commit message (`Key: value` lines), in order.
+pub fn trailer_values<'m>(message: &'m str, key: &str) -> Vec<&'m str> {
+    message
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == key).then(|| v.trim())
+        })
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
 /// Runs git like [`run_git`], but returns None when git exits non-zero: for questions whose
 /// answer is a failure ("does this resolve?", "is this an ancestor?").
 pub fn probe_git(dir: &Path, args: &[&str]) -> Result<Option<String>> {

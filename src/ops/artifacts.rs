@@ -8,7 +8,7 @@ use crate::model::artifact::{
 use crate::model::task::Task;
 use crate::model::{MAX_DOCUMENT_BYTES, id, time};
 use crate::ops::context::Coord;
-use crate::ops::tasks::{TASKS_REF, Tasks};
+use crate::store::TASKS_REF;
 use crate::store::{Change, Snapshot, Store};
 
 pub struct NewArtifact {
@@ -53,7 +53,7 @@ impl<'c> Artifacts<'c> {
                 ),
             ));
         }
-        let task_id = Tasks::new(self.coord).resolve_now(&new.task)?;
+        let task_id = crate::store::task_ids::resolve_now(&self.coord.repo, &new.task)?;
         self.store.update(&actor, |snap| {
             let task_path = Task::path(&task_id);
             let bytes = self
@@ -112,7 +112,7 @@ impl<'c> Artifacts<'c> {
         let snap = self.store.snapshot()?;
         let dirs: Vec<String> = match task {
             Some(t) => {
-                let id = Tasks::new(self.coord).resolve_now(t)?;
+                let id = crate::store::task_ids::resolve_now(&self.coord.repo, t)?;
                 vec![format!("tasks/{}/{id}/artifacts", id::shard(&id))]
             }
             None => self.shard_dirs(&snap)?,

@@ -10,7 +10,6 @@ use crate::error::Result;
 use crate::model::checkpoint::Outcome;
 use crate::model::task::STAGE_LABEL;
 use crate::ops::agents::Agents;
-use crate::ops::checkpoints::Checkpoints;
 use crate::ops::context::Coord;
 use crate::ops::tasks::Tasks;
 use crate::ops::team::{self, TeamState};
@@ -43,7 +42,7 @@ pub fn check_stage(coord: &Coord, stage: &str) -> Result<Option<String>> {
         .unwrap_or_default();
     let since_text = state.at.clone().max(last_trip);
     let since = since_text.as_str();
-    let (checkpoints, _) = Checkpoints::new(coord).list()?;
+    let (checkpoints, _) = crate::store::checkpoint_log::list(&coord.repo)?;
     let failed: Vec<_> = checkpoints
         .iter()
         .filter(|c| c.outcome == Outcome::GatesFailed && c.at.as_str() > since)
@@ -118,7 +117,7 @@ pub fn check_stage(coord: &Coord, stage: &str) -> Result<Option<String>> {
         "{why}.\n{whom}: no new claims for them, and their stop hooks let them stop. Find out why, fix what needs fixing (send the stage back, change the plan, fix the gate), then {resume}; the count starts again from the trip. (`breaker` in .coord.yaml sets the limit, {limit} now; 0 turns it off.)"
     );
     // The pause is what matters; its reason is recorded and in `status` whatever happens here.
-    if let Err(e) = crate::ops::workflows::tell_organiser(
+    if let Err(e) = crate::ops::messages::tell_organiser(
         coord,
         &task.id,
         &format!("Breaker tripped: workflow paused at stage {stage_name}"),

@@ -15,7 +15,7 @@ use crate::model::checkpoint::{
 };
 use crate::model::message::Importance;
 use crate::model::task::{Kind, State};
-use crate::model::{MAX_DOCUMENT_BYTES, time};
+use crate::model::time;
 use crate::ops::agents::Agents;
 use crate::ops::context::Coord;
 use crate::ops::leases::Leases;
@@ -586,49 +586,11 @@ impl<'c> Checkpoints<'c> {
 
     /// Every checkpoint, oldest first, and the documents that do not load.
     pub fn list(&self) -> Result<(Vec<Checkpoint>, Vec<String>)> {
-        let repo = &self.coord.repo;
-        let snap = self.store.snapshot()?;
-        let mut out = Vec::new();
-        let mut problems = Vec::new();
-        let Some(tree) = snap.tree else {
-            return Ok((out, problems));
-        };
-        let Some(dir) = repo.lookup_path(tree, "checkpoints")? else {
-            return Ok((out, problems));
-        };
-        for e in repo.tree_entries(dir)? {
-            let path = format!("checkpoints/{}", e.name.escape_debug());
-            if let Some(odd) = e.odd {
-                problems.push(format!("{CHECKPOINTS_REF}:{path}: skipped: {odd}"));
-                continue;
-            }
-            if !e.is_blob {
-                continue;
-            }
-            let bytes =
-                crate::store::read_blob(repo, e.oid, MAX_DOCUMENT_BYTES, CHECKPOINTS_REF, &path);
-            match bytes.and_then(|b| Checkpoint::from_yaml(&b, CHECKPOINTS_REF, &path)) {
-                Ok(c) => out.push(c),
-                Err(err) => problems.push(err.to_string()),
-            }
-        }
-        out.sort_by_key(|c| c.seq);
-        Ok((out, problems))
+        crate::store::checkpoint_log::list(&self.coord.repo)
     }
 
     pub fn show(&self, seq: u64) -> Result<Checkpoint> {
-        let path = Checkpoint::path(seq);
-        let bytes = self
-            .store
-            .read(&self.store.snapshot()?, &path)?
-            .ok_or_else(|| {
-                Error::invalid(
-                    "checkpoint",
-                    seq.to_string(),
-                    "no such checkpoint; `git coord checkpoint list` shows them",
-                )
-            })?;
-        Checkpoint::from_yaml(&bytes, CHECKPOINTS_REF, &path)
+        crate::store::checkpoint_log::show(&self.coord.repo, seq)
     }
 
     /// Goes back on checkpoint `seq` with one new commit on top of its branch, so every commit

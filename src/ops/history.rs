@@ -13,21 +13,10 @@ use crate::model::task::State;
 use crate::model::{name, time};
 use crate::ops::agents::Agents;
 use crate::ops::artifacts::Artifacts;
-use crate::ops::checkpoints::Checkpoints;
 use crate::ops::context::{Coord, IdentitySource};
 use crate::ops::tasks::Tasks;
 
-/// The values of one trailer in a commit message (`Key: value` lines), in order.
-pub fn trailer_values<'m>(message: &'m str, key: &str) -> Vec<&'m str> {
-    message
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == key).then(|| v.trim())
-        })
-        .filter(|v| !v.is_empty())
-        .collect()
-}
+pub use crate::git::trailer_values;
 
 /// The trailers a commit made now by the acting agent should carry: `Coord-Agent` (only for an
 /// agent named by its worktree or GIT_COORD_AGENT, never one guessed from git's user) and one
@@ -276,7 +265,7 @@ pub fn earlier_work(coord: &Coord, agent: &Agent) -> Result<EarlierWork> {
             )
         })
         .collect();
-    let (checkpoints, _) = Checkpoints::new(coord).list()?;
+    let (checkpoints, _) = crate::store::checkpoint_log::list(&coord.repo)?;
     work.checkpoints = checkpoints
         .iter()
         .filter(|c| c.at.as_str() < since && c.merged.iter().any(|m| m.agent == agent.name))

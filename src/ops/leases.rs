@@ -14,7 +14,6 @@ use crate::model::lease::{
 };
 use crate::model::{MAX_DOCUMENT_BYTES, id, time};
 use crate::ops::context::Coord;
-use crate::ops::tasks::Tasks;
 use crate::store::Problem;
 use crate::store::{Actor, Change, Snapshot, Store};
 
@@ -72,7 +71,7 @@ impl<'c> Leases<'c> {
         let ttl = check_ttl(ttl)?;
         let reason = check_reason(reason)?;
         let task = task
-            .map(|t| Tasks::new(self.coord).resolve_now(t))
+            .map(|t| crate::store::task_ids::resolve_now(&self.coord.repo, t))
             .transpose()?;
         let mine = PatternSet::new(&patterns)?;
         let mode = if shared {

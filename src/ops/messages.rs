@@ -1073,3 +1073,44 @@ fn write_new_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
         dir.display()
     )))
 }
+/// A message to the organisers (`@organiser`), else to whoever started the workflow of `task`.
+pub fn tell_organiser(
+    coord: &Coord,
+    task: &str,
+    subject: &str,
+    body: &str,
+    thread: Option<&str>,
+) -> Result<()> {
+    let tasks = Tasks::new(coord);
+    let creator = tasks
+        .show(task)
+        .ok()
+        .and_then(|t| t.parent)
+        .and_then(|p| tasks.show(&p).ok())
+        .map(|e| e.created_by);
+    let send = |target: String| {
+        Messages::new(coord).send(Outgoing {
+            target,
+            subject: Some(subject.to_string()),
+            task: thread.map(str::to_string),
+            importance: Importance::High,
+            body: body.to_string(),
+            ..Outgoing::default()
+        })
+    };
+    // `@organiser` reaches the other organisers; an organiser acting now is told too.
+    let me = coord.actor()?.agent;
+    let i_organise = Agents::new(coord)?.get(&me)?.is_some_and(|a| {
+        a.role == "organiser" && a.status == crate::model::agent::AgentStatus::Active
+    });
+    let mut told = send("@organiser".to_string()).is_ok();
+    if i_organise {
+        send(me)?;
+        told = true;
+    }
+    match (told, creator) {
+        (true, _) => Ok(()),
+        (false, Some(creator)) => send(creator).map(|_| ()),
+        (false, None) => Err(Error::Other("nobody to tell".into())),
+    }
+}

@@ -397,7 +397,7 @@ fn give_up(coord: &Coord, name: &str, command: &str, why: &str) -> Vec<Event> {
         log.display(),
         tail.join("\n")
     );
-    if let Err(e) = crate::ops::workflows::tell_organiser(
+    if let Err(e) = crate::ops::messages::tell_organiser(
         coord,
         "",
         &format!("Supervise gave up on {name}: crash loop"),

@@ -204,8 +204,7 @@ impl<'c> Tasks<'c> {
 
     /// Resolves an id or unique id prefix against the current tip.
     pub fn resolve_now(&self, input: &str) -> Result<String> {
-        let prefix = id::parse_prefix(input)?;
-        self.resolve(&self.store.snapshot()?, &prefix)
+        crate::store::task_ids::resolve_now(&self.coord.repo, input)
     }
 
     pub fn show(&self, input: &str) -> Result<Task> {
@@ -635,15 +634,14 @@ impl<'c> Tasks<'c> {
             "{} marked task {} ({}) {what} at {at}{note}. `git coord task show {}` shows it whole.",
             actor.agent, task.id, task.title, task.id
         );
-        let messages = crate::ops::messages::Messages::new(self.coord);
         let mut told = false;
         for who in to {
             let key = match who == creator {
                 true => format!("{what}:{}:{at}", task.id),
                 false => format!("{what}:{}:{at}:{who}", task.id),
             };
-            let about = crate::ops::messages::NoticeAbout::Task(&task.id);
-            match messages.deliver_notice(&key, who, &subject, &body, about, &at) {
+            let about = crate::ops::notices::NoticeAbout::Task(&task.id);
+            match crate::ops::notices::deliver(self.coord, &key, who, &subject, &body, about, &at) {
                 Ok(()) => told = true,
                 Err(e) => self.coord.warn(format!(
                     "{who}, who follows task {}, was not told: {e}",
@@ -954,34 +952,7 @@ impl<'c> Tasks<'c> {
 
     /// Finds the one task whose id starts with `prefix`, looking only in its shard.
     fn resolve(&self, snap: &Snapshot, prefix: &str) -> Result<String> {
-        let Some(tree) = snap.tree else {
-            return Err(Error::NoSuchTask(prefix.into()));
-        };
-        let Some(shard) = self
-            .coord
-            .repo
-            .lookup_path(tree, &format!("tasks/{}", id::shard(prefix)))?
-        else {
-            return Err(Error::NoSuchTask(prefix.into()));
-        };
-        let mut candidates: Vec<String> = self
-            .coord
-            .repo
-            .tree_entries(shard)?
-            .into_iter()
-            .filter(|e| e.is_blob)
-            .filter_map(|e| e.name.strip_suffix(".yaml").map(str::to_string))
-            .filter(|id| id.starts_with(prefix))
-            .collect();
-        match candidates.len() {
-            0 => Err(Error::NoSuchTask(prefix.into())),
-            1 => Ok(candidates.remove(0)),
-            _ if candidates.iter().any(|c| c == prefix) => Ok(prefix.to_string()),
-            _ => Err(Error::AmbiguousId {
-                prefix: prefix.into(),
-                candidates,
-            }),
-        }
+        crate::store::task_ids::resolve(&self.coord.repo, snap, prefix)
     }
 
     fn fresh_id(&self, snap: &Snapshot) -> Result<String> {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::model::agent::{Agent, AgentStatus};
+use crate::model::agent::Agent;
 use crate::model::message::Importance;
 use crate::model::task::CHECKPOINT_LABEL;
 use crate::model::task::{Kind, State, Task};
@@ -895,7 +895,7 @@ pub fn stage_produced_code(
         let Some((seconds, message)) = record.trim_start().split_once('\x1f') else {
             continue;
         };
-        let named = crate::ops::history::trailer_values(message, "Coord-Task");
+        let named = crate::git::trailer_values(message, "Coord-Task");
         if named.contains(&stage) {
             return Ok(true);
         }
@@ -924,7 +924,7 @@ pub fn no_code_to_merge(
         "Checkpoint {} found nothing of stage task {stage} to merge: {agent} made no commits for it. The checkpoint task {checkpoint_task} stays open.\nSend the stage back (`git coord task reopen {stage} --reason \"...\"`), or, if it truly needs no code, finish the checkpoint task by hand (`git coord task done {checkpoint_task} --force`) and mark such stages `code: false` in the template.",
         checkpoint.seq
     );
-    if let Err(e) = tell_organiser(
+    if let Err(e) = crate::ops::messages::tell_organiser(
         coord,
         stage,
         &format!("Nothing to merge for stage task {stage}"),
@@ -934,48 +934,6 @@ pub fn no_code_to_merge(
         coord.warn(format!("could not tell the organiser about {stage}: {e}"));
     }
     what
-}
-
-/// A message to the organisers (`@organiser`), else to whoever started the workflow of `task`.
-pub fn tell_organiser(
-    coord: &Coord,
-    task: &str,
-    subject: &str,
-    body: &str,
-    thread: Option<&str>,
-) -> Result<()> {
-    let tasks = Tasks::new(coord);
-    let creator = tasks
-        .show(task)
-        .ok()
-        .and_then(|t| t.parent)
-        .and_then(|p| tasks.show(&p).ok())
-        .map(|e| e.created_by);
-    let send = |target: String| {
-        Messages::new(coord).send(Outgoing {
-            target,
-            subject: Some(subject.to_string()),
-            task: thread.map(str::to_string),
-            importance: Importance::High,
-            body: body.to_string(),
-            ..Outgoing::default()
-        })
-    };
-    // `@organiser` reaches the other organisers; an organiser acting now is told too.
-    let me = coord.actor()?.agent;
-    let i_organise = Agents::new(coord)?
-        .get(&me)?
-        .is_some_and(|a| a.role == "organiser" && a.status == AgentStatus::Active);
-    let mut told = send("@organiser".to_string()).is_ok();
-    if i_organise {
-        send(me)?;
-        told = true;
-    }
-    match (told, creator) {
-        (true, _) => Ok(()),
-        (false, Some(creator)) => send(creator).map(|_| ()),
-        (false, None) => Err(Error::Other("nobody to tell".into())),
-    }
 }
 
 /// After a checkpoint: a gate failure counts against the workflow stages it covered, and may

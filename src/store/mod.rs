@@ -2,11 +2,13 @@
 //! by compare-and-swap, and on a lost race re-read and re-apply (the operation re-checks its own
 //! preconditions against the new snapshot).
 
+pub mod checkpoint_log;
 pub mod claimable;
 pub mod foreign;
 pub mod inbox_cache;
 pub mod index;
 pub mod mapped;
+pub mod task_ids;
 
 use std::time::{Duration, Instant};
 
