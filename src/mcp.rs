@@ -477,14 +477,17 @@ impl CoordServer {
                 Some(i) => Importance::parse(i)?,
                 None => Importance::Normal,
             };
-            let m = Messages::new(c).send(Outgoing {
-                target: a.to,
-                subject: a.subject,
-                task: a.task,
-                importance,
-                body: a.text,
-                ..Outgoing::default()
-            })?;
+            let m = crate::ops::mail::send(
+                c,
+                Outgoing {
+                    target: a.to,
+                    subject: a.subject,
+                    task: a.task,
+                    importance,
+                    body: a.text,
+                    ..Outgoing::default()
+                },
+            )?;
             Ok(json!({ "id": m.id, "to": m.to, "thread": m.thread }))
         })
     }
@@ -527,7 +530,7 @@ impl CoordServer {
     #[tool(description = "Reply to a message: to its sender, in its thread.")]
     fn reply(&self, Parameters(a): Parameters<ReplyArg>) -> Answer {
         self.with(|c| {
-            let r = Messages::new(c).reply(&a.id, a.text, Vec::new())?;
+            let r = crate::ops::mail::reply(c, &a.id, a.text, Vec::new())?;
             let m = r.message;
             Ok(json!({ "id": m.id, "to": m.to, "thread": m.thread, "project": r.project }))
         })

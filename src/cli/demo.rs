@@ -219,15 +219,17 @@ fn walk_through(dir: &Path) -> Result<()> {
     step("bob finds a bug and tells alice on her task's thread, with the repro attached");
     let repro = bob_home.join("repro.sh");
     std::fs::write(&repro, "#!/bin/sh\nlogin '' # crashes\n")?;
-    let bob_messages = crate::ops::messages::Messages::new(&bob);
-    let sent = bob_messages.send(crate::ops::messages::Outgoing {
-        target: format!("#{alice_task}"),
-        subject: Some("login crashes on an empty password".into()),
-        importance: crate::model::message::Importance::High,
-        body: "Found while testing my branch. repro.sh reproduces it.".into(),
-        attachments: vec![("repro.sh".into(), std::fs::read(&repro)?)],
-        ..Default::default()
-    })?;
+    let sent = crate::ops::mail::send(
+        &bob,
+        crate::ops::messages::Outgoing {
+            target: format!("#{alice_task}"),
+            subject: Some("login crashes on an empty password".into()),
+            importance: crate::model::message::Importance::High,
+            body: "Found while testing my branch. repro.sh reproduces it.".into(),
+            attachments: vec![("repro.sh".into(), std::fs::read(&repro)?)],
+            ..Default::default()
+        },
+    )?;
     std::fs::remove_file(&repro)?;
     println!(
         "$ git coord send --to '#{alice_task}' --importance high --attach repro.sh 'Found while testing...'     # bob\n  sent {} to {}",
@@ -255,13 +257,13 @@ fn walk_through(dir: &Path) -> Result<()> {
     );
     std::fs::remove_dir_all(alice_home.join("from-bob"))?;
     alice_messages.ack(&sent.id)?;
-    let reply = alice_messages
-        .reply(
-            &sent.id,
-            "Thanks, fixing it in this task.".into(),
-            Vec::new(),
-        )?
-        .message;
+    let reply = crate::ops::mail::reply(
+        &alice,
+        &sent.id,
+        "Thanks, fixing it in this task.".into(),
+        Vec::new(),
+    )?
+    .message;
     println!(
         "$ git coord ack {0} && git coord reply {0} 'Thanks, fixing it in this task.'\n  acknowledged; reply {1} is in bob's inbox, thread {2}",
         sent.id, reply.id, reply.thread
@@ -525,13 +527,16 @@ fn breaker(dir: &Path) -> Result<()> {
     Tasks::new(&tess).claim(&stages[0].id, false)?;
     Tasks::new(&tess).done(&stages[0].id, Some("reproduced".into()), false)?;
     let fix = &stages[1];
-    crate::ops::messages::Messages::new(&olga).send(crate::ops::messages::Outgoing {
-        target: "alice".into(),
-        subject: Some("Saving crashes: please fix it today".into()),
-        task: Some(fix.id.clone()),
-        body: "tess has the repro on the task.".into(),
-        ..Default::default()
-    })?;
+    crate::ops::mail::send(
+        &olga,
+        crate::ops::messages::Outgoing {
+            target: "alice".into(),
+            subject: Some("Saving crashes: please fix it today".into()),
+            task: Some(fix.id.clone()),
+            body: "tess has the repro on the task.".into(),
+            ..Default::default()
+        },
+    )?;
     Tasks::new(&alice).claim(&fix.id, false)?;
     std::fs::write(
         home("alice")?.join("src/login.rs"),
@@ -937,11 +942,14 @@ fn across_machines(dir: &Path) -> Result<()> {
         );
     }
     let lib_mail = crate::ops::messages::Messages::new(&lib_coord);
-    lib_mail.send(crate::ops::messages::Outgoing {
-        target: format!("#{}", filed.id),
-        body: "Which version of lib?".into(),
-        ..Default::default()
-    })?;
+    crate::ops::mail::send(
+        &lib_coord,
+        crate::ops::messages::Outgoing {
+            target: format!("#{}", filed.id),
+            body: "Which version of lib?".into(),
+            ..Default::default()
+        },
+    )?;
     lib_tasks.claim(&filed.id, false)?;
     sync(&lib_coord, &lib_origin)?;
     println!(
@@ -987,12 +995,15 @@ fn across_machines(dir: &Path) -> Result<()> {
         }
     }
 
-    let sent = crate::ops::messages::Messages::new(&erin).send(crate::ops::messages::Outgoing {
-        target: "lib:lena".into(),
-        subject: Some("parse() panics on empty input".into()),
-        body: "Thanks, the app ships with it.".into(),
-        ..Default::default()
-    })?;
+    let sent = crate::ops::mail::send(
+        &erin,
+        crate::ops::messages::Outgoing {
+            target: "lib:lena".into(),
+            subject: Some("parse() panics on empty input".into()),
+            body: "Thanks, the app ships with it.".into(),
+            ..Default::default()
+        },
+    )?;
     println!(
         "$ git coord send --to lib:lena 'Thanks, the app ships with it.'\n  sent {} into lib's inbox",
         sent.id

@@ -136,15 +136,18 @@ fn parse_kind(s: &str) -> Result<ArtifactKind, String> {
 pub fn send(coord: &Coord, a: SendArgs, out: Out, json: bool) -> Result<()> {
     let (body, attachments) = a.text.read(&coord.start_dir)?;
     let target = a.to.trim().to_string();
-    let msg = Messages::new(coord).send(Outgoing {
-        target: a.to,
-        subject: a.subject,
-        thread: a.thread,
-        task: a.task,
-        importance: a.importance,
-        body,
-        attachments,
-    })?;
+    let msg = crate::ops::mail::send(
+        coord,
+        Outgoing {
+            target: a.to,
+            subject: a.subject,
+            thread: a.thread,
+            task: a.task,
+            importance: a.importance,
+            body,
+            attachments,
+        },
+    )?;
     // A message written into another project records this project as its sender.
     let project = msg
         .from_project
@@ -164,7 +167,7 @@ fn project_of_target(target: &str) -> &str {
 
 pub fn reply(coord: &Coord, msg: &str, text: MessageText, out: Out, json: bool) -> Result<()> {
     let (body, attachments) = text.read(&coord.start_dir)?;
-    let replied = Messages::new(coord).reply(msg, body, attachments)?;
+    let replied = crate::ops::mail::reply(coord, msg, body, attachments)?;
     sent(
         out,
         "replied",

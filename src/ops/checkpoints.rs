@@ -945,7 +945,7 @@ impl<'c> Checkpoints<'c> {
         body.push_str(&format!(
             "\nTake those changes out of your branch (`git checkout $(git merge-base HEAD {into}) -- PATH`, then commit), or ask the holder to release the lease, or wait until it expires. The next checkpoint takes your branch once it changes no path leased to another agent."
         ));
-        messages.send(Outgoing {
+        messages.send_here(Outgoing {
             target: refusal.agent.clone(),
             subject: Some(subject),
             importance: Importance::High,
@@ -1008,7 +1008,7 @@ impl<'c> Checkpoints<'c> {
             ..NewTask::default()
         })?;
         tasks.assign(&task.id, &conflict.agent)?;
-        Messages::new(self.coord).send(Outgoing {
+        Messages::new(self.coord).send_here(Outgoing {
             target: format!("#{}", task.id),
             subject: Some(format!("Your branch {} conflicts with {into}", conflict.branch)),
             importance: Importance::High,

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::git::{Oid, Repo};
 use crate::model::message::{
     Attachment, Importance, MAX_BODY, MAX_RECIPIENTS, MAX_SUBJECT, MESSAGE_FORMAT, Mark, Message,
-    NOTICE_SENDER, Person, first_line, safe_file_name,
+    Person, first_line, safe_file_name,
 };
 pub use crate::model::message::{MessageSummary, clip};
 use crate::model::{MAX_DOCUMENT_BYTES, id, name, time};
@@ -131,20 +131,11 @@ impl<'c> Messages<'c> {
         &self.coord.repo
     }
 
-    /// Sends a message: resolves the target to its recipients, checks everything, then writes
-    /// the message, its filings and its attachments in one commit.
-    pub fn send(&self, out: Outgoing) -> Result<Message> {
+    /// Sends a message to someone here: resolves the target to its recipients, checks
+    /// everything, then writes the message, its filings and its attachments in one commit. A
+    /// target in a related project is [`crate::ops::mail::send`]'s.
+    pub fn send_here(&self, out: Outgoing) -> Result<Message> {
         let actor = self.coord.actor()?;
-        let projects = crate::ops::projects::Projects::new(self.coord);
-        let target = out.target.trim().to_string();
-        if target.starts_with('#')
-            && let Some((project, task)) = id::split_foreign(&target)
-        {
-            return projects.send_to_task(project, task, out);
-        }
-        if let Some((project, rest)) = target.split_once(':') {
-            return projects.send(project, rest, out, None);
-        }
         self.send_as(&actor, out, None)
     }
 
@@ -157,7 +148,12 @@ impl<'c> Messages<'c> {
                 .exists(&self.store.snapshot()?, &Person::path(name))?)
     }
 
-    fn send_as(&self, actor: &Actor, out: Outgoing, reply_to: Option<&Message>) -> Result<Message> {
+    pub(crate) fn send_as(
+        &self,
+        actor: &Actor,
+        out: Outgoing,
+        reply_to: Option<&Message>,
+    ) -> Result<Message> {
         let (body, subject) = check_text(&out)?;
         let attachments = self.check_attachments(&out.attachments)?;
         let tasks = Tasks::new(self.coord);
@@ -171,17 +167,6 @@ impl<'c> Messages<'c> {
             None => {
                 let (to, task_target) = match self.recipients(&out.target, &actor.agent) {
                     Ok(found) => found,
-                    // A name that is no one here may be a related project (all its agents).
-                    Err(unknown @ Error::Invalid { what: "target", .. }) => {
-                        let target = out.target.trim().to_string();
-                        let projects = crate::ops::projects::Projects::new(self.coord);
-                        if name::validate("agent name", &target).is_ok()
-                            && projects.get(&target).is_ok()
-                        {
-                            return projects.send(&target, "", out, None);
-                        }
-                        return Err(unknown);
-                    }
                     Err(e) => return Err(e),
                 };
                 if task_target.is_some() {
@@ -412,7 +397,7 @@ impl<'c> Messages<'c> {
         self.mark(input, true, "ack")
     }
 
-    fn mark(&self, input: &str, ack: bool, op: &str) -> Result<Opened> {
+    pub(crate) fn mark(&self, input: &str, ack: bool, op: &str) -> Result<Opened> {
         let actor = self.coord.actor()?;
         let prefix = id::parse_prefix(input)?;
         self.store.update(&actor, |snap| {
@@ -432,122 +417,6 @@ impl<'c> Messages<'c> {
             };
             Ok((change, Opened { message, mark }))
         })
-    }
-
-    /// Replies to a message: to its sender, in its thread, about its task. A notice from
-    /// git-coord has no reader: the reply goes on the thread of the task it is about, here or in
-    /// the other project.
-    pub fn reply(
-        &self,
-        input: &str,
-        body: String,
-        attachments: Vec<(String, Vec<u8>)>,
-    ) -> Result<Replied> {
-        let actor = self.coord.actor()?;
-        let prefix = id::parse_prefix(input)?;
-        let original = self.load(&self.store.snapshot()?, &prefix)?;
-        let projects = crate::ops::projects::Projects::new(self.coord);
-        let foreign = original
-            .from_project
-            .as_ref()
-            .filter(|p| **p != projects.own_id());
-        let subject = if original.subject.starts_with("Re: ") {
-            original.subject.clone()
-        } else {
-            clip(&format!("Re: {}", original.subject), MAX_SUBJECT)
-        };
-        let out = Outgoing {
-            target: original.from.clone(),
-            subject: Some(subject),
-            thread: None,
-            task: original.task.clone(),
-            importance: original.importance.min(Importance::Normal),
-            body,
-            attachments,
-        };
-        let here = |message| Replied {
-            message,
-            project: None,
-        };
-        if original.from == NOTICE_SENDER && original.from_project.is_none() {
-            return self.reply_to_notice(&actor, &original, out);
-        }
-        if let Some(project_id) = foreign {
-            // About a task of ours: the answer goes on the task's thread, where its sender's
-            // project follows it; no address of theirs is needed.
-            if let Some(task) = original
-                .task
-                .as_deref()
-                .filter(|_| projects.by_id(project_id).ok().flatten().is_none())
-                && Tasks::new(self.coord).resolve_now(task).is_ok()
-            {
-                let out = Outgoing {
-                    target: format!("#{task}"),
-                    thread: Some(original.thread.clone()),
-                    ..out
-                };
-                let sent = self.send_as(&actor, out, None)?;
-                self.mark(&original.id, false, "read")?;
-                return Ok(here(sent));
-            }
-            let project = projects.by_id(project_id)?.ok_or_else(|| {
-                Error::invalid(
-                    "reply",
-                    &original.id,
-                    format!("it came from project {project_id}, which is not recorded here: `git coord project add NAME URL` first"),
-                )
-            })?;
-            let sent = projects.send(&project.name, &original.from, out, Some(&original))?;
-            self.mark(&original.id, false, "read")?;
-            return Ok(Replied {
-                message: sent,
-                project: Some(project.name),
-            });
-        }
-        self.send_as(&actor, out, Some(&original)).map(here)
-    }
-
-    /// A reply to a notice: on the thread of the task it is about, through the other project's
-    /// URL when the task is theirs (as `send --to '#NAME:ID'` would).
-    fn reply_to_notice(&self, actor: &Actor, notice: &Message, out: Outgoing) -> Result<Replied> {
-        let on_thread = |target: String| Outgoing {
-            target,
-            thread: None,
-            task: None,
-            ..out.clone()
-        };
-        let replied = if let Some(about) = &notice.about {
-            let projects = crate::ops::projects::Projects::new(self.coord);
-            let project = projects.by_id(&about.project)?.ok_or_else(|| {
-                Error::invalid(
-                    "reply",
-                    &notice.id,
-                    format!(
-                        "it is a notice about task {} of project {}, which is no longer recorded here: record it again (`git coord project add NAME URL`), then reply",
-                        about.task, about.project
-                    ),
-                )
-            })?;
-            let target = format!("#{}:{}", project.name, about.task);
-            let message = projects.send_to_task(&project.name, &about.task, on_thread(target))?;
-            Replied {
-                message,
-                project: Some(project.name),
-            }
-        } else if let Some(task) = &notice.task {
-            Replied {
-                message: self.send_as(actor, on_thread(format!("#{task}")), None)?,
-                project: None,
-            }
-        } else {
-            return Err(Error::invalid(
-                "reply",
-                &notice.id,
-                "it is a notice from git-coord, which reads no replies: write to whom it names (`git coord send --to NAME TEXT`)",
-            ));
-        };
-        self.mark(&notice.id, false, "read")?;
-        Ok(replied)
     }
 
     /// Every message of a thread, oldest first. `input` names the thread (a task's id names its
@@ -745,7 +614,7 @@ impl<'c> Messages<'c> {
         Ok(found)
     }
 
-    fn load(&self, snap: &Snapshot, prefix: &str) -> Result<Message> {
+    pub(crate) fn load(&self, snap: &Snapshot, prefix: &str) -> Result<Message> {
         let id = self.resolve(snap, "messages", prefix, ".yaml")?;
         let path = Message::path(&id);
         let bytes = self
@@ -1089,7 +958,7 @@ pub fn tell_organiser(
         .and_then(|p| tasks.show(&p).ok())
         .map(|e| e.created_by);
     let send = |target: String| {
-        Messages::new(coord).send(Outgoing {
+        Messages::new(coord).send_here(Outgoing {
             target,
             subject: Some(subject.to_string()),
             task: thread.map(str::to_string),

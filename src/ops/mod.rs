@@ -15,6 +15,7 @@ pub mod history;
 pub mod hooks;
 pub mod launch;
 pub mod leases;
+pub mod mail;
 pub mod messages;
 pub mod notices;
 pub mod online;

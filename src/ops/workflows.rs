@@ -241,7 +241,7 @@ fn tell_missing_roles(coord: &Coord, agents: &Agents, t: &Template, epic: &Task)
         epic.title,
         what.join("; ")
     );
-    let _ = Messages::new(coord).send(Outgoing {
+    let _ = Messages::new(coord).send_here(Outgoing {
         target: "@organiser".into(),
         subject: Some(message_subject(&format!(
             "No agent for some stages of {}",
@@ -468,7 +468,7 @@ pub fn route_back(
     }
     crate::ops::breaker::check_stage(coord, &task.id)?;
     if actor != agent {
-        Messages::new(coord).send(Outgoing {
+        Messages::new(coord).send_here(Outgoing {
             target: format!("#{}", task.id),
             subject: Some(message_subject(&format!("Sent back to you: {}", task.title))),
             importance: Importance::High,
@@ -549,7 +549,7 @@ pub fn request_checkpoint(coord: &Coord, stage: &Task) {
             let mut targets = vec!["@organiser".to_string()];
             targets.extend(creator);
             for target in targets {
-                let sent = Messages::new(coord).send(Outgoing {
+                let sent = Messages::new(coord).send_here(Outgoing {
                     target,
                     subject: Some(message_subject(&format!(
                         "Checkpoint requested: {}",
@@ -684,7 +684,7 @@ fn tell_everyone(coord: &Coord, subject: &str, body: &str) -> Result<()> {
     if agents.iter().all(|a| a.agent.name == me) {
         return Ok(()); // nobody else to tell
     }
-    Messages::new(coord).send(Outgoing {
+    Messages::new(coord).send_here(Outgoing {
         target: "@all".into(),
         subject: Some(subject.to_string()),
         importance: Importance::High,
@@ -823,7 +823,7 @@ pub fn next_review_round(coord: &Coord, done: &Task) {
                 tasks.assign(&id, &reviewer)?;
             }
             tasks.record(&id, ROUND_OP, format!("{}: round {round}", done.id))?;
-            Messages::new(coord).send(Outgoing {
+            Messages::new(coord).send_here(Outgoing {
                 target: format!("#{id}"),
                 subject: Some(message_subject(&format!("Review round {round}: {}", review.title))),
                 importance: Importance::High,
