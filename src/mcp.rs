@@ -421,14 +421,17 @@ impl CoordServer {
                 )?;
                 return Ok(json!({ "project": p.name, "id": t.id }));
             }
-            let t = Tasks::new(c).create(NewTask {
-                title: a.title,
-                description: a.description.unwrap_or_default(),
-                priority: a.priority,
-                role: a.role,
-                deps: a.deps,
-                ..NewTask::default()
-            })?;
+            let t = crate::ops::work::create(
+                &Tasks::new(c),
+                NewTask {
+                    title: a.title,
+                    description: a.description.unwrap_or_default(),
+                    priority: a.priority,
+                    role: a.role,
+                    deps: a.deps,
+                    ..NewTask::default()
+                },
+            )?;
             Ok(task_json(&t))
         })
     }
@@ -452,7 +455,14 @@ impl CoordServer {
 
     #[tool(description = "Mark a task done with a one-line summary; its leases are released.")]
     fn task_done(&self, Parameters(a): Parameters<DoneArg>) -> Answer {
-        self.with(|c| Ok(task_json(&Tasks::new(c).done(&a.id, a.summary, false)?)))
+        self.with(|c| {
+            Ok(task_json(&crate::ops::work::done(
+                &Tasks::new(c),
+                &a.id,
+                a.summary,
+                false,
+            )?))
+        })
     }
 
     #[tool(description = "Add a comment to a task (NAME:ID: to a related project's task).")]

@@ -180,7 +180,7 @@ fn walk_through(dir: &Path) -> Result<()> {
     step("A dependency cycle is refused, and names the cycle");
     refused(
         &format!("git coord task dep add {design} {docs}"),
-        tasks.dep_add(&design, &docs),
+        crate::ops::work::dep_add(&tasks, &design, &docs),
         "a cycle was accepted",
     )?;
 
@@ -291,7 +291,8 @@ fn walk_through(dir: &Path) -> Result<()> {
             &bob_home
         };
         let worker = Coord::open(home, None)?;
-        let done = Tasks::new(&worker).done(
+        let done = crate::ops::work::done(
+            &Tasks::new(&worker),
             id,
             Some(format!("{} finished by {agent}", task.title)),
             false,
@@ -482,7 +483,12 @@ fn feature_workflow(dir: &Path) -> Result<()> {
                 }
             }
         }
-        Tasks::new(&worker).done(&claimed.id, Some(format!("{role} stage finished")), false)?;
+        crate::ops::work::done(
+            &Tasks::new(&worker),
+            &claimed.id,
+            Some(format!("{role} stage finished")),
+            false,
+        )?;
         println!(
             "  {name:<5} ({role}) claimed and finished {}",
             claimed.title
@@ -525,7 +531,12 @@ fn breaker(dir: &Path) -> Result<()> {
     let tess = Coord::open(&home("tess")?, None)?;
     let alice = Coord::open(&home("alice")?, None)?;
     Tasks::new(&tess).claim(&stages[0].id, false)?;
-    Tasks::new(&tess).done(&stages[0].id, Some("reproduced".into()), false)?;
+    crate::ops::work::done(
+        &Tasks::new(&tess),
+        &stages[0].id,
+        Some("reproduced".into()),
+        false,
+    )?;
     let fix = &stages[1];
     crate::ops::mail::send(
         &olga,
@@ -544,7 +555,12 @@ fn breaker(dir: &Path) -> Result<()> {
     )?;
     run_git(&home("alice")?, &["add", "src/login.rs"])?;
     commit_with_hooks(&home("alice")?, "fix: save without crashing")?;
-    Tasks::new(&alice).done(&fix.id, Some("first try".into()), false)?;
+    crate::ops::work::done(
+        &Tasks::new(&alice),
+        &fix.id,
+        Some("first try".into()),
+        false,
+    )?;
     println!(
         "  tess reproduced it; alice committed a fix and finished {}",
         fix.title
@@ -885,11 +901,14 @@ fn across_machines(dir: &Path) -> Result<()> {
         filed.id
     );
     let app_tasks = Tasks::new(&erin);
-    let waiting = app_tasks.create(NewTask {
-        title: "Accept empty forms".into(),
-        deps: vec![format!("lib:{}", &filed.id[..6])],
-        ..NewTask::default()
-    })?;
+    let waiting = crate::ops::work::create(
+        &app_tasks,
+        NewTask {
+            title: "Accept empty forms".into(),
+            deps: vec![format!("lib:{}", &filed.id[..6])],
+            ..NewTask::default()
+        },
+    )?;
     println!(
         "$ git coord task new 'Accept empty forms' --dep lib:{}  ->  {}",
         &filed.id[..6],
@@ -974,7 +993,12 @@ fn across_machines(dir: &Path) -> Result<()> {
         commented.comments.len()
     );
     sync(&lib_coord, &lib_origin)?;
-    lib_tasks.done(&filed.id, Some("empty input now parses".into()), false)?;
+    crate::ops::work::done(
+        &lib_tasks,
+        &filed.id,
+        Some("empty input now parses".into()),
+        false,
+    )?;
     sync(&lib_coord, &lib_origin)?;
     println!(
         "$ git coord task done {} --summary 'empty input now parses' && git coord sync     # lena",

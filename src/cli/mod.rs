@@ -763,16 +763,19 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut dyn Write, json: bool) ->
                 }
                 return Ok(());
             }
-            let task = tasks.create(NewTask {
-                title: a.title,
-                description,
-                priority: a.priority,
-                kind: a.kind,
-                role: a.role,
-                labels: a.labels,
-                deps: a.deps,
-                parent: a.parent,
-            })?;
+            let task = crate::ops::work::create(
+                tasks,
+                NewTask {
+                    title: a.title,
+                    description,
+                    priority: a.priority,
+                    kind: a.kind,
+                    role: a.role,
+                    labels: a.labels,
+                    deps: a.deps,
+                    parent: a.parent,
+                },
+            )?;
             output::task_id(out, &task, json)?;
         }
         TaskCommand::List {
@@ -930,18 +933,29 @@ fn run_task(tasks: &Tasks, cmd: TaskCommand, out: &mut dyn Write, json: bool) ->
             quiet,
         } => {
             let tasks = Tasks::new(tasks.coord()).quiet(quiet);
-            output::changed(out, "done:", &tasks.done(&id, summary, force)?, json)?
+            output::changed(
+                out,
+                "done:",
+                &crate::ops::work::done(&tasks, &id, summary, force)?,
+                json,
+            )?
         }
-        TaskCommand::Reopen { id, reason, force } => {
-            output::changed(out, "reopened", &tasks.reopen(&id, reason, force)?, json)?
-        }
+        TaskCommand::Reopen { id, reason, force } => output::changed(
+            out,
+            "reopened",
+            &crate::ops::work::reopen(tasks, &id, reason, force)?,
+            json,
+        )?,
         TaskCommand::Block { id, reason, quiet } => {
             let tasks = Tasks::new(tasks.coord()).quiet(quiet);
             output::changed(out, "blocked", &tasks.block(&id, &reason)?, json)?
         }
-        TaskCommand::Dep(DepCommand::Add { id, dep }) => {
-            output::changed(out, "dependency added to", &tasks.dep_add(&id, &dep)?, json)?
-        }
+        TaskCommand::Dep(DepCommand::Add { id, dep }) => output::changed(
+            out,
+            "dependency added to",
+            &crate::ops::work::dep_add(tasks, &id, &dep)?,
+            json,
+        )?,
         TaskCommand::Dep(DepCommand::Rm { id, dep }) => output::changed(
             out,
             "dependency removed from",

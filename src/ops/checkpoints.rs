@@ -1099,7 +1099,7 @@ impl<'c> Checkpoints<'c> {
                 checkpoint.outcome.as_str(),
                 checkpoint.merged.len()
             );
-            tasks.done(&id, Some(summary), true)?;
+            crate::ops::work::done(&tasks, &id, Some(summary), true)?;
         }
         Ok(open_stages)
     }

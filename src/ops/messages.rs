@@ -165,10 +165,7 @@ impl<'c> Messages<'c> {
         let (to, thread_default) = match reply_to {
             Some(original) => (vec![original.from.clone()], Some(original.thread.clone())),
             None => {
-                let (to, task_target) = match self.recipients(&out.target, &actor.agent) {
-                    Ok(found) => found,
-                    Err(e) => return Err(e),
-                };
+                let (to, task_target) = self.recipients(&out.target, &actor.agent)?;
                 if task_target.is_some() {
                     task = task_target;
                 }

@@ -25,4 +25,5 @@ pub mod supervision;
 pub mod tasks;
 pub mod team;
 pub mod wait;
+pub mod work;
 pub mod workflows;

@@ -133,12 +133,11 @@ impl<'c> Tasks<'c> {
     pub fn create(&self, new: NewTask) -> Result<Task> {
         let actor = self.coord.actor()?;
         let (title, priority) = check_new(&new)?;
-        let projects = crate::ops::projects::Projects::new(self.coord);
         let mut dep_prefixes = Vec::new();
         let mut foreign_deps = Vec::new();
         for d in &new.deps {
             match id::split_foreign(d) {
-                Some(_) => foreign_deps.push(projects.resolve_dep(d)?),
+                Some(_) => foreign_deps.push(resolved_foreign(d)?),
                 None => dep_prefixes.push(id::parse_prefix(d)?),
             }
         }
@@ -503,7 +502,9 @@ impl<'c> Tasks<'c> {
     /// Marks a task done, then releases the leases taken for it (a second write, on
     /// refs/coord/leases: killed in between, or failing, the leases simply run to their expiry,
     /// and a failure is a warning: the task is done either way).
-    pub fn done(&self, input: &str, summary: Option<String>, force: bool) -> Result<Task> {
+    /// Marks a task done, releases its leases and tells its creator and followers. What a
+    /// workflow does next is [`crate::ops::work::done`]'s, which users' commands go through.
+    pub fn mark_done(&self, input: &str, summary: Option<String>, force: bool) -> Result<Task> {
         let task = self.finish(input, summary, force)?;
         if let Err(e) = crate::ops::leases::Leases::new(self.coord).release_for_task(&task.id) {
             self.coord.warn(format!(
@@ -512,10 +513,6 @@ impl<'c> Tasks<'c> {
             ));
         }
         self.tell_creator(&task, "done", task.summary.as_deref());
-        crate::ops::workflows::request_checkpoint(self.coord, &task);
-        // A review round may add a task to the workflow: only then is it judged finished.
-        crate::ops::workflows::next_review_round(self.coord, &task);
-        crate::ops::workflows::finish_epic(self.coord, &task);
         Ok(task)
     }
 
@@ -533,28 +530,8 @@ impl<'c> Tasks<'c> {
         })
     }
 
-    /// Returns a task to open. A workflow stage goes back to whoever did it (claimed for them
-    /// again, and told why): that is how a review sends work back.
-    pub fn reopen(&self, input: &str, reason: Option<String>, force: bool) -> Result<Task> {
-        let before = self.show(input)?;
-        if crate::ops::workflows::routed_back(&before) {
-            // Read when the stage is routed back, after the reopen.
-            self.coord.check_config()?;
-        }
-        let previous = before.assignee;
-        let task = self.reopen_only(input, reason.clone(), force)?;
-        match crate::ops::workflows::route_back(
-            self.coord,
-            &task,
-            previous.as_deref(),
-            reason.as_deref(),
-        )? {
-            Some(routed) => Ok(routed),
-            None => Ok(task),
-        }
-    }
-
-    /// Reopens without routing the task anywhere (a workflow reopens a review stage this way).
+    /// Reopens without routing the task anywhere: [`crate::ops::work::reopen`] routes a workflow
+    /// stage back to whoever did it.
     pub fn reopen_only(&self, input: &str, reason: Option<String>, force: bool) -> Result<Task> {
         self.mutate(input, "reopen", |task, actor| {
             if task.state == State::Open {
@@ -775,9 +752,7 @@ impl<'c> Tasks<'c> {
             Here(String),
         }
         let wanted = match id::split_foreign(dep_input) {
-            Some(_) => Dep::Foreign(
-                crate::ops::projects::Projects::new(self.coord).resolve_dep(dep_input)?,
-            ),
+            Some(_) => Dep::Foreign(resolved_foreign(dep_input)?),
             None => Dep::Here(id::parse_prefix(dep_input)?),
         };
         let actor = self.coord.actor()?;
@@ -962,6 +937,20 @@ impl<'c> Tasks<'c> {
                 return Ok(id);
             }
         }
+    }
+}
+
+/// A dependency on another project's task as [`crate::ops::projects::Projects::resolve_dep`]
+/// gives it (`NAME:<full id>`, checked against a fresh fetch of the project), which the flows
+/// that take one from a user ([`crate::ops::work`]) do first.
+fn resolved_foreign(dep: &str) -> Result<String> {
+    match id::split_foreign(dep) {
+        Some((_, full)) if id::is_full_id(full) => Ok(dep.to_string()),
+        _ => Err(Error::invalid(
+            "dependency",
+            dep,
+            "another project's task must be resolved against that project first",
+        )),
     }
 }
 

@@ -506,7 +506,7 @@ pub fn finish_epic(coord: &Coord, task: &Task) {
         if members.is_empty() || members.iter().any(|t| t.state() != State::Done) {
             return Ok(());
         }
-        tasks.done(
+        let finished = tasks.mark_done(
             epic,
             Some(format!(
                 "workflow finished: its {} tasks are done",
@@ -514,6 +514,7 @@ pub fn finish_epic(coord: &Coord, task: &Task) {
             )),
             true,
         )?;
+        finish_epic(coord, &finished); // an epic inside another
         Ok(())
     };
     if let Err(e) = finish() {
