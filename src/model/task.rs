@@ -902,6 +902,44 @@ mod forward_compat {
     }
 }
 
+/// How one field of a task merges (SEMANTICS.md, "Sync"). Every field a task has is named in
+/// [`field_rule`]; a test checks none is left to chance, so a renamed or new field must choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// Moves with the claim (state, assignee, ...): done beats everything, then the earliest
+    /// claim; the whole group comes from one side.
+    Claim,
+    /// Union of the comments, by comment id, in time order.
+    Comments,
+    /// Union of the events, in time order.
+    History,
+    /// A set: what either side added, minus what either side removed.
+    Set,
+    /// The later (greater) of the two.
+    Latest,
+    /// Settled by the merge itself: the conflicts it records.
+    Conflicts,
+    /// One side's change is taken; changed on both, the side updated last wins and the other
+    /// value is recorded as a conflict.
+    OneSide,
+}
+
+/// The rule of each field of a task, by its name in the document. A field this build does not
+/// know (written by a newer one) merges [`Rule::OneSide`].
+fn field_rule(field: &str) -> Option<Rule> {
+    Some(match field {
+        "state" | "assignee" | "claimed_at" | "summary" | "block_reason" => Rule::Claim,
+        "comments" => Rule::Comments,
+        "history" => Rule::History,
+        "labels" | "deps" | "followers" => Rule::Set,
+        "updated" | "format" => Rule::Latest,
+        "conflicts" => Rule::Conflicts,
+        "id" | "title" | "type" | "priority" | "role" | "parent" | "created" | "created_by"
+        | "description" | "origin" => Rule::OneSide,
+        _ => return None,
+    })
+}
+
 /// The fields that move together when a task changes hands or finishes.
 const CLAIM_FIELDS: [&str; 5] = ["state", "assignee", "claimed_at", "summary", "block_reason"];
 
@@ -933,12 +971,13 @@ pub fn merge_task(base: Option<&Task>, ours: &Task, theirs: &Task) -> (Task, Opt
     let at = ours.updated.clone().max(theirs.updated.clone());
     let keys: BTreeSet<&String> = o.keys().chain(t.keys()).collect();
     for key in keys {
-        if CLAIM_FIELDS.contains(&key.as_str()) || key == "conflicts" {
+        let rule = field_rule(key).unwrap_or(Rule::OneSide);
+        if matches!(rule, Rule::Claim | Rule::Conflicts) {
             continue;
         }
         let (bv, ov, tv) = (b.get(key), o.get(key), t.get(key));
-        let value = match key.as_str() {
-            "comments" => union_by(
+        let value = match rule {
+            Rule::Comments => union_by(
                 ov,
                 tv,
                 |c| c.get("id").map(Value::to_string).unwrap_or_default(),
@@ -949,15 +988,15 @@ pub fn merge_task(base: Option<&Task>, ours: &Task, theirs: &Task) -> (Task, Opt
                     )
                 },
             ),
-            "history" => union_by(ov, tv, Value::to_string, |e| {
+            Rule::History => union_by(ov, tv, Value::to_string, |e| {
                 (
                     e.get("at").map(Value::to_string).unwrap_or_default(),
                     e.to_string(),
                 )
             }),
-            "labels" | "deps" | "followers" => merge_set(bv, ov, tv),
-            "updated" | "format" => max_value(ov, tv),
-            _ => match three_way(bv, ov, tv) {
+            Rule::Set => merge_set(bv, ov, tv),
+            Rule::Latest => max_value(ov, tv),
+            Rule::Claim | Rule::Conflicts | Rule::OneSide => match three_way(bv, ov, tv) {
                 Some(v) => v,
                 None => {
                     let (kept, dropped) = if later_is_ours { (ov, tv) } else { (tv, ov) };
@@ -1165,6 +1204,58 @@ mod merge_tests {
         assert_eq!(m1.labels, ["a", "b"]);
         assert_eq!(m1.comments.len(), 1);
         assert_eq!(m1.conflicts.len(), 1, "the state conflict is recorded");
+    }
+
+    #[test]
+    fn every_field_of_a_task_has_a_merge_rule() {
+        let mut full = task(State::Claimed, Some("a"), Some("t0"), "t", "t1");
+        full.role = Some("dev".into());
+        full.deps = vec!["ba9876543210".into()];
+        full.followers = vec!["b".into()];
+        full.parent = Some("ba9876543211".into());
+        full.summary = Some("s".into());
+        full.block_reason = Some("r".into());
+        full.description = "d".into();
+        full.comments = vec![Comment {
+            id: "c".into(),
+            author: "a".into(),
+            at: "t".into(),
+            text: "x".into(),
+            project: None,
+            human: None,
+        }];
+        full.push_event("a", "new", None, "t");
+        full.conflicts = vec![Conflict {
+            field: "title".into(),
+            kept: "1".into(),
+            dropped: "2".into(),
+            at: "t".into(),
+        }];
+        full.origin = Some(Origin {
+            project: "p".into(),
+            agent: "a".into(),
+            human: "h".into(),
+            task: None,
+        });
+        let Ok(Value::Object(fields)) = serde_json::to_value(&full) else {
+            panic!("a task is an object");
+        };
+        let missing: Vec<&String> = fields.keys().filter(|k| field_rule(k).is_none()).collect();
+        assert!(
+            missing.is_empty(),
+            "fields without a merge rule: {missing:?}"
+        );
+        let claim: Vec<&str> = fields
+            .keys()
+            .map(String::as_str)
+            .filter(|k| field_rule(k) == Some(Rule::Claim))
+            .collect();
+        let mut group = CLAIM_FIELDS.to_vec();
+        group.sort();
+        assert_eq!(
+            claim, group,
+            "the claim group is the fields of the claim rule"
+        );
     }
 
     #[test]
