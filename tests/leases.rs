@@ -536,3 +536,33 @@ fn damaged_and_long_ended_leases() {
     let message = repo.git_ok(&["log", "-1", "--format=%B", LEASES_REF]);
     assert!(message.contains("Coord-Pruned: 1"), "{message}");
 }
+
+#[test]
+fn a_lease_follows_its_task_even_when_the_lease_write_after_it_never_happened() {
+    let repo = TestRepo::init();
+    let task = repo.new_task("parser", &[]);
+    repo.coord_as_ok("alice", &["task", "claim", &task]);
+    acquire(&repo, "alice", &["src/", "--task", &task]);
+    fails(&repo.coord_as("bob", &["lease", "check", "src/a.rs"]), 3);
+
+    // A takeover whose command died after the task write, before passing the lease: the task
+    // is bob's, the lease still names alice. It binds bob's work no longer, and carol's still.
+    let path = common::task_path(&task);
+    let shown = repo.git_ok(&["show", &format!("refs/coord/tasks:{path}")]);
+    let taken = shown.replace("assignee: alice", "assignee: bob");
+    assert_ne!(taken, shown, "the document names its holder: {shown}");
+    repo.put_document_in("refs/coord/tasks", &path, taken.as_bytes());
+    repo.coord_as_ok("bob", &["lease", "check", "src/a.rs"]);
+    fails(&repo.coord_as("carol", &["lease", "check", "src/a.rs"]), 3);
+    refused(&repo, "carol", &["src/b.rs"]);
+
+    // Then done, again without the lease's release: the lease is in no one's way.
+    let done = taken.replace("state: claimed", "state: done");
+    assert_ne!(done, taken, "{taken}");
+    repo.put_document_in("refs/coord/tasks", &path, done.as_bytes());
+    repo.coord_as_ok("carol", &["lease", "check", "src/a.rs"]);
+    acquire(&repo, "carol", &["src/b.rs"]);
+    // The lease document itself was never touched.
+    let alices = repo.leases(false);
+    assert!(alices.iter().any(|l| l["agent"] == "alice"), "{alices:?}");
+}

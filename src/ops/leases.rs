@@ -298,7 +298,7 @@ impl<'c> Leases<'c> {
                     .or_insert_with(|| conflict(&paths[n], held.leases[*l], pattern));
             }
         }
-        Ok(found.into_values().collect())
+        self.bound_by_task(agent, found.into_values().collect(), &loaded.leases)
     }
 
     /// The other agents' active leases that may not overlap `wanted`, and a witness of each
@@ -360,7 +360,52 @@ impl<'c> Leases<'c> {
                 }
             }
         }
-        Ok(found.into_values().collect())
+        self.bound_by_task(agent, found.into_values().collect(), leases)
+    }
+
+    /// `conflicts` without those whose lease follows a task that ended or passed: a lease taken
+    /// for a task ends when the task is done, and binds whoever holds the task now. The write
+    /// that finishes or takes over a task is, for its leases, the whole operation: the lease
+    /// writes after it (release, pass) only tidy up, and a command killed between them leaves
+    /// no lease in anyone's way. Reads the tasks of the conflicting leases only.
+    fn bound_by_task(
+        &self,
+        agent: &str,
+        conflicts: Vec<LeaseConflict>,
+        leases: &[Lease],
+    ) -> Result<Vec<LeaseConflict>> {
+        let bound: Vec<(&str, &str)> = conflicts
+            .iter()
+            .filter_map(|c| {
+                let lease = leases.iter().find(|l| l.id == c.lease_id)?;
+                Some((lease.id.as_str(), lease.task.as_deref()?))
+            })
+            .collect();
+        if bound.is_empty() {
+            return Ok(conflicts);
+        }
+        let tasks = Store::new(&self.coord.repo, crate::store::TASKS_REF);
+        let snap = tasks.snapshot()?;
+        let mut ended = std::collections::BTreeSet::new();
+        for (lease, task) in bound {
+            let path = crate::model::task::Task::path(task);
+            let Some(bytes) = tasks.read(&snap, &path).ok().flatten() else {
+                continue; // not here (yet): the lease holds as written
+            };
+            let Ok(t) = crate::model::task::Task::from_yaml(&bytes, crate::store::TASKS_REF, &path)
+            else {
+                continue;
+            };
+            let passed = t.state == crate::model::task::State::Claimed
+                && t.assignee.as_deref() == Some(agent);
+            if t.state == crate::model::task::State::Done || passed {
+                ended.insert(lease);
+            }
+        }
+        Ok(conflicts
+            .into_iter()
+            .filter(|c| !ended.contains(c.lease_id.as_str()))
+            .collect())
     }
 
     /// Marks the leases that `pick` selects (and are not released yet) released, in one change.
