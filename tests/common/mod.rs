@@ -330,14 +330,24 @@ pub fn task_path(id: &str) -> String {
     format!("tasks/{}/{id}.yaml", &id[..2])
 }
 
-/// A small pseudo-random number generator, seeded from the standard library's random hasher keys,
-/// so tests vary their timing without another dependency.
+/// A small pseudo-random number generator, so tests vary their timing without another
+/// dependency. Seeded from `GIT_COORD_TEST_SEED` when set, else from the standard library's
+/// random hasher keys; the seed is printed (a failing test shows its output), so a run repeats
+/// with `GIT_COORD_TEST_SEED=<seed> cargo test NAME`.
 pub struct Jitter(u64);
 
 impl Jitter {
     pub fn new() -> Jitter {
         use std::hash::{BuildHasher, RandomState};
-        Jitter(RandomState::new().hash_one(std::process::id()) | 1)
+        let seed = match std::env::var("GIT_COORD_TEST_SEED") {
+            Ok(given) => given
+                .trim()
+                .parse::<u64>()
+                .expect("GIT_COORD_TEST_SEED is a number"),
+            Err(_) => RandomState::new().hash_one(std::process::id()),
+        };
+        println!("random instants from GIT_COORD_TEST_SEED={seed}");
+        Jitter(seed | 1)
     }
 
     /// A number in `0..n`.
