@@ -184,7 +184,7 @@ fn event_streams_past_their_cap_get_503_while_the_views_keep_answering() {
     let repo = TestRepo::init();
     repo.new_task("Counted while the streams are full", &[]);
     let server = Server::start(&repo, &[]);
-    let cap = git_coord::serve::MAX_EVENT_STREAMS;
+    let cap = git_coord::limits::MAX_EVENT_STREAMS;
     let mut streams = Vec::new();
     for n in 0..cap {
         let (status, stream) = server.open_stream();

@@ -138,7 +138,7 @@ fn an_oversized_request_or_an_object_id_gets_an_error_and_the_server_keeps_servi
     let repo = TestRepo::init();
     let huge = format!(
         r#"{{"jsonrpc":"2.0","id":9,"method":"tools/list","params":{{"pad":"{}"}}}}"#,
-        "x".repeat(git_coord::mcp::MAX_REQUEST_BYTES)
+        "x".repeat(git_coord::limits::MAX_REQUEST_BYTES)
     );
     let requests = [
         huge,

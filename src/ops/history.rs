@@ -11,7 +11,6 @@ use crate::git::CommitInfo;
 use crate::model::agent::Agent;
 use crate::model::task::State;
 use crate::model::{name, time};
-use crate::ops::agents::Agents;
 use crate::ops::artifacts::Artifacts;
 use crate::ops::context::{Coord, IdentitySource};
 use crate::ops::tasks::Tasks;
@@ -272,12 +271,4 @@ pub fn earlier_work(coord: &Coord, agent: &Agent) -> Result<EarlierWork> {
         .map(|c| c.seq)
         .collect();
     Ok(work)
-}
-
-/// The earlier work of the agent called `name`, if it is registered.
-pub fn earlier_work_of(coord: &Coord, name: &str) -> Result<EarlierWork> {
-    match Agents::new(coord)?.get(name)? {
-        Some(agent) => earlier_work(coord, &agent),
-        None => Ok(EarlierWork::default()),
-    }
 }

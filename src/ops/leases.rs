@@ -51,10 +51,6 @@ impl<'c> Leases<'c> {
         }
     }
 
-    pub fn store(&self) -> &Store<'c> {
-        &self.store
-    }
-
     /// Takes a lease on `patterns` for `ttl`, for the acting agent. Refused with
     /// [`Error::LeaseConflict`] when another agent's active lease overlaps it and either is
     /// exclusive.

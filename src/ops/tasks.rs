@@ -126,10 +126,6 @@ impl<'c> Tasks<'c> {
         self.coord.start_dir.clone()
     }
 
-    pub fn store(&self) -> &Store<'c> {
-        &self.store
-    }
-
     pub fn create(&self, new: NewTask) -> Result<Task> {
         let actor = self.coord.actor()?;
         let (title, priority) = check_new(&new)?;

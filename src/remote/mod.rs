@@ -9,10 +9,8 @@ pub mod sync;
 pub mod transport;
 
 pub use confirm::confirmed_update;
-pub use sync::{RefReport, SyncReport, fetch_and_merge, merge_into_local, push_only, sync};
-pub use transport::{
-    MAX_TRIES, Pushed, Remote, default_remote, fetch, push, push_replacing, resolve_remote,
-};
+pub use sync::{RefReport, fetch_and_merge, push_only, sync};
+pub use transport::{MAX_TRIES, Pushed, Remote, default_remote, fetch, push, resolve_remote};
 
 use crate::error::Result;
 use crate::model::merge::Notice;

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 use crate::git::{Oid, PackOrder, Repo, TreeEntry};
 use crate::model::MAX_DOCUMENT_BYTES;
-use crate::model::task::{Kind, State, SummaryRef, TaskSummary};
+use crate::model::task::{Kind, State, SummaryRef};
 use crate::store::mapped::Bytes;
 use crate::store::{Problem, Snapshot};
 
@@ -636,8 +636,9 @@ impl<'a> TaskRef<'a> {
         (word(URGENCY_AT), word(URGENCY_AT + 8))
     }
 
-    pub fn to_summary(&self) -> TaskSummary {
-        TaskSummary {
+    #[cfg(test)]
+    pub fn to_summary(self) -> crate::model::task::TaskSummary {
+        crate::model::task::TaskSummary {
             id: self.id().into(),
             title: self.title().into(),
             kind: self.kind(),
@@ -882,10 +883,6 @@ impl TaskIndex {
     /// How many documents the index holds (at least as many as [`TaskIndex::tasks`] yields).
     pub fn len(&self) -> usize {
         self.shards.values().map(Shard::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Every task that loaded (after a refresh for [`Need::Undone`], those not done), in no
