@@ -235,7 +235,9 @@ fn chromium() -> String {
             return name.to_string();
         }
     }
-    panic!("this test needs Chromium: `apt-get install chromium` (.ci/run installs it)");
+    panic!(
+        "this test needs Chromium (chromium, chromium-browser or google-chrome on PATH): run tests/setup.sh"
+    );
 }
 
 impl Browser {

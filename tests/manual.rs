@@ -24,6 +24,8 @@ fn installed(repo: &TestRepo) -> PathBuf {
     prefix
 }
 
+const MAN_MISSING: &str = "this test needs `man` (man-db): run tests/setup.sh";
+
 /// A command run with the installed copy first on PATH and no MANPATH, as in a user's shell.
 fn with_prefix(repo: &TestRepo, prefix: &Path, program: &str) -> Command {
     let mut cmd = repo.command(program, &repo.path);
@@ -62,7 +64,7 @@ fn after_one_run_man_git_help_and_help_find_the_manual() {
     let found = with_prefix(&repo, &prefix, "man")
         .args(["-w", "git-coord"])
         .output()
-        .unwrap();
+        .expect(MAN_MISSING);
     assert_eq!(
         stdout(&found).trim(),
         page.display().to_string(),
@@ -90,7 +92,7 @@ fn after_one_run_man_git_help_and_help_find_the_manual() {
     let claim = with_prefix(&repo, &prefix, "man")
         .arg("git-coord-task-claim")
         .output()
-        .unwrap();
+        .expect(MAN_MISSING);
     let text = stdout(&claim);
     assert!(
         text.contains("--next") && text.contains("Claim the most urgent ready task"),

@@ -1,11 +1,25 @@
-//! `git coord mcp` driven by an independent client: the official Python MCP SDK (installed by
-//! .ci/run) initialises, lists the tools, calls several, and the state changes in git.
+//! `git coord mcp` driven by an independent client: the official Python MCP SDK (pinned in
+//! tests/requirements.txt, installed into tests/.venv by tests/setup.sh) initialises, lists the
+//! tools, calls several, and the state changes in git.
 
 mod common;
 
 use serde_json::Value;
 
 use common::{TestRepo, array, json, ok, stdout};
+
+/// The Python of tests/.venv, where tests/setup.sh installs the pinned MCP SDK.
+fn python_with_mcp() -> std::path::PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.venv");
+    let python = venv.join("bin/python3");
+    assert!(
+        python.exists(),
+        "this test needs the Python MCP SDK in {} ({} is missing): run tests/setup.sh",
+        venv.display(),
+        python.display()
+    );
+    python
+}
 
 #[test]
 fn an_independent_mcp_client_works_as_the_agent_of_the_worktree() {
@@ -16,14 +30,14 @@ fn an_independent_mcp_client_works_as_the_agent_of_the_worktree() {
     let task = repo.new_task("Wire the MCP tools", &["--role", "dev"]);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_client.py");
     let out = repo
-        .command("python3", repo.tmp())
+        .command(python_with_mcp(), repo.tmp())
         .arg(&script)
         .args([common::BIN, &worktree, &task])
         .output()
         .expect("python3 runs");
     assert!(
         out.status.success(),
-        "the MCP client failed (it needs `pip install mcp`, which .ci/run does):\n{}",
+        "the MCP client failed:\n{}",
         common::stderr(&out)
     );
     let seen: Value = json(&stdout(&out));

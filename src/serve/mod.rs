@@ -226,6 +226,19 @@ fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String, Reque
     )))
 }
 
+/// Whether the token a client gave is the server's, in a time that depends on the server token's
+/// length alone: a comparison that stopped at the first wrong byte would let a client find the
+/// token byte by byte by timing its refusals.
+fn token_matches(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, want) in expected.iter().enumerate() {
+        diff |= given.get(i).copied().unwrap_or(0) ^ want;
+        // Keeps the optimiser from turning the loop into one that stops at the first difference.
+        diff = std::hint::black_box(diff);
+    }
+    diff == 0
+}
+
 fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &[u8]) -> std::io::Result<()> {
     write!(
         stream,
@@ -269,7 +282,7 @@ fn handle(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             .find(|(k, _)| k == "token")
             .map(|(_, v)| v.clone())
             .or(req.bearer.clone());
-        if given.as_deref() != Some(token.as_str()) {
+        if !given.is_some_and(|given| token_matches(given.as_bytes(), token.as_bytes())) {
             return respond(
                 &mut stream,
                 "401 Unauthorized",
@@ -486,4 +499,20 @@ fn client_left(stream: &TcpStream) -> bool {
         Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
     };
     left || stream.set_nonblocking(false).is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_matches;
+
+    #[test]
+    fn a_token_matches_only_itself() {
+        assert!(token_matches(b"s3cret-token", b"s3cret-token"));
+        assert!(!token_matches(b"s3cret-tokem", b"s3cret-token"));
+        assert!(!token_matches(b"x3cret-token", b"s3cret-token"));
+        assert!(!token_matches(b"s3cret", b"s3cret-token"));
+        assert!(!token_matches(b"s3cret-token-and-more", b"s3cret-token"));
+        assert!(!token_matches(b"s3cret-token\0", b"s3cret-token"));
+        assert!(!token_matches(b"", b"s3cret-token"));
+    }
 }

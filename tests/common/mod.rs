@@ -545,7 +545,9 @@ impl GitDaemon {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("git daemon starts");
+            .unwrap_or_else(|e| {
+                panic!("git-daemon did not start ({e}): this test needs git's daemon: run tests/setup.sh")
+            });
         let mut daemon = GitDaemon { child };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
