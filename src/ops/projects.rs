@@ -30,9 +30,9 @@ use crate::store::foreign::{
 };
 use crate::store::{COORD_REFS, Change, Snapshot, Store, backoff, build_commit};
 
-const TASKS: &str = "refs/coord/tasks";
-const INBOX: &str = "refs/coord/inbox";
-const AGENTS: &str = "refs/coord/agents";
+const TASKS: &str = crate::store::TASKS_REF;
+const INBOX: &str = crate::store::INBOX_REF;
+const AGENTS: &str = crate::store::AGENTS_REF;
 const PRESENCE: &str = crate::store::PRESENCE_REF;
 /// How much of a comment or message from another project a notice quotes (the rest is a
 /// `task show` or `thread` away).
