@@ -1,22 +1,30 @@
 //! Writes confirmed at the remote (online claims and leases): a wrapper around a store write that
 //! reports success only once the remote accepted the new commit.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::git::{Cas, Oid};
 use crate::remote::Courier;
 use crate::remote::sync::merge_into_local;
-use crate::remote::transport::{MAX_TRIES, Pushed, Remote, fetch, push};
-use crate::store::{Actor, Change, Snapshot, Store, backoff};
+use crate::remote::transport::{Pushed, Remote, fetch, push};
+use crate::store::{Actor, Change, Snapshot, Store};
+
+/// How long a confirmed write keeps trying while other writers win at the remote. Contention
+/// slows a write down; only a remote that keeps moving this long makes it give up.
+pub const CONFIRM_TIME: Duration = Duration::from_secs(120);
+
+/// The longest pause between two tries, whatever the round trip.
+const MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// A write confirmed at `remote`, in one round trip when nobody races: the operation runs on the
 /// local ref merged with the remote's tip as last fetched (the staging ref), and its commit is
 /// pushed fast-forward only, so the remote takes it only if it holds nothing this snapshot lacks.
 /// Only then does the local ref move. A rejected push means someone else wrote first: fetch,
-/// merge, run the operation again (re-checking its preconditions), push again. With no staging
-/// ref yet, it fetches first. An operation that fails, or has nothing to do, on a snapshot not
-/// fetched in this call runs again on a fetched one before that answer is believed.
+/// merge, run the operation again (re-checking its preconditions), push again, for up to
+/// [`CONFIRM_TIME`]. With no staging ref yet, it fetches first. An operation that fails, or has
+/// nothing to do, on a snapshot not fetched in this call runs again on a fetched one before that
+/// answer is believed.
 pub fn confirmed_update<T>(
     store: &Store,
     remote: &Remote,
@@ -26,10 +34,12 @@ pub fn confirmed_update<T>(
 ) -> Result<T> {
     let repo = store.repo;
     let refname = store.refname;
+    let started = Instant::now();
     let mut fetched = repo.ref_tip(&remote.staged(refname))?.is_none();
     if fetched {
         fetch(repo, remote, &[refname])?;
     }
+    let mut losses = 0;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -41,7 +51,7 @@ pub fn confirmed_update<T>(
             store.ensure_root()?;
             snap = store.snapshot()?;
             if snap.tip.is_none() {
-                if attempt >= MAX_TRIES * 4 {
+                if started.elapsed() >= CONFIRM_TIME {
                     return Err(crate::error::Error::Contended {
                         refname: refname.into(),
                         attempts: attempt,
@@ -78,6 +88,7 @@ pub fn confirmed_update<T>(
         } else {
             store.write_commit(&snap, actor, &change)?
         };
+        let trip = Instant::now();
         // Fast-forward only is the lease: the remote takes `new` only while its tip is in the
         // history the operation ran on, so every precondition it checked holds there.
         match push(repo, &remote.name, &[(refname.to_string(), new)])? {
@@ -94,19 +105,33 @@ pub fn confirmed_update<T>(
                 return Ok(value);
             }
             Pushed::Rejected => {
-                if attempt >= MAX_TRIES * 4 {
+                losses += 1;
+                if started.elapsed() >= CONFIRM_TIME {
                     return Err(crate::remote::transport::gave_up(
                         &remote.name,
                         format!("{refname} at {}", remote.name),
                         attempt,
                     ));
                 }
-                backoff(attempt);
+                pause(trip.elapsed(), losses);
                 fetch(repo, remote, &[refname])?;
                 fetched = true;
             }
         }
     }
+}
+
+/// Waits before another try after `losses` lost races: a random time below the round trip the
+/// last push took, doubled for each loss up to eight round trips (at most [`MAX_PAUSE`]), so
+/// writers that collided spread out on a remote of any latency.
+fn pause(round_trip: Duration, losses: u32) {
+    let ceiling = round_trip
+        .saturating_mul(1 << losses.saturating_sub(1).min(3))
+        .min(MAX_PAUSE);
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    let fraction = f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX);
+    std::thread::sleep(ceiling.mul_f64(fraction));
 }
 
 /// Moves the local ref (and the staging ref) to a commit the remote accepted: a fast-forward of
