@@ -1,11 +1,14 @@
 //! Writes confirmed at the remote, seen from the wire: a `git daemon` on loopback that logs every
 //! connection. An uncontended online claim is one push; a claim that lost fetches and pushes
-//! again.
+//! again; clones racing through the daemon are slowed down, never turned away.
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::process::Output;
+
 use common::cluster::Cluster;
-use common::{json, stderr};
+use common::{array, json, stderr, stdout};
 
 fn id(out: &str) -> String {
     json(out)["id"].as_str().expect("an id").to_string()
@@ -51,4 +54,68 @@ fn an_uncontended_online_claim_is_one_push_and_a_lost_one_fetches_once() {
     assert_eq!(shown(&tasks[0]), "ann");
     assert_eq!(shown(&tasks[1]), "bob");
     assert_eq!(shown(&tasks[2]), "ann");
+}
+
+#[test]
+fn four_clones_of_two_claimers_racing_through_a_daemon_never_give_up() {
+    const TASKS: usize = 32;
+    let cluster = Cluster::new(4);
+    for n in 0..TASKS {
+        cluster.ok(0, &["task", "new", &format!("race {n}")]);
+    }
+    let _daemon = cluster.through_git_daemon();
+    for clone in 0..4 {
+        cluster.ok(clone, &["sync"]);
+    }
+
+    // Each claimer takes tasks until none is ready.
+    let claimers: Vec<_> = (0..8)
+        .map(|n| {
+            let (clone, agent) = (n / 2, format!("c{}-{}", n / 2, n % 2));
+            let dir = cluster.dir(clone).to_path_buf();
+            let origin = &cluster.origin;
+            move || {
+                let mut got = Vec::new();
+                loop {
+                    let out: Output = origin
+                        .command(common::BIN, &dir)
+                        .args(["--agent", &agent, "task", "claim", "--next", "--json"])
+                        .output()
+                        .expect("a claim runs");
+                    match out.status.code() {
+                        Some(0) => got.push(id(&stdout(&out))),
+                        Some(3) if stderr(&out).contains("no ready task") => return (agent, got),
+                        code => panic!("{agent}: a claim ended {code:?}: {}", stderr(&out)),
+                    }
+                }
+            }
+        })
+        .collect();
+    let results: Vec<(String, Vec<String>)> = std::thread::scope(|s| {
+        let running: Vec<_> = claimers.into_iter().map(|c| s.spawn(c)).collect();
+        running
+            .into_iter()
+            .map(|r| r.join().expect("a claimer ends"))
+            .collect()
+    });
+
+    let mut holder = BTreeMap::new();
+    for (agent, got) in &results {
+        for task in got {
+            if let Some(other) = holder.insert(task.clone(), agent.clone()) {
+                panic!("{task} was given to {other} and to {agent}");
+            }
+        }
+    }
+    assert_eq!(holder.len(), TASKS, "every task claimed: {results:?}");
+    cluster.ok(3, &["sync"]);
+    for task in array(cluster.json(3, &["task", "list"])) {
+        let task_id = task["id"].as_str().expect("id");
+        assert_eq!(task["state"], "claimed", "{task}");
+        assert_eq!(
+            task["assignee"].as_str(),
+            holder.get(task_id).map(String::as_str),
+            "the remote holds the claim each claimer was told of"
+        );
+    }
 }
