@@ -96,7 +96,15 @@ pub fn confirmed_update<T>(
                 tracing::debug!(refname, attempts = attempt, "confirmed at {}", remote.name);
                 // The write holds from here on: it is at the remote. Bringing it home is
                 // best-effort; whatever fails here, the next fetch or sync brings it.
-                if let Err(e) = bring_home(store, remote, courier, &snap, new, &change.subject) {
+                let home = bring_home(
+                    store,
+                    remote,
+                    courier,
+                    (staged, &snap),
+                    new,
+                    &change.subject,
+                );
+                if let Err(e) = home {
                     tracing::warn!(
                         "{refname} was written at {}; updating this clone failed ({e}); the next sync brings it",
                         remote.name
@@ -136,16 +144,22 @@ fn pause(round_trip: Duration, losses: u32) {
 
 /// Moves the local ref (and the staging ref) to a commit the remote accepted: a fast-forward of
 /// the tip it was built on, else a merge when another local writer moved the ref meanwhile.
+/// The staging ref moves by compare-and-swap from `staged`, in-process: if a sibling's fetch or
+/// write moved it meanwhile, theirs stays, and at worst the next write is refused once and
+/// fetches.
 fn bring_home(
     store: &Store,
     remote: &Remote,
     courier: &dyn Courier,
-    snap: &Snapshot,
+    (staged, snap): (Option<Oid>, &Snapshot),
     new: Oid,
     subject: &str,
 ) -> Result<()> {
     let (repo, refname) = (store.repo, store.refname);
-    repo.set_ref(&remote.staged(refname), new)?;
+    let staging = remote.staged(refname);
+    if repo.cas_ref(&staging, staged, new, "coord: pushed")? == Cas::Lost {
+        tracing::debug!("{staging} moved meanwhile: left as it is");
+    }
     if repo.cas_ref(refname, snap.tip, new, subject)? == Cas::Lost {
         let (_, found, _) = merge_into_local(repo, refname, Some(new), &remote.name)?;
         courier.deliver(&found)?;
