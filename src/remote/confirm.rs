@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::git::{Cas, Oid};
 use crate::remote::Courier;
+use crate::remote::presence::pending_along;
 use crate::remote::sync::merge_into_local;
-use crate::remote::transport::{Pushed, Remote, fetch, push};
-use crate::store::{Actor, Change, Snapshot, Store};
+use crate::remote::transport::{Pushed, Remote, fetch, is_refusal, push, push_with};
+use crate::store::{Actor, Change, PRESENCE_REF, Snapshot, Store};
 
 /// How long a confirmed write keeps trying while other writers win at the remote. Contention
 /// slows a write down; only a remote that keeps moving this long makes it give up.
@@ -91,7 +92,7 @@ pub fn confirmed_update<T>(
         let trip = Instant::now();
         // Fast-forward only is the lease: the remote takes `new` only while its tip is in the
         // history the operation ran on, so every precondition it checked holds there.
-        match push(repo, &remote.name, &[(refname.to_string(), new)])? {
+        match push_write(repo, remote, refname, new)? {
             Pushed::Accepted => {
                 tracing::debug!(refname, attempts = attempt, "confirmed at {}", remote.name);
                 // The write holds from here on: it is at the remote. Bringing it home is
@@ -126,6 +127,34 @@ pub fn confirmed_update<T>(
                 fetched = true;
             }
         }
+    }
+}
+
+/// Pushes the write's commit `new` to `refname`, fast-forward only, with this clone's unshared
+/// heartbeats along in the same connection (best effort: whether they land does not decide the
+/// write). A remote that refuses the pair on purpose (a policy on presence for all pushes) is
+/// asked again for the write alone, which then has the last word.
+fn push_write(repo: &crate::git::Repo, remote: &Remote, refname: &str, new: Oid) -> Result<Pushed> {
+    let alone = || push(repo, &remote.name, &[(refname.to_string(), new)]);
+    let presence = match refname {
+        PRESENCE_REF => None,
+        _ => pending_along(repo, remote).unwrap_or_else(|e| {
+            tracing::debug!("no presence along the write: {e}");
+            None
+        }),
+    };
+    let Some(presence) = presence else {
+        return alone();
+    };
+    match push_with(repo, &remote.name, (refname, new), &presence.along()) {
+        Ok((pushed, landed)) => {
+            if landed && let Err(e) = presence.landed(repo, remote) {
+                tracing::debug!("presence went to {}, not recorded here: {e}", remote.name);
+            }
+            Ok(pushed)
+        }
+        Err(e) if is_refusal(&e) => alone(),
+        Err(e) => Err(e),
     }
 }
 
