@@ -20,6 +20,7 @@ fn an_uncontended_online_claim_is_one_push_and_a_lost_one_fetches_once() {
     let tasks: Vec<String> = (0..3)
         .map(|n| id(&cluster.ok(0, &["task", "new", &format!("work {n}"), "--json"])))
         .collect();
+    cluster.ok(0, &["agent", "register", "ann", "--role", "dev"]);
     let daemon = cluster.through_git_daemon();
     // A first sync leaves the remote's tip staged here.
     cluster.ok(0, &["sync"]);
@@ -35,6 +36,15 @@ fn an_uncontended_online_claim_is_one_push_and_a_lost_one_fetches_once() {
     let before = daemon.requests().len();
     cluster.ok(0, &["--agent", "ann", "lease", "acquire", "src/**"]);
     assert_eq!(daemon.requests()[before..], ["receive-pack"]);
+
+    // A heartbeat the remote has not seen goes along in the same push.
+    cluster.ok(0, &["--offline", "agent", "heartbeat"]);
+    let beat = cluster.git(0, &["rev-parse", "refs/coord/presence"]);
+    let before = daemon.requests().len();
+    cluster.ok(0, &["lease", "acquire", "docs/**"]);
+    assert_eq!(daemon.requests()[before..], ["receive-pack"]);
+    let at_remote = cluster.git(0, &["ls-remote", "origin", "refs/coord/presence"]);
+    assert!(at_remote.starts_with(&beat), "{at_remote} is not {beat}");
 
     // Another clone moves the remote: this clone's push is refused, it fetches and pushes again.
     cluster.ok(1, &["--agent", "bob", "task", "claim", &tasks[1]]);
@@ -118,4 +128,30 @@ fn four_clones_of_two_claimers_racing_through_a_daemon_never_give_up() {
             "the remote holds the claim each claimer was told of"
         );
     }
+}
+
+#[test]
+fn a_remote_whose_policy_refuses_presence_still_takes_the_claim() {
+    use std::os::unix::fs::PermissionsExt;
+    let cluster = Cluster::new(2);
+    let task = id(&cluster.ok(0, &["task", "new", "guarded", "--json"]));
+    cluster.ok(0, &["agent", "register", "ann", "--role", "dev"]);
+    cluster.ok(0, &["sync"]);
+    // A pre-receive hook refuses any push that touches presence, the write's ref with it.
+    let hook = cluster.remote.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nif grep -q refs/coord/presence; then echo 'policy: no presence' >&2; exit 1; fi\n",
+    )
+    .expect("the hook");
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    cluster.ok(0, &["--offline", "agent", "heartbeat"]);
+
+    cluster.ok(0, &["task", "claim", &task]);
+    cluster.ok(1, &["sync"]);
+    assert_eq!(
+        cluster.json(1, &["task", "show", &task])["assignee"],
+        "ann",
+        "the claim is at the remote"
+    );
 }
