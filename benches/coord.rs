@@ -2,8 +2,8 @@
 //! against them, next to the same write done with plain git plumbing.
 //!
 //! Run: `cargo bench --bench coord` (options after `--`: `--sizes 10000,100000 --runs 15`;
-//! `--only online-write` times only the uncontended online write against `git push`, at the first
-//! size).
+//! `--only online-write` times only the uncontended online write against `git push`, and
+//! `--only online-claims` only the online claims of 4 clones at once, at the first size).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -109,15 +109,17 @@ fn main() {
     let scratch = tempfile::tempdir().expect("a temporary directory");
     println!("git-coord benchmark: whole-process wall time, median of {runs} runs\n");
     if let Some(part) = only {
-        assert_eq!(
-            part, "online-write",
-            "--only online-write is the one part run alone"
-        );
         let size = sizes[0];
         let bench = Bench::new(scratch.path(), size);
         let store = bench.build_store(size);
         println!("== {size} tasks ==");
-        bench.online_write_against_push(scratch.path(), &store.open_ids, runs);
+        match part.as_str() {
+            "online-write" => {
+                bench.online_write_against_push(scratch.path(), &store.open_ids, runs);
+            }
+            "online-claims" => bench.online_claims(scratch.path(), 4, 10),
+            other => panic!("--only {other}: the parts run alone are online-write, online-claims"),
+        }
         if keep {
             println!("stores kept in {}", scratch.keep().display());
         }
@@ -992,7 +994,7 @@ impl Bench {
         let exec_path = self.git(&["--exec-path"]);
         let mut daemon = Command::new(Path::new(&exec_path).join("git-daemon"));
         self.env(&mut daemon);
-        let mut daemon = daemon
+        let daemon = daemon
             .args([
                 "--reuseaddr",
                 "--listen=127.0.0.1",
@@ -1006,6 +1008,15 @@ impl Bench {
             .stderr(Stdio::null())
             .spawn()
             .expect("git daemon starts");
+        // Stopped when this returns or panics: a daemon left listening outlives the benchmark.
+        struct Stop(std::process::Child);
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let _daemon = Stop(daemon);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "git daemon did not start");
@@ -1075,8 +1086,6 @@ impl Bench {
             );
             pushes.push(started.elapsed());
         }
-        let _ = daemon.kill();
-        let _ = daemon.wait();
         report("online claim ID (uncontended)", &claims);
         report("floor: git push, one commit", &pushes);
         println!(
