@@ -155,3 +155,28 @@ fn a_remote_whose_policy_refuses_presence_still_takes_the_claim() {
         "the claim is at the remote"
     );
 }
+
+#[test]
+fn an_online_claim_fails_at_once_when_the_daemon_is_gone() {
+    let cluster = Cluster::new(1);
+    let task = id(&cluster.ok(0, &["task", "new", "unreachable", "--json"]));
+    let daemon = cluster.through_git_daemon();
+    cluster.ok(0, &["sync"]);
+    drop(daemon);
+
+    let started = std::time::Instant::now();
+    let out = cluster.run(0, &["--agent", "ann", "task", "claim", &task]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot push to origin"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("gave up"), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "an unreachable remote is no contention: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(cluster.json(0, &["task", "show", &task])["state"], "open");
+}
