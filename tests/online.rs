@@ -46,6 +46,14 @@ fn an_uncontended_online_claim_is_one_push_and_a_lost_one_fetches_once() {
     let at_remote = cluster.git(0, &["ls-remote", "origin", "refs/coord/presence"]);
     assert!(at_remote.starts_with(&beat), "{at_remote} is not {beat}");
 
+    // A task only the remote knows of is not taken for missing on what this clone last fetched:
+    // it is asked again of the remote.
+    let elsewhere = id(&cluster.ok(1, &["task", "new", "made elsewhere", "--json"]));
+    cluster.ok(1, &["sync"]);
+    let before = daemon.requests().len();
+    cluster.ok(0, &["--agent", "ann", "task", "claim", &elsewhere]);
+    assert_eq!(daemon.requests()[before..], ["upload-pack", "receive-pack"]);
+
     // Another clone moves the remote: this clone's push is refused, it fetches and pushes again.
     cluster.ok(1, &["--agent", "bob", "task", "claim", &tasks[1]]);
     let before = daemon.requests().len();
@@ -54,10 +62,13 @@ fn an_uncontended_online_claim_is_one_push_and_a_lost_one_fetches_once() {
         daemon.requests()[before..],
         ["receive-pack", "upload-pack", "receive-pack"]
     );
-    // A task the other clone already holds is refused after a look at the remote.
+    // Right after a refusal the remote is busy: the next write fetches first, and a task the
+    // other clone already holds is refused on what the remote holds.
+    let before = daemon.requests().len();
     let out = cluster.run(0, &["--agent", "ann", "task", "claim", &tasks[1]]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("claimed by bob"), "{}", stderr(&out));
+    assert_eq!(daemon.requests()[before..], ["upload-pack"]);
 
     cluster.ok(1, &["sync"]);
     let shown = |task: &str| cluster.json(1, &["task", "show", task])["assignee"].clone();

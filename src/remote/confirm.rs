@@ -18,12 +18,43 @@ pub const CONFIRM_TIME: Duration = Duration::from_secs(120);
 /// The longest pause between two tries, whatever the round trip.
 const MAX_PAUSE: Duration = Duration::from_secs(2);
 
+/// How long after a refused push the writes of this clone to that ref fetch first: on a remote
+/// that others keep moving, a push on the tip last fetched would mostly be refused, and cost a
+/// round trip more than fetching first.
+pub const BUSY_FOR: Duration = Duration::from_secs(120);
+
+/// The file whose age says when a push of `refname` to `remote` was last refused here:
+/// `<common git dir>/coord/refused/<staging slug>-<kind>`.
+fn refused_marker(repo: &crate::git::Repo, remote: &Remote, refname: &str) -> std::path::PathBuf {
+    let staged = remote.staged(refname);
+    let name = staged
+        .trim_start_matches("refs/coord-sync/")
+        .replace('/', "-");
+    repo.common_dir().join("coord").join("refused").join(name)
+}
+
+fn recently_refused(repo: &crate::git::Repo, remote: &Remote, refname: &str) -> bool {
+    std::fs::metadata(refused_marker(repo, remote, refname))
+        .and_then(|m| m.modified())
+        .is_ok_and(|at| at.elapsed().is_ok_and(|age| age < BUSY_FOR))
+}
+
+/// Best effort: without the marker, the next write only pushes first once more.
+fn note_refused(repo: &crate::git::Repo, remote: &Remote, refname: &str) {
+    let marker = refused_marker(repo, remote, refname);
+    if let Some(dir) = marker.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(marker, "");
+}
+
 /// A write confirmed at `remote`, in one round trip when nobody races: the operation runs on the
 /// local ref merged with the remote's tip as last fetched (the staging ref), and its commit is
 /// pushed fast-forward only, so the remote takes it only if it holds nothing this snapshot lacks.
 /// Only then does the local ref move. A rejected push means someone else wrote first: fetch,
 /// merge, run the operation again (re-checking its preconditions), push again, for up to
-/// [`CONFIRM_TIME`]. With no staging ref yet, it fetches first. An operation that fails, or has
+/// [`CONFIRM_TIME`]. With no staging ref yet, or within [`BUSY_FOR`] of a refused push of this
+/// ref, it fetches first. An operation that fails, or has
 /// nothing to do, on a snapshot not fetched in this call runs again on a fetched one before that
 /// answer is believed.
 pub fn confirmed_update<T>(
@@ -36,7 +67,8 @@ pub fn confirmed_update<T>(
     let repo = store.repo;
     let refname = store.refname;
     let started = Instant::now();
-    let mut fetched = repo.ref_tip(&remote.staged(refname))?.is_none();
+    let mut fetched =
+        repo.ref_tip(&remote.staged(refname))?.is_none() || recently_refused(repo, remote, refname);
     if fetched {
         fetch(repo, remote, &[refname])?;
     }
@@ -115,6 +147,7 @@ pub fn confirmed_update<T>(
             }
             Pushed::Rejected => {
                 losses += 1;
+                note_refused(repo, remote, refname);
                 if started.elapsed() >= CONFIRM_TIME {
                     return Err(crate::remote::transport::gave_up(
                         &remote.name,
