@@ -54,9 +54,8 @@ fn note_refused(repo: &crate::git::Repo, remote: &Remote, refname: &str) {
 /// Only then does the local ref move. A rejected push means someone else wrote first: fetch,
 /// merge, run the operation again (re-checking its preconditions), push again, for up to
 /// [`CONFIRM_TIME`]. With no staging ref yet, or within [`BUSY_FOR`] of a refused push of this
-/// ref, it fetches first. An operation that fails, or has
-/// nothing to do, on a snapshot not fetched in this call runs again on a fetched one before that
-/// answer is believed.
+/// ref, it fetches first. An operation that fails, or has nothing to do, on a snapshot not
+/// fetched in this call runs again on a fetched one before that answer is believed.
 pub fn confirmed_update<T>(
     store: &Store,
     remote: &Remote,
