@@ -1,7 +1,9 @@
 //! The benchmark: builds stores of 10k and 100k tasks and times whole `git-coord` processes
 //! against them, next to the same write done with plain git plumbing.
 //!
-//! Run: `cargo bench --bench coord` (options after `--`: `--sizes 10000,100000 --runs 15`).
+//! Run: `cargo bench --bench coord` (options after `--`: `--sizes 10000,100000 --runs 15`;
+//! `--only online-write` times only the uncontended online write against `git push`, and
+//! `--only online-claims` only the online claims of 4 clones at once, at the first size).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -79,6 +81,7 @@ fn main() {
     let mut sizes = vec![10_000usize, 100_000];
     let mut runs = 15usize;
     let mut keep = false;
+    let mut only: Option<String> = None;
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < args.len() {
@@ -95,12 +98,33 @@ fn main() {
                 i += 1;
             }
             "--keep" => keep = true,
+            "--only" => {
+                only = Some(args[i + 1].clone());
+                i += 1;
+            }
             _ => {} // cargo passes --bench
         }
         i += 1;
     }
     let scratch = tempfile::tempdir().expect("a temporary directory");
     println!("git-coord benchmark: whole-process wall time, median of {runs} runs\n");
+    if let Some(part) = only {
+        let size = sizes[0];
+        let bench = Bench::new(scratch.path(), size);
+        let store = bench.build_store(size);
+        println!("== {size} tasks ==");
+        match part.as_str() {
+            "online-write" => {
+                bench.online_write_against_push(scratch.path(), &store.open_ids, runs);
+            }
+            "online-claims" => bench.online_claims(scratch.path(), 4, 10),
+            other => panic!("--only {other}: the parts run alone are online-write, online-claims"),
+        }
+        if keep {
+            println!("stores kept in {}", scratch.keep().display());
+        }
+        return;
+    }
     // The first size's race (claims/s, and its floor's ref moves/s), which the others are
     // compared with.
     let mut first_race: Option<(usize, (f64, f64))> = None;
@@ -173,6 +197,7 @@ fn main() {
             bench.mcp_calls(MCP_CALLS);
             bench.git(&["config", "--unset", "coord.online"]);
             bench.online_claims(scratch.path(), 4, 10);
+            bench.online_write_against_push(scratch.path(), &store.open_ids, runs);
         }
         // Last: the race and its floor create and delete thousands of files, which on some file
         // systems slows every file creation after them for hours. Local claims, as the floor's
@@ -953,6 +978,121 @@ impl Bench {
             total as f64 / elapsed,
             tries.attempts as f64 / total.max(1) as f64,
             doubles
+        );
+    }
+
+    /// One uncontended online claim (`task claim ID` in a clone that has fetched before, so the
+    /// claim is one push) against one `git push` of one small commit, both through a `git daemon`
+    /// on loopback, by turns: medians and their ratio. Claims the last `runs` of `open` in a
+    /// clone of a remote made for it, so the store's own tasks stay open.
+    fn online_write_against_push(&self, root: &Path, open: &[String], runs: usize) {
+        let name = "daemon";
+        self.bare_remote_of_tasks(root, name);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let exec_path = self.git(&["--exec-path"]);
+        let mut daemon = Command::new(Path::new(&exec_path).join("git-daemon"));
+        self.env(&mut daemon);
+        let daemon = daemon
+            .args([
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+                &format!("--port={port}"),
+                "--export-all",
+                "--enable=receive-pack",
+                &format!("--base-path={}", root.display()),
+            ])
+            .arg(root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git daemon starts");
+        // Stopped when this returns or panics: a daemon left listening outlives the benchmark.
+        struct Stop(std::process::Child);
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let _daemon = Stop(daemon);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "git daemon did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let url = format!("git://127.0.0.1:{port}/{name}-remote.git");
+        let claimer = self.clone_with_tasks(&url, &root.join("daemon-claimer"));
+        let pusher = self.clone_with_tasks(&url, &root.join("daemon-pusher"));
+        let in_dir = |dir: &Path, program: &str, args: &[&str]| {
+            let mut cmd = Command::new(program);
+            self.env(&mut cmd);
+            let out = cmd.current_dir(dir).args(args).output().expect("runs");
+            assert!(
+                out.status.success(),
+                "{program} {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        // The first contact stages the remote's tip; from then on a claim is a push.
+        in_dir(&claimer, BIN, &["fetch"]);
+        let mut parent = in_dir(&pusher, "git", &["rev-parse", "refs/coord/tasks"]);
+        let (mut claims, mut pushes) = (Vec::new(), Vec::new());
+        for id in open.iter().rev().take(runs) {
+            let started = Instant::now();
+            in_dir(&claimer, BIN, &["--agent", "bench", "task", "claim", id]);
+            claims.push(started.elapsed());
+            let blob = in_dir(
+                &pusher,
+                "sh",
+                &["-c", "date +%s%N | git hash-object -w --stdin"],
+            );
+            let tree = in_dir(
+                &pusher,
+                "sh",
+                &[
+                    "-c",
+                    &format!("printf '100644 blob {blob}\\tnote\\n' | git mktree"),
+                ],
+            );
+            parent = in_dir(
+                &pusher,
+                "git",
+                &[
+                    "-c",
+                    "user.name=Bench",
+                    "-c",
+                    "user.email=bench@example.com",
+                    "commit-tree",
+                    &tree,
+                    "-p",
+                    &parent,
+                    "-m",
+                    "one small commit",
+                ],
+            );
+            let started = Instant::now();
+            in_dir(
+                &pusher,
+                "git",
+                &[
+                    "push",
+                    "-q",
+                    "origin",
+                    &format!("{parent}:refs/heads/floor"),
+                ],
+            );
+            pushes.push(started.elapsed());
+        }
+        report("online claim ID (uncontended)", &claims);
+        report("floor: git push, one commit", &pushes);
+        println!(
+            "  {:<34} {:>8.2}x   (through git daemon on loopback; target <= 1.2x)",
+            "online write / git push",
+            median_ms(&claims) / median_ms(&pushes)
         );
     }
 

@@ -396,6 +396,73 @@ pub fn push_pending(repo: &Repo, remote: &Remote, roster: &Roster) -> Result<Opt
     }
 }
 
+/// Heartbeats this clone has not shared with `remote`, made ready to go along the push of a
+/// confirmed write (one connection for both): what to push and its lease, as [`push_pending`]
+/// would push it. None when there is nothing worth sending.
+pub fn pending_along(repo: &Repo, remote: &Remote) -> Result<Option<PendingPresence>> {
+    let Some(ours) = repo.ref_tip(PRESENCE_REF)? else {
+        return Ok(None);
+    };
+    let staged = repo.ref_tip(&remote.staged(PRESENCE_REF))?;
+    if staged == Some(ours) {
+        return Ok(None);
+    }
+    Ok(Some(match mode(repo, remote) {
+        Mode::Replace => PendingPresence {
+            ours,
+            staged,
+            sent: ours,
+            replace: true,
+        },
+        Mode::FastForward if worth_a_commit(repo, ours, staged)? => PendingPresence {
+            ours,
+            staged,
+            sent: fast_forward_of(repo, ours, staged)?,
+            replace: false,
+        },
+        Mode::FastForward => return Ok(None),
+    }))
+}
+
+/// Presence pushed along a write, see [`pending_along`].
+pub struct PendingPresence {
+    ours: Oid,
+    staged: Option<Oid>,
+    sent: Oid,
+    replace: bool,
+}
+
+impl PendingPresence {
+    /// The ref update to push along.
+    pub fn along(&self) -> crate::remote::transport::Along<'static> {
+        crate::remote::transport::Along {
+            refname: PRESENCE_REF,
+            new: self.sent,
+            lease: self.replace.then_some(self.staged),
+        }
+    }
+
+    /// Records that the remote took it: the staging ref moves to what was sent (and the local
+    /// ref too, when a fast-forward child was sent), each only if nobody moved it meanwhile.
+    pub fn landed(&self, repo: &Repo, remote: &Remote) -> Result<()> {
+        repo.cas_ref(
+            &remote.staged(PRESENCE_REF),
+            self.staged,
+            self.sent,
+            "coord: presence pushed",
+        )?;
+        if self.sent != self.ours {
+            repo.cas_ref(
+                PRESENCE_REF,
+                Some(self.ours),
+                self.sent,
+                "coord: presence pushed",
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// On a remote where every presence push adds a commit for good: whether `ours` holds a
 /// heartbeat that the remote lacks or has older by at least a quarter of its `stale_after`, so
 /// that the history grows by at most four commits per agent per `stale_after` from the

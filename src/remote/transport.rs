@@ -316,20 +316,84 @@ pub fn push(repo: &Repo, remote: &RemoteUrl, updates: &[(String, Oid)]) -> Resul
     args.push(remote.as_git_arg());
     args.extend(specs.iter().map(String::as_str));
     let out = repo.git(&args)?;
+    let refused: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with('!')).collect();
+    judge_push(remote, out.success, &refused, &out.stderr)
+}
+
+/// A ref pushed along with a write, best effort: `new` to `refname`, leased on `lease` when it
+/// replaces what is there (Some(None): the remote must not have it), fast-forward only if None.
+pub struct Along<'a> {
+    pub refname: &'a str,
+    pub new: Oid,
+    pub lease: Option<Option<Oid>>,
+}
+
+/// Pushes `refname` to `new` fast-forward only, in the same connection as `along`, each ref on
+/// its own (not atomic). The outcome is the write's, judged by its own ref alone as [`push`]
+/// judges; with it, whether `along` landed. The caller owns the retry.
+pub fn push_with(
+    repo: &Repo,
+    remote: &RemoteUrl,
+    (refname, new): (&str, Oid),
+    along: &Along<'_>,
+) -> Result<(Pushed, bool)> {
+    let lease = along.lease.map(|expected| {
+        format!(
+            "--force-with-lease={}:{}",
+            along.refname,
+            expected.map(|o| o.to_string()).unwrap_or_default()
+        )
+    });
+    let specs = [
+        format!("{new}:{refname}"),
+        format!("{}:{}", along.new, along.refname),
+    ];
+    let mut args = vec!["push", "--porcelain", "--no-verify"];
+    args.extend(lease.as_deref());
+    args.push(remote.as_git_arg());
+    args.extend(specs.iter().map(String::as_str));
+    let out = repo.git(&args)?;
     if out.success {
+        return judge_push(remote, true, &[], &out.stderr).map(|p| (p, true));
+    }
+    // --porcelain: a line `<flag>\t<from>:<to>\t<summary>` for each ref; `!` when refused.
+    let line_of = |name: &str| {
+        let to = format!(":{name}\t");
+        out.stdout
+            .lines()
+            .find(|l| l.contains(&to))
+            .map(|l| !l.starts_with('!'))
+    };
+    let along_landed = line_of(along.refname) == Some(true);
+    if line_of(refname) == Some(true) {
+        return judge_push(remote, true, &[], "").map(|p| (p, along_landed));
+    }
+    let to = format!(":{refname}\t");
+    let refused: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('!') && l.contains(&to))
+        .collect();
+    judge_push(remote, false, &refused, &out.stderr).map(|p| (p, along_landed))
+}
+
+/// What a push's outcome means for the write: accepted, lost a race (`Rejected`), or an error
+/// (a refusal on purpose, a remote that could not be reached), from whether git succeeded, the
+/// refused refs' porcelain lines and git's stderr.
+fn judge_push(remote: &RemoteUrl, success: bool, refused: &[&str], stderr: &str) -> Result<Pushed> {
+    if success {
         note_remote_lock("");
         *LAST_TRANSIENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
         return Ok(Pushed::Accepted);
     }
-    let refused: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with('!')).collect();
     // A remote that refuses on purpose (a hook, permissions) is an error; one that lost a race
     // for its own ref lock is a rejection like any other: fetch, merge, try again.
     let raced = |l: &&&str| RACED.iter().any(|why| l.contains(why));
     // The same words ("failed to update ref", "cannot lock ref") also come with a remote that
     // cannot write at all (permissions, a full disk): not a race.
-    let broken = BROKEN.iter().find(|b| out.stderr.contains(*b));
-    if broken.is_none() && transient(&out.stderr) {
-        let words = redact_urls(out.stderr.trim()).replace('\n', "; ");
+    let broken = BROKEN.iter().find(|b| stderr.contains(*b));
+    if broken.is_none() && transient(stderr) {
+        let words = redact_urls(stderr.trim()).replace('\n', "; ");
         tracing::debug!("push to {remote} failed for a race in git, retried: {words}");
         *LAST_TRANSIENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(words);
         return Ok(Pushed::Rejected);
@@ -341,14 +405,14 @@ pub fn push(repo: &Repo, remote: &RemoteUrl, updates: &[(String, Oid)]) -> Resul
     if !refused.is_empty() && !hard {
         // A race: the last failure is this one, not a transient one before it.
         *LAST_TRANSIENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        if let Some((lock, held)) = note_remote_lock(&out.stderr)
+        if let Some((lock, held)) = note_remote_lock(stderr)
             && held > crate::git::STALE_LOCK
         {
             return Err(remote_lock_error(remote, &lock, held));
         }
         return Ok(Pushed::Rejected);
     }
-    Err(push_error(remote, &refused, &out.stderr))
+    Err(push_error(remote, refused, stderr))
 }
 
 /// Pushes `new` to `refname`, replacing whatever is there only if it still is `expected` (as

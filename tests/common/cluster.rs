@@ -6,7 +6,7 @@ use std::process::{Child, Output, Stdio};
 
 use serde_json::Value;
 
-use super::{BIN, TestRepo, json, ok, stdout};
+use super::{BIN, GitDaemon, TestRepo, free_port, json, ok, stdout};
 
 pub struct Cluster {
     /// The first clone; also owns the temporary directory and the environment.
@@ -74,6 +74,20 @@ impl Cluster {
             cluster.ok(n, &["sync"]);
         }
         cluster
+    }
+
+    /// Serves the remote through a `git daemon` on loopback that logs its connections, and
+    /// points every clone's `origin` at it (`git://127.0.0.1:PORT/remote.git`).
+    pub fn through_git_daemon(&self) -> GitDaemon {
+        let port = free_port();
+        let base = self.origin.tmp();
+        let log = base.join("git-daemon.log");
+        let daemon = GitDaemon::start_logged(&self.origin, base, port, &log);
+        let url = format!("git://127.0.0.1:{port}/remote.git");
+        for clone in 0..self.clones.len() {
+            self.git(clone, &["remote", "set-url", "origin", &url]);
+        }
+        daemon
     }
 
     pub fn dir(&self, clone: usize) -> &Path {

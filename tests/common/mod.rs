@@ -523,11 +523,35 @@ pub fn free_port() -> u16 {
 /// `git://127.0.0.1:PORT/<path under the folder>`); stopped when dropped, a failing test too.
 pub struct GitDaemon {
     child: std::process::Child,
+    /// Where a daemon started with [`GitDaemon::start_logged`] writes its log.
+    log: Option<PathBuf>,
 }
 
 impl GitDaemon {
     /// Starts it with `repo`'s isolated environment and waits until it takes connections.
     pub fn start(repo: &TestRepo, base: &Path, port: u16) -> GitDaemon {
+        GitDaemon::launch(repo, base, port, None)
+    }
+
+    /// As [`GitDaemon::start`], logging every connection to `log`, for [`GitDaemon::requests`].
+    pub fn start_logged(repo: &TestRepo, base: &Path, port: u16, log: &Path) -> GitDaemon {
+        GitDaemon::launch(repo, base, port, Some(log))
+    }
+
+    /// The services asked of it so far, one per connection, in order: `upload-pack` for a
+    /// fetch, `receive-pack` for a push. Only for a daemon started with a log.
+    pub fn requests(&self) -> Vec<String> {
+        let log = self.log.as_ref().expect("a daemon started with a log");
+        // Logged before the service runs: a client that finished has its line written.
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.split("] Request ").nth(1))
+            .filter_map(|l| l.split(' ').next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn launch(repo: &TestRepo, base: &Path, port: u16, log: Option<&Path>) -> GitDaemon {
         // git-daemon itself, not `git daemon`: the `git` wrapper would run it as a child that
         // killing the wrapper leaves listening.
         let exec_path = stdout(&repo.git(&["--exec-path"])).trim().to_string();
@@ -541,14 +565,25 @@ impl GitDaemon {
                 "--enable=receive-pack",
                 &format!("--base-path={}", base.display()),
             ])
+            .args(
+                log.map(|_| ["--verbose", "--log-destination=stderr"])
+                    .iter()
+                    .flatten(),
+            )
             .arg(base)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(match log {
+                Some(log) => Stdio::from(std::fs::File::create(log).expect("the daemon's log")),
+                None => Stdio::null(),
+            })
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("git-daemon did not start ({e}): this test needs git's daemon: run tests/setup.sh")
             });
-        let mut daemon = GitDaemon { child };
+        let mut daemon = GitDaemon {
+            child,
+            log: log.map(Path::to_path_buf),
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             let ended = daemon.child.try_wait().expect("the daemon's state");
