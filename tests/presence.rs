@@ -884,6 +884,45 @@ fn a_server_that_refuses_presence_outright_is_an_error_naming_its_words() {
     assert!(!stdout(&out).contains("next sync"), "{}", stdout(&out));
 }
 
+/// A claim younger than stale_after proves that its holder was alive when it made it. An agent
+/// back from an outage longer than stale_after has its claim confirmed at the remote before its
+/// heartbeat gets there: found by the soak (tests/soak/run), where a clone took over a task 1.5 s
+/// after another clone's agent claimed it.
+#[test]
+fn a_claim_younger_than_stale_after_is_not_taken_over_before_its_heartbeat_arrives() {
+    let c = cluster(2);
+    c.config(0, "stale_after: 2s\n");
+    c.ok(0, &["agent", "register", "back", "--role", "dev"]);
+    let task = c.new_task(0, "Claimed as the outage ends");
+    c.ok(0, &["sync"]);
+    c.ok(1, &["agent", "register", "taker", "--role", "dev"]);
+    // From now on back's heartbeats never reach the remote; its claim does.
+    let hook = c.remote.join("hooks/update");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\ncase \"$1\" in refs/coord/presence) echo \"policy: not now\" >&2; exit 1;; esac\n",
+    )
+    .expect("the hook");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::thread::sleep(Duration::from_millis(2500));
+    let claimed = c.run(0, &["task", "claim", &task]);
+    let claimed_at = Instant::now();
+    ok(claimed, "back claims");
+
+    // back looks stale on the other clone, but its claim is newer than stale_after.
+    let err = fails(&c.run(1, &["task", "claim", &task]), 3);
+    assert!(err.contains("claimed by back"), "{err}");
+    let err = fails(&c.run(1, &["task", "claim", "--next"]), 3);
+    assert!(err.contains("no ready task"), "{err}");
+
+    // Silent for stale_after past its claim, it is taken over.
+    std::thread::sleep(Duration::from_millis(2500).saturating_sub(claimed_at.elapsed()));
+    let taken = c.json(1, &["task", "claim", "--next"]);
+    assert_eq!(field(&taken, "id"), Some(task.as_str()), "{taken}");
+    assert_eq!(field(&taken, "assignee"), Some("taker"), "{taken}");
+}
+
 #[test]
 fn a_late_done_of_a_task_taken_over_elsewhere_is_refused_at_the_remote() {
     let c = cluster(2);

@@ -388,6 +388,27 @@ impl<'c> Agents<'c> {
         }
     }
 
+    /// Whether a claim `holder` made at `claimed_at` is younger than the silence its heartbeat
+    /// allows: the holder was alive when the claim was confirmed, even if no heartbeat of that
+    /// time has arrived here (an online claim goes out before the heartbeat that comes with it,
+    /// so an agent back from an outage looks stale elsewhere for a moment). A retired holder, a
+    /// holder never seen, or a claim stamped in the future proves nothing.
+    pub fn claim_proves_alive(&self, holder: &str, claimed_at: Option<&str>) -> Result<bool> {
+        let Some(at) = claimed_at.and_then(crate::model::time::parse) else {
+            return Ok(false);
+        };
+        let view = self.show(holder)?;
+        let presence = self.presence();
+        let Some(beat) = presence.get(holder)? else {
+            return Ok(false);
+        };
+        if view.agent.status == AgentStatus::Retired {
+            return Ok(false);
+        }
+        let age = jiff::Timestamp::now().as_millisecond() - at.as_millisecond();
+        Ok(age >= 0 && age as u128 <= presence.silence_limit(&beat).as_millis())
+    }
+
     /// Records that `name` is alive now and, with a remote, shares it. An unreachable remote is
     /// not an error: the heartbeat is kept here and goes out with the next successful contact. A
     /// remote that refuses it is.

@@ -127,11 +127,15 @@ impl<'c> Presence<'c> {
             at = at.min(first); // a clock ahead counts from when it arrived here
         }
         at = at.min(now);
-        let limit = self
-            .stale_after
-            .min(Duration::from_secs(beat.stale_after.max(1)));
-        let stale = (now - at) as u128 > limit.as_millis();
+        let stale = (now - at) as u128 > self.silence_limit(beat).as_millis();
         (Some(seen), stale)
+    }
+
+    /// How long the writer of `beat` may stay silent, judged here: the shorter of its promise
+    /// and this clone's stale_after.
+    pub fn silence_limit(&self, beat: &Heartbeat) -> Duration {
+        self.stale_after
+            .min(Duration::from_secs(beat.stale_after.max(1)))
     }
 
     /// Exchanges presence with the coordination remote (none, or `--offline`: nothing).

@@ -231,7 +231,11 @@ impl<'c> Tasks<'c> {
                 return Ok((Change::default(), task)); // already ours: nothing to write
             }
             let takeover = match (task.state, task.assignee.clone()) {
-                (State::Claimed, Some(holder)) if stale()?.contains(&holder) => Some(holder),
+                (State::Claimed, Some(holder))
+                    if stale()?.contains(&holder) && !self.claim_is_fresh(&task)? =>
+                {
+                    Some(holder)
+                }
                 _ => {
                     check_claimable(&task)?;
                     None
@@ -372,7 +376,7 @@ impl<'c> Tasks<'c> {
                     continue;
                 }
                 let mut task = match self.load(now, &id) {
-                    Ok(task) if takeable(&task, &stale) => task,
+                    Ok(task) if takeable(&task, &stale) && !self.claim_is_fresh(&task)? => task,
                     Ok(_) => continue,
                     Err(Error::Malformed { .. } | Error::NewerFormat { .. }) => continue,
                     Err(e) => return Err(e),
@@ -404,6 +408,16 @@ impl<'c> Tasks<'c> {
         Ok(task)
     }
 
+    /// Whether `task` is claimed so recently that its holder, however stale it looks here, was
+    /// alive when it claimed: such a claim is not taken over (agents.rs, `claim_proves_alive`).
+    fn claim_is_fresh(&self, task: &Task) -> Result<bool> {
+        match (task.state, task.assignee.as_deref()) {
+            (State::Claimed, Some(holder)) => crate::ops::agents::Agents::new(self.coord)?
+                .claim_proves_alive(holder, task.claimed_at.as_deref()),
+            _ => Ok(false),
+        }
+    }
+
     /// The first of `candidates` that loads whole, and its place. A document the index could
     /// summarise may still fail to load (damage in a part listings do not read): it is skipped
     /// rather than let it block every claim.
@@ -415,7 +429,9 @@ impl<'c> Tasks<'c> {
     ) -> Result<Option<(Task, usize)>> {
         for (at, candidate) in candidates.iter().enumerate() {
             match self.load(snap, &candidate.id) {
-                Ok(task) if takeable(&task, stale) => return Ok(Some((task, at))),
+                Ok(task) if takeable(&task, stale) && !self.claim_is_fresh(&task)? => {
+                    return Ok(Some((task, at)));
+                }
                 // The list said it could be taken and the document says not: the document wins.
                 Ok(task) => {
                     tracing::warn!("task {} is {}: not taken", task.id, task.state.as_str())
