@@ -392,7 +392,9 @@ fn judge_push(remote: &RemoteUrl, success: bool, refused: &[&str], stderr: &str)
     // The same words ("failed to update ref", "cannot lock ref") also come with a remote that
     // cannot write at all (permissions, a full disk): not a race.
     let broken = BROKEN.iter().find(|b| stderr.contains(*b));
-    if broken.is_none() && transient(stderr) {
+    // Over smart HTTP the server's own words reach only the refused refs' porcelain lines
+    // (`[remote rejected] (unable to migrate objects ...)`), never stderr: both are read.
+    if broken.is_none() && (transient(stderr) || refused.iter().any(|l| transient(l))) {
         let words = redact_urls(stderr.trim()).replace('\n', "; ");
         tracing::debug!("push to {remote} failed for a race in git, retried: {words}");
         *LAST_TRANSIENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(words);
@@ -490,6 +492,21 @@ mod tests {
             "ERROR: Permission to x.git denied\nfatal: Could not read from remote repository."
         ));
         assert!(!transient("fatal: Could not read from remote repository."));
+    }
+
+    #[test]
+    fn a_race_said_only_in_the_porcelain_lines_is_a_lost_race() {
+        // Smart HTTP: git http-backend's stderr never reaches the client.
+        let remote = RemoteUrl::new("http://127.0.0.1:1/x.git");
+        let line = "!\trefs/coord/tasks:refs/coord/tasks\t[remote rejected] (unable to migrate objects to permanent storage)";
+        let judged = judge_push(&remote, false, &[line], "error: failed to push some refs");
+        assert_eq!(judged.expect("a race, not an error"), Pushed::Rejected);
+        let hook =
+            "!\trefs/coord/tasks:refs/coord/tasks\t[remote rejected] (pre-receive hook declined)";
+        assert!(
+            judge_push(&remote, false, &[hook], "").is_err(),
+            "a hook's refusal"
+        );
     }
 
     #[test]
