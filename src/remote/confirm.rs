@@ -193,7 +193,7 @@ fn push_write(repo: &crate::git::Repo, remote: &Remote, refname: &str, new: Oid)
 /// Waits before another try after `losses` lost races: a random time below the round trip the
 /// last push took, doubled for each loss up to eight round trips (at most [`MAX_PAUSE`]), so
 /// writers that collided spread out on a remote of any latency.
-fn pause(round_trip: Duration, losses: u32) {
+pub(crate) fn pause(round_trip: Duration, losses: u32) {
     let ceiling = round_trip
         .saturating_mul(1 << losses.saturating_sub(1).min(3))
         .min(MAX_PAUSE);

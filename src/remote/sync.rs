@@ -6,8 +6,8 @@ use crate::git::{Author, Cas, Oid, Repo};
 use crate::model::merge::Notice;
 use crate::remote::Courier;
 use crate::remote::merge::merge_trees;
-use crate::remote::transport::{MAX_TRIES, Pushed, Remote, fetch, push};
-use crate::store::{COORD_REFS, Retry, backoff};
+use crate::remote::transport::{Pushed, Remote, fetch, push};
+use crate::store::{COORD_REFS, Retry};
 
 /// What a sync did to one ref.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -95,7 +95,11 @@ pub fn merge_into_local(
 pub fn sync(repo: &Repo, remote: &Remote, courier: &dyn Courier) -> Result<SyncReport> {
     let mut notices = 0;
     let mut malformed = Vec::new();
-    for tries in 1..=MAX_TRIES {
+    // Bounded by time, as a confirmed write is: a team syncing at once (agents coming back
+    // from an outage together) keeps losing rounds for a while, and each round is a fetch and
+    // a push, so the pause between rounds scales with how long a push takes.
+    let started = std::time::Instant::now();
+    for tries in 1.. {
         fetch(repo, remote, &COORD_REFS)?;
         let mut refs = Vec::new();
         let mut pending = Vec::new();
@@ -124,6 +128,7 @@ pub fn sync(repo: &Repo, remote: &Remote, courier: &dyn Courier) -> Result<SyncR
                 _ => {}
             }
         }
+        let trip = std::time::Instant::now();
         match push(repo, &remote.name, &pending)? {
             Pushed::Accepted => {
                 for (refname, oid) in &pending {
@@ -139,14 +144,17 @@ pub fn sync(repo: &Repo, remote: &Remote, courier: &dyn Courier) -> Result<SyncR
                     malformed,
                 });
             }
-            Pushed::Rejected => backoff(tries + 3),
+            Pushed::Rejected if started.elapsed() >= crate::remote::confirm::CONFIRM_TIME => {
+                return Err(crate::remote::transport::gave_up(
+                    &remote.name,
+                    format!("the coordination refs at {}", remote.name),
+                    tries,
+                ));
+            }
+            Pushed::Rejected => crate::remote::confirm::pause(trip.elapsed(), tries),
         }
     }
-    Err(crate::remote::transport::gave_up(
-        &remote.name,
-        format!("the coordination refs at {}", remote.name),
-        MAX_TRIES,
-    ))
+    unreachable!("the rounds end by returning")
 }
 
 /// Fetches and merges, without pushing.
