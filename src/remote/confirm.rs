@@ -8,15 +8,9 @@ use crate::git::{Cas, Oid};
 use crate::remote::Courier;
 use crate::remote::presence::pending_along;
 use crate::remote::sync::merge_into_local;
+use crate::remote::transport::{CONFIRM_TIME, pause};
 use crate::remote::transport::{Pushed, Remote, fetch, is_refusal, push, push_with};
 use crate::store::{Actor, Change, PRESENCE_REF, Snapshot, Store};
-
-/// How long a confirmed write keeps trying while other writers win at the remote. Contention
-/// slows a write down; only a remote that keeps moving this long makes it give up.
-pub const CONFIRM_TIME: Duration = Duration::from_secs(120);
-
-/// The longest pause between two tries, whatever the round trip.
-const MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// How long after a refused push the writes of this clone to that ref fetch first: on a remote
 /// that others keep moving, a push on the tip last fetched would mostly be refused, and cost a
@@ -188,19 +182,6 @@ fn push_write(repo: &crate::git::Repo, remote: &Remote, refname: &str, new: Oid)
         Err(e) if is_refusal(&e) => alone(),
         Err(e) => Err(e),
     }
-}
-
-/// Waits before another try after `losses` lost races: a random time below the round trip the
-/// last push took, doubled for each loss up to eight round trips (at most [`MAX_PAUSE`]), so
-/// writers that collided spread out on a remote of any latency.
-pub(crate) fn pause(round_trip: Duration, losses: u32) {
-    let ceiling = round_trip
-        .saturating_mul(1 << losses.saturating_sub(1).min(3))
-        .min(MAX_PAUSE);
-    let mut bytes = [0u8; 4];
-    let _ = getrandom::fill(&mut bytes);
-    let fraction = f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX);
-    std::thread::sleep(ceiling.mul_f64(fraction));
 }
 
 /// Moves the local ref (and the staging ref) to a commit the remote accepted: a fast-forward of

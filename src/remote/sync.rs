@@ -144,14 +144,14 @@ pub fn sync(repo: &Repo, remote: &Remote, courier: &dyn Courier) -> Result<SyncR
                     malformed,
                 });
             }
-            Pushed::Rejected if started.elapsed() >= crate::remote::confirm::CONFIRM_TIME => {
+            Pushed::Rejected if started.elapsed() >= crate::remote::transport::CONFIRM_TIME => {
                 return Err(crate::remote::transport::gave_up(
                     &remote.name,
                     format!("the coordination refs at {}", remote.name),
                     tries,
                 ));
             }
-            Pushed::Rejected => crate::remote::confirm::pause(trip.elapsed(), tries),
+            Pushed::Rejected => crate::remote::transport::pause(trip.elapsed(), tries),
         }
     }
     unreachable!("the rounds end by returning")

@@ -476,6 +476,26 @@ fn push_error(remote: &RemoteUrl, refused: &[&str], stderr: &str) -> Error {
     )
 }
 
+/// How long a confirmed write keeps trying while other writers win at the remote. Contention
+/// slows a write down; only a remote that keeps moving this long makes it give up.
+pub const CONFIRM_TIME: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The longest pause between two tries, whatever the round trip.
+const MAX_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits before another try after `losses` lost races: a random time below the round trip the
+/// last push took, doubled for each loss up to eight round trips (at most [`MAX_PAUSE`]), so
+/// writers that collided spread out on a remote of any latency.
+pub fn pause(round_trip: std::time::Duration, losses: u32) {
+    let ceiling = round_trip
+        .saturating_mul(1 << losses.saturating_sub(1).min(3))
+        .min(MAX_PAUSE);
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    let fraction = f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX);
+    std::thread::sleep(ceiling.mul_f64(fraction));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
