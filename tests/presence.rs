@@ -967,6 +967,41 @@ fn a_late_done_of_a_task_taken_over_elsewhere_is_refused_at_the_remote() {
     assert_eq!(field(&shown, "state"), Some("done"), "{shown}");
 }
 
+/// After an outage of the remote longer than stale_after, every agent looks stale to every
+/// other, and a task one finished while the remote was gone (kept in its clone) was taken over and
+/// done again elsewhere: found by the soak. A clone that could not reach the remote within
+/// stale_after takes no live agent's task over: the others had no way to be heard either.
+#[test]
+fn after_an_outage_no_clone_takes_over_until_the_others_could_be_heard() {
+    let c = cluster(2);
+    c.config(0, "stale_after: 2s\n");
+    c.ok(0, &["agent", "register", "worker", "--role", "dev"]);
+    let task = c.new_task(0, "Finished during the outage");
+    c.ok(0, &["task", "claim", &task]);
+    c.ok(1, &["agent", "register", "taker", "--role", "dev"]);
+    c.ok(1, &["sync"]);
+
+    // The remote goes away for longer than stale_after; both clones try to reach it.
+    let moved = c.remote.with_extension("away");
+    std::fs::rename(&c.remote, &moved).expect("the remote goes away");
+    let kept = stderr(&ok(c.run(0, &["task", "done", &task]), "done, kept here"));
+    assert!(kept.contains("next `git coord sync`"), "{kept}");
+    fails(&c.run(1, &["task", "claim", "--next"]), 1);
+    std::thread::sleep(Duration::from_millis(2500));
+    std::fs::rename(&moved, &c.remote).expect("the remote comes back");
+
+    // Back: worker looks stale to taker, but taker itself just could not reach the remote.
+    let out = c.run(1, &["task", "claim", &task]);
+    let err = fails(&out, 3);
+    assert!(err.contains("claimed by worker"), "{err}");
+    // worker's done goes out with its next contact; nothing was done twice.
+    c.ok(0, &["sync"]);
+    c.ok(1, &["sync"]);
+    let shown = json(&c.ok(1, &["task", "show", &task, "--json"]));
+    assert_eq!(field(&shown, "state"), Some("done"), "{shown}");
+    assert_eq!(field(&shown, "assignee"), Some("worker"), "{shown}");
+}
+
 /// The heartbeat documents of a presence tree, by file name, in the repository at `dir`.
 fn presence_entries(repo: &TestRepo, dir: &Path) -> Vec<String> {
     let out = ok(

@@ -368,6 +368,23 @@ impl<'c> Agents<'c> {
     /// remote meanwhile still counts.
     pub fn stale_for_takeover(&self) -> Result<HashSet<String>> {
         let all = self.list(true)?.0;
+        // A clone that could not reach the remote within the silence limit judges no live
+        // agent by its silence: their heartbeats were as stuck as its own, and what they did
+        // meanwhile (a task done, kept here until it could go out) may not have arrived yet.
+        // Retired holders are not judged by silence, so they stay takeable.
+        if let Some(remote) = self.coord.confirm_remote()?
+            && crate::remote::transport::unreachable_within(
+                &self.coord.repo,
+                &remote.name,
+                crate::ops::presence::stale_after(self.coord),
+            )
+        {
+            return Ok(all
+                .into_iter()
+                .filter(|v| v.agent.status == AgentStatus::Retired)
+                .map(|v| v.agent.name)
+                .collect());
+        }
         let silent_active = all
             .iter()
             .any(|v| v.stale && v.agent.status == AgentStatus::Active);

@@ -92,7 +92,7 @@ pub fn fetch(repo: &Repo, remote: &Remote, refs: &[&str]) -> Result<()> {
     let mut tries = 0;
     loop {
         tries += 1;
-        match fetch_once(repo, remote, refs) {
+        match noting_unreachable(repo, &remote.name, fetch_once(repo, remote, refs)) {
             Err(Error::Remote { why, .. })
                 if LOCAL_REF_RACE.iter().any(|r| why.contains(r))
                     && (tries < MAX_TRIES || std::time::Instant::now() < deadline) =>
@@ -317,7 +317,11 @@ pub fn push(repo: &Repo, remote: &RemoteUrl, updates: &[(String, Oid)]) -> Resul
     args.extend(specs.iter().map(String::as_str));
     let out = repo.git(&args)?;
     let refused: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with('!')).collect();
-    judge_push(remote, out.success, &refused, &out.stderr)
+    noting_unreachable(
+        repo,
+        remote,
+        judge_push(remote, out.success, &refused, &out.stderr),
+    )
 }
 
 /// A ref pushed along with a write, best effort: `new` to `refname`, leased on `lease` when it
@@ -374,7 +378,12 @@ pub fn push_with(
         .lines()
         .filter(|l| l.starts_with('!') && l.contains(&to))
         .collect();
-    judge_push(remote, false, &refused, &out.stderr).map(|p| (p, along_landed))
+    noting_unreachable(
+        repo,
+        remote,
+        judge_push(remote, false, &refused, &out.stderr),
+    )
+    .map(|p| (p, along_landed))
 }
 
 /// What a push's outcome means for the write: accepted, lost a race (`Rejected`), or an error
@@ -494,6 +503,41 @@ pub fn pause(round_trip: std::time::Duration, losses: u32) {
     let _ = getrandom::fill(&mut bytes);
     let fraction = f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX);
     std::thread::sleep(ceiling.mul_f64(fraction));
+}
+
+/// Where this clone marks when it last could not reach `remote` (the file's time).
+fn unreachable_mark(repo: &Repo, remote: &RemoteUrl) -> std::path::PathBuf {
+    let name: String = remote
+        .redacted()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(100)
+        .collect();
+    repo.common_dir().join("coord/unreachable").join(name)
+}
+
+/// `outcome` as it is; a failure that is not the remote refusing on purpose (it could not be
+/// reached, or broke) is marked first, for [`unreachable_within`].
+fn noting_unreachable<T>(repo: &Repo, remote: &RemoteUrl, outcome: Result<T>) -> Result<T> {
+    if let Err(e @ Error::Remote { .. }) = &outcome
+        && !is_refusal(e)
+    {
+        let mark = unreachable_mark(repo, remote);
+        if let Some(dir) = mark.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&mark, crate::model::time::now());
+    }
+    outcome
+}
+
+/// Whether this clone failed to reach `remote` within the last `window`.
+pub fn unreachable_within(repo: &Repo, remote: &RemoteUrl, window: std::time::Duration) -> bool {
+    std::fs::metadata(unreachable_mark(repo, remote))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|at| at.elapsed().ok())
+        .is_some_and(|age| age <= window)
 }
 
 #[cfg(test)]
