@@ -899,7 +899,8 @@ impl<'c> Checkpoints<'c> {
             failed.output_tail
         );
         let key = format!("gate-failed:{}:{}:{}", checkpoint.seq, m.agent, m.commit);
-        Messages::new(self.coord).deliver_notice(
+        crate::ops::notices::deliver(
+            self.coord,
             &key,
             &m.agent,
             &subject,

@@ -242,19 +242,6 @@ impl<'c> Messages<'c> {
         })
     }
 
-    /// Files a message from git-coord itself: see [`crate::ops::notices::deliver`].
-    pub fn deliver_notice(
-        &self,
-        key: &str,
-        to: &str,
-        subject: &str,
-        body: &str,
-        about: NoticeAbout<'_>,
-        at: &str,
-    ) -> Result<()> {
-        crate::ops::notices::deliver(self.coord, key, to, subject, body, about, at)
-    }
-
     /// The agents a target reaches, and the task when the target is one (`#ID`).
     fn recipients(&self, target: &str, sender: &str) -> Result<(Vec<String>, Option<String>)> {
         let target = target.trim();

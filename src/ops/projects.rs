@@ -1343,7 +1343,6 @@ impl<'c> Projects<'c> {
             }
         }
         let own = self.own_id();
-        let messages = Messages::new(self.coord);
         let mut report = Vec::new();
         for (project, wanted) in followed {
             let Some(p) = projects.iter().find(|p| p.name == project) else {
@@ -1405,7 +1404,8 @@ impl<'c> Projects<'c> {
                         changes(p, &own, old.as_ref(), &new, &old_thread, &thread)
                     {
                         for agent in &to {
-                            messages.deliver_notice(
+                            crate::ops::notices::deliver(
+                                self.coord,
                                 &format!("{key}:{agent}"),
                                 agent,
                                 &subject,
@@ -1530,7 +1530,8 @@ impl<'c> Projects<'c> {
                 }
             }
         };
-        Messages::new(self.coord).deliver_notice(
+        crate::ops::notices::deliver(
+            self.coord,
             &format!("outbox-dropped:{}", queued.id),
             &author,
             &format!("Your queued {} did not reach {}", queued.describe(), p.name),
