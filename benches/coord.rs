@@ -1040,8 +1040,28 @@ impl Bench {
         // The first contact stages the remote's tip; from then on a claim is a push.
         in_dir(&claimer, BIN, &["fetch"]);
         let mut parent = in_dir(&pusher, "git", &["rev-parse", "refs/coord/tasks"]);
+        // Only tasks still open there: the MCP session and the online claims before this took
+        // some of the store's open tasks.
+        let listed = in_dir(
+            &claimer,
+            BIN,
+            &["task", "list", "--state", "open", "--json"],
+        );
+        let still_open: std::collections::HashSet<String> =
+            serde_json::from_str::<serde_json::Value>(&listed)
+                .expect("json")
+                .as_array()
+                .expect("a list")
+                .iter()
+                .filter_map(|t| t["id"].as_str().map(str::to_string))
+                .collect();
         let (mut claims, mut pushes) = (Vec::new(), Vec::new());
-        for id in open.iter().rev().take(runs) {
+        for id in open
+            .iter()
+            .rev()
+            .filter(|id| still_open.contains(*id))
+            .take(runs)
+        {
             let started = Instant::now();
             in_dir(&claimer, BIN, &["--agent", "bench", "task", "claim", id]);
             claims.push(started.elapsed());
