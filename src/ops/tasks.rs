@@ -511,11 +511,11 @@ impl<'c> Tasks<'c> {
         })
     }
 
-    /// Marks a task done, then releases the leases taken for it (a second write, on
-    /// refs/coord/leases: killed in between, or failing, the leases simply run to their expiry,
-    /// and a failure is a warning: the task is done either way).
-    /// Marks a task done, releases its leases and tells its creator and followers. What a
-    /// workflow does next is [`crate::ops::work::done`]'s, which users' commands go through.
+    /// Marks a task done, then releases the leases taken for it and tells its creator and
+    /// followers. The release is a second write, on refs/coord/leases, that only tidies up: a
+    /// lease follows its task and ends with it (leases.rs, `bound_by_task`), so a kill in between
+    /// or a failed release (a warning) leaves no lease in anyone's way. What a workflow does next
+    /// is [`crate::ops::work::done`]'s, which users' commands go through.
     pub fn mark_done(&self, input: &str, summary: Option<String>, force: bool) -> Result<Task> {
         let task = self.finish(input, summary, force)?;
         if let Err(e) = crate::ops::leases::Leases::new(self.coord).release_for_task(&task.id) {
