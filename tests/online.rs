@@ -191,3 +191,44 @@ fn an_online_claim_fails_at_once_when_the_daemon_is_gone() {
     );
     assert_eq!(cluster.json(0, &["task", "show", &task])["state"], "open");
 }
+
+/// A sync fetches every coordination ref the remote has, presence included, in one connection,
+/// whichever of them it lacks; the presence exchange after it does not fetch again.
+#[test]
+fn a_sync_is_one_fetch_whichever_refs_the_remote_has() {
+    let cluster = Cluster::new(2);
+    cluster.ok(0, &["task", "new", "a task"]);
+    let daemon = cluster.through_git_daemon();
+    // The remote has only some coordination refs yet, and no presence.
+    let before = daemon.requests().len();
+    cluster.ok(0, &["sync"]);
+    let first = daemon.requests()[before..].to_vec();
+    assert_eq!(
+        first.iter().filter(|r| *r == "upload-pack").count(),
+        1,
+        "one fetch: {first:?}"
+    );
+    cluster.ok(1, &["sync"]);
+    // Nothing new anywhere: one fetch, nothing else.
+    let before = daemon.requests().len();
+    cluster.ok(1, &["sync"]);
+    assert_eq!(daemon.requests()[before..], ["upload-pack"]);
+    // With a heartbeat: presence arrives in that fetch and goes in one push.
+    cluster.ok(0, &["agent", "register", "ann", "--role", "dev"]);
+    cluster.ok(0, &["--offline", "--agent", "ann", "agent", "heartbeat"]);
+    let before = daemon.requests().len();
+    cluster.ok(0, &["sync"]);
+    let seen = daemon.requests()[before..].to_vec();
+    assert_eq!(
+        seen.iter().filter(|r| *r == "upload-pack").count(),
+        1,
+        "one fetch: {seen:?}"
+    );
+    let before = daemon.requests().len();
+    let out = cluster.ok(1, &["sync"]);
+    assert_eq!(daemon.requests()[before..], ["upload-pack"], "{out}");
+    assert!(
+        cluster.ok(1, &["agent", "list"]).contains("ann"),
+        "ann's registration and heartbeat came in that one fetch"
+    );
+}

@@ -241,8 +241,9 @@ fn share_presence(
     remote: &crate::remote::Remote,
     push: bool,
 ) -> Result<crate::remote::presence::Exchanged> {
+    // Called after the sync's or fetch's own fetch of every coordination ref, presence too.
     crate::ops::presence::Presence::new(coord, crate::ops::presence::stale_after(coord))
-        .share_with(remote, push)
+        .share_fetched(remote, push)
 }
 
 fn presence_json(presence: &Result<crate::remote::presence::Exchanged>) -> serde_json::Value {

@@ -111,7 +111,7 @@ pub fn fetch_for_view(coord: &Coord) -> Result<Option<Fetched>> {
     let fetched = crate::remote::fetch_and_merge(&coord.repo, &remote, &Notices::new(coord))
         .and_then(|_| {
             crate::ops::presence::Presence::new(coord, crate::ops::presence::stale_after(coord))
-                .share_with(&remote, false)
+                .share_fetched(&remote, false)
         });
     let report = Fetched {
         remote: remote.name.to_string(),

@@ -148,7 +148,17 @@ impl<'c> Presence<'c> {
 
     /// Fetches and merges the presence of `remote`, and pushes this clone's when `push`.
     pub fn share_with(&self, remote: &Remote, push: bool) -> Result<Exchanged> {
-        let done = exchange_with(&self.coord.repo, remote, push, &roster(self.coord))?;
+        self.exchange(remote, push, false)
+    }
+
+    /// [`Presence::share_with`] right after a fetch of every coordination ref of `remote`
+    /// (`sync`, `fetch`), which brought its presence too: merged without fetching again.
+    pub fn share_fetched(&self, remote: &Remote, push: bool) -> Result<Exchanged> {
+        self.exchange(remote, push, true)
+    }
+
+    fn exchange(&self, remote: &Remote, push: bool, fetched: bool) -> Result<Exchanged> {
+        let done = exchange_with(&self.coord.repo, remote, push, fetched, &roster(self.coord))?;
         self.note_arrivals(&done.arrived);
         Ok(done)
     }

@@ -267,22 +267,27 @@ fn tree_entry_count(repo: &Repo, commit: Option<Oid>) -> Result<usize> {
 /// Fetches the remote's presence, merges it into the local one and pushes the result, until the
 /// remote accepts or [`MAX_TRIES`] rounds are spent.
 pub fn exchange(repo: &Repo, remote: &Remote, roster: &Roster) -> Result<Exchanged> {
-    exchange_with(repo, remote, true, roster)
+    exchange_with(repo, remote, true, false, roster)
 }
 
 /// Fetches the remote's presence and merges it into the local one, pushing the result when
 /// `push` (else the local ref may hold heartbeats the remote lacks, sent on the next exchange).
-/// What `roster` does not keep is dropped from the result.
+/// What `roster` does not keep is dropped from the result. With `fetched`, the caller has just
+/// fetched the remote's presence (a sync fetches it with the coordination refs): the first round
+/// reads that instead of fetching again.
 pub fn exchange_with(
     repo: &Repo,
     remote: &Remote,
     push: bool,
+    fetched: bool,
     roster: &Roster,
 ) -> Result<Exchanged> {
     let staged_name = remote.staged(PRESENCE_REF);
     let mut arrived: BTreeMap<String, Heartbeat> = BTreeMap::new();
     for attempt in 1..=MAX_TRIES {
-        fetch(repo, remote, &[PRESENCE_REF])?;
+        if attempt > 1 || !fetched {
+            fetch(repo, remote, &[PRESENCE_REF])?;
+        }
         let theirs = repo.ref_tip(&staged_name)?;
         let ours = repo.ref_tip(PRESENCE_REF)?;
         if ours == theirs && !roster.overflows(repo, ours)? {

@@ -113,10 +113,14 @@ pub fn fetch(repo: &Repo, remote: &Remote, refs: &[&str]) -> Result<()> {
 const LOCAL_REF_RACE: [&str; 3] = ["cannot lock ref", "but expected", "Unable to create"];
 
 fn fetch_once(repo: &Repo, remote: &Remote, refs: &[&str]) -> Result<()> {
-    let specs: Vec<String> = refs
-        .iter()
-        .map(|r| format!("+{r}:{}", remote.staged(r)))
-        .collect();
+    // Several refs: every coordination ref the remote has (presence included, for the exchange
+    // that follows a sync), in one connection whichever of them it lacks. Named one by one, a
+    // ref the remote lacks fails the whole fetch, and each ref then cost a connection of its
+    // own (a first filing into a project that never ran git-coord opened seven).
+    let specs: Vec<String> = match refs.len() {
+        1 => vec![format!("+{}:{}", refs[0], remote.staged(refs[0]))],
+        _ => vec![format!("+refs/coord/*:{}*", remote.staging)],
+    };
     let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
     if refs.len() > 1 {
         args.push("--prune");
