@@ -132,12 +132,9 @@ fn fetch_once(repo: &Repo, remote: &Remote, refs: &[&str]) -> Result<()> {
     let out = repo.git(&args)?;
     if !out.success {
         // A ref the remote lacks is not an error: it has no coordination state of that kind.
+        // (Only a single ref is named; several are fetched by a glob, which never misses.)
         if out.stderr.contains("couldn't find remote ref") {
-            if refs.len() > 1 {
-                for r in refs {
-                    fetch(repo, remote, &[r])?;
-                }
-            } else if repo.ref_tip(&remote.staged(refs[0]))?.is_some() {
+            if repo.ref_tip(&remote.staged(refs[0]))?.is_some() {
                 repo.delete_ref(&remote.staged(refs[0]))?;
             }
             return Ok(());
