@@ -804,13 +804,7 @@ impl<'c> Projects<'c> {
             if record.is_some() {
                 return Ok(());
             }
-            let mut docs = Vec::new();
-            for (refname, change) in changes() {
-                for (path, bytes) in change.docs {
-                    let blob = repo.write_blob(bytes.as_deref().unwrap_or_default())?;
-                    docs.push((refname.to_string(), path, blob));
-                }
-            }
+            let docs = written_docs(repo, changes())?;
             let filing = Filing {
                 url: p.url.redacted().into_owned(),
                 task: task_id.clone(),
@@ -850,13 +844,7 @@ impl<'c> Projects<'c> {
                     return Err(e);
                 };
                 held.queue()?;
-                let mut docs = Vec::new();
-                for (refname, change) in changes() {
-                    for (path, bytes) in change.docs {
-                        let blob = repo.write_blob(bytes.as_deref().unwrap_or_default())?;
-                        docs.push((refname.to_string(), path, blob));
-                    }
-                }
+                let docs = written_docs(repo, changes())?;
                 crate::store::foreign::keep_queued(repo, &p.name, &task_id, &docs)?;
                 drop(held); // the next sync takes it up
                 self.coord.warn(format!(
@@ -1136,15 +1124,11 @@ impl<'c> Projects<'c> {
         let repo = &self.coord.repo;
         let copy = self.copy_for_outbox(p, unreachable)?;
         let (changes, msg) = build(&copy)?;
-        let mut kept = Vec::new();
-        let mut docs = Vec::new();
-        for (refname, change) in changes {
-            for (path, bytes) in change.docs {
-                let blob = repo.write_blob(bytes.as_deref().unwrap_or_default())?;
-                kept.push((refname.to_string(), path.clone(), blob));
-                docs.push((path, blob.to_string()));
-            }
-        }
+        let kept = written_docs(repo, changes)?;
+        let docs = kept
+            .iter()
+            .map(|(_, path, blob)| (path.clone(), blob.to_string()))
+            .collect();
         crate::store::foreign::keep_queued(repo, &p.name, &msg.id, &kept)?;
         queue_write(
             repo,
@@ -1645,6 +1629,22 @@ impl<'c> Projects<'c> {
         })?;
         Ok(true)
     }
+}
+
+/// The documents of `changes` written as blobs: (ref, path, blob), for a record of a write that
+/// goes out later (a filing, the outbox).
+fn written_docs(
+    repo: &crate::git::Repo,
+    changes: Vec<(&'static str, Change)>,
+) -> Result<Vec<(String, String, Oid)>> {
+    let mut docs = Vec::new();
+    for (refname, change) in changes {
+        for (path, bytes) in change.docs {
+            let blob = repo.write_blob(bytes.as_deref().unwrap_or_default())?;
+            docs.push((refname.to_string(), path, blob));
+        }
+    }
+    Ok(docs)
 }
 
 /// Whether `e` says a project could not be reached (its remote missing, a network down), not
