@@ -224,6 +224,14 @@ fn task_json(t: &crate::model::task::Task) -> Value {
     })
 }
 
+/// A task's thread as `task_show` gives it: each message's id, sender and subject.
+fn thread_json(thread: &[crate::model::message::Message]) -> Value {
+    thread
+        .iter()
+        .map(|m| json!({ "id": m.id, "from": m.from, "subject": m.subject }))
+        .collect()
+}
+
 #[tool_router]
 impl CoordServer {
     pub fn new(dir: PathBuf, agent: Option<String>, offline: bool) -> Self {
@@ -366,12 +374,7 @@ impl CoordServer {
                 v["fetched"] = json!(p.fetched);
                 v["description"] = json!(t.description);
                 v["comments"] = json!(t.comments);
-                v["messages"] = json!(
-                    thread
-                        .iter()
-                        .map(|m| json!({ "id": m.id, "from": m.from, "subject": m.subject }))
-                        .collect::<Vec<_>>()
-                );
+                v["messages"] = thread_json(&thread);
                 return Ok(v);
             }
             let t = Tasks::new(c).show(&a.id)?;
@@ -387,12 +390,7 @@ impl CoordServer {
             }
             v["description"] = json!(t.description);
             v["comments"] = json!(t.comments);
-            v["messages"] = json!(
-                thread
-                    .iter()
-                    .map(|m| json!({ "id": m.id, "from": m.from, "subject": m.subject }))
-                    .collect::<Vec<_>>()
-            );
+            v["messages"] = thread_json(&thread);
             v["artifacts"] = json!(
                 artifacts
                     .iter()
