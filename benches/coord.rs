@@ -476,6 +476,20 @@ impl Bench {
             .env_remove("GIT_COORD_AGENT");
     }
 
+    /// Runs `program` with `args` in `dir`, in the benchmark's environment; insists it succeeds
+    /// and returns its output, trimmed.
+    fn run_in(&self, dir: &Path, program: &str, args: &[&str]) -> String {
+        let mut cmd = Command::new(program);
+        self.env(&mut cmd);
+        let out = cmd.current_dir(dir).args(args).output().expect("runs");
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     fn git(&self, args: &[&str]) -> String {
         let mut cmd = Command::new("git");
         self.env(&mut cmd);
@@ -1026,17 +1040,7 @@ impl Bench {
         let url = format!("git://127.0.0.1:{port}/{name}-remote.git");
         let claimer = self.clone_with_tasks(&url, &root.join("daemon-claimer"));
         let pusher = self.clone_with_tasks(&url, &root.join("daemon-pusher"));
-        let in_dir = |dir: &Path, program: &str, args: &[&str]| {
-            let mut cmd = Command::new(program);
-            self.env(&mut cmd);
-            let out = cmd.current_dir(dir).args(args).output().expect("runs");
-            assert!(
-                out.status.success(),
-                "{program} {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
+        let in_dir = |dir: &Path, program: &str, args: &[&str]| self.run_in(dir, program, args);
         // The first contact stages the remote's tip; from then on a claim is a push.
         in_dir(&claimer, BIN, &["fetch"]);
         let mut parent = in_dir(&pusher, "git", &["rev-parse", "refs/coord/tasks"]);
@@ -1442,14 +1446,7 @@ impl Bench {
         let remote = root.join("sync-remote.git");
         let other = root.join("sync-other");
         let run = |dir: &Path, program: &str, args: &[&str]| {
-            let mut cmd = Command::new(program);
-            self.env(&mut cmd);
-            let out = cmd.current_dir(dir).args(args).output().expect("runs");
-            assert!(
-                out.status.success(),
-                "{program} {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            self.run_in(dir, program, args);
         };
         run(
             root,
