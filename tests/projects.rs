@@ -108,6 +108,18 @@ fn json_of(out: &str) -> Value {
     json(out)
 }
 
+/// Files a task titled `title` into beads as alice, from A; returns its full id there.
+fn file_into_beads(a1: &TestRepo, title: &str) -> String {
+    let filed = a1.coord_as_ok("alice", &["task", "new", "--project", "beads", title]);
+    let id = filed
+        .trim()
+        .strip_prefix("beads:")
+        .expect("NAME:ID")
+        .to_string();
+    assert!(is_full_id(&id), "{filed}");
+    id
+}
+
 /// Subjects of an agent's inbox (all messages).
 fn subjects(inbox: &Value) -> Vec<String> {
     array(inbox["messages"].clone())
@@ -765,12 +777,7 @@ fn two_clones_filing_at_once_while_the_other_project_writes_lose_nothing() {
 fn a_change_seen_first_by_task_show_fetch_is_still_told_on_the_next_sync() {
     let world = World::new(|_| None);
     let (a1, b1) = (&world.a1, &world.b1);
-    let filed = a1.coord_as_ok("alice", &["task", "new", "--project", "beads", "a bug"]);
-    let b_task = filed
-        .trim()
-        .strip_prefix("beads:")
-        .expect("NAME:ID")
-        .to_string();
+    let b_task = file_into_beads(a1, "a bug");
     a1.coord_ok(&["sync"]);
     b1.coord_ok(&["init"]);
     b1.coord_ok(&["sync"]);
@@ -920,12 +927,7 @@ fn a_password_in_a_url_is_never_shown_nor_stored() {
 fn a_reply_to_a_notice_travels_home_to_the_other_project() {
     let world = World::new(|_| None);
     let (a1, b1) = (&world.a1, &world.b1);
-    let filed = a1.coord_as_ok("alice", &["task", "new", "--project", "beads", "a bug"]);
-    let b_task = filed
-        .trim()
-        .strip_prefix("beads:")
-        .expect("NAME:ID")
-        .to_string();
+    let b_task = file_into_beads(a1, "a bug");
     a1.coord_ok(&["sync"]);
     b1.coord_ok(&["init"]);
     b1.coord_ok(&["sync"]);
@@ -1030,18 +1032,8 @@ fn a_reply_to_a_notice_travels_home_to_the_other_project() {
 fn damaged_entries_of_the_other_project_are_named_as_its_own() {
     let world = World::new(|_| None);
     let (a1, b1) = (&world.a1, &world.b1);
-    let filed = a1.coord_as_ok("alice", &["task", "new", "--project", "beads", "a bug"]);
-    let b_task = filed
-        .trim()
-        .strip_prefix("beads:")
-        .expect("NAME:ID")
-        .to_string();
-    let other = a1.coord_as_ok("alice", &["task", "new", "--project", "beads", "another"]);
-    let other = other
-        .trim()
-        .strip_prefix("beads:")
-        .expect("NAME:ID")
-        .to_string();
+    let b_task = file_into_beads(a1, "a bug");
+    let other = file_into_beads(a1, "another");
     let waits = a1.new_task("waits", &["--dep", &format!("beads:{b_task}")]);
     a1.coord_ok(&["sync"]);
     b1.coord_ok(&["init"]);
@@ -1594,12 +1586,7 @@ fn mcp_calls(repo: &TestRepo, dir: &Path, calls: &[(&str, Value)]) -> Vec<Value>
 fn mcp_tools_reach_another_projects_task_and_say_where_a_task_came_from() {
     let world = World::new(|_| None);
     let (a1, b1) = (&world.a1, &world.b1);
-    let filed = a1.coord_as_ok("alice", &["task", "new", "--project", "beads", "a bug"]);
-    let b_task = filed
-        .trim()
-        .strip_prefix("beads:")
-        .expect("NAME:ID")
-        .to_string();
+    let b_task = file_into_beads(a1, "a bug");
     let foreign = format!("beads:{b_task}");
     let answers = mcp_calls(
         a1,
