@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo bench --bench coord` (options after `--`: `--sizes 10000,100000 --runs 15`;
 //! `--only online-write` times only the uncontended online write against `git push`, and
-//! `--only online-claims` only the online claims of 4 clones at once, at the first size).
+//! `--only online-claims` only the online claims of 4 clones at once, and `--only under-load`
+//! only the claims under load, at the first size).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -118,7 +119,10 @@ fn main() {
                 bench.online_write_against_push(scratch.path(), &store.open_ids, runs);
             }
             "online-claims" => bench.online_claims(scratch.path(), 4, 10),
-            other => panic!("--only {other}: the parts run alone are online-write, online-claims"),
+            "under-load" => bench.claims_under_load(scratch.path(), 60),
+            other => panic!(
+                "--only {other}: the parts run alone are online-write, online-claims, under-load"
+            ),
         }
         if keep {
             println!("stores kept in {}", scratch.keep().display());
