@@ -91,6 +91,16 @@ pub enum Error {
         what: String,
         why: String,
     },
+    /// A write kept in this clone because the coordination remote could not be reached: it goes
+    /// out with the next sync, and nobody else knows of it until then.
+    #[error(
+        "{what}: written in this clone but not confirmed at {remote}, which could not be reached ({why})"
+    )]
+    Unconfirmed {
+        what: String,
+        remote: String,
+        why: String,
+    },
     /// Something about a related project: unreachable, refusing, malformed, an id not found.
     #[error("project {project} ({url}): {why}")]
     Project {
@@ -189,6 +199,9 @@ impl Error {
             ),
             Error::Remote { .. } => {
                 "check the remote's URL and your access (`git remote -v`, `git fetch`); local state is as it was, and a later `git coord sync` picks up where this stopped; `--offline` works locally".into()
+            }
+            Error::Unconfirmed { .. } => {
+                "run the same command again once the remote can be reached: it confirms what was kept here, writing nothing twice (`git coord sync` also sends it); until then the others do not know of it, and after `stale_after` another agent may take the task over".into()
             }
             Error::TeamStopped { .. } => "`git coord resume` lets the team claim again".into(),
             Error::Project { hint, .. } | Error::Refused { hint, .. } => hint.clone(),

@@ -952,19 +952,62 @@ fn a_late_done_of_a_task_taken_over_elsewhere_is_refused_at_the_remote() {
     let shown = json(&c.ok(1, &["task", "show", &other, "--json"]));
     assert_eq!(field(&shown, "state"), Some("done"), "{shown}");
 
-    // With the remote gone, a done is kept here, said, and goes out with the next sync.
+    // With the remote gone, a done is kept here and said, exit 1: nobody else knows of it yet.
+    // Done again once the remote is back confirms it; then the next sync has nothing to add.
     let third = c.new_task(0, "Offline finish");
     c.ok(0, &["task", "claim", &third]);
     let moved = c.remote.with_extension("away");
     std::fs::rename(&c.remote, &moved).expect("the remote goes away");
-    let out = c.run(0, &["task", "done", &third]);
-    let kept = stderr(&ok(out, "task done with the remote gone"));
-    assert!(kept.contains("next `git coord sync`"), "{kept}");
+    let kept = fails(&c.run(0, &["task", "done", &third]), 1);
+    assert!(kept.contains("not confirmed at origin"), "{kept}");
+    assert!(kept.contains("run the same command again"), "{kept}");
+    let here = json(&c.ok(0, &["task", "show", &third, "--json"]));
+    assert_eq!(field(&here, "state"), Some("done"), "{here}");
     std::fs::rename(&moved, &c.remote).expect("the remote comes back");
-    c.ok(0, &["sync"]);
+    c.ok(0, &["task", "done", &third]);
     c.ok(1, &["sync"]);
     let shown = json(&c.ok(1, &["task", "show", &third, "--json"]));
     assert_eq!(field(&shown, "state"), Some("done"), "{shown}");
+    // Done again of a done at the remote writes nothing.
+    let before = c.git(0, &["rev-parse", "refs/coord/tasks"]);
+    c.ok(0, &["task", "done", &third]);
+    assert_eq!(c.git(0, &["rev-parse", "refs/coord/tasks"]), before);
+}
+
+/// One clone cut off from the remote (the others reach it) for longer than stale_after: its
+/// agent looks silent, another takes its task over and finishes it. The cut-off agent's done is
+/// kept in its clone and exits 1, and its done again after the cut is refused: only one done
+/// of the task ever exits 0, and the merge keeps that one. Found by the soak (a partition).
+#[test]
+fn a_done_kept_in_a_cut_off_clone_never_doubles_a_takeover() {
+    let c = cluster(2);
+    c.config(0, "stale_after: 1s\n");
+    c.ok(0, &["agent", "register", "cut", "--role", "dev"]);
+    let task = c.new_task(0, "Cut off while working");
+    c.ok(0, &["task", "claim", &task]);
+    c.ok(1, &["agent", "register", "taker", "--role", "dev"]);
+    c.ok(1, &["sync"]);
+
+    let url = c.git(0, &["remote", "get-url", "origin"]);
+    let nowhere = c.remote.with_extension("nowhere");
+    c.git(0, &["remote", "set-url", "origin", nowhere.to_str().expect("utf-8")]);
+    let kept = fails(&c.run(0, &["task", "done", &task, "--summary", "mine"]), 1);
+    assert!(kept.contains("not confirmed at origin"), "{kept}");
+    std::thread::sleep(Duration::from_millis(2000));
+    let taken = c.json(1, &["task", "claim", &task]);
+    assert_eq!(field(&taken, "assignee"), Some("taker"), "{taken}");
+    c.ok(1, &["task", "done", &task, "--summary", "theirs"]);
+
+    c.git(0, &["remote", "set-url", "origin", &url]);
+    let err = fails(&c.run(0, &["task", "done", &task]), 3);
+    assert!(err.contains("taker took it over"), "{err}");
+    c.ok(0, &["sync"]);
+    c.ok(1, &["sync"]);
+    for clone in 0..2 {
+        let shown = json(&c.ok(clone, &["task", "show", &task, "--json"]));
+        assert_eq!(field(&shown, "assignee"), Some("taker"), "{shown}");
+        assert_eq!(field(&shown, "summary"), Some("theirs"), "{shown}");
+    }
 }
 
 /// After an outage of the remote longer than stale_after, every agent looks stale to every
@@ -984,8 +1027,8 @@ fn after_an_outage_no_clone_takes_over_until_the_others_could_be_heard() {
     // The remote goes away for longer than stale_after; both clones try to reach it.
     let moved = c.remote.with_extension("away");
     std::fs::rename(&c.remote, &moved).expect("the remote goes away");
-    let kept = stderr(&ok(c.run(0, &["task", "done", &task]), "done, kept here"));
-    assert!(kept.contains("next `git coord sync`"), "{kept}");
+    let kept = fails(&c.run(0, &["task", "done", &task]), 1);
+    assert!(kept.contains("not confirmed at origin"), "{kept}");
     fails(&c.run(1, &["task", "claim", "--next"]), 1);
     std::thread::sleep(Duration::from_millis(2500));
     std::fs::rename(&moved, &c.remote).expect("the remote comes back");

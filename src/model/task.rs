@@ -907,7 +907,7 @@ mod forward_compat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rule {
     /// Moves with the claim (state, assignee, ...): done beats everything, then the earliest
-    /// claim; the whole group comes from one side.
+    /// claim (the latest among dones); the whole group comes from one side.
     Claim,
     /// Union of the comments, by comment id, in time order.
     Comments,
@@ -945,7 +945,7 @@ const CLAIM_FIELDS: [&str; 5] = ["state", "assignee", "claimed_at", "summary", "
 
 /// Merges two versions of a task that forked at `base`. Fields changed on one side are taken;
 /// comments and history are unions; labels and dependencies merge as sets; the claim fields
-/// move as one (done beats everything, then the earliest claim); anything else changed on both
+/// move as one ([`settle_claims`]); anything else changed on both
 /// sides goes to the side updated last (then a stable tie-break) and is recorded as a conflict.
 pub fn merge_task(base: Option<&Task>, ours: &Task, theirs: &Task) -> (Task, Option<Notice>) {
     let to_map = |t: &Task| -> Map<String, Value> {
@@ -1079,6 +1079,10 @@ pub fn merge_task(base: Option<&Task>, ours: &Task, theirs: &Task) -> (Task, Opt
 }
 
 /// Which of two different claim states wins, and whether it was a race between two claims.
+/// Done beats claimed, blocked and open. Among claims the earliest wins: the remote took it
+/// first. Among dones the latest claim wins: a later claim by another agent is a takeover,
+/// which fences off the earlier holder, whose done could only have been kept in a clone cut off
+/// from the remote (one that reached it would have kept the task from being taken over).
 fn settle_claims<'t>(a: &'t Task, b: &'t Task) -> (&'t Task, &'t Task, bool) {
     let rank = |t: &Task| match t.state {
         State::Done => 3,
@@ -1087,17 +1091,29 @@ fn settle_claims<'t>(a: &'t Task, b: &'t Task) -> (&'t Task, &'t Task, bool) {
         State::Open => 0,
     };
     let race = a.state == State::Claimed && b.state == State::Claimed && a.assignee != b.assignee;
-    let key = |t: &'t Task| {
+    let both_done = a.state == State::Done && b.state == State::Done;
+    // A missing claim time sorts last among claims and first among dones: it never wins a tie.
+    let claimed_at = |t: &Task| match (&t.claimed_at, both_done) {
+        (Some(at), _) => at.clone(),
+        (None, false) => "~".into(),
+        (None, true) => String::new(),
+    };
+    let by_claim = match both_done {
+        false => claimed_at(a).cmp(&claimed_at(b)),
+        true => claimed_at(b).cmp(&claimed_at(a)),
+    };
+    let rest = |t: &'t Task| {
         (
-            std::cmp::Reverse(rank(t)),
-            // Among claims, the earliest wins; a missing time sorts last.
-            t.claimed_at.clone().unwrap_or_else(|| "~".into()),
             t.assignee.clone().unwrap_or_default(),
             t.summary.clone(),
             t.block_reason.clone(),
         )
     };
-    if key(a) <= key(b) {
+    let order = rank(b)
+        .cmp(&rank(a))
+        .then(by_claim)
+        .then_with(|| rest(a).cmp(&rest(b)));
+    if order.is_le() {
         (a, b, race)
     } else {
         (b, a, race)
@@ -1166,6 +1182,50 @@ mod merge_tests {
         assert_eq!(ab.assignee.as_deref(), Some("bob"));
         assert_eq!(na, nb);
         assert!(matches!(na, Some(Notice::LostClaim { ref loser, .. }) if loser == "alice"));
+    }
+
+    /// A holder cut off from the remote kept its done; meanwhile another agent took the task
+    /// over (a later claim) and finished it. The takeover's done holds, whichever side merges,
+    /// and the kept one is recorded as a conflict.
+    #[test]
+    fn between_two_dones_the_takeover_holds() {
+        let base = task(
+            State::Claimed,
+            Some("cut"),
+            Some("2026-01-01T00:00:01Z"),
+            "t",
+            "2026-01-01T00:00:01Z",
+        );
+        let mut kept = task(
+            State::Done,
+            Some("cut"),
+            Some("2026-01-01T00:00:01Z"),
+            "t",
+            "2026-01-01T00:00:09Z",
+        );
+        kept.summary = Some("mine".into());
+        let mut taken = task(
+            State::Done,
+            Some("taker"),
+            Some("2026-01-01T00:00:05Z"),
+            "t",
+            "2026-01-01T00:00:07Z",
+        );
+        taken.summary = Some("theirs".into());
+        let (m1, n1) = merge_task(Some(&base), &kept, &taken);
+        let (m2, n2) = merge_task(Some(&base), &taken, &kept);
+        assert_eq!(m1, m2);
+        assert_eq!((n1, n2), (None, None));
+        assert_eq!(m1.assignee.as_deref(), Some("taker"));
+        assert_eq!(m1.summary.as_deref(), Some("theirs"));
+        assert_eq!(m1.conflicts.len(), 1, "the kept done is recorded");
+        // A done without a claim time never beats one with it.
+        let mut unclaimed = kept.clone();
+        unclaimed.claimed_at = None;
+        let (m3, _) = merge_task(Some(&base), &unclaimed, &taken);
+        let (m4, _) = merge_task(Some(&base), &taken, &unclaimed);
+        assert_eq!(m3, m4);
+        assert_eq!(m3.assignee.as_deref(), Some("taker"));
     }
 
     #[test]

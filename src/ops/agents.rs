@@ -190,6 +190,7 @@ impl<'c> Agents<'c> {
                 }
                 Ok((write_change(&agent, "spawn", &actor.agent), agent.clone()))
             })
+            .map(|kept| kept.warned(self.coord, |a| format!("agent {} registered", a.name)))
         });
         match registered {
             Ok(agent) => {
@@ -600,7 +601,8 @@ impl<'c> Agents<'c> {
                 current.status = AgentStatus::Retired;
                 current.retired = Some(time::now());
                 Ok((write_change(&current, "retire", &actor.agent), current))
-            })?;
+            })?
+            .warned(self.coord, |a| format!("agent {} retired", a.name));
         Ok(retired)
     }
 
@@ -617,7 +619,8 @@ impl<'c> Agents<'c> {
             current.status = AgentStatus::Retired;
             current.retired = Some(time::now());
             Ok((write_change(&current, "retire", &actor.agent), current))
-        })?;
+        })?
+        .warned(self.coord, |a| format!("agent {} retired", a.name));
         // The document is data: git is never run in the path it names. Only this checkout's own
         // identity file, or its main worktree's, is removed, and only if it names this agent.
         let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());

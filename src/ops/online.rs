@@ -38,33 +38,68 @@ pub fn update_or_repick<T>(
     }
 }
 
+/// What [`update_or_keep`] did: the operation's value, and, when the remote could not be
+/// reached, which remote and why: then the write was kept here alone, to go out with the next
+/// sync.
+pub struct Kept<T> {
+    pub value: T,
+    pub unreached: Option<(String, String)>,
+}
+
+impl<T> Kept<T> {
+    /// The error that says the write `what` was kept here, not confirmed; None when it was.
+    pub fn unconfirmed(&self, what: impl FnOnce(&T) -> String) -> Option<crate::error::Error> {
+        let (remote, why) = self.unreached.clone()?;
+        Some(crate::error::Error::Unconfirmed {
+            what: what(&self.value),
+            remote,
+            why,
+        })
+    }
+
+    /// The value, with a kept write said as a warning.
+    pub fn warned(self, coord: &Coord, what: impl FnOnce(&T) -> String) -> T {
+        if let Some(e) = self.unconfirmed(what) {
+            coord.warn(e.to_string());
+        }
+        self.value
+    }
+}
+
 /// As [`update`], for a write that must not wait for the network to hold (a task done,
 /// released or blocked): confirmed at the remote when it can be reached, else written here
-/// alone, with a warning, to go out with the next sync. A remote that refuses it on purpose,
-/// or keeps winning, is an error as for any confirmed write.
+/// alone, to go out with the next sync, and said in [`Kept::unconfirmed`]. A remote that refuses
+/// it on purpose, or keeps winning, is an error as for any confirmed write.
 pub fn update_or_keep<T>(
     coord: &Coord,
     store: &Store,
     actor: &Actor,
     mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
-) -> Result<T> {
+) -> Result<Kept<T>> {
     let Some(remote) = coord.confirm_remote()? else {
-        return store.update(actor, op);
+        let value = store.update(actor, op)?;
+        return Ok(Kept {
+            value,
+            unreached: None,
+        });
     };
     match confirmed_update(store, &remote, &Notices::new(coord), actor, &mut op) {
         Err(e @ crate::error::Error::Remote { .. })
             if !crate::remote::transport::is_refusal(&e) =>
         {
             let value = store.update(actor, op)?;
-            coord.warn(format!(
-                "not confirmed at the remote, which could not be reached ({e}): written here, it goes out with the next `git coord sync`"
-            ));
-            Ok(value)
+            Ok(Kept {
+                value,
+                unreached: Some((remote.name.to_string(), e.to_string())),
+            })
         }
         Ok(value) => {
             crate::ops::presence::Presence::new(coord, crate::ops::presence::stale_after(coord))
                 .share_pending(&remote);
-            Ok(value)
+            Ok(Kept {
+                value,
+                unreached: None,
+            })
         }
         Err(e) => Err(e),
     }

@@ -19,6 +19,15 @@ pub use crate::store::TASKS_REF;
 const CONFIRMED_OPS: [&str; 5] = ["done", "release", "block", "reopen", "assign"];
 const MAX_TITLE: usize = 200;
 
+/// What `done` did: the task as it is now; whether this call finished it (false for a `done`
+/// again of a task this agent had finished); and, when the remote could not be reached, the
+/// error that says the done was kept in this clone, not confirmed.
+pub struct Finished {
+    pub task: Task,
+    pub first: bool,
+    pub unconfirmed: Option<Error>,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct NewTask {
     pub title: String,
@@ -516,8 +525,19 @@ impl<'c> Tasks<'c> {
     /// lease follows its task and ends with it (leases.rs, `bound_by_task`), so a kill in between
     /// or a failed release (a warning) leaves no lease in anyone's way. What a workflow does next
     /// is [`crate::ops::work::done`]'s, which users' commands go through.
-    pub fn mark_done(&self, input: &str, summary: Option<String>, force: bool) -> Result<Task> {
-        let task = self.finish(input, summary, force)?;
+    ///
+    /// `done` again of a task this agent finished is not a second done: see [`Tasks::done_again`].
+    pub fn mark_done(&self, input: &str, summary: Option<String>, force: bool) -> Result<Finished> {
+        if let Some(task) = self.done_again(input)? {
+            return Ok(Finished {
+                task,
+                first: false,
+                unconfirmed: None,
+            });
+        }
+        let kept = self.finish(input, summary, force)?;
+        let unconfirmed = kept.unconfirmed(|t| format!("task {} done", t.id));
+        let task = kept.value;
         if let Err(e) = crate::ops::leases::Leases::new(self.coord).release_for_task(&task.id) {
             self.coord.warn(format!(
                 "task {} is done, but its leases were not released ({e}); they run to their expiry, or `git coord lease release ID` frees them",
@@ -525,11 +545,61 @@ impl<'c> Tasks<'c> {
             ));
         }
         self.tell_creator(&task, "done", task.summary.as_deref());
-        Ok(task)
+        Ok(Finished {
+            task,
+            first: true,
+            unconfirmed,
+        })
     }
 
-    fn finish(&self, input: &str, summary: Option<String>, force: bool) -> Result<Task> {
-        self.mutate(input, "done", |task, actor| {
+    /// `done` of a task this agent has finished already writes nothing new. A done kept in this
+    /// clone while the remote could not be reached goes out now, merged with whatever the remote
+    /// holds: confirmed when it is still this agent's there, else refused (another agent took
+    /// the task over meanwhile and finished it). One already at the remote is only reported.
+    /// None when the task is not done by this agent here.
+    fn done_again(&self, input: &str) -> Result<Option<Task>> {
+        let actor = self.coord.actor()?;
+        let here = self.show(input)?;
+        let mine = |t: &Task| t.state == State::Done && t.assignee.as_ref() == Some(&actor.agent);
+        if !mine(&here) {
+            return Ok(None);
+        }
+        let Some(remote) = self.coord.confirm_remote()? else {
+            return Ok(Some(here));
+        };
+        let path = Task::path(&here.id);
+        let staged = self.store.snapshot_of(&remote.staged(TASKS_REF))?;
+        if let Some(bytes) = self.store.read(&staged, &path)?
+            && mine(&Task::from_yaml(&bytes, TASKS_REF, &path)?)
+        {
+            return Ok(Some(here));
+        }
+        let kept = crate::ops::online::update_or_keep(self.coord, &self.store, &actor, |_| {
+            Ok((Change::default(), ()))
+        })?;
+        if let Some(e) = kept.unconfirmed(|_| format!("task {} done", here.id)) {
+            return Err(e);
+        }
+        let now = self.show(&here.id)?;
+        match mine(&now) {
+            true => Ok(Some(now)),
+            false => Err(wrong_state(
+                &now,
+                &format!(
+                    "{} took it over while your done was kept in this clone, and theirs holds",
+                    now.assignee.as_deref().unwrap_or("another agent")
+                ),
+            )),
+        }
+    }
+
+    fn finish(
+        &self,
+        input: &str,
+        summary: Option<String>,
+        force: bool,
+    ) -> Result<crate::ops::online::Kept<Task>> {
+        self.mutate_kept(input, "done", |task, actor, _, _| {
             if task.state == State::Done {
                 return Err(wrong_state(task, "it is already done"));
             }
@@ -909,8 +979,21 @@ impl<'c> Tasks<'c> {
         &self,
         input: &str,
         op: &str,
-        mut apply: impl FnMut(&mut Task, &Actor, &Self, &Snapshot) -> Result<Option<String>>,
+        apply: impl FnMut(&mut Task, &Actor, &Self, &Snapshot) -> Result<Option<String>>,
     ) -> Result<Task> {
+        Ok(self
+            .mutate_kept(input, op, apply)?
+            .warned(self.coord, |t| format!("task {} {op}", t.id)))
+    }
+
+    /// As [`Tasks::mutate_with`], saying when an operation that ends or hands back a claim was
+    /// kept here because the remote could not be reached.
+    fn mutate_kept(
+        &self,
+        input: &str,
+        op: &str,
+        mut apply: impl FnMut(&mut Task, &Actor, &Self, &Snapshot) -> Result<Option<String>>,
+    ) -> Result<crate::ops::online::Kept<Task>> {
         let actor = self.coord.actor()?;
         let prefix = id::parse_prefix(input)?;
         let write = |snap: &Snapshot| {
@@ -924,7 +1007,10 @@ impl<'c> Tasks<'c> {
         // racing the holder's own late write then has exactly one winner there.
         match CONFIRMED_OPS.contains(&op) {
             true => crate::ops::online::update_or_keep(self.coord, &self.store, &actor, write),
-            false => self.store.update(&actor, write),
+            false => Ok(crate::ops::online::Kept {
+                value: self.store.update(&actor, write)?,
+                unreached: None,
+            }),
         }
     }
 

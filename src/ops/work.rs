@@ -14,14 +14,24 @@ use crate::ops::workflows;
 /// told), then what a workflow does next: ask for the checkpoint a stage leads to, start the
 /// next review round, finish the epic whose last task it was. What follows the done never fails
 /// it: it is said as a warning.
+///
+/// A done kept in this clone because the remote could not be reached is an error (exit 1) after
+/// all of this ran here: the others do not know of it until it goes out, and meanwhile the task
+/// may be taken over. `done` again confirms it ([`Tasks::mark_done`]).
 pub fn done(tasks: &Tasks, input: &str, summary: Option<String>, force: bool) -> Result<Task> {
-    let task = tasks.mark_done(input, summary, force)?;
-    let coord = tasks.coord();
-    workflows::request_checkpoint(coord, &task);
-    // A review round may add a task to the workflow: only then is it judged finished.
-    workflows::next_review_round(coord, &task);
-    workflows::finish_epic(coord, &task);
-    Ok(task)
+    let finished = tasks.mark_done(input, summary, force)?;
+    let task = finished.task;
+    if finished.first {
+        let coord = tasks.coord();
+        workflows::request_checkpoint(coord, &task);
+        // A review round may add a task to the workflow: only then is it judged finished.
+        workflows::next_review_round(coord, &task);
+        workflows::finish_epic(coord, &task);
+    }
+    match finished.unconfirmed {
+        Some(e) => Err(e),
+        None => Ok(task),
+    }
 }
 
 /// Returns a task to open. A workflow stage goes back to whoever did it (claimed for them

@@ -514,7 +514,10 @@ pub fn finish_epic(coord: &Coord, task: &Task) {
             )),
             true,
         )?;
-        finish_epic(coord, &finished); // an epic inside another
+        if let Some(e) = finished.unconfirmed {
+            coord.warn(e.to_string());
+        }
+        finish_epic(coord, &finished.task); // an epic inside another
         Ok(())
     };
     if let Err(e) = finish() {

@@ -116,7 +116,12 @@ impl<'r> Store<'r> {
     }
 
     pub fn snapshot(&self) -> Result<Snapshot> {
-        let tip = self.repo.ref_tip(self.refname)?;
+        self.snapshot_of(self.refname)
+    }
+
+    /// A snapshot of another ref holding this store's documents (a remote's copy in staging).
+    pub fn snapshot_of(&self, refname: &str) -> Result<Snapshot> {
+        let tip = self.repo.ref_tip(refname)?;
         let tree = match tip {
             Some(tip) => Some(self.repo.commit_tree(tip)?),
             None => None,
