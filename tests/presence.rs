@@ -311,21 +311,18 @@ fn an_unreachable_remote_does_not_fail_a_heartbeat_which_goes_out_on_the_next_co
     assert_eq!(seen["last_seen"]["clone"], "laptop");
 }
 
-#[test]
-fn a_clock_far_ahead_keeps_an_agent_live_only_until_stale_after_past_its_arrival() {
-    let c = cluster(2);
-    c.config(1, "stale_after: 1s\n");
-    c.ok(0, &["agent", "register", "ahead", "--role", "dev"]);
-    // A heartbeat stamped in 2099, as a clone with a clock far ahead would write it.
-    let doc =
-        "format: 1\nagent: ahead\nat: 2099-01-01T00:00:00.000Z\nclone: future\nstale_after: 3600\n";
+/// Pushes, with plain git, a presence tree holding one heartbeat of `agent` stamped `at` by
+/// `clone`, as a clone whose clock is off would write it; no command of the agent's own clone
+/// refreshes it.
+fn push_heartbeat(c: &Cluster, agent: &str, at: &str, clone: &str) {
+    let doc = format!("format: 1\nagent: {agent}\nat: {at}\nclone: {clone}\nstale_after: 3600\n");
     let blob = c
         .origin
         .git_with_input(&["hash-object", "-w", "--stdin"], &[], doc.as_bytes());
     let inner = c.origin.git_with_input(
         &["mktree"],
         &[],
-        format!("100644 blob {blob}\tahead.yaml\n").as_bytes(),
+        format!("100644 blob {blob}\t{agent}.yaml\n").as_bytes(),
     );
     let tree = c.origin.git_with_input(
         &["mktree"],
@@ -335,7 +332,6 @@ fn a_clock_far_ahead_keeps_an_agent_live_only_until_stale_after_past_its_arrival
     let commit = c
         .origin
         .git_ok(&["commit-tree", tree.as_str(), "-m", "presence"]);
-    // Plain git, so that no command of clone 0 (ahead's own) refreshes the heartbeat.
     c.origin.git_ok(&[
         "push",
         "-q",
@@ -343,6 +339,14 @@ fn a_clock_far_ahead_keeps_an_agent_live_only_until_stale_after_past_its_arrival
         "origin",
         &format!("{commit}:refs/coord/presence"),
     ]);
+}
+
+#[test]
+fn a_clock_far_ahead_keeps_an_agent_live_only_until_stale_after_past_its_arrival() {
+    let c = cluster(2);
+    c.config(1, "stale_after: 1s\n");
+    c.ok(0, &["agent", "register", "ahead", "--role", "dev"]);
+    push_heartbeat(&c, "ahead", "2099-01-01T00:00:00.000Z", "future");
     c.ok(1, &["sync"]);
     let arrived = Instant::now();
     let seen = c.agent(1, "ahead");
@@ -353,6 +357,28 @@ fn a_clock_far_ahead_keeps_an_agent_live_only_until_stale_after_past_its_arrival
         seen["stale"], true,
         "a heartbeat from 2099 kept it live: {seen}"
     );
+}
+
+/// A clone whose clock is an hour behind writes heartbeats that look an hour old: judged by
+/// their stamps, its live agents would be stale everywhere at once and taken over. Found by the
+/// soak's clock skew. A heartbeat counts from when it arrived.
+#[test]
+fn a_clock_behind_does_not_make_a_live_agent_stale() {
+    let c = cluster(2);
+    c.config(1, "stale_after: 2s\n");
+    c.ok(0, &["agent", "register", "behind", "--role", "dev"]);
+    let hour_ago = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1))
+        .strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        .to_string();
+    push_heartbeat(&c, "behind", &hour_ago, "slow-clock");
+    c.ok(1, &["sync"]);
+    let arrived = Instant::now();
+    let seen = c.agent(1, "behind");
+    assert_eq!(seen["last_seen"]["clone"], "slow-clock", "{seen}");
+    assert_eq!(seen["stale"], false, "a clock behind made it stale: {seen}");
+    std::thread::sleep(Duration::from_millis(2500).saturating_sub(arrived.elapsed()));
+    let seen = c.agent(1, "behind");
+    assert_eq!(seen["stale"], true, "silent past stale_after: {seen}");
 }
 
 #[test]
@@ -990,7 +1016,15 @@ fn a_done_kept_in_a_cut_off_clone_never_doubles_a_takeover() {
 
     let url = c.git(0, &["remote", "get-url", "origin"]);
     let nowhere = c.remote.with_extension("nowhere");
-    c.git(0, &["remote", "set-url", "origin", nowhere.to_str().expect("utf-8")]);
+    c.git(
+        0,
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            nowhere.to_str().expect("utf-8"),
+        ],
+    );
     let kept = fails(&c.run(0, &["task", "done", &task, "--summary", "mine"]), 1);
     assert!(kept.contains("not confirmed at origin"), "{kept}");
     std::thread::sleep(Duration::from_millis(2000));

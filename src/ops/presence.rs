@@ -1,7 +1,8 @@
 //! Presence: heartbeats in refs/coord/presence, shared with every clone through the remote, and
 //! how this clone judges them (docs/SEMANTICS.md, "Presence"). The writer's clock stamps a
-//! heartbeat; this clone's clock judges its age; a heartbeat stamped after the moment this clone
-//! first fetched it (a clock ahead) counts from that moment instead.
+//! heartbeat, but a heartbeat fetched from another clone is judged by when it first arrived here,
+//! by this clone's clock alone: a writer's clock ahead or behind, or this clone's, then moves no
+//! agent's liveness.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -122,11 +123,14 @@ impl<'c> Presence<'c> {
             here: beat.clone == clone_name(self.coord),
         };
         let now = jiff::Timestamp::now().as_millisecond();
-        let mut at = beat.at_millis().unwrap_or(i64::MIN / 2);
-        if let Some(first) = self.first_fetched(beat) {
-            at = at.min(first); // a clock ahead counts from when it arrived here
+        // Another clone's clock and this one's need not agree: what was fetched counts from
+        // when it arrived here. Without that record (this clone's own heartbeats, or one
+        // fetched before arrivals were kept), the stamp, never in the future.
+        let at = match self.first_fetched(beat) {
+            Some(first) => first,
+            None => beat.at_millis().unwrap_or(i64::MIN / 2),
         }
-        at = at.min(now);
+        .min(now);
         let stale = (now - at) as u128 > self.silence_limit(beat).as_millis();
         (Some(seen), stale)
     }
@@ -173,7 +177,7 @@ impl<'c> Presence<'c> {
         }
     }
 
-    /// Remembers when heartbeats first arrived here, so a clock ahead cannot keep an agent live.
+    /// Remembers when heartbeats first arrived here: their age is judged from then.
     pub fn note_arrivals(&self, arrived: &[Heartbeat]) {
         if arrived.is_empty() {
             return;
