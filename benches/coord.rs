@@ -1192,10 +1192,15 @@ impl Bench {
         let mut claims = claims.into_inner().expect("lock");
         claims.sort();
         let longest = claims.last().copied().unwrap_or_default();
+        let p90 = claims
+            .get(claims.len() * 9 / 10)
+            .copied()
+            .unwrap_or_default();
         println!(
-            "  {:<34} {:>8.2} s median   (max {:.2} s; {} claims; {} of {} commands exited 1; 16 writers and a sync loop in one clone, {secs} s)",
+            "  {:<34} {:>8.2} s median   (p90 {:.2} s, max {:.2} s; {} claims; {} of {} commands exited 1; 16 writers and a sync loop in one clone, {secs} s)",
             "claim --next under load",
             median_ms(&claims) / 1000.0,
+            p90.as_secs_f64(),
             longest.as_secs_f64(),
             claims.len(),
             failed.into_inner(),
