@@ -883,7 +883,9 @@ fn on_a_server_that_only_fast_forwards_a_heartbeating_agent_is_never_taken_over(
     let synced = c.ok(0, &["sync"]);
     assert!(!synced.contains("next sync"), "{synced}");
 
-    // live goes silent: past stale_after it is taken over.
+    // live goes silent: past stale_after from when its last heartbeat reached the other clone,
+    // it is taken over there.
+    c.ok(1, &["sync"]);
     std::thread::sleep(Duration::from_secs(3));
     let taken = c.json(1, &["task", "claim", &task]);
     assert_eq!(field(&taken, "assignee"), Some("taker"), "{taken}");
@@ -998,6 +1000,40 @@ fn a_late_done_of_a_task_taken_over_elsewhere_is_refused_at_the_remote() {
     let before = c.git(0, &["rev-parse", "refs/coord/tasks"]);
     c.ok(0, &["task", "done", &third]);
     assert_eq!(c.git(0, &["rev-parse", "refs/coord/tasks"]), before);
+}
+
+/// A clone whose clock was set back: its next heartbeat, stamped by the clock, would lose every
+/// merge to the one stamped before, and its agent would look silent until the clock passed it.
+/// A heartbeat is stamped just after this clone's last one instead, and counts as new.
+#[test]
+fn a_clock_set_back_still_gets_heartbeats_through() {
+    let c = cluster(2);
+    c.config(1, "stale_after: 2s\n");
+    c.ok(0, &["agent", "register", "setback", "--role", "dev"]);
+    let clone = c.agent(0, "setback")["last_seen"]["clone"]
+        .as_str()
+        .expect("a clone name")
+        .to_string();
+    let hour_ahead = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1))
+        .strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        .to_string();
+    push_heartbeat(&c, "setback", &hour_ahead, &clone);
+    c.ok(0, &["sync"]);
+    c.ok(1, &["sync"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(c.agent(1, "setback")["stale"], true);
+    let beat = c.json(0, &["--agent", "setback", "agent", "heartbeat"]);
+    assert!(
+        beat["last_seen"]["at"].as_str() > Some(hour_ahead.as_str()),
+        "{beat}"
+    );
+    c.ok(0, &["sync"]);
+    c.ok(1, &["sync"]);
+    let seen = c.agent(1, "setback");
+    assert_eq!(
+        seen["stale"], false,
+        "its heartbeat did not get through: {seen}"
+    );
 }
 
 /// One clone cut off from the remote (the others reach it) for longer than stale_after: its

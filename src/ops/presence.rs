@@ -77,12 +77,27 @@ impl<'c> Presence<'c> {
 
     /// Records that `name` is alive now, from this clone. A local write only; [`Self::share`]
     /// sends it.
+    ///
+    /// Its stamp never goes back from this clone's last one for the agent: of two heartbeats the
+    /// later stamp wins a merge, so after this clone's clock was set back one stamped by the
+    /// clock would lose to the old ones until the clock passed them, and the agent would look
+    /// silent everywhere meanwhile. Readers judge a heartbeat by when it arrived, not by its
+    /// stamp, so one stamped a millisecond after the last counts as new.
     pub fn beat(&self, actor: &Actor, name: &str) -> Result<Heartbeat> {
+        let clone = clone_name(self.coord);
+        let mut at = time::now();
+        if let Some(last) = self.get(name)?.filter(|last| last.clone == clone)
+            && let (Some(last_ms), Some(now)) = (last.at_millis(), time::parse(&at))
+            && last_ms >= now.as_millisecond()
+            && let Ok(next) = jiff::Timestamp::from_millisecond(last_ms + 1)
+        {
+            at = time::format_timestamp(next);
+        }
         let beat = Heartbeat {
             format: HEARTBEAT_FORMAT,
             agent: name.to_string(),
-            at: time::now(),
-            clone: clone_name(self.coord),
+            at,
+            clone,
             stale_after: self.stale_after.as_secs().max(1),
             extra: Default::default(),
         };
