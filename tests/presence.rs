@@ -1036,6 +1036,37 @@ fn a_clock_set_back_still_gets_heartbeats_through() {
     );
 }
 
+/// A remote down for a moment delays an online claim rather than failing it: the claim tries
+/// it again for up to `coord.remoteWait`, and says it waited. Past that, it fails (exit 1).
+#[test]
+fn a_claim_waits_for_a_remote_down_for_a_moment() {
+    let c = cluster(1);
+    let task = c.new_task(0, "Claimed through a blip");
+    let other = c.new_task(0, "Claimed through an outage");
+    c.git(0, &["config", "coord.remoteWait", "20s"]);
+    let moved = c.remote.with_extension("away");
+    std::fs::rename(&c.remote, &moved).expect("the remote goes away");
+    let claim = c.spawn(0, &["task", "claim", &task]);
+    std::thread::sleep(Duration::from_millis(2500));
+    std::fs::rename(&moved, &c.remote).expect("the remote comes back");
+    let out = claim.wait_with_output().expect("the claim ends");
+    let said = stderr(&ok(out, "the claim that waited"));
+    assert!(said.contains("waited for it"), "{said}");
+    let shown = c.git(0, &["rev-parse", "refs/coord/tasks"]);
+    assert_eq!(
+        c.git(0, &["ls-remote", "origin", "refs/coord/tasks"])
+            .split('\t')
+            .next(),
+        Some(shown.as_str())
+    );
+
+    c.git(0, &["config", "coord.remoteWait", "2s"]);
+    std::fs::rename(&c.remote, &moved).expect("the remote goes away");
+    let err = fails(&c.run(0, &["task", "claim", &other]), 1);
+    assert!(err.contains("cannot"), "{err}");
+    std::fs::rename(&moved, &c.remote).expect("the remote comes back");
+}
+
 /// One clone cut off from the remote (the others reach it) for longer than stale_after: its
 /// agent looks silent, another takes its task over and finishes it. The cut-off agent's done is
 /// kept in its clone and exits 1, and its done again after the cut is refused: only one done

@@ -28,7 +28,10 @@ pub fn update_or_repick<T>(
 ) -> Result<T> {
     match coord.confirm_remote()? {
         Some(remote) => {
-            let value = confirmed_update(store, &remote, &Notices::new(coord), actor, op)?;
+            let mut op = op;
+            let value = reaching(coord, || {
+                confirmed_update(store, &remote, &Notices::new(coord), actor, &mut op)
+            })?;
             // Only once the write is confirmed: a heartbeat never delays or fails it.
             crate::ops::presence::Presence::new(coord, crate::ops::presence::stale_after(coord))
                 .share_pending(&remote);
@@ -83,7 +86,9 @@ pub fn update_or_keep<T>(
             unreached: None,
         });
     };
-    match confirmed_update(store, &remote, &Notices::new(coord), actor, &mut op) {
+    match reaching(coord, || {
+        confirmed_update(store, &remote, &Notices::new(coord), actor, &mut op)
+    }) {
         Err(e @ crate::error::Error::Remote { .. })
             if !crate::remote::transport::is_refusal(&e) =>
         {
@@ -105,6 +110,46 @@ pub fn update_or_keep<T>(
     }
 }
 
+/// How long an online write keeps trying a remote it cannot reach when there is none:
+/// `git config coord.remoteWait` (a duration, `0s` to fail at once).
+pub const REMOTE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `write` (a write confirmed at the remote) again while the remote cannot be reached
+/// (not a refusal), pausing 1, 2, 4 seconds (then every 5) for up to `coord.remoteWait`
+/// ([`REMOTE_WAIT`]): a remote down for a moment (a restart, a network blip) delays a claim
+/// rather than failing it. A write that waited and then held says so as a warning.
+fn reaching<T>(coord: &Coord, mut write: impl FnMut() -> Result<T>) -> Result<T> {
+    let wait = coord
+        .repo
+        .config_string("coord.remoteWait")
+        .and_then(|text| crate::ops::config::parse_duration(text.trim()).ok())
+        .unwrap_or(REMOTE_WAIT);
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_secs(1);
+    loop {
+        match write() {
+            Err(e @ crate::error::Error::Remote { .. })
+                if !crate::remote::transport::is_refusal(&e)
+                    && started.elapsed() + pause <= wait =>
+            {
+                tracing::debug!("the remote cannot be reached ({e}); trying again in {pause:?}");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            }
+            Ok(value) => {
+                if pause > std::time::Duration::from_secs(1) {
+                    coord.warn(format!(
+                        "the remote could not be reached for {} s; this write waited for it",
+                        started.elapsed().as_secs()
+                    ));
+                }
+                return Ok(value);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Sends what the inbox holds to the coordination remote now, by an empty write confirmed there
 /// (no remote, or `--offline`: nothing), so that a notice just filed reaches its reader without
 /// waiting for a sync. Best effort: a failure leaves it for the next sync.
@@ -113,7 +158,15 @@ pub fn push_inbox(coord: &Coord) {
         return;
     };
     let inbox = Store::new(&coord.repo, crate::store::INBOX_REF);
-    if let Err(e) = update(coord, &inbox, &actor, |_| Ok((Change::default(), ()))) {
+    // Once, without waiting for a remote that cannot be reached: the message is sent here.
+    let pushed = match coord.confirm_remote() {
+        Ok(Some(remote)) => confirmed_update(&inbox, &remote, &Notices::new(coord), &actor, |_| {
+            Ok((Change::default(), ()))
+        }),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = pushed {
         tracing::debug!("the inbox goes with the next sync: {e}");
     }
 }

@@ -43,7 +43,10 @@ impl TestRepo {
     /// initialised for git-coord.
     pub fn new() -> TestRepo {
         let tmp = TempDir::new().expect("a temporary directory");
-        std::fs::write(tmp.path().join("gitconfig"), "").expect("an empty global config");
+        // An online write fails at once on a remote it cannot reach, rather than trying it for
+        // 30 s: tests/presence.rs sets the wait where it is the point.
+        std::fs::write(tmp.path().join("gitconfig"), "[coord]\n\tremoteWait = 0s\n")
+            .expect("the global config");
         let repo = TestRepo {
             path: tmp.path().join("repo"),
             tmp,
