@@ -4,7 +4,8 @@
 #   --remote-debugging-pipe: no chromedriver), man and git's bash completion (tests/manual.rs),
 #   unshare and ip (the agent CLIs run with loopback only), the Python MCP SDK at the versions in
 #   tests/requirements.txt, in the virtual environment tests/.venv (tests/mcp.rs), Node and npm,
-#   and the agent CLIs pinned in tests/clients/package-lock.json (tests/real_clients.rs).
+#   and the agent CLIs pinned in tests/clients/package-lock.json (tests/real_clients.rs);
+#   libfaketime (the soak skews one clone's clock with it: tests/soak/run, tests/soak.rs).
 # Uses apt-get (as root, or through sudo; no recommended packages: Chromium's alone pull in
 # printing, samba and avahi), Python's venv and pip, and npm. Then: cargo test.
 set -euo pipefail
@@ -35,6 +36,7 @@ command -v man >/dev/null || packages+=(man-db)
 [ -f /usr/share/bash-completion/completions/git ] || packages+=(bash-completion git)
 command -v unshare >/dev/null || packages+=(util-linux)
 command -v ip >/dev/null || packages+=(iproute2)
+compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || packages+=(libfaketime)
 if ! venv_current; then
     command -v python3 >/dev/null || packages+=(python3)
     # Debian and Ubuntu ship venv's pip bootstrap apart from Python.
