@@ -996,9 +996,10 @@ fn a_late_done_of_a_task_taken_over_elsewhere_is_refused_at_the_remote() {
     c.ok(1, &["sync"]);
     let shown = json(&c.ok(1, &["task", "show", &third, "--json"]));
     assert_eq!(field(&shown, "state"), Some("done"), "{shown}");
-    // Done again of a done at the remote writes nothing.
+    // Done again of a done at the remote is refused, and writes nothing: one done exits 0.
     let before = c.git(0, &["rev-parse", "refs/coord/tasks"]);
-    c.ok(0, &["task", "done", &third]);
+    let err = fails(&c.run(0, &["task", "done", &third]), 3);
+    assert!(err.contains("already done"), "{err}");
     assert_eq!(c.git(0, &["rev-parse", "refs/coord/tasks"]), before);
 }
 

@@ -526,7 +526,7 @@ impl<'c> Tasks<'c> {
     /// or a failed release (a warning) leaves no lease in anyone's way. What a workflow does next
     /// is [`crate::ops::work::done`]'s, which users' commands go through.
     ///
-    /// `done` again of a task this agent finished is not a second done: see [`Tasks::done_again`].
+    /// `done` again of a done kept in this clone confirms it: see [`Tasks::done_again`].
     pub fn mark_done(&self, input: &str, summary: Option<String>, force: bool) -> Result<Finished> {
         if let Some(task) = self.done_again(input)? {
             return Ok(Finished {
@@ -552,11 +552,12 @@ impl<'c> Tasks<'c> {
         })
     }
 
-    /// `done` of a task this agent has finished already writes nothing new. A done kept in this
-    /// clone while the remote could not be reached goes out now, merged with whatever the remote
-    /// holds: confirmed when it is still this agent's there, else refused (another agent took
-    /// the task over meanwhile and finished it). One already at the remote is only reported.
-    /// None when the task is not done by this agent here.
+    /// `done` again of a task this agent finished in this clone while the remote could not be
+    /// reached: the kept done goes out now, merged with whatever the remote holds, and is
+    /// confirmed when it is still this agent's there, else refused (another agent took the task
+    /// over meanwhile and finished it). None when the task is not such a kept done: then `done`
+    /// goes on as usual, and a task done already is refused (`already done`), so that one done
+    /// of a task exits 0, once.
     fn done_again(&self, input: &str) -> Result<Option<Task>> {
         let actor = self.coord.actor()?;
         let here = self.show(input)?;
@@ -565,14 +566,14 @@ impl<'c> Tasks<'c> {
             return Ok(None);
         }
         let Some(remote) = self.coord.confirm_remote()? else {
-            return Ok(Some(here));
+            return Ok(None);
         };
         let path = Task::path(&here.id);
         let staged = self.store.snapshot_of(&remote.staged(TASKS_REF))?;
         if let Some(bytes) = self.store.read(&staged, &path)?
-            && mine(&Task::from_yaml(&bytes, TASKS_REF, &path)?)
+            && Task::from_yaml(&bytes, TASKS_REF, &path)?.state == State::Done
         {
-            return Ok(Some(here));
+            return Ok(None);
         }
         let kept = crate::ops::online::update_or_keep(self.coord, &self.store, &actor, |_| {
             Ok((Change::default(), ()))
