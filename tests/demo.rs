@@ -5,13 +5,55 @@ mod common;
 use common::{BIN, TestRepo, ok, stdout};
 
 #[test]
-fn the_demo_runs_start_to_end_and_cleans_up() {
+fn the_demo_fits_one_screen_and_ends_on_a_summary() {
     let repo = TestRepo::new();
     let scratch = repo.tmp().join("scratch");
     std::fs::create_dir_all(&scratch).expect("a scratch directory");
     let out = repo
         .command(BIN, repo.tmp())
         .arg("demo")
+        .env("TMPDIR", &scratch)
+        .output()
+        .expect("the demo runs");
+    let text = stdout(&ok(out, "git coord demo"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() <= 50, "{} lines:\n{text}", lines.len());
+    for shown in [
+        "bob claimed",
+        "refused: dependency cycle",
+        "leased exclusively to alice",
+        "checkpoint 2: moved",
+        "whoami -> alice",
+        "claimed online",
+        "breaker:",
+    ] {
+        assert!(
+            text.contains(shown),
+            "the demo did not show {shown:?}:\n{text}"
+        );
+    }
+    let summary = lines
+        .iter()
+        .find(|l| l.starts_with("In all: "))
+        .unwrap_or_else(|| panic!("no summary:\n{text}"));
+    assert!(summary.contains("(`git fsck`: clean)"), "{summary}");
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.contains("git coord demo --keep")),
+        "{text}"
+    );
+}
+
+/// `--full`: every command with its real output.
+#[test]
+fn the_demo_runs_start_to_end_and_cleans_up() {
+    let repo = TestRepo::new();
+    let scratch = repo.tmp().join("scratch");
+    std::fs::create_dir_all(&scratch).expect("a scratch directory");
+    let out = repo
+        .command(BIN, repo.tmp())
+        .args(["demo", "--full"])
         .env("TMPDIR", &scratch)
         .output()
         .expect("the demo runs");

@@ -1,5 +1,6 @@
 //! `git coord demo`: a throwaway repository, simulated agents, every capability shown working.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -9,11 +10,44 @@ use crate::ops::agents::{Agents, Spawn};
 use crate::ops::context::Coord;
 use crate::ops::tasks::{NewTask, Tasks};
 
-pub fn run(keep: bool) -> Result<()> {
+thread_local! {
+    /// `--full`: every command the demo runs, with its whole output; else one screen.
+    static FULL: Cell<bool> = const { Cell::new(false) };
+    /// Steps shown so far, for their numbers on the one screen.
+    static STEPS: Cell<u32> = const { Cell::new(0) };
+    /// What the state refused on the way: claims, a cycle, a commit.
+    static REFUSALS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A line of the whole transcript, printed with `--full` only.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if FULL.with(Cell::get) {
+            println!($($arg)*);
+        }
+    };
+}
+
+/// A line of the one screen, under its step, printed without `--full` only.
+macro_rules! key {
+    ($($arg:tt)*) => {
+        if !FULL.with(Cell::get) {
+            println!("     {}", format!($($arg)*));
+        }
+    };
+}
+
+pub fn run(keep: bool, full: bool) -> Result<()> {
+    FULL.with(|f| f.set(full));
     let dir = std::env::temp_dir().join(format!("git-coord-demo-{}", new_id()));
     let project = dir.join("project");
     std::fs::create_dir_all(&project)?;
-    let result = walk_through(&project);
+    if !full {
+        println!(
+            "git coord demo: a team of agents on a throwaway repository, in one screen (`git coord demo --full` shows every command and its output)"
+        );
+    }
+    let result = walk_through(&project).and_then(|()| summary(&project));
     if keep || result.is_err() {
         println!(
             "\nThe demo repository is kept at {} (agents' worktrees beside it)",
@@ -29,13 +63,22 @@ pub fn run(keep: bool) -> Result<()> {
 }
 
 fn step(title: &str) {
-    println!("\n== {title}");
+    let n = STEPS.with(|s| {
+        s.set(s.get() + 1);
+        s.get()
+    });
+    match FULL.with(Cell::get) {
+        true => println!("\n== {title}"),
+        false => println!("{n:>2}. {title}"),
+    }
 }
 
 fn refused(command: &str, outcome: Result<impl Sized>, what: &str) -> Result<()> {
     match outcome {
         Err(e) => {
-            println!("$ {command}\n  error: {e} (exit {})", e.exit_code());
+            say!("$ {command}\n  error: {e} (exit {})", e.exit_code());
+            key!("refused: {e} (exit {})", e.exit_code());
+            REFUSALS.with(|r| r.set(r.get() + 1));
             Ok(())
         }
         Ok(_) => Err(Error::Other(format!("the demo expected a refusal: {what}"))),
@@ -53,9 +96,9 @@ fn shown(dir: &Path, args: &[&str], note: &str) -> Result<String> {
     super::run_with(cli, Some(&mut buf), false)?;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let words: Vec<String> = args.iter().map(|a| quote(a)).collect();
-    println!("$ git coord {}{note}", words.join(" "));
+    say!("$ git coord {}{note}", words.join(" "));
     for line in text.lines() {
-        println!("  {line}");
+        say!("  {line}");
     }
     Ok(text)
 }
@@ -72,6 +115,38 @@ fn quote(word: &str) -> String {
     }
 }
 
+/// The last lines, in both modes: what the run left in the repository, counted there.
+fn summary(dir: &Path) -> Result<()> {
+    let olga = Coord::open(dir, Some("olga".into()))?;
+    let index = Tasks::new(&olga).load_index()?;
+    let all: Vec<_> = index.tasks().collect();
+    let done = all
+        .iter()
+        .filter(|t| t.state() == crate::model::task::State::Done)
+        .count();
+    let count = |refname: &str, top: &str| -> Result<usize> {
+        Ok(run_git(dir, &["ls-tree", "-r", "--name-only", refname])?
+            .lines()
+            .filter(|p| p.starts_with(top) && p.ends_with(".yaml"))
+            .count())
+    };
+    let agents = count("refs/coord/agents", "agents/")?;
+    let messages = count("refs/coord/inbox", "messages/")?;
+    let checkpoints = count("refs/coord/checkpoints", "checkpoints/")?;
+    let fsck = run_git(dir, &["fsck", "--no-progress", "--no-dangling"])?;
+    println!(
+        "\nIn all: {} tasks ({done} done) by {agents} agents, each in its own worktree and branch; {} refusals by the state (claims, a cycle, a commit); {messages} messages; {checkpoints} checkpoints; every bit of it in refs/coord/* as plain git (`git fsck`: {}).",
+        all.len(),
+        REFUSALS.with(Cell::get),
+        if fsck.trim().is_empty() {
+            "clean"
+        } else {
+            "errors"
+        }
+    );
+    Ok(())
+}
+
 fn walk_through(dir: &Path) -> Result<()> {
     step("A throwaway repository, prepared for coordination");
     run_git(dir, &["init", "-q", "-b", "main"])?;
@@ -82,9 +157,13 @@ fn walk_through(dir: &Path) -> Result<()> {
     std::fs::write(dir.join("README.md"), "# A project\n")?;
     run_git(dir, &["add", "."])?;
     run_git(dir, &["commit", "-q", "-m", "A first commit"])?;
-    println!("$ git init {}  (and a first commit)", dir.display());
+    say!("$ git init {}  (and a first commit)", dir.display());
     let olga = Coord::open(dir, Some("olga".into()))?;
-    shown(dir, &["init"], "")?;
+    let init = shown(dir, &["init"], "")?;
+    key!(
+        "git coord init: {}",
+        init.lines().next().unwrap_or_default()
+    );
     shown(dir, &["init"], "     # again: init is idempotent")?;
 
     step("olga, the organiser, spawns two workers, each in its own worktree and branch");
@@ -99,18 +178,25 @@ fn walk_through(dir: &Path) -> Result<()> {
         let agent = agents.show(name)?.agent;
         homes.push(PathBuf::from(agent.worktree.unwrap_or_default()));
     }
-    println!("$ git worktree list");
+    say!("$ git worktree list");
     for line in run_git(dir, &["worktree", "list"])?.lines() {
-        println!("  {line}");
+        say!("  {line}");
     }
     let alice_home = homes[0].clone();
     let bob_home = homes[1].clone();
     let alice = Coord::open(&alice_home, None)?;
-    println!(
+    say!(
         "$ cd {}     # alice's worktree: no flag needed",
         alice_home.display()
     );
     shown(&alice_home, &["whoami"], "")?;
+    key!(
+        "alice on branch agent/alice, bob on agent/bob, in {}/; commands there act as that agent",
+        alice_home
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
 
     step("olga splits a goal into tasks with dependencies");
     let tasks = Tasks::new(&olga);
@@ -137,6 +223,7 @@ fn walk_through(dir: &Path) -> Result<()> {
     let crash = new("Fix the crash on empty password", 0, "dev", vec![])?;
     let implement = new("Implement the login API", 2, "dev", vec![design.clone()])?;
     let docs = new("Document the login API", 3, "docs", vec![implement.clone()])?;
+    key!("4 tasks; implement waits on design, the docs on implement: 2 are ready");
     show_ready(
         &tasks,
         "open, unclaimed, dependencies done, most urgent first",
@@ -161,9 +248,10 @@ fn walk_through(dir: &Path) -> Result<()> {
     });
     for claim in claims {
         let (agent, task) = claim?;
-        println!("  {agent} claimed {task}");
+        say!("  {agent} claimed {task}");
+        key!("{agent} claimed {task}");
     }
-    println!(
+    say!(
         "  (one compare-and-swap on refs/coord/tasks decides; the loser re-reads and takes the next task)"
     );
 
@@ -206,10 +294,14 @@ fn walk_through(dir: &Path) -> Result<()> {
     )?;
     run_git(&bob_home, &["add", "src/login.rs"])?;
     let refused_commit = commit_with_hooks(&bob_home, "bob touches login")?;
-    println!("$ git commit -m 'bob touches login'     # in bob's worktree");
+    say!("$ git commit -m 'bob touches login'     # in bob's worktree");
     for line in refused_commit.stderr.lines() {
-        println!("  {line}");
+        say!("  {line}");
     }
+    if let Some(first) = refused_commit.stderr.lines().next() {
+        key!("bob's commit {first}");
+    }
+    REFUSALS.with(|r| r.set(r.get() + 1));
     if refused_commit.success {
         return Err(Error::Other(
             "the demo expected the pre-commit hook to refuse bob's commit".into(),
@@ -231,7 +323,7 @@ fn walk_through(dir: &Path) -> Result<()> {
         },
     )?;
     std::fs::remove_file(&repro)?;
-    println!(
+    say!(
         "$ git coord send --to '#{alice_task}' --importance high --attach repro.sh 'Found while testing...'     # bob\n  sent {} to {}",
         sent.id,
         sent.to.join(", ")
@@ -244,7 +336,7 @@ fn walk_through(dir: &Path) -> Result<()> {
     let alice_messages = crate::ops::messages::Messages::new(&alice);
     let opened = alice_messages.read(&sent.id)?;
     let saved = alice_messages.save_attachments(&opened.message, &alice_home.join("from-bob"))?;
-    println!(
+    say!(
         "$ git coord read {} --save-attachments from-bob\n  {}: {}",
         sent.id,
         opened.message.subject,
@@ -256,6 +348,10 @@ fn walk_through(dir: &Path) -> Result<()> {
             .join(", ")
     );
     std::fs::remove_dir_all(alice_home.join("from-bob"))?;
+    key!(
+        "bob -> alice on the task's thread: \"{}\" with repro.sh; she saved it, acked, replied",
+        opened.message.subject
+    );
     alice_messages.ack(&sent.id)?;
     let reply = crate::ops::mail::reply(
         &alice,
@@ -264,9 +360,11 @@ fn walk_through(dir: &Path) -> Result<()> {
         Vec::new(),
     )?
     .message;
-    println!(
+    say!(
         "$ git coord ack {0} && git coord reply {0} 'Thanks, fixing it in this task.'\n  acknowledged; reply {1} is in bob's inbox, thread {2}",
-        sent.id, reply.id, reply.thread
+        sent.id,
+        reply.id,
+        reply.thread
     );
     let plan =
         crate::ops::artifacts::Artifacts::new(&alice).put(crate::ops::artifacts::NewArtifact {
@@ -276,7 +374,7 @@ fn walk_through(dir: &Path) -> Result<()> {
             name: "report.md".into(),
             content: b"# Report\n\nThe crash came from an unchecked empty string.\n".to_vec(),
         })?;
-    println!(
+    say!(
         "$ git coord artifact put --task {alice_task} --kind report --summary '...' report.md\n  stored {}",
         plan.id
     );
@@ -297,12 +395,13 @@ fn walk_through(dir: &Path) -> Result<()> {
             Some(format!("{} finished by {agent}", task.title)),
             false,
         )?;
-        println!(
+        say!(
             "$ git coord task done {id} --summary ...     # in {agent}'s worktree\n  done: {}",
             done.title
         );
+        key!("{agent} done: {}", done.title);
     }
-    println!("  (alice's task is done, so the lease she took for it is released)");
+    say!("  (alice's task is done, so the lease she took for it is released)");
     let retried = commit_with_hooks(&bob_home, "bob touches login")?;
     if !retried.success {
         return Err(Error::Other(format!(
@@ -310,9 +409,10 @@ fn walk_through(dir: &Path) -> Result<()> {
             retried.stderr
         )));
     }
-    println!("$ git commit -m 'bob touches login'     # in bob's worktree, again\n  committed");
+    say!("$ git commit -m 'bob touches login'     # in bob's worktree, again\n  committed");
+    key!("the lease ended with alice's task: bob's commit goes in; the implementation is ready");
     show_ready(&tasks, "ready now")?;
-    println!("\n$ git coord blocked");
+    say!("\n$ git coord blocked");
     let index = tasks.load_index()?;
     for waiting in crate::ops::tasks::blocked(&index) {
         let on: Vec<String> = waiting
@@ -320,7 +420,7 @@ fn walk_through(dir: &Path) -> Result<()> {
             .iter()
             .map(|w| format!("{} ({})", w.title, w.state))
             .collect();
-        println!("  {}  waits on {}", waiting.task.title(), on.join(", "));
+        say!("  {}  waits on {}", waiting.task.title(), on.join(", "));
     }
 
     step("olga reads the organiser's brief: counts, progress and summaries, never task bodies");
@@ -336,6 +436,7 @@ fn walk_through(dir: &Path) -> Result<()> {
         ],
         "",
     )?;
+    key!("counts, progress and one-line summaries, within 1,500 characters");
 
     feature_workflow(dir)?;
     interfaces(dir)?;
@@ -344,16 +445,19 @@ fn walk_through(dir: &Path) -> Result<()> {
 
     step("Everything is plain git: a document, and the audit trail");
     let path = crate::model::task::Task::path(&design);
-    println!("$ git show refs/coord/tasks:{path}");
+    say!("$ git show refs/coord/tasks:{path}");
     for line in run_git(dir, &["show", &format!("refs/coord/tasks:{path}")])?.lines() {
-        println!("  {line}");
+        say!("  {line}");
     }
-    println!("$ git log --format='%h %s' refs/coord/tasks");
+    say!("$ git log --format='%h %s' refs/coord/tasks");
     for line in run_git(dir, &["log", "--format=%h %s", "refs/coord/tasks"])?.lines() {
-        println!("  {line}");
+        say!("  {line}");
     }
+    key!(
+        "`git show refs/coord/tasks:{path}` prints a task; `git log refs/coord/tasks` is the audit trail"
+    );
     let fsck = run_git(dir, &["fsck", "--no-progress", "--no-dangling"])?;
-    println!(
+    say!(
         "$ git fsck\n  {}",
         if fsck.is_empty() {
             "clean"
@@ -385,17 +489,17 @@ fn feature_workflow(dir: &Path) -> Result<()> {
                 base: None,
                 path: None,
             })?;
-            println!("$ git coord agent spawn {name} --role {role}");
+            say!("$ git coord agent spawn {name} --role {role}");
         }
     }
     let (epic, stages) =
         crate::ops::workflows::start(&olga, "feature", "Remember me on login", &[])?;
-    println!(
+    say!(
         "$ git coord workflow start feature 'Remember me on login'  ->  epic {}",
         epic.id
     );
     for t in &stages {
-        println!(
+        say!(
             "  {}  {:<10} {}",
             t.id,
             t.role.as_deref().unwrap_or("-"),
@@ -403,9 +507,9 @@ fn feature_workflow(dir: &Path) -> Result<()> {
         );
     }
     let main_log = || run_git(dir, &["log", "--oneline", "--first-parent", "-3", "main"]);
-    println!("$ git log --oneline --first-parent -3 main     # before");
+    say!("$ git log --oneline --first-parent -3 main     # before");
     for line in main_log()?.lines() {
-        println!("  {line}");
+        say!("  {line}");
     }
     let home = |name: &str| -> Result<PathBuf> {
         Ok(PathBuf::from(
@@ -428,7 +532,17 @@ fn feature_workflow(dir: &Path) -> Result<()> {
                 &mut |_| {},
             )?;
             let c = &report.checkpoint;
-            println!(
+            key!(
+                "checkpoint {}: {}, merged {} behind the gate",
+                c.seq,
+                c.outcome.as_str(),
+                c.merged
+                    .iter()
+                    .map(|m| m.branch.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            say!(
                 "$ git coord checkpoint --gate 'test -f src/login.rs' --refresh     # olga, asked by the stage before\n  checkpoint {}: {}, merged {}, gate {}",
                 c.seq,
                 c.outcome.as_str(),
@@ -462,7 +576,7 @@ fn feature_workflow(dir: &Path) -> Result<()> {
                 | crate::views::stop::Decision::Halt { .. } => String::new(),
             };
             if let Some(first) = reason.lines().next() {
-                println!("  (alice's stop hook, before she takes it: {first})");
+                say!("  (alice's stop hook, before she takes it: {first})");
             }
         }
         let claimed = Tasks::new(&worker).claim(&task.id, false)?;
@@ -475,11 +589,11 @@ fn feature_workflow(dir: &Path) -> Result<()> {
             run_git(&home(name)?, &["add", &file])?;
             commit_with_hooks(&home(name)?, &format!("{role}: remember me"))?;
             if name == "alice" {
-                println!(
+                say!(
                     "$ git commit -m 'dev: remember me'; git log -1 --format=%B     # in alice's worktree: the hook adds who and what"
                 );
                 for line in run_git(&home(name)?, &["log", "-1", "--format=%B"])?.lines() {
-                    println!("  {line}");
+                    say!("  {line}");
                 }
             }
         }
@@ -489,18 +603,23 @@ fn feature_workflow(dir: &Path) -> Result<()> {
             Some(format!("{role} stage finished")),
             false,
         )?;
-        println!(
+        say!(
             "  {name:<5} ({role}) claimed and finished {}",
             claimed.title
         );
     }
-    println!("$ git log --oneline --first-parent -3 main     # after");
+    say!("$ git log --oneline --first-parent -3 main     # after");
     for line in main_log()?.lines() {
-        println!("  {line}");
+        say!("  {line}");
     }
     let status = crate::ops::workflows::status(&olga, Some(&epic.id))?;
     if let Some(w) = status.first() {
-        println!(
+        key!(
+            "the workflow: {}/{} stages done, each by its role's agent",
+            w.done,
+            w.total
+        );
+        say!(
             "$ git coord workflow status {}\n  {}/{} done, {}",
             epic.id,
             w.done,
@@ -527,7 +646,7 @@ fn breaker(dir: &Path) -> Result<()> {
         ))
     };
     let (_, stages) = crate::ops::workflows::start(&olga, "bugfix", "Crash on save", &[])?;
-    println!("$ git coord workflow start bugfix 'Crash on save'");
+    say!("$ git coord workflow start bugfix 'Crash on save'");
     let tess = Coord::open(&home("tess")?, None)?;
     let alice = Coord::open(&home("alice")?, None)?;
     Tasks::new(&tess).claim(&stages[0].id, false)?;
@@ -561,7 +680,7 @@ fn breaker(dir: &Path) -> Result<()> {
         Some("first try".into()),
         false,
     )?;
-    println!(
+    say!(
         "  tess reproduced it; alice committed a fix and finished {}",
         fix.title
     );
@@ -578,14 +697,15 @@ fn breaker(dir: &Path) -> Result<()> {
     };
     for _ in 0..3 {
         let report = checkpoint()?;
-        println!(
+        say!(
             "$ git coord checkpoint --tasks {} --gate '{gate}'\n  checkpoint {}: {}",
             fix.id,
             report.checkpoint.seq,
             report.checkpoint.outcome.as_str()
         );
         if let Some(why) = report.breaker {
-            println!("  {why}");
+            say!("  {why}");
+            key!("{}", why.lines().next().unwrap_or_default());
         }
     }
     shown(
@@ -617,15 +737,20 @@ fn breaker(dir: &Path) -> Result<()> {
     run_git(&home("alice")?, &["add", "src/save_test.rs"])?;
     commit_with_hooks(&home("alice")?, "fix: the test the gate wants")?;
     let report = checkpoint()?;
-    println!(
+    say!(
         "$ git coord checkpoint --tasks {} --gate '{gate}'\n  checkpoint {}: {}",
         fix.id,
         report.checkpoint.seq,
         report.checkpoint.outcome.as_str()
     );
-    println!("$ git log -1 --format=%B main");
+    key!(
+        "resumed, the fix with its test: checkpoint {}: {}, its commit on main names the agent and the gate",
+        report.checkpoint.seq,
+        report.checkpoint.outcome.as_str()
+    );
+    say!("$ git log -1 --format=%B main");
     for line in run_git(dir, &["log", "-1", "--format=%B", "main"])?.lines() {
-        println!("  {line}");
+        say!("  {line}");
     }
     crate::ops::workflows::cancel(
         &olga,
@@ -653,7 +778,7 @@ fn interfaces(dir: &Path) -> Result<()> {
     };
     shown(dir, &["--agent", "olga", "status"], "")?;
     let mermaid = run(&["graph", "--format", "mermaid", "--no-done"], dir)?;
-    println!(
+    say!(
         "$ git coord graph --format mermaid --no-done\n  {} lines, first: {}",
         mermaid.lines().count(),
         mermaid.lines().nth(1).unwrap_or("").trim()
@@ -679,7 +804,7 @@ fn interfaces(dir: &Path) -> Result<()> {
     stream.read_to_string(&mut answer)?;
     let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     let status: serde_json::Value = serde_json::from_str(body)?;
-    println!(
+    say!(
         "$ git coord serve     # then GET http://127.0.0.1:{port}/api/status\n  tasks {}",
         status["tasks"]
     );
@@ -734,7 +859,12 @@ fn interfaces(dir: &Path) -> Result<()> {
     let count = tools["result"]["tools"].as_array().map_or(0, Vec::len);
     let text = who["result"]["content"][0]["text"].as_str().unwrap_or("{}");
     let me: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
-    println!(
+    key!(
+        "status, the graph for other tools (mermaid, {} lines), the dashboard's JSON on 127.0.0.1, {count} MCP tools (whoami -> {})",
+        mermaid.lines().count(),
+        me["agent"].as_str().unwrap_or("?")
+    );
+    say!(
         "$ git coord mcp     # started by an agent CLI in alice's worktree\n  {count} tools; whoami -> {} ({})",
         me["agent"].as_str().unwrap_or("?"),
         me["role"].as_str().unwrap_or("-")
@@ -770,9 +900,9 @@ fn across_machines(dir: &Path) -> Result<()> {
     }
     let erin = Coord::open(dir, Some("erin".into()))?;
     let origin = resolve_remote(&erin.repo, None)?;
-    println!("$ git remote add origin {remote_url} && git push -q origin main");
+    say!("$ git remote add origin {remote_url} && git push -q origin main");
     for line in pushed.stderr.lines() {
-        println!("  {line}");
+        say!("  {line}");
     }
     shown(
         dir,
@@ -788,9 +918,7 @@ fn across_machines(dir: &Path) -> Result<()> {
     run_git(&laptop, &["config", "user.email", "dana@example.com"])?;
     let dana = Coord::open(&laptop, Some("dana".into()))?;
     sync(&dana, &resolve_remote(&dana.repo, None)?)?;
-    println!(
-        "$ git clone {remote_url} laptop && cd laptop && git coord sync     # a second machine"
-    );
+    say!("$ git clone {remote_url} laptop && cd laptop && git coord sync     # a second machine");
 
     let contested = Tasks::new(&erin).create(NewTask {
         title: "Write the release notes".into(),
@@ -798,11 +926,11 @@ fn across_machines(dir: &Path) -> Result<()> {
     })?;
     sync(&erin, &origin)?;
     sync(&dana, &resolve_remote(&dana.repo, None)?)?;
-    println!(
+    say!(
         "$ git coord task new 'Write the release notes' && git coord sync  ->  {}",
         contested.id
     );
-    println!(
+    say!(
         "$ git coord task claim {}     # erin and dana, on two machines, at the same instant",
         contested.id
     );
@@ -825,8 +953,15 @@ fn across_machines(dir: &Path) -> Result<()> {
     });
     for (agent, outcome) in &outcomes {
         match outcome {
-            Ok(_) => println!("  {agent}: claimed (the remote accepted it)"),
-            Err(e) => println!("  {agent}: error: {e} (exit {})", e.exit_code()),
+            Ok(_) => {
+                say!("  {agent}: claimed (the remote accepted it)");
+                key!("{agent}: claimed online (the remote accepted it)");
+            }
+            Err(e) => {
+                say!("  {agent}: error: {e} (exit {})", e.exit_code());
+                key!("{agent}: refused at the remote: {e}");
+                REFUSALS.with(|r| r.set(r.get() + 1));
+            }
         }
     }
     if outcomes.iter().filter(|(_, o)| o.is_ok()).count() != 1 {
@@ -850,13 +985,13 @@ fn across_machines(dir: &Path) -> Result<()> {
     let mut erin_offline = Coord::open(dir, Some("erin".into()))?;
     erin_offline.offline = true;
     Tasks::new(&erin_offline).claim(&offline_task.id, false)?;
-    println!(
+    say!(
         "$ git coord --offline task claim {0}     # dana on the laptop, then erin, neither connected",
         offline_task.id
     );
     sync(&dana, &resolve_remote(&dana.repo, None)?)?;
     let settled = sync(&erin, &origin)?;
-    println!(
+    say!(
         "$ git coord sync     # on both machines\n  {} conflict settled; {} holds the task",
         settled.notices,
         Tasks::new(&erin)
@@ -865,10 +1000,15 @@ fn across_machines(dir: &Path) -> Result<()> {
             .unwrap_or_default()
     );
     let told = crate::ops::messages::Messages::new(&erin).inbox("erin", &Default::default())?;
+    key!(
+        "both claimed offline; sync kept the earlier claim and told the other ({} notice)",
+        settled.notices
+    );
     if let Some(notice) = told.messages.first() {
-        println!(
+        say!(
             "$ git coord inbox     # erin\n  from {}: {}",
-            notice.message.from, notice.message.subject
+            notice.message.from,
+            notice.message.subject
         );
     }
 
@@ -886,7 +1026,7 @@ fn across_machines(dir: &Path) -> Result<()> {
     run_git(&lib, &["push", "-q", "origin", "main"])?;
     let projects = crate::ops::projects::Projects::new(&erin);
     projects.add("lib", &lib_url, false)?;
-    println!("$ git coord project add lib {lib_url}     # lib has no refs/coord yet");
+    say!("$ git coord project add lib {lib_url}     # lib has no refs/coord yet");
     let (_, filed) = projects.file_task(
         "lib",
         crate::ops::projects::FileTask {
@@ -896,7 +1036,7 @@ fn across_machines(dir: &Path) -> Result<()> {
             ..Default::default()
         },
     )?;
-    println!(
+    say!(
         "$ git coord task new --project lib 'parse() panics on empty input' -d 'Seen from the app; repro attached.' --attach repro.txt\n  lib:{}",
         filed.id
     );
@@ -909,7 +1049,7 @@ fn across_machines(dir: &Path) -> Result<()> {
             ..NewTask::default()
         },
     )?;
-    println!(
+    say!(
         "$ git coord task new 'Accept empty forms' --dep lib:{}  ->  {}",
         &filed.id[..6],
         waiting.id
@@ -920,7 +1060,7 @@ fn across_machines(dir: &Path) -> Result<()> {
             continue;
         }
         for dep in &w.waits_on {
-            println!(
+            say!(
                 "$ git coord blocked\n  {} {}  waits on {} ({})",
                 w.task.id(),
                 w.task.title(),
@@ -943,7 +1083,7 @@ fn across_machines(dir: &Path) -> Result<()> {
     let lib_tasks = Tasks::new(&lib_coord);
     let index = lib_tasks.load_index()?;
     for t in crate::ops::tasks::ready_tasks(&index, Some("dev")) {
-        println!(
+        say!(
             "$ git coord init && git coord sync && git coord ready --role dev     # in lib, as lena\n  {}  {}",
             t.id(),
             t.title()
@@ -952,7 +1092,7 @@ fn across_machines(dir: &Path) -> Result<()> {
     let shown = lib_tasks.show(&filed.id)?;
     if let Some(origin) = &shown.origin {
         let names = crate::ops::projects::Projects::new(&lib_coord).names();
-        println!(
+        say!(
             "  origin: {}:{} ({}), project {}",
             names.of(&origin.project),
             origin.agent,
@@ -971,7 +1111,7 @@ fn across_machines(dir: &Path) -> Result<()> {
     )?;
     lib_tasks.claim(&filed.id, false)?;
     sync(&lib_coord, &lib_origin)?;
-    println!(
+    say!(
         "$ git coord send --to '#{}' 'Which version of lib?' && git coord task claim {} && git coord sync",
         &filed.id[..6],
         &filed.id[..6]
@@ -979,15 +1119,15 @@ fn across_machines(dir: &Path) -> Result<()> {
     sync(&erin, &origin)?;
     projects.follow()?;
     let erin_mail = crate::ops::messages::Messages::new(&erin);
-    println!("$ git coord sync && git coord inbox     # back in the app, as erin");
+    say!("$ git coord sync && git coord inbox     # back in the app, as erin");
     for m in erin_mail.inbox("erin", &Default::default())?.messages {
         if m.message.subject.starts_with("lib:") {
-            println!("  from {}: {}", m.message.from, m.message.subject);
+            say!("  from {}: {}", m.message.from, m.message.subject);
         }
     }
     let (_, commented) =
         projects.comment(&format!("lib:{}", filed.id), "1.4.2, on every platform")?;
-    println!(
+    say!(
         "$ git coord task comment lib:{} '1.4.2, on every platform'     # through lib's URL\n  {} comment(s) on lib's task",
         &filed.id[..6],
         commented.comments.len()
@@ -1000,22 +1140,26 @@ fn across_machines(dir: &Path) -> Result<()> {
         false,
     )?;
     sync(&lib_coord, &lib_origin)?;
-    println!(
+    say!(
         "$ git coord task done {} --summary 'empty input now parses' && git coord sync     # lena",
         &filed.id[..6]
     );
     sync(&erin, &origin)?;
     projects.follow()?;
-    println!("$ git coord sync && git coord inbox && git coord ready     # erin");
+    say!("$ git coord sync && git coord inbox && git coord ready     # erin");
     for m in erin_mail.inbox("erin", &Default::default())?.messages {
         if m.message.subject.contains("done:") {
-            println!("  from {}: {}", m.message.from, m.message.subject);
+            say!("  from {}: {}", m.message.from, m.message.subject);
         }
     }
     let index = app_tasks.load_index()?;
     for t in crate::ops::tasks::ready_tasks(&index, None) {
         if t.id() == waiting.id {
-            println!("  ready: {}  {}", t.id(), t.title());
+            say!("  ready: {}  {}", t.id(), t.title());
+            key!(
+                "filed into lib (which never ran git-coord), done there, followed home: \"{}\" is ready",
+                t.title()
+            );
         }
     }
 
@@ -1028,16 +1172,17 @@ fn across_machines(dir: &Path) -> Result<()> {
             ..Default::default()
         },
     )?;
-    println!(
+    say!(
         "$ git coord send --to lib:lena 'Thanks, the app ships with it.'\n  sent {} into lib's inbox",
         sent.id
     );
     sync(&lib_coord, &lib_origin)?;
     let lena_inbox = lib_mail.inbox("lena", &Default::default())?;
     if let Some(m) = lena_inbox.messages.iter().find(|m| m.message.id == sent.id) {
-        println!(
+        say!(
             "$ git coord sync && git coord inbox     # in lib, as lena\n  from {}: {}",
-            m.message.from, m.message.subject
+            m.message.from,
+            m.message.subject
         );
     }
     Ok(())
@@ -1055,10 +1200,10 @@ fn commit_with_hooks(dir: &Path, message: &str) -> Result<crate::git::GitOutput>
 }
 
 fn show_ready(tasks: &Tasks, title: &str) -> Result<()> {
-    println!("\n$ git coord ready      # {title}");
+    say!("\n$ git coord ready      # {title}");
     let index = tasks.load_index()?;
     for t in crate::ops::tasks::ready_tasks(&index, None) {
-        println!(
+        say!(
             "  {}  P{}  {}  @{}",
             t.id(),
             t.priority(),

@@ -241,11 +241,14 @@ enum Command {
         #[arg(long = "dir", id = "man_dir", value_name = "DIR")]
         dir: Option<PathBuf>,
     },
-    /// Show every capability working in a throwaway repository
+    /// Show every capability working in a throwaway repository, in one screen
     Demo {
         /// Keep the throwaway repository and print where it is
         #[arg(long)]
         keep: bool,
+        /// Print every command the demo runs with its whole output, not one screen
+        #[arg(long)]
+        full: bool,
     },
 }
 
@@ -569,7 +572,7 @@ fn run_with(cli: Cli, out: Option<&mut dyn Write>, last: bool) -> Result<()> {
         crate::model::name::validate("agent name", agent)?;
     }
     match &cli.command {
-        Command::Demo { keep } => return demo::run(*keep),
+        Command::Demo { keep, full } => return demo::run(*keep, *full),
         Command::Completions { shell } => {
             return Ok(manual::completions(*shell, &mut io::stdout().lock())?);
         }
