@@ -110,8 +110,8 @@ pub fn update_or_keep<T>(
     }
 }
 
-/// How long an online write keeps trying a remote it cannot reach when there is none:
-/// `git config coord.remoteWait` (a duration, `0s` to fail at once).
+/// How long an online write keeps trying a remote it cannot reach, unless `git config
+/// coord.remoteWait` says otherwise (a duration; `0s` fails at once).
 pub const REMOTE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs `write` (a write confirmed at the remote) again while the remote cannot be reached
@@ -126,6 +126,7 @@ fn reaching<T>(coord: &Coord, mut write: impl FnMut() -> Result<T>) -> Result<T>
         .unwrap_or(REMOTE_WAIT);
     let started = std::time::Instant::now();
     let mut pause = std::time::Duration::from_secs(1);
+    let mut waited = false;
     loop {
         match write() {
             Err(e @ crate::error::Error::Remote { .. })
@@ -134,10 +135,11 @@ fn reaching<T>(coord: &Coord, mut write: impl FnMut() -> Result<T>) -> Result<T>
             {
                 tracing::debug!("the remote cannot be reached ({e}); trying again in {pause:?}");
                 std::thread::sleep(pause);
+                waited = true;
                 pause = (pause * 2).min(std::time::Duration::from_secs(5));
             }
             Ok(value) => {
-                if pause > std::time::Duration::from_secs(1) {
+                if waited {
                     coord.warn(format!(
                         "the remote could not be reached for {} s; this write waited for it",
                         started.elapsed().as_secs()

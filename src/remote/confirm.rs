@@ -52,11 +52,11 @@ thread_local! {
 }
 
 /// A clone's turn at the remote: the confirmed writes of one clone take turns, an advisory lock
-/// on `<common git dir>/coord/turn`, so that its own processes do not race each other there.
-/// Racing, each loser paid a fetch and another try, and an unlucky one lost again and again (a
-/// claim under load took up to 27 s); in turns, each pushes once on the tip the previous one
-/// brought home. Writers of other clones, and syncs, still race, and lose as before. The lock
-/// is the kernel's (`flock`), so a killed holder's turn ends with it.
+/// on `<common git dir>/coord/turn`, so that its own processes do not race each other there
+/// (where each loser pays a fetch and another try, and an unlucky one loses again and again);
+/// in turns, each pushes once on the tip the previous one brought home. Writers of other clones,
+/// and syncs, still race (SEMANTICS.md, "Online claims and leases"). The lock is the kernel's
+/// (`flock`), so a killed holder's turn ends with it.
 struct Turn(Option<std::fs::File>);
 
 impl Drop for Turn {
