@@ -1364,6 +1364,93 @@ impl Repo {
     }
 }
 
+/// One ref of a transaction: moved to `new` only if it still points at `old` (None: it must not
+/// exist yet).
+#[derive(Debug, Clone)]
+pub struct RefEdit {
+    pub name: String,
+    pub old: Option<Oid>,
+    pub new: Oid,
+}
+
+impl Repo {
+    /// Moves every ref of `edits` or none: git's own ref transaction (`git update-ref --stdin`
+    /// with `start`, `prepare`, `commit`), which locks them all, checks each against its `old`,
+    /// and only then renames the locks over the refs. [`Cas::Lost`] when a ref no longer points
+    /// at its `old`, or another writer holds a lock (a stale one, left by a killed process, is
+    /// cleared for the next try): nothing moved. The transaction is git's process, so killing
+    /// this one, even while git commits, never leaves some refs moved and others not; without
+    /// `commit` (this process killed while it writes them), git aborts the whole transaction.
+    pub fn update_refs(&self, edits: &[RefEdit], reason: &str) -> Result<Cas> {
+        let zero = Oid::null(self.inner.object_hash());
+        let mut input = String::from("start\n");
+        for edit in edits {
+            let checked: &gix::refs::FullNameRef = edit
+                .name
+                .as_str()
+                .try_into()
+                .map_err(|e| Error::Git(format!("bad ref name {}: {e}", edit.name)))?;
+            input.push_str(&format!(
+                "update {} {} {}\n",
+                checked.as_bstr(),
+                edit.new,
+                edit.old.unwrap_or(zero)
+            ));
+        }
+        input.push_str("prepare\ncommit\n");
+        let git_dir = self.git_dir().display().to_string();
+        let args = [
+            "--git-dir",
+            git_dir.as_str(),
+            "update-ref",
+            "-m",
+            reason,
+            "--stdin",
+        ];
+        let dir = self.workdir().unwrap_or_else(|| self.git_dir());
+        let mut cmd = git_command(&dir, &args);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
+        // One write: git sees the whole transaction, or an end without `commit` and aborts.
+        let written = child
+            .stdin
+            .take()
+            .map(|mut stdin| stdin.write_all(input.as_bytes()));
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
+        if out.status.success() {
+            return Ok(Cas::Moved);
+        }
+        if let Some(Err(e)) = written {
+            return Err(Error::Git(format!("cannot run git update-ref: {e}")));
+        }
+        for edit in edits {
+            if self.ref_tip(&edit.name)? != edit.old {
+                tracing::debug!(name = %edit.name, "ref transaction lost");
+                return Ok(Cas::Lost);
+            }
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains(".lock': File exists") {
+            let common = self.common_dir();
+            for edit in edits {
+                let lock = common.join(format!("{}.lock", edit.name));
+                recover_stale_lock(&lock, &common.join("coord"));
+            }
+            return Ok(Cas::Lost);
+        }
+        Err(Error::Git(format!(
+            "git update-ref failed: {}",
+            stderr.trim()
+        )))
+    }
+}
+
 /// The result of merging two commits in memory (`git merge-tree --write-tree`).
 #[derive(Debug)]
 pub enum TreeMerge {
