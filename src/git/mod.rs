@@ -1597,29 +1597,6 @@ impl Repo {
         parse_oid(&self.git_ok(&args)?)
     }
 
-    /// Moves branch `name` to `new` only if it still points at `old`.
-    pub fn move_branch(&self, name: &str, new: Oid, old: Oid, reason: &str) -> Result<Cas> {
-        let refname = format!("refs/heads/{name}");
-        let out = self.git(&[
-            "update-ref",
-            "-m",
-            reason,
-            &refname,
-            &new.to_string(),
-            &old.to_string(),
-        ])?;
-        if out.success {
-            return Ok(Cas::Moved);
-        }
-        if self.resolve_commit(&refname)? != Some(old) {
-            return Ok(Cas::Lost);
-        }
-        Err(Error::Git(format!(
-            "cannot move {name}: {}",
-            out.stderr.trim()
-        )))
-    }
-
     /// Every worktree, with the branch checked out in it.
     pub fn worktrees(&self) -> Result<Vec<Worktree>> {
         let out = self.git_ok(&["worktree", "list", "--porcelain"])?;
