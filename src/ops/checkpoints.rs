@@ -760,11 +760,12 @@ impl<'c> Checkpoints<'c> {
             by: actor.agent,
             extra: Default::default(),
         };
-        self.move_and_record(record, commit, before)?.ok_or_else(|| {
-            Error::Other(format!(
-                "{into} moved meanwhile: nothing was changed; run the rollback again"
-            ))
-        })
+        self.move_and_record(record, commit, before)?
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "{into} moved meanwhile: nothing was changed; run the rollback again"
+                ))
+            })
     }
 
     /// What was done on `into` since `since` (its first-parent line from `tip`): the commits no
