@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use common::{Jitter, LEASES_REF, TASKS_REF, TestRepo, fails, ok, stdout};
 
 const CHECKPOINTS_REF: &str = "refs/coord/checkpoints";
+const AGENTS_REF: &str = "refs/coord/agents";
 
 /// How long a command takes when left alone: the median of `runs` runs, `prepare(n)` giving the
 /// arguments of run `n`.
@@ -219,6 +220,62 @@ fn a_killed_task_done_leaves_the_task_and_its_leases_before_or_after() {
                 after_kept += 1;
             }
             other => panic!("round {round}: task {id} is {other:?}"),
+        }
+    }
+    println!(
+        "{ROUNDS} rounds: {killed} killed, {before_kept} left all before, {after_kept} all after"
+    );
+    assert!(killed > 0, "no round was killed");
+    repo.assert_fsck_clean();
+}
+
+/// `agent spawn` killed at random instants: the agent's branch exists exactly when its
+/// registration does, and a second spawn of the name clears whatever worktree the kill left.
+#[test]
+fn a_killed_spawn_leaves_its_branch_and_registration_both_or_neither() {
+    const ROUNDS: usize = 30;
+    let repo = TestRepo::init();
+    let mut jitter = Jitter::new();
+    let spawn_args = |name: &str| ["agent", "spawn", name, "--role", "dev"].map(String::from);
+    let took = time_of(&repo, 3, |n| spawn_args(&format!("warm{n}")).to_vec());
+    let (mut killed, mut before_kept, mut after_kept) = (0, 0, 0);
+    for round in 0..ROUNDS {
+        let name = format!("s{round}");
+        let branch = format!("refs/heads/agent/{name}");
+        let args = spawn_args(&name);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        killed += usize::from(kill_at_random(
+            &repo,
+            &mut jitter,
+            took,
+            &args,
+            &[&branch, AGENTS_REF],
+        ));
+        let has_branch = !repo.ref_tip(&branch).is_empty();
+        let registered = repo
+            .git(&[
+                "cat-file",
+                "-e",
+                &format!("{AGENTS_REF}:agents/{name}.yaml"),
+            ])
+            .status
+            .success();
+        assert_eq!(has_branch, registered, "round {round}: agent {name}");
+        if has_branch {
+            after_kept += 1;
+        } else {
+            before_kept += 1;
+            let mut again = repo.coord(&args);
+            let dir = repo.tmp().join("repo.agents").join(&name);
+            if !again.status.success()
+                && std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none())
+            {
+                // Killed between making the directory and `git worktree add`: an empty
+                // directory counts as left by a killed spawn once it is as old as a stale lock.
+                std::thread::sleep(Duration::from_millis(5500));
+                again = repo.coord(&args);
+            }
+            ok(again, &format!("round {round}: spawning {name} again"));
         }
     }
     println!(
