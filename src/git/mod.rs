@@ -184,6 +184,9 @@ pub struct Repo {
     inner: gix::Repository,
     kept: objects::Kept,
     spares: ahead::Spares,
+    /// What this repository did on its own that the user should hear (a stale lock removed),
+    /// for the command to show as warnings.
+    notes: std::cell::RefCell<Vec<String>>,
 }
 
 impl Repo {
@@ -217,6 +220,7 @@ impl Repo {
             inner,
             kept: objects::Kept::new(keep),
             spares: ahead::Spares::default(),
+            notes: Default::default(),
         }
     }
 
@@ -585,7 +589,7 @@ impl Repo {
     /// Done as git's files backend does an update: lock the ref alone (`<ref>.lock`, created
     /// exclusively), read its value (loose, else packed-refs, without locking packed-refs),
     /// compare, write the lock, rename it over the ref. packed-refs.lock is never taken, so a
-    /// process killed here can only leave the ref's own lock, which [`recover_stale_lock`] clears.
+    /// process killed here can only leave the ref's own lock, which [`Repo::recover_stale_lock`] clears.
     pub fn cas_ref(
         &self,
         name: &str,
@@ -641,7 +645,7 @@ impl Repo {
                 // Another writer holds it, or a killed one left it.
                 tracing::debug!(%name, "ref lock held");
                 if check_stale {
-                    recover_stale_lock(&lock, &common.join("coord"));
+                    self.recover_stale_lock(&lock);
                 }
                 return Ok(None);
             }
@@ -786,7 +790,7 @@ impl Repo {
                 match entry.file_type() {
                     Ok(t) if t.is_dir() => dirs.push(path),
                     Ok(t) if t.is_file() && path.extension().is_some_and(|e| e == "lock") => {
-                        recover_stale_lock(&path, &common.join("coord"));
+                        self.recover_stale_lock(&path);
                     }
                     _ => {}
                 }
@@ -799,8 +803,9 @@ impl Repo {
     pub fn recover_stale_packed_refs_lock(&self) {
         let common = self.common_dir();
         let lock = common.join("packed-refs.lock");
-        if lock.exists() {
-            recover_lock_older_than(&lock, &common.join("coord"), STALE_PACKED_LOCK);
+        if lock.exists() && recover_lock_older_than(&lock, &common.join("coord"), STALE_PACKED_LOCK)
+        {
+            self.note_removed(&lock);
         }
     }
 }
@@ -898,14 +903,34 @@ pub const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(5);
 /// large repository.
 const STALE_PACKED_LOCK: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Removes `lock` if it is stale. The lock is first renamed into `aside_dir`, which only one process can do;
-/// if what was renamed turns out to be fresh (a live writer's lock that replaced the stale one in
-/// between), it is put back.
-fn recover_stale_lock(lock: &Path, aside_dir: &Path) {
-    recover_lock_older_than(lock, aside_dir, STALE_LOCK);
+impl Repo {
+    /// Removes ref lock `lock` if it is stale ([`recover_lock_older_than`]), noting it for the
+    /// user.
+    fn recover_stale_lock(&self, lock: &Path) {
+        if recover_lock_older_than(lock, &self.common_dir().join("coord"), STALE_LOCK) {
+            self.note_removed(lock);
+        }
+    }
+
+    fn note_removed(&self, lock: &Path) {
+        let text = format!(
+            "removed a stale lock left by a killed process: {}",
+            lock.display()
+        );
+        tracing::debug!("{text}");
+        self.notes.borrow_mut().push(text);
+    }
+
+    /// What this repository did on its own since the last call that the user should hear.
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.borrow_mut())
+    }
 }
 
-fn recover_lock_older_than(lock: &Path, aside_dir: &Path, limit: std::time::Duration) {
+/// Removes `lock` if it is older than `limit`; returns whether it did. The lock is first renamed
+/// into `aside_dir`, which only one process can do; if what was renamed turns out to be fresh (a
+/// live writer's lock that replaced the stale one in between), it is put back.
+fn recover_lock_older_than(lock: &Path, aside_dir: &Path, limit: std::time::Duration) -> bool {
     let is_stale = |path: &Path| {
         std::fs::metadata(path)
             .and_then(|m| m.modified())
@@ -916,7 +941,7 @@ fn recover_lock_older_than(lock: &Path, aside_dir: &Path, limit: std::time::Dura
             })
     };
     if !is_stale(lock) {
-        return;
+        return false;
     }
     // Set aside outside refs/, so that a kill right here leaves no broken ref behind.
     let _ = std::fs::create_dir_all(aside_dir);
@@ -925,17 +950,14 @@ fn recover_lock_older_than(lock: &Path, aside_dir: &Path, limit: std::time::Dura
     let n = ASIDE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let aside = aside_dir.join(format!("stale-lock-{}-{n}", std::process::id()));
     if std::fs::rename(lock, &aside).is_err() {
-        return; // another process took it first
+        return false; // another process took it first
     }
-    if is_stale(&aside) {
-        tracing::warn!(
-            "removed a stale ref lock left by a killed process: {}",
-            lock.display()
-        );
-    } else {
+    let removed = is_stale(&aside);
+    if !removed {
         let _ = std::fs::hard_link(&aside, lock);
     }
     let _ = std::fs::remove_file(&aside);
+    removed
 }
 
 /// The one way git-coord runs the git binary: in `dir`, with no terminal prompts and no stdin,
@@ -1353,7 +1375,7 @@ impl Repo {
         let lock = self.common_dir().join(format!("{name}.lock"));
         let deadline = std::time::Instant::now() + STALE_LOCK * 2;
         loop {
-            recover_stale_lock(&lock, &self.common_dir().join("coord"));
+            self.recover_stale_lock(&lock);
             match self.git_ok(&["update-ref", name, &oid.to_string()]) {
                 Err(_) if lock.exists() && std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(250));
@@ -1439,8 +1461,7 @@ impl Repo {
         if stderr.contains(".lock': File exists") {
             let common = self.common_dir();
             for edit in edits {
-                let lock = common.join(format!("{}.lock", edit.name));
-                recover_stale_lock(&lock, &common.join("coord"));
+                self.recover_stale_lock(&common.join(format!("{}.lock", edit.name)));
             }
             return Ok(Cas::Lost);
         }
