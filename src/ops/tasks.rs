@@ -434,10 +434,11 @@ impl<'c> Tasks<'c> {
                 }
                 // The list said it could be taken and the document says not: the document wins.
                 Ok(task) => {
-                    tracing::warn!("task {} is {}: not taken", task.id, task.state.as_str())
+                    tracing::debug!("task {} is {}: not taken", task.id, task.state.as_str())
                 }
                 Err(e @ (Error::Malformed { .. } | Error::NewerFormat { .. })) => {
-                    tracing::warn!("skipping task {}: {e}", candidate.id);
+                    self.coord
+                        .warn(format!("skipping task {}: {e}", candidate.id));
                 }
                 Err(e) => return Err(e),
             }
