@@ -284,3 +284,43 @@ fn a_killed_spawn_leaves_its_branch_and_registration_both_or_neither() {
     assert!(killed > 0, "no round was killed");
     repo.assert_fsck_clean();
 }
+
+/// `workflow start` killed at random instants: the epic and every task of the workflow, or
+/// none of them.
+#[test]
+fn a_killed_workflow_start_creates_all_of_its_tasks_or_none() {
+    const ROUNDS: usize = 30;
+    let repo = TestRepo::init();
+    let mut jitter = Jitter::new();
+    let start = |n: usize| {
+        ["workflow", "start", "bugfix", &format!("w{n}")]
+            .map(String::from)
+            .to_vec()
+    };
+    let took = time_of(&repo, 3, |n| start(1000 + n));
+    let size = repo.list().len() / 3; // the epic and its tasks
+    assert!(size > 2, "a workflow of {size} tasks");
+    let (mut killed, mut before_kept, mut after_kept) = (0, 0, 0);
+    for round in 0..ROUNDS {
+        let count = repo.list().len();
+        let args = start(round);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        killed += usize::from(kill_at_random(
+            &repo,
+            &mut jitter,
+            took,
+            &args,
+            &[TASKS_REF],
+        ));
+        match repo.list().len() - count {
+            0 => before_kept += 1,
+            n if n == size => after_kept += 1,
+            n => panic!("round {round}: {n} of the workflow's {size} tasks were created"),
+        }
+    }
+    println!(
+        "{ROUNDS} rounds: {killed} killed, {before_kept} left all before, {after_kept} all after"
+    );
+    assert!(killed > 0, "no round was killed");
+    repo.assert_fsck_clean();
+}

@@ -167,9 +167,9 @@ fn fill(text: &str, vars: &BTreeMap<String, String>) -> String {
 }
 
 /// Starts a workflow: an epic titled `title`, and one task per stage (and per checkpoint), each
-/// waiting on the one before. Returns the epic and the tasks in order. Every task is laid out
-/// and checked before the first is created: a title too long once filled in, a priority out of
-/// range or a label that is no name refuses the workflow with nothing created.
+/// waiting on the one before, all in one commit. Returns the epic and the tasks in order. Every
+/// task is laid out and checked before any is written: a title too long once filled in, a
+/// priority out of range or a label that is no name refuses the workflow with nothing created.
 pub fn start(
     coord: &Coord,
     template_name: &str,
@@ -193,14 +193,14 @@ pub fn start(
         crate::ops::tasks::check_new(&new)?;
         Ok(PLACEHOLDER_ID.to_string())
     })?;
-    let tasks = Tasks::new(coord);
-    let mut made = Vec::new();
+    // Laid out again under the ids the tasks get, and written in one commit: all or none.
+    let mut batch = Vec::new();
     layout.make(&mut |new| {
-        let task = tasks.create(new)?;
-        let id = task.id.clone();
-        made.push(task);
+        let id = crate::model::id::new_id();
+        batch.push((id.clone(), new));
         Ok(id)
     })?;
+    let mut made = Tasks::new(coord).create_all(&batch)?;
     let epic = made.remove(0);
     tell_missing_roles(coord, &agents, &t, &epic);
     Ok((epic, made))
