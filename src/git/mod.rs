@@ -526,7 +526,7 @@ impl Repo {
                 if clean == base {
                     return Err(err);
                 }
-                tracing::warn!("left out tree entries no document can have: {err}");
+                self.note(format!("left out tree entries no document can have: {err}"));
                 self.edit_entries_as_is(clean, edits)
             }
         }
@@ -913,10 +913,14 @@ impl Repo {
     }
 
     fn note_removed(&self, lock: &Path) {
-        let text = format!(
+        self.note(format!(
             "removed a stale lock left by a killed process: {}",
             lock.display()
-        );
+        ));
+    }
+
+    /// Keeps `text` for the command to show the user as a warning ([`Repo::take_notes`]).
+    pub fn note(&self, text: String) {
         tracing::debug!("{text}");
         self.notes.borrow_mut().push(text);
     }
