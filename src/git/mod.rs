@@ -1683,3 +1683,57 @@ pub(crate) fn test_repo() -> (tempfile::TempDir, Repo) {
     let repo = Repo::discover(dir.path()).expect("a repository");
     (dir, repo)
 }
+
+#[cfg(test)]
+mod transaction_tests {
+    use super::{Cas, RefEdit, test_repo};
+
+    /// Two refs move together, and when one no longer points where it must move from, neither
+    /// moves.
+    #[test]
+    fn a_ref_transaction_moves_every_ref_or_none() {
+        let (_dir, repo) = test_repo();
+        let blob = repo.write_blob(b"x").expect("a blob");
+        let tree = repo
+            .edit_tree(
+                None,
+                &[super::PathEdit {
+                    path: "x".into(),
+                    blob: Some(blob),
+                }],
+            )
+            .expect("a tree");
+        let first = repo
+            .write_commit(tree, &[], &super::test_author(), "first\n")
+            .expect("a commit");
+        let second = repo
+            .write_commit(tree, &[first], &super::test_author(), "second\n")
+            .expect("a commit");
+        let edit = |name: &str, old, new| RefEdit {
+            name: name.into(),
+            old,
+            new,
+        };
+        let created = [
+            edit("refs/coord/a", None, first),
+            edit("refs/coord/b", None, first),
+        ];
+        assert_eq!(repo.update_refs(&created, "t").expect("runs"), Cas::Moved);
+        // b is not where this transaction says: a must not move either.
+        let stale = [
+            edit("refs/coord/a", Some(first), second),
+            edit("refs/coord/b", Some(second), second),
+        ];
+        assert_eq!(repo.update_refs(&stale, "t").expect("runs"), Cas::Lost);
+        assert_eq!(repo.ref_tip("refs/coord/a").expect("read"), Some(first));
+        let both = [
+            edit("refs/coord/a", Some(first), second),
+            edit("refs/coord/b", Some(first), second),
+        ];
+        assert_eq!(repo.update_refs(&both, "t").expect("runs"), Cas::Moved);
+        assert_eq!(repo.ref_tip("refs/coord/b").expect("read"), Some(second));
+        // A ref that must not exist yet, and does.
+        let again = [edit("refs/coord/a", None, first)];
+        assert_eq!(repo.update_refs(&again, "t").expect("runs"), Cas::Lost);
+    }
+}
