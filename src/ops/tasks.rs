@@ -720,6 +720,46 @@ impl<'c> Tasks<'c> {
         }
     }
 
+    /// Changes the tasks of `ids` that `apply` changes, in one commit, all or none: confirmed at
+    /// the remote when it can be reached, as `release` and `block` are. `apply` is given the
+    /// acting agent and the time, records its own events, and says whether it changed the task.
+    /// Returns the tasks it changed. `op` names the commit (`Coord-Op`).
+    pub fn edit_all(
+        &self,
+        ids: &[String],
+        op: &str,
+        mut apply: impl FnMut(&mut Task, &str, &str) -> Result<bool>,
+    ) -> Result<Vec<Task>> {
+        let actor = self.coord.actor()?;
+        crate::ops::online::update_or_keep(self.coord, &self.store, &actor, |snap| {
+            let now = time::now();
+            let mut docs = Vec::new();
+            let mut changed = Vec::new();
+            for id in ids {
+                let mut task = self.load(snap, id)?;
+                if apply(&mut task, &actor.agent, &now)? {
+                    docs.push((Task::path(id), Some(task.to_yaml().into_bytes())));
+                    changed.push(task);
+                }
+            }
+            let change = Change {
+                reads: None,
+                docs,
+                subject: format!("{op} {} tasks by {}", changed.len(), actor.agent),
+                trailers: std::iter::once(("Coord-Op", op.to_string()))
+                    .chain(changed.iter().map(|t| ("Coord-Task", t.id.clone())))
+                    .collect(),
+            };
+            Ok((change, changed))
+        })
+    }
+
+    /// Tells the creator and followers of `task` that it is now blocked (`block` does it): for
+    /// a flow that blocked tasks through [`Tasks::edit_all`].
+    pub fn tell_blocked(&self, task: &Task, reason: &str) {
+        self.tell_creator(task, "blocked", Some(reason));
+    }
+
     /// Adds `agent` to the followers of task `input` (`on`), or takes it off: a follower is told
     /// when the task is done or blocked, as its creator is.
     pub fn follow(&self, input: &str, agent: &str, on: bool) -> Result<Task> {
