@@ -324,3 +324,69 @@ fn a_killed_workflow_start_creates_all_of_its_tasks_or_none() {
     assert!(killed > 0, "no round was killed");
     repo.assert_fsck_clean();
 }
+
+/// `cancel --workflow` killed at random instants: every task of the workflow is cancelled (its
+/// claims released, its stages blocked, its epic labelled) or none is.
+#[test]
+fn a_killed_workflow_cancel_changes_all_of_its_tasks_or_none() {
+    const ROUNDS: usize = 20;
+    let repo = TestRepo::init();
+    let mut jitter = Jitter::new();
+    let start = |n: usize| {
+        let started = repo.coord_json(&["workflow", "start", "bugfix", &format!("w{n}")]);
+        let epic = started["id"].as_str().expect("an epic").to_string();
+        let first = started["tasks"][0].as_str().expect("a task").to_string();
+        ok(
+            repo.coord_as("a", &["task", "claim", &first, "--force"]),
+            "claim",
+        );
+        epic
+    };
+    let cancel = |epic: &str| {
+        ["cancel", "--workflow", epic, "--reason", "r"]
+            .map(String::from)
+            .to_vec()
+    };
+    let took = time_of(&repo, 3, |n| cancel(&start(1000 + n)));
+    // Cancelled: every task but the epic blocked, none claimed, the epic labelled.
+    let cancelled = |epic: &str| -> Vec<bool> {
+        repo.list()
+            .iter()
+            .filter(|t| t["id"] == epic || t["parent"] == epic)
+            .map(|t| match t["id"] == epic {
+                true => t["labels"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|l| l == "cancelled")),
+                false => t["state"] == "blocked",
+            })
+            .collect()
+    };
+    let (mut killed, mut before_kept, mut after_kept) = (0, 0, 0);
+    for round in 0..ROUNDS {
+        let epic = start(round);
+        let args = cancel(&epic);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        killed += usize::from(kill_at_random(
+            &repo,
+            &mut jitter,
+            took,
+            &args,
+            &[TASKS_REF],
+        ));
+        let states = cancelled(&epic);
+        assert!(states.len() > 2, "round {round}: {states:?}");
+        if states.iter().all(|c| *c) {
+            after_kept += 1;
+        } else {
+            assert!(
+                states.iter().all(|c| !*c),
+                "round {round}: part of workflow {epic} is cancelled: {states:?}"
+            );
+            before_kept += 1;
+        }
+    }
+    println!(
+        "{ROUNDS} rounds: {killed} killed, {before_kept} left all before, {after_kept} all after"
+    );
+    assert!(killed > 0, "no round was killed");
+}
