@@ -184,6 +184,9 @@ pub struct Repo {
     inner: gix::Repository,
     kept: objects::Kept,
     spares: ahead::Spares,
+    /// What this repository did on its own that the user should hear (a stale lock removed),
+    /// for the command to show as warnings.
+    notes: std::cell::RefCell<Vec<String>>,
 }
 
 impl Repo {
@@ -217,6 +220,7 @@ impl Repo {
             inner,
             kept: objects::Kept::new(keep),
             spares: ahead::Spares::default(),
+            notes: Default::default(),
         }
     }
 
@@ -522,7 +526,7 @@ impl Repo {
                 if clean == base {
                     return Err(err);
                 }
-                tracing::warn!("left out tree entries no document can have: {err}");
+                self.note(format!("left out tree entries no document can have: {err}"));
                 self.edit_entries_as_is(clean, edits)
             }
         }
@@ -585,7 +589,7 @@ impl Repo {
     /// Done as git's files backend does an update: lock the ref alone (`<ref>.lock`, created
     /// exclusively), read its value (loose, else packed-refs, without locking packed-refs),
     /// compare, write the lock, rename it over the ref. packed-refs.lock is never taken, so a
-    /// process killed here can only leave the ref's own lock, which [`recover_stale_lock`] clears.
+    /// process killed here can only leave the ref's own lock, which [`Repo::recover_stale_lock`] clears.
     pub fn cas_ref(
         &self,
         name: &str,
@@ -641,7 +645,7 @@ impl Repo {
                 // Another writer holds it, or a killed one left it.
                 tracing::debug!(%name, "ref lock held");
                 if check_stale {
-                    recover_stale_lock(&lock, &common.join("coord"));
+                    self.recover_stale_lock(&lock);
                 }
                 return Ok(None);
             }
@@ -786,7 +790,7 @@ impl Repo {
                 match entry.file_type() {
                     Ok(t) if t.is_dir() => dirs.push(path),
                     Ok(t) if t.is_file() && path.extension().is_some_and(|e| e == "lock") => {
-                        recover_stale_lock(&path, &common.join("coord"));
+                        self.recover_stale_lock(&path);
                     }
                     _ => {}
                 }
@@ -799,8 +803,9 @@ impl Repo {
     pub fn recover_stale_packed_refs_lock(&self) {
         let common = self.common_dir();
         let lock = common.join("packed-refs.lock");
-        if lock.exists() {
-            recover_lock_older_than(&lock, &common.join("coord"), STALE_PACKED_LOCK);
+        if lock.exists() && recover_lock_older_than(&lock, &common.join("coord"), STALE_PACKED_LOCK)
+        {
+            self.note_removed(&lock);
         }
     }
 }
@@ -898,14 +903,38 @@ pub const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(5);
 /// large repository.
 const STALE_PACKED_LOCK: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Removes `lock` if it is stale. The lock is first renamed into `aside_dir`, which only one process can do;
-/// if what was renamed turns out to be fresh (a live writer's lock that replaced the stale one in
-/// between), it is put back.
-fn recover_stale_lock(lock: &Path, aside_dir: &Path) {
-    recover_lock_older_than(lock, aside_dir, STALE_LOCK);
+impl Repo {
+    /// Removes ref lock `lock` if it is stale ([`recover_lock_older_than`]), noting it for the
+    /// user.
+    fn recover_stale_lock(&self, lock: &Path) {
+        if recover_lock_older_than(lock, &self.common_dir().join("coord"), STALE_LOCK) {
+            self.note_removed(lock);
+        }
+    }
+
+    fn note_removed(&self, lock: &Path) {
+        self.note(format!(
+            "removed a stale lock left by a killed process: {}",
+            lock.display()
+        ));
+    }
+
+    /// Keeps `text` for the command to show the user as a warning ([`Repo::take_notes`]).
+    pub fn note(&self, text: String) {
+        tracing::debug!("{text}");
+        self.notes.borrow_mut().push(text);
+    }
+
+    /// What this repository did on its own since the last call that the user should hear.
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.borrow_mut())
+    }
 }
 
-fn recover_lock_older_than(lock: &Path, aside_dir: &Path, limit: std::time::Duration) {
+/// Removes `lock` if it is older than `limit`; returns whether it did. The lock is first renamed
+/// into `aside_dir`, which only one process can do; if what was renamed turns out to be fresh (a
+/// live writer's lock that replaced the stale one in between), it is put back.
+fn recover_lock_older_than(lock: &Path, aside_dir: &Path, limit: std::time::Duration) -> bool {
     let is_stale = |path: &Path| {
         std::fs::metadata(path)
             .and_then(|m| m.modified())
@@ -916,7 +945,7 @@ fn recover_lock_older_than(lock: &Path, aside_dir: &Path, limit: std::time::Dura
             })
     };
     if !is_stale(lock) {
-        return;
+        return false;
     }
     // Set aside outside refs/, so that a kill right here leaves no broken ref behind.
     let _ = std::fs::create_dir_all(aside_dir);
@@ -925,17 +954,14 @@ fn recover_lock_older_than(lock: &Path, aside_dir: &Path, limit: std::time::Dura
     let n = ASIDE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let aside = aside_dir.join(format!("stale-lock-{}-{n}", std::process::id()));
     if std::fs::rename(lock, &aside).is_err() {
-        return; // another process took it first
+        return false; // another process took it first
     }
-    if is_stale(&aside) {
-        tracing::warn!(
-            "removed a stale ref lock left by a killed process: {}",
-            lock.display()
-        );
-    } else {
+    let removed = is_stale(&aside);
+    if !removed {
         let _ = std::fs::hard_link(&aside, lock);
     }
     let _ = std::fs::remove_file(&aside);
+    removed
 }
 
 /// The one way git-coord runs the git binary: in `dir`, with no terminal prompts and no stdin,
@@ -1353,7 +1379,7 @@ impl Repo {
         let lock = self.common_dir().join(format!("{name}.lock"));
         let deadline = std::time::Instant::now() + STALE_LOCK * 2;
         loop {
-            recover_stale_lock(&lock, &self.common_dir().join("coord"));
+            self.recover_stale_lock(&lock);
             match self.git_ok(&["update-ref", name, &oid.to_string()]) {
                 Err(_) if lock.exists() && std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(250));
@@ -1361,6 +1387,92 @@ impl Repo {
                 done => return done.map(|_| ()),
             }
         }
+    }
+}
+
+/// One ref of a transaction: moved to `new` only if it still points at `old` (None: it must not
+/// exist yet).
+#[derive(Debug, Clone)]
+pub struct RefEdit {
+    pub name: String,
+    pub old: Option<Oid>,
+    pub new: Oid,
+}
+
+impl Repo {
+    /// Moves every ref of `edits` or none: git's own ref transaction (`git update-ref --stdin`
+    /// with `start`, `prepare`, `commit`), which locks them all, checks each against its `old`,
+    /// and only then renames the locks over the refs. [`Cas::Lost`] when a ref no longer points
+    /// at its `old`, or another writer holds a lock (a stale one, left by a killed process, is
+    /// cleared for the next try): nothing moved. The transaction is git's process, so killing
+    /// this one, even while git commits, never leaves some refs moved and others not; without
+    /// `commit` (this process killed while it writes them), git aborts the whole transaction.
+    pub fn update_refs(&self, edits: &[RefEdit], reason: &str) -> Result<Cas> {
+        let zero = Oid::null(self.inner.object_hash());
+        let mut input = String::from("start\n");
+        for edit in edits {
+            let checked: &gix::refs::FullNameRef = edit
+                .name
+                .as_str()
+                .try_into()
+                .map_err(|e| Error::Git(format!("bad ref name {}: {e}", edit.name)))?;
+            input.push_str(&format!(
+                "update {} {} {}\n",
+                checked.as_bstr(),
+                edit.new,
+                edit.old.unwrap_or(zero)
+            ));
+        }
+        input.push_str("prepare\ncommit\n");
+        let git_dir = self.git_dir().display().to_string();
+        let args = [
+            "--git-dir",
+            git_dir.as_str(),
+            "update-ref",
+            "-m",
+            reason,
+            "--stdin",
+        ];
+        let dir = self.workdir().unwrap_or_else(|| self.git_dir());
+        let mut cmd = git_command(&dir, &args);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
+        // One write: git sees the whole transaction, or an end without `commit` and aborts.
+        let written = child
+            .stdin
+            .take()
+            .map(|mut stdin| stdin.write_all(input.as_bytes()));
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::Git(format!("cannot run git: {e}")))?;
+        if out.status.success() {
+            return Ok(Cas::Moved);
+        }
+        if let Some(Err(e)) = written {
+            return Err(Error::Git(format!("cannot run git update-ref: {e}")));
+        }
+        for edit in edits {
+            if self.ref_tip(&edit.name)? != edit.old {
+                tracing::debug!(name = %edit.name, "ref transaction lost");
+                return Ok(Cas::Lost);
+            }
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains(".lock': File exists") {
+            let common = self.common_dir();
+            for edit in edits {
+                self.recover_stale_lock(&common.join(format!("{}.lock", edit.name)));
+            }
+            return Ok(Cas::Lost);
+        }
+        Err(Error::Git(format!(
+            "git update-ref failed: {}",
+            stderr.trim()
+        )))
     }
 }
 
@@ -1510,29 +1622,6 @@ impl Repo {
         parse_oid(&self.git_ok(&args)?)
     }
 
-    /// Moves branch `name` to `new` only if it still points at `old`.
-    pub fn move_branch(&self, name: &str, new: Oid, old: Oid, reason: &str) -> Result<Cas> {
-        let refname = format!("refs/heads/{name}");
-        let out = self.git(&[
-            "update-ref",
-            "-m",
-            reason,
-            &refname,
-            &new.to_string(),
-            &old.to_string(),
-        ])?;
-        if out.success {
-            return Ok(Cas::Moved);
-        }
-        if self.resolve_commit(&refname)? != Some(old) {
-            return Ok(Cas::Lost);
-        }
-        Err(Error::Git(format!(
-            "cannot move {name}: {}",
-            out.stderr.trim()
-        )))
-    }
-
     /// Every worktree, with the branch checked out in it.
     pub fn worktrees(&self) -> Result<Vec<Worktree>> {
         let out = self.git_ok(&["worktree", "list", "--porcelain"])?;
@@ -1593,4 +1682,58 @@ pub(crate) fn test_repo() -> (tempfile::TempDir, Repo) {
     assert!(init.success(), "git init failed");
     let repo = Repo::discover(dir.path()).expect("a repository");
     (dir, repo)
+}
+
+#[cfg(test)]
+mod transaction_tests {
+    use super::{Cas, RefEdit, test_repo};
+
+    /// Two refs move together, and when one no longer points where it must move from, neither
+    /// moves.
+    #[test]
+    fn a_ref_transaction_moves_every_ref_or_none() {
+        let (_dir, repo) = test_repo();
+        let blob = repo.write_blob(b"x").expect("a blob");
+        let tree = repo
+            .edit_tree(
+                None,
+                &[super::PathEdit {
+                    path: "x".into(),
+                    blob: Some(blob),
+                }],
+            )
+            .expect("a tree");
+        let first = repo
+            .write_commit(tree, &[], &super::test_author(), "first\n")
+            .expect("a commit");
+        let second = repo
+            .write_commit(tree, &[first], &super::test_author(), "second\n")
+            .expect("a commit");
+        let edit = |name: &str, old, new| RefEdit {
+            name: name.into(),
+            old,
+            new,
+        };
+        let created = [
+            edit("refs/coord/a", None, first),
+            edit("refs/coord/b", None, first),
+        ];
+        assert_eq!(repo.update_refs(&created, "t").expect("runs"), Cas::Moved);
+        // b is not where this transaction says: a must not move either.
+        let stale = [
+            edit("refs/coord/a", Some(first), second),
+            edit("refs/coord/b", Some(second), second),
+        ];
+        assert_eq!(repo.update_refs(&stale, "t").expect("runs"), Cas::Lost);
+        assert_eq!(repo.ref_tip("refs/coord/a").expect("read"), Some(first));
+        let both = [
+            edit("refs/coord/a", Some(first), second),
+            edit("refs/coord/b", Some(first), second),
+        ];
+        assert_eq!(repo.update_refs(&both, "t").expect("runs"), Cas::Moved);
+        assert_eq!(repo.ref_tip("refs/coord/b").expect("read"), Some(second));
+        // A ref that must not exist yet, and does.
+        let again = [edit("refs/coord/a", None, first)];
+        assert_eq!(repo.update_refs(&again, "t").expect("runs"), Cas::Lost);
+    }
 }

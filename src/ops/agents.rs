@@ -4,14 +4,14 @@
 //! registration, no branch and no worktree. Presence is in refs/coord/presence (ops/presence.rs).
 
 use crate::error::{Error, Result};
-use crate::git::{probe_git, run_git};
+use crate::git::{Cas, RefEdit, probe_git, run_git};
 use crate::model::agent::{AGENT_FORMAT, Agent, AgentEvent, AgentStatus};
 use crate::model::{name, time};
 use crate::ops::config::Config;
 use crate::ops::context::{Coord, IDENTITY_FILE, worktree_agent};
 use crate::ops::launch::Launched;
 use crate::ops::presence::{LastSeen, Presence};
-use crate::store::{Change, Store};
+use crate::store::{Change, Store, Together};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -133,7 +133,21 @@ impl<'c> Agents<'c> {
             Some(path) => self.coord.start_dir.join(path),
             None => self.default_worktree(&top, &req.name),
         };
-        if path.exists() {
+        if !reuse && path.exists() && self.killed_spawn_left(&path, &branch)? {
+            self.undo_spawn(&top, None, &path);
+        }
+        if is_stale_empty_dir(&path) {
+            let _ = std::fs::remove_dir(&path); // a spawn killed before git made the worktree
+        }
+        // Made here, alone: of two spawns of one name at once, one makes it and the other stops.
+        // Any other failure is left to `git worktree add`, which says it in git's words.
+        let parent_made = path
+            .parent()
+            .is_none_or(|p| std::fs::create_dir_all(p).is_ok());
+        if parent_made
+            && std::fs::create_dir(&path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
+        {
             return Err(Error::invalid(
                 "worktree path",
                 path.display().to_string(),
@@ -141,19 +155,50 @@ impl<'c> Agents<'c> {
             ));
         }
         let path_text = path.display().to_string();
-        // The branch first, on its own: creating it fails if it exists, so whatever this
-        // process undoes later is its own (another process may be spawning the same name).
-        if !reuse {
-            run_git(&top, &["branch", "--no-track", &branch, &base])?;
-        }
-        if let Err(e) = run_git(&top, &["worktree", "add", "--quiet", &path_text, &branch]) {
+        // The worktree first. A new branch is not made yet: the worktree's HEAD names it before
+        // it exists, with the base's files checked out, and the branch is created with the
+        // registration (one ref transaction here; first, on its own, when the registration is
+        // confirmed at a remote). The worktree stays locked by this process until then, so a
+        // kill before leaves only a worktree locked by a process that is gone, on a branch that
+        // does not exist, which the next spawn of the name clears.
+        let added = match reuse {
+            true => run_git(&top, &["worktree", "add", "--quiet", &path_text, &branch]),
+            false => run_git(
+                &top,
+                &[
+                    "worktree",
+                    "add",
+                    "--quiet",
+                    "--lock",
+                    "--reason",
+                    &spawn_lock_reason(&branch, std::process::id()),
+                    "--detach",
+                    &path_text,
+                    &base,
+                ],
+            ),
+        };
+        if let Err(e) = added {
             let _ = run_git(&top, &["worktree", "prune"]);
-            if !reuse {
-                let _ = run_git(&top, &["branch", "-D", &branch]);
-            }
+            let _ = std::fs::remove_dir(&path);
             remove_empty_parent(&path);
             return Err(e);
         }
+        if !reuse {
+            let head = format!("refs/heads/{branch}");
+            if let Err(e) = run_git(&path, &["symbolic-ref", "HEAD", &head]) {
+                self.undo_spawn(&top, None, &path);
+                return Err(e);
+            }
+        }
+        let base_oid = crate::git::Oid::from_hex(base.trim().as_bytes())
+            .map_err(|e| Error::Git(format!("rev-parse printed {base}: {e}")))?;
+        let new_branch = (!reuse).then(|| RefEdit {
+            name: format!("refs/heads/{branch}"),
+            old: None,
+            new: base_oid,
+        });
+        let mut made_branch = false;
         let registered = self.identify(&path, &req.name).and_then(|_| {
             let agent = Agent {
                 format: AGENT_FORMAT,
@@ -177,9 +222,7 @@ impl<'c> Agents<'c> {
                 history: Vec::new(),
                 extra: Default::default(),
             };
-            // Confirmed at the remote when there is one, so that every clone knows the agent
-            // at once (a claim it makes elsewhere is not refused as an unknown agent's).
-            crate::ops::online::update_or_keep(self.coord, &self.store, &actor, |snap| {
+            let register = |snap: &crate::store::Snapshot| {
                 let existing = self.read(snap, &agent.name)?;
                 if existing.is_some_and(|a| a.status == AgentStatus::Active) {
                     return Err(Error::invalid(
@@ -189,9 +232,43 @@ impl<'c> Agents<'c> {
                     ));
                 }
                 Ok((write_change(&agent, "spawn", &actor.agent), agent.clone()))
-            })
-            .map(|kept| kept.warned(self.coord, |a| format!("agent {} registered", a.name)))
+            };
+            let taken = || {
+                Error::invalid(
+                    "agent name",
+                    &req.name,
+                    format!("another process created branch {branch} meanwhile"),
+                )
+            };
+            if self.coord.confirm_remote()?.is_none() {
+                let others: Vec<RefEdit> = new_branch.iter().cloned().collect();
+                return match self.store.update_together(&actor, &others, register)? {
+                    Together::Written(agent) => Ok(agent),
+                    Together::OtherMoved(_) => Err(taken()),
+                };
+            }
+            if let Some(edit) = &new_branch {
+                match self
+                    .coord
+                    .repo
+                    .update_refs(std::slice::from_ref(edit), "spawn")?
+                {
+                    Cas::Moved => made_branch = true,
+                    Cas::Lost => return Err(taken()),
+                }
+            }
+            // Confirmed at the remote, so that every clone knows the agent at once (a claim it
+            // makes elsewhere is not refused as an unknown agent's).
+            crate::ops::online::update_or_keep(self.coord, &self.store, &actor, register)
+                .map(|kept| kept.warned(self.coord, |a| format!("agent {} registered", a.name)))
         });
+        if registered.is_ok() && !reuse {
+            // Written: the lock has done its work. Left locked, the worktree is the agent's all
+            // the same, and `retire` unlocks it.
+            if let Err(e) = run_git(&top, &["worktree", "unlock", &path_text]) {
+                tracing::debug!("{path_text} stays locked: {e}");
+            }
+        }
         match registered {
             Ok(agent) => {
                 let mut as_agent = actor.clone();
@@ -202,17 +279,56 @@ impl<'c> Agents<'c> {
                 Ok(agent)
             }
             Err(e) => {
-                self.undo_spawn(&top, (!reuse).then_some(branch.as_str()), &path);
+                self.undo_spawn(&top, made_branch.then_some(branch.as_str()), &path);
                 Err(e)
             }
         }
     }
 
-    /// Removes what this process's successful `git worktree add` made: the worktree and the branch.
+    /// Whether `path` is what a spawn of `branch`'s agent, killed before its branch was made,
+    /// left: a worktree of this repository locked by that spawn, whose process is gone, while
+    /// `branch` does not exist.
+    fn killed_spawn_left(&self, path: &Path, branch: &str) -> Result<bool> {
+        if (self.coord.repo.ref_tip(&format!("refs/heads/{branch}"))?).is_some() {
+            return Ok(false);
+        }
+        Ok(self
+            .spawn_lock(path, branch)?
+            .is_some_and(|pid| !alive(pid)))
+    }
+
+    /// The process whose spawn of `branch`'s agent locked the worktree at `path`, if one did.
+    fn spawn_lock(&self, path: &Path, branch: &str) -> Result<Option<u32>> {
+        let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        let listed = self
+            .coord
+            .repo
+            .git_ok(&["worktree", "list", "--porcelain"])?;
+        let prefix = format!("locked {}", spawn_lock_reason(branch, 0));
+        let prefix = prefix.trim_end_matches('0');
+        Ok(listed.split("\n\n").find_map(|block| {
+            let mut lines = block.lines();
+            let here = lines
+                .next()
+                .and_then(|l| l.strip_prefix("worktree "))
+                .is_some_and(|p| canon(Path::new(p)) == canon(path));
+            let pid = lines.find_map(|l| l.strip_prefix(prefix)?.parse::<u32>().ok());
+            pid.filter(|_| here)
+        }))
+    }
+
+    /// Removes what this process's successful `git worktree add` made: the worktree, and the
+    /// branch when this process made it.
     fn undo_spawn(&self, top: &Path, branch: Option<&str>, path: &Path) {
         let _ = run_git(
             top,
-            &["worktree", "remove", "--force", &path.display().to_string()],
+            &[
+                "worktree",
+                "remove",
+                "--force",
+                "--force", // locked by this spawn, until its HEAD names the branch
+                &path.display().to_string(),
+            ],
         );
         let _ = run_git(top, &["worktree", "prune"]);
         if let Some(branch) = branch {
@@ -580,6 +696,14 @@ impl<'c> Agents<'c> {
         // A process launched for the agent stops first: it works in the worktree about to go.
         stop_launched(self.coord, name)?;
         if let Some(path) = &worktree {
+            // A spawn killed after it registered the agent leaves the worktree locked.
+            if let Some(branch) = &agent.branch
+                && self
+                    .spawn_lock(path, branch)?
+                    .is_some_and(|pid| !alive(pid))
+            {
+                let _ = run_git(&top, &["worktree", "unlock", &path.display().to_string()]);
+            }
             let path = path.display().to_string();
             let mut args = vec!["worktree", "remove"];
             if force {
@@ -720,6 +844,27 @@ fn stop_launched(coord: &Coord, agent: &str) -> Result<()> {
 }
 
 /// Removes the directory that held `path` if nothing else is in it (the `<repo>.agents` folder).
+/// The reason a spawn by process `pid` locks the worktree it makes with, until the branch and
+/// the registration are written.
+fn spawn_lock_reason(branch: &str, pid: u32) -> String {
+    format!("git-coord: spawning {branch} in process {pid}")
+}
+
+/// Whether `path` is an empty directory last changed longer ago than a ref lock is taken for a
+/// killed process's: what a spawn killed between making it and `git worktree add` leaves.
+fn is_stale_empty_dir(path: &Path) -> bool {
+    let empty = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+    empty
+        && std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > crate::git::STALE_LOCK))
+}
+
+/// Whether process `pid` still runs on this machine.
+fn alive(pid: u32) -> bool {
+    i32::try_from(pid).is_ok_and(crate::ops::launch::alive)
+}
+
 fn remove_empty_parent(path: &Path) {
     if let Some(parent) = path.parent() {
         let _ = std::fs::remove_dir(parent); // fails, harmlessly, unless empty

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::git::{Cas, Oid, TreeMerge, probe_git, run_git};
+use crate::git::{Oid, RefEdit, TreeMerge, probe_git, run_git};
 use crate::model::agent::Agent;
 use crate::model::checkpoint::{
     CHECKPOINT_FORMAT, Checkpoint, CommitRef, ConflictedBranch, GateResult, LeaseBreach,
@@ -21,7 +21,7 @@ use crate::ops::context::Coord;
 use crate::ops::leases::Leases;
 use crate::ops::messages::{InboxFilter, Messages, Outgoing, clip};
 use crate::ops::tasks::{NewTask, Tasks};
-use crate::store::{Change, Snapshot, Store};
+use crate::store::{Change, Snapshot, Store, Together};
 
 pub use crate::store::CHECKPOINTS_REF;
 /// Lines of a gate's output kept in the record.
@@ -231,14 +231,21 @@ impl<'c> Checkpoints<'c> {
             checkpoint.after = Some(current.to_string());
             if checkpoint.gates.iter().any(|g| !g.passed) {
                 checkpoint.outcome = Outcome::GatesFailed;
-            } else {
-                checkpoint.outcome = self.move_branch(&into, current, before)?;
-                if checkpoint.outcome == Outcome::Moved {
-                    progress(&format!("{into} moved to {}", &current.to_string()[..12]));
-                }
             }
         }
-        checkpoint = self.record(checkpoint)?;
+        checkpoint = match checkpoint.outcome {
+            Outcome::Moved => match self.move_and_record(checkpoint.clone(), current, before)? {
+                Some(recorded) => {
+                    progress(&format!("{into} moved to {}", &current.to_string()[..12]));
+                    recorded
+                }
+                None => {
+                    checkpoint.outcome = Outcome::BranchMoved;
+                    self.record(checkpoint)?
+                }
+            },
+            _ => self.record(checkpoint)?,
+        };
         // Recorded: what follows is said, not failed on, so that a checkpoint that moved the
         // branch never reports an error.
         let mut warnings = Vec::new();
@@ -476,47 +483,46 @@ impl<'c> Checkpoints<'c> {
         results
     }
 
-    /// Moves the integration branch from `before` to `after`: a fast-forward in the worktree that
-    /// has it checked out (refused when that worktree has uncommitted changes), else a
-    /// compare-and-swap of the ref.
-    fn move_branch(&self, into: &str, after: Oid, before: Oid) -> Result<Outcome> {
+    /// Moves the integration branch from `before` to `after` and records `checkpoint` (whose
+    /// outcome says the move) in one ref transaction: the branch and refs/coord/checkpoints move
+    /// together or not at all. A worktree that has the branch checked out (refused when it has
+    /// uncommitted changes) is brought to `after` first, as `git merge --ff-only` would, and put
+    /// back when the branch moved meanwhile. None when it did: nothing moved, nothing recorded.
+    fn move_and_record(
+        &self,
+        checkpoint: Checkpoint,
+        after: Oid,
+        before: Oid,
+    ) -> Result<Option<Checkpoint>> {
         let repo = &self.coord.repo;
+        let into = checkpoint.into.clone();
         let refname = format!("refs/heads/{into}");
-        let Some(worktree) = self.clean_checkout_of(into)? else {
-            return Ok(
-                match repo.move_branch(into, after, before, "git-coord checkpoint")? {
-                    Cas::Moved => Outcome::Moved,
-                    Cas::Lost => Outcome::BranchMoved,
-                },
-            );
-        };
+        let worktree = self.clean_checkout_of(&into)?;
         if repo.resolve_commit(&refname)? != Some(before) {
-            return Ok(Outcome::BranchMoved);
+            return Ok(None);
         }
-        let merged = crate::git::run_git_with_env(
-            &worktree.path,
-            &["merge", "--ff-only", "--quiet", &after.to_string()],
-            &[],
-        )?;
-        if merged.success {
-            return Ok(Outcome::Moved);
+        if let Some(worktree) = &worktree {
+            check_out(repo, worktree, &into, before, after)?;
         }
-        if repo.resolve_commit(&refname)? != Some(before) {
-            return Ok(Outcome::BranchMoved);
-        }
-        let why = match merged.failure() {
-            w if w.is_empty() => "git merge --ff-only failed".to_string(),
-            w => w,
+        let branch = RefEdit {
+            name: refname,
+            old: Some(before),
+            new: after,
         };
-        let fix = if why.contains("untracked") {
-            "move or remove those files there, then run it again"
-        } else {
-            "fix that there, then run it again"
-        };
-        Err(Error::Other(format!(
-            "cannot fast-forward {into} in {}: {why}; nothing was moved: {fix}",
-            worktree.path.display(),
-        )))
+        match self.record_with(checkpoint, &[branch])? {
+            Together::Written(recorded) => Ok(Some(recorded)),
+            Together::OtherMoved(_) => {
+                if let Some(worktree) = &worktree
+                    && let Err(e) = check_out(repo, worktree, &into, after, before)
+                {
+                    self.coord.warn(format!(
+                        "{into} moved meanwhile, and {} could not be put back on it ({e}); `git reset --keep {into}` there does",
+                        worktree.path.display()
+                    ));
+                }
+                Ok(None)
+            }
+        }
     }
 
     /// The worktree that has `into` checked out, if one has; refused when it has uncommitted
@@ -547,8 +553,20 @@ impl<'c> Checkpoints<'c> {
 
     /// Writes the checkpoint under the next number.
     fn record(&self, checkpoint: Checkpoint) -> Result<Checkpoint> {
+        match self.record_with(checkpoint, &[])? {
+            Together::Written(recorded) => Ok(recorded),
+            Together::OtherMoved(name) => Err(Error::Other(format!("{name} moved"))),
+        }
+    }
+
+    /// Writes the checkpoint under the next number, moving `others` in the same transaction.
+    fn record_with(
+        &self,
+        checkpoint: Checkpoint,
+        others: &[RefEdit],
+    ) -> Result<Together<Checkpoint>> {
         let actor = self.coord.actor()?;
-        self.store.update(&actor, |snap| {
+        self.store.update_together(&actor, others, |snap| {
             let mut c = checkpoint.clone();
             c.seq = self.last_seq(snap)? + 1;
             let change = Change {
@@ -720,19 +738,13 @@ impl<'c> Checkpoints<'c> {
             (tree, message, dropped)
         };
         let commit = repo.commit_tree_as_user(tree, &[before], &message)?;
-        // One move of the branch, from the tip read above: interrupted, the branch is either
-        // where it was or on the new commit.
-        let outcome = self.move_branch(&into, commit, before)?;
-        if outcome != Outcome::Moved {
-            return Err(Error::Other(format!(
-                "{into} moved meanwhile: nothing was changed; run the rollback again"
-            )));
-        }
+        // One transaction, from the tip read above: interrupted, the branch and the record are
+        // either both as they were or both new.
         let actor = self.coord.actor()?;
-        self.record(Checkpoint {
+        let record = Checkpoint {
             format: CHECKPOINT_FORMAT,
             seq: 0,
-            into,
+            into: into.clone(),
             outcome: Outcome::RolledBack,
             before: before.to_string(),
             after: Some(commit.to_string()),
@@ -747,7 +759,13 @@ impl<'c> Checkpoints<'c> {
             at: time::now(),
             by: actor.agent,
             extra: Default::default(),
-        })
+        };
+        self.move_and_record(record, commit, before)?
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "{into} moved meanwhile: nothing was changed; run the rollback again"
+                ))
+            })
     }
 
     /// What was done on `into` since `since` (its first-parent line from `tip`): the commits no
@@ -1269,4 +1287,52 @@ fn run_each(
         }
     }
     Ok(results)
+}
+
+/// Brings `worktree`, which has `into` checked out at `from`, to `to`: its index and files, as
+/// `git merge --ff-only` would (a two-tree `git read-tree -m -u`, refused when it would overwrite
+/// an untracked file), leaving the branch itself to the caller's transaction.
+fn check_out(
+    repo: &crate::git::Repo,
+    worktree: &crate::git::Worktree,
+    into: &str,
+    from: Oid,
+    to: Oid,
+) -> Result<()> {
+    let (from_hex, to_hex) = (from.to_string(), to.to_string());
+    let out = crate::git::run_git_with_env(
+        &worktree.path,
+        &["read-tree", "-m", "-u", &from_hex, &to_hex],
+        &[],
+    )?;
+    if out.success {
+        return Ok(());
+    }
+    let mut why = match out.failure() {
+        w if w.is_empty() => "git read-tree -m -u failed".to_string(),
+        w => w,
+    };
+    if why.to_lowercase().contains("untracked") {
+        // read-tree names the first such file; name them all, as `git merge` does.
+        let mut args = vec!["ls-files", "-z", "--others", "--exclude-standard", "--"];
+        let changed = repo.changed_paths(from, to)?;
+        args.extend(changed.iter().map(String::as_str));
+        let listed = run_git(&worktree.path, &args)?;
+        let in_the_way: Vec<&str> = listed.split('\0').filter(|p| !p.is_empty()).collect();
+        if !in_the_way.is_empty() {
+            why = format!(
+                "The following untracked working tree files would be overwritten by merge: {}",
+                in_the_way.join(", ")
+            );
+        }
+    }
+    let fix = if why.contains("untracked") {
+        "move or remove those files there, then run it again"
+    } else {
+        "fix that there, then run it again"
+    };
+    Err(Error::Other(format!(
+        "cannot fast-forward {into} in {}: {why}; nothing was moved: {fix}",
+        worktree.path.display(),
+    )))
 }

@@ -67,9 +67,11 @@ impl Coord {
         self.warnings.borrow_mut().push(text);
     }
 
-    /// The warnings recorded since the last call.
+    /// The warnings recorded since the last call, with what the repository did on its own.
     pub fn take_warnings(&self) -> Vec<String> {
-        std::mem::take(&mut *self.warnings.borrow_mut())
+        let mut warnings = self.repo.take_notes();
+        warnings.append(&mut self.warnings.borrow_mut());
+        warnings
     }
 
     /// The remote claims and leases are confirmed at: the coordination remote, unless

@@ -200,6 +200,19 @@ impl<'c> Leases<'c> {
         })
     }
 
+    /// Releases every lease taken for one of `task_ids` (`None`: every lease), whoever holds
+    /// it, in one commit. Returns them.
+    pub fn release_for_tasks(&self, task_ids: Option<&[String]>) -> Result<Vec<Lease>> {
+        let actor = self.coord.actor()?;
+        self.store.update(&actor, |snap| {
+            let loaded = self.load_all(snap)?;
+            self.release_matching(&loaded, &actor, |l| match task_ids {
+                None => true,
+                Some(ids) => l.task.as_ref().is_some_and(|t| ids.contains(t)),
+            })
+        })
+    }
+
     /// Passes `holder`'s active leases taken for `task_id` to the acting agent, which has just
     /// taken the task over: one write, confirmed at the remote when one is configured, whose
     /// commit (`Coord-Op: takeover`) records it. Returns the leases as they are now.

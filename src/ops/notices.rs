@@ -109,6 +109,10 @@ impl<'c> Notices<'c> {
 }
 
 impl Courier for Notices<'_> {
+    fn warn(&self, text: String) {
+        self.coord.warn(text);
+    }
+
     fn deliver(&self, notices: &[Notice]) -> Result<usize> {
         for notice in notices {
             let (key, to, subject, body, task, at) = match notice {

@@ -40,6 +40,38 @@ pub struct NewTask {
     pub parent: Option<String>,
 }
 
+/// A [`NewTask`] checked and its references parsed, before any snapshot is read.
+struct Parsed {
+    task: NewTask,
+    title: String,
+    priority: u8,
+    dep_prefixes: Vec<String>,
+    foreign_deps: Vec<String>,
+    parent_prefix: Option<String>,
+}
+
+impl Parsed {
+    fn of(new: &NewTask) -> Result<Parsed> {
+        let (title, priority) = check_new(new)?;
+        let mut dep_prefixes = Vec::new();
+        let mut foreign_deps = Vec::new();
+        for d in &new.deps {
+            match id::split_foreign(d) {
+                Some(_) => foreign_deps.push(resolved_foreign(d)?),
+                None => dep_prefixes.push(id::parse_prefix(d)?),
+            }
+        }
+        Ok(Parsed {
+            task: new.clone(),
+            title,
+            priority,
+            dep_prefixes,
+            foreign_deps,
+            parent_prefix: new.parent.as_deref().map(id::parse_prefix).transpose()?,
+        })
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct TaskEdit {
     pub title: Option<String>,
@@ -137,73 +169,117 @@ impl<'c> Tasks<'c> {
 
     pub fn create(&self, new: NewTask) -> Result<Task> {
         let actor = self.coord.actor()?;
-        let (title, priority) = check_new(&new)?;
-        let mut dep_prefixes = Vec::new();
-        let mut foreign_deps = Vec::new();
-        for d in &new.deps {
-            match id::split_foreign(d) {
-                Some(_) => foreign_deps.push(resolved_foreign(d)?),
-                None => dep_prefixes.push(id::parse_prefix(d)?),
-            }
-        }
-        let parent_prefix = new.parent.as_deref().map(id::parse_prefix).transpose()?;
+        let new = Parsed::of(&new)?;
         self.store.update(&actor, |snap| {
             let id = self.fresh_id(snap)?;
-            let mut deps = Vec::new();
-            for prefix in &dep_prefixes {
-                let dep = self.resolve(snap, prefix)?;
-                if !deps.contains(&dep) {
-                    deps.push(dep);
-                }
-            }
-            for dep in &foreign_deps {
-                if !deps.contains(dep) {
-                    deps.push(dep.clone());
-                }
-            }
-            let parent = parent_prefix
-                .as_deref()
-                .map(|p| self.resolve(snap, p))
-                .transpose()?;
-            let now = time::now();
-            let mut labels: Vec<String> = Vec::with_capacity(new.labels.len());
-            for label in &new.labels {
-                if !labels.contains(label) {
-                    labels.push(label.clone());
-                }
-            }
-            let mut task = Task {
-                format: TASK_FORMAT,
-                id: id.clone(),
-                title: title.clone(),
-                kind: new.kind.unwrap_or_default(),
-                state: State::Open,
-                priority,
-                role: new.role.clone(),
-                labels,
-                deps,
-                followers: Vec::new(),
-                parent,
-                assignee: None,
-                claimed_at: None,
-                summary: None,
-                block_reason: None,
-                created: now.clone(),
-                created_by: actor.agent.clone(),
-                updated: now.clone(),
-                description: new.description.clone(),
-                comments: Vec::new(),
-                history: Vec::new(),
-                conflicts: Vec::new(),
-                origin: None,
-                extra: Default::default(),
-            };
-            task.push_event(&actor.agent, "new", None, &now);
+            let task = self.build(snap, &actor, &id, &new, &[])?;
             // A new task depends on what its dependencies and parent are, nothing else.
             let mut change = write_change(&task, "new", &actor);
             change.reads = Some(read_set(&task, task.parent.iter()));
             Ok((change, task))
         })
+    }
+
+    /// Creates every task of `batch` in one commit, all or none, each under the id given: ids
+    /// the caller drew with [`id::new_id`], so that the tasks of the batch can name each other
+    /// (as dependencies, parent, or in their text). An id already taken refuses the batch.
+    pub fn create_all(&self, batch: &[(String, NewTask)]) -> Result<Vec<Task>> {
+        let actor = self.coord.actor()?;
+        let parsed: Vec<(String, Parsed)> = batch
+            .iter()
+            .map(|(id, new)| Ok((id.clone(), Parsed::of(new)?)))
+            .collect::<Result<_>>()?;
+        let ids: Vec<String> = parsed.iter().map(|(id, _)| id.clone()).collect();
+        if let Some(bad) = ids.iter().find(|id| !id::is_full_id(id)) {
+            return Err(Error::invalid("task id", bad, "not a full task id"));
+        }
+        self.store.update(&actor, |snap| {
+            let mut docs = Vec::with_capacity(parsed.len());
+            let mut made = Vec::with_capacity(parsed.len());
+            for (id, new) in &parsed {
+                if self.store.exists(snap, &Task::path(id))? {
+                    return Err(Error::Other(format!(
+                        "task id {id} is taken: nothing was created; run it again"
+                    )));
+                }
+                let task = self.build(snap, &actor, id, new, &ids)?;
+                docs.push((Task::path(id), Some(task.to_yaml().into_bytes())));
+                made.push(task);
+            }
+            let change = Change {
+                reads: None,
+                docs,
+                subject: format!("new {} tasks by {}", made.len(), actor.agent),
+                trailers: std::iter::once(("Coord-Op", "new".to_string()))
+                    .chain(made.iter().map(|t| ("Coord-Task", t.id.clone())))
+                    .collect(),
+            };
+            Ok((change, made))
+        })
+    }
+
+    /// The new task `new` under `id`, its dependencies and parent resolved against `snap`, or
+    /// among `known` (tasks written in the same commit).
+    fn build(
+        &self,
+        snap: &Snapshot,
+        actor: &Actor,
+        id: &str,
+        new: &Parsed,
+        known: &[String],
+    ) -> Result<Task> {
+        let resolve = |prefix: &str| match known.iter().find(|k| k.as_str() == prefix) {
+            Some(k) => Ok(k.clone()),
+            None => self.resolve(snap, prefix),
+        };
+        let mut deps = Vec::new();
+        for prefix in &new.dep_prefixes {
+            let dep = resolve(prefix)?;
+            if !deps.contains(&dep) {
+                deps.push(dep);
+            }
+        }
+        for dep in &new.foreign_deps {
+            if !deps.contains(dep) {
+                deps.push(dep.clone());
+            }
+        }
+        let parent = new.parent_prefix.as_deref().map(resolve).transpose()?;
+        let now = time::now();
+        let mut labels: Vec<String> = Vec::with_capacity(new.task.labels.len());
+        for label in &new.task.labels {
+            if !labels.contains(label) {
+                labels.push(label.clone());
+            }
+        }
+        let mut task = Task {
+            format: TASK_FORMAT,
+            id: id.to_string(),
+            title: new.title.clone(),
+            kind: new.task.kind.unwrap_or_default(),
+            state: State::Open,
+            priority: new.priority,
+            role: new.task.role.clone(),
+            labels,
+            deps,
+            followers: Vec::new(),
+            parent,
+            assignee: None,
+            claimed_at: None,
+            summary: None,
+            block_reason: None,
+            created: now.clone(),
+            created_by: actor.agent.clone(),
+            updated: now.clone(),
+            description: new.task.description.clone(),
+            comments: Vec::new(),
+            history: Vec::new(),
+            conflicts: Vec::new(),
+            origin: None,
+            extra: Default::default(),
+        };
+        task.push_event(&actor.agent, "new", None, &now);
+        Ok(task)
     }
 
     /// Resolves an id or unique id prefix against the current tip.
@@ -443,10 +519,11 @@ impl<'c> Tasks<'c> {
                 }
                 // The list said it could be taken and the document says not: the document wins.
                 Ok(task) => {
-                    tracing::warn!("task {} is {}: not taken", task.id, task.state.as_str())
+                    tracing::debug!("task {} is {}: not taken", task.id, task.state.as_str())
                 }
                 Err(e @ (Error::Malformed { .. } | Error::NewerFormat { .. })) => {
-                    tracing::warn!("skipping task {}: {e}", candidate.id);
+                    self.coord
+                        .warn(format!("skipping task {}: {e}", candidate.id));
                 }
                 Err(e) => return Err(e),
             }
@@ -714,6 +791,51 @@ impl<'c> Tasks<'c> {
         }
     }
 
+    /// Changes the tasks of `ids` that `apply` changes, in one commit, all or none: confirmed at
+    /// the remote when it can be reached, as `release` and `block` are. `apply` is given the
+    /// acting agent and the time, records its own events, and says whether it changed the task.
+    /// Returns the tasks it changed. `op` names the commit (`Coord-Op`).
+    pub fn edit_all(
+        &self,
+        ids: &[String],
+        op: &str,
+        mut apply: impl FnMut(&mut Task, &str, &str) -> Result<bool>,
+    ) -> Result<Vec<Task>> {
+        let actor = self.coord.actor()?;
+        crate::ops::online::update_or_keep(self.coord, &self.store, &actor, |snap| {
+            let now = time::now();
+            let mut docs = Vec::new();
+            let mut changed = Vec::new();
+            for id in ids {
+                let mut task = self.load(snap, id)?;
+                if apply(&mut task, &actor.agent, &now)? {
+                    docs.push((Task::path(id), Some(task.to_yaml().into_bytes())));
+                    changed.push(task);
+                }
+            }
+            let change = Change {
+                reads: None,
+                docs,
+                subject: format!("{op} {} tasks by {}", changed.len(), actor.agent),
+                trailers: std::iter::once(("Coord-Op", op.to_string()))
+                    .chain(changed.iter().map(|t| ("Coord-Task", t.id.clone())))
+                    .collect(),
+            };
+            Ok((change, changed))
+        })
+        .map(|kept| {
+            kept.warned(self.coord, |changed| {
+                format!("{op} of {} tasks", changed.len())
+            })
+        })
+    }
+
+    /// Tells the creator and followers of `task` that it is now blocked (`block` does it): for
+    /// a flow that blocked tasks through [`Tasks::edit_all`].
+    pub fn tell_blocked(&self, task: &Task, reason: &str) {
+        self.tell_creator(task, "blocked", Some(reason));
+    }
+
     /// Adds `agent` to the followers of task `input` (`on`), or takes it off: a follower is told
     /// when the task is done or blocked, as its creator is.
     pub fn follow(&self, input: &str, agent: &str, on: bool) -> Result<Task> {
@@ -958,8 +1080,21 @@ impl<'c> Tasks<'c> {
             if limit.is_some_and(|n| out.len() >= n) {
                 return false;
             }
-            if wanted.is_none() || entry.task == wanted {
-                out.push(entry);
+            // A commit that writes several tasks names each in a trailer of its own.
+            let names = |id: &String| {
+                commit
+                    .message
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("Coord-Task:"))
+                    .any(|v| v.trim() == id)
+            };
+            match &wanted {
+                None => out.push(entry),
+                Some(id) if names(id) => out.push(LogEntry {
+                    task: Some(id.clone()),
+                    ..entry
+                }),
+                Some(_) => {}
             }
             limit.is_none_or(|n| out.len() < n)
         })?;

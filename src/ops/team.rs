@@ -47,17 +47,20 @@ pub struct Team {
 /// The team's state now (running when never set, or when the document cannot be read).
 pub fn get(coord: &Coord) -> Result<Team> {
     let store = Store::new(&coord.repo, AGENTS_REF);
-    read(&store, &store.snapshot()?)
+    read(coord, &store, &store.snapshot()?)
 }
 
-fn read(store: &Store, snap: &crate::store::Snapshot) -> Result<Team> {
+/// The team document in `snap`; one that does not load counts as running, and the user is told.
+fn read(coord: &Coord, store: &Store, snap: &crate::store::Snapshot) -> Result<Team> {
     let Some(bytes) = store.read(snap, TEAM_PATH)? else {
         return Ok(Team::default());
     };
     match parse_document(&bytes, AGENTS_REF, TEAM_PATH, 1, |t: &Team| t.format) {
         Ok(team) => Ok(team),
         Err(e) => {
-            tracing::warn!("ignoring {AGENTS_REF}:{TEAM_PATH}: {e}");
+            coord.warn(format!(
+                "ignoring {AGENTS_REF}:{TEAM_PATH}, so the team counts as running: {e}"
+            ));
             Ok(Team::default())
         }
     }
@@ -68,7 +71,7 @@ pub fn set(coord: &Coord, state: TeamState, reason: Option<String>) -> Result<Te
     let actor = coord.actor()?;
     let store = Store::new(&coord.repo, AGENTS_REF);
     store.update(&actor, |snap| {
-        let current = read(&store, snap)?;
+        let current = read(coord, &store, snap)?;
         if current.state == state && (reason.is_none() || current.reason == reason) {
             return Ok((Change::default(), current));
         }
@@ -95,7 +98,7 @@ pub fn set(coord: &Coord, state: TeamState, reason: Option<String>) -> Result<Te
 pub fn check_claims_allowed(coord: &Coord, claimant: &str) -> Result<()> {
     let store = Store::new(&coord.repo, AGENTS_REF);
     let snap = store.snapshot()?;
-    let team = read(&store, &snap)?;
+    let team = read(coord, &store, &snap)?;
     if team.state != TeamState::Running {
         return Err(Error::TeamStopped {
             state: team.state.as_str().to_string(),

@@ -167,9 +167,9 @@ fn fill(text: &str, vars: &BTreeMap<String, String>) -> String {
 }
 
 /// Starts a workflow: an epic titled `title`, and one task per stage (and per checkpoint), each
-/// waiting on the one before. Returns the epic and the tasks in order. Every task is laid out
-/// and checked before the first is created: a title too long once filled in, a priority out of
-/// range or a label that is no name refuses the workflow with nothing created.
+/// waiting on the one before, all in one commit. Returns the epic and the tasks in order. Every
+/// task is laid out and checked before any is written: a title too long once filled in, a
+/// priority out of range or a label that is no name refuses the workflow with nothing created.
 pub fn start(
     coord: &Coord,
     template_name: &str,
@@ -193,14 +193,14 @@ pub fn start(
         crate::ops::tasks::check_new(&new)?;
         Ok(PLACEHOLDER_ID.to_string())
     })?;
-    let tasks = Tasks::new(coord);
-    let mut made = Vec::new();
+    // Laid out again under the ids the tasks get, and written in one commit: all or none.
+    let mut batch = Vec::new();
     layout.make(&mut |new| {
-        let task = tasks.create(new)?;
-        let id = task.id.clone();
-        made.push(task);
+        let id = crate::model::id::new_id();
+        batch.push((id.clone(), new));
         Ok(id)
     })?;
+    let mut made = Tasks::new(coord).create_all(&batch)?;
     let epic = made.remove(0);
     tell_missing_roles(coord, &agents, &t, &epic);
     Ok((epic, made))
@@ -599,25 +599,43 @@ pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> 
         ));
     }
     let why = reason.unwrap_or("cancelled").to_string();
+    let note = format!("workflow cancelled: {why}");
+    let ids: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
+    // One commit: every claim released, every stage not done blocked, the epic labelled.
     let mut released = 0;
-    for (id, state) in members {
-        if state == State::Claimed {
-            tasks.release(&id, true)?;
+    let changed = tasks.edit_all(&ids, "cancel", |task, agent, now| {
+        let mut changed = false;
+        if task.state == State::Claimed {
+            task.state = State::Open;
+            task.assignee = None;
+            task.claimed_at = None;
+            task.push_event(agent, "release", None, now);
             released += 1;
+            changed = true;
         }
-        Leases::new(coord).release_for_task(&id)?;
-        if state != State::Done && id != epic {
-            tasks.block(&id, &format!("workflow cancelled: {why}"))?;
+        if task.id == epic {
+            if !task.labels.iter().any(|l| l == CANCELLED_LABEL) {
+                task.labels.push(CANCELLED_LABEL.into());
+                task.push_event(agent, "edit", Some(format!("+{CANCELLED_LABEL}")), now);
+                changed = true;
+            }
+        } else if task.state != State::Done && task.block_reason.as_deref() != Some(&note) {
+            task.state = State::Blocked;
+            task.block_reason = Some(note.clone());
+            task.push_event(agent, "block", Some(note.clone()), now);
+            changed = true;
         }
+        Ok(changed)
+    })?;
+    // Follow-ups: the cancel holds whatever they come to.
+    if let Err(e) = Leases::new(coord).release_for_tasks(Some(&ids)) {
+        coord.warn(format!(
+            "workflow {epic} is cancelled, but its leases were not released ({e}); `git coord workflow cancel {epic}` again releases them"
+        ));
     }
-    // The epic says so: `workflow status` and `status` show the workflow cancelled.
-    tasks.edit(
-        &epic,
-        crate::ops::tasks::TaskEdit {
-            add_labels: vec![CANCELLED_LABEL.into()],
-            ..Default::default()
-        },
-    )?;
+    for task in changed.iter().filter(|t| t.state == State::Blocked) {
+        tasks.tell_blocked(task, &note);
+    }
     tell_everyone(
         coord,
         &format!("Workflow {epic} was cancelled"),
@@ -661,12 +679,21 @@ pub fn cancel_all(coord: &Coord, reason: Option<&str>) -> Result<Cancelled> {
         .filter(|t| t.state() == State::Claimed)
         .map(|t| t.id().to_string())
         .collect();
-    for id in &claimed {
-        tasks.release(id, true)?;
-    }
-    let leases = Leases::new(coord);
-    for view in leases.list(false)?.0 {
-        leases.release(&view.lease.id, true)?;
+    // Every claim in one commit, then every lease in one.
+    let claimed = tasks.edit_all(&claimed, "release", |task, agent, now| {
+        if task.state != State::Claimed {
+            return Ok(false);
+        }
+        task.state = State::Open;
+        task.assignee = None;
+        task.claimed_at = None;
+        task.push_event(agent, "release", None, now);
+        Ok(true)
+    })?;
+    if let Err(e) = Leases::new(coord).release_for_tasks(None) {
+        coord.warn(format!(
+            "the work is cancelled, but the leases were not released ({e}); `git coord cancel` again releases them"
+        ));
     }
     let why = reason.unwrap_or("no reason given");
     tell_everyone(

@@ -198,10 +198,10 @@ pub fn confirmed_update<T>(
                     &change.subject,
                 );
                 if let Err(e) = home {
-                    tracing::warn!(
+                    courier.warn(format!(
                         "{refname} was written at {}; updating this clone failed ({e}); the next sync brings it",
                         remote.name
-                    );
+                    ));
                 }
                 return Ok(value);
             }

@@ -19,4 +19,10 @@ use crate::model::merge::Notice;
 /// them to the inbox. Returns how many it delivered.
 pub trait Courier {
     fn deliver(&self, notices: &[Notice]) -> Result<usize>;
+
+    /// Tells the user something that went wrong after a write held (the operations layer shows
+    /// it as a warning); by default only logged.
+    fn warn(&self, text: String) {
+        tracing::warn!("{text}");
+    }
 }

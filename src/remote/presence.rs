@@ -156,10 +156,10 @@ fn push_presence(
                 return match push(repo, &remote.name, &[(PRESENCE_REF.to_string(), child)]) {
                     Ok(pushed) => {
                         remember_fast_forward(repo, remote);
-                        tracing::warn!(
+                        repo.note(format!(
                             "{} refuses to replace {PRESENCE_REF}; presence goes there as fast-forwards from now on",
                             remote.name
-                        );
+                        ));
                         Ok((pushed, child))
                     }
                     Err(e) => Err(refused_presence(remote, &refused, &e)),

@@ -13,7 +13,7 @@ pub mod task_ids;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::git::{Author, Cas, Oid, PathEdit, Repo};
+use crate::git::{Author, Cas, Oid, PathEdit, RefEdit, Repo};
 use crate::model::MAX_DOCUMENT_BYTES;
 
 /// Attempts before a write gives up; each lost race waits a little longer, with jitter.
@@ -103,6 +103,15 @@ impl Change {
         folders.dedup();
         blobs.len() + folders.len() + 2
     }
+}
+
+/// What a write moving other refs with it ([`Store::update_together`]) came to.
+#[derive(Debug)]
+pub enum Together<T> {
+    /// Every ref moved.
+    Written(T),
+    /// This ref (a branch, say) no longer pointed where it was to move from: nothing moved.
+    OtherMoved(String),
 }
 
 pub struct Store<'r> {
@@ -280,6 +289,66 @@ impl<'r> Store<'r> {
                 }
                 // The lock was cleared as stale while this process stood still.
                 Cas::Lost => retry.lost_race(),
+            }
+        }
+        Err(Error::Contended {
+            refname: self.refname.into(),
+            attempts: retry.attempts,
+        })
+    }
+
+    /// As [`Store::update`], moving `others` in the same ref transaction
+    /// ([`Repo::update_refs`]): this ref's commit and every ref of `others` move together, or
+    /// nothing does. Each of `others` moves only from the `old` it names; when one no longer
+    /// points there, nothing moves and [`Together::OtherMoved`] names it. A race on this ref
+    /// alone runs `op` again on the new snapshot.
+    pub fn update_together<T>(
+        &self,
+        actor: &Actor,
+        others: &[RefEdit],
+        mut op: impl FnMut(&Snapshot) -> Result<(Change, T)>,
+    ) -> Result<Together<T>> {
+        let mut retry = Retry::new();
+        while retry.again() {
+            let mut snap = self.snapshot()?;
+            let expected = snap.tip;
+            if snap.tip.is_none() {
+                let root = self.root_commit()?;
+                snap = Snapshot {
+                    tip: Some(root),
+                    tree: Some(self.repo.commit_tree(root)?),
+                };
+            }
+            let (change, value) = op(&snap)?;
+            let mut edits = Vec::with_capacity(others.len() + 1);
+            if !change.docs.is_empty() {
+                let new = self.write_commit(&snap, actor, &change)?;
+                edits.push(RefEdit {
+                    name: self.refname.to_string(),
+                    old: expected,
+                    new,
+                });
+            }
+            edits.extend_from_slice(others);
+            match self.repo.update_refs(&edits, &change.subject)? {
+                Cas::Moved => {
+                    tracing::debug!(
+                        refname = self.refname,
+                        attempts = retry.attempts,
+                        "wrote {} with {} other ref(s)",
+                        change.subject,
+                        others.len()
+                    );
+                    return Ok(Together::Written(value));
+                }
+                Cas::Lost => {
+                    for other in others {
+                        if self.repo.ref_tip(&other.name)? != other.old {
+                            return Ok(Together::OtherMoved(other.name.clone()));
+                        }
+                    }
+                    retry.lost(self.repo.ref_tip(self.refname)? != expected);
+                }
             }
         }
         Err(Error::Contended {
