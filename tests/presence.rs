@@ -224,12 +224,13 @@ fn two_clones_racing_to_take_over_a_stale_task_exactly_one_wins_each_round() {
     for t in &tasks {
         c.ok(0, &["task", "claim", t]);
     }
-    let silent_since = Instant::now();
     c.ok(1, &["agent", "register", "r1", "--role", "dev"]);
     c.ok(2, &["agent", "register", "r2", "--role", "dev"]);
-    std::thread::sleep(Duration::from_millis(1500).saturating_sub(silent_since.elapsed()));
+    // The racing clones fetch crashy's last heartbeat, then it is silent there for longer
+    // than stale_after (a heartbeat counts from when it arrived).
     c.ok(1, &["sync"]);
     c.ok(2, &["sync"]);
+    std::thread::sleep(Duration::from_millis(1500));
 
     for (round, task) in tasks.iter().enumerate() {
         let racers = [
