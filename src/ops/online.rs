@@ -114,16 +114,32 @@ pub fn update_or_keep<T>(
 /// coord.remoteWait` says otherwise (a duration; `0s` fails at once).
 pub const REMOTE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// `git config coord.remoteWait`: `0s` (or `0`) for not at all, else a duration as everywhere
+/// ([`REMOTE_WAIT`] when unset; a value that does not read is said, and the default holds).
+fn remote_wait(coord: &Coord) -> std::time::Duration {
+    let Some(text) = coord.repo.config_string("coord.remoteWait") else {
+        return REMOTE_WAIT;
+    };
+    let text = text.trim();
+    let number = text.strip_suffix('s').unwrap_or(text);
+    if !number.is_empty() && number.chars().all(|c| c == '0') {
+        return std::time::Duration::ZERO;
+    }
+    crate::ops::config::parse_duration(text).unwrap_or_else(|e| {
+        coord.warn(format!(
+            "git config coord.remoteWait: {e}; waiting {} s",
+            REMOTE_WAIT.as_secs()
+        ));
+        REMOTE_WAIT
+    })
+}
+
 /// Runs `write` (a write confirmed at the remote) again while the remote cannot be reached
 /// (not a refusal), pausing 1, 2, 4 seconds (then every 5) for up to `coord.remoteWait`
 /// ([`REMOTE_WAIT`]): a remote down for a moment (a restart, a network blip) delays a claim
 /// rather than failing it. A write that waited and then held says so as a warning.
 fn reaching<T>(coord: &Coord, mut write: impl FnMut() -> Result<T>) -> Result<T> {
-    let wait = coord
-        .repo
-        .config_string("coord.remoteWait")
-        .and_then(|text| crate::ops::config::parse_duration(text.trim()).ok())
-        .unwrap_or(REMOTE_WAIT);
+    let wait = remote_wait(coord);
     let started = std::time::Instant::now();
     let mut pause = std::time::Duration::from_secs(1);
     let mut waited = false;
