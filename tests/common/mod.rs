@@ -609,7 +609,7 @@ impl Drop for GitDaemon {
 }
 
 /// Sends SIGKILL, after `after`, to `child` and to every process below it (found through /proc,
-/// the deepest first), as a crash of the whole command would. Never to a process group, which
+/// all stopped first), as a crash of the whole command would. Never to a process group, which
 /// may hold the test harness itself.
 pub fn kill_tree_after(mut child: std::process::Child, after: std::time::Duration) {
     std::thread::sleep(after);
@@ -619,9 +619,13 @@ pub fn kill_tree_after(mut child: std::process::Child, after: std::time::Duratio
         doomed.extend(children_of(doomed[n]));
         n += 1;
     }
-    for pid in doomed.iter().rev() {
+    // Stopped first, the command before its children, in one `kill` each: killed one by one
+    // from the bottom, a child's end (a push returning) could let the command go on meanwhile.
+    let pids: Vec<String> = doomed.iter().map(u32::to_string).collect();
+    for signal in ["-STOP", "-KILL"] {
         let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
+            .arg(signal)
+            .args(&pids)
             .stderr(Stdio::null())
             .status();
     }
