@@ -42,72 +42,6 @@ fn note_refused(repo: &crate::git::Repo, remote: &Remote, refname: &str) {
     let _ = std::fs::write(marker, "");
 }
 
-/// How long a confirmed write waits for its clone's turn at the remote before it goes without
-/// one (and may race the holder there, as without turns).
-const TURN_WAIT: Duration = Duration::from_secs(30);
-
-thread_local! {
-    /// Whether this thread holds its clone's turn: a write inside another goes on in it.
-    static IN_TURN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// A clone's turn at the remote: the confirmed writes of one clone take turns, an advisory lock
-/// on `<common git dir>/coord/turn`, so that its own processes do not race each other there
-/// (where each loser pays a fetch and another try, and an unlucky one loses again and again);
-/// in turns, each pushes once on the tip the previous one brought home. Writers of other clones,
-/// and syncs, still race (SEMANTICS.md, "Online claims and leases"). The lock is the kernel's
-/// (`flock`), so a killed holder's turn ends with it.
-struct Turn(Option<std::fs::File>);
-
-impl Drop for Turn {
-    fn drop(&mut self) {
-        if self.0.take().is_some() {
-            IN_TURN.with(|held| held.set(false));
-        }
-    }
-}
-
-/// Waits for this clone's turn, at most [`TURN_WAIT`]; a write already in the turn, or one that
-/// cannot open the lock file, goes on without waiting.
-fn take_turn(repo: &crate::git::Repo) -> Turn {
-    if IN_TURN.with(std::cell::Cell::get) {
-        return Turn(None);
-    }
-    let path = repo.common_dir().join("coord").join("turn");
-    let file = std::fs::create_dir_all(repo.common_dir().join("coord")).and_then(|()| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-    });
-    let Ok(file) = file else {
-        return Turn(None);
-    };
-    let file = match file.try_lock() {
-        Ok(()) => Some(file),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            // Blocking in a thread of its own, so that the wait has an end: a turn that comes
-            // after it is dropped there, which releases it.
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                if file.lock().is_ok() {
-                    let _ = tx.send(file);
-                }
-            });
-            rx.recv_timeout(TURN_WAIT).ok()
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            tracing::debug!("no turn at the remote: {e}");
-            None
-        }
-    };
-    if file.is_some() {
-        IN_TURN.with(|held| held.set(true));
-    }
-    Turn(file)
-}
-
 /// A write confirmed at `remote`, in one round trip when nobody races: the operation runs on the
 /// local ref merged with the remote's tip as last fetched (the staging ref), and its commit is
 /// pushed fast-forward only, so the remote takes it only if it holds nothing this snapshot lacks.
@@ -125,7 +59,7 @@ pub fn confirmed_update<T>(
 ) -> Result<T> {
     let repo = store.repo;
     let refname = store.refname;
-    let _turn = take_turn(repo);
+    let _turn = crate::remote::transport::take_turn(repo);
     let started = Instant::now();
     let mut fetched =
         repo.ref_tip(&remote.staged(refname))?.is_none() || recently_refused(repo, remote, refname);

@@ -79,9 +79,77 @@ pub fn resolve_remote(repo: &Repo, given: Option<&str>) -> Result<Remote> {
     })
 }
 
+/// How long a confirmed write or a fetch waits for its clone's turn at the remote before it
+/// goes without one (and may race the holder there, as without turns).
+const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+thread_local! {
+    /// Whether this thread holds its clone's turn: a write inside another goes on in it.
+    static IN_TURN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A clone's turn at the remote: the confirmed writes and the fetches of one clone take turns,
+/// an advisory lock on `<common git dir>/coord/turn`, so that its own processes do not race
+/// each other there (where each loser pays a fetch and another try, and an unlucky one loses
+/// again and again) nor over the staging refs they all fetch into; in turns, each pushes once on
+/// the tip the previous one brought home. Writers of other clones, and a sync's push, still
+/// race (SEMANTICS.md, "Online claims and leases"). The lock is the kernel's (`flock`), so a
+/// killed holder's turn ends with it.
+pub struct Turn(Option<std::fs::File>);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if self.0.take().is_some() {
+            IN_TURN.with(|held| held.set(false));
+        }
+    }
+}
+
+/// Waits for this clone's turn, at most [`TURN_WAIT`]; a write already in the turn, or one that
+/// cannot open the lock file, goes on without waiting.
+pub fn take_turn(repo: &Repo) -> Turn {
+    if IN_TURN.with(std::cell::Cell::get) {
+        return Turn(None);
+    }
+    let path = repo.common_dir().join("coord").join("turn");
+    let file = std::fs::create_dir_all(repo.common_dir().join("coord")).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+    });
+    let Ok(file) = file else {
+        return Turn(None);
+    };
+    let file = match file.try_lock() {
+        Ok(()) => Some(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            // Blocking in a thread of its own, so that the wait has an end: a turn that comes
+            // after it is dropped there, which releases it.
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                if file.lock().is_ok() {
+                    let _ = tx.send(file);
+                }
+            });
+            rx.recv_timeout(TURN_WAIT).ok()
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::debug!("no turn at the remote: {e}");
+            None
+        }
+    };
+    if file.is_some() {
+        IN_TURN.with(|held| held.set(true));
+    }
+    Turn(file)
+}
+
 /// Fetches every coordination ref of `remote` into its staging namespace. Local refs are not
 /// touched.
 pub fn fetch(repo: &Repo, remote: &Remote, refs: &[&str]) -> Result<()> {
+    let _turn = take_turn(repo);
     // The staging refs are git-coord's own: a lock a killed fetch left there is recovered by the
     // rule of every ref lock (older than the stale-lock age), never left to jam the clone.
     repo.recover_stale_locks_under(&remote.staging);
