@@ -599,7 +599,6 @@ pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> 
     let note = format!("workflow cancelled: {why}");
     let ids: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
     // One commit: every claim released, every stage not done blocked, the epic labelled.
-    let mut released = 0;
     let changed = tasks.edit_all(&ids, "cancel", |task, agent, now| {
         let mut changed = false;
         if task.state == State::Claimed {
@@ -607,7 +606,6 @@ pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> 
             task.assignee = None;
             task.claimed_at = None;
             task.push_event(agent, "release", None, now);
-            released += 1;
             changed = true;
         }
         if task.id == epic {
@@ -633,6 +631,15 @@ pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> 
     for task in changed.iter().filter(|t| t.state == State::Blocked) {
         tasks.tell_blocked(task, &note);
     }
+    // Counted from the tasks the commit changed (the operation may have run more than once).
+    let released = changed
+        .iter()
+        .filter(|t| {
+            members
+                .iter()
+                .any(|(id, s)| *id == t.id && *s == State::Claimed)
+        })
+        .count();
     tell_everyone(
         coord,
         &format!("Workflow {epic} was cancelled"),
