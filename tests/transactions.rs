@@ -326,9 +326,10 @@ fn a_killed_workflow_start_creates_all_of_its_tasks_or_none() {
 }
 
 /// `cancel --workflow` killed at random instants: every task of the workflow is cancelled (its
-/// claims released, its stages blocked, its epic labelled) or none is.
+/// claims released, its stages blocked, its epic labelled) and its leases released, or nothing
+/// of it is.
 #[test]
-fn a_killed_workflow_cancel_changes_all_of_its_tasks_or_none() {
+fn a_killed_workflow_cancel_changes_all_of_its_tasks_and_leases_or_none() {
     const ROUNDS: usize = 20;
     let repo = TestRepo::init();
     let mut jitter = Jitter::new();
@@ -339,6 +340,11 @@ fn a_killed_workflow_cancel_changes_all_of_its_tasks_or_none() {
         ok(
             repo.coord_as("a", &["task", "claim", &first, "--force"]),
             "claim",
+        );
+        let path = format!("w{n}.txt");
+        ok(
+            repo.coord_as("a", &["lease", "acquire", &path, "--task", &first]),
+            "lease acquire",
         );
         epic
     };
@@ -375,9 +381,15 @@ fn a_killed_workflow_cancel_changes_all_of_its_tasks_or_none() {
         ));
         let states = cancelled(&epic);
         assert!(states.len() > 2, "round {round}: {states:?}");
+        let check = repo.coord_as("b", &["lease", "check", &format!("w{round}.txt")]);
         if states.iter().all(|c| *c) {
+            ok(
+                check,
+                &format!("round {round}: the lease of a cancelled workflow"),
+            );
             after_kept += 1;
         } else {
+            fails(&check, 3);
             assert!(
                 states.iter().all(|c| !*c),
                 "round {round}: part of workflow {epic} is cancelled: {states:?}"

@@ -598,8 +598,7 @@ pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> 
     let why = reason.unwrap_or("cancelled").to_string();
     let note = format!("workflow cancelled: {why}");
     let ids: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
-    // One commit: every claim released, every stage not done blocked, the epic labelled.
-    let changed = tasks.edit_all(&ids, "cancel", |task, agent, now| {
+    let mut cancel = |task: &mut Task, agent: &str, now: &str| {
         let mut changed = false;
         if task.state == State::Claimed {
             task.state = State::Open;
@@ -621,13 +620,36 @@ pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> 
             changed = true;
         }
         Ok(changed)
-    })?;
-    // Follow-ups: the cancel holds whatever they come to.
-    if let Err(e) = Leases::new(coord).release_for_tasks(Some(&ids)) {
-        coord.warn(format!(
-            "workflow {epic} is cancelled, but its leases were not released ({e}); `git coord workflow cancel {epic}` again releases them"
-        ));
-    }
+    };
+    let leases = Leases::new(coord);
+    let changed = match coord.confirm_remote()? {
+        // Here alone: the tasks (every claim released, every stage not done blocked, the epic
+        // labelled) and their leases in one ref transaction.
+        None => {
+            let actor = coord.actor()?;
+            let stores = [
+                &crate::store::Store::new(&coord.repo, crate::store::TASKS_REF),
+                &crate::store::Store::new(&coord.repo, crate::store::LEASES_REF),
+            ];
+            crate::store::Store::update_many(&stores, &actor, |snaps| {
+                let (tasks_change, changed) =
+                    tasks.edit_change(&snaps[0], &ids, "cancel", &actor, &mut cancel)?;
+                let (leases_change, _) = leases.release_change(&snaps[1], &actor, Some(&ids))?;
+                Ok((vec![tasks_change, leases_change], changed))
+            })?
+        }
+        // Confirmed at the remote, which takes one ref a write: the tasks in one commit, then
+        // their leases, a follow-up.
+        Some(_) => {
+            let changed = tasks.edit_all(&ids, "cancel", cancel)?;
+            if let Err(e) = leases.release_for_tasks(Some(&ids)) {
+                coord.warn(format!(
+                    "workflow {epic} is cancelled, but its leases were not released ({e}); `git coord cancel --workflow {epic}` again releases them"
+                ));
+            }
+            changed
+        }
+    };
     for task in changed.iter().filter(|t| t.state == State::Blocked) {
         tasks.tell_blocked(task, &note);
     }
