@@ -321,7 +321,7 @@ impl<'r> Store<'r> {
                 edits.push(RefEdit {
                     name: self.refname.to_string(),
                     old: expected,
-                    new,
+                    new: Some(new),
                 });
             }
             edits.extend_from_slice(others);
@@ -393,7 +393,7 @@ impl<'r> Store<'r> {
                 edits.push(RefEdit {
                     name: stores[n].refname.to_string(),
                     old: expected[n],
-                    new: stores[n].write_commit(&snaps[n], actor, change)?,
+                    new: Some(stores[n].write_commit(&snaps[n], actor, change)?),
                 });
             }
             if edits.is_empty() {
