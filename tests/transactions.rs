@@ -326,9 +326,10 @@ fn a_killed_workflow_start_creates_all_of_its_tasks_or_none() {
 }
 
 /// `cancel --workflow` killed at random instants: every task of the workflow is cancelled (its
-/// claims released, its stages blocked, its epic labelled) or none is.
+/// claims released, its stages blocked, its epic labelled) and its leases released, or nothing
+/// of it is.
 #[test]
-fn a_killed_workflow_cancel_changes_all_of_its_tasks_or_none() {
+fn a_killed_workflow_cancel_changes_all_of_its_tasks_and_leases_or_none() {
     const ROUNDS: usize = 20;
     let repo = TestRepo::init();
     let mut jitter = Jitter::new();
@@ -339,6 +340,11 @@ fn a_killed_workflow_cancel_changes_all_of_its_tasks_or_none() {
         ok(
             repo.coord_as("a", &["task", "claim", &first, "--force"]),
             "claim",
+        );
+        let path = format!("w{n}.txt");
+        ok(
+            repo.coord_as("a", &["lease", "acquire", &path, "--task", &first]),
+            "lease acquire",
         );
         epic
     };
@@ -375,9 +381,15 @@ fn a_killed_workflow_cancel_changes_all_of_its_tasks_or_none() {
         ));
         let states = cancelled(&epic);
         assert!(states.len() > 2, "round {round}: {states:?}");
+        let check = repo.coord_as("b", &["lease", "check", &format!("w{round}.txt")]);
         if states.iter().all(|c| *c) {
+            ok(
+                check,
+                &format!("round {round}: the lease of a cancelled workflow"),
+            );
             after_kept += 1;
         } else {
+            fails(&check, 3);
             assert!(
                 states.iter().all(|c| !*c),
                 "round {round}: part of workflow {epic} is cancelled: {states:?}"
@@ -389,4 +401,59 @@ fn a_killed_workflow_cancel_changes_all_of_its_tasks_or_none() {
         "{ROUNDS} rounds: {killed} killed, {before_kept} left all before, {after_kept} all after"
     );
     assert!(killed > 0, "no round was killed");
+}
+
+/// `agent retire --delete-branch` killed at random instants: the branch is deleted exactly when
+/// the retirement is written, and a second retire finishes what a kill left.
+#[test]
+fn a_killed_retire_deletes_the_branch_with_the_retirement_or_neither() {
+    const ROUNDS: usize = 20;
+    let repo = TestRepo::init();
+    let mut jitter = Jitter::new();
+    let retire = |name: &str| {
+        ["agent", "retire", name, "--delete-branch"]
+            .map(String::from)
+            .to_vec()
+    };
+    let took = time_of(&repo, 3, |n| {
+        let name = format!("warm{n}");
+        common::spawn(&repo, &name, "dev");
+        retire(&name)
+    });
+    let active = |name: &str| {
+        let doc = repo.git_ok(&["show", &format!("{AGENTS_REF}:agents/{name}.yaml")]);
+        doc.lines().any(|l| l.trim() == "status: active")
+    };
+    let (mut killed, mut before_kept, mut after_kept) = (0, 0, 0);
+    for round in 0..ROUNDS {
+        let name = format!("r{round}");
+        common::spawn(&repo, &name, "dev");
+        let branch = format!("refs/heads/agent/{name}");
+        let args = retire(&name);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        killed += usize::from(kill_at_random(
+            &repo,
+            &mut jitter,
+            took,
+            &args,
+            &[&branch, AGENTS_REF],
+        ));
+        let has_branch = !repo.ref_tip(&branch).is_empty();
+        assert_eq!(has_branch, active(&name), "round {round}: agent {name}");
+        if has_branch {
+            before_kept += 1;
+            ok(
+                repo.coord(&args),
+                &format!("round {round}: retiring {name} again"),
+            );
+            assert!(repo.ref_tip(&branch).is_empty() && !active(&name));
+        } else {
+            after_kept += 1;
+        }
+    }
+    println!(
+        "{ROUNDS} rounds: {killed} killed, {before_kept} left all before, {after_kept} all after"
+    );
+    assert!(killed > 0, "no round was killed");
+    repo.assert_fsck_clean();
 }

@@ -1390,13 +1390,13 @@ impl Repo {
     }
 }
 
-/// One ref of a transaction: moved to `new` only if it still points at `old` (None: it must not
-/// exist yet).
+/// One ref of a transaction: moved to `new` (None: deleted) only if it still points at `old`
+/// (None: it must not exist yet).
 #[derive(Debug, Clone)]
 pub struct RefEdit {
     pub name: String,
     pub old: Option<Oid>,
-    pub new: Oid,
+    pub new: Option<Oid>,
 }
 
 impl Repo {
@@ -1416,12 +1416,18 @@ impl Repo {
                 .as_str()
                 .try_into()
                 .map_err(|e| Error::Git(format!("bad ref name {}: {e}", edit.name)))?;
-            input.push_str(&format!(
-                "update {} {} {}\n",
-                checked.as_bstr(),
-                edit.new,
-                edit.old.unwrap_or(zero)
-            ));
+            input.push_str(&match edit.new {
+                Some(new) => format!(
+                    "update {} {new} {}\n",
+                    checked.as_bstr(),
+                    edit.old.unwrap_or(zero)
+                ),
+                // Deleting a ref that must not exist would be no edit: without `old`, any value.
+                None => match edit.old {
+                    Some(old) => format!("delete {} {old}\n", checked.as_bstr()),
+                    None => format!("delete {}\n", checked.as_bstr()),
+                },
+            });
         }
         input.push_str("prepare\ncommit\n");
         let git_dir = self.git_dir().display().to_string();
@@ -1712,7 +1718,7 @@ mod transaction_tests {
         let edit = |name: &str, old, new| RefEdit {
             name: name.into(),
             old,
-            new,
+            new: Some(new),
         };
         let created = [
             edit("refs/coord/a", None, first),
@@ -1735,5 +1741,15 @@ mod transaction_tests {
         // A ref that must not exist yet, and does.
         let again = [edit("refs/coord/a", None, first)];
         assert_eq!(repo.update_refs(&again, "t").expect("runs"), Cas::Lost);
+        // A deletion and a move together.
+        let delete = RefEdit {
+            name: "refs/coord/a".into(),
+            old: Some(second),
+            new: None,
+        };
+        let with = [delete, edit("refs/coord/b", Some(second), first)];
+        assert_eq!(repo.update_refs(&with, "t").expect("runs"), Cas::Moved);
+        assert_eq!(repo.ref_tip("refs/coord/a").expect("read"), None);
+        assert_eq!(repo.ref_tip("refs/coord/b").expect("read"), Some(first));
     }
 }

@@ -196,7 +196,7 @@ impl<'c> Agents<'c> {
         let new_branch = (!reuse).then(|| RefEdit {
             name: format!("refs/heads/{branch}"),
             old: None,
-            new: base_oid,
+            new: Some(base_oid),
         });
         let mut made_branch = false;
         let registered = self.identify(&path, &req.name).and_then(|_| {
@@ -713,21 +713,57 @@ impl<'c> Agents<'c> {
             run_git(&top, &args)?;
         }
         let _ = run_git(&top, &["worktree", "prune"]); // a worktree deleted by hand
-        if delete_branch && let Some(branch) = &agent.branch {
-            // `-d` asks whether the branch is merged into HEAD, which need not be the
-            // integration branch: merged into that, counted above, is what decides here.
-            let flag = if force || merged { "-D" } else { "-d" };
-            run_git(&top, &["branch", flag, branch])?;
+        let retire = |snap: &crate::store::Snapshot| {
+            let mut current = self.read(snap, name)?.ok_or_else(|| no_such_agent(name))?;
+            current.status = AgentStatus::Retired;
+            current.retired = Some(time::now());
+            Ok((write_change(&current, "retire", &actor.agent), current))
+        };
+        let branch = agent.branch.as_deref().filter(|_| delete_branch);
+        let tip = match branch {
+            Some(branch) => self.coord.repo.ref_tip(&format!("refs/heads/{branch}"))?,
+            None => None,
+        };
+        // Merged into the integration branch (counted above) or forced: the only checks. A
+        // branch already gone (a retire killed before) has nothing left to delete.
+        if let (Some(branch), Some(_)) = (branch, tip)
+            && !(force || merged)
+        {
+            return Err(Error::Other(format!(
+                "cannot retire {name}: whether {branch} is merged into the integration branch cannot be told; pass --force to delete it anyway, or retire without --delete-branch"
+            )));
         }
-        let retired =
-            crate::ops::online::update_or_keep(self.coord, &self.store, &actor, |snap| {
-                let mut current = self.read(snap, name)?.ok_or_else(|| no_such_agent(name))?;
-                current.status = AgentStatus::Retired;
-                current.retired = Some(time::now());
-                Ok((write_change(&current, "retire", &actor.agent), current))
-            })?
-            .warned(self.coord, |a| format!("agent {} retired", a.name));
-        Ok(retired)
+        let deletion = branch.zip(tip).map(|(b, tip)| RefEdit {
+            name: format!("refs/heads/{b}"),
+            old: Some(tip),
+            new: None,
+        });
+        if self.coord.confirm_remote()?.is_none() {
+            // The branch goes with the retirement, in one ref transaction.
+            let others: Vec<RefEdit> = deletion.into_iter().collect();
+            return match self.store.update_together(&actor, &others, retire)? {
+                Together::Written(retired) => Ok(retired),
+                Together::OtherMoved(moved) => Err(Error::Other(format!(
+                    "cannot retire {name}: {moved} moved meanwhile; nothing was retired: run it again"
+                ))),
+            };
+        }
+        if let Some(deletion) = &deletion
+            && self
+                .coord
+                .repo
+                .update_refs(std::slice::from_ref(deletion), "retire")?
+                == Cas::Lost
+        {
+            return Err(Error::Other(format!(
+                "cannot retire {name}: {} moved meanwhile; nothing was retired: run it again",
+                deletion.name
+            )));
+        }
+        Ok(
+            crate::ops::online::update_or_keep(self.coord, &self.store, &actor, retire)?
+                .warned(self.coord, |a| format!("agent {} retired", a.name)),
+        )
     }
 
     /// Retires an agent that joined in place: only its registration goes (and the identity file

@@ -507,7 +507,7 @@ impl<'c> Checkpoints<'c> {
         let branch = RefEdit {
             name: refname,
             old: Some(before),
-            new: after,
+            new: Some(after),
         };
         match self.record_with(checkpoint, &[branch])? {
             Together::Written(recorded) => Ok(Some(recorded)),

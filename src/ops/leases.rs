@@ -204,12 +204,22 @@ impl<'c> Leases<'c> {
     /// it, in one commit. Returns them.
     pub fn release_for_tasks(&self, task_ids: Option<&[String]>) -> Result<Vec<Lease>> {
         let actor = self.coord.actor()?;
-        self.store.update(&actor, |snap| {
-            let loaded = self.load_all(snap)?;
-            self.release_matching(&loaded, &actor, |l| match task_ids {
-                None => true,
-                Some(ids) => l.task.as_ref().is_some_and(|t| ids.contains(t)),
-            })
+        self.store
+            .update(&actor, |snap| self.release_change(snap, &actor, task_ids))
+    }
+
+    /// The change of refs/coord/leases that releases, in `snap`, every lease taken for one of
+    /// `task_ids` (`None`: every lease), for a write of its own or one with other refs.
+    pub fn release_change(
+        &self,
+        snap: &Snapshot,
+        actor: &Actor,
+        task_ids: Option<&[String]>,
+    ) -> Result<(Change, Vec<Lease>)> {
+        let loaded = self.load_all(snap)?;
+        self.release_matching(&loaded, actor, |l| match task_ids {
+            None => true,
+            Some(ids) => l.task.as_ref().is_some_and(|t| ids.contains(t)),
         })
     }
 

@@ -792,9 +792,8 @@ impl<'c> Tasks<'c> {
     }
 
     /// Changes the tasks of `ids` that `apply` changes, in one commit, all or none: confirmed at
-    /// the remote when it can be reached, as `release` and `block` are. `apply` is given the
-    /// acting agent and the time, records its own events, and says whether it changed the task.
-    /// Returns the tasks it changed. `op` names the commit (`Coord-Op`).
+    /// the remote when it can be reached, as `release` and `block` are. See
+    /// [`Tasks::edit_change`]. Returns the tasks it changed.
     pub fn edit_all(
         &self,
         ids: &[String],
@@ -803,31 +802,46 @@ impl<'c> Tasks<'c> {
     ) -> Result<Vec<Task>> {
         let actor = self.coord.actor()?;
         crate::ops::online::update_or_keep(self.coord, &self.store, &actor, |snap| {
-            let now = time::now();
-            let mut docs = Vec::new();
-            let mut changed = Vec::new();
-            for id in ids {
-                let mut task = self.load(snap, id)?;
-                if apply(&mut task, &actor.agent, &now)? {
-                    docs.push((Task::path(id), Some(task.to_yaml().into_bytes())));
-                    changed.push(task);
-                }
-            }
-            let change = Change {
-                reads: None,
-                docs,
-                subject: format!("{op} {} tasks by {}", changed.len(), actor.agent),
-                trailers: std::iter::once(("Coord-Op", op.to_string()))
-                    .chain(changed.iter().map(|t| ("Coord-Task", t.id.clone())))
-                    .collect(),
-            };
-            Ok((change, changed))
+            self.edit_change(snap, ids, op, &actor, &mut apply)
         })
         .map(|kept| {
             kept.warned(self.coord, |changed| {
                 format!("{op} of {} tasks", changed.len())
             })
         })
+    }
+
+    /// The change of refs/coord/tasks that edits the tasks of `ids` in `snap` with `apply`,
+    /// for a write of its own ([`Tasks::edit_all`]) or one with other refs. `apply` is given
+    /// the acting agent and the time, records its own events, and says whether it changed the
+    /// task. `op` names the commit (`Coord-Op`).
+    pub fn edit_change(
+        &self,
+        snap: &Snapshot,
+        ids: &[String],
+        op: &str,
+        actor: &Actor,
+        apply: &mut dyn FnMut(&mut Task, &str, &str) -> Result<bool>,
+    ) -> Result<(Change, Vec<Task>)> {
+        let now = time::now();
+        let mut docs = Vec::new();
+        let mut changed = Vec::new();
+        for id in ids {
+            let mut task = self.load(snap, id)?;
+            if apply(&mut task, &actor.agent, &now)? {
+                docs.push((Task::path(id), Some(task.to_yaml().into_bytes())));
+                changed.push(task);
+            }
+        }
+        let change = Change {
+            reads: None,
+            docs,
+            subject: format!("{op} {} tasks by {}", changed.len(), actor.agent),
+            trailers: std::iter::once(("Coord-Op", op.to_string()))
+                .chain(changed.iter().map(|t| ("Coord-Task", t.id.clone())))
+                .collect(),
+        };
+        Ok((change, changed))
     }
 
     /// Tells the creator and followers of `task` that it is now blocked (`block` does it): for

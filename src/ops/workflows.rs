@@ -601,16 +601,13 @@ pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> 
     let why = reason.unwrap_or("cancelled").to_string();
     let note = format!("workflow cancelled: {why}");
     let ids: Vec<String> = members.iter().map(|(id, _)| id.clone()).collect();
-    // One commit: every claim released, every stage not done blocked, the epic labelled.
-    let mut released = 0;
-    let changed = tasks.edit_all(&ids, "cancel", |task, agent, now| {
+    let mut cancel = |task: &mut Task, agent: &str, now: &str| {
         let mut changed = false;
         if task.state == State::Claimed {
             task.state = State::Open;
             task.assignee = None;
             task.claimed_at = None;
             task.push_event(agent, "release", None, now);
-            released += 1;
             changed = true;
         }
         if task.id == epic {
@@ -626,16 +623,31 @@ pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> 
             changed = true;
         }
         Ok(changed)
-    })?;
-    // Follow-ups: the cancel holds whatever they come to.
-    if let Err(e) = Leases::new(coord).release_for_tasks(Some(&ids)) {
-        coord.warn(format!(
-            "workflow {epic} is cancelled, but its leases were not released ({e}); `git coord workflow cancel {epic}` again releases them"
-        ));
-    }
+    };
+    let changed = edit_tasks_releasing_leases(
+        coord,
+        &ids,
+        "cancel",
+        &mut cancel,
+        Some(&ids),
+        |e| {
+            format!(
+                "workflow {epic} is cancelled, but its leases were not released ({e}); `git coord cancel --workflow {epic}` again releases them"
+            )
+        },
+    )?;
     for task in changed.iter().filter(|t| t.state == State::Blocked) {
         tasks.tell_blocked(task, &note);
     }
+    // Counted from the tasks the commit changed (the operation may have run more than once).
+    let released = changed
+        .iter()
+        .filter(|t| {
+            members
+                .iter()
+                .any(|(id, s)| *id == t.id && *s == State::Claimed)
+        })
+        .count();
     tell_everyone(
         coord,
         &format!("Workflow {epic} was cancelled"),
@@ -644,6 +656,39 @@ pub fn cancel(coord: &Coord, epic: &str, reason: Option<&str>) -> Result<usize> 
         ),
     )?;
     Ok(released)
+}
+
+/// Edits the tasks of `ids` with `apply` ([`Tasks::edit_change`]) and releases the leases taken
+/// for `lease_tasks` (`None`: every lease). Without a coordination remote, both in one ref
+/// transaction. With one, the tasks' commit is confirmed there alone and the leases follow, a
+/// failure of theirs a warning (`unreleased` words it). Returns the tasks it changed.
+fn edit_tasks_releasing_leases(
+    coord: &Coord,
+    ids: &[String],
+    op: &str,
+    apply: &mut dyn FnMut(&mut Task, &str, &str) -> Result<bool>,
+    lease_tasks: Option<&[String]>,
+    unreleased: impl FnOnce(Error) -> String,
+) -> Result<Vec<Task>> {
+    let tasks = Tasks::new(coord);
+    let leases = Leases::new(coord);
+    if coord.confirm_remote()?.is_none() {
+        let actor = coord.actor()?;
+        let stores = [
+            &crate::store::Store::new(&coord.repo, crate::store::TASKS_REF),
+            &crate::store::Store::new(&coord.repo, crate::store::LEASES_REF),
+        ];
+        return crate::store::Store::update_many(&stores, &actor, |snaps| {
+            let (tasks_change, changed) = tasks.edit_change(&snaps[0], ids, op, &actor, apply)?;
+            let (leases_change, _) = leases.release_change(&snaps[1], &actor, lease_tasks)?;
+            Ok((vec![tasks_change, leases_change], changed))
+        });
+    }
+    let changed = tasks.edit_all(ids, op, apply)?;
+    if let Err(e) = leases.release_for_tasks(lease_tasks) {
+        coord.warn(unreleased(e));
+    }
+    Ok(changed)
 }
 
 /// What `cancel` did: the claims it released and the launched agents it stopped.
@@ -679,8 +724,7 @@ pub fn cancel_all(coord: &Coord, reason: Option<&str>) -> Result<Cancelled> {
         .filter(|t| t.state() == State::Claimed)
         .map(|t| t.id().to_string())
         .collect();
-    // Every claim in one commit, then every lease in one.
-    let claimed = tasks.edit_all(&claimed, "release", |task, agent, now| {
+    let mut release = |task: &mut Task, agent: &str, now: &str| {
         if task.state != State::Claimed {
             return Ok(false);
         }
@@ -689,12 +733,19 @@ pub fn cancel_all(coord: &Coord, reason: Option<&str>) -> Result<Cancelled> {
         task.claimed_at = None;
         task.push_event(agent, "release", None, now);
         Ok(true)
-    })?;
-    if let Err(e) = Leases::new(coord).release_for_tasks(None) {
-        coord.warn(format!(
-            "the work is cancelled, but the leases were not released ({e}); `git coord cancel` again releases them"
-        ));
-    }
+    };
+    let claimed = edit_tasks_releasing_leases(
+        coord,
+        &claimed,
+        "release",
+        &mut release,
+        None,
+        |e| {
+            format!(
+                "the work is cancelled, but the leases were not released ({e}); `git coord cancel` again releases them"
+            )
+        },
+    )?;
     let why = reason.unwrap_or("no reason given");
     tell_everyone(
         coord,

@@ -326,7 +326,7 @@ impl<'r> Store<'r> {
                 edits.push(RefEdit {
                     name: self.refname.to_string(),
                     old: expected,
-                    new,
+                    new: Some(new),
                 });
             }
             edits.extend_from_slice(others);
@@ -353,6 +353,70 @@ impl<'r> Store<'r> {
         }
         Err(Error::Contended {
             refname: self.refname.into(),
+            attempts: retry.attempts,
+        })
+    }
+
+    /// Writes to several refs of documents together: `op` gets a snapshot of each of `stores`
+    /// and returns a change for each, in the same order (an empty one leaves its ref as it is);
+    /// every ref with a change moves in one ref transaction ([`Repo::update_refs`]), or none
+    /// does, and a race on any of them runs `op` again on new snapshots.
+    pub fn update_many<T>(
+        stores: &[&Store],
+        actor: &Actor,
+        mut op: impl FnMut(&[Snapshot]) -> Result<(Vec<Change>, T)>,
+    ) -> Result<T> {
+        let Some(first) = stores.first() else {
+            return op(&[]).map(|(_, value)| value);
+        };
+        let mut retry = Retry::new();
+        while retry.again() {
+            let mut snaps = Vec::with_capacity(stores.len());
+            let mut expected = Vec::with_capacity(stores.len());
+            for store in stores {
+                let mut snap = store.snapshot()?;
+                expected.push(snap.tip);
+                if snap.tip.is_none() {
+                    let root = store.root_commit()?;
+                    snap = Snapshot {
+                        tip: Some(root),
+                        tree: Some(store.repo.commit_tree(root)?),
+                    };
+                }
+                snaps.push(snap);
+            }
+            let (changes, value) = op(&snaps)?;
+            let mut edits = Vec::new();
+            let mut subject = String::new();
+            for (n, change) in changes.iter().enumerate().take(stores.len()) {
+                if change.docs.is_empty() {
+                    continue;
+                }
+                if subject.is_empty() {
+                    subject.clone_from(&change.subject);
+                }
+                edits.push(RefEdit {
+                    name: stores[n].refname.to_string(),
+                    old: expected[n],
+                    new: Some(stores[n].write_commit(&snaps[n], actor, change)?),
+                });
+            }
+            if edits.is_empty() {
+                return Ok(value);
+            }
+            match first.repo.update_refs(&edits, &subject)? {
+                Cas::Moved => return Ok(value),
+                Cas::Lost => {
+                    let mut moved = false;
+                    for (store, tip) in stores.iter().zip(&expected) {
+                        moved |= store.repo.ref_tip(store.refname)? != *tip;
+                    }
+                    retry.lost(moved);
+                }
+            }
+        }
+        Err(Error::Contended {
+            refname: first.refname.into(),
             attempts: retry.attempts,
         })
     }
