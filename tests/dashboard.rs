@@ -241,6 +241,8 @@ fn chromium() -> String {
 }
 
 impl Browser {
+    // Pipes handed to Chromium at fds 3 and 4, as --remote-debugging-pipe expects.
+    #[allow(unsafe_code)]
     fn start(profile: &std::path::Path) -> Browser {
         let mut fds = [0; 2];
         let mut back = [0; 2];

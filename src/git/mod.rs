@@ -173,6 +173,7 @@ pub enum Cas {
 }
 
 /// The order to read objects in ([`Repo::pack_order`]): indexes into the objects asked about.
+#[derive(Debug)]
 pub struct PackOrder {
     pub order: Vec<usize>,
     /// How many of `order`, from its start, are in a pack of the repository.
@@ -184,6 +185,14 @@ pub struct Repo {
     inner: gix::Repository,
     kept: objects::Kept,
     spares: ahead::Spares,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo")
+            .field("git_dir", &self.inner.git_dir())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Repo {
@@ -839,6 +848,15 @@ pub struct RefLock<'r> {
     file: std::fs::File,
 }
 
+impl std::fmt::Debug for RefLock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefLock")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RefLock<'_> {
     /// The ref's value now; no other well-behaved writer can move it while the lock is held.
     pub fn tip(&self) -> Result<Option<Oid>> {
@@ -884,6 +902,7 @@ fn allocate(file: &std::fs::File, len: usize) {
     {
         use std::os::fd::AsRawFd;
         // SAFETY: fallocate(2) on a file this process holds open, for a length that fits.
+        #[allow(unsafe_code)]
         let _ = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
     }
     #[cfg(not(target_os = "linux"))]

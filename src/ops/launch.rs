@@ -78,6 +78,7 @@ impl ProcessIdentity {
 }
 
 /// Whether process `pid` exists on this machine (one of another user's counts too).
+#[allow(unsafe_code)]
 pub(crate) fn alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     pid > 0
@@ -219,6 +220,7 @@ pub fn launch_child(
         .stderr(err);
     // SAFETY: setsid is async-signal-safe; the runner leads its own session, so it outlives us
     // and `agent stop` can end it with everything it started.
+    #[allow(unsafe_code)]
     unsafe {
         cmd.pre_exec(|| {
             if libc::setsid() == -1 {
@@ -283,6 +285,7 @@ extern "C" fn ignore_signal(_: libc::c_int) {}
 /// Runs `sh -c CMD` in the foreground, its output stamped into the agent's log, and returns the
 /// command's exit code. SIGTERM, SIGINT and SIGHUP do not end the runner itself: it ends when the
 /// command's output does, so it records how the command ended.
+#[allow(unsafe_code)]
 pub fn run_attended(coord: &Coord, agent: &str, command: &str) -> Result<i32> {
     crate::model::name::validate("agent name", agent)?;
     std::fs::create_dir_all(run_dir(coord))?;
@@ -319,6 +322,7 @@ pub fn run_attended(coord: &Coord, agent: &str, command: &str) -> Result<i32> {
         .stdout(writer.try_clone()?)
         .stderr(writer);
     // SAFETY: a handler that does nothing; at exec the command gets the default actions back.
+    #[allow(unsafe_code)]
     unsafe {
         for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
             libc::signal(signal, ignore_signal as *const () as libc::sighandler_t);
@@ -387,14 +391,20 @@ pub fn stop_process(process: ProcessIdentity, grace: Duration) {
         return;
     }
     // SAFETY: signals to the process group the launched process leads, checked to be it.
-    unsafe { libc::kill(group, libc::SIGTERM) };
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(group, libc::SIGTERM)
+    };
     let deadline = Instant::now() + grace;
     while process.alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     if process.alive() {
         // SAFETY: as above.
-        unsafe { libc::kill(group, libc::SIGKILL) };
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(group, libc::SIGKILL)
+        };
         let deadline = Instant::now() + Duration::from_secs(2);
         while process.alive() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));

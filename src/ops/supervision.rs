@@ -92,7 +92,10 @@ pub fn stop_supervisor(coord: &Coord, wait: Duration) -> Result<Option<u32>> {
         return Ok(None);
     };
     // SAFETY: a signal to the one process whose identity was just checked.
-    unsafe { libc::kill(run.process.pid as i32, libc::SIGTERM) };
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(run.process.pid as i32, libc::SIGTERM)
+    };
     let deadline = Instant::now() + wait;
     while run.process.alive() {
         if Instant::now() > deadline {
@@ -109,6 +112,7 @@ pub fn stop_supervisor(coord: &Coord, wait: Duration) -> Result<Option<u32>> {
 
 impl<'c> Supervisor<'c> {
     /// Becomes this repository's supervisor; refused while another one runs.
+    #[allow(unsafe_code)]
     pub fn start(coord: &'c Coord) -> Result<Supervisor<'c>> {
         coord.check_config()?;
         std::fs::create_dir_all(launch::run_dir(coord))?;

@@ -1,4 +1,6 @@
 //! A cache file mapped read-only, read in place without a copy.
+// mmap(2) and munmap(2) are this module's whole purpose; each use says why it is sound.
+#![allow(unsafe_code)]
 
 use std::fs;
 
