@@ -905,16 +905,16 @@ mod tests {
     }
 
     /// A small random source for generated documents: its seed is printed, and
-    /// `COORD_TEST_SEED` sets it to repeat a failure.
+    /// `GIT_COORD_TEST_SEED` sets it to repeat a failure.
     struct Seeded(u64);
 
     impl Seeded {
         fn from_env() -> (u64, Seeded) {
-            let seed = std::env::var("COORD_TEST_SEED")
+            let seed = std::env::var("GIT_COORD_TEST_SEED")
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or_else(|| crate::model::time::now_seconds() as u64 | 1);
-            eprintln!("seed {seed} (set COORD_TEST_SEED to repeat)");
+            eprintln!("seed {seed} (set GIT_COORD_TEST_SEED to repeat)");
             (seed, Seeded(seed))
         }
 

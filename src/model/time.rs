@@ -120,11 +120,11 @@ mod tests {
     /// (ours also sums repeated or unordered units, `30m1h`, which jiff refuses).
     #[test]
     fn every_duration_reads_as_jiff_reads_it() {
-        let seed = std::env::var("COORD_TEST_SEED")
+        let seed = std::env::var("GIT_COORD_TEST_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| now_seconds() as u64 | 1);
-        eprintln!("seed {seed} (set COORD_TEST_SEED to repeat)");
+        eprintln!("seed {seed} (set GIT_COORD_TEST_SEED to repeat)");
         let mut x = seed;
         let mut next = move |n: u64| {
             x ^= x << 13;
