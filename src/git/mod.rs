@@ -900,10 +900,7 @@ impl RefLock<'_> {
 fn allocate(file: &std::fs::File, len: usize) {
     #[cfg(target_os = "linux")]
     {
-        use std::os::fd::AsRawFd;
-        // SAFETY: fallocate(2) on a file this process holds open, for a length that fits.
-        #[allow(unsafe_code)]
-        let _ = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+        let _ = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len as u64);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, len);

@@ -11,7 +11,6 @@
 //! process's start time (field 22 of /proc/<pid>/stat): a pid the system gave to another process
 //! since is never taken for the agent's.
 
-use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -285,7 +284,6 @@ extern "C" fn ignore_signal(_: libc::c_int) {}
 /// Runs `sh -c CMD` in the foreground, its output stamped into the agent's log, and returns the
 /// command's exit code. SIGTERM, SIGINT and SIGHUP do not end the runner itself: it ends when the
 /// command's output does, so it records how the command ended.
-#[allow(unsafe_code)]
 pub fn run_attended(coord: &Coord, agent: &str, command: &str) -> Result<i32> {
     crate::model::name::validate("agent name", agent)?;
     std::fs::create_dir_all(run_dir(coord))?;
@@ -294,9 +292,9 @@ pub fn run_attended(coord: &Coord, agent: &str, command: &str) -> Result<i32> {
         .truncate(false)
         .write(true)
         .open(lock_file(coord, agent))?;
-    // SAFETY: flock on a descriptor this function owns; the lock goes with the process (the
-    // descriptor is close-on-exec, so the command does not inherit it).
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    // The lock goes with the process (the descriptor is close-on-exec, so the command does not
+    // inherit it).
+    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
         let pid = running(coord, agent).map_or(0, |r| r.process.pid);
         return Err(Error::Refused {
             why: format!("agent {agent} already runs (pid {pid})"),

@@ -10,7 +10,6 @@
 //! and the advisory lock on `run/supervise.lock` only keep a second supervisor from starting.
 
 use std::collections::BTreeMap;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -112,7 +111,6 @@ pub fn stop_supervisor(coord: &Coord, wait: Duration) -> Result<Option<u32>> {
 
 impl<'c> Supervisor<'c> {
     /// Becomes this repository's supervisor; refused while another one runs.
-    #[allow(unsafe_code)]
     pub fn start(coord: &'c Coord) -> Result<Supervisor<'c>> {
         coord.check_config()?;
         std::fs::create_dir_all(launch::run_dir(coord))?;
@@ -121,8 +119,8 @@ impl<'c> Supervisor<'c> {
             .truncate(false)
             .write(true)
             .open(launch::run_dir(coord).join("supervise.lock"))?;
-        // SAFETY: flock on a descriptor this process owns; the lock goes with the process.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        // The lock goes with the process.
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             let pid = running_supervisor(coord).map_or(0, |r| r.process.pid);
             return Err(Error::Refused {
                 why: format!("a supervisor already runs for this repository (pid {pid})"),
