@@ -452,11 +452,15 @@ impl<'c> Checkpoints<'c> {
         if gates.is_empty() {
             return Ok(Vec::new());
         }
-        let dir = repo.common_dir().join("coord").join("gates").join(format!(
-            "{}-{}",
-            &commit.to_string()[..12],
-            std::process::id()
-        ));
+        // Named by this process's identity (pid and start time), so that a later checkpoint
+        // never takes a reused pid for this one.
+        let me = std::process::id();
+        let start = crate::ops::launch::ProcessIdentity::of(me).map_or(0, |p| p.start);
+        let dir = repo
+            .common_dir()
+            .join("coord")
+            .join("gates")
+            .join(format!("{}-{me}-{start}", &commit.to_string()[..12],));
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -1205,15 +1209,28 @@ fn remove_stale_gates(repo: &crate::git::Repo) {
     }
     let mut removed = false;
     for path in found {
-        let Some(pid) = path
+        // `<commit>-<pid>-<start>`, or `<commit>-<pid>` as older versions named them.
+        let name = path
             .file_name()
             .and_then(|n| n.to_str())
-            .and_then(|n| n.rsplit_once('-'))
-            .and_then(|(_, pid)| pid.parse::<i32>().ok())
-        else {
-            continue;
+            .unwrap_or_default();
+        let parts: Vec<&str> = name.rsplitn(3, '-').collect();
+        let number = |s: &str| s.parse::<u64>().ok();
+        let running = match parts[..] {
+            [start, pid, _] if number(start).is_some() && number(pid).is_some() => {
+                let process = crate::ops::launch::ProcessIdentity {
+                    pid: pid.parse().unwrap_or(0),
+                    start: number(start).unwrap_or(0),
+                };
+                process.alive()
+            }
+            [pid, _] => match pid.parse::<i32>() {
+                Ok(pid) => pid == std::process::id() as i32 || crate::ops::launch::alive(pid),
+                Err(_) => continue,
+            },
+            _ => continue,
         };
-        if pid == std::process::id() as i32 || crate::ops::launch::alive(pid) {
+        if running {
             continue;
         }
         let shown = path.display().to_string();
