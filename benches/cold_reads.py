@@ -4,7 +4,7 @@ serde-saphyr (docs/PERFORMANCE.md). Usage: cold_reads.py BINARY TASKS RUNS. Stor
 once under $TMPDIR (git fast-import), one as git-coord writes documents, one with a comment
 line on top of each, which sends every document to the YAML parser."""
 import os, subprocess, sys, time, shutil, statistics
-BIN = sys.argv[1]; N = int(sys.argv[2]); RUNS = int(sys.argv[3])
+BIN = os.path.abspath(sys.argv[1]); N = int(sys.argv[2]); RUNS = int(sys.argv[3])
 def doc(n, comment):
     id_ = "%02x%010x" % ((n * 37) % 256, n)
     state = ["open", "claimed", "done", "blocked"][n % 4]
