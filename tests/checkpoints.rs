@@ -378,7 +378,7 @@ fn a_killed_checkpoint_leaves_a_gate_worktree_that_the_next_one_removes() {
     let running = gates.join(format!("0123456789ab-{}", std::process::id()));
     std::fs::create_dir(&running).expect("made");
     // One whose pid now names another process (this one, started at another time) is not.
-    let reused = gates.join(format!("0123456789ab-{}-1", std::process::id()));
+    let reused = gates.join(format!("0123456789ab-{}.1", std::process::id()));
     std::fs::create_dir(&reused).expect("made");
 
     let (code, report) = checkpoint(&repo, &["--gate", "test -f a.txt"]);

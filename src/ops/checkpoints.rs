@@ -460,7 +460,7 @@ impl<'c> Checkpoints<'c> {
             .common_dir()
             .join("coord")
             .join("gates")
-            .join(format!("{}-{me}-{start}", &commit.to_string()[..12],));
+            .join(format!("{}-{me}.{start}", &commit.to_string()[..12],));
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -1209,26 +1209,24 @@ fn remove_stale_gates(repo: &crate::git::Repo) {
     }
     let mut removed = false;
     for path in found {
-        // `<commit>-<pid>-<start>`, or `<commit>-<pid>` as older versions named them.
-        let name = path
+        // `<commit>-<pid>.<start>`, or `<commit>-<pid>` as older versions named them (which
+        // leave the newer names alone: `<pid>.<start>` is no pid to them).
+        let Some((_, process)) = path
             .file_name()
             .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        let parts: Vec<&str> = name.rsplitn(3, '-').collect();
-        let number = |s: &str| s.parse::<u64>().ok();
-        let running = match parts[..] {
-            [start, pid, _] if number(start).is_some() && number(pid).is_some() => {
-                let process = crate::ops::launch::ProcessIdentity {
-                    pid: pid.parse().unwrap_or(0),
-                    start: number(start).unwrap_or(0),
-                };
-                process.alive()
-            }
-            [pid, _] => match pid.parse::<i32>() {
+            .and_then(|n| n.rsplit_once('-'))
+        else {
+            continue;
+        };
+        let running = match process.split_once('.') {
+            Some((pid, start)) => match (pid.parse(), start.parse()) {
+                (Ok(pid), Ok(start)) => crate::ops::launch::ProcessIdentity { pid, start }.alive(),
+                _ => continue,
+            },
+            None => match process.parse::<i32>() {
                 Ok(pid) => pid == std::process::id() as i32 || crate::ops::launch::alive(pid),
                 Err(_) => continue,
             },
-            _ => continue,
         };
         if running {
             continue;
