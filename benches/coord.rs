@@ -28,6 +28,7 @@ struct Bench {
 /// Runs `cmd` to its end and returns its exit code and its own peak resident set in KiB (not
 /// that of other children, such as the `git fast-import` that built the store).
 /// Returns freed heap memory to the system, so that children's peak memory is their own.
+#[allow(unsafe_code)]
 fn release_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory at the top of the heap and in free chunks.
@@ -37,6 +38,7 @@ fn release_memory() {
 }
 
 #[allow(clippy::zombie_processes)] // reaped by the wait4 below, which also gives its rusage
+#[allow(unsafe_code)]
 fn run_measured(cmd: &mut Command) -> (Option<i32>, i64) {
     // A pre_exec hook makes std fork rather than spawn in this process's memory: a child spawned
     // sharing our memory would inherit our peak (building the store) as its own.

@@ -377,6 +377,9 @@ fn a_killed_checkpoint_leaves_a_gate_worktree_that_the_next_one_removes() {
     // A gate directory of a checkpoint still running (this process stands in for it) is kept.
     let running = gates.join(format!("0123456789ab-{}", std::process::id()));
     std::fs::create_dir(&running).expect("made");
+    // One whose pid now names another process (this one, started at another time) is not.
+    let reused = gates.join(format!("0123456789ab-{}.1", std::process::id()));
+    std::fs::create_dir(&reused).expect("made");
 
     let (code, report) = checkpoint(&repo, &["--gate", "test -f a.txt"]);
     assert_eq!(code, Some(0), "{report}");
@@ -388,6 +391,7 @@ fn a_killed_checkpoint_leaves_a_gate_worktree_that_the_next_one_removes() {
         "and unregistered: {worktrees}"
     );
     assert!(running.exists(), "the running checkpoint's gate is kept");
+    assert!(!reused.exists(), "a gate named by a reused pid is removed");
 }
 
 #[test]

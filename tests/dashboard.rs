@@ -137,6 +137,22 @@ fn every_view_has_a_json_endpoint_and_the_server_is_read_only_and_local() {
         "{status}"
     );
 
+    // A request head past 16 KiB is refused, and the server goes on answering.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port())).expect("connect");
+    let padding = "x".repeat(20 * 1024);
+    let sent = write!(
+        stream,
+        "GET /api/tasks HTTP/1.1\r\nHost: {host}\r\nX-Pad: {padding}\r\n\r\n"
+    );
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "{sent:?}: {}",
+        &answer[..answer.len().min(200)]
+    );
+    assert_eq!(server.get_json("/api/status")["tasks"]["open"], 2);
+
     // Beyond loopback only with a token, and then every request needs it.
     let err = fails(
         &repo.coord(&["serve", "--port", "0", "--bind", "0.0.0.0"]),
@@ -241,6 +257,8 @@ fn chromium() -> String {
 }
 
 impl Browser {
+    // Pipes handed to Chromium at fds 3 and 4, as --remote-debugging-pipe expects.
+    #[allow(unsafe_code)]
     fn start(profile: &std::path::Path) -> Browser {
         let mut fds = [0; 2];
         let mut back = [0; 2];

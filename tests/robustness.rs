@@ -1197,3 +1197,120 @@ fn durations_follow_one_rule_exit_two_when_bad_and_never_panic() {
     ]);
     assert!(out.contains("ready at once"), "{out}");
 }
+
+/// Every task the index answers with, `list` and `ready`, warm or rebuilt, is what a full parse
+/// of every document in the store gives, through a run of random changes made by commands and by
+/// hand (documents in other shapes, malformed ones, rewrites the commands would not make).
+#[test]
+fn the_index_answers_what_a_full_parse_of_the_store_gives() {
+    use git_coord::model::task::{Kind, State, Task, TaskSummary};
+    let repo = TestRepo::init();
+    let mut rng = Jitter::new();
+    let full_parse = || -> Vec<TaskSummary> {
+        let listing = repo.git_ok(&["ls-tree", "-r", TASKS_REF]);
+        let mut tasks: Vec<TaskSummary> = listing
+            .lines()
+            .filter_map(|l| {
+                let (meta, path) = l.split_once('\t')?;
+                let oid = meta.split_whitespace().nth(2)?;
+                path.starts_with("tasks/")
+                    .then(|| (oid.to_string(), path.to_string()))
+            })
+            .filter_map(|(oid, path)| {
+                let out = repo.git(&["cat-file", "blob", &oid]);
+                Task::from_yaml(&out.stdout, TASKS_REF, &path)
+                    .ok()
+                    .map(|t| TaskSummary::from(&t))
+            })
+            .collect();
+        tasks.sort_by(|a, b| a.id.cmp(&b.id));
+        tasks
+    };
+    let sorted = |mut v: Vec<serde_json::Value>| {
+        v.sort_by(|a, b| field(a, "id").cmp(&field(b, "id")));
+        v
+    };
+    let mut made: Vec<String> = Vec::new();
+    let mut states = BTreeSet::new();
+    for step in 0..40 {
+        let pick = |rng: &mut Jitter, made: &[String]| {
+            (!made.is_empty()).then(|| made[rng.below(made.len() as u64) as usize].clone())
+        };
+        match rng.below(8) {
+            0..=2 => {
+                let title = format!(
+                    "Task {step}: {}",
+                    ["plain", "a: colon", "#hash", "'q'"][rng.below(4) as usize]
+                );
+                let priority = rng.below(5).to_string();
+                let mut args = vec!["--priority", &priority, "--label", "l1"];
+                let dep = pick(&mut rng, &made);
+                if let Some(dep) = dep.as_deref().filter(|_| rng.below(2) == 0) {
+                    args.extend(["--dep", dep]);
+                }
+                made.push(repo.new_task(&title, &args));
+            }
+            3 => {
+                if let Some(id) = pick(&mut rng, &made) {
+                    let _ = repo.coord(&["task", "claim", &id, "--offline"]);
+                }
+            }
+            4 => {
+                if let Some(id) = pick(&mut rng, &made) {
+                    let _ = repo.coord(&["task", "done", &id, "--force", "--quiet"]);
+                }
+            }
+            5 => {
+                // A document written by hand, in a shape git-coord does not write.
+                let id = format!("{:02x}{:010x}", rng.below(256), step);
+                let doc = format!(
+                    "# by hand\nformat: 1\nid: {id}\ntitle: 'hand ''{step}'''\ntype: task\n\
+                     state: {}\npriority: {}\nlabels: [x, y]\n\
+                     created: \"2020-01-01T00:00:00.000Z\"\ncreated_by: someone\n\
+                     updated: \"2020-01-01T00:00:00.000Z\"\n",
+                    ["open", "done", "blocked"][rng.below(3) as usize],
+                    rng.below(5)
+                );
+                repo.put_document(&task_path(&id), doc.as_bytes());
+                made.push(id);
+            }
+            6 => {
+                // A malformed document: named as a problem, never listed.
+                let id = format!("{:02x}{:010x}", rng.below(256), 1000 + step);
+                let doc = format!("format: 1\nid: {id}\ntitle: [unclosed\nstate: open\n");
+                repo.put_document(&task_path(&id), doc.as_bytes());
+            }
+            _ => {
+                // The next command builds the index from nothing.
+                let _ = std::fs::remove_dir_all(repo.path.join(".git/coord/cache"));
+            }
+        }
+        let parsed = full_parse();
+        let expected: Vec<serde_json::Value> = parsed
+            .iter()
+            .map(|t| serde_json::to_value(t).expect("serializes"))
+            .collect();
+        let listed = sorted(common::array(repo.coord_json(&["task", "list"])));
+        assert_eq!(listed, expected, "step {step}: list");
+        let done: BTreeSet<&str> = parsed
+            .iter()
+            .filter(|t| t.state == State::Done)
+            .map(|t| t.id.as_str())
+            .collect();
+        let ready: BTreeSet<String> = parsed
+            .iter()
+            .filter(|t| t.kind != Kind::Epic && t.state == State::Open && t.assignee.is_none())
+            .filter(|t| t.deps.iter().all(|d| done.contains(d.as_str())))
+            .map(|t| t.id.clone())
+            .collect();
+        let answered: BTreeSet<String> = ids(&common::array(repo.coord_json(&["ready"])))
+            .into_iter()
+            .collect();
+        assert_eq!(answered, ready, "step {step}: ready");
+        states.extend(parsed.iter().map(|t| t.state.as_str()));
+    }
+    // The run went through the states a listing tells apart.
+    for state in ["open", "claimed", "done"] {
+        assert!(states.contains(state), "no {state} task in the run");
+    }
+}

@@ -35,6 +35,7 @@ pub fn logs(coord: &Coord, args: LogsArgs, out: &mut dyn Write, json: bool) -> R
     let mut follower = LogFollower::new(args.names, args.since);
     if args.follow {
         // SAFETY: the handler only stores to an atomic.
+        #[allow(unsafe_code)]
         unsafe {
             for signal in [libc::SIGINT, libc::SIGTERM] {
                 libc::signal(signal, on_signal as *const () as libc::sighandler_t);

@@ -47,6 +47,7 @@ pub fn supervise(
         return detach(coord, out, json);
     }
     // SAFETY: the handler only stores to an atomic.
+    #[allow(unsafe_code)]
     unsafe {
         for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
             libc::signal(signal, on_signal as *const () as libc::sighandler_t);
@@ -135,6 +136,7 @@ fn detach(coord: &Coord, out: &mut dyn Write, json: bool) -> Result<()> {
         .stdout(log.try_clone()?)
         .stderr(log);
     // SAFETY: setsid is async-signal-safe; the supervisor outlives this command.
+    #[allow(unsafe_code)]
     unsafe {
         cmd.pre_exec(|| {
             if libc::setsid() == -1 {

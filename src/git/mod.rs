@@ -173,6 +173,7 @@ pub enum Cas {
 }
 
 /// The order to read objects in ([`Repo::pack_order`]): indexes into the objects asked about.
+#[derive(Debug)]
 pub struct PackOrder {
     pub order: Vec<usize>,
     /// How many of `order`, from its start, are in a pack of the repository.
@@ -187,6 +188,14 @@ pub struct Repo {
     /// What this repository did on its own that the user should hear (a stale lock removed),
     /// for the command to show as warnings.
     notes: std::cell::RefCell<Vec<String>>,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo")
+            .field("git_dir", &self.inner.git_dir())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Repo {
@@ -844,6 +853,15 @@ pub struct RefLock<'r> {
     file: std::fs::File,
 }
 
+impl std::fmt::Debug for RefLock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefLock")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RefLock<'_> {
     /// The ref's value now; no other well-behaved writer can move it while the lock is held.
     pub fn tip(&self) -> Result<Option<Oid>> {
@@ -887,9 +905,7 @@ impl RefLock<'_> {
 fn allocate(file: &std::fs::File, len: usize) {
     #[cfg(target_os = "linux")]
     {
-        use std::os::fd::AsRawFd;
-        // SAFETY: fallocate(2) on a file this process holds open, for a length that fits.
-        let _ = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+        let _ = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len as u64);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, len);

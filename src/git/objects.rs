@@ -8,11 +8,11 @@
 //! check under the lock) and writes up to five objects that cannot exist yet; the MCP server
 //! reads the same trees on every call. So this process keeps the commits and trees it read or
 //! wrote (an object never changes under its id), and writes loose objects itself, stored in zlib
-//! streams without compression (as git does with `core.looseCompression=0`): a tree is mostly
-//! object ids, which do not compress, a document is a few hundred bytes, and compressing was
-//! most of the time of a write in the MCP server, and a compressor's fresh pages a sixth of the
-//! page faults of a command. `git gc` compresses them all into its packs. A loose blob is read
-//! with one open and one inflate, its size checked against the caller's limit on the way.
+//! streams without compression (as git does with `core.looseCompression=0`; the checksum is
+//! zlib-rs's): a tree is mostly object ids, which do not compress, and a document is a few
+//! hundred bytes (docs/PERFORMANCE.md, "Loose objects written stored", has the figures). `git gc`
+//! compresses them all into its packs. A loose blob is read with one open and one inflate, its
+//! size checked against the caller's limit on the way.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -261,17 +261,7 @@ fn stored(input: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&(!len).to_le_bytes());
         out.extend_from_slice(block);
     }
-    let (mut a, mut b) = (1u32, 0u32);
-    // 5,552 bytes is the most that can be summed before `b` could overflow.
-    for chunk in input.chunks(5552) {
-        for &byte in chunk {
-            a += u32::from(byte);
-            b += a;
-        }
-        a %= 65_521;
-        b %= 65_521;
-    }
-    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    out.extend_from_slice(&zlib_rs::adler32::adler32(1, input).to_be_bytes());
     out
 }
 
@@ -581,6 +571,47 @@ mod tests {
         let leftovers = git(dir, &["count-objects", "-v"], None);
         assert!(leftovers.contains("garbage: 0"), "{leftovers}");
         assert_eq!(repo.commit_tree(commit).expect("a commit"), tree);
+    }
+
+    /// The stored stream is zlib's own: byte for byte what gix's writer makes at level 0 for an
+    /// input it passes on in one piece (a document, a tree), and read back whole (its Adler-32 checked) by gix's
+    /// reader at every size around the block boundary.
+    #[test]
+    fn stored_streams_are_what_zlib_writes_and_reads() {
+        use gix::zlib::{Decompress, FlushDecompress, Status};
+        use std::io::Write;
+        let mut x: u32 = 0x9e37_79b9;
+        let bytes: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x % 7) as u8 + b'a'
+            })
+            .collect();
+        for len in [
+            1, 2, 300, 5551, 5552, 5553, 20_000, 40_000, 65_534, 65_535, 65_536, 131_071, 200_000,
+        ] {
+            let input = &bytes[..len];
+            let stream = super::stored(input);
+            if len <= 20_000 {
+                let mut level0 = gix::zlib::stream::deflate::Write::new(
+                    Vec::new(),
+                    gix::zlib::Compression::new(0).expect("a level"),
+                );
+                level0.write_all(input).expect("in memory");
+                level0.flush().expect("in memory");
+                assert_eq!(stream, level0.into_inner(), "{len} bytes");
+            }
+            let mut out = vec![0; len + 1];
+            let mut inflate = Decompress::new();
+            let status = inflate
+                .decompress(&stream, &mut out, FlushDecompress::Finish)
+                .expect("a valid stream");
+            assert_eq!(status, Status::StreamEnd, "{len} bytes");
+            assert_eq!(inflate.total_out(), len as u64);
+            assert_eq!(&out[..len], input, "{len} bytes");
+        }
     }
 
     #[test]

@@ -732,4 +732,74 @@ mod tests {
             .is_err()
         );
     }
+
+    /// Lease patterns cover what git's own gitignore matching (gix-glob's) covers: a path the
+    /// pattern matches, or one under a directory it matches, on generated patterns and paths.
+    #[test]
+    fn patterns_cover_what_gitignore_matching_covers() {
+        use gix_glob::pattern::Case;
+        use gix_glob::wildmatch::Mode;
+        let seed = std::env::var("GIT_COORD_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| crate::model::time::now_seconds() as u64 | 1);
+        eprintln!("seed {seed} (set GIT_COORD_TEST_SEED to repeat)");
+        let mut x = seed;
+        let mut below = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        const PARTS: [&str; 14] = [
+            "src", "a", "b", "*", "**", "*.rs", "b?", "[ab]", "[!a]", "x*y", "a**", "{a}", "?",
+            "ab",
+        ];
+        const NAMES: [&str; 9] = ["src", "a", "b", "x.rs", "ab", "xy", "xay", "{a}", "ba"];
+        let gix_covers = |glob: &gix_glob::Pattern, path: &str| {
+            let matches = |p: &str, dir: bool| {
+                glob.matches_repo_relative_path(
+                    p.into(),
+                    p.rfind('/').map(|i| i + 1),
+                    Some(dir),
+                    Case::Sensitive,
+                    Mode::NO_MATCH_SLASH_LITERAL,
+                )
+            };
+            let prefixes = path.match_indices('/').map(|(i, _)| &path[..i]);
+            prefixes.into_iter().any(|p| matches(p, true)) || matches(path, false)
+        };
+        let (mut compared, mut covered) = (0, 0);
+        for _ in 0..3_000 {
+            let text: Vec<&str> = (0..=below(3)).map(|_| PARTS[below(PARTS.len())]).collect();
+            let mut text = text.join("/");
+            if below(4) == 0 {
+                text.insert(0, '/');
+            }
+            if below(4) == 0 {
+                text.push('/');
+            }
+            let Ok(ours) = Pattern::parse(&text) else {
+                continue;
+            };
+            let set = PatternSet::new([&ours]).expect("compiles");
+            let theirs = gix_glob::parse(&text).expect("gix reads every pattern ours reads");
+            for _ in 0..20 {
+                let path: Vec<&str> = (0..=below(3)).map(|_| NAMES[below(NAMES.len())]).collect();
+                let path = path.join("/");
+                let want = gix_covers(&theirs, &path);
+                assert_eq!(
+                    set.is_match(&path, false),
+                    want,
+                    "pattern {text:?}, path {path:?}, seed {seed}"
+                );
+                compared += 1;
+                covered += usize::from(want);
+            }
+        }
+        assert!(
+            covered * 10 > compared,
+            "only {covered} of {compared} covered, seed {seed}"
+        );
+    }
 }

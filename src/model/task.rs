@@ -578,9 +578,25 @@ mod canonical {
                 block_len += 1;
             }
             let block = block_start.take(block_len);
+            // A value on the key's line with lines under it (a plain scalar carried on, or
+            // damage) is the parser's to read.
+            if block_len > 0 && !rest.is_empty() && !rest.starts_with(['|', '>']) {
+                return None;
+            }
+            // A block scalar's lines are all indented: a `- ` line at column 0 would be a
+            // sequence where YAML allows none.
+            if rest.starts_with(['|', '>'])
+                && block.clone().any(|l| !l.is_empty() && !l.starts_with("  "))
+            {
+                return None;
+            }
             match key {
                 "labels" | "deps" => {
                     if !rest.is_empty() {
+                        return None;
+                    }
+                    // `labels:` with no item is null, which the parser refuses for a list.
+                    if block_len == 0 {
                         return None;
                     }
                     let items = block
@@ -601,7 +617,9 @@ mod canonical {
                     } else {
                         return None;
                     };
-                    let is_null = !rest.starts_with('"') && (value == "null" || value == "~");
+                    // Only a plain scalar can be null: `"~"` and a block of `~` are text.
+                    let plain = !rest.starts_with(['"', '|']);
+                    let is_null = plain && (value == "null" || value == "~");
                     match key {
                         "title" if !is_null => doc.title = value,
                         "summary" => doc.summary = (!is_null).then_some(value),
@@ -619,8 +637,10 @@ mod canonical {
                         _ => return None,
                     }
                 }
-                // description, created_by, claimed_at, followers, comments, history: not needed
-                _ => {}
+                // description, created_by, claimed_at, followers, comments, history: not needed,
+                // but a value on the key's line that would not parse is the parser's to report.
+                _ if rest.is_empty() || rest.starts_with(['|', '>']) || well_formed(rest) => {}
+                _ => return None,
             }
         }
         let complete = has_format
@@ -640,16 +660,40 @@ mod canonical {
         }
         let first = s.bytes().next()?;
         let special = b"&*!|>{}[]%@`'\"#,?:-<=~ \t";
-        // One pass for ": " and " #", which would start a mapping or a comment.
-        let breaks = |w: &[u8]| matches!(w, [b':', b' '] | [b' ', b'#']);
+        // One pass for ": " and " #" (or with a tab), which would start a mapping or a comment.
+        let breaks = |w: &[u8]| matches!(w, [b':', b' ' | b'\t'] | [b' ' | b'\t', b'#']);
         if special.contains(&first)
-            || s.ends_with(' ')
+            || s.ends_with([' ', '\t'])
             || s.ends_with(':')
             || s.as_bytes().windows(2).any(breaks)
         {
             return None;
         }
         Some(s)
+    }
+
+    /// Whether a value the reader skips is one whole scalar: double-quoted up to its one
+    /// unescaped closing quote, single-quoted with inner quotes doubled, or plain as [`scalar`]
+    /// reads it.
+    fn well_formed(s: &str) -> bool {
+        if let Some(inner) = s.strip_prefix('"') {
+            let mut escaped = false;
+            for (i, b) in inner.bytes().enumerate() {
+                match b {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => return i + 1 == inner.len(),
+                    _ => {}
+                }
+            }
+            return false;
+        }
+        if let Some(inner) = s.strip_prefix('\'') {
+            return inner
+                .strip_suffix('\'')
+                .is_some_and(|inner| !inner.replace("''", "").contains('\''));
+        }
+        scalar(s).is_some()
     }
 
     /// A literal block scalar (`|` or `|-`) indented by two spaces.
@@ -665,8 +709,10 @@ mod canonical {
         while body.last().is_some_and(|l| l.is_empty()) {
             body.pop();
         }
-        if body.is_empty() || body[0].starts_with(' ') {
-            return None;
+        // YAML takes the indentation from the first line with text: it must be two spaces.
+        match body.iter().find(|l| !l.is_empty()) {
+            Some(first) if !first.starts_with([' ', '\t']) => {}
+            _ => return None,
         }
         let mut out = body.join("\n");
         if keep_newline {
@@ -856,6 +902,181 @@ mod tests {
                 &doc[..doc.len().min(200)]
             );
         }
+    }
+
+    /// A small random source for generated documents: its seed is printed, and
+    /// `GIT_COORD_TEST_SEED` sets it to repeat a failure.
+    struct Seeded(u64);
+
+    impl Seeded {
+        fn from_env() -> (u64, Seeded) {
+            let seed = std::env::var("GIT_COORD_TEST_SEED")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| crate::model::time::now_seconds() as u64 | 1);
+            eprintln!("seed {seed} (set GIT_COORD_TEST_SEED to repeat)");
+            (seed, Seeded(seed))
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            let x = &mut self.0;
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            (*x % n as u64) as usize
+        }
+
+        fn pick<'a, T>(&mut self, from: &'a [T]) -> &'a T {
+            &from[self.below(from.len())]
+        }
+
+        /// Text from pieces YAML gives a meaning to, and plain ones.
+        fn text(&mut self) -> String {
+            const PIECES: &[&str] = &[
+                "a", "fix", " ", "  ", ":", ": ", " #", "#", "\"", "'", "-", "- ", "|", ">", "&",
+                "*", "!", "%", "@", "`", "[", "]", "{", "}", ",", "?", "~", "null", "1", "\\", "é",
+                "\t", "Null", "NULL", "true", "0x1", "\t#",
+            ];
+            let mut out = String::new();
+            for _ in 0..=self.below(6) {
+                out.push_str(self.pick::<&str>(PIECES));
+            }
+            out
+        }
+    }
+
+    /// `doc` with only the top-level keys the fast reader reads, each with its lines.
+    fn summary_fields_alone(doc: &str) -> String {
+        const READ: [&str; 15] = [
+            "format",
+            "id",
+            "title",
+            "type",
+            "state",
+            "priority",
+            "role",
+            "labels",
+            "deps",
+            "parent",
+            "assignee",
+            "summary",
+            "block_reason",
+            "created",
+            "updated",
+        ];
+        let mut keep = false;
+        let mut out = String::new();
+        for line in doc.lines() {
+            if !line.is_empty() && !line.starts_with([' ', '-']) {
+                keep = READ.contains(&line.split(':').next().unwrap_or(line));
+            }
+            if keep {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Whatever the fast reader reads, the YAML parser reads the same: documents git-coord
+    /// writes from hostile field values, then damaged line by line and byte by byte.
+    #[test]
+    fn the_fast_reader_agrees_with_the_parser_on_generated_documents() {
+        const LINES: [&str; 16] = [
+            "title: x",
+            "  indented",
+            "- item",
+            "labels: [a]",
+            "labels:",
+            "state: done",
+            "title: &a b",
+            "# comment",
+            "---",
+            "...",
+            "summary: |-",
+            "summary: >",
+            "priority: 1",
+            "estimate: 3",
+            "  - nested",
+            "",
+        ];
+        const BYTES: [char; 14] = [
+            ':', ' ', '#', '"', '\'', '-', '|', '\n', '\t', '[', '&', '\\', 'é', 'x',
+        ];
+        let (seed, mut rng) = Seeded::from_env();
+        let path = "tasks/01/0123456789ab.yaml";
+        let (mut fast_taken, mut total, mut tolerated) = (0, 0, 0);
+        for _ in 0..3_000 {
+            let labels: Vec<String> = (0..rng.below(3)).map(|_| rng.text()).collect();
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let summary = (rng.below(2) == 0).then(|| rng.text());
+            let summary = summary.map(|s| if rng.below(2) == 0 { s + "\nmore" } else { s });
+            let title = rng.text();
+            let mut t = task(title.trim(), summary.as_deref(), &labels);
+            if t.title.is_empty() {
+                t.title = "t".into();
+            }
+            let mut doc = t.to_yaml();
+            for _ in 0..rng.below(3) {
+                let mut lines: Vec<String> = doc.lines().map(str::to_string).collect();
+                let at = rng.below(lines.len() + 1);
+                match rng.below(5) {
+                    0 => lines.insert(at, rng.pick(&LINES).to_string()),
+                    1 if at < lines.len() => drop(lines.remove(at)),
+                    2 if at < lines.len() => lines.insert(at, lines[at].clone()),
+                    3 if at < lines.len() => lines[at].insert_str(0, "  "),
+                    _ if at < lines.len() => {
+                        let chars: Vec<char> = lines[at].chars().collect();
+                        let i = rng.below(chars.len() + 1);
+                        let mut changed: String = chars[..i].iter().collect();
+                        changed.push(*rng.pick(&BYTES));
+                        changed.extend(chars[i..].iter().skip(rng.below(2)));
+                        lines[at] = changed;
+                    }
+                    _ => {}
+                }
+                doc = lines.join("\n") + "\n";
+            }
+            total += 1;
+            let Some(_) = canonical::read_summary(&doc) else {
+                continue;
+            };
+            fast_taken += 1;
+            let fast = SummaryRef::from_yaml(doc.as_bytes(), "refs/coord/tasks", path);
+            let parsed = parse_checked::<SummaryDoc>(doc.as_bytes(), "refs/coord/tasks", path)
+                .and_then(|d| {
+                    check_fields(&d.id, d.priority, "refs/coord/tasks", path)?;
+                    Ok(SummaryRef::from(d))
+                });
+            match (fast, parsed) {
+                (Ok(fast), Ok(parsed)) => assert_eq!(fast, parsed, "seed {seed}, document:\n{doc}"),
+                (Err(_), Err(_)) => {}
+                // Damage inside a field the fast reader skips (the description, comments,
+                // history, an unknown field) is found when the whole document is read; the
+                // fields it reads, it reads as the parser reads them alone.
+                (Ok(fast), Err(_)) => {
+                    let alone = summary_fields_alone(&doc);
+                    let parsed = parse_checked::<SummaryDoc>(alone.as_bytes(), "r", path)
+                        .map(SummaryRef::from);
+                    assert_eq!(
+                        Ok(fast),
+                        parsed.map_err(|e| e.to_string()),
+                        "seed {seed}:\n{doc}"
+                    );
+                    tolerated += 1;
+                }
+                (fast, parsed) => {
+                    panic!("seed {seed}: fast {fast:?}, parser {parsed:?}, document:\n{doc}")
+                }
+            }
+        }
+        eprintln!(
+            "{total} documents, {fast_taken} on the fast path, {tolerated} with nested damage"
+        );
+        assert!(
+            fast_taken * 8 > total,
+            "only {fast_taken} of {total} documents took the fast path, seed {seed}"
+        );
     }
 
     #[test]

@@ -104,4 +104,76 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
     }
+
+    /// What jiff's friendly duration format makes of `text`, days taken as 24 hours.
+    fn jiff_duration(text: &str) -> Option<Duration> {
+        let span: jiff::Span = text.parse().ok()?;
+        let d = span
+            .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .ok()?;
+        Duration::try_from(d).ok()
+    }
+
+    /// The reader is kept (not jiff's) for its narrower grammar (no fractions, no spelled-out
+    /// units, no ISO 8601) and its errors, in words a flag's user understands. Within that
+    /// grammar it reads what jiff reads: units in descending order each once, as jiff takes them
+    /// (ours also sums repeated or unordered units, `30m1h`, which jiff refuses).
+    #[test]
+    fn every_duration_reads_as_jiff_reads_it() {
+        let seed = std::env::var("GIT_COORD_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| now_seconds() as u64 | 1);
+        eprintln!("seed {seed} (set GIT_COORD_TEST_SEED to repeat)");
+        let mut x = seed;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let (units, odd) = (['d', 'h', 'm', 's'], ['x', ' ', '.', '-', 'S', 'D']);
+        let mut agreed = 0;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            let mut ordered = true;
+            let mut last = None;
+            for _ in 0..=next(3) {
+                // A unit without its number is outside the grammar (`5ms` is 5 milliseconds
+                // to jiff).
+                let numbered = next(16) != 0;
+                ordered &= numbered;
+                if numbered {
+                    let most = [10, 1000, 100_000, 10_000_000][next(4) as usize];
+                    let n = next(most);
+                    text.push_str(&n.to_string());
+                }
+                if next(16) == 0 {
+                    let c = next(odd.len() as u64) as usize;
+                    text.push(odd[c]);
+                    ordered = false;
+                    continue;
+                }
+                let u = next(4) as usize;
+                ordered &= last.is_none_or(|l| l < u);
+                last = Some(u);
+                text.push(units[u]);
+            }
+            let ours = parse_duration(&text);
+            let theirs = jiff_duration(&text.trim().to_ascii_lowercase());
+            if let Ok(d) = ours {
+                if ordered {
+                    assert_eq!(Some(d), theirs, "{text:?}, seed {seed}");
+                    agreed += 1;
+                }
+            } else if ordered && !text.trim().is_empty() {
+                let in_range = |d: Duration| d >= Duration::from_secs(1) && d <= MAX_DURATION;
+                assert!(
+                    !theirs.is_some_and(in_range) || text.ends_with(|c: char| c.is_ascii_digit()),
+                    "{text:?} refused, jiff reads {theirs:?}, seed {seed}"
+                );
+            }
+        }
+        assert!(agreed > 2_000, "only {agreed} compared, seed {seed}");
+    }
 }

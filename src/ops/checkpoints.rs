@@ -459,11 +459,15 @@ impl<'c> Checkpoints<'c> {
         if gates.is_empty() {
             return Ok(Vec::new());
         }
-        let dir = repo.common_dir().join("coord").join("gates").join(format!(
-            "{}-{}",
-            &commit.to_string()[..12],
-            std::process::id()
-        ));
+        // Named by this process's identity (pid and start time), so that a later checkpoint
+        // never takes a reused pid for this one.
+        let me = std::process::id();
+        let start = crate::ops::launch::ProcessIdentity::of(me).map_or(0, |p| p.start);
+        let dir = repo
+            .common_dir()
+            .join("coord")
+            .join("gates")
+            .join(format!("{}-{me}.{start}", &commit.to_string()[..12],));
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -1223,15 +1227,26 @@ fn remove_stale_gates(repo: &crate::git::Repo) {
     }
     let mut removed = false;
     for path in found {
-        let Some(pid) = path
+        // `<commit>-<pid>.<start>`, or `<commit>-<pid>` as older versions named them (which
+        // leave the newer names alone: `<pid>.<start>` is no pid to them).
+        let Some((_, process)) = path
             .file_name()
             .and_then(|n| n.to_str())
             .and_then(|n| n.rsplit_once('-'))
-            .and_then(|(_, pid)| pid.parse::<i32>().ok())
         else {
             continue;
         };
-        if pid == std::process::id() as i32 || crate::ops::launch::alive(pid) {
+        let running = match process.split_once('.') {
+            Some((pid, start)) => match (pid.parse(), start.parse()) {
+                (Ok(pid), Ok(start)) => crate::ops::launch::ProcessIdentity { pid, start }.alive(),
+                _ => continue,
+            },
+            None => match process.parse::<i32>() {
+                Ok(pid) => pid == std::process::id() as i32 || crate::ops::launch::alive(pid),
+                Err(_) => continue,
+            },
+        };
+        if running {
             continue;
         }
         let shown = path.display().to_string();

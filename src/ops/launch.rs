@@ -11,7 +11,6 @@
 //! process's start time (field 22 of /proc/<pid>/stat): a pid the system gave to another process
 //! since is never taken for the agent's.
 
-use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -78,6 +77,7 @@ impl ProcessIdentity {
 }
 
 /// Whether process `pid` exists on this machine (one of another user's counts too).
+#[allow(unsafe_code)]
 pub(crate) fn alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     pid > 0
@@ -219,6 +219,7 @@ pub fn launch_child(
         .stderr(err);
     // SAFETY: setsid is async-signal-safe; the runner leads its own session, so it outlives us
     // and `agent stop` can end it with everything it started.
+    #[allow(unsafe_code)]
     unsafe {
         cmd.pre_exec(|| {
             if libc::setsid() == -1 {
@@ -291,9 +292,9 @@ pub fn run_attended(coord: &Coord, agent: &str, command: &str) -> Result<i32> {
         .truncate(false)
         .write(true)
         .open(lock_file(coord, agent))?;
-    // SAFETY: flock on a descriptor this function owns; the lock goes with the process (the
-    // descriptor is close-on-exec, so the command does not inherit it).
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    // The lock goes with the process (the descriptor is close-on-exec, so the command does not
+    // inherit it).
+    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
         let pid = running(coord, agent).map_or(0, |r| r.process.pid);
         return Err(Error::Refused {
             why: format!("agent {agent} already runs (pid {pid})"),
@@ -319,6 +320,7 @@ pub fn run_attended(coord: &Coord, agent: &str, command: &str) -> Result<i32> {
         .stdout(writer.try_clone()?)
         .stderr(writer);
     // SAFETY: a handler that does nothing; at exec the command gets the default actions back.
+    #[allow(unsafe_code)]
     unsafe {
         for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
             libc::signal(signal, ignore_signal as *const () as libc::sighandler_t);
@@ -387,14 +389,20 @@ pub fn stop_process(process: ProcessIdentity, grace: Duration) {
         return;
     }
     // SAFETY: signals to the process group the launched process leads, checked to be it.
-    unsafe { libc::kill(group, libc::SIGTERM) };
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(group, libc::SIGTERM)
+    };
     let deadline = Instant::now() + grace;
     while process.alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     if process.alive() {
         // SAFETY: as above.
-        unsafe { libc::kill(group, libc::SIGKILL) };
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(group, libc::SIGKILL)
+        };
         let deadline = Instant::now() + Duration::from_secs(2);
         while process.alive() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));

@@ -10,7 +10,6 @@
 //! and the advisory lock on `run/supervise.lock` only keep a second supervisor from starting.
 
 use std::collections::BTreeMap;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -92,7 +91,10 @@ pub fn stop_supervisor(coord: &Coord, wait: Duration) -> Result<Option<u32>> {
         return Ok(None);
     };
     // SAFETY: a signal to the one process whose identity was just checked.
-    unsafe { libc::kill(run.process.pid as i32, libc::SIGTERM) };
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(run.process.pid as i32, libc::SIGTERM)
+    };
     let deadline = Instant::now() + wait;
     while run.process.alive() {
         if Instant::now() > deadline {
@@ -117,8 +119,8 @@ impl<'c> Supervisor<'c> {
             .truncate(false)
             .write(true)
             .open(launch::run_dir(coord).join("supervise.lock"))?;
-        // SAFETY: flock on a descriptor this process owns; the lock goes with the process.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        // The lock goes with the process.
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             let pid = running_supervisor(coord).map_or(0, |r| r.process.pid);
             return Err(Error::Refused {
                 why: format!("a supervisor already runs for this repository (pid {pid})"),

@@ -190,6 +190,11 @@ fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String, Reque
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);
     }
+    // A line cut short ran into the limit (or the client left): no request to answer.
+    let too_large = || std::io::Error::new(std::io::ErrorKind::InvalidData, "request too large");
+    if !line.ends_with('\n') {
+        return Err(too_large());
+    }
     let mut parts = line.split_whitespace();
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
         return Ok(None);
@@ -199,6 +204,9 @@ fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String, Reque
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
             break;
+        }
+        if !header.ends_with('\n') {
+            return Err(too_large());
         }
         if let Some((name, value)) = header.split_once(':') {
             let value = value.trim().to_string();
@@ -251,7 +259,24 @@ fn respond(stream: &mut TcpStream, status: &str, kind: &str, body: &[u8]) -> std
 
 fn handle(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let opts = &shared.opts;
-    let Some((method, req)) = read_request(&mut stream)? else {
+    let read = match read_request(&mut stream) {
+        // Past MAX_REQUEST, or not UTF-8: refused without reading more.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            respond(
+                &mut stream,
+                "400 Bad Request",
+                "text/plain",
+                b"bad request: its head is over 16 KiB or not UTF-8\n",
+            )?;
+            // Closing with unread bytes would reset the connection and could lose the answer:
+            // read a bounded rest first.
+            stream.shutdown(std::net::Shutdown::Write)?;
+            let _ = std::io::copy(&mut (&stream).take(1 << 16), &mut std::io::sink());
+            return Ok(());
+        }
+        read => read?,
+    };
+    let Some((method, req)) = read else {
         return Ok(());
     };
     if method != "GET" {

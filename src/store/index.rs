@@ -176,6 +176,7 @@ impl Shard {
         self.part_text(self.text.clone())
     }
 
+    #[allow(unsafe_code)]
     fn part_text(&self, range: Range<usize>) -> &str {
         let bytes = &self.buf[range];
         // SAFETY: a shard's texts are valid UTF-8: `ShardBuilder` writes them from `&str`s only,
@@ -497,6 +498,7 @@ fn field_span(rec: &[u8; REC_BYTES], text: &[u8], field: Field) -> Option<(usize
 }
 
 /// Asks the CPU to start loading the cache line at `at` (nothing elsewhere than on x86-64).
+#[allow(unsafe_code)]
 fn prefetch(at: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the address;
