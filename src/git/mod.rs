@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 
 mod ahead;
 mod objects;
+mod packing;
 mod url;
 
 pub use url::{RemoteUrl, redact_url, redact_urls};
@@ -184,6 +185,7 @@ pub struct Repo {
     inner: gix::Repository,
     kept: objects::Kept,
     spares: ahead::Spares,
+    unpacked: packing::Unpacked,
 }
 
 impl Repo {
@@ -217,6 +219,7 @@ impl Repo {
             inner,
             kept: objects::Kept::new(keep),
             spares: ahead::Spares::default(),
+            unpacked: packing::Unpacked::default(),
         }
     }
 
@@ -869,6 +872,7 @@ impl RefLock<'_> {
         if let Some(file) = replaced {
             self.repo.hold_replaced(file);
         }
+        self.repo.note_written_objects();
         Ok(Cas::Moved)
     }
 }
