@@ -241,6 +241,30 @@ impl Repo {
             .map(|s| s.to_str_lossy().into_owned())
     }
 
+    /// Every `key` of a `[section "NAME"]` in this repository's own configuration file (what
+    /// `git config --local` reads, includes not followed), read afresh, as (NAME, value) in the
+    /// file's order: without a `git config` process.
+    pub fn local_config_values(&self, section: &str, key: &str) -> Vec<(String, String)> {
+        let path = self.common_dir().join("config");
+        let Ok(file) = gix::config::File::from_path_no_includes(path, gix::config::Source::Local)
+        else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for s in file.sections_by_name(section).into_iter().flatten() {
+            let Some(name) = s.header().subsection_name() else {
+                continue;
+            };
+            for value in s.values(key) {
+                found.push((
+                    name.to_str_lossy().into_owned(),
+                    value.to_str_lossy().into_owned(),
+                ));
+            }
+        }
+        found
+    }
+
     /// The commit a ref points at, or None if the ref does not exist.
     pub fn ref_tip(&self, name: &str) -> Result<Option<Oid>> {
         if name.starts_with("refs/coord")
