@@ -1378,15 +1378,22 @@ impl Repo {
     /// staging refs of a sync, never refs/coord/*).
     /// A lock that a killed process left on it is waited out until it is stale, then recovered.
     pub fn set_ref(&self, name: &str, oid: Oid) -> Result<()> {
-        let lock = self.common_dir().join(format!("{name}.lock"));
-        let deadline = std::time::Instant::now() + STALE_LOCK * 2;
+        // In-process, as a compare-and-swap moves a ref: a sync sets a staging ref for every ref
+        // it pushed, and a `git update-ref` process each cost milliseconds.
+        let deadline = Instant::now() + STALE_LOCK * 2;
         loop {
-            recover_stale_lock(&lock, &self.common_dir().join("coord"));
-            match self.git_ok(&["update-ref", name, &oid.to_string()]) {
-                Err(_) if lock.exists() && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(250));
-                }
-                done => return done.map(|_| ()),
+            let Some(lock) = self.lock_ref(name, deadline)? else {
+                return Err(Error::Git(format!(
+                    "cannot lock {name}: another process kept it locked"
+                )));
+            };
+            if lock.commit(oid)? == Cas::Moved {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Git(format!(
+                    "cannot set {name}: its lock was taken from this process"
+                )));
             }
         }
     }
