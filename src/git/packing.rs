@@ -23,6 +23,9 @@ use super::{Oid, Repo, git_command};
 /// or three trees and a commit each). A sync then pushes at most this many loose objects.
 const BATCH: u64 = 512;
 
+/// `gc.autoPackLimit`'s default: past this many packs, `git gc --auto` folds them.
+const MANY_PACKS: usize = 50;
+
 /// One line of the list: an object id in hex and a newline.
 const LINE: u64 = 41;
 
@@ -98,8 +101,27 @@ impl Repo {
             for oid in &oids {
                 let _ = std::fs::remove_file(self.loose_path(*oid));
             }
+            self.fold_packs_if_many();
         }
         let _ = std::fs::remove_file(&taken);
+    }
+
+    /// Runs `git gc --auto` (which folds the packs into one past `gc.autoPackLimit`, and goes
+    /// on in the background) once there are more than [`MANY_PACKS`]: git-coord's fetches run
+    /// without git's automatic maintenance, so the packs it makes are its to fold.
+    fn fold_packs_if_many(&self) {
+        let dir = self.inner.objects.store_ref().path().join("pack");
+        let packs = std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".pack"))
+                })
+                .count()
+        });
+        if packs > MANY_PACKS {
+            let _ = self.git(&["gc", "--auto", "--quiet"]);
+        }
     }
 
     /// Has `git pack-objects` write `oids` into a new pack of this repository; whether it did.
