@@ -4,7 +4,7 @@
 //! Run: `cargo bench --bench coord` (options after `--`: `--sizes 10000,100000 --runs 15`;
 //! `--only online-write` times only the uncontended online write against `git push`, and
 //! `--only online-claims` only the online claims of 4 clones at once, and `--only under-load`
-//! only the claims under load, at the first size).
+//! only the claims under load, `--only sync` only the sync figures, at the first size).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -122,8 +122,9 @@ fn main() {
             }
             "online-claims" => bench.online_claims(scratch.path(), 4, 10),
             "under-load" => bench.claims_under_load(scratch.path(), 60),
+            "sync" => bench.sync(scratch.path(), runs),
             other => panic!(
-                "--only {other}: the parts run alone are online-write, online-claims, under-load"
+                "--only {other}: the parts run alone are online-write, online-claims, under-load, sync"
             ),
         }
         if keep {
@@ -1497,9 +1498,37 @@ impl Bench {
                 &["task", "new", &format!("made on the second clone {n}")],
             );
         }
+        // The floor: the same history pushed from a copy where `git repack -a -d` packed it, to
+        // a copy of the remote as it is now.
+        let floor_remote = root.join("sync-floor.git");
+        let packed = root.join("sync-packed");
+        let path = |p: &Path| p.to_str().expect("utf-8").to_string();
+        run(root, "cp", &["-a", &path(&remote), &path(&floor_remote)]);
+        run(root, "cp", &["-a", &path(&self.dir), &path(&packed)]);
+        run(&packed, "git", &["repack", "-a", "-d", "-q"]);
+        let started = Instant::now();
+        run(
+            &packed,
+            "git",
+            &[
+                "push",
+                "-q",
+                "--no-verify",
+                &path(&floor_remote),
+                "refs/coord/*:refs/coord/*",
+            ],
+        );
+        let floor = started.elapsed();
         let started = Instant::now();
         self.coord(&["sync"]);
-        report("sync: push 1,000 new operations", &[started.elapsed()]);
+        let pushed = started.elapsed();
+        report("sync: push 1,000 new operations", &[pushed]);
+        report("floor: git push of the same, packed", &[floor]);
+        println!(
+            "  {:<34} {:>8.2}x",
+            "sync push / its floor",
+            pushed.as_secs_f64() / floor.as_secs_f64()
+        );
         let started = Instant::now();
         run(&other, BIN, &["sync"]);
         report("sync: 1,000 in, 100 out (a merge)", &[started.elapsed()]);
@@ -1524,6 +1553,11 @@ impl Bench {
         }
         report("sync with nothing new", &quiet);
         report("plain git fetch of refs/coord/*", &fetches);
+        println!(
+            "  {:<34} {:>8.2}x",
+            "sync pull / git fetch",
+            median_ms(&quiet) / median_ms(&fetches)
+        );
     }
 
     /// Times `git-coord ARGS`, which must exit with `code` every time.

@@ -362,6 +362,32 @@ fn the_handoff_through_a_git_daemon_on_loopback() {
 }
 
 #[test]
+fn the_first_filing_into_a_project_that_never_ran_git_coord_opens_two_connections() {
+    let port = free_port();
+    let mut daemon_base = None;
+    let world = World::new(|tmp| {
+        daemon_base = Some(tmp.to_path_buf());
+        Some(format!("git://127.0.0.1:{port}/b.git"))
+    });
+    let base = daemon_base.expect("the daemon's base");
+    let daemon = GitDaemon::start_logged(&world.a1, &base, port, &base.join("b-daemon.log"));
+    assert!(!world.b_remote_refs().contains("refs/coord/"), "B is new");
+    let b_task = file_into_beads(&world.a1, "a first bug");
+    assert_eq!(
+        daemon.requests(),
+        ["upload-pack", "receive-pack"],
+        "one fetch of every coordination ref, one push"
+    );
+    // It is there, with the roots `init` makes.
+    let refs = world.b_remote_refs();
+    for kind in ["tasks", "inbox", "leases", "agents", "checkpoints"] {
+        assert!(refs.contains(&format!("refs/coord/{kind}")), "{refs}");
+    }
+    world.b1.coord_ok(&["sync"]);
+    assert_eq!(world.b1.show(&b_task)["title"], "a first bug");
+}
+
+#[test]
 fn mail_to_a_project_with_nobody_in_it_waits_in_its_shared_box() {
     let world = World::new(|_| None);
     let (a1, b1) = (&world.a1, &world.b1);

@@ -1314,3 +1314,93 @@ fn the_index_answers_what_a_full_parse_of_the_store_gives() {
         assert!(states.contains(state), "no {state} task in the run");
     }
 }
+
+/// The ids of every loose object of `repo`.
+fn loose_objects(repo: &TestRepo) -> Vec<String> {
+    let mut ids = Vec::new();
+    for fanout in std::fs::read_dir(repo.path.join(".git/objects")).expect("objects") {
+        let fanout = fanout.expect("an entry");
+        let dir = fanout.file_name().to_string_lossy().into_owned();
+        if dir.len() != 2 {
+            continue;
+        }
+        for file in std::fs::read_dir(fanout.path()).expect("a fan-out directory") {
+            let name = file.expect("an entry").file_name();
+            let name = name.to_string_lossy();
+            if name.len() == 38 {
+                ids.push(format!("{dir}{name}"));
+            }
+        }
+    }
+    ids
+}
+
+#[test]
+fn writers_killed_while_they_pack_their_objects_lose_none() {
+    const ROUNDS: usize = 30;
+    let repo = TestRepo::init();
+    let mut created = BTreeSet::new();
+    for n in 0..5 {
+        created.insert(repo.new_task(&format!("seed {n}"), &[]));
+    }
+    let list = repo.path.join(".git/coord/unpacked");
+    // The list of objects to pack, all but full: the next write's ref move packs it.
+    let fill = || {
+        // Once all are packed, the tip alone (packed, so passed over): the write's own objects
+        // fill the list.
+        let mut loose = loose_objects(&repo);
+        loose.push(repo.ref_tip(TASKS_REF));
+        let mut lines = String::new();
+        while lines.len() < 520 * 41 {
+            for id in &loose {
+                lines.push_str(id);
+                lines.push('\n');
+            }
+        }
+        std::fs::write(&list, lines).expect("the list written");
+    };
+    // How long a write that packs takes here, so the kills land before, during and after it.
+    fill();
+    let started = Instant::now();
+    created.insert(repo.new_task("timed", &[]));
+    let window = (started.elapsed() * 2).as_micros().max(1) as u64;
+    assert!(!list.exists(), "the full list was taken and packed");
+    let mut rng = Jitter::new();
+    let mut killed = 0;
+    for round in 0..ROUNDS {
+        fill();
+        let mut child = repo
+            .coord_cmd(&["task", "new", &format!("round {round}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("git-coord starts");
+        std::thread::sleep(Duration::from_micros(rng.below(window)));
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("the writer is reaped");
+        if out.status.success() {
+            created.insert(stdout(&out).trim().to_string());
+        } else {
+            killed += usize::from(out.status.code().is_none());
+        }
+        let _ = std::fs::remove_file(repo.path.join(format!(".git/{TASKS_REF}.lock")));
+    }
+    assert!(killed > 0, "no writer was ever killed mid-run");
+    repo.assert_fsck_clean();
+    let listed: BTreeSet<String> = ids(&repo.list()).into_iter().collect();
+    for id in &created {
+        assert!(
+            listed.contains(id),
+            "task {id}, reported created, is missing"
+        );
+    }
+    let packs = std::fs::read_dir(repo.path.join(".git/objects/pack"))
+        .expect("packs")
+        .filter(|f| {
+            f.as_ref()
+                .is_ok_and(|f| f.file_name().to_string_lossy().ends_with(".idx"))
+        })
+        .count();
+    assert!(packs > 0, "no write packed its objects");
+    repo.new_task("after the storm", &[]);
+}

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 
 mod ahead;
 mod objects;
+mod packing;
 mod url;
 
 pub use url::{RemoteUrl, redact_url, redact_urls};
@@ -185,6 +186,7 @@ pub struct Repo {
     inner: gix::Repository,
     kept: objects::Kept,
     spares: ahead::Spares,
+    unpacked: packing::Unpacked,
     /// What this repository did on its own that the user should hear (a stale lock removed),
     /// for the command to show as warnings.
     notes: std::cell::RefCell<Vec<String>>,
@@ -229,6 +231,7 @@ impl Repo {
             inner,
             kept: objects::Kept::new(keep),
             spares: ahead::Spares::default(),
+            unpacked: packing::Unpacked::default(),
             notes: Default::default(),
         }
     }
@@ -249,6 +252,30 @@ impl Repo {
             .config_snapshot()
             .string(key)
             .map(|s| s.to_str_lossy().into_owned())
+    }
+
+    /// Every `key` of a `[section "NAME"]` in this repository's own configuration file (what
+    /// `git config --local` reads, includes not followed), read afresh, as (NAME, value) in the
+    /// file's order: without a `git config` process.
+    pub fn local_config_values(&self, section: &str, key: &str) -> Vec<(String, String)> {
+        let path = self.common_dir().join("config");
+        let Ok(file) = gix::config::File::from_path_no_includes(path, gix::config::Source::Local)
+        else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for s in file.sections_by_name(section).into_iter().flatten() {
+            let Some(name) = s.header().subsection_name() else {
+                continue;
+            };
+            for value in s.values(key) {
+                found.push((
+                    name.to_str_lossy().into_owned(),
+                    value.to_str_lossy().into_owned(),
+                ));
+            }
+        }
+        found
     }
 
     /// The commit a ref points at, or None if the ref does not exist.
@@ -892,6 +919,7 @@ impl RefLock<'_> {
         if let Some(file) = replaced {
             self.repo.hold_replaced(file);
         }
+        self.repo.note_written_objects();
         Ok(Cas::Moved)
     }
 }
@@ -1392,15 +1420,22 @@ impl Repo {
     /// staging refs of a sync, never refs/coord/*).
     /// A lock that a killed process left on it is waited out until it is stale, then recovered.
     pub fn set_ref(&self, name: &str, oid: Oid) -> Result<()> {
-        let lock = self.common_dir().join(format!("{name}.lock"));
-        let deadline = std::time::Instant::now() + STALE_LOCK * 2;
+        // In-process, as a compare-and-swap moves a ref: a sync sets a staging ref for every ref
+        // it pushed, and a `git update-ref` process each cost milliseconds.
+        let deadline = Instant::now() + STALE_LOCK * 2;
         loop {
-            self.recover_stale_lock(&lock);
-            match self.git_ok(&["update-ref", name, &oid.to_string()]) {
-                Err(_) if lock.exists() && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(250));
-                }
-                done => return done.map(|_| ()),
+            let Some(lock) = self.lock_ref(name, deadline)? else {
+                return Err(Error::Git(format!(
+                    "cannot lock {name}: another process kept it locked"
+                )));
+            };
+            if lock.commit(oid)? == Cas::Moved {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Git(format!(
+                    "cannot set {name}: its lock was taken from this process"
+                )));
             }
         }
     }

@@ -98,7 +98,7 @@ impl Repo {
     }
 
     /// Where object `oid` is (or would be) stored loose: `objects/xx/<the other 38 digits>`.
-    fn loose_path(&self, oid: Oid) -> std::path::PathBuf {
+    pub(super) fn loose_path(&self, oid: Oid) -> std::path::PathBuf {
         let hex = oid.to_string();
         let objects = self.inner.objects.store_ref().path();
         objects.join(&hex[..2]).join(&hex[2..])
@@ -211,6 +211,7 @@ impl Repo {
             )
             .map_err(cannot)?;
         }
+        self.unpacked.note(oid);
         self.kept.put_copy(oid, kind, data);
         Ok(oid)
     }

@@ -278,24 +278,13 @@ impl<'c> Projects<'c> {
         for (project, url) in config.projects {
             found.insert(project, (url, ".coord.yaml"));
         }
-        let out = self.coord.repo.git(&[
-            "config",
-            "--local",
-            "--get-regexp",
-            r"^coord\.project\..*\.url$",
-        ])?;
-        for line in out.stdout.lines() {
-            let Some((key, url)) = line.split_once(' ') else {
-                continue;
-            };
-            let Some(project) = key
-                .strip_prefix("coord.project.")
-                .and_then(|k| k.strip_suffix(".url"))
-            else {
+        // `coord.project.<name>.url`: section coord, subsection `project.<name>`.
+        for (sub, url) in self.coord.repo.local_config_values("coord", "url") {
+            let Some(project) = sub.strip_prefix("project.") else {
                 continue;
             };
             if name::validate("project name", project).is_ok() {
-                found.insert(project.into(), (url.into(), "git config"));
+                found.insert(project.into(), (url, "git config"));
             }
         }
         let mut list = Vec::new();

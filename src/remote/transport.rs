@@ -189,7 +189,17 @@ fn fetch_once(repo: &Repo, remote: &Remote, refs: &[&str]) -> Result<()> {
         1 => vec![format!("+{}:{}", refs[0], remote.staged(refs[0]))],
         _ => vec![format!("+refs/coord/*:{}*", remote.staging)],
     };
-    let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
+    // Without git's automatic maintenance: a process more on every sync, and a gc at random
+    // moments of the user's repository. git-coord asks for it itself, when its own packs add up
+    // (`git/packing.rs`).
+    let mut args = vec![
+        "-c",
+        "maintenance.auto=false",
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+    ];
     if refs.len() > 1 {
         args.push("--prune");
         // Pruning deletes refs, for which git takes packed-refs.lock.
