@@ -211,6 +211,35 @@ fn a_supervised_agent_is_launched_again_until_the_work_is_done_and_cancel_stops_
     fails(&repo.coord(&["agent", "stop", "sam"]), 1);
 }
 
+/// A run that finished a task and was then killed did work: it is no crash loop, and does not
+/// count toward giving up. Found by the soak, whose supervised agents were killed at random and
+/// given up on after five kills in a row, their tasks left waiting.
+#[test]
+fn a_run_killed_after_doing_work_is_no_crash_loop() {
+    let repo = TestRepo::init();
+    let work = script(
+        &repo,
+        "one-task-then-killed.sh",
+        &format!("{ONE_TASK}kill -KILL $$\n"),
+    );
+    repo.write_file(
+        ".coord.yaml",
+        &format!(
+            "supervise_restarts: 2\nsupervise_backoff: 1s\nroles:\n  - name: organiser\n  - name: dev\n    command: sh {}\n",
+            work.display()
+        ),
+    );
+    spawn(&repo, "kim", "dev");
+    let tasks: Vec<String> = (1..=3)
+        .map(|n| repo.new_task(&format!("Task {n}"), &["--role", "dev"]))
+        .collect();
+    let supervise = Supervise::start(&repo, &["kim"]);
+    wait_until("the three tasks done", Duration::from_secs(90), || {
+        tasks.iter().all(|t| repo.show(t)["state"] == "done")
+    });
+    assert!(supervise.events("gave-up", "kim").is_empty());
+}
+
 #[test]
 fn a_crash_loop_is_bounded_and_the_organiser_is_told_why() {
     let repo = TestRepo::init();

@@ -225,7 +225,10 @@ impl<'c> Supervisor<'c> {
                     .map_or("ended without saying how".into(), |e| e.describe());
                 let ran = tracked.started.map(|s| s.elapsed()).unwrap_or_default();
                 let idle = tracked.tasks_at_start == tasks_tip;
-                let fruitless = !exit.as_ref().is_some_and(|e| e.success()) || idle;
+                // A run that wrote a task itself did work, however it ended (a kill after an
+                // hour of it is no crash loop).
+                let fruitless = !wrote_since(coord, &name, tracked.tasks_at_start.as_deref())
+                    && (!exit.as_ref().is_some_and(|e| e.success()) || idle);
                 events.push(Event::Exited {
                     agent: name.clone(),
                     how: how.clone(),
@@ -414,4 +417,25 @@ fn give_up(coord: &Coord, name: &str, command: &str, why: &str) -> Vec<Event> {
         why: why.to_string(),
     });
     events
+}
+
+/// Whether `agent` wrote to refs/coord/tasks since the tip `since` (its run's start): a commit
+/// of its own (`Coord-Agent: NAME`) among the newest 10,000. Without a start tip, no.
+fn wrote_since(coord: &Coord, agent: &str, since: Option<&str>) -> bool {
+    let since = since.and_then(|s| crate::git::Oid::from_hex(s.as_bytes()).ok());
+    let (Some(since), Ok(Some(tip))) = (since, coord.repo.ref_tip(TASKS_REF)) else {
+        return false;
+    };
+    let trailer = format!("Coord-Agent: {agent}");
+    let mut wrote = false;
+    let mut seen = 0;
+    let walked = coord.repo.walk_history(tip, |commit| {
+        seen += 1;
+        if commit.oid == since {
+            return false;
+        }
+        wrote = commit.message.lines().any(|l| l.trim() == trailer);
+        !wrote && seen < 10_000
+    });
+    walked.is_ok() && wrote
 }
