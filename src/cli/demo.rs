@@ -532,25 +532,21 @@ fn feature_workflow(dir: &Path) -> Result<()> {
                 &mut |_| {},
             )?;
             let c = &report.checkpoint;
+            let merged = c
+                .merged
+                .iter()
+                .map(|m| m.branch.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             key!(
-                "checkpoint {}: {}, merged {} behind the gate",
+                "checkpoint {}: {}, merged {merged} behind the gate",
                 c.seq,
-                c.outcome.as_str(),
-                c.merged
-                    .iter()
-                    .map(|m| m.branch.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                c.outcome.as_str()
             );
             say!(
-                "$ git coord checkpoint --gate 'test -f src/login.rs' --refresh     # olga, asked by the stage before\n  checkpoint {}: {}, merged {}, gate {}",
+                "$ git coord checkpoint --gate 'test -f src/login.rs' --refresh     # olga, asked by the stage before\n  checkpoint {}: {}, merged {merged}, gate {}",
                 c.seq,
                 c.outcome.as_str(),
-                c.merged
-                    .iter()
-                    .map(|m| m.branch.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
                 if c.gates.iter().all(|g| g.passed) {
                     "passed"
                 } else {
